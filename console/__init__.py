@@ -1,0 +1,1 @@
+"""quantdesk front ends: the Textual console and the CLI."""

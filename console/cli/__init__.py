@@ -1,0 +1,41 @@
+"""The `quantdesk` command line: one Typer app whose command groups live in sibling modules.
+
+Each module in _COMMAND_MODULES exposes `register(app)`. Heavy libraries (pandas, numba, sklearn) are imported inside
+commands, never at module top, so `quantdesk halt` starts fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+app = typer.Typer(
+    name="quantdesk",
+    help="Terminal operator console for ML-driven crypto trading. With no command, opens the console.",
+    no_args_is_help=False,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+_COMMAND_MODULES = [
+    "console.cli.common",
+]
+
+
+def _register_all() -> None:
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `quantdesk` console script."""
+    _register_all()
+    from engine.config import ConfigError
+
+    try:
+        app(args=argv if argv is not None else sys.argv[1:], standalone_mode=True)
+    except ConfigError as exc:
+        typer.secho(f"config error: {exc}", fg="red", err=True)
+        raise SystemExit(2) from exc

@@ -1,0 +1,1 @@
+"""quantdesk engine: data, research, ML, risk, execution and runtime. No UI imports."""

@@ -1,0 +1,1 @@
+"""Backtester, metrics, trial registry, lookahead check, walk-forward optimisation and reports."""

@@ -1,0 +1,1 @@
+"""Market data: sources (simulated exchange, ccxt, csv, feeds), validation and ingest jobs."""

@@ -1,0 +1,1 @@
+"""Brokers: paper fills against the source, live orders through ccxt."""

@@ -1,0 +1,1 @@
+"""Point-in-time features, compression and feature importance."""

@@ -1,0 +1,1 @@
+"""ML overlay: triple-barrier labels, purged CV, meta-model, model registry and retraining."""

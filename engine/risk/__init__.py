@@ -1,0 +1,1 @@
+"""Bet sizing, toxicity, liquidity, limits, emergency triggers and the persisted trading state."""

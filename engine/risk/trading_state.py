@@ -1,0 +1,123 @@
+"""The persisted trading state: ACTIVE -> REDUCING -> HALTED, and back to ACTIVE only by a confirmed operator.
+
+The state lives in state.db, so a HALTED desk stays HALTED across restarts. Every change is written, in the same
+transaction, to the audit log with who moved it and why. `order_allowed` is the gate every broker consults before an
+order leaves the process.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from engine.clock import now_ms
+from engine.store.db import Store
+from engine.store.ops import audit
+from engine.store.schema import trading_state
+
+GLOBAL = "global"
+OPERATOR_SOURCES = frozenset({"console", "cli", "operator"})
+
+
+class TradingState(str, enum.Enum):
+    """What orders may do right now."""
+
+    ACTIVE = "ACTIVE"
+    REDUCING = "REDUCING"  # only exposure-reducing orders pass
+    HALTED = "HALTED"  # no new orders; cancels always pass
+
+
+class TransitionError(ValueError):
+    """A trading-state change that the state machine forbids."""
+
+
+@dataclass(frozen=True)
+class TradingStateChanged:
+    """Event: the trading state moved (or was re-asserted) by `source`."""
+
+    scope: str
+    previous: TradingState
+    current: TradingState
+    reason: str
+    source: str
+    user: str
+    ts: int
+
+
+@dataclass(frozen=True)
+class StateRecord:
+    """The stored state with when, why and by whom it was last set."""
+
+    state: TradingState
+    reason: str
+    changed_at: int
+    changed_by: str
+
+
+_SEVERITY = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
+
+
+def _read(conn: Connection, scope: str) -> StateRecord | None:
+    row = conn.execute(select(trading_state).where(trading_state.c.scope == scope)).mappings().first()
+    if row is None:
+        return None
+    return StateRecord(TradingState(row["state"]), row["reason"], row["changed_at"], row["changed_by"])
+
+
+def get_state(store: Store, scope: str = GLOBAL) -> StateRecord:
+    """The persisted trading state; a store that never had one is ACTIVE."""
+    with store.connect() as conn:
+        rec = _read(conn, scope)
+    return rec or StateRecord(TradingState.ACTIVE, "initial", 0, "engine")
+
+
+def check_transition(current: TradingState, target: TradingState, source: str, confirmed: bool = False) -> None:
+    """Raise TransitionError unless the machine allows current -> target from this source."""
+    if _SEVERITY[target] >= _SEVERITY[current]:
+        return  # tightening (or re-asserting) is always allowed, from anyone
+    if source not in OPERATOR_SOURCES:
+        raise TransitionError(f"only an operator can loosen the trading state ({current.value} -> {target.value}); "
+                              f"source {source!r} may not")
+    if current is TradingState.HALTED and target is TradingState.ACTIVE and not confirmed:
+        raise TransitionError("resume from HALTED needs an explicit confirmation")
+    if current is TradingState.HALTED and target is TradingState.REDUCING:
+        raise TransitionError("HALTED resumes to ACTIVE only (confirmed), not to REDUCING")
+
+
+def set_state(store: Store | Connection, target: TradingState, reason: str, source: str, user: str = "engine",
+              confirmed: bool = False, scope: str = GLOBAL) -> TradingStateChanged:
+    """Move the trading state (validated by the state machine) and audit it in the same transaction."""
+    if isinstance(store, Connection):
+        return _set(store, target, reason, source, user, confirmed, scope)
+    with store.begin() as conn:
+        return _set(conn, target, reason, source, user, confirmed, scope)
+
+
+def _set(conn: Connection, target: TradingState, reason: str, source: str, user: str, confirmed: bool,
+         scope: str) -> TradingStateChanged:
+    rec = _read(conn, scope)
+    current = rec.state if rec else TradingState.ACTIVE
+    check_transition(current, target, source, confirmed)
+    ts = now_ms()
+    values = {"scope": scope, "state": target.value, "reason": reason, "changed_at": ts, "changed_by": source}
+    if rec is None:
+        conn.execute(trading_state.insert().values(**values))
+    else:
+        conn.execute(trading_state.update().where(trading_state.c.scope == scope).values(**values))
+    audit(conn, source, "trading_state.changed",
+          {"scope": scope, "from": current.value, "to": target.value, "reason": reason}, user=user)
+    return TradingStateChanged(scope, current, target, reason, source, user, ts)
+
+
+def order_allowed(state: TradingState, reduces_exposure: bool, is_cancel: bool = False) -> bool:
+    """True when an order of this kind may be sent in `state` (cancels always pass)."""
+    if is_cancel:
+        return True
+    if state is TradingState.ACTIVE:
+        return True
+    if state is TradingState.REDUCING:
+        return reduces_exposure
+    return False

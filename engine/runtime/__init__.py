@@ -1,0 +1,1 @@
+"""The engine service: scheduler, strategy lifecycle, monitors and the control API."""

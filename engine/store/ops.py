@@ -1,0 +1,95 @@
+"""Alerts and the audit log: the two records every package writes when something happens."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection
+
+from engine.clock import now_ms
+from engine.store.db import Store
+from engine.store.schema import alerts, audit_log
+
+log = logging.getLogger("quantdesk.alerts")
+SEVERITIES = ("info", "warning", "critical")
+_LOG_LEVEL = {"info": logging.INFO, "warning": logging.WARNING, "critical": logging.CRITICAL}
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert row."""
+
+    id: int
+    ts: int
+    severity: str
+    rule: str
+    source: str
+    message: str
+    values: dict[str, Any]
+    acked: bool
+    acked_by: str | None
+
+
+def current_user() -> str:
+    """The OS user issuing a command, for the audit log."""
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no passwd entry in some containers
+        return "unknown"
+
+
+def _json(values: Mapping[str, Any] | None) -> str:
+    return json.dumps(dict(values or {}), default=str, sort_keys=True)
+
+
+def raise_alert(store: Store | Connection, severity: str, rule: str, message: str,
+                values: Mapping[str, Any] | None = None, source: str = "engine") -> int:
+    """Record an alert (and log it) so an operator sees it; returns its id."""
+    if severity not in SEVERITIES:
+        raise ValueError(f"severity: must be one of {SEVERITIES}, got {severity!r}")
+    log.log(_LOG_LEVEL[severity], "[%s] %s: %s %s", severity, rule, message, _json(values))
+    stmt = insert(alerts).values(ts=now_ms(), severity=severity, rule=rule, source=source, message=message,
+                                 values_json=_json(values), acked=0)
+    if isinstance(store, Connection):
+        return int(store.execute(stmt).inserted_primary_key[0])
+    with store.begin() as conn:
+        return int(conn.execute(stmt).inserted_primary_key[0])
+
+
+def audit(store: Store | Connection, source: str, action: str, details: Mapping[str, Any] | None = None,
+          user: str | None = None) -> int:
+    """Append to the audit log who did what, from where; returns the row id."""
+    stmt = insert(audit_log).values(ts=now_ms(), source=source, user=user or current_user(), action=action,
+                                    details=_json(details))
+    if isinstance(store, Connection):
+        return int(store.execute(stmt).inserted_primary_key[0])
+    with store.begin() as conn:
+        return int(conn.execute(stmt).inserted_primary_key[0])
+
+
+def list_alerts(store: Store, *, limit: int = 100, min_severity: str = "info", unacked_only: bool = False) -> list[Alert]:
+    """Newest alerts first, filtered by severity and acknowledgement."""
+    allowed = SEVERITIES[SEVERITIES.index(min_severity):]
+    stmt = select(alerts).where(alerts.c.severity.in_(allowed)).order_by(alerts.c.id.desc()).limit(limit)
+    if unacked_only:
+        stmt = stmt.where(alerts.c.acked == 0)
+    with store.connect() as conn:
+        rows = conn.execute(stmt).mappings().all()
+    return [Alert(id=r["id"], ts=r["ts"], severity=r["severity"], rule=r["rule"], source=r["source"],
+                  message=r["message"], values=json.loads(r["values_json"] or "{}"), acked=bool(r["acked"]),
+                  acked_by=r["acked_by"]) for r in rows]
+
+
+def ack_alert(store: Store, alert_id: int, user: str, source: str = "engine") -> bool:
+    """Mark an alert acknowledged and audit it; False when no such unacknowledged alert exists."""
+    with store.begin() as conn:
+        changed = conn.execute(update(alerts).where(alerts.c.id == alert_id, alerts.c.acked == 0)
+                               .values(acked=1, acked_by=user, acked_at=now_ms())).rowcount
+        if changed:
+            audit(conn, source, "alert.ack", {"alert_id": alert_id}, user=user)
+    return bool(changed)

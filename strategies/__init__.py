@@ -1,0 +1,1 @@
+"""Trading strategies, discovered by module name."""
