@@ -1,0 +1,68 @@
+"""Shared fixtures. `report(title, values)` prints measured values in the test run's summary, even under xdist."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import pytest
+
+_REPORT_ENV = "QUANTDESK_TEST_REPORT_DIR"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Create one report directory per run (inherited by xdist workers through the environment)."""
+    if _REPORT_ENV not in os.environ:
+        os.environ[_REPORT_ENV] = tempfile.mkdtemp(prefix="quantdesk-report-")
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """Print every value a test reported, grouped by title."""
+    if hasattr(config, "workerinput"):
+        return
+    folder = Path(os.environ.get(_REPORT_ENV, ""))
+    files = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    if not files:
+        return
+    terminalreporter.section("quantdesk measured values")
+    for path in files:
+        entry = json.loads(path.read_text())
+        terminalreporter.write_line(f"{entry['title']}  ({entry['test']})")
+        for key, value in entry["values"].items():
+            shown = f"{value:.6g}" if isinstance(value, float) else str(value)
+            terminalreporter.write_line(f"    {key}: {shown}")
+
+
+@pytest.fixture
+def report(request: pytest.FixtureRequest) -> Callable[[str, Mapping[str, Any]], None]:
+    """Record values (e.g. stylised facts, precision before/after) to print in the run summary."""
+    counter = {"n": 0}
+
+    def _report(title: str, values: Mapping[str, Any]) -> None:
+        counter["n"] += 1
+        folder = Path(os.environ[_REPORT_ENV])
+        safe = request.node.nodeid.replace("/", "_").replace(":", "_").replace("[", "_").replace("]", "_")
+        (folder / f"{safe}-{counter['n']}.json").write_text(
+            json.dumps({"title": title, "test": request.node.nodeid, "values": dict(values)}, default=str))
+        print(title, dict(values))
+
+    return _report
+
+
+@pytest.fixture
+def state_path(tmp_path: Path) -> Path:
+    """A fresh state.db path in the test's temp directory."""
+    return tmp_path / "state.db"
+
+
+@pytest.fixture
+def store(state_path: Path):  # noqa: ANN201 - engine.store.Store
+    """A migrated, writable state store on a temp file."""
+    from engine.store import open_store
+
+    st = open_store(state_path)
+    yield st
+    st.dispose()
