@@ -1,0 +1,296 @@
+"""The UI-neutral control API: front ends (console, CLI) send commands to the engine through state.db.
+
+Transport choice: the `commands` table, polled by the engine every `runtime.command_poll_ms` on its own thread. It
+needs no socket path, survives an engine restart (a queued FLATTEN runs at the next start), is audited in the same
+database, and measured command-to-HALTED latency stays far under the 250 ms goal (see docs/bench/runtime.md).
+
+`ControlClient` writes a command row, waits for the engine's result and returns a typed `CommandResult`. When no
+engine is alive, commands that only change persisted state (halt, reduce, resume, strategy pause/resume/promote/
+demote, alert ack) are applied directly to state.db so the desk can always be stopped; commands that need a broker
+(flatten) stay queued for the engine's next start and the result says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from sqlalchemy import func, insert, select
+
+from engine.clock import now_ms
+from engine.store.db import Store, open_store
+from engine.store.ops import audit, current_user
+from engine.store.schema import commands, engine_status, equity_snapshots, orders, positions
+from engine.risk.trading_state import get_state
+
+SOURCES = ("console", "cli")
+OPEN_ORDER_STATUSES = ("new", "open", "partial")
+COMMANDS = ("halt", "flatten", "emergency_stop", "reduce", "resume", "pause_strategy", "resume_strategy", "promote",
+            "demote", "retrain_now", "ack_alert", "stop")
+# Commands the client may apply itself when no engine is alive (they only change persisted state).
+OFFLINE_OK = frozenset({"halt", "reduce", "resume", "pause_strategy", "resume_strategy", "promote", "demote",
+                        "ack_alert"})
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """The typed outcome of one control command."""
+
+    ok: bool
+    command: str
+    id: int | None
+    message: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EngineStatus:
+    """A snapshot of the desk for `quantdesk status` and the console header."""
+
+    trading_state: str
+    reason: str
+    mode: str  # paper | live | unknown (no engine ever ran)
+    engine_alive: bool
+    pid: int | None
+    equity: float | None
+    day_pnl: float | None
+    drawdown: float | None  # fraction below the equity peak, >= 0
+    gross_exposure: float | None
+    net_exposure: float | None
+    open_orders: int
+    open_positions: int
+    heartbeat_at: int | None
+    started_at: int | None
+    state_changed_at: int
+    state_changed_by: str
+
+
+def heartbeat_fresh(heartbeat_at: int | None, timeout_s: float, now: int | None = None) -> bool:
+    """True when a heartbeat timestamp is younger than the timeout."""
+    if heartbeat_at is None:
+        return False
+    return ((now if now is not None else now_ms()) - heartbeat_at) <= timeout_s * 1000
+
+
+def pid_running(pid: int) -> bool:
+    """True when a process with this pid exists on this host (and is not a zombie)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def engine_row(store: Store) -> Mapping[str, Any] | None:
+    """The engine_status row (id 1), or None when no engine has ever started on this store."""
+    with store.connect() as conn:
+        return conn.execute(select(engine_status).where(engine_status.c.id == 1)).mappings().first()
+
+
+def is_engine_alive(store: Store, heartbeat_timeout_s: float = 5.0) -> bool:
+    """True when the engine's heartbeat is fresh and (on this host) its process still exists."""
+    row = engine_row(store)
+    if row is None or not heartbeat_fresh(row["heartbeat_at"], heartbeat_timeout_s):
+        return False
+    if row["host"] == socket.gethostname() and not pid_running(int(row["pid"])):
+        return False
+    info = json.loads(row["info"] or "{}")
+    return not info.get("stopped", False)
+
+
+class ControlClient:
+    """Send commands to the engine via state.db and read the desk's status; one instance per front end."""
+
+    def __init__(self, store_path_or_url: str | os.PathLike[str] | Store, source: str, user: str | None = None,
+                 timeout_s: float = 5.0, heartbeat_timeout_s: float = 5.0, poll_s: float = 0.005,
+                 lifecycle: Any = None) -> None:
+        if source not in SOURCES:
+            raise ValueError(f"source: must be one of {SOURCES}, got {source!r}")
+        if timeout_s <= 0:
+            raise ValueError(f"timeout_s: must be positive, got {timeout_s!r}")
+        self.store = store_path_or_url if isinstance(store_path_or_url, Store) else open_store(store_path_or_url)
+        self.source = source
+        self.user = user or current_user()
+        self.timeout_s = timeout_s
+        self.heartbeat_timeout_s = heartbeat_timeout_s
+        self.poll_s = poll_s
+        self.lifecycle = lifecycle  # LifecycleConfig for offline promotion gates; None means defaults
+
+    # --- commands ------------------------------------------------------------------------------------------------
+    def halt(self, reason: str = "operator halt") -> CommandResult:
+        """HALT: no new orders, cancel open orders. Persisted directly when no engine is alive."""
+        return self._send("halt", {"reason": reason})
+
+    def flatten(self) -> CommandResult:
+        """Cancel all open orders and close all positions with reduce-only orders (queued if no engine)."""
+        return self._send("flatten", {})
+
+    def emergency_stop(self, reason: str = "emergency stop") -> CommandResult:
+        """HALT + FLATTEN in one command: the console's one-key stop."""
+        return self._send("emergency_stop", {"reason": reason})
+
+    def reduce(self, reason: str = "operator reduce") -> CommandResult:
+        """Move to REDUCING: only exposure-reducing orders pass."""
+        return self._send("reduce", {"reason": reason})
+
+    def resume(self, confirm: bool) -> CommandResult:
+        """Back to ACTIVE; from HALTED this needs confirm=True (the state machine enforces it)."""
+        return self._send("resume", {"confirm": bool(confirm)})
+
+    def pause_strategy(self, instance_id: str) -> CommandResult:
+        """Pause one strategy instance: it stops ticking and its open orders are canceled."""
+        return self._send("pause_strategy", {"instance_id": instance_id})
+
+    def resume_strategy(self, instance_id: str) -> CommandResult:
+        """Resume a paused strategy instance."""
+        return self._send("resume_strategy", {"instance_id": instance_id})
+
+    def promote(self, instance_id: str, confirm: bool) -> CommandResult:
+        """Promote an instance one stage if the configured gates pass; needs operator confirmation."""
+        return self._send("promote", {"instance_id": instance_id, "confirm": bool(confirm)})
+
+    def demote(self, instance_id: str, reason: str = "operator demote") -> CommandResult:
+        """Demote an instance one stage."""
+        return self._send("demote", {"instance_id": instance_id, "reason": reason})
+
+    def retrain_now(self, strategy: str) -> CommandResult:
+        """Ask the engine to run the retraining job for a strategy now (queued if no engine)."""
+        return self._send("retrain_now", {"strategy": strategy})
+
+    def ack_alert(self, alert_id: int) -> CommandResult:
+        """Acknowledge an alert (recorded with user and source)."""
+        return self._send("ack_alert", {"alert_id": int(alert_id)})
+
+    def stop_engine(self) -> CommandResult:
+        """Ask the engine to shut down gracefully."""
+        return self._send("stop", {})
+
+    # --- status --------------------------------------------------------------------------------------------------
+    def engine_alive(self) -> bool:
+        """True when an engine's heartbeat on this store is fresh."""
+        return is_engine_alive(self.store, self.heartbeat_timeout_s)
+
+    def status(self) -> EngineStatus:
+        """Trading state, engine liveness, equity, P&L, drawdown, exposure and counts, from state.db."""
+        return read_status(self.store, self.heartbeat_timeout_s)
+
+    # --- plumbing ------------------------------------------------------------------------------------------------
+    def _send(self, command: str, args: dict[str, Any]) -> CommandResult:
+        """Queue a command, wait for the engine's result; apply it directly when no engine is alive."""
+        alive = self.engine_alive()
+        if not alive and command in OFFLINE_OK:
+            return self._apply_offline(command, args)
+        cmd_id = submit_command(self.store, command, args, self.source, self.user)
+        if not alive:
+            return CommandResult(True, command, cmd_id, f"no engine is running: {command} is queued and runs at the "
+                                 "engine's next start", {"queued": True})
+        result = wait_result(self.store, cmd_id, self.timeout_s, self.poll_s)
+        if result is not None:
+            return result
+        if command in OFFLINE_OK and not self.engine_alive():
+            _cancel_pending(self.store, cmd_id)
+            return self._apply_offline(command, args)
+        return CommandResult(False, command, cmd_id, f"engine did not answer within {self.timeout_s:.1f}s; "
+                             "the command stays queued", {"queued": True})
+
+    def _apply_offline(self, command: str, args: dict[str, Any]) -> CommandResult:
+        """Run a state-only command here, audited with this front end's source and user."""
+        from engine.runtime.commands import execute_state_command
+
+        cmd_id = submit_command(self.store, command, args, self.source, self.user, status="running")
+        result = execute_state_command(self.store, cmd_id, command, args, self.source, self.user, engine=False,
+                                       lifecycle_cfg=self.lifecycle)
+        finish_command(self.store, cmd_id, result)
+        return result
+
+
+def submit_command(store: Store, command: str, args: Mapping[str, Any], source: str, user: str,
+                   status: str = "pending") -> int:
+    """Insert a command row and audit its submission; returns the command id."""
+    if command not in COMMANDS:
+        raise ValueError(f"command: unknown command {command!r} (known: {', '.join(COMMANDS)})")
+    with store.begin() as conn:
+        cmd_id = int(conn.execute(insert(commands).values(
+            created_at=now_ms(), source=source, user=user, command=command, args=json.dumps(dict(args)),
+            status=status)).inserted_primary_key[0])
+        audit(conn, source, f"command.{command}", {"command_id": cmd_id, **dict(args)}, user=user)
+    return cmd_id
+
+
+def finish_command(store: Store, cmd_id: int, result: CommandResult) -> None:
+    """Write a command's result and final status."""
+    payload = json.dumps({"ok": result.ok, "message": result.message, "data": result.data}, default=str)
+    with store.begin() as conn:
+        conn.execute(commands.update().where(commands.c.id == cmd_id).values(
+            status="done" if result.ok else "failed", result=payload, done_at=now_ms()))
+
+
+def _cancel_pending(store: Store, cmd_id: int) -> None:
+    """Mark a still-pending command as superseded (applied directly by the client instead)."""
+    with store.begin() as conn:
+        conn.execute(commands.update().where(commands.c.id == cmd_id, commands.c.status == "pending").values(
+            status="failed", result=json.dumps({"ok": False, "message": "engine gone; applied by the client"}),
+            done_at=now_ms()))
+
+
+def wait_result(store: Store, cmd_id: int, timeout_s: float, poll_s: float = 0.005) -> CommandResult | None:
+    """Poll a command row until it is done or failed; None on timeout."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with store.connect() as conn:
+            row = conn.execute(select(commands.c.command, commands.c.status, commands.c.result)
+                               .where(commands.c.id == cmd_id)).first()
+        if row is None:
+            raise ValueError(f"command id {cmd_id} does not exist")
+        if row.status in ("done", "failed"):
+            body = json.loads(row.result or "{}")
+            return CommandResult(bool(body.get("ok", row.status == "done")), row.command, cmd_id,
+                                 str(body.get("message", "")), dict(body.get("data") or {}))
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(poll_s)
+
+
+def read_status(store: Store, heartbeat_timeout_s: float = 5.0) -> EngineStatus:
+    """Assemble EngineStatus from trading_state, engine_status, equity_snapshots, orders and positions."""
+    rec = get_state(store)
+    row = engine_row(store)
+    alive = is_engine_alive(store, heartbeat_timeout_s)
+    day_start = now_ms() - now_ms() % 86_400_000
+    with store.connect() as conn:
+        last = conn.execute(select(equity_snapshots).where(equity_snapshots.c.scope == "portfolio")
+                            .order_by(equity_snapshots.c.ts.desc()).limit(1)).mappings().first()
+        peak = conn.execute(select(func.max(equity_snapshots.c.equity))
+                            .where(equity_snapshots.c.scope == "portfolio")).scalar()
+        day_open = conn.execute(select(equity_snapshots.c.equity).where(
+            equity_snapshots.c.scope == "portfolio", equity_snapshots.c.ts <= day_start)
+            .order_by(equity_snapshots.c.ts.desc()).limit(1)).scalar()
+        if day_open is None:
+            day_open = conn.execute(select(equity_snapshots.c.equity).where(
+                equity_snapshots.c.scope == "portfolio", equity_snapshots.c.ts >= day_start)
+                .order_by(equity_snapshots.c.ts.asc()).limit(1)).scalar()
+        n_orders = conn.execute(select(func.count()).select_from(orders)
+                                .where(orders.c.status.in_(OPEN_ORDER_STATUSES))).scalar() or 0
+        n_pos = conn.execute(select(func.count()).select_from(positions)
+                             .where(func.abs(positions.c.qty) > 1e-12)).scalar() or 0
+    equity = float(last["equity"]) if last else None
+    return EngineStatus(
+        trading_state=rec.state.value, reason=rec.reason, mode=row["mode"] if row else "unknown", engine_alive=alive,
+        pid=int(row["pid"]) if row else None, equity=equity,
+        day_pnl=(equity - float(day_open)) if equity is not None and day_open is not None else None,
+        drawdown=(max(0.0, 1.0 - equity / float(peak)) if equity is not None and peak else None),
+        gross_exposure=float(last["gross_exposure"]) if last else None,
+        net_exposure=float(last["net_exposure"]) if last else None,
+        open_orders=int(n_orders), open_positions=int(n_pos),
+        heartbeat_at=int(row["heartbeat_at"]) if row else None, started_at=int(row["started_at"]) if row else None,
+        state_changed_at=rec.changed_at, state_changed_by=rec.changed_by)
