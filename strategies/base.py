@@ -1,0 +1,218 @@
+"""The Strategy contract: a frozen config dataclass plus a class that declares its parameters and emits primary sides.
+
+Panel (the input of every strategy)
+    ``dict[str, pandas.DataFrame]`` keyed by symbol (e.g. ``"BTC/USDT"``). Each frame is indexed by a UTC
+    ``DatetimeIndex`` named ``ts`` holding the bar *open* time, with float columns ``open, high, low, close, volume``
+    and optionally ``funding_rate``, ``basis`` and feed columns such as ``risk_index``, ``fear_greed``, ``netflow``
+    (already aligned as of their publication time). ``engine.features.panel.load_panel`` builds it from state.db and
+    ``engine.features.panel.resample_panel`` turns 1m bars into 4h etc.
+
+Strategy (subclass this)
+    Class attributes: ``name`` (registry key, snake_case), ``display_name`` ("Quantum Momentum"), ``Config`` (a frozen
+    dataclass type whose fields are the parameters), ``default_timeframe`` (e.g. "1h") and ``warmup_bars`` (bars before
+    the first meaningful signal).
+    ``__init__(config=None, **params)``: ``params`` override fields of ``config`` (or of ``Config()``); an unknown
+    parameter raises ``ValueError`` naming it; values outside ``param_space()`` ranges raise ``ValueError`` too.
+    ``param_space() -> dict[str, ParamSpec]``: the search ranges the walk-forward optimiser samples from.
+    ``features(panel) -> dict[str, DataFrame]``: point-in-time features per symbol (also the ML meta-model's inputs).
+    ``signals(panel) -> DataFrame``: index = bar ts (union of the panel's indexes), columns = symbols, int8 values in
+    {-1, 0, +1}. The value at bar t uses only data up to and including bar t's close, so an order from it fills at
+    bar t+1. It is vectorised: the optimiser calls it hundreds of times and the lookahead check on truncated histories.
+    ``weights(panel) -> DataFrame``: optional signed target exposure per unit of capital (default: the signals as
+    floats); Quantum Momentum overrides it with its volatility-targeted leverage so a sizer can use it.
+
+A user adds a strategy by dropping a module defining a subclass into ``strategies/`` (see ``strategies.registry``);
+``strategies.wrapper.SafeStrategy`` runs it so its exceptions become ``strategy.error`` alerts, not crashes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar, Mapping
+
+import numpy as np
+import pandas as pd
+
+REQUIRED_COLUMNS = ("open", "high", "low", "close", "volume")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """A parameter's search range: ints and floats in [low, high], or one of ``choices``."""
+
+    low: float = 0.0
+    high: float = 0.0
+    kind: str = "float"  # int | float | choice
+    choices: tuple[Any, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("int", "float", "choice"):
+            raise ValueError(f"ParamSpec.kind: must be int, float or choice, got {self.kind!r}")
+        if self.kind == "choice":
+            if not self.choices:
+                raise ValueError("ParamSpec.choices: a choice parameter needs at least one choice")
+        elif self.low > self.high:
+            raise ValueError(f"ParamSpec.low: {self.low} is above high {self.high}")
+
+    def contains(self, value: Any) -> bool:
+        """Whether ``value`` lies inside this search range."""
+        if self.kind == "choice":
+            return value in self.choices
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            return False
+        if self.kind == "int" and float(value) != int(value):
+            return False
+        return self.low <= float(value) <= self.high
+
+    def sample(self, rng: np.random.Generator) -> Any:
+        """Draw one value uniformly from the range (log-uniform is the caller's choice)."""
+        if self.kind == "choice":
+            return self.choices[int(rng.integers(len(self.choices)))]
+        if self.kind == "int":
+            return int(rng.integers(int(self.low), int(self.high) + 1))
+        return float(rng.uniform(self.low, self.high))
+
+
+class Strategy:
+    """Base class: declares parameters with search ranges and emits primary sides from point-in-time features."""
+
+    name: ClassVar[str] = ""
+    display_name: ClassVar[str] = ""
+    Config: ClassVar[type] = type(None)
+    default_timeframe: ClassVar[str] = "1h"
+    warmup_bars: ClassVar[int] = 0
+
+    def __init__(self, config: Any = None, **params: Any) -> None:
+        cls = type(self)
+        if not dataclasses.is_dataclass(cls.Config):
+            raise TypeError(f"{cls.__name__}.Config: must be a frozen dataclass type")
+        if config is None:
+            config = cls.Config()
+        elif not isinstance(config, cls.Config):
+            raise TypeError(f"config: expected {cls.Config.__name__}, got {type(config).__name__}")
+        known = {f.name for f in dataclasses.fields(config)}
+        for key in params:
+            if key not in known:
+                raise ValueError(f"{cls.name}: unknown parameter {key!r} (known: {', '.join(sorted(known))})")
+        config = dataclasses.replace(config, **params) if params else config
+        space = self.param_space()
+        for key, spec in space.items():
+            value = getattr(config, key)
+            if key in known and not spec.contains(value):
+                raise ValueError(f"{cls.name}: parameter {key}={value!r} outside its range "
+                                 f"{spec.choices if spec.kind == 'choice' else (spec.low, spec.high)}")
+        self.config = config
+        self.validate_config(config)
+        self.warmup_bars = int(self.warmup())
+
+    # -- override points --------------------------------------------------------------------------------------
+    @classmethod
+    def param_space(cls) -> dict[str, ParamSpec]:
+        """Search ranges of the tunable parameters (a subset of Config's fields)."""
+        return {}
+
+    def validate_config(self, config: Any) -> None:
+        """Cross-field checks (e.g. fast < slow); raise ValueError naming the parameter."""
+        return None
+
+    def warmup(self) -> int:
+        """Bars needed before the first meaningful signal with this instance's parameters (class default)."""
+        return type(self).warmup_bars
+
+    def features(self, panel: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+        """Point-in-time features per symbol; the ML meta-model uses them as inputs."""
+        raise NotImplementedError(f"{type(self).__name__}.features")
+
+    def signals(self, panel: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+        """Primary sides per bar and symbol in {-1, 0, +1} (int8), using data up to each bar's close only."""
+        raise NotImplementedError(f"{type(self).__name__}.signals")
+
+    def weights(self, panel: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+        """Signed target exposure per unit of capital; by default the primary side itself."""
+        return self.signals(panel).astype("float64")
+
+    # -- helpers --------------------------------------------------------------------------------------------------
+    @property
+    def params(self) -> dict[str, Any]:
+        """The effective parameter values as a plain dict (for trial records and instance rows)."""
+        return dataclasses.asdict(self.config)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{type(self).__name__}({args})"
+
+
+def check_panel(panel: Mapping[str, pd.DataFrame], *, min_rows: int = 1) -> list[str]:
+    """Validate a panel's shape and return its symbols in order; raises ValueError naming what is wrong."""
+    if not isinstance(panel, Mapping) or not panel:
+        raise ValueError("panel: expected a non-empty dict of symbol -> DataFrame")
+    for symbol, frame in panel.items():
+        if not isinstance(frame, pd.DataFrame):
+            raise ValueError(f"panel[{symbol!r}]: expected a DataFrame, got {type(frame).__name__}")
+        missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+        if missing:
+            raise ValueError(f"panel[{symbol!r}]: missing columns {missing}")
+        if not isinstance(frame.index, pd.DatetimeIndex):
+            raise ValueError(f"panel[{symbol!r}]: index must be a DatetimeIndex of bar open times")
+        if not frame.index.is_monotonic_increasing:
+            raise ValueError(f"panel[{symbol!r}]: index must be sorted ascending")
+        if len(frame) < min_rows:
+            raise ValueError(f"panel[{symbol!r}]: needs at least {min_rows} rows, has {len(frame)}")
+    return list(panel)
+
+
+def panel_index(panel: Mapping[str, pd.DataFrame]) -> pd.DatetimeIndex:
+    """The union of every symbol's bar index: the row index of a signals frame."""
+    frames = list(panel.values())
+    index = frames[0].index
+    for frame in frames[1:]:
+        if not frame.index.equals(index):
+            index = index.union(frame.index)
+    index = pd.DatetimeIndex(index)
+    index.name = "ts"
+    return index
+
+
+def panel_field(panel: Mapping[str, pd.DataFrame], column: str, index: pd.DatetimeIndex | None = None) -> pd.DataFrame:
+    """One column of every symbol side by side (bars x symbols), NaN where a symbol has no bar or no such column."""
+    index = panel_index(panel) if index is None else index
+    data = {}
+    for symbol, frame in panel.items():
+        if column in frame.columns:
+            series = frame[column]
+            data[symbol] = series if series.index.equals(index) else series.reindex(index)
+        else:
+            data[symbol] = pd.Series(np.nan, index=index)
+    out = pd.DataFrame(data, index=index)
+    out.columns = list(panel)
+    return out
+
+
+def to_sides(frame: pd.DataFrame) -> pd.DataFrame:
+    """Coerce a float side frame (NaN = flat) into the int8 {-1, 0, +1} signal contract."""
+    values = np.sign(np.nan_to_num(frame.to_numpy(dtype="float64"), nan=0.0)).astype("int8")
+    out = pd.DataFrame(values, index=frame.index, columns=frame.columns)
+    out.index.name = "ts"
+    return out
+
+
+def hysteresis_sides(score: pd.DataFrame, entry: float, exit_: float) -> pd.DataFrame:
+    """Enter +/-1 when |score| >= entry, leave when the score falls back inside +/-exit_, otherwise hold.
+
+    Two independent vectorised latches (long and short) built with forward-fill: each only carries its previous state
+    forward, so the side at bar t depends on data up to bar t alone. A NaN score means flat.
+    """
+    if not 0.0 <= exit_ <= entry:
+        raise ValueError(f"hysteresis: need 0 <= exit ({exit_}) <= entry ({entry})")
+    s = score.to_numpy(dtype="float64")
+    nan = np.isnan(s)
+    long_state = np.full(s.shape, np.nan)
+    long_state[s >= entry] = 1.0
+    long_state[(s < exit_) | nan] = 0.0
+    short_state = np.full(s.shape, np.nan)
+    short_state[s <= -entry] = 1.0
+    short_state[(s > -exit_) | nan] = 0.0
+    longs = pd.DataFrame(long_state, index=score.index, columns=score.columns).ffill().fillna(0.0)
+    shorts = pd.DataFrame(short_state, index=score.index, columns=score.columns).ffill().fillna(0.0)
+    return to_sides(longs - shorts)
