@@ -99,6 +99,8 @@ class RiskConfig:
     vpin_window: int = 50
     vpin_cdf_window: int = 500
     depth_bps: float = 10.0
+    max_depth_fraction: float = 0.1  # a trade may take at most this share of same-side book depth
+    vpin_cdf_scale_from: float = 0.8  # above this VPIN CDF, size shrinks linearly to zero at CDF 1
 
 
 @dataclass(frozen=True)
