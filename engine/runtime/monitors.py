@@ -1,0 +1,127 @@
+"""Monitors: stale data per feed, model staleness, twin drift, job error rates, drawdown, and the risk triggers.
+
+Each rule raises an alert (severity, rule, values) when it becomes active and an info alert when it clears, not on
+every evaluation, so the alert list stays readable.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import func, select
+
+from engine.clock import now_ms, timeframe_ms
+from engine.config import Settings
+from engine.runtime import drift, lifecycle
+from engine.store.db import Store
+from engine.store.ops import raise_alert
+from engine.store.schema import candles, equity_snapshots, job_runs, models
+
+log = logging.getLogger("quantdesk.monitors")
+
+
+class Monitors:
+    """Evaluates every monitor rule; remembers which are active to alert on edges only."""
+
+    def __init__(self, store: Store, settings: Settings, source: Any) -> None:
+        self.store = store
+        self.settings = settings
+        self.source = source
+        self.active: dict[str, dict[str, Any]] = {}
+        self._triggers: Any = None
+        self._trigger_error_logged = False
+
+    def _edge(self, key: str, on: bool, severity: str, rule: str, message: str, values: dict[str, Any]) -> None:
+        if on and key not in self.active:
+            self.active[key] = values
+            raise_alert(self.store, severity, rule, message, values, source="monitor")
+        elif not on and key in self.active:
+            del self.active[key]
+            raise_alert(self.store, "info", rule, f"cleared: {key}", values, source="monitor")
+
+    def stale_data(self) -> dict[str, float]:
+        """Age in seconds (source time) of the newest closed bar per symbol/timeframe; alerts past stale_after_s."""
+        now = self.source.milliseconds()
+        ages = {}
+        with self.store.connect() as conn:
+            for symbol in self.settings.data.symbols:
+                for tf in self.settings.data.timeframes:
+                    last = conn.execute(select(func.max(candles.c.ts)).where(
+                        candles.c.exchange == self.source.id, candles.c.symbol == symbol,
+                        candles.c.timeframe == tf)).scalar()
+                    age = (now - (last + timeframe_ms(tf))) / 1000 if last is not None else float("inf")
+                    ages[f"{symbol}:{tf}"] = age
+                    self._edge(f"stale:{symbol}:{tf}", age > self.settings.data.stale_after_s, "warning",
+                               "monitor.stale_data", f"{symbol} {tf} data is {age:.0f}s old",
+                               {"series": f"{self.source.id}:{symbol}:{tf}", "age_s": age,
+                                "limit_s": self.settings.data.stale_after_s})
+        return ages
+
+    def model_staleness(self) -> dict[str, float]:
+        """Age in hours of each strategy's champion model; alerts past ml.max_model_age_hours."""
+        ages = {}
+        with self.store.connect() as conn:
+            rows = conn.execute(select(models.c.strategy, func.max(models.c.created_at))
+                                .where(models.c.role == "champion").group_by(models.c.strategy)).all()
+        for strategy, created in rows:
+            age_h = (now_ms() - created) / 3_600_000
+            ages[strategy] = age_h
+            self._edge(f"model:{strategy}", age_h > self.settings.ml.max_model_age_hours, "warning",
+                       "monitor.model_stale", f"{strategy} champion model is {age_h:.1f}h old",
+                       {"strategy": strategy, "age_h": age_h, "limit_h": self.settings.ml.max_model_age_hours})
+        return ages
+
+    def error_rate(self, window_ms: int = 600_000) -> float:
+        """Share of job runs that failed in the last window; alerts past triggers.error_rate_reduce."""
+        since = now_ms() - window_ms
+        with self.store.connect() as conn:
+            total, bad = conn.execute(select(func.count(), func.sum(1 - job_runs.c.ok))
+                                      .where(job_runs.c.started_at >= since, job_runs.c.ok.isnot(None))).first()
+        rate = (bad or 0) / total if total else 0.0
+        self._edge("error_rate", total >= 10 and rate > self.settings.triggers.error_rate_reduce, "warning",
+                   "monitor.error_rate", f"{rate:.0%} of {total} job runs failed in the last "
+                   f"{window_ms // 60000} min", {"rate": rate, "runs": total})
+        return rate
+
+    def drawdown(self) -> float:
+        """Portfolio drawdown from its peak; alerts past triggers.total_drawdown_reduce."""
+        with self.store.connect() as conn:
+            peak = conn.execute(select(func.max(equity_snapshots.c.equity))
+                                .where(equity_snapshots.c.scope == "portfolio")).scalar()
+            last = conn.execute(select(equity_snapshots.c.equity).where(equity_snapshots.c.scope == "portfolio")
+                                .order_by(equity_snapshots.c.id.desc()).limit(1)).scalar()
+        dd = 1 - last / peak if peak and last is not None else 0.0
+        self._edge("drawdown", dd > self.settings.triggers.total_drawdown_reduce, "critical", "monitor.drawdown",
+                   f"portfolio drawdown {dd:.2%}", {"drawdown": dd,
+                                                   "limit": self.settings.triggers.total_drawdown_reduce})
+        return dd
+
+    def triggers(self, obs: dict[str, Any]) -> Any:
+        """Feed observations to the risk TriggerEngine (from engine.risk.triggers) when it is installed."""
+        if self._triggers is None:
+            try:
+                from engine.risk.triggers import TriggerEngine
+            except ModuleNotFoundError:
+                return None
+            self._triggers = TriggerEngine(self.store, self.settings.triggers)
+        return self._triggers.evaluate(obs)
+
+    def run(self) -> dict[str, Any]:
+        """Evaluate every monitor once; returns the measured values (stored in job_runs.result)."""
+        ages = self.stale_data()
+        out: dict[str, Any] = {"max_data_age_s": max(ages.values()) if ages else None,
+                               "model_age_h": self.model_staleness(), "error_rate": self.error_rate(),
+                               "drawdown": self.drawdown()}
+        drift.pair_fills(self.store, self.settings, self.source.id)
+        out["drift_breaches"] = len(drift.check_drift(self.store, self.settings))
+        out["demoted"] = lifecycle.auto_demote(self.store, self.settings.lifecycle)
+        try:
+            self.triggers({"stale_data_s": out["max_data_age_s"], "error_rate": out["error_rate"],
+                           "total_drawdown": out["drawdown"]})
+        except Exception as exc:  # noqa: BLE001 - a trigger failure is an alert, the monitor keeps running
+            if not self._trigger_error_logged:
+                raise_alert(self.store, "warning", "monitor.triggers", f"trigger evaluation failed: {exc}", {})
+                self._trigger_error_logged = True
+        out["active"] = sorted(self.active)
+        return out

@@ -1,0 +1,55 @@
+"""Valuation: per-instance and portfolio equity from positions and marks, written as equity snapshots."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from sqlalchemy import insert, select
+
+from engine.config import LifecycleConfig
+from engine.execution.orders import load_positions
+from engine.runtime.lifecycle import list_instances
+from engine.store.db import Store
+from engine.store.schema import equity_snapshots, positions
+
+
+def valuation(store: Store, mark: Callable[[str], float], lifecycle_cfg: LifecycleConfig) -> dict[str, dict[str, Any]]:
+    """Equity, cash, exposures and P&L per instance plus a 'portfolio' total, valued at `mark(symbol)`."""
+    marks: dict[str, float] = {}
+    out: dict[str, dict[str, Any]] = {}
+    with store.connect() as conn:
+        pos_rows = [dict(r) for r in conn.execute(select(positions)).mappings()]
+    for inst in list_instances(store):
+        rows = [p for p in pos_rows if p["instance_id"] == inst.id]
+        realized = sum(p["realized_pnl"] - p["fees"] - p["funding"] for p in rows)
+        unreal = gross = net = 0.0
+        for p in rows:
+            if abs(p["qty"]) < 1e-12:
+                continue
+            if p["symbol"] not in marks:
+                marks[p["symbol"]] = mark(p["symbol"])
+            m = marks[p["symbol"]]
+            unreal += p["qty"] * (m - p["avg_price"])
+            gross += abs(p["qty"] * m)
+            net += p["qty"] * m
+        equity = inst.effective_capital(lifecycle_cfg) + realized + unreal
+        out[inst.id] = {"equity": equity, "cash": equity - net, "gross_exposure": gross, "net_exposure": net,
+                        "unrealized_pnl": unreal, "realized_pnl": realized}
+    total = {k: sum(v[k] for v in out.values()) for k in ("equity", "cash", "gross_exposure", "net_exposure",
+                                                          "unrealized_pnl", "realized_pnl")}
+    out["portfolio"] = total
+    return out
+
+
+def snapshot_equity(store: Store, mark: Callable[[str], float], ts: int, lifecycle_cfg: LifecycleConfig) -> dict:
+    """Write one equity snapshot per instance and for the portfolio; returns the valuation."""
+    val = valuation(store, mark, lifecycle_cfg)
+    with store.begin() as conn:
+        for scope, v in val.items():
+            conn.execute(insert(equity_snapshots).values(ts=ts, scope=scope, **{k: float(x) for k, x in v.items()}))
+    return val
+
+
+def open_position_count(store: Store) -> int:
+    """Number of non-zero positions across instances."""
+    return len(load_positions(store))

@@ -1,0 +1,53 @@
+"""APScheduler 3 with its SQLAlchemy job store in state.db, configured deliberately.
+
+- coalesce=True: after a stall (suspend, long job) a job runs once, not once per missed slot; jobs are "catch up to
+  now" operations (pull since last stored bar, tick the last closed bar), so repeats would only waste time.
+- max_instances=1: a slow pull or tick never overlaps itself (two ticks for the same bar would race the same order).
+- misfire_grace_time=runtime.misfire_grace_s: a run late by less than that still happens; later ones are dropped
+  (coalesced into the next slot) instead of firing a stale tick.
+- A thread pool of 4: the command poller and heartbeat have their own threads, so they never wait behind jobs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from engine.store.db import Store
+
+JOBSTORE_TABLE = "apscheduler_jobs"
+JOB_FUNC = "engine.runtime.jobs:run_job"
+
+
+def make_scheduler(store: Store, misfire_grace_s: int, workers: int = 4) -> Any:
+    """A paused-start BackgroundScheduler whose job store is a table in state.db."""
+    from apscheduler.executors.pool import ThreadPoolExecutor
+    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    return BackgroundScheduler(
+        jobstores={"default": SQLAlchemyJobStore(engine=store.engine, tablename=JOBSTORE_TABLE)},
+        executors={"default": ThreadPoolExecutor(workers)},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": int(misfire_grace_s)},
+        timezone=timezone.utc)
+
+
+def install_jobs(scheduler: Any, intervals: dict[str, float], first_delay_s: float = 0.0) -> list[str]:
+    """Replace the stored job set with `intervals` (job name -> seconds); stale jobs from old configs are removed."""
+    wanted = set(intervals)
+    for job in scheduler.get_jobs():
+        if job.id not in wanted:
+            job.remove()
+    start = datetime.now(timezone.utc) + timedelta(seconds=first_delay_s)
+    for name, seconds in sorted(intervals.items()):
+        if seconds <= 0:
+            raise ValueError(f"job {name}: interval must be positive, got {seconds!r}")
+        scheduler.add_job(JOB_FUNC, "interval", args=[name], id=name, name=name, replace_existing=True,
+                          seconds=seconds, next_run_time=start)
+    return sorted(wanted)
+
+
+def add_one_off(scheduler: Any, name: str) -> None:
+    """Run a registered job once, now (e.g. retrain on operator request)."""
+    scheduler.add_job(JOB_FUNC, "date", args=[name], id=f"{name}:once", name=name, replace_existing=True,
+                      run_date=datetime.now(timezone.utc))

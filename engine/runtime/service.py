@@ -1,0 +1,361 @@
+"""The engine process: lock, heartbeat, command poller, brokers, and the APScheduler jobs that trade.
+
+Start order is chosen so the desk can be stopped at once: lock -> engine_status -> command poller and heartbeat
+threads (a HALT works from the first second) -> broker recovery (HALTED stays HALTED and its orders are canceled) ->
+history backfill for warm-up -> scheduler. SIGTERM/SIGINT set a stop event; shutdown waits for running jobs briefly,
+marks engine_status stopped and releases the lock.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.handlers
+import os
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert, select, update
+
+from engine.clock import now_ms, timeframe_ms
+from engine.config import Settings
+from engine.runtime.lockfile import EngineLock, lock_path
+from engine.store.db import open_store, sqlite_path
+from engine.store.ops import audit, raise_alert
+from engine.store.schema import engine_status
+
+log = logging.getLogger("quantdesk.engine")
+VERSION = "0.1.0"
+API_KEY_ENV, API_SECRET_ENV = "QUANTDESK_API_KEY", "QUANTDESK_API_SECRET"
+
+
+def log_path(settings: Settings) -> Path:
+    """The rotating engine log file (runtime.log_dir, relative paths beside state.db)."""
+    base = Path(settings.runtime.log_dir).expanduser()
+    if not base.is_absolute():
+        db = sqlite_path(settings.store_url())
+        base = (db.parent if db is not None else Path.cwd()) / base
+    return base / "engine.log"
+
+
+def setup_logging(settings: Settings, to_stderr: bool = True) -> Path:
+    """Log to stderr (foreground/tmux/systemd) and a rotating file; returns the file path."""
+    path = log_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger("quantdesk")
+    root.setLevel(logging.INFO)
+    root.propagate = False
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    fh = logging.handlers.RotatingFileHandler(path, maxBytes=5_000_000, backupCount=5)
+    fh.setFormatter(fmt)
+    root.addHandler(fh)
+    if to_stderr:
+        sh = logging.StreamHandler()
+        sh.setFormatter(fmt)
+        root.addHandler(sh)
+    for name in ("apscheduler",):
+        logging.getLogger(name).setLevel(logging.WARNING)
+        logging.getLogger(name).addHandler(fh)
+    return path
+
+
+def job_intervals(settings: Settings, speed: float) -> dict[str, float]:
+    """Wall-clock seconds between runs of each job, so bars closing every step/speed seconds are caught quickly."""
+    speed = max(speed, 1e-9)
+    out: dict[str, float] = {}
+    for tf in settings.data.timeframes:
+        bar_wall = timeframe_ms(tf) / 1000 / speed
+        for symbol in settings.data.symbols:
+            out[f"pull:{settings.data.source}:{symbol}:{tf}"] = max(0.25, min(settings.data.pull_interval_s,
+                                                                             bar_wall / 4))
+    for inst_id, inst in settings.strategies.items():
+        if inst.enabled:
+            out[f"tick:{inst_id}"] = max(0.25, min(5.0, timeframe_ms(inst.timeframe) / 1000 / speed / 4))
+            out[f"retrain:{inst.strategy or inst_id}"] = settings.ml.retrain_interval_hours * 3600
+    out["broker:process"] = 0.5
+    out["equity"] = max(0.5, settings.runtime.equity_interval_s / max(1.0, speed) if speed > 1 else
+                        settings.runtime.equity_interval_s)
+    out["monitors"] = settings.runtime.monitor_interval_s
+    out["leaderboard"] = max(2.0, settings.runtime.equity_interval_s)
+    out["reconcile"] = settings.execution.reconcile_interval_s
+    out["funding"] = 60.0
+    return out
+
+
+class EngineService:
+    """One engine over one state.db; `run()` blocks until SIGTERM/SIGINT or a stop command."""
+
+    def __init__(self, settings: Settings, *, live: bool = False, environ: dict[str, str] | None = None,
+                 install_signals: bool = True) -> None:
+        if live and settings.execution.mode != "live":
+            import dataclasses
+            settings = dataclasses.replace(settings, execution=dataclasses.replace(settings.execution, mode="live"))
+        if settings.execution.mode == "live" and not live:
+            raise ValueError("execution.mode: live trading needs the --live flag and a typed confirmation")
+        self.settings = settings
+        self.mode = settings.execution.mode
+        self.environ = dict(os.environ if environ is None else environ)
+        self.install_signals = install_signals
+        self.stop_event = threading.Event()
+        self.lock = EngineLock(lock_path(settings))
+        self.store: Any = None
+        self.source: Any = None
+        self.broker: Any = None
+        self.trader: Any = None
+        self.scheduler: Any = None
+        self.poller: Any = None
+        self._hb_thread: threading.Thread | None = None
+        self._instances: dict[str, Any] = {}
+
+    # --- lifecycle ------------------------------------------------------------------------------------------------
+    def run(self) -> int:
+        """Start everything, wait for a stop request, shut down cleanly; returns the exit code."""
+        setup_logging(self.settings)
+        self.lock.acquire()
+        try:
+            self._start()
+            log.info("engine running (pid %s, mode %s); waiting for stop", os.getpid(), self.mode)
+            while not self.stop_event.wait(0.5):
+                pass
+            return 0
+        finally:
+            self._shutdown()
+            self.lock.release()
+
+    def request_stop(self, *_: Any) -> None:
+        """Ask the engine to stop (signal handler and `stop` command)."""
+        self.stop_event.set()
+
+    def _start(self) -> None:
+        from engine.runtime.commands import CommandProcessor, EngineHooks
+
+        if self.install_signals and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self.request_stop)
+            signal.signal(signal.SIGINT, self.request_stop)
+        self.store = open_store(self.settings.store_url(), busy_timeout_ms=self.settings.store.busy_timeout_ms)
+        self._write_status(started=True)
+        audit(self.store, "engine", "engine.start", {"pid": os.getpid(), "mode": self.mode}, user="engine")
+        self._hb_thread = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
+        self._hb_thread.start()
+        hooks = EngineHooks(cancel_all=self._cancel_all, flatten=self._flatten, retrain=self._retrain_now,
+                            stop=self.request_stop)
+        self.poller = CommandProcessor(self.store, hooks, self.settings.runtime.command_poll_ms,
+                                       self.settings.lifecycle)
+        self._build_trading()
+        self.poller.start()
+        self._recover()
+        self._backfill()
+        self._start_scheduler()
+
+    def _build_trading(self) -> None:
+        from engine.data.factory import make_source
+        from engine.runtime.lifecycle import sync_instances
+        from engine.runtime.trader import Trader
+
+        self.source = make_source(self.settings.data.source, self.settings)
+        if self.mode == "live":
+            from engine.execution.ccxt_broker import CcxtBroker, exchange_from_env
+
+            exchange = exchange_from_env(self.settings.execution.exchange, self.environ)
+            self.broker = CcxtBroker(self.store, exchange, max_retries=self.settings.execution.max_retries,
+                                     capital_caps={k: v.capital for k, v in self.settings.strategies.items()})
+        else:
+            from engine.execution.paper_broker import PaperBroker
+
+            bt = self.settings.backtest
+            self.broker = PaperBroker(self.store, self.source, fee_maker=bt.fee_maker, fee_taker=bt.fee_taker,
+                                      latency_ms=self.settings.execution.paper_latency_ms,
+                                      queue_ahead_fraction=self.settings.execution.queue_ahead_fraction)
+        self._instances = {i.id: i for i in sync_instances(self.store, self.settings)}
+        self.trader = Trader(self.store, self.settings, self.broker, self.source)
+
+    def _recover(self) -> None:
+        """Reconcile in-flight orders; a HALTED desk cancels whatever is still open."""
+        from engine.risk.trading_state import TradingState, get_state
+
+        summary = self.broker.recover()
+        state = get_state(self.store)
+        if state.state is TradingState.HALTED:
+            summary["canceled_on_halt"] = self.broker.cancel_all(None)
+        audit(self.store, "engine", "engine.recover", {**summary, "trading_state": state.state.value}, user="engine")
+        log.info("recovered: %s (trading state %s)", summary, state.state.value)
+
+    def _backfill(self) -> None:
+        """Pull enough history for every instance's warm-up before the first tick."""
+        for tf in self.settings.data.timeframes:
+            for symbol in self.settings.data.symbols:
+                try:
+                    self._pull(symbol, tf, warmup=True)
+                except Exception as exc:  # noqa: BLE001 - a source error is an alert and a retry by the pull job
+                    raise_alert(self.store, "warning", "engine.backfill", f"backfill {symbol} {tf} failed: {exc}",
+                                {"symbol": symbol, "timeframe": tf})
+
+    def _start_scheduler(self) -> None:
+        from engine.runtime import jobs
+        from engine.runtime.scheduler import install_jobs, make_scheduler
+
+        speed = self.settings.simulator.speed if self.settings.data.source == "sim" else 1.0
+        intervals = job_intervals(self.settings, speed)
+        handlers = {name: self._handler(name) for name in intervals}
+        jobs.install(self.store, handlers)
+        self.scheduler = make_scheduler(self.store, self.settings.runtime.misfire_grace_s)
+        self.scheduler.start(paused=True)
+        install_jobs(self.scheduler, intervals)
+        self.scheduler.resume()
+        self._write_status(info_update={"jobs": sorted(intervals)})
+
+    def _shutdown(self) -> None:
+        log.info("engine stopping")
+        if self.scheduler is not None:
+            try:
+                self.scheduler.shutdown(wait=True)
+            except Exception:  # noqa: BLE001
+                log.exception("scheduler shutdown failed")
+        if self.poller is not None:
+            self.poller.stop()
+        if self.store is not None:
+            self._write_status(info_update={"stopped": True})
+            audit(self.store, "engine", "engine.stop", {"pid": os.getpid()}, user="engine")
+            self.store.dispose()
+
+    # --- heartbeat ------------------------------------------------------------------------------------------------
+    def _write_status(self, started: bool = False, info_update: dict[str, Any] | None = None) -> None:
+        now = now_ms()
+        with self.store.begin() as conn:
+            row = conn.execute(select(engine_status).where(engine_status.c.id == 1)).mappings().first()
+            if started or row is None:
+                values = dict(pid=os.getpid(), host=socket.gethostname(), mode=self.mode, started_at=now,
+                              heartbeat_at=now, version=VERSION, info=json.dumps({"stopped": False}))
+                if row is None:
+                    conn.execute(insert(engine_status).values(id=1, **values))
+                else:
+                    conn.execute(update(engine_status).where(engine_status.c.id == 1).values(**values))
+                return
+            values: dict[str, Any] = {"heartbeat_at": now}
+            if info_update:
+                info = json.loads(row["info"] or "{}")
+                info.update(info_update)
+                values["info"] = json.dumps(info, default=str)
+            conn.execute(update(engine_status).where(engine_status.c.id == 1, engine_status.c.pid == os.getpid())
+                         .values(**values))
+
+    def _heartbeat_loop(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                self._write_status()
+            except Exception:  # noqa: BLE001 - a busy database must not kill the heartbeat
+                log.exception("heartbeat failed")
+            self.stop_event.wait(self.settings.runtime.heartbeat_interval_s)
+
+    # --- jobs -----------------------------------------------------------------------------------------------------
+    def _handler(self, name: str) -> Any:
+        kind, _, rest = name.partition(":")
+        if kind == "pull":
+            symbol_tf = rest[len(self.settings.data.source) + 1:]
+            symbol, tf = symbol_tf.rsplit(":", 1)
+            return lambda: self._pull(symbol, tf)
+        if kind == "tick":
+            return lambda: self._tick(rest)
+        if kind == "retrain":
+            return lambda: self._retrain(rest)
+        table = {"broker": self.broker.process, "equity": self._equity, "monitors": self._monitors,
+                 "leaderboard": self._leaderboard, "reconcile": self._reconcile, "funding": self._funding}
+        if kind not in table:
+            raise ValueError(f"job {name!r}: unknown job kind {kind!r}")
+        return table[kind]
+
+    def _pull(self, symbol: str, timeframe: str, warmup: bool = False) -> dict[str, Any]:
+        from engine.runtime.pulls import pull_candles
+
+        return pull_candles(self.store, self.source, symbol, timeframe, self.settings, warmup=warmup)
+
+    def _tick(self, inst_id: str) -> Any:
+        from engine.risk.trading_state import TradingState, get_state
+        from engine.runtime.lifecycle import get_instance
+
+        inst = get_instance(self.store, inst_id)
+        if inst.status != "running" or inst.stage == "research":
+            return {"skipped": inst.status if inst.status != "running" else "research stage"}
+        if get_state(self.store).state is TradingState.HALTED:
+            return {"skipped": "HALTED"}
+        if not self.trader.due(inst):
+            return None
+        res = self.trader.tick(inst, inst.effective_capital(self.settings.lifecycle))
+        return {"bar": res.bar_ts, "orders": res.orders, "targets": res.targets, "note": res.note}
+
+    def _equity(self) -> dict[str, Any]:
+        from engine.runtime.portfolio import snapshot_equity
+
+        val = snapshot_equity(self.store, self.broker.mark_price, self.source.milliseconds(), self.settings.lifecycle)
+        return {k: round(v["equity"], 2) for k, v in val.items()}
+
+    def _monitors(self) -> dict[str, Any]:
+        if not hasattr(self, "_monitor_obj"):
+            from engine.runtime.monitors import Monitors
+
+            self._monitor_obj = Monitors(self.store, self.settings, self.source)
+        return self._monitor_obj.run()
+
+    def _leaderboard(self) -> int:
+        from engine.runtime.leaderboard import compute_leaderboard, store_leaderboard
+
+        board = compute_leaderboard(self.store, self.settings.lifecycle)
+        store_leaderboard(self.store, board)
+        return len(board)
+
+    def _reconcile(self) -> Any:
+        return self.broker.reconcile() if hasattr(self.broker, "reconcile") else {"mode": self.mode, "skipped": True}
+
+    def _funding(self) -> Any:
+        return self.broker.apply_funding() if hasattr(self.broker, "apply_funding") else None
+
+    def _retrain(self, strategy: str) -> Any:
+        from engine.ml.retrain import retrain_job
+
+        return retrain_job(self.settings, strategy, self.store)
+
+    def _retrain_now(self, strategy: str) -> str:
+        from engine.runtime import jobs
+        from engine.runtime.scheduler import add_one_off
+
+        name = f"retrain:{strategy}"
+        jobs.add_handler(name, lambda: self._retrain(strategy))
+        add_one_off(self.scheduler, name)
+        return f"retraining of {strategy} scheduled now"
+
+    # --- operator actions (command poller thread) ----------------------------------------------------------------
+    def _cancel_all(self, instance_id: str | None) -> int:
+        return int(self.broker.cancel_all(instance_id)) if self.broker is not None else 0
+
+    def _flatten(self) -> dict[str, Any]:
+        """Cancel every open order, then close every position with reduce-only market orders."""
+        from engine.execution.orders import OrderRequest, client_order_id, load_positions
+        from engine.risk.trading_state import TradingState, get_state, set_state
+
+        if get_state(self.store).state is TradingState.ACTIVE:
+            set_state(self.store, TradingState.REDUCING, "flatten: stay flat until an operator resumes", "engine")
+        canceled = self._cancel_all(None)
+        closed = 0
+        for attempt in range(3):
+            pos = load_positions(self.store)
+            if not pos:
+                break
+            stamp = now_ms()
+            for p in pos:
+                req = OrderRequest(instance_id=p["instance_id"], symbol=p["symbol"],
+                                   side="sell" if p["qty"] > 0 else "buy", qty=abs(p["qty"]),
+                                   client_order_id=client_order_id(p["instance_id"], p["symbol"], stamp,
+                                                                   f"flatten{attempt}"),
+                                   reduce_only=True, reason="operator flatten", intent="flatten")
+                order = self.broker.submit(req)
+                closed += int(order.get("status") == "filled")
+            if hasattr(self.broker, "process"):
+                self.broker.process()
+        left = len(load_positions(self.store))
+        return {"canceled": canceled, "closed": closed, "positions_left": left}

@@ -1,0 +1,164 @@
+"""One strategy tick: panel -> primary signal at the last closed bar -> size -> order to reach the target position.
+
+Each instance trades its own capital (live-small a fraction of it). The client order id is derived from
+(instance, symbol, bar), so re-running a tick for the same bar after a crash returns the existing order instead of
+sending a second one. The trading-state gate runs in the broker before every order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import insert
+
+from engine.clock import floor_ts, timeframe_ms
+from engine.config import Settings
+from engine.execution.broker import Broker
+from engine.execution.orders import OrderBlocked, OrderRequest, client_order_id, load_positions
+from engine.runtime.lifecycle import Instance
+from engine.store.db import Store
+from engine.store.ops import raise_alert
+from engine.store.schema import sizing_decisions
+
+log = logging.getLogger("quantdesk.trader")
+MIN_NOTIONAL = 10.0  # quote units; smaller rebalances are noise
+
+
+@dataclass(frozen=True)
+class TickResult:
+    """What one tick decided and sent."""
+
+    instance_id: str
+    bar_ts: int | None
+    targets: dict[str, float]
+    orders: list[str]
+    note: str = ""
+
+
+def load_strategy_for(inst: Instance, store: Store) -> Any:
+    """Instantiate the instance's strategy through the registry, wrapped so its exceptions become alerts."""
+    from strategies.registry import load_strategy
+
+    strat = load_strategy(inst.strategy, inst.params or None)
+    try:
+        from strategies.wrapper import SafeStrategy
+    except ModuleNotFoundError:
+        return strat
+    try:
+        return SafeStrategy(strat, store=store, instance_id=inst.id)
+    except TypeError:
+        return SafeStrategy(strat, store)
+
+
+def round_qty(qty: float, market: dict[str, Any]) -> float:
+    """Round a quantity down to the market's amount precision (ccxt TICK_SIZE or DECIMAL_PLACES)."""
+    prec = (market.get("precision") or {}).get("amount")
+    if prec is None or prec <= 0:
+        return qty
+    step = float(prec) if prec < 1 else 10.0 ** -int(prec)  # tick size, or a count of decimal places
+    return math.floor(abs(qty) / step + 1e-9) * step * (1 if qty >= 0 else -1)
+
+
+class Trader:
+    """Runs strategy ticks for instances against one broker and source."""
+
+    def __init__(self, store: Store, settings: Settings, broker: Broker, source: Any) -> None:
+        self.store = store
+        self.settings = settings
+        self.broker = broker
+        self.source = source
+        self._strategies: dict[str, Any] = {}
+        self._last_bar: dict[str, int] = {}
+
+    def strategy(self, inst: Instance) -> Any:
+        """The cached strategy object of an instance."""
+        if inst.id not in self._strategies:
+            self._strategies[inst.id] = load_strategy_for(inst, self.store)
+        return self._strategies[inst.id]
+
+    def last_closed_bar(self, inst: Instance) -> int:
+        """Open time of the most recent bar that has closed in source time."""
+        return floor_ts(self.source.milliseconds(), inst.timeframe) - timeframe_ms(inst.timeframe)
+
+    def due(self, inst: Instance) -> bool:
+        """True when a bar closed since this instance's last tick."""
+        return self._last_bar.get(inst.id) != self.last_closed_bar(inst)
+
+    def signals_at(self, inst: Instance, bar_ts: int) -> dict[str, float]:
+        """Signed target weights per symbol at bar `bar_ts` (0 when the strategy says flat or has no data)."""
+        from engine.features.panel import load_panel
+
+        strat = self.strategy(inst)
+        step = timeframe_ms(inst.timeframe)
+        warm = int(getattr(strat, "warmup_bars", 0) or 0)
+        since = bar_ts - max(300, 3 * warm + 50) * step
+        panel = load_panel(self.store, self.source.id, list(inst.symbols), inst.timeframe, since, bar_ts)
+        panel = {s: f for s, f in panel.items() if len(f)}
+        if not panel:
+            return {}
+        frame = strat.weights(panel) if hasattr(strat, "weights") else strat.signals(panel)
+        if frame is None or len(frame) == 0:
+            return {}
+        import pandas as pd
+
+        when = pd.Timestamp(bar_ts, unit="ms", tz="UTC")
+        if frame.index[-1] < when:
+            return {}  # the latest bar is not stored yet; tick again when it is
+        row = frame.loc[:when].iloc[-1]
+        return {s: float(row.get(s, 0.0) or 0.0) for s in inst.symbols if s in panel}
+
+    def tick(self, inst: Instance, capital: float) -> TickResult:
+        """Move the instance's positions toward the strategy's targets at the last closed bar."""
+        bar_ts = self.last_closed_bar(inst)
+        weights = self.signals_at(inst, bar_ts)
+        if not weights:
+            return TickResult(inst.id, bar_ts, {}, [], "no data for the last closed bar yet")
+        held = {p["symbol"]: p["qty"] for p in load_positions(self.store, inst.id)}
+        risk = self.settings.risk
+        per_symbol = capital * risk.max_strategy_fraction / max(1, len(inst.symbols))
+        targets, sent = {}, []
+        for symbol, w in weights.items():
+            mark = self.broker.mark_price(symbol)
+            w = max(-1.0, min(1.0, w))
+            notional = w * per_symbol
+            cap = ""
+            sym_cap = risk.max_symbol_fraction * capital
+            if abs(notional) > sym_cap:
+                notional, cap = math.copysign(sym_cap, notional), "max_symbol_fraction"
+            market = self.source.market(symbol)
+            target = round_qty(notional / mark, market)
+            targets[symbol] = target
+            delta = round_qty(target - held.get(symbol, 0.0), market)
+            self._record_sizing(inst, symbol, bar_ts, w, notional / capital if capital else 0.0, cap, target)
+            if abs(delta) * mark < MIN_NOTIONAL:
+                continue
+            reduce_only = abs(target) < abs(held.get(symbol, 0.0)) and target * held.get(symbol, 0.0) >= 0
+            req = OrderRequest(instance_id=inst.id, symbol=symbol, side="buy" if delta > 0 else "sell",
+                               qty=abs(delta), client_order_id=client_order_id(inst.id, symbol, bar_ts),
+                               reduce_only=reduce_only, reason=f"bar {bar_ts} target {target:.8g}")
+            try:
+                order = self.broker.submit(req)
+                sent.append(order["client_order_id"])
+            except OrderBlocked as exc:
+                log.info("order blocked: %s", exc)
+        self._last_bar[inst.id] = bar_ts
+        return TickResult(inst.id, bar_ts, targets, sent)
+
+    def _record_sizing(self, inst: Instance, symbol: str, bar_ts: int, side_weight: float, raw: float, cap: str,
+                       final: float) -> None:
+        """Record the sizing decision; no meta-model overlay is applied here, and the record says so."""
+        try:
+            with self.store.begin() as conn:
+                conn.execute(insert(sizing_decisions).values(
+                    ts=bar_ts, instance_id=inst.id, symbol=symbol, side=int(math.copysign(1, side_weight))
+                    if side_weight else 0, meta_prob=None, payoff_ratio=None, kelly_fraction=None, raw_size=raw,
+                    cap_applied=cap, final_size=final,
+                    inputs=json.dumps({"weight": side_weight, "overlay": "none (no champion model)",
+                                       "sizer": "strategy weight x max_strategy_fraction / n_symbols"})))
+        except Exception as exc:  # noqa: BLE001 - a sizing record failing must not stop trading
+            raise_alert(self.store, "warning", "trader.sizing_record", f"could not record sizing for {inst.id}",
+                        {"error": str(exc)})
