@@ -1,0 +1,251 @@
+"""The quantdesk operator console: a Textual app with one mode per screen, over the control API and state.db.
+
+The App owns the engine status (polled in a thread worker with a self-rearming timer), the emergency stop (a
+priority binding active on every screen and modal) and sending control commands (thread workers that only post
+`CommandCompleted`). Screens own their tables. Nothing here blocks the UI thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.timer import Timer
+
+from console.messages import CommandCompleted, StatusRefreshed, StatusUnavailable
+from console.reader import StateReader, StateUnavailable, StatusSnapshot
+from console.screens.base import PolledScreen
+from console.screens.registry import SCREEN_CLASSES
+from console.widgets.modals import EmergencyStopModal, TypedConfirm
+from engine.clock import now_ms
+from engine.config import Settings
+
+EMERGENCY_KEY = "ctrl+x"  # not taken by tmux (ctrl+b) or screen (ctrl+a); priority beats a focused Input's cut
+STOP_PENDING = "STOP SENT — waiting for engine"
+
+
+class QuantdeskApp(App):
+    """Operator console over one state.db."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "quantdesk"
+    MODES = dict(SCREEN_CLASSES)
+    BINDINGS = [
+        Binding(EMERGENCY_KEY, "emergency_stop", "STOP", id="emergency-stop", priority=True,
+                tooltip="Emergency stop: HALT + FLATTEN (asks for one key: y)"),
+        Binding("1", "switch_mode('desk')", "Desk", id="screen.desk", show=False, tooltip="Show the desk"),
+        Binding("2", "switch_mode('strategies')", "Strategies", id="screen.strategies", show=False,
+                tooltip="Leaderboard, lifecycle stage, drift; pause/resume/promote/demote"),
+        Binding("3", "switch_mode('research')", "Research", id="screen.research", show=False,
+                tooltip="Backtest runs and trials with DSR; tearsheets"),
+        Binding("4", "switch_mode('models')", "Models", id="screen.models", show=False,
+                tooltip="Model registry, champion/challenger, retrain, rollback"),
+        Binding("5", "switch_mode('jobs')", "Jobs", id="screen.jobs", show=False,
+                tooltip="Scheduler jobs: next run, last result, errors"),
+        Binding("6", "switch_mode('data')", "Data", id="screen.data", show=False,
+                tooltip="Data coverage, freshness, gaps and quarantine per series"),
+        Binding("7", "switch_mode('alerts')", "Alerts", id="screen.alerts", show=False,
+                tooltip="Alerts (filter, acknowledge) and the audit log"),
+        Binding("f1", "toggle_help", "Help", id="help", tooltip="Show or hide the key bindings panel"),
+        Binding("q", "quit", "Quit", id="quit", tooltip="Quit the console; the engine keeps running"),
+    ]
+
+    def __init__(self, settings: Settings, *, clock: Callable[[], int] = now_ms,
+                 control_factory: Callable[[], Any] | None = None) -> None:
+        super().__init__()
+        self.settings = settings
+        self.state_target = settings.store.url or settings.store.path
+        self.clock = clock
+        self.poll_interval = 1.0 / max(0.2, settings.console.refresh_hz)
+        timeframe = settings.data.timeframes[0] if settings.data.timeframes else "1m"
+        exchange = settings.data.source.split(":", 1)[1] if settings.data.source.startswith("ccxt:") else "sim"
+        self.reader = StateReader(self.state_target, clock=clock, exchange=exchange, timeframe=timeframe,
+                                  heartbeat_timeout_s=settings.runtime.heartbeat_timeout_s)
+        self.stop_event = threading.Event()
+        self.last_status: StatusSnapshot | None = None
+        self.last_status_error: str | None = None
+        self.pending_command = ""
+        self.status_polls = 0
+        self.completed: list[CommandCompleted] = []
+        self._control_factory = control_factory or self._default_control
+        self._control: Any = None
+        self._control_lock = threading.Lock()
+        self._status_timer: Timer | None = None
+        self.unknown_keys: list[str] = []
+        if settings.console.theme:
+            self.theme = settings.console.theme
+
+    # --- lifecycle ------------------------------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        """Apply the user's keymap, show the desk and start the status poll."""
+        from console.keymap import build_keymap
+
+        keymap, self.unknown_keys = build_keymap(self.settings.console.keys)
+        if keymap:
+            self.set_keymap(keymap)
+        if self.unknown_keys:
+            self.notify(f"unknown action ids in [console] keys: {', '.join(self.unknown_keys)}", severity="warning")
+        self.switch_mode("desk")
+        self._arm_status(0.01)
+
+    async def action_quit(self) -> None:
+        """Stop polling threads, then exit; the engine is left running."""
+        self.stop_event.set()
+        await super().action_quit()
+
+    def on_unmount(self) -> None:
+        """Make sure no worker re-arms after exit."""
+        self.stop_event.set()
+        self.reader.close()
+
+    # --- status poll ----------------------------------------------------------------------------------------------
+    def _arm_status(self, delay: float | None = None) -> None:
+        if self.stop_event.is_set():
+            return
+        self._status_timer = self.set_timer(self.poll_interval if delay is None else delay, self._status_worker,
+                                            name="status-poll")
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="status-poll")
+    def _status_worker(self) -> None:
+        if self.stop_event.is_set():
+            return
+        try:
+            message: StatusRefreshed | StatusUnavailable = StatusRefreshed(self.reader.status())
+        except StateUnavailable as exc:
+            message = StatusUnavailable(str(exc))
+        if not self.stop_event.is_set():
+            self.post_message(message)
+
+    def on_status_refreshed(self, message: StatusRefreshed) -> None:
+        """Keep the latest status, clear a pending stop once the engine's HALTED is stored, update headers."""
+        self.status_polls += 1
+        self.last_status, self.last_status_error = message.status, None
+        if self.pending_command == STOP_PENDING and message.status.state == "HALTED":
+            self.pending_command = ""
+        self._push_status()
+        self._arm_status()
+
+    def on_status_unavailable(self, message: StatusUnavailable) -> None:
+        """Show the 'engine not responding' banner instead of frozen numbers."""
+        self.status_polls += 1
+        self.last_status_error = message.error
+        self._push_status()
+        self._arm_status()
+
+    def _push_status(self) -> None:
+        for screen in self.screen_stack:
+            if isinstance(screen, PolledScreen) and screen.is_mounted:
+                screen.show_status(self.last_status, self.last_status_error, self.pending_command)
+
+    # --- control commands -----------------------------------------------------------------------------------------
+    def _default_control(self) -> Any:
+        from engine.runtime.control import ControlClient
+
+        return ControlClient(self.state_target, source="console",
+                             heartbeat_timeout_s=self.settings.runtime.heartbeat_timeout_s)
+
+    @staticmethod
+    def control_class() -> type:
+        """The control API class (to ask which commands this engine offers)."""
+        from engine.runtime.control import ControlClient
+
+        return ControlClient
+
+    @property
+    def control(self) -> Any:
+        """The control API client (created on first use, in a worker thread)."""
+        with self._control_lock:
+            if self._control is None:
+                self._control = self._control_factory()
+            return self._control
+
+    def send_command(self, label: str, method: str, *args: Any) -> None:
+        """Run `ControlClient.<method>(*args)` in a thread worker; the result arrives as CommandCompleted."""
+        self.run_worker(lambda: self._command_thread(label, method, args), thread=True, group="control",
+                        exit_on_error=False, name=f"command-{method}")
+
+    def _command_thread(self, label: str, method: str, args: tuple[Any, ...]) -> None:
+        try:
+            client = self.control
+            result = getattr(client, method)(*args)
+            ok, text = bool(result.ok), str(result.message)
+            if method == "emergency_stop" and result.data.get("queued") and not client.engine_alive():
+                # No engine to run FLATTEN now (it stays queued); HALT is persisted directly so nothing can trade.
+                halted = client.halt(args[0] if args else "emergency stop")
+                ok, text = ok and bool(halted.ok), f"{halted.message}; flatten queued for the engine's next start"
+        except Exception as exc:  # noqa: BLE001 - any failure is reported to the operator, never a crash
+            ok, text = False, f"{type(exc).__name__}: {exc}"
+        if not self.stop_event.is_set():
+            self.post_message(CommandCompleted(label, ok, text))
+
+    def on_command_completed(self, message: CommandCompleted) -> None:
+        """Tell the operator what the engine answered; refresh the screen."""
+        self.completed.append(message)
+        if not message.ok and self.pending_command == STOP_PENDING:
+            self.pending_command = "STOP FAILED — see notification"
+        self.notify(f"{message.command}: {message.message}", severity="information" if message.ok else "error",
+                    timeout=6 if message.ok else 15)
+        self._push_status()
+        self._arm_status(0.01)
+        if isinstance(self.screen, PolledScreen):
+            self.screen.poll_now()
+
+    # --- emergency stop and resume --------------------------------------------------------------------------------
+    def action_emergency_stop(self) -> None:
+        """Open the one-key confirmation (from any screen or modal); a second press while open does nothing."""
+        if isinstance(self.screen, EmergencyStopModal):
+            return
+        self.push_screen(EmergencyStopModal(), callback=self._stop_answered)
+
+    def _stop_answered(self, confirmed: bool | None) -> None:
+        if not confirmed:
+            self.notify("emergency stop cancelled; nothing was sent")
+            return
+        self.pending_command = STOP_PENDING
+        self._push_status()
+        self.send_command("emergency stop", "emergency_stop", "operator emergency stop (console)")
+
+    def confirm_resume(self) -> None:
+        """Resume needs the word RESUME typed; then the control API moves HALTED/REDUCING -> ACTIVE."""
+        def answered(ok: bool | None) -> None:
+            if ok:
+                self.send_command("resume", "resume", True)
+
+        self.push_screen(TypedConfirm("RESUME TRADING", "Move the desk back to ACTIVE: strategies may open new "
+                                      "positions again.", "RESUME"), callback=answered)
+
+    def action_toggle_help(self) -> None:
+        """Show or hide the key panel (every binding with its description)."""
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
+
+    # --- command palette ------------------------------------------------------------------------------------------
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """The palette lists every console action of the app and the current screen, plus Textual's own."""
+        yield from super().get_system_commands(screen)
+        seen: set[str] = set()
+        for active in screen.active_bindings.values():
+            binding = active.binding
+            if binding.system or not binding.id or binding.id in seen or active.node not in (self, screen):
+                continue
+            seen.add(binding.id)
+            yield SystemCommand(f"{binding.description} ({binding.id})", binding.tooltip or binding.description,
+                                self._palette_callback(binding.action, active.node))
+
+    def _palette_callback(self, action: str, node: Any) -> Callable[[], Any]:
+        async def run() -> None:
+            await self.run_action(action, node)
+
+        return run
+
+
+def state_path_of(settings: Settings) -> Path | None:
+    """The state.db path for SQLite settings (None for a server URL)."""
+    return None if settings.store.url else Path(settings.store.path).expanduser().resolve()

@@ -1,0 +1,60 @@
+"""User key remapping: `[console] keys = {action_id = "key"}` in quantdesk.toml becomes Textual's keymap.
+
+Every console Binding has an `id`; this module collects them so a typo in the config is reported by name instead
+of silently ignored, and so the README and help panel can list every binding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+from textual.binding import Binding
+
+
+@dataclass(frozen=True)
+class BindingInfo:
+    """One console binding as documented: id, default key, description, where it applies."""
+
+    id: str
+    key: str
+    description: str
+    scope: str
+    tooltip: str
+
+
+def _binding_classes() -> list[tuple[str, type]]:
+    from console.app import QuantdeskApp
+    from console.screens import registry
+    from console.widgets.modals import ConfirmKey, InfoModal, TypedConfirm
+
+    classes: list[tuple[str, type]] = [("app", QuantdeskApp)]
+    classes += [(mode, cls) for mode, cls in registry.SCREEN_CLASSES.items()]
+    classes += [("confirm", ConfirmKey), ("typed confirm", TypedConfirm), ("info", InfoModal)]
+    return classes
+
+
+def all_bindings() -> list[BindingInfo]:
+    """Every console binding with an id, in app-then-screen order."""
+    out: list[BindingInfo] = []
+    for scope, cls in _binding_classes():
+        for item in getattr(cls, "BINDINGS", []):
+            if isinstance(item, Binding) and item.id:
+                out.append(BindingInfo(item.id, item.key, item.description, scope, item.tooltip))
+    return out
+
+
+def build_keymap(keys: Mapping[str, str], known: Iterable[str] | None = None) -> tuple[dict[str, str], list[str]]:
+    """Split configured keys into a Textual keymap (known ids) and the list of unknown ids."""
+    ids = set(known) if known is not None else {b.id for b in all_bindings()}
+    keymap = {k: v for k, v in keys.items() if k in ids}
+    unknown = sorted(k for k in keys if k not in ids)
+    return keymap, unknown
+
+
+def bindings_markdown() -> str:
+    """A Markdown table of every binding (for the README and docs)."""
+    lines = ["| key | action id | what | where |", "|---|---|---|---|"]
+    for b in all_bindings():
+        lines.append(f"| `{b.key}` | `{b.id}` | {b.tooltip or b.description} | {b.scope} |")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""One module per console screen; `base.PolledScreen` holds the shared polling and header plumbing."""

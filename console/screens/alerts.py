@@ -1,0 +1,118 @@
+"""Alerts & audit: alerts filtered by severity (and unacknowledged), acknowledge; the audit log below."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+
+from console.messages import Rows, TableRefreshed
+from console.screens.base import PolledScreen
+from console.widgets import fmt
+from console.widgets.keyed_table import KeyedTable
+
+ALERT_COLUMNS = [("id", "Id"), ("time", "Time"), ("sev", "Severity"), ("rule", "Rule"), ("source", "Source"),
+                 ("ack", "Ack"), ("message", "Message")]
+AUDIT_COLUMNS = [("id", "Id"), ("time", "Time"), ("source", "Source"), ("user", "User"), ("action", "Action"),
+                 ("details", "Details")]
+FILTERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("all", ("info", "warning", "critical")), ("warning+", ("warning", "critical")), ("critical", ("critical",)))
+
+
+def alert_rows(rows: list[dict[str, Any]]) -> Rows:
+    """Format alerts keyed by id."""
+    return {r["id"]: (str(r["id"]), fmt.stamp(r["ts"]), fmt.severity(r["severity"]), r["rule"], r["source"],
+                      Text(f"✓ {r['acked_by'] or ''}", style="dim") if r["acked"] else Text("NEW", style="bold"),
+                      r["message"]) for r in rows}
+
+
+def audit_rows(rows: list[dict[str, Any]]) -> Rows:
+    """Format audit entries keyed by id."""
+    out: Rows = {}
+    for r in rows:
+        try:
+            details = ", ".join(f"{k}={v}" for k, v in json.loads(r["details"] or "{}").items())
+        except (ValueError, AttributeError):
+            details = str(r["details"])
+        out[r["id"]] = (str(r["id"]), fmt.stamp(r["ts"]), r["source"], r["user"], r["action"], details[:100])
+    return out
+
+
+class AlertsScreen(PolledScreen):
+    """Alerts with a severity filter and acknowledgement, and the audit log."""
+
+    MODE: ClassVar[str] = "alerts"
+    POLL_EVERY: ClassVar[float | None] = 1.0
+    BINDINGS = [
+        Binding("s", "cycle_severity", "Severity", id="alerts.severity",
+                tooltip="Cycle the severity filter: all, warning and up, critical"),
+        Binding("u", "toggle_unacked", "Unacked", id="alerts.unacked",
+                tooltip="Show only unacknowledged alerts (toggle)"),
+        Binding("a", "ack", "Ack", id="alerts.ack", tooltip="Acknowledge the selected alert (recorded with your user)"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.filter_index = 0
+        self.unacked_only = False
+
+    @property
+    def severity_filter(self) -> str:
+        """The name of the active severity filter."""
+        return FILTERS[self.filter_index][0]
+
+    def compose_body(self) -> ComposeResult:
+        """Alerts on top, audit log below."""
+        with Vertical(id="alerts-body"):
+            yield KeyedTable(ALERT_COLUMNS, id="alerts", classes="panel")
+            audit = KeyedTable(AUDIT_COLUMNS, id="audit", classes="panel")
+            audit.border_title = "Audit log (who did what, from where)"
+            yield audit
+
+    def on_mount(self) -> None:
+        """Title shows the filter."""
+        self._retitle()
+
+    def _retitle(self) -> None:
+        self.query_one("#alerts").border_title = (f"Alerts — severity: {self.severity_filter}"
+                                                  + (", unacknowledged only" if self.unacked_only else ""))
+
+    def poll(self) -> list[Message]:
+        """Read alerts (filtered) and the audit log (worker thread)."""
+        reader = self.qapp.reader
+        severities = FILTERS[self.filter_index][1]
+        key = (self.filter_index, self.unacked_only)
+        return [TableRefreshed(self.MODE, "alerts", alert_rows(reader.alerts(severities, self.unacked_only)), key),
+                TableRefreshed(self.MODE, "audit", audit_rows(reader.audit()))]
+
+    def on_table_refreshed(self, message: TableRefreshed) -> None:
+        """Apply a read (an alerts read made under an older filter is dropped)."""
+        self.clear_poll_error()
+        if message.table == "alerts" and message.extra != (self.filter_index, self.unacked_only):
+            return
+        self.query_one(f"#{message.table}", KeyedTable).sync(message.rows)
+
+    def action_cycle_severity(self) -> None:
+        """Next severity filter."""
+        self.filter_index = (self.filter_index + 1) % len(FILTERS)
+        self._retitle()
+        self.poll_now()
+
+    def action_toggle_unacked(self) -> None:
+        """Toggle unacknowledged-only."""
+        self.unacked_only = not self.unacked_only
+        self._retitle()
+        self.poll_now()
+
+    def action_ack(self) -> None:
+        """Acknowledge the selected alert through the control API."""
+        key = self.query_one("#alerts", KeyedTable).selected_key()
+        if key is None:
+            self.notify("no alert selected", severity="warning")
+            return
+        self.run_command(f"ack alert {key}", "ack_alert", int(key))

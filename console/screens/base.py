@@ -1,0 +1,150 @@
+"""The shared screen shell: nav bar, status header, engine banner, footer and a self-rearming poll.
+
+A poll is one thread worker (`exclusive`, own group) that reads state.db and only posts messages; the handler updates
+widgets and re-arms a one-shot timer, so polls never overlap however slow the disk or the terminal. Polling runs only
+while the screen is the one showing (suspended screens stop their timers).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual import work
+from textual.app import ComposeResult
+from textual.message import Message
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Static
+
+from console.messages import PollFailed
+from console.reader import StateUnavailable, StatusSnapshot
+from console.widgets.nav import NavBar
+from console.widgets.status import EngineBanner, StatusHeader, engine_problem
+
+if TYPE_CHECKING:
+    from console.app import QuantdeskApp
+
+
+class PollFinished(Message):
+    """A screen's poll worker ended (successfully or not); time to re-arm the timer."""
+
+
+class PolledScreen(Screen):
+    """Base for every console screen: header, banner, nav, footer and a non-overlapping poll loop."""
+
+    MODE: ClassVar[str] = ""
+    POLL_EVERY: ClassVar[float | None] = None  # seconds; None means the app's refresh rate
+
+    def __init__(self) -> None:
+        super().__init__(id=f"screen-{self.MODE}")
+        self._timer: Timer | None = None
+        self._active = False
+        self.polls = 0
+        self.last_error: str | None = None
+
+    @property
+    def qapp(self) -> "QuantdeskApp":
+        """The console app (typed)."""
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        """Shell around the screen body."""
+        yield NavBar(self.MODE)
+        yield StatusHeader()
+        yield EngineBanner()
+        yield from self.compose_body()
+        yield Static("", id="poll-error", classes="poll-error")
+        yield Footer()
+
+    def compose_body(self) -> ComposeResult:
+        """The screen's own widgets (override)."""
+        yield from ()
+
+    # --- status (pushed by the app) -------------------------------------------------------------------------------
+    def show_status(self, status: StatusSnapshot | None, error: str | None, pending: str) -> None:
+        """Update header and banner from the app's latest status read."""
+        header = self.query_one(StatusHeader)
+        if status is not None:
+            header.status = status
+        header.pending = pending
+        problem = engine_problem(status, error)
+        self.query_one(EngineBanner).show_problem(problem)
+        self.set_class(problem is not None, "-stale")
+
+    # --- poll loop ------------------------------------------------------------------------------------------------
+    def on_screen_resume(self) -> None:
+        """Start polling when shown."""
+        self._active = True
+        app = self.qapp
+        self.show_status(app.last_status, app.last_status_error, app.pending_command)
+        self.on_shown()
+        self._arm(0.01)
+
+    def on_screen_suspend(self) -> None:
+        """Stop polling while hidden (a modal on top also suspends; the header keeps its last values)."""
+        self._active = False
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+
+    def on_shown(self) -> None:
+        """Hook: the screen became current (e.g. forget change markers)."""
+
+    def _arm(self, delay: float | None = None) -> None:
+        if not self._active or self.qapp.stop_event.is_set():
+            return
+        if self._timer is not None:
+            self._timer.stop()
+        wait = max(0.01, delay) if delay is not None else (self.POLL_EVERY or self.qapp.poll_interval)
+        self._timer = self.set_timer(wait, self._start_poll, name=f"poll-{self.MODE}")
+
+    def _start_poll(self) -> None:
+        self._timer = None
+        if self._active:
+            self._poll_worker()
+
+    def poll_now(self) -> None:
+        """Refresh as soon as possible (after a command, or a filter change)."""
+        self._arm(0.01)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="screen-poll")
+    def _poll_worker(self) -> None:
+        stop = self.qapp.stop_event
+        try:
+            if stop.is_set():
+                return
+            messages = self.poll()
+            if not stop.is_set():
+                for message in messages:
+                    self.post_message(message)
+        except StateUnavailable as exc:
+            if not stop.is_set():
+                self.post_message(PollFailed(self.MODE, str(exc)))
+        finally:
+            if not stop.is_set():
+                self.post_message(PollFinished())
+
+    def poll(self) -> list[Message]:
+        """Read state.db (runs in a worker thread) and return messages to post (override)."""
+        return []
+
+    def on_poll_finished(self, _message: PollFinished) -> None:
+        """Count the poll and schedule the next one."""
+        self.polls += 1
+        self._arm()
+
+    def on_poll_failed(self, message: PollFailed) -> None:
+        """Show the read error under the tables instead of leaving frozen numbers unexplained."""
+        self.last_error = message.error
+        self.query_one("#poll-error", Static).update(f"cannot read state: {message.error[:120]}")
+        self.add_class("-poll-error")
+
+    def clear_poll_error(self) -> None:
+        """Hide the read error after a successful poll."""
+        if self.last_error is not None:
+            self.last_error = None
+            self.remove_class("-poll-error")
+
+    def run_command(self, label: str, call: str, *args: Any) -> None:
+        """Send a control command through the app (never from this thread), then refresh."""
+        self.qapp.send_command(label, call, *args)

@@ -1,0 +1,114 @@
+"""Desk: positions, open orders, the sizing panel, latest alerts and the equity curve under the status header."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid
+from textual.message import Message
+
+from console.messages import DeskRefreshed, Rows
+from console.screens.base import PolledScreen
+from console.widgets import fmt
+from console.widgets.chart import SeriesChart
+from console.widgets.keyed_table import KeyedTable
+
+POSITION_COLUMNS = [("strategy", "Strategy"), ("symbol", "Symbol"), ("qty", "Qty"), ("avg", "Avg"),
+                    ("mark", "Mark"), ("upnl", "uPnL"), ("rpnl", "rPnL")]
+ORDER_COLUMNS = [("created", "Time"), ("strategy", "Strategy"), ("symbol", "Symbol"), ("side", "Side"),
+                 ("type", "Type"), ("qty", "Qty"), ("price", "Price"), ("filled", "Filled"), ("status", "Status")]
+SIZING_COLUMNS = [("strategy", "Strategy"), ("symbol", "Symbol"), ("side", "Side"), ("prob", "P(meta)"),
+                  ("kelly", "Kelly"), ("cap", "Cap"), ("size", "Size"), ("vpin", "VPIN cdf"),
+                  ("spread", "Spr bps"), ("depth", "Depth")]
+ALERT_COLUMNS = [("time", "Time"), ("sev", "Sev"), ("rule", "Rule"), ("message", "Message")]
+
+
+def position_rows(rows: list[dict[str, Any]]) -> Rows:
+    """Format positions keyed by strategy|symbol."""
+    return {f"{r['instance_id']}|{r['symbol']}": (
+        r["instance_id"], r["symbol"], fmt.qty(r["qty"]), fmt.money(r["avg_price"]), fmt.money(r["mark"]),
+        fmt.pnl(r["unrealized"]), fmt.pnl(r["realized_pnl"])) for r in rows}
+
+
+def order_rows(rows: list[dict[str, Any]]) -> Rows:
+    """Format open orders keyed by client order id (times, not ages, so a quiet book touches no cells)."""
+    return {r["client_order_id"]: (
+        fmt.clock(r["created_at"]), r["instance_id"], r["symbol"], fmt.side(r["side"]),
+        r["type"] + (" RO" if r["reduce_only"] else ""), f"{r['qty']:.6g}",
+        fmt.money(r["price"]) if r["price"] else "mkt", f"{r['filled_qty']:.6g}", r["status"]) for r in rows}
+
+
+def sizing_rows(rows: list[dict[str, Any]]) -> Rows:
+    """Format the latest sizing decision per strategy and symbol."""
+    return {f"{r['instance_id']}|{r['symbol']}": (
+        r["instance_id"], r["symbol"], fmt.side(int(r["side"])), fmt.num(r["meta_prob"], 3),
+        fmt.num(r["kelly_fraction"], 3), r["cap_applied"] or "—", f"{r['final_size']:.6g}",
+        fmt.num(r["vpin_cdf"], 3), fmt.num(r["spread_bps"], 1), fmt.money(r["depth"])) for r in rows}
+
+
+def alert_rows(rows: list[dict[str, Any]]) -> Rows:
+    """Format alerts keyed by id."""
+    return {r["id"]: (fmt.clock(r["ts"]), fmt.severity(r["severity"]), r["rule"], r["message"]) for r in rows}
+
+
+class DeskScreen(PolledScreen):
+    """The trading desk at a glance."""
+
+    MODE: ClassVar[str] = "desk"
+    BINDINGS = [
+        Binding("R", "resume_trading", "Resume…", id="desk.resume",
+                tooltip="Resume trading (ACTIVE) after a HALT; asks you to type RESUME"),
+        Binding("f", "focus_next_table", "Next table", id="desk.next_table",
+                tooltip="Move focus to the next table on the desk", show=False),
+    ]
+
+    def compose_body(self) -> ComposeResult:
+        """Positions and chart on top, orders and sizing below, alerts at the bottom."""
+        with Grid(id="desk-grid"):
+            yield KeyedTable(POSITION_COLUMNS, id="positions", classes="panel")
+            yield SeriesChart("equity (portfolio)", id="equity-chart", classes="panel")
+            yield KeyedTable(ORDER_COLUMNS, id="orders", classes="panel")
+            yield KeyedTable(SIZING_COLUMNS, id="sizing", classes="panel")
+            yield KeyedTable(ALERT_COLUMNS, id="desk-alerts", classes="panel")
+
+    def on_mount(self) -> None:
+        """Titles on the panels."""
+        titles = {"positions": "Positions", "orders": "Open orders", "sizing": "Sizing (latest per strategy/symbol)",
+                  "desk-alerts": "Latest alerts"}
+        for wid, title in titles.items():
+            self.query_one(f"#{wid}").border_title = title
+
+    def on_shown(self) -> None:
+        """Re-read everything after being hidden."""
+        self.qapp.reader.reset_probes()
+
+    def poll(self) -> list[Message]:
+        """Read and format the desk (worker thread)."""
+        d = self.qapp.reader.desk()
+        return [DeskRefreshed(position_rows(d.positions), order_rows(d.orders),
+                              sizing_rows(d.sizing) if d.sizing is not None else None,
+                              alert_rows(d.alerts) if d.alerts is not None else None, d.equity)]
+
+    def on_desk_refreshed(self, message: DeskRefreshed) -> None:
+        """Apply a desk read: only changed cells are touched."""
+        self.clear_poll_error()
+        self.query_one("#positions", KeyedTable).sync(message.positions)
+        self.query_one("#orders", KeyedTable).sync(message.orders)
+        if message.sizing is not None:
+            self.query_one("#sizing", KeyedTable).sync(message.sizing)
+        if message.alerts is not None:
+            self.query_one("#desk-alerts", KeyedTable).sync(message.alerts)
+        if message.equity is not None:
+            self.query_one("#equity-chart", SeriesChart).set_series(message.equity)
+        self.query_one("#positions").border_subtitle = f"{len(message.positions)}"
+        self.query_one("#orders").border_subtitle = f"{len(message.orders)}"
+
+    def action_resume_trading(self) -> None:
+        """Typed confirmation, then resume through the control API."""
+        self.qapp.confirm_resume()
+
+    def action_focus_next_table(self) -> None:
+        """Cycle focus across the desk's tables."""
+        self.focus_next(KeyedTable)

@@ -1,0 +1,83 @@
+"""Strategies: the leaderboard, lifecycle stage, drift vs the backtest twin; pause/resume/promote/demote."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+
+from console.messages import Rows, TableRefreshed
+from console.screens.base import PolledScreen
+from console.widgets import fmt
+from console.widgets.keyed_table import KeyedTable
+from console.widgets.modals import ConfirmKey
+
+COLUMNS = [("rank", "#"), ("id", "Instance"), ("strategy", "Strategy"), ("stage", "Stage"), ("status", "Status"),
+           ("capital", "Capital"), ("equity", "Equity"), ("ret", "Return"), ("dd", "DD"), ("fills", "Fills"),
+           ("drift_n", "Twin n"), ("drift", "Drift bps"), ("drift_abs", "|Drift| bps")]
+
+
+def leaderboard_rows(rows: list[dict[str, Any]]) -> Rows:
+    """Format the leaderboard keyed by instance id (rows arrive best return first)."""
+    return {r["id"]: (
+        str(i + 1), r["id"], r["strategy"], r["stage"], r["status"], fmt.money(r["capital"]), fmt.money(r["equity"]),
+        fmt.pct(r["ret"], signed=True), fmt.pct(r["drawdown"]), str(r["fills"]), str(r["drift_n"]),
+        fmt.num(r["drift_mean"], 2), fmt.num(r["drift_abs"], 2)) for i, r in enumerate(rows)}
+
+
+class StrategiesScreen(PolledScreen):
+    """Strategy instances ranked by return, with lifecycle actions behind a one-key confirmation."""
+
+    MODE: ClassVar[str] = "strategies"
+    POLL_EVERY: ClassVar[float | None] = 1.0
+    BINDINGS = [
+        Binding("p", "act('pause_strategy')", "Pause", id="strategies.pause",
+                tooltip="Pause the selected strategy (cancels its open orders); asks y/n"),
+        Binding("r", "act('resume_strategy')", "Resume", id="strategies.resume",
+                tooltip="Resume the selected paused strategy; asks y/n"),
+        Binding("P", "act('promote')", "Promote", id="strategies.promote",
+                tooltip="Promote the selected strategy one stage if its gates pass; asks y/n"),
+        Binding("D", "act('demote')", "Demote", id="strategies.demote",
+                tooltip="Demote the selected strategy one stage; asks y/n"),
+    ]
+    _VERBS = {"pause_strategy": "Pause", "resume_strategy": "Resume", "promote": "Promote", "demote": "Demote"}
+
+    def compose_body(self) -> ComposeResult:
+        """The leaderboard."""
+        table = KeyedTable(COLUMNS, id="leaderboard", classes="panel")
+        table.border_title = "Leaderboard (drift = live fill vs backtest twin)"
+        yield table
+
+    def poll(self) -> list[Message]:
+        """Read the leaderboard (worker thread)."""
+        return [TableRefreshed(self.MODE, "leaderboard", leaderboard_rows(self.qapp.reader.strategies()))]
+
+    def on_table_refreshed(self, message: TableRefreshed) -> None:
+        """Apply the read and keep rows in rank order."""
+        self.clear_poll_error()
+        table = self.query_one("#leaderboard", KeyedTable)
+        if table.sync(message.rows):
+            table.sort("rank", key=lambda v: int(v))
+
+    def action_act(self, command: str) -> None:
+        """Confirm, then send the lifecycle command for the selected instance."""
+        instance = self.query_one("#leaderboard", KeyedTable).selected_key()
+        if instance is None:
+            self.notify("no strategy selected", severity="warning")
+            return
+        verb = self._VERBS[command]
+
+        def answered(ok: bool | None) -> None:
+            if not ok:
+                return
+            if command == "promote":
+                self.run_command(f"promote {instance}", "promote", instance, True)
+            elif command == "demote":
+                self.run_command(f"demote {instance}", "demote", instance, "operator demote (console)")
+            else:
+                self.run_command(f"{verb.lower()} {instance}", command, instance)
+
+        self.app.push_screen(ConfirmKey(f"{verb} {instance}?", f"{verb} strategy instance {instance} through the "
+                                        "engine's control API. The result appears as a notification."), answered)

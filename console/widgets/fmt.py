@@ -1,0 +1,86 @@
+"""Cell formatting shared by the screens (runs in worker threads, so it must stay pure)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from rich.text import Text
+
+DASH = "—"
+SEVERITY_STYLE = {"info": "cyan", "warning": "yellow", "critical": "bold red"}
+STATE_STYLE = {"ACTIVE": "bold black on green", "REDUCING": "bold black on yellow", "HALTED": "bold white on red"}
+
+
+def money(value: float | None, signed: bool = False) -> str:
+    """A currency amount with thousands separators (a dash for unknown)."""
+    if value is None:
+        return DASH
+    return f"{value:+,.2f}" if signed else f"{value:,.2f}"
+
+
+def pnl(value: float | None) -> Text:
+    """A signed P&L coloured green/red."""
+    if value is None:
+        return Text(DASH)
+    return Text(f"{value:+,.2f}", style="green" if value >= 0 else "red")
+
+
+def pct(value: float | None, signed: bool = False, digits: int = 2) -> str:
+    """A fraction as a percentage."""
+    if value is None:
+        return DASH
+    return f"{value * 100:+.{digits}f}%" if signed else f"{value * 100:.{digits}f}%"
+
+
+def num(value: float | None, digits: int = 4) -> str:
+    """A plain number with a fixed number of significant decimals."""
+    if value is None:
+        return DASH
+    return f"{value:.{digits}f}"
+
+
+def qty(value: float | None) -> str:
+    """A signed base-currency quantity."""
+    if value is None:
+        return DASH
+    return f"{value:+.6g}"
+
+
+def clock(ts_ms: int | None) -> str:
+    """UTC wall time (HH:MM:SS) of an epoch-ms timestamp."""
+    if not ts_ms:
+        return DASH
+    return dt.datetime.fromtimestamp(ts_ms / 1000, dt.timezone.utc).strftime("%H:%M:%S")
+
+
+def stamp(ts_ms: int | float | None) -> str:
+    """UTC date and time of an epoch-ms timestamp."""
+    if not ts_ms:
+        return DASH
+    return dt.datetime.fromtimestamp(ts_ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+
+
+def age(ms: int | float | None) -> str:
+    """A duration in ms as a short human age (3s, 4m, 2h, 5d)."""
+    if ms is None:
+        return DASH
+    s = max(0.0, ms / 1000)
+    if s < 90:
+        return f"{s:.0f}s"
+    if s < 5400:
+        return f"{s / 60:.0f}m"
+    if s < 172800:
+        return f"{s / 3600:.0f}h"
+    return f"{s / 86400:.0f}d"
+
+
+def severity(value: str) -> Text:
+    """An alert severity in its colour."""
+    return Text(value.upper(), style=SEVERITY_STYLE.get(value, ""))
+
+
+def side(value: str | int) -> Text:
+    """Buy/long in green, sell/short in red."""
+    label = {1: "long", -1: "short", 0: "flat"}.get(value, str(value)) if isinstance(value, int) else value
+    style = "green" if label in ("buy", "long") else "red" if label in ("sell", "short") else "dim"
+    return Text(label, style=style)

@@ -1,0 +1,124 @@
+"""Confirmation modals: one-key confirm (emergency stop, strategy actions) and typed confirm (resume)."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label, Static
+
+
+class ConfirmKey(ModalScreen[bool]):
+    """Ask a yes/no question answered by one key: y confirms, n or escape cancels."""
+
+    DEFAULT_CSS = """
+    ConfirmKey { align: center middle; }
+    ConfirmKey > Vertical { width: 64; max-width: 95%; height: auto; border: thick $warning; padding: 1 2;
+                            background: $surface; }
+    ConfirmKey.-danger > Vertical { border: thick $error; }
+    ConfirmKey .prompt { text-style: bold; }
+    """
+    BINDINGS = [
+        Binding("y", "answer(True)", "Confirm", id="confirm.yes", tooltip="Confirm the action"),
+        Binding("n,escape", "answer(False)", "Cancel", id="confirm.no", tooltip="Cancel; nothing is sent"),
+    ]
+
+    def __init__(self, title: str, body: str, *, danger: bool = False) -> None:
+        super().__init__(classes="-danger" if danger else None)
+        self.title_text = title
+        self.body = body
+
+    def compose(self) -> ComposeResult:
+        """Title, explanation and the key hint."""
+        with Vertical():
+            yield Label(self.title_text, classes="prompt")
+            yield Static(self.body)
+            yield Static("[b]y[/b] confirm    [b]n[/b] / [b]esc[/b] cancel")
+
+    def action_answer(self, yes: bool) -> None:
+        """Close the modal with the answer."""
+        self.dismiss(yes)
+
+
+class EmergencyStopModal(ConfirmKey):
+    """The emergency stop's one-key confirmation: y sends HALT + FLATTEN."""
+
+    def __init__(self) -> None:
+        super().__init__("EMERGENCY STOP",
+                         "HALT trading and FLATTEN: cancel every open order and close every position with "
+                         "reduce-only orders. The header turns HALTED once the engine confirms.", danger=True)
+
+
+class TypedConfirm(ModalScreen[bool]):
+    """Confirm by typing a word exactly (resume from HALTED); escape cancels."""
+
+    DEFAULT_CSS = """
+    TypedConfirm { align: center middle; }
+    TypedConfirm > Vertical { width: 64; max-width: 95%; height: auto; border: thick $warning; padding: 1 2;
+                              background: $surface; }
+    TypedConfirm #typed-error { color: $error; }
+    """
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="typed.cancel", tooltip="Cancel; nothing is sent")]
+
+    def __init__(self, title: str, body: str, word: str) -> None:
+        super().__init__()
+        self.title_text = title
+        self.body = body
+        self.word = word
+
+    def compose(self) -> ComposeResult:
+        """Title, explanation and the input for the confirmation word."""
+        with Vertical():
+            yield Label(self.title_text, classes="prompt")
+            yield Static(self.body)
+            yield Static(f"Type [b]{self.word}[/b] and press enter:")
+            yield Input(placeholder=self.word, id="typed-input")
+            yield Static("", id="typed-error")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Accept only the exact word."""
+        if event.value.strip() == self.word:
+            self.dismiss(True)
+        else:
+            self.query_one("#typed-error", Static).update(f"type {self.word} exactly (or esc to cancel)")
+
+    def action_cancel(self) -> None:
+        """Close without confirming."""
+        self.dismiss(False)
+
+
+class InfoModal(ModalScreen[None]):
+    """A read-only panel (e.g. a tearsheet's path and preview); c copies the path, escape closes."""
+
+    DEFAULT_CSS = """
+    InfoModal { align: center middle; }
+    InfoModal > Vertical { width: 90%; height: 80%; border: thick $primary; padding: 0 1; background: $surface; }
+    InfoModal #info-body { height: 1fr; overflow-y: auto; }
+    """
+    BINDINGS = [
+        Binding("escape,q", "close", "Close", id="info.close", tooltip="Close this panel"),
+        Binding("c", "copy", "Copy path", id="info.copy", tooltip="Copy the path to the clipboard (OSC 52, works over SSH)"),
+    ]
+
+    def __init__(self, title: str, path: str, body: str) -> None:
+        super().__init__()
+        self.title_text = title
+        self.path = path
+        self.body = body
+
+    def compose(self) -> ComposeResult:
+        """Title, path and body."""
+        with Vertical():
+            yield Label(self.title_text, classes="prompt")
+            yield Static(f"path: {self.path}", markup=False)
+            yield Static(self.body, id="info-body", markup=False)
+
+    def action_copy(self) -> None:
+        """Copy the path to the terminal clipboard."""
+        self.app.copy_to_clipboard(self.path)
+        self.notify(f"copied {self.path}")
+
+    def action_close(self) -> None:
+        """Close the panel."""
+        self.dismiss(None)
