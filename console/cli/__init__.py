@@ -21,6 +21,7 @@ app = typer.Typer(
 
 _COMMAND_MODULES = [
     "console.cli.common",
+    "console.cli.console_cmd",
 ]
 
 

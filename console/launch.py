@@ -1,0 +1,62 @@
+"""`open_console(settings)`: make sure an engine runs for this state store, then run the console in the foreground.
+
+The engine is started detached (its own session, so closing the terminal or quitting the console never stops it) on
+the configured settings, which by default are the embedded simulator in paper mode with both strategies. The console
+does not wait for the engine: the "engine not responding" banner says what is happening until the first heartbeat.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from engine.config import Settings
+
+
+def engine_running(settings: Settings) -> bool:
+    """True when an engine holds the lock for this state store or its heartbeat is fresh."""
+    from engine.runtime.lockfile import read_pid
+
+    if read_pid(settings) is not None:
+        return True
+    from console.reader import StateReader, StateUnavailable
+
+    reader = StateReader(settings.store_url(), heartbeat_timeout_s=settings.runtime.heartbeat_timeout_s)
+    try:
+        return reader.status().engine_alive
+    except StateUnavailable:
+        return False
+    finally:
+        reader.close()
+
+
+def engine_log_file(settings: Settings) -> Path:
+    """Where a console-started engine's stdout/stderr go (beside the engine's own rotating log)."""
+    from engine.runtime.service import log_path
+
+    return log_path(settings).with_name("engine.out")
+
+
+def start_engine(settings: Settings) -> subprocess.Popen:
+    """Start `python -m engine.runtime.main` for these settings in its own session; returns the process."""
+    argv = [sys.executable, "-m", "engine.runtime.main", "--state", settings.store_url()]
+    if settings.config_path and os.path.exists(settings.config_path):
+        argv += ["--config", os.path.abspath(settings.config_path)]
+    out = engine_log_file(settings)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "ab") as fh:
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=fh, stderr=fh, start_new_session=True,
+                                cwd=os.getcwd())
+
+
+def open_console(settings: Settings, *, start: bool = True) -> None:
+    """Start an engine when none is alive for this state store (unless start=False), then run the console."""
+    if start and settings.execution.mode == "paper" and not engine_running(settings):
+        proc = start_engine(settings)
+        print(f"started the engine in the background (pid {proc.pid}); log {engine_log_file(settings)}",
+              file=sys.stderr)
+    from console.app import QuantdeskApp
+
+    QuantdeskApp(settings).run()
