@@ -67,6 +67,11 @@ def _read(conn: Connection, scope: str) -> StateRecord | None:
     return StateRecord(TradingState(row["state"]), row["reason"], row["changed_at"], row["changed_by"])
 
 
+def read_state(conn: Connection, scope: str = GLOBAL) -> StateRecord:
+    """The persisted state read on an open connection (inside a caller's transaction); ACTIVE when never set."""
+    return _read(conn, scope) or StateRecord(TradingState.ACTIVE, "initial", 0, "engine")
+
+
 def get_state(store: Store, scope: str = GLOBAL) -> StateRecord:
     """The persisted trading state; a store that never had one is ACTIVE."""
     with store.connect() as conn:
