@@ -1,0 +1,137 @@
+"""Market arrays for the kernel: fill prices by fill model, volatility and volume for square-root impact, funding.
+
+Everything here is point-in-time: the impact inputs for a fill at bar t (sigma, reference volume) use bars before t.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+from engine.config import BacktestConfig
+
+SIGMA_SPAN = 100  # bars in the EWM volatility behind square-root impact
+FILL_MODELS = ("next_open", "next_close", "vwap")
+_OHLCV = ("open", "high", "low", "close", "volume")
+
+
+@dataclass(frozen=True)
+class MarketArrays:
+    """Aligned (n bars x k symbols) float64 arrays that the kernel reads."""
+
+    index: pd.DatetimeIndex
+    symbols: tuple[str, ...]
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    fill_px: np.ndarray
+    sigma: np.ndarray
+    vol_ref: np.ndarray
+    funding: np.ndarray
+
+
+def check_panel(panel: Mapping[str, pd.DataFrame]) -> tuple[str, ...]:
+    """Validate a panel (dict of symbol -> OHLCV frame with a UTC DatetimeIndex); return its symbols in order."""
+    if not isinstance(panel, Mapping) or not panel:
+        raise ValueError("panel: expected a non-empty dict of symbol -> DataFrame")
+    for sym, frame in panel.items():
+        if not isinstance(frame, pd.DataFrame):
+            raise ValueError(f"panel[{sym!r}]: expected a DataFrame, got {type(frame).__name__}")
+        missing = [c for c in _OHLCV if c not in frame.columns]
+        if missing:
+            raise ValueError(f"panel[{sym!r}]: missing columns {missing}")
+        if not isinstance(frame.index, pd.DatetimeIndex) or frame.index.tz is None:
+            raise ValueError(f"panel[{sym!r}]: index must be a tz-aware (UTC) DatetimeIndex")
+        if len(frame) < 2:
+            raise ValueError(f"panel[{sym!r}]: needs at least 2 bars, has {len(frame)}")
+        if not frame.index.is_monotonic_increasing or frame.index.has_duplicates:
+            raise ValueError(f"panel[{sym!r}]: index must be strictly increasing")
+    return tuple(panel)
+
+
+def panel_index(panel: Mapping[str, pd.DataFrame]) -> pd.DatetimeIndex:
+    """The union of the panel's bar timestamps (the shared clock of a multi-symbol backtest)."""
+    frames = list(panel.values())
+    index = frames[0].index
+    for frame in frames[1:]:
+        if not frame.index.equals(index):
+            index = index.union(frame.index)
+    return index
+
+
+def _column(panel: Mapping[str, pd.DataFrame], symbols: tuple[str, ...], index: pd.DatetimeIndex, col: str,
+            same: bool) -> np.ndarray:
+    """Stack one column across symbols into an (n x k) C-contiguous float64 array aligned on `index`."""
+    out = np.empty((len(index), len(symbols)))
+    for j, sym in enumerate(symbols):
+        frame = panel[sym]
+        values = frame[col].to_numpy(dtype="float64", na_value=np.nan) if same else \
+            frame[col].reindex(index).to_numpy(dtype="float64", na_value=np.nan)
+        out[:, j] = values
+    return out
+
+
+def _ffill(a: np.ndarray) -> np.ndarray:
+    """Forward-fill NaNs down each column (leading NaNs stay)."""
+    if not np.isnan(a).any():
+        return a
+    return pd.DataFrame(a).ffill().to_numpy()
+
+
+def _sigma(close: np.ndarray) -> np.ndarray:
+    """EWM standard deviation of simple returns known before each bar (shifted one bar)."""
+    rets = pd.DataFrame(close).pct_change(fill_method=None)
+    sig = rets.ewm(span=SIGMA_SPAN, min_periods=2).std().shift(1).to_numpy()
+    return np.ascontiguousarray(np.nan_to_num(sig, nan=0.0))
+
+
+def market_arrays(panel: Mapping[str, pd.DataFrame], config: BacktestConfig) -> MarketArrays:
+    """Build the kernel's aligned arrays from a panel under the configured fill model and cost settings."""
+    if config.fill_model not in FILL_MODELS:
+        raise ValueError(f"backtest.fill_model: must be one of {', '.join(FILL_MODELS)}, got {config.fill_model!r}")
+    symbols = check_panel(panel)
+    index = panel_index(panel)
+    same = all(panel[s].index is index or panel[s].index.equals(index) for s in symbols)
+    close = _ffill(_column(panel, symbols, index, "close", same))
+    open_ = _column(panel, symbols, index, "open", same)
+    high = _column(panel, symbols, index, "high", same)
+    low = _column(panel, symbols, index, "low", same)
+    if config.fill_model == "next_open":
+        fill_px = open_
+    elif config.fill_model == "next_close":
+        fill_px = _column(panel, symbols, index, "close", same)
+    else:  # vwap proxy: the bar's typical price
+        fill_px = (open_ + high + low + _column(panel, symbols, index, "close", same)) / 4.0
+    if config.impact_coef > 0.0:
+        volume = _column(panel, symbols, index, "volume", same)
+        vol_ref = np.zeros_like(volume)
+        vol_ref[1:] = np.nan_to_num(volume[:-1], nan=0.0)
+        sigma = _sigma(close)
+    else:
+        vol_ref = np.zeros((len(index), len(symbols)))
+        sigma = vol_ref
+    if any("funding_rate" in panel[s].columns for s in symbols):
+        funding = np.zeros((len(index), len(symbols)))
+        for j, sym in enumerate(symbols):
+            if "funding_rate" in panel[sym].columns:
+                col = panel[sym]["funding_rate"] if same else panel[sym]["funding_rate"].reindex(index)
+                funding[:, j] = np.nan_to_num(col.to_numpy(dtype="float64", na_value=np.nan), nan=0.0)
+    else:
+        funding = np.zeros((len(index), len(symbols)))
+    return MarketArrays(index=index, symbols=symbols, open=open_, high=high, low=low, close=close,
+                        fill_px=np.ascontiguousarray(fill_px), sigma=sigma, vol_ref=vol_ref, funding=funding)
+
+
+def cost_params(config: BacktestConfig) -> tuple[float, float, float, float]:
+    """(fee_taker, fee_maker, half_spread as a fraction, impact_coef), validated."""
+    for name in ("fee_maker", "fee_taker", "half_spread_bps", "impact_coef"):
+        value = getattr(config, name)
+        if not np.isfinite(value) or value < 0:
+            raise ValueError(f"backtest.{name}: must be a finite number >= 0, got {value!r}")
+    if not np.isfinite(config.initial_capital) or config.initial_capital <= 0:
+        raise ValueError(f"backtest.initial_capital: must be > 0, got {config.initial_capital!r}")
+    return config.fee_taker, config.fee_maker, config.half_spread_bps / 10_000.0, config.impact_coef

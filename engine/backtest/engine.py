@@ -1,0 +1,241 @@
+"""run_backtest and simulate_targets: the one code path for research backtests and the twin of paper/live trades."""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from engine.backtest import kernel
+from engine.backtest.costs import cost_params, market_arrays
+from engine.backtest.lookahead import LookaheadResult, check_lookahead
+from engine.backtest.metrics import compute_metrics, infer_timeframe_ms, periods_per_year
+from engine.backtest.registry import dataset_hash as hash_panel
+from engine.backtest.sizing import Sizer, fixed_fraction
+from engine.backtest.stats import deflated_sharpe
+from engine.config import BacktestConfig, Settings
+
+
+@dataclass(frozen=True)
+class Barriers:
+    """Exit barriers as fractions of the trade's average entry price, and a time limit in bars (None = off)."""
+
+    stop_loss: float | None = None
+    take_profit: float | None = None
+    max_bars: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("stop_loss", "take_profit"):
+            v = getattr(self, name)
+            if v is not None and not (np.isfinite(v) and v > 0):
+                raise ValueError(f"barriers.{name}: must be a positive fraction, got {v!r}")
+        if self.max_bars is not None and (not isinstance(self.max_bars, (int, np.integer)) or self.max_bars < 1):
+            raise ValueError(f"barriers.max_bars: must be a positive integer, got {self.max_bars!r}")
+
+    def as_kernel_args(self) -> tuple[float, float, int]:
+        """(stop_loss, take_profit, max_bars) with 0 meaning disabled."""
+        return (float(self.stop_loss or 0.0), float(self.take_profit or 0.0), int(self.max_bars or 0))
+
+
+@dataclass
+class BacktestResult:
+    """Equity, positions, fills, trades and metrics of one backtest (plus its lookahead check and trial count)."""
+
+    equity: pd.Series
+    cash: pd.Series
+    positions: pd.DataFrame  # signed quantity held after each bar
+    targets: pd.DataFrame  # target fraction decided at each bar (executed on the next)
+    fills: pd.DataFrame
+    trades: pd.DataFrame
+    metrics: dict
+    config: BacktestConfig
+    timeframe_ms: int
+    panel: Mapping[str, pd.DataFrame] = field(repr=False)
+    strategy: str = ""
+    params: dict = field(default_factory=dict)
+    signals: pd.DataFrame | None = None
+    lookahead: LookaheadResult | None = None
+    run_id: int | None = None
+    elapsed_s: dict = field(default_factory=dict)
+
+    @functools.cached_property
+    def dataset_hash(self) -> str:
+        """sha256 identity of the panel this backtest ran on (computed on first use)."""
+        return hash_panel(self.panel, str(self.timeframe_ms))
+
+    @property
+    def returns(self) -> pd.Series:
+        """Per-bar simple returns of the equity curve."""
+        return self.equity.pct_change().iloc[1:]
+
+
+def _config_of(settings_or_config: Settings | BacktestConfig) -> BacktestConfig:
+    if isinstance(settings_or_config, Settings):
+        return settings_or_config.backtest
+    if isinstance(settings_or_config, BacktestConfig):
+        return settings_or_config
+    raise ValueError(f"settings: expected Settings or BacktestConfig, got {type(settings_or_config).__name__}")
+
+
+def _fills_frame(raw: np.ndarray, index: pd.DatetimeIndex, symbols: tuple[str, ...]) -> pd.DataFrame:
+    bars = raw[:, kernel.F_BAR].astype(np.int64)
+    return pd.DataFrame({
+        "ts": index[bars], "bar": bars, "symbol": np.asarray(symbols, dtype=object)[raw[:, kernel.F_SYM].astype(int)],
+        "qty": raw[:, kernel.F_QTY], "price": raw[:, kernel.F_PRICE], "ref_price": raw[:, kernel.F_REF],
+        "fee": raw[:, kernel.F_FEE], "slippage": raw[:, kernel.F_SLIP],
+        "reason": np.asarray(kernel.REASON_NAMES, dtype=object)[raw[:, kernel.F_REASON].astype(int)]})
+
+
+def _trades_frame(raw: np.ndarray, index: pd.DatetimeIndex, symbols: tuple[str, ...]) -> pd.DataFrame:
+    entry = raw[:, kernel.T_ENTRY_BAR].astype(np.int64)
+    exit_ = raw[:, kernel.T_EXIT_BAR].astype(np.int64)
+    frame = pd.DataFrame({
+        "symbol": np.asarray(symbols, dtype=object)[raw[:, kernel.T_SYM].astype(int)],
+        "side": raw[:, kernel.T_SIDE].astype(int), "qty": raw[:, kernel.T_QTY],
+        "entry_ts": index[entry], "exit_ts": index[exit_], "entry_bar": entry, "exit_bar": exit_,
+        "bars": exit_ - entry, "entry_price": raw[:, kernel.T_ENTRY_PX], "exit_price": raw[:, kernel.T_EXIT_PX],
+        "pnl": raw[:, kernel.T_PNL], "fees": raw[:, kernel.T_FEES], "slippage": raw[:, kernel.T_SLIP],
+        "funding": raw[:, kernel.T_FUNDING],
+        "exit_reason": np.asarray(kernel.REASON_NAMES, dtype=object)[raw[:, kernel.T_REASON].astype(int)]})
+    frame["return"] = frame["pnl"] / (frame["qty"] * frame["entry_price"])
+    return frame.sort_values(["entry_ts", "symbol"], kind="stable").reset_index(drop=True)
+
+
+def _target_array(targets: pd.DataFrame, index: pd.DatetimeIndex, symbols: tuple[str, ...]) -> np.ndarray:
+    """Validate a target-fraction frame and align it to the market clock as an (n x k) float64 array."""
+    if not isinstance(targets, pd.DataFrame):
+        raise ValueError(f"targets: expected a DataFrame (bars x symbols), got {type(targets).__name__}")
+    unknown = [c for c in targets.columns if c not in symbols]
+    if unknown:
+        raise ValueError(f"targets: columns {unknown} are not symbols of the panel {list(symbols)}")
+    if targets.index.equals(index) and tuple(targets.columns) == symbols:
+        arr = targets.to_numpy(dtype="float64", na_value=np.nan)
+    else:
+        arr = targets.reindex(index=index, columns=list(symbols)).to_numpy(dtype="float64", na_value=np.nan)
+    arr = np.nan_to_num(arr, nan=0.0, posinf=np.inf, neginf=-np.inf)
+    if not np.isfinite(arr).all():
+        raise ValueError("targets: contains infinite values")
+    return np.ascontiguousarray(arr)
+
+
+def simulate_targets(targets: pd.DataFrame, panel: Mapping[str, pd.DataFrame],
+                     settings_or_config: Settings | BacktestConfig, barriers: Barriers | None = None,
+                     timeframe_ms: int | None = None) -> BacktestResult:
+    """Simulate fills for target fractions of equity (decided at bar t, filled at bar t+1) on the panel's bars."""
+    t0 = time.perf_counter()
+    config = _config_of(settings_or_config)
+    fee_taker, fee_maker, half_spread, impact = cost_params(config)
+    m = market_arrays(panel, config)
+    tgt = _target_array(targets, m.index, m.symbols)
+    changes = int(np.count_nonzero(tgt[1:] != tgt[:-1])) + int(np.count_nonzero(tgt[0]))
+    capacity = 2 * changes + 2 * len(m.symbols) + 2
+    sl, tp, max_bars = (barriers or Barriers()).as_kernel_args()
+    t1 = time.perf_counter()
+    equity, cash, pos, fills, trades = kernel.simulate_kernel(
+        tgt, m.fill_px, m.open, m.high, m.low, m.close, m.sigma, m.vol_ref, m.funding,
+        float(config.initial_capital), fee_taker, fee_maker, half_spread, impact, sl, tp, max_bars,
+        config.fill_model == "next_open", capacity)
+    t2 = time.perf_counter()
+    tf_ms = timeframe_ms or infer_timeframe_ms(m.index)
+    equity_s = pd.Series(equity, index=m.index, name="equity")
+    positions = pd.DataFrame(pos, index=m.index, columns=list(m.symbols))
+    fills_df = _fills_frame(fills, m.index, m.symbols)
+    trades_df = _trades_frame(trades, m.index, m.symbols)
+    gross = np.abs(pos * m.close)
+    gross = np.nan_to_num(gross, nan=0.0).sum(axis=1)
+    traded = float(np.abs(fills[:, kernel.F_QTY] * fills[:, kernel.F_PRICE]).sum())
+    metrics = compute_metrics(equity_s, trades_df, periods_per_year(tf_ms),
+                              gross_exposure=pd.Series(gross, index=m.index), traded_notional=traded)
+    metrics["fees"] = float(fills[:, kernel.F_FEE].sum())
+    metrics["slippage"] = float(fills[:, kernel.F_SLIP].sum())
+    metrics["funding"] = float(trades[:, kernel.T_FUNDING].sum()) if len(trades) else 0.0
+    t3 = time.perf_counter()
+    return BacktestResult(
+        equity=equity_s, cash=pd.Series(cash, index=m.index, name="cash"), positions=positions,
+        targets=pd.DataFrame(tgt, index=m.index, columns=list(m.symbols)), fills=fills_df, trades=trades_df,
+        metrics=metrics, config=config, timeframe_ms=tf_ms, panel=panel,
+        elapsed_s={"prepare": t1 - t0, "kernel": t2 - t1, "stats": t3 - t2})
+
+
+def clean_signals(raw: Any, index: pd.DatetimeIndex, symbols: tuple[str, ...], strategy_name: str) -> pd.DataFrame:
+    """Validate a strategy's signal frame (values in {-1, 0, 1}) and align it to the panel clock."""
+    if isinstance(raw, pd.Series) and len(symbols) == 1:
+        raw = raw.to_frame(symbols[0])
+    if not isinstance(raw, pd.DataFrame):
+        raise ValueError(f"strategy {strategy_name}: signals must be a DataFrame, got {type(raw).__name__}")
+    unknown = [c for c in raw.columns if c not in symbols]
+    if unknown:
+        raise ValueError(f"strategy {strategy_name}: signal columns {unknown} are not panel symbols")
+    sig = raw.reindex(index=index, columns=list(symbols))
+    values = np.nan_to_num(sig.to_numpy(dtype="float64", na_value=np.nan), nan=0.0)
+    bad = ~np.isin(values, (-1.0, 0.0, 1.0))
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise ValueError(f"strategy {strategy_name}: signal {values[r, c]!r} at {index[r]} / {symbols[c]} "
+                         "is not -1, 0 or 1")
+    return pd.DataFrame(values, index=index, columns=list(symbols))
+
+
+def _params_of(strategy: Any) -> dict:
+    for attr in ("params", "config"):
+        value = getattr(strategy, attr, None)
+        if isinstance(value, Mapping):
+            return dict(value)
+        if value is not None and hasattr(value, "__dataclass_fields__"):
+            import dataclasses
+            return dataclasses.asdict(value)
+    return {}
+
+
+def run_backtest(strategy: Any, panel: Mapping[str, pd.DataFrame], settings_or_backtest_config: Settings | BacktestConfig,
+                 sizer: Sizer | None = None, barriers: Barriers | None = None, store: Any = None,
+                 lookahead: bool = True, record: bool = True, timeframe: str | None = None) -> BacktestResult:
+    """Signals -> sizer -> simulated fills -> metrics, with the lookahead check and, given a store, the trial registry.
+
+    With a store, the run is recorded as a trial on its dataset hash (when `record`), and the DSR uses the number of
+    trials ever run on that dataset and the variance of their Sharpe ratios.
+    """
+    from engine.backtest.registry import count_trials, record_run, record_trial, trial_sharpe_variance
+
+    name = str(getattr(strategy, "name", type(strategy).__name__))
+    t0 = time.perf_counter()
+    from engine.backtest.costs import check_panel, panel_index
+
+    symbols = check_panel(panel)
+    index = panel_index(panel)
+    signals = clean_signals(strategy.signals(panel), index, symbols, name)
+    t1 = time.perf_counter()
+    targets = (sizer or fixed_fraction())(signals, panel)
+    tf_ms = None
+    if timeframe:
+        from engine.clock import timeframe_ms as tfm
+        tf_ms = tfm(timeframe)
+    result = simulate_targets(targets, panel, settings_or_backtest_config, barriers, timeframe_ms=tf_ms)
+    result.strategy, result.params, result.signals = name, _params_of(strategy), signals
+    result.elapsed_s["signals"] = t1 - t0
+    if lookahead:
+        t2 = time.perf_counter()
+        result.lookahead = check_lookahead(strategy.signals, panel, full_signals=signals,
+                                           warmup_bars=int(getattr(strategy, "warmup_bars", 0) or 0))
+        result.metrics["lookahead_ok"] = result.lookahead.ok
+        result.elapsed_s["lookahead"] = time.perf_counter() - t2
+    m = result.metrics
+    if store is not None and record:
+        record_trial(store, result.dataset_hash, name, result.params, result.returns.to_numpy(), phase="full",
+                     metrics={k: m[k] for k in ("sharpe", "total_return", "max_drawdown", "trades")})
+    n_trials = count_trials(store, result.dataset_hash) if store is not None else 1
+    var = trial_sharpe_variance(store, result.dataset_hash) if store is not None else 0.0
+    m["n_trials"] = max(n_trials, 1)
+    m["trial_sharpe_variance"] = var
+    m["dsr"] = deflated_sharpe(m["sharpe_per_bar"], m["n_trials"], var, max(m["n_obs"], 2), m["skew"], m["kurtosis"])
+    if store is not None and record:
+        result.run_id = record_run(
+            store, kind="backtest", strategy=name, params=result.params, symbols=symbols,
+            timeframe=timeframe or f"{result.timeframe_ms // 60_000}m", start_ts=int(index[0].value // 1_000_000),
+            end_ts=int(index[-1].value // 1_000_000), dataset_hash=result.dataset_hash, metrics=m,
+            lookahead=None if result.lookahead is None else result.lookahead.to_dict())
+    return result

@@ -1,0 +1,287 @@
+"""The path-dependent portfolio kernel, compiled with numba (cache=True): fills, costs, barriers and funding per bar.
+
+Semantics (the reference loop in tests/backtest/reference_loop.py restates them in plain Python, and a property test
+requires bit-for-bit agreement):
+
+- `targets[t, s]` is the target fraction of equity decided at bar t. It is executed at bar t+1 (never on bar t), at
+  `fill_px[t+1, s]`, and only when it differs from the previously decided target (positions are held, not rebalanced
+  against drift). New quantity = target * equity / (fill_px * (1 + fee_taker)), equity marked at fill prices, so a
+  target of 1.0 commits all equity including the fee (the same sizing as vectorbt's size=inf).
+- Signal fills are taker: price moves adversely by half spread + square-root impact
+  (impact_coef * sigma * sqrt(|qty| / volume_ref)). Take-profits rest as limit orders: maker fee, no spread, no impact.
+  Stop-losses and time exits are taker.
+- Funding: at a bar with a funding rate, the position held entering the bar pays qty * open * rate (longs pay a
+  positive rate).
+- Barriers (fractions of the trade's average entry price; <= 0 disables): a time exit at the open once the trade has
+  lasted `max_bars` bars, then stop-loss before take-profit inside the bar (conservative), gap-aware. After a barrier
+  exit the symbol stays flat until its target changes (only a changed target trades).
+- Within a bar: funding, time exits, then for open fills (`fills_at_open`) signal fills followed by intrabar barriers
+  (a trade opened at this open may be stopped in this bar); for close/vwap fills, intrabar barriers on older trades
+  first, then signal fills. Equity is marked at the close.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# exit / fill reasons
+REASON_SIGNAL = 0
+REASON_STOP = 1
+REASON_TAKE = 2
+REASON_TIME = 3
+REASON_END = 4  # open at the end of data (trade record only; no fill)
+REASON_NAMES = ("signal", "stop_loss", "take_profit", "time", "open")
+
+# columns of the fill record array
+F_BAR, F_SYM, F_QTY, F_PRICE, F_REF, F_FEE, F_SLIP, F_REASON = range(8)
+N_FILL_COLS = 8
+# columns of the trade record array
+(T_SYM, T_ENTRY_BAR, T_EXIT_BAR, T_SIDE, T_QTY, T_ENTRY_PX, T_EXIT_PX, T_PNL, T_FEES, T_SLIP, T_FUNDING,
+ T_REASON) = range(12)
+N_TRADE_COLS = 12
+# columns of the per-symbol open-trade state
+(S_ENTRY_BAR, S_AVG, S_MAXQ, S_FEES, S_SLIP, S_FUND, S_REAL, S_EXIT_VAL, S_EXIT_QTY) = range(9)
+N_STATE_COLS = 9
+
+
+@njit(cache=True)
+def _sign(x: float) -> float:
+    if x > 0.0:
+        return 1.0
+    if x < 0.0:
+        return -1.0
+    return 0.0
+
+
+@njit(cache=True)
+def _close_trade(st, trades, n_trades, s, t, side, reason):  # noqa: ANN001, ANN202 - numba internals
+    """Write the open trade of symbol s as a record and return the new trade count."""
+    row = trades[n_trades]
+    row[T_SYM] = s
+    row[T_ENTRY_BAR] = st[s, S_ENTRY_BAR]
+    row[T_EXIT_BAR] = t
+    row[T_SIDE] = side
+    row[T_QTY] = st[s, S_MAXQ]
+    row[T_ENTRY_PX] = st[s, S_AVG]
+    row[T_EXIT_PX] = st[s, S_EXIT_VAL] / st[s, S_EXIT_QTY] if st[s, S_EXIT_QTY] > 0.0 else np.nan
+    row[T_PNL] = st[s, S_REAL] - st[s, S_FEES] - st[s, S_FUND]
+    row[T_FEES] = st[s, S_FEES]
+    row[T_SLIP] = st[s, S_SLIP]
+    row[T_FUNDING] = st[s, S_FUND]
+    row[T_REASON] = reason
+    return n_trades + 1
+
+
+@njit(cache=True)
+def _open_trade(st, s, t, px, qty_abs, fee, slip):  # noqa: ANN001, ANN202 - numba internals
+    st[s, S_ENTRY_BAR] = t
+    st[s, S_AVG] = px
+    st[s, S_MAXQ] = qty_abs
+    st[s, S_FEES] = fee
+    st[s, S_SLIP] = slip
+    st[s, S_FUND] = 0.0
+    st[s, S_REAL] = 0.0
+    st[s, S_EXIT_VAL] = 0.0
+    st[s, S_EXIT_QTY] = 0.0
+
+
+@njit(cache=True)
+def _fill(t, s, dq, ref_px, maker, reason, qty, cash_box, st, fills, counts, trades,  # noqa: ANN001, ANN202
+          fee_taker, fee_maker, half_spread, impact_coef, sigma, vol_ref):
+    """Execute dq units of symbol s at bar t against reference price ref_px; update cash, qty and trade state."""
+    side = _sign(dq)
+    adq = abs(dq)
+    if maker:
+        px = ref_px
+        fee_rate = fee_maker
+    else:
+        imp = 0.0
+        v = vol_ref[t, s]
+        sg = sigma[t, s]
+        if impact_coef > 0.0 and v > 0.0 and sg > 0.0:
+            imp = impact_coef * sg * np.sqrt(adq / v)
+        px = ref_px * (1.0 + side * (half_spread + imp))
+        fee_rate = fee_taker
+    fee = adq * px * fee_rate
+    slip = adq * abs(px - ref_px)
+    cash_box[0] -= dq * px + fee
+    old = qty[s]
+    new = old + dq
+    nf = counts[0]
+    fills[nf, F_BAR] = t
+    fills[nf, F_SYM] = s
+    fills[nf, F_QTY] = dq
+    fills[nf, F_PRICE] = px
+    fills[nf, F_REF] = ref_px
+    fills[nf, F_FEE] = fee
+    fills[nf, F_SLIP] = slip
+    fills[nf, F_REASON] = reason
+    counts[0] = nf + 1
+    if old == 0.0:
+        _open_trade(st, s, t, px, abs(new), fee, slip)
+    elif _sign(new) == _sign(old) and abs(new) > abs(old):
+        st[s, S_AVG] = (st[s, S_AVG] * abs(old) + px * adq) / abs(new)
+        st[s, S_MAXQ] = max(st[s, S_MAXQ], abs(new))
+        st[s, S_FEES] += fee
+        st[s, S_SLIP] += slip
+    else:
+        closed = min(adq, abs(old))
+        share = closed / adq
+        st[s, S_REAL] += closed * (px - st[s, S_AVG]) * _sign(old)
+        st[s, S_FEES] += fee * share
+        st[s, S_SLIP] += slip * share
+        st[s, S_EXIT_VAL] += closed * px
+        st[s, S_EXIT_QTY] += closed
+        if new == 0.0 or _sign(new) != _sign(old):
+            counts[1] = _close_trade(st, trades, counts[1], s, t, _sign(old), reason)
+            if new != 0.0:
+                _open_trade(st, s, t, px, abs(new), fee * (1.0 - share), slip * (1.0 - share))
+    qty[s] = new
+
+
+@njit(cache=True)
+def _barriers(t, intrabar, same_bar_ok, qty, cash_box, st, fills, counts, trades,  # noqa: ANN001, ANN202
+              open_, high, low, stop_loss, take_profit, max_bars,
+              fee_taker, fee_maker, half_spread, impact_coef, sigma, vol_ref):
+    """Time exits at the open (intrabar=False) or stop-loss / take-profit inside bar t (intrabar=True)."""
+    k = qty.shape[0]
+    for s in range(k):
+        q = qty[s]
+        if q == 0.0:
+            continue
+        entry_bar = st[s, S_ENTRY_BAR]
+        o = open_[t, s]
+        if o != o:
+            continue
+        if not intrabar:
+            if max_bars > 0 and t - entry_bar >= max_bars:
+                _fill(t, s, -q, o, False, REASON_TIME, qty, cash_box, st, fills, counts, trades,
+                      fee_taker, fee_maker, half_spread, impact_coef, sigma, vol_ref)
+            continue
+        if entry_bar == t and not same_bar_ok:
+            continue
+        avg = st[s, S_AVG]
+        if q > 0.0:
+            if stop_loss > 0.0:
+                stop = avg * (1.0 - stop_loss)
+                if low[t, s] <= stop:
+                    _fill(t, s, -q, min(o, stop), False, REASON_STOP, qty, cash_box, st, fills, counts, trades,
+                          fee_taker, fee_maker, half_spread, impact_coef, sigma, vol_ref)
+                    continue
+            if take_profit > 0.0:
+                tp = avg * (1.0 + take_profit)
+                if high[t, s] >= tp:
+                    _fill(t, s, -q, max(o, tp), True, REASON_TAKE, qty, cash_box, st, fills, counts, trades,
+                          fee_taker, fee_maker, half_spread, impact_coef, sigma, vol_ref)
+        else:
+            if stop_loss > 0.0:
+                stop = avg * (1.0 + stop_loss)
+                if high[t, s] >= stop:
+                    _fill(t, s, -q, max(o, stop), False, REASON_STOP, qty, cash_box, st, fills, counts, trades,
+                          fee_taker, fee_maker, half_spread, impact_coef, sigma, vol_ref)
+                    continue
+            if take_profit > 0.0:
+                tp = avg * (1.0 - take_profit)
+                if low[t, s] <= tp:
+                    _fill(t, s, -q, min(o, tp), True, REASON_TAKE, qty, cash_box, st, fills, counts, trades,
+                          fee_taker, fee_maker, half_spread, impact_coef, sigma, vol_ref)
+
+
+@njit(cache=True)
+def simulate_kernel(targets, fill_px, open_, high, low, close, sigma, vol_ref, funding,  # noqa: ANN001, ANN201
+                    init_cash, fee_taker, fee_maker, half_spread, impact_coef,
+                    stop_loss, take_profit, max_bars, fills_at_open, capacity):
+    """Simulate the portfolio over (n bars x k symbols); returns equity, cash, qty per bar, fills and trades."""
+    n, k = targets.shape
+    equity = np.empty(n)
+    cash_out = np.empty(n)
+    pos = np.empty((n, k))
+    qty = np.zeros(k)
+    cash_box = np.empty(1)
+    cash_box[0] = init_cash
+    st = np.zeros((k, N_STATE_COLS))
+    prev_target = np.zeros(k)
+    fills = np.empty((capacity, N_FILL_COLS))
+    trades = np.empty((capacity, N_TRADE_COLS))
+    counts = np.zeros(2, dtype=np.int64)
+    has_barriers = stop_loss > 0.0 or take_profit > 0.0
+    for t in range(n):
+        # 1) funding on the position held entering the bar
+        for s in range(k):
+            q = qty[s]
+            if q != 0.0:
+                r = funding[t, s]
+                if r == r and r != 0.0:
+                    pay = q * open_[t, s] * r
+                    cash_box[0] -= pay
+                    st[s, S_FUND] += pay
+        # 2) time barrier at the open
+        if max_bars > 0:
+            _barriers(t, False, False, qty, cash_box, st, fills, counts, trades, open_, high, low,
+                      stop_loss, take_profit, max_bars, fee_taker, fee_maker, half_spread, impact_coef, sigma, vol_ref)
+        if has_barriers and not fills_at_open:
+            _barriers(t, True, False, qty, cash_box, st, fills, counts, trades, open_, high, low,
+                      stop_loss, take_profit, max_bars, fee_taker, fee_maker, half_spread, impact_coef, sigma, vol_ref)
+        # 3) signal fills: the target decided at t-1
+        if t > 0:
+            eq = cash_box[0]
+            for s in range(k):
+                if qty[s] != 0.0:
+                    eq += qty[s] * fill_px[t, s]
+            for s in range(k):
+                tgt = targets[t - 1, s]
+                if tgt == prev_target[s]:
+                    continue
+                px = fill_px[t, s]
+                if px != px or tgt != tgt:
+                    continue  # not tradable yet: retried on the next bar
+                prev_target[s] = tgt
+                new_q = tgt * eq / (px * (1.0 + fee_taker))
+                dq = new_q - qty[s]
+                if dq != 0.0:
+                    _fill(t, s, dq, px, False, REASON_SIGNAL, qty, cash_box, st, fills, counts, trades,
+                          fee_taker, fee_maker, half_spread, impact_coef, sigma, vol_ref)
+        if has_barriers and fills_at_open:
+            _barriers(t, True, True, qty, cash_box, st, fills, counts, trades, open_, high, low,
+                      stop_loss, take_profit, max_bars, fee_taker, fee_maker, half_spread, impact_coef, sigma, vol_ref)
+        # 4) mark to market at the close
+        eq = cash_box[0]
+        for s in range(k):
+            q = qty[s]
+            pos[t, s] = q
+            if q != 0.0:
+                eq += q * close[t, s]
+        equity[t] = eq
+        cash_out[t] = cash_box[0]
+    # trades still open at the end are reported (marked at the last close), without a fill
+    for s in range(k):
+        q = qty[s]
+        if q != 0.0:
+            c = close[n - 1, s]
+            st[s, S_REAL] += abs(q) * (c - st[s, S_AVG]) * _sign(q)
+            st[s, S_EXIT_VAL] += abs(q) * c
+            st[s, S_EXIT_QTY] += abs(q)
+            counts[1] = _close_trade(st, trades, counts[1], s, n - 1, _sign(q), REASON_END)
+    return equity, cash_out, pos, fills[:counts[0]].copy(), trades[:counts[1]].copy()
+
+
+@njit(cache=True)
+def bare_loop(targets, open_, close, init_cash, fee):  # noqa: ANN001, ANN201
+    """A minimal single-symbol next-open loop with fees only: the floor the full kernel is measured against."""
+    n = targets.shape[0]
+    cash = init_cash
+    q = 0.0
+    prev = 0.0
+    equity = np.empty(n)
+    for t in range(n):
+        if t > 0 and targets[t - 1] != prev:
+            prev = targets[t - 1]
+            px = open_[t]
+            eq = cash + q * px
+            new_q = prev * eq / (px * (1.0 + fee))
+            dq = new_q - q
+            cash -= dq * px + abs(dq) * px * fee
+            q = new_q
+        equity[t] = cash + q * close[t]
+    return equity

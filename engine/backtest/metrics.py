@@ -1,0 +1,126 @@
+"""Performance metrics of an equity curve and its trades, annualised for 24/7 markets (365 days x bars per day)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from engine.backtest.stats import probabilistic_sharpe, sample_moments
+
+DAY_MS = 86_400_000
+
+
+def periods_per_year(timeframe_ms: int) -> float:
+    """Bars in a year of a 24/7 market: 365 days x bars per day."""
+    if timeframe_ms <= 0:
+        raise ValueError(f"timeframe_ms: must be > 0, got {timeframe_ms}")
+    return 365.0 * DAY_MS / timeframe_ms
+
+
+def infer_timeframe_ms(index: pd.DatetimeIndex) -> int:
+    """The bar length of an index: the most common spacing between consecutive bars, in ms."""
+    if len(index) < 2:
+        raise ValueError("index: needs at least 2 bars to infer the timeframe")
+    diffs = np.diff(index.asi8[: min(len(index), 10_000)])
+    unit = {"ns": 1_000_000, "us": 1_000, "ms": 1, "s": 0.001}.get(getattr(index, "unit", "ns"), 1_000_000)
+    values, counts = np.unique(diffs, return_counts=True)
+    step = int(values[np.argmax(counts)] / unit)
+    if step <= 0:
+        raise ValueError("index: bars are not increasing")
+    return step
+
+
+def drawdown(equity: pd.Series) -> pd.Series:
+    """Drawdown from the running peak, as a fraction (<= 0)."""
+    peak = equity.cummax()
+    return equity / peak - 1.0
+
+
+def _max_dd_duration(values: np.ndarray) -> int:
+    """Longest stretch, in bars, spent below a previous equity peak."""
+    peak = np.maximum.accumulate(values)
+    under = values < peak
+    if not under.any():
+        return 0
+    # lengths of runs of True
+    edges = np.diff(np.concatenate(([0], under.astype(np.int8), [0])))
+    starts = np.flatnonzero(edges == 1)
+    ends = np.flatnonzero(edges == -1)
+    return int((ends - starts).max())
+
+
+def compute_metrics(equity: pd.Series, trades: pd.DataFrame | None, periods_per_year: float,
+                    gross_exposure: pd.Series | None = None, traded_notional: float | None = None) -> dict:
+    """Total return, CAGR, vol, Sharpe/Sortino, Calmar, drawdown, trade stats, turnover, exposure and PSR."""
+    if not isinstance(equity, pd.Series) or len(equity) < 2:
+        raise ValueError("equity: expected a pandas Series with at least 2 points")
+    if periods_per_year <= 0:
+        raise ValueError(f"periods_per_year: must be > 0, got {periods_per_year}")
+    values = equity.to_numpy(dtype="float64")
+    if not np.isfinite(values).all():
+        raise ValueError("equity: contains NaN or infinite values")
+    rets = np.empty(len(values) - 1)
+    np.divide(values[1:], values[:-1], out=rets)
+    rets -= 1.0
+    n = len(rets)
+    years = n / periods_per_year
+    total = values[-1] / values[0] - 1.0
+    cagr = (values[-1] / values[0]) ** (1.0 / years) - 1.0 if values[-1] > 0 and years > 0 else -1.0
+    mean, std, skew, kurt = sample_moments(rets)
+    ann = math.sqrt(periods_per_year)
+    sharpe_pp = mean / std if std > 0 else 0.0
+    downside = np.minimum(rets, 0.0)
+    dd_dev = math.sqrt(float(np.dot(downside, downside)) / n) if n else 0.0
+    sortino = mean / dd_dev * ann if dd_dev > 0 else 0.0
+    peak = np.maximum.accumulate(values)
+    max_dd = float((values / peak - 1.0).min())
+    out = {
+        "start": str(equity.index[0]), "end": str(equity.index[-1]), "bars": int(len(values)),
+        "initial_equity": float(values[0]), "final_equity": float(values[-1]),
+        "total_return": float(total), "cagr": float(cagr), "volatility": float(std * ann),
+        "sharpe": float(sharpe_pp * ann), "sortino": float(sortino),
+        "max_drawdown": max_dd, "max_drawdown_bars": _max_dd_duration(values),
+        "calmar": float(cagr / -max_dd) if max_dd < 0 else 0.0,
+        "sharpe_per_bar": float(sharpe_pp), "skew": float(skew), "kurtosis": float(kurt), "n_obs": int(n),
+        "psr": float(probabilistic_sharpe(sharpe_pp, 0.0, n, skew, kurt)) if n > 2 else 0.5,
+        "periods_per_year": float(periods_per_year),
+    }
+    out.update(trade_metrics(trades))
+    if gross_exposure is not None:
+        gross = gross_exposure.to_numpy(dtype="float64")
+        out["exposure"] = float(np.mean(gross > 0)) if len(gross) else 0.0
+        out["avg_gross_leverage"] = float(np.mean(gross / values)) if len(gross) else 0.0
+    if traded_notional is not None:
+        avg_eq = float(values.mean())
+        out["turnover"] = float(traded_notional / avg_eq / years) if years > 0 and avg_eq > 0 else 0.0
+    return out
+
+
+def trade_metrics(trades: pd.DataFrame | None) -> dict:
+    """Trade count, hit rate, profit factor, average trade PnL and holding time."""
+    if trades is None or len(trades) == 0:
+        return {"trades": 0, "hit_rate": 0.0, "profit_factor": 0.0, "avg_trade_pnl": 0.0, "avg_bars_held": 0.0}
+    pnl = trades["pnl"].to_numpy(dtype="float64")
+    wins = pnl[pnl > 0].sum()
+    losses = -pnl[pnl < 0].sum()
+    pf = float(wins / losses) if losses > 0 else (math.inf if wins > 0 else 0.0)
+    held = trades["bars"].to_numpy(dtype="float64") if "bars" in trades else np.zeros(len(pnl))
+    return {"trades": int(len(pnl)), "hit_rate": float(np.mean(pnl > 0)), "profit_factor": pf,
+            "avg_trade_pnl": float(pnl.mean()), "avg_bars_held": float(held.mean())}
+
+
+def monthly_returns(equity: pd.Series) -> pd.DataFrame:
+    """Calendar-month returns as a year x month table (for the tearsheet heatmap)."""
+    idx = equity.index.tz_convert("UTC") if equity.index.tz is not None else equity.index
+    eq = pd.Series(equity.to_numpy(), index=idx.tz_localize(None))
+    month_end = eq.groupby([eq.index.year, eq.index.month]).last()
+    first = float(eq.iloc[0])
+    prev = month_end.shift(1)
+    prev.iloc[0] = first
+    rets = month_end / prev - 1.0
+    table = rets.unstack(level=1)
+    table.index.name = "year"
+    table.columns.name = "month"
+    return table
