@@ -22,6 +22,8 @@ app = typer.Typer(
 _COMMAND_MODULES = [
     "console.cli.common",
     "console.cli.console_cmd",
+    "console.cli.engine_cmd",  # runtime: quantdesk engine [--detach] [--live], engine stop
+    "console.cli.control_cmd",  # runtime: halt/flatten/reduce/resume/status, strategy ..., alerts
 ]
 
 

@@ -1,0 +1,144 @@
+"""`quantdesk halt|flatten|reduce|status|resume`, `quantdesk strategy ...`, `quantdesk alerts [ack]`: the control API.
+
+Only the control module and the store are imported at call time; nothing heavy, so `quantdesk halt` starts fast.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Optional
+
+import typer
+
+from console.cli.common import settings_of
+
+strategy_app = typer.Typer(help="Strategy instances: pause, resume, promote, demote, leaderboard.", no_args_is_help=True)
+alerts_app = typer.Typer(help="List and acknowledge alerts.", invoke_without_command=True)
+
+
+def _client(ctx: typer.Context) -> Any:
+    """A ControlClient on the configured store, as source 'cli'."""
+    from engine.runtime.control import ControlClient
+
+    settings = settings_of(ctx)
+    return ControlClient(settings.store_url(), source="cli", timeout_s=max(2.0, settings.execution.order_timeout_s),
+                         heartbeat_timeout_s=settings.runtime.heartbeat_timeout_s, lifecycle=settings.lifecycle)
+
+
+def _show(result: Any, as_json: bool = False) -> None:
+    """Print a CommandResult and exit non-zero when it failed."""
+    if as_json:
+        typer.echo(json.dumps({"ok": result.ok, "command": result.command, "id": result.id,
+                               "message": result.message, "data": result.data}, default=str))
+    else:
+        typer.secho(f"{result.command}: {result.message}", fg="green" if result.ok else "red",
+                    err=not result.ok)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the control commands to the root app."""
+
+    @app.command()
+    def halt(ctx: typer.Context, reason: str = typer.Option("operator halt", "--reason", "-r"),
+             json_out: bool = typer.Option(False, "--json")) -> None:
+        """HALT: no new orders, cancel open orders (persisted even with no engine running)."""
+        _show(_client(ctx).halt(reason), json_out)
+
+    @app.command()
+    def flatten(ctx: typer.Context, json_out: bool = typer.Option(False, "--json")) -> None:
+        """Cancel all open orders and close all positions (queued if no engine is running)."""
+        _show(_client(ctx).flatten(), json_out)
+
+    @app.command()
+    def reduce(ctx: typer.Context, reason: str = typer.Option("operator reduce", "--reason", "-r"),
+               json_out: bool = typer.Option(False, "--json")) -> None:
+        """REDUCING: only exposure-reducing orders pass."""
+        _show(_client(ctx).reduce(reason), json_out)
+
+    @app.command()
+    def resume(ctx: typer.Context, confirm: bool = typer.Option(False, "--confirm",
+                                                               help="required to leave HALTED"),
+               json_out: bool = typer.Option(False, "--json")) -> None:
+        """Back to ACTIVE (from HALTED only with --confirm)."""
+        _show(_client(ctx).resume(confirm), json_out)
+
+    @app.command()
+    def status(ctx: typer.Context, json_out: bool = typer.Option(False, "--json")) -> None:
+        """Trading state, engine liveness, equity, P&L, drawdown, exposure, open orders and positions."""
+        import dataclasses
+
+        st = _client(ctx).status()
+        if json_out:
+            typer.echo(json.dumps(dataclasses.asdict(st), default=str))
+            return
+        fmt = (lambda v, f="{:,.2f}": "-" if v is None else f.format(v))
+        typer.echo(f"trading state : {st.trading_state} ({st.reason}; by {st.state_changed_by})")
+        typer.echo(f"engine        : {'alive' if st.engine_alive else 'not running'} (mode {st.mode}, pid {st.pid})")
+        typer.echo(f"equity        : {fmt(st.equity)}   day P&L {fmt(st.day_pnl)}   "
+                   f"drawdown {fmt(st.drawdown, '{:.2%}')}")
+        typer.echo(f"exposure      : gross {fmt(st.gross_exposure)}   net {fmt(st.net_exposure)}")
+        typer.echo(f"open orders   : {st.open_orders}   open positions {st.open_positions}")
+
+    @strategy_app.command("pause")
+    def strategy_pause(ctx: typer.Context, instance_id: str) -> None:
+        """Pause one strategy instance (its open orders are canceled)."""
+        _show(_client(ctx).pause_strategy(instance_id))
+
+    @strategy_app.command("resume")
+    def strategy_resume(ctx: typer.Context, instance_id: str) -> None:
+        """Resume a paused strategy instance."""
+        _show(_client(ctx).resume_strategy(instance_id))
+
+    @strategy_app.command("promote")
+    def strategy_promote(ctx: typer.Context, instance_id: str,
+                         confirm: bool = typer.Option(False, "--confirm", help="operator confirmation")) -> None:
+        """Promote one stage when the configured gates pass (needs --confirm)."""
+        _show(_client(ctx).promote(instance_id, confirm))
+
+    @strategy_app.command("demote")
+    def strategy_demote(ctx: typer.Context, instance_id: str,
+                        reason: str = typer.Option("operator demote", "--reason", "-r")) -> None:
+        """Demote one stage."""
+        _show(_client(ctx).demote(instance_id, reason))
+
+    @strategy_app.command("leaderboard")
+    def strategy_leaderboard(ctx: typer.Context, json_out: bool = typer.Option(False, "--json")) -> None:
+        """Instances ranked by deflated Sharpe of their paper/live record."""
+        from engine.runtime.leaderboard import compute_leaderboard
+        from engine.store.db import open_store
+
+        settings = settings_of(ctx)
+        board = compute_leaderboard(open_store(settings.store_url()), settings.lifecycle)
+        if json_out:
+            typer.echo(json.dumps([r.__dict__ for r in board], default=str))
+            return
+        typer.echo(f"{'#':>2} {'instance':<20} {'stage':<10} {'DSR':>8} {'P(DSR)':>7} {'P&L':>12} {'trades':>6} "
+                   f"{'hit':>5} {'drift bps':>9}")
+        for r in board:
+            hit = "-" if r.hit_rate is None else f"{r.hit_rate:.0%}"
+            drift = "-" if r.drift_bps is None else f"{r.drift_bps:.1f}"
+            typer.echo(f"{r.rank:>2} {r.instance_id:<20} {r.stage:<10} {r.dsr:>8.3f} {r.dsr_prob:>7.2f} "
+                       f"{r.pnl:>12,.2f} {r.trades:>6} {hit:>5} {drift:>9}")
+
+    @alerts_app.callback()
+    def alerts_list(ctx: typer.Context, limit: int = typer.Option(20, "--limit", "-n"),
+                    unacked: bool = typer.Option(False, "--unacked")) -> None:
+        """List recent alerts (newest first)."""
+        if ctx.invoked_subcommand is not None:
+            return
+        from engine.store.db import open_store
+        from engine.store.ops import list_alerts
+
+        for a in list_alerts(open_store(settings_of(ctx).store_url()), limit=limit, unacked_only=unacked):
+            mark = "acked" if a.acked else "NEW  "
+            typer.echo(f"#{a.id:<5} {mark} {a.severity:<8} {a.rule:<24} {a.message}")
+
+    @alerts_app.command("ack")
+    def alerts_ack(ctx: typer.Context, alert_id: int) -> None:
+        """Acknowledge an alert (audited with your user)."""
+        _show(_client(ctx).ack_alert(alert_id))
+
+    app.add_typer(strategy_app, name="strategy")
+    app.add_typer(alerts_app, name="alerts")

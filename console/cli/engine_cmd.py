@@ -1,0 +1,124 @@
+"""`quantdesk engine [--detach] [--live]` runs the engine; `quantdesk engine stop` stops it gracefully."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Optional
+
+import typer
+
+from console.cli.common import settings_of
+
+engine_app = typer.Typer(help="Run or stop the trading engine.", invoke_without_command=True)
+LIVE_WORD = "LIVE"
+
+
+def _engine_argv(ctx: typer.Context, live: bool) -> list[str]:
+    """Command line of a detached engine process with the same config and state."""
+    settings = settings_of(ctx)
+    argv = [sys.executable, "-m", "engine.runtime.main", "--state", settings.store_url()]
+    if settings.config_path and os.path.exists(settings.config_path):
+        argv += ["--config", os.path.abspath(settings.config_path)]
+    if live:
+        argv.append("--live-confirmed")
+    return argv
+
+
+def _confirm_live(exchange: str) -> None:
+    """Typed confirmation for live trading; aborts unless the operator types LIVE."""
+    typer.secho(f"Live trading on {exchange} with real money. Keys are read from QUANTDESK_API_KEY / "
+                "QUANTDESK_API_SECRET only.", fg="yellow", err=True)
+    typed = typer.prompt(f"Type {LIVE_WORD} to continue", default="", show_default=False)
+    if typed.strip() != LIVE_WORD:
+        typer.secho("live trading not confirmed; nothing started", fg="red", err=True)
+        raise typer.Exit(2)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `engine` and `engine stop` to the root app."""
+
+    @engine_app.callback()
+    def engine(ctx: typer.Context,
+               detach: bool = typer.Option(False, "--detach", "-d", help="run in the background"),
+               live: bool = typer.Option(False, "--live", help="trade live (asks for a typed confirmation)"),
+               wait_s: float = typer.Option(20.0, "--wait", help="with --detach: seconds to wait for a heartbeat")
+               ) -> None:
+        """Run the engine in the foreground (logs to stderr and a rotating file; SIGTERM/SIGINT exit cleanly)."""
+        if ctx.invoked_subcommand is not None:
+            return
+        settings = settings_of(ctx)
+        if live:
+            from engine.execution.ccxt_broker import check_env_keys
+
+            check_env_keys(os.environ)
+            _confirm_live(settings.execution.exchange)
+        from engine.runtime.lockfile import read_pid
+
+        holder = read_pid(settings)
+        if holder is not None:
+            typer.secho(f"an engine (pid {holder}) is already running on {settings.store_url()}", fg="red", err=True)
+            raise typer.Exit(1)
+        if detach:
+            import subprocess
+
+            from engine.runtime.service import log_path
+
+            out = log_path(settings).with_name("engine.out")
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with open(out, "ab") as fh:
+                proc = subprocess.Popen(_engine_argv(ctx, live), stdin=subprocess.DEVNULL, stdout=fh, stderr=fh,
+                                        start_new_session=True, cwd=os.getcwd())
+            deadline = time.monotonic() + wait_s
+            while time.monotonic() < deadline:
+                if proc.poll() is not None:
+                    typer.secho(f"engine exited early (code {proc.returncode}); see {out}", fg="red", err=True)
+                    raise typer.Exit(1)
+                if read_pid(settings) == proc.pid:
+                    typer.echo(f"engine started in the background (pid {proc.pid}); log {log_path(settings)}")
+                    return
+                time.sleep(0.1)
+            typer.echo(f"engine starting in the background (pid {proc.pid}); log {log_path(settings)}")
+            return
+        from engine.runtime.lockfile import EngineLockedError
+        from engine.runtime.service import EngineService
+
+        try:
+            code = EngineService(settings, live=live).run()
+        except EngineLockedError as exc:
+            typer.secho(str(exc), fg="red", err=True)
+            raise typer.Exit(1) from exc
+        raise typer.Exit(code)
+
+    @engine_app.command("stop")
+    def stop(ctx: typer.Context, timeout_s: float = typer.Option(30.0, "--timeout")) -> None:
+        """Stop the running engine gracefully (SIGTERM to the lock holder, or a stop command)."""
+        import signal
+
+        from engine.runtime.lockfile import read_pid
+
+        settings = settings_of(ctx)
+        pid = read_pid(settings)
+        if pid is None:
+            from engine.runtime.control import ControlClient
+
+            client = ControlClient(settings.store_url(), source="cli",
+                                   heartbeat_timeout_s=settings.runtime.heartbeat_timeout_s)
+            if not client.engine_alive():
+                typer.echo("no engine is running")
+                return
+            res = client.stop_engine()
+            typer.echo(f"stop: {res.message}")
+            raise typer.Exit(0 if res.ok else 1)
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if read_pid(settings) is None:
+                typer.echo(f"engine (pid {pid}) stopped")
+                return
+            time.sleep(0.1)
+        typer.secho(f"engine (pid {pid}) did not stop within {timeout_s:.0f}s", fg="red", err=True)
+        raise typer.Exit(1)
+
+    app.add_typer(engine_app, name="engine")

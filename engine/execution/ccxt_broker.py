@@ -1,0 +1,320 @@
+"""CcxtBroker: live trading through a ccxt exchange, idempotent by client order id, reconciled against state.db.
+
+- Every order carries our deterministic client order id. The row is written *before* the request leaves, so after a
+  crash or a timeout we ask the exchange for that client id before sending again: a retried submit never doubles.
+- ccxt errors map to outcomes: InsufficientFunds / InvalidOrder -> order rejected + alert; NetworkError (timeouts,
+  ExchangeNotAvailable, RateLimitExceeded/DDoSProtection) -> alert + retry with backoff; after `max_retries` the
+  order stays `new` and the next `process()`/reconcile resolves it. ccxt's own rate limiter stays enabled.
+- Fills are derived from the exchange's cumulative `filled`/`average`/`fee` (delta since what we stored), with fill
+  ids from the exchange's trade ids when present, so replays never double-count.
+- `reconcile()` (at start and every execution.reconcile_interval_s) syncs open orders, and compares exchange holdings
+  with state.db positions; an unexplained holding is adopted into the `_external` instance (with a fill, so positions
+  still equal the sum of fills) and raises a critical `recon.mismatch` alert.
+API keys come from the environment only (QUANTDESK_API_KEY / QUANTDESK_API_SECRET) and are never stored or logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable, Mapping
+
+from engine.execution.broker import check_order_allowed
+from engine.execution.orders import (EPS, Fill, OrderBlocked, OrderRequest, get_order, insert_order, load_positions,
+                                     open_orders, record_fill, set_order_status)
+from engine.store.db import Store
+from engine.store.ops import raise_alert
+
+log = logging.getLogger("quantdesk.ccxt_broker")
+API_KEY_ENV, API_SECRET_ENV = "QUANTDESK_API_KEY", "QUANTDESK_API_SECRET"
+EXTERNAL_INSTANCE = "_external"
+_STATUS = {"open": "open", "closed": "filled", "canceled": "canceled", "cancelled": "canceled", "expired": "canceled",
+           "rejected": "rejected"}
+
+
+def check_env_keys(environ: Mapping[str, str]) -> tuple[str, str]:
+    """The API key and secret from the environment; ValueError naming the missing variables."""
+    missing = [n for n in (API_KEY_ENV, API_SECRET_ENV) if not environ.get(n)]
+    if missing:
+        raise ValueError(f"live trading needs {' and '.join(missing)} in the environment (keys are read from the "
+                         "environment only)")
+    return environ[API_KEY_ENV], environ[API_SECRET_ENV]
+
+
+def exchange_from_env(exchange_id: str, environ: Mapping[str, str]) -> Any:
+    """A ccxt exchange instance with keys from the environment and ccxt's rate limiter on."""
+    import ccxt
+
+    if exchange_id not in ccxt.exchanges:
+        raise ValueError(f"execution.exchange: unknown ccxt exchange {exchange_id!r}")
+    key, secret = check_env_keys(environ)
+    return getattr(ccxt, exchange_id)({"apiKey": key, "secret": secret, "enableRateLimit": True})
+
+
+class CcxtBroker:
+    """A live broker over one ccxt exchange instance (injected, so tests pass one with a replaying `fetch`)."""
+
+    mode = "live"
+
+    def __init__(self, store: Store, exchange: Any, *, max_retries: int = 4, retry_base_s: float = 0.25,
+                 capital_caps: Mapping[str, float] | None = None, symbols: list[str] | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        if max_retries < 0:
+            raise ValueError(f"max_retries: must be >= 0, got {max_retries!r}")
+        self.store = store
+        self.exchange = exchange
+        self.max_retries = max_retries
+        self.retry_base_s = retry_base_s
+        self.capital_caps = dict(capital_caps or {})
+        self.symbols = list(symbols or [])
+        self._sleep = sleep
+        self._lock = threading.RLock()
+
+    # --- error handling -------------------------------------------------------------------------------------------
+    def _call(self, what: str, fn: Callable[[], Any], *, retry_check: Callable[[], Any] | None = None) -> Any:
+        """Run an exchange call; retry network-class errors with backoff (checking first via retry_check)."""
+        import ccxt
+
+        attempt = 0
+        while True:
+            try:
+                if attempt and retry_check is not None:
+                    found = retry_check()
+                    if found is not None:
+                        return found
+                return fn()
+            except (ccxt.NetworkError,) as exc:  # includes RequestTimeout, ExchangeNotAvailable, DDoSProtection
+                attempt += 1
+                raise_alert(self.store, "warning", "broker.network", f"{what}: {type(exc).__name__}, retry "
+                            f"{attempt}/{self.max_retries}", {"error": str(exc)[:300], "attempt": attempt})
+                if attempt > self.max_retries:
+                    raise
+                self._sleep(self.retry_base_s * (2 ** (attempt - 1)))
+
+    def _market_id_ok(self, symbol: str) -> None:
+        if getattr(self.exchange, "markets", None) is None:
+            self.exchange.load_markets()
+        if symbol not in self.exchange.markets:
+            raise ValueError(f"symbol: {symbol!r} is not a market on {self.exchange.id}")
+
+    # --- orders ---------------------------------------------------------------------------------------------------
+    def _check_cap(self, req: OrderRequest) -> None:
+        """Per-strategy capital cap: gross notional after this order may not exceed the instance's capital."""
+        cap = self.capital_caps.get(req.instance_id)
+        if cap is None or req.intent == "flatten" or req.reduce_only:
+            return
+        price = req.price or self.mark_price(req.symbol)
+        gross = sum(abs(p["qty"]) * self.mark_price(p["symbol"]) for p in load_positions(self.store, req.instance_id))
+        if gross + req.qty * price > cap * (1 + 1e-9):
+            raise OrderBlocked(f"capital cap: {req.instance_id} would hold {gross + req.qty * price:,.2f} > cap "
+                               f"{cap:,.2f}")
+
+    def submit(self, req: OrderRequest) -> dict[str, Any]:
+        """Gate, record, then send with our client order id; a timeout is resolved by looking the id up first."""
+        import ccxt
+
+        with self._lock:
+            existing = get_order(self.store, req.client_order_id)
+            if existing is not None and existing["status"] != "new":
+                return existing
+            if existing is None:
+                check_order_allowed(self.store, req)
+                self._market_id_ok(req.symbol)
+                self._check_cap(req)
+                existing, _ = insert_order(self.store, req, self.exchange.milliseconds())
+            params: dict[str, Any] = {"clientOrderId": req.client_order_id}
+            if req.reduce_only and ":" in req.symbol:
+                params["reduceOnly"] = True
+            try:
+                order = self._call(f"create_order {req.client_order_id}",
+                                   lambda: self.exchange.create_order(req.symbol, req.type, req.side, req.qty,
+                                                                      req.price, dict(params)),
+                                   retry_check=lambda: self._lookup(req.symbol, req.client_order_id))
+            except (ccxt.InsufficientFunds, ccxt.InvalidOrder, ccxt.BadRequest, ccxt.PermissionDenied) as exc:
+                set_order_status(self.store, req.client_order_id, "rejected", self.exchange.milliseconds(),
+                                 reason=f"{type(exc).__name__}: {exc}"[:500])
+                raise_alert(self.store, "critical" if isinstance(exc, ccxt.InsufficientFunds) else "warning",
+                            f"broker.{type(exc).__name__}", f"order {req.client_order_id} rejected by "
+                            f"{self.exchange.id}: {exc}"[:500], {"client_order_id": req.client_order_id,
+                                                               "symbol": req.symbol, "qty": req.qty})
+                return get_order(self.store, req.client_order_id) or existing
+            except ccxt.NetworkError:
+                return get_order(self.store, req.client_order_id) or existing  # stays `new`; process() resolves it
+            self.sync_order(order, req.client_order_id)
+            return get_order(self.store, req.client_order_id) or existing
+
+    def _lookup(self, symbol: str, coid: str) -> dict[str, Any] | None:
+        """The exchange's order for our client id, or None when the exchange never saw it."""
+        import ccxt
+
+        try:
+            return self.exchange.fetch_order(None, symbol, {"clientOrderId": coid})
+        except ccxt.OrderNotFound:
+            return None
+
+    def sync_order(self, order: Mapping[str, Any], coid: str | None = None) -> int:
+        """Bring our order row in line with a ccxt order structure; records new fills; returns fills added."""
+        coid = coid or order.get("clientOrderId")
+        row = get_order(self.store, coid) if coid else None
+        if row is None:
+            return 0
+        ts = int(order.get("lastTradeTimestamp") or order.get("timestamp") or self.exchange.milliseconds())
+        filled = float(order.get("filled") or 0.0)
+        status = _STATUS.get(str(order.get("status")), "open")
+        added = 0
+        delta = filled - row["filled_qty"]
+        if delta > EPS * max(1.0, filled):
+            avg = float(order.get("average") or order.get("price") or 0.0)
+            prev_cost = (row["avg_price"] or 0.0) * row["filled_qty"]
+            price = (avg * filled - prev_cost) / delta if avg else float(order.get("price") or 0.0)
+            fee_total = self._fee_quote(order, avg)
+            fee = max(0.0, fee_total * delta / filled) if filled else 0.0
+            trade_ids = [str(t.get("id")) for t in (order.get("trades") or []) if t.get("id") is not None]
+            fill_id = f"{coid}:{'+'.join(trade_ids)[:40]}" if trade_ids and row["filled_qty"] == 0 else \
+                f"{coid}:cum{filled:.10g}"
+            final = status if status in ("filled", "canceled") else None
+            added += int(record_fill(self.store, Fill(fill_id=fill_id, client_order_id=coid,
+                                                      instance_id=row["instance_id"], symbol=row["symbol"],
+                                                      side=row["side"], qty=delta, price=price, fee=fee,
+                                                      liquidity="taker" if row["type"] == "market" else "maker",
+                                                      ts=ts), final_status=final))
+        if status != "open" or filled <= EPS:
+            current = get_order(self.store, coid) or row
+            target = status if status != "open" else ("partial" if current["filled_qty"] > EPS else "open")
+            set_order_status(self.store, coid, target, ts, exchange_order_id=str(order.get("id") or "") or None)
+        elif order.get("id"):
+            set_order_status(self.store, coid, "partial", ts, exchange_order_id=str(order["id"]))
+        return added
+
+    def _fee_quote(self, order: Mapping[str, Any], avg: float) -> float:
+        """Total fee of an order in quote currency (base-currency fees converted at the average price)."""
+        fees = order.get("fees") or ([order["fee"]] if order.get("fee") else [])
+        market = self.exchange.markets.get(order.get("symbol")) if getattr(self.exchange, "markets", None) else None
+        total = 0.0
+        for f in fees:
+            if not f or f.get("cost") is None:
+                continue
+            cost = float(f["cost"])
+            if market and f.get("currency") == market.get("base"):
+                cost *= avg
+            total += cost
+        return total
+
+    def cancel(self, client_order_id: str) -> bool:
+        """Cancel by client id; an order the exchange no longer knows is re-read and synced."""
+        import ccxt
+
+        with self._lock:
+            row = get_order(self.store, client_order_id)
+            if row is None:
+                raise ValueError(f"client_order_id: no order {client_order_id!r}")
+            if row["status"] in ("filled", "canceled", "rejected"):
+                return row["status"] == "canceled"
+            try:
+                order = self._call(f"cancel_order {client_order_id}", lambda: self.exchange.cancel_order(
+                    row["exchange_order_id"], row["symbol"], {"clientOrderId": client_order_id}))
+            except ccxt.OrderNotFound:
+                order = self._lookup(row["symbol"], client_order_id)
+                if order is None:
+                    set_order_status(self.store, client_order_id, "canceled", self.exchange.milliseconds(),
+                                     reason="not on the exchange")
+                    return True
+            self.sync_order(order, client_order_id)
+            return (get_order(self.store, client_order_id) or {}).get("status") == "canceled"
+
+    def cancel_all(self, instance_id: str | None = None) -> int:
+        """Cancel every open order (of one instance); exchange errors become alerts, not a stop."""
+        n = 0
+        for o in open_orders(self.store, instance_id):
+            try:
+                n += int(self.cancel(o["client_order_id"]))
+            except Exception as exc:  # noqa: BLE001 - keep canceling the rest
+                raise_alert(self.store, "critical", "broker.cancel_failed", f"cancel {o['client_order_id']} "
+                            f"failed: {exc}", {"client_order_id": o["client_order_id"]})
+        return n
+
+    def process(self) -> int:
+        """Poll every open order on the exchange and record new fills; unsent (`new`) orders are resolved."""
+        added = 0
+        for o in open_orders(self.store):
+            try:
+                found = self._call(f"fetch_order {o['client_order_id']}",
+                                   lambda o=o: self._lookup(o["symbol"], o["client_order_id"]))
+            except Exception as exc:  # noqa: BLE001
+                raise_alert(self.store, "warning", "broker.poll_failed", f"poll {o['client_order_id']}: {exc}", {})
+                continue
+            if found is None:
+                if o["status"] == "new":
+                    self.submit(OrderRequest(instance_id=o["instance_id"], symbol=o["symbol"], side=o["side"],
+                                             qty=o["qty"], client_order_id=o["client_order_id"], type=o["type"],
+                                             price=o["price"], reduce_only=bool(o["reduce_only"]),
+                                             intent="flatten" if o["reduce_only"] else "trade"))
+                continue
+            added += self.sync_order(found, o["client_order_id"])
+        return added
+
+    def recover(self) -> dict[str, Any]:
+        """At start: reconcile orders and holdings with the exchange."""
+        return self.reconcile()
+
+    # --- reconciliation -------------------------------------------------------------------------------------------
+    def _holdings(self, symbols: list[str]) -> dict[str, float]:
+        """Signed exchange holdings per symbol: spot base-currency totals, swap positions."""
+        out: dict[str, float] = {}
+        spot = [s for s in symbols if ":" not in s]
+        swaps = [s for s in symbols if ":" in s]
+        if spot:
+            bal = self._call("fetch_balance", self.exchange.fetch_balance)
+            for s in spot:
+                base = self.exchange.markets[s]["base"]
+                out[s] = float((bal.get(base) or {}).get("total") or 0.0)
+        if swaps:
+            for p in self._call("fetch_positions", lambda: self.exchange.fetch_positions(swaps)):
+                sign = -1 if p.get("side") == "short" else 1
+                out[p["symbol"]] = out.get(p["symbol"], 0.0) + sign * float(p.get("contracts") or 0.0)
+        return out
+
+    def reconcile(self) -> dict[str, Any]:
+        """Sync open orders, then adopt (and alert on) exchange holdings that state.db does not explain."""
+        if getattr(self.exchange, "markets", None) is None:
+            self._call("load_markets", self.exchange.load_markets)
+        synced = self.process()
+        symbols = sorted(set(self.symbols) | {p["symbol"] for p in load_positions(self.store, nonzero=False)})
+        holdings = self._holdings(symbols) if symbols else {}
+        local: dict[str, float] = {}
+        for p in load_positions(self.store):
+            local[p["symbol"]] = local.get(p["symbol"], 0.0) + p["qty"]
+        adopted = []
+        for symbol, qty in holdings.items():
+            diff = qty - local.get(symbol, 0.0)
+            market = self.exchange.markets[symbol]
+            min_amt = ((market.get("limits") or {}).get("amount") or {}).get("min") or 0.0
+            if abs(diff) <= max(min_amt or 0.0, 1e-9):
+                continue
+            self._adopt(symbol, diff)
+            adopted.append({"symbol": symbol, "exchange": qty, "state_db": local.get(symbol, 0.0), "adopted": diff})
+        for a in adopted:
+            raise_alert(self.store, "critical", "recon.mismatch", f"{a['symbol']}: exchange holds {a['exchange']} "
+                        f"but state.db had {a['state_db']}; adopted {a['adopted']} into {EXTERNAL_INSTANCE}", a)
+        return {"orders_synced": synced, "adopted": adopted, "symbols": symbols}
+
+    def _adopt(self, symbol: str, qty: float) -> None:
+        """Record an unexplained holding as an external order + fill, so positions stay the sum of fills."""
+        ts = self.exchange.milliseconds()
+        coid = f"qd-recon-{ts}-{abs(hash(symbol)) % 10_000}"
+        price = self.mark_price(symbol)
+        req = OrderRequest(instance_id=EXTERNAL_INSTANCE, symbol=symbol, side="buy" if qty > 0 else "sell",
+                           qty=abs(qty), client_order_id=coid, reason="reconciliation: found on exchange")
+        insert_order(self.store, req, ts, status="new")
+        record_fill(self.store, Fill(fill_id=f"{coid}:recon", client_order_id=coid, instance_id=EXTERNAL_INSTANCE,
+                                     symbol=symbol, side=req.side, qty=abs(qty), price=price, fee=0.0,
+                                     liquidity="taker", ts=ts), final_status="filled")
+
+    def mark_price(self, symbol: str) -> float:
+        """Mid of the exchange's top of book (last price when the book is empty)."""
+        book = self._call(f"fetch_order_book {symbol}", lambda: self.exchange.fetch_order_book(symbol, 5))
+        if book.get("bids") and book.get("asks"):
+            return (book["bids"][0][0] + book["asks"][0][0]) / 2
+        ticker = self._call(f"fetch_ticker {symbol}", lambda: self.exchange.fetch_ticker(symbol))
+        return float(ticker["last"])

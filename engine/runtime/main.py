@@ -1,0 +1,39 @@
+"""`python -m engine.runtime.main --state URL [--config FILE] [--live-confirmed]`: the engine as a process.
+
+Used by `quantdesk engine --detach`, the console's auto-start and the kill -9 fault test. Live trading needs
+`--live-confirmed`, which only the CLI passes after the operator typed the confirmation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from engine.config import load_settings, settings_with
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, load settings and run the engine until it is stopped; returns the exit code."""
+    parser = argparse.ArgumentParser(prog="quantdesk-engine")
+    parser.add_argument("--state", required=True, help="state.db path or SQLAlchemy URL")
+    parser.add_argument("--config", default=None, help="TOML config file")
+    parser.add_argument("--live-confirmed", action="store_true", help="live trading, already confirmed")
+    args = parser.parse_args(argv)
+    settings = load_settings(args.config)
+    if "://" in args.state and not args.state.startswith("sqlite"):
+        settings = settings_with(settings, store={"url": args.state})
+    else:
+        path = args.state.split(":///", 1)[1] if args.state.startswith("sqlite") else args.state
+        settings = settings_with(settings, store={"path": path, "url": ""})
+    from engine.runtime.lockfile import EngineLockedError
+    from engine.runtime.service import EngineService
+
+    try:
+        return EngineService(settings, live=args.live_confirmed).run()
+    except EngineLockedError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
