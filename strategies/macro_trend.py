@@ -43,8 +43,8 @@ class MacroTrendConfig:
     sentiment_max: float = 2.0
     funding_z_max: float = 2.0
     netflow_z_max: float = 2.5
-    feed_window: int = 30  # publications in the feed z-scores
-    funding_window: int = 60  # funding prints in the funding z-score
+    feed_window: int = 30  # days in the feed z-scores (feeds sampled once a day)
+    funding_window: int = 60  # 8h funding periods in the funding z-score
     allow_short: bool = True
 
 

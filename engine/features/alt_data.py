@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from engine.features.panel import align_known_before, bar_close_ms, latest_published
-from engine.features.returns import rolling_zscore
+from engine.features.returns import first_per_period, per_period_zscore
 
 DEFAULT_FEED_COLUMNS = ("risk_index", "fear_greed", "netflow", "exchange_netflow")
 
@@ -32,33 +32,25 @@ def align_feed_points(index: pd.DatetimeIndex, timeframe: str, obs_ts: Sequence[
     return pd.Series(align_known_before(bar_close_ms(index, timeframe), known, steps), index=index)
 
 
-def _distinct_prints(series: pd.Series) -> pd.Series:
-    changed = series.ne(series.shift()) & series.notna()
-    return series[changed]
-
-
-def alt_data_features(frame: pd.DataFrame, columns: Iterable[str] | None = None, window: int = 30) -> pd.DataFrame:
-    """Per feed column: level, z-score over its last `window` publications, and change since the previous print."""
+def alt_data_features(frame: pd.DataFrame, columns: Iterable[str] | None = None, window: int = 30,
+                      period: str = "1D") -> pd.DataFrame:
+    """Per feed column: level, z-score over its last `window` periods (daily by default) and change per period."""
     if window < 2:
         raise ValueError(f"window: must be >= 2, got {window}")
     cols = [c for c in (columns or DEFAULT_FEED_COLUMNS) if c in frame.columns]
     out: dict[str, pd.Series] = {}
     for col in cols:
         series = frame[col].astype("float64")
-        prints = _distinct_prints(series)
-        z = rolling_zscore(prints, window).reindex(frame.index).ffill().where(series.notna())
-        delta = prints.diff().reindex(frame.index).ffill().where(series.notna())
+        z = per_period_zscore(series, window, period)
+        delta = first_per_period(series, period).diff().reindex(frame.index).ffill().where(series.notna())
         out[col] = series
         out[f"{col}_z"] = z
         out[f"{col}_chg"] = delta
     return pd.DataFrame(out, index=frame.index)
 
 
-def regime_score(frame: pd.DataFrame, column: str, window: int = 30) -> pd.Series:
-    """The trailing z-score of one aligned feed column, 0 (neutral) where the column is absent or not yet known."""
+def regime_score(frame: pd.DataFrame, column: str, window: int = 30, period: str = "1D") -> pd.Series:
+    """The per-period trailing z-score of one aligned feed column, 0 (neutral) where absent or not yet known."""
     if column not in frame.columns:
         return pd.Series(0.0, index=frame.index)
-    series = frame[column].astype("float64")
-    prints = _distinct_prints(series)
-    z = rolling_zscore(prints, window).reindex(frame.index).ffill()
-    return z.fillna(0.0)
+    return per_period_zscore(frame[column].astype("float64"), window, period).fillna(0.0)

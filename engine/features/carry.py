@@ -9,13 +9,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from engine.features.returns import rolling_zscore
+from engine.features.returns import first_per_period, per_period_zscore, rolling_zscore
 
 FUNDING_PERIODS_PER_YEAR = 3 * 365  # 8-hourly funding
 
 
-def funding_features(frame: pd.DataFrame, window: int = 90) -> pd.DataFrame:
-    """Funding level, annualised carry, trailing z-score and sign persistence; NaN columns when no funding exists."""
+def funding_features(frame: pd.DataFrame, window: int = 90, period: str = "8h") -> pd.DataFrame:
+    """Funding level, annualised carry, z-score over the last `window` funding periods and sign persistence.
+
+    NaN columns when the frame has no funding_rate.
+    """
     if window < 2:
         raise ValueError(f"window: must be >= 2, got {window}")
     if "funding_rate" not in frame.columns:
@@ -23,11 +26,9 @@ def funding_features(frame: pd.DataFrame, window: int = 90) -> pd.DataFrame:
         return pd.DataFrame({"funding": nan, "funding_ann": nan, f"funding_z_{window}": nan,
                              "funding_persist": nan}, index=frame.index)
     rate = frame["funding_rate"].astype("float64")
-    # z-score over the distinct funding prints, not over bars (a 1m panel repeats one print 480 times).
-    changes = rate.ne(rate.shift()) & rate.notna()
-    prints = rate[changes]
-    z_prints = rolling_zscore(prints, window)
-    z = z_prints.reindex(frame.index).ffill().where(rate.notna())
+    # Statistics over funding periods, not bars (a 1m panel repeats one print 480 times).
+    z = per_period_zscore(rate, window, period)
+    prints = first_per_period(rate, period)
     persist = np.sign(prints).rolling(min(window, 21), min_periods=3).mean().reindex(frame.index).ffill()
     return pd.DataFrame({"funding": rate, "funding_ann": rate * FUNDING_PERIODS_PER_YEAR,
                          f"funding_z_{window}": z, "funding_persist": persist.where(rate.notna())},

@@ -66,3 +66,23 @@ def cross_sectional_rank(frame: pd.DataFrame) -> pd.DataFrame:
     ranks = frame.rank(axis=1, method="average")
     scaled = (ranks - 1).div((n - 1).where(n > 1), axis=0) * 2 - 1
     return scaled.where(n > 1)
+
+
+def first_per_period(series: pd.Series, period: str) -> pd.Series:
+    """The value at the first bar of each calendar period (e.g. each 8h funding interval), NaNs dropped.
+
+    Sampling the *first* bar keeps the sample stable when the history is truncated mid-period (point-in-time), and
+    counts repeated identical prints (common for capped funding) as separate observations.
+    """
+    if not isinstance(series.index, pd.DatetimeIndex):
+        raise ValueError("series: needs a DatetimeIndex to sample per period")
+    keys = series.index.floor(pd.Timedelta(period))
+    first = ~keys.duplicated(keep="first")
+    return series[first].dropna()
+
+
+def per_period_zscore(series: pd.Series, window: int, period: str) -> pd.Series:
+    """Trailing z-score over the last `window` per-period samples, carried forward onto every bar."""
+    samples = first_per_period(series.astype("float64"), period)
+    z = rolling_zscore(samples, window).reindex(series.index).ffill()
+    return z.where(series.notna())
