@@ -1,0 +1,60 @@
+"""`make_source(spec, settings)`: one place that turns "sim", "ccxt:<id>" or "csv:<path>" into a MarketSource."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from engine.data.ccxt_source import AlertSink
+
+
+class SourceSpecError(ValueError):
+    """A source spec cannot be built; the message names the spec."""
+
+
+def make_source(spec: str, settings: Any = None, *, alert: AlertSink | None = None,
+                clock: Callable[[], int] | None = None) -> Any:
+    """Build the MarketSource named by `spec` (`sim`, `ccxt:<exchange id>`, `csv:<path>`)."""
+    spec = (spec or "").strip()
+    if spec == "sim":
+        return _make_sim(settings, clock)
+    if spec.startswith("ccxt:"):
+        from engine.data.ccxt_source import CcxtSource, build_ccxt_exchange
+
+        exchange_id = spec[5:]
+        if not exchange_id:
+            raise SourceSpecError("source: expected ccxt:<exchange id>, e.g. ccxt:binance")
+        try:
+            exchange = build_ccxt_exchange(exchange_id)
+        except ValueError as exc:
+            raise SourceSpecError(str(exc)) from exc
+        retries = getattr(getattr(settings, "execution", None), "max_retries", 4)
+        return CcxtSource(exchange, max_retries=retries, alert=alert, clock=clock)
+    if spec.startswith("csv:"):
+        from engine.data.csv_source import CsvSource
+
+        path = spec[4:]
+        if not path:
+            raise SourceSpecError("source: expected csv:<path to a file or folder>")
+        try:
+            return CsvSource(path, now_ms=clock() if clock else None)
+        except (FileNotFoundError, ValueError) as exc:
+            raise SourceSpecError(f"source {spec!r}: {exc}") from exc
+    raise SourceSpecError(f"source: expected sim, ccxt:<exchange id> or csv:<path>, got {spec!r}")
+
+
+def _make_sim(settings: Any, clock: Callable[[], int] | None) -> Any:
+    """The embedded simulated exchange, configured from settings.simulator and settings.data."""
+    try:
+        from engine.data.simulator import SimulatedExchange
+    except ImportError as exc:
+        raise SourceSpecError(f"source 'sim': the simulated exchange is not available ({exc})") from exc
+    sim_cfg = getattr(settings, "simulator", None)
+    data_cfg = getattr(settings, "data", None)
+    kwargs: dict[str, Any] = {}
+    if sim_cfg is not None:
+        kwargs.update(seed=sim_cfg.seed, speed=sim_cfg.speed, history_days=sim_cfg.history_days)
+    if data_cfg is not None:
+        kwargs["symbols"] = list(data_cfg.symbols)
+    if clock is not None:
+        kwargs["clock"] = clock
+    return SimulatedExchange(**kwargs)
