@@ -97,7 +97,26 @@ class Monitors:
                                                    "limit": self.settings.triggers.total_drawdown_reduce})
         return dd
 
-    def triggers(self, obs: dict[str, Any]) -> Any:
+    def observation(self, ages: dict[str, float], out: dict[str, Any]) -> Any:
+        """A TriggerObservation: per-symbol data age and spread, portfolio drawdown and the job error rate."""
+        from engine.risk.triggers import SymbolObservation, TriggerObservation
+
+        symbols = {}
+        for symbol in self.settings.data.symbols:
+            age = max((a for k, a in ages.items() if k.rsplit(":", 1)[0] == symbol), default=None)
+            spread = None
+            try:
+                book = self.source.fetch_order_book(symbol, 5)
+                bid, ask = book["bids"][0][0], book["asks"][0][0]
+                spread = (ask - bid) / ((ask + bid) / 2) * 1e4
+            except Exception:  # noqa: BLE001 - no book is reported by the stale-data rule, not here
+                spread = None
+            symbols[symbol] = SymbolObservation(spread_bps=spread,
+                                                data_age_s=age if age is not None and age != float("inf") else None)
+        return TriggerObservation(symbols=symbols, total_drawdown=out["drawdown"], error_rate=out["error_rate"],
+                                  ts=now_ms())
+
+    def triggers(self, obs: Any) -> Any:
         """Feed observations to the risk TriggerEngine (from engine.risk.triggers) when it is installed."""
         if self._triggers is None:
             try:
@@ -117,8 +136,7 @@ class Monitors:
         out["drift_breaches"] = len(drift.check_drift(self.store, self.settings))
         out["demoted"] = lifecycle.auto_demote(self.store, self.settings.lifecycle)
         try:
-            self.triggers({"stale_data_s": out["max_data_age_s"], "error_rate": out["error_rate"],
-                           "total_drawdown": out["drawdown"]})
+            self.triggers(self.observation(ages, out))
         except Exception as exc:  # noqa: BLE001 - a trigger failure is an alert, the monitor keeps running
             if not self._trigger_error_logged:
                 raise_alert(self.store, "warning", "monitor.triggers", f"trigger evaluation failed: {exc}", {})

@@ -88,6 +88,20 @@ def job_intervals(settings: Settings, speed: float) -> dict[str, float]:
     return out
 
 
+def last_market_ts(store: Any) -> int | None:
+    """The newest market-time stamp the engine wrote (orders, fills, equity snapshots), or None."""
+    from sqlalchemy import func
+
+    from engine.store.schema import equity_snapshots, fills, orders
+
+    with store.connect() as conn:
+        vals = [conn.execute(select(func.max(orders.c.updated_at))).scalar(),
+                conn.execute(select(func.max(fills.c.ts))).scalar(),
+                conn.execute(select(func.max(equity_snapshots.c.ts))).scalar()]
+    vals = [int(v) for v in vals if v is not None]
+    return max(vals) if vals else None
+
+
 class EngineService:
     """One engine over one state.db; `run()` blocks until SIGTERM/SIGINT or a stop command."""
 
@@ -154,11 +168,10 @@ class EngineService:
         self._start_scheduler()
 
     def _build_trading(self) -> None:
-        from engine.data.factory import make_source
         from engine.runtime.lifecycle import sync_instances
         from engine.runtime.trader import Trader
 
-        self.source = make_source(self.settings.data.source, self.settings)
+        self.source = self._make_source()
         if self.mode == "live":
             from engine.execution.ccxt_broker import CcxtBroker, exchange_from_env
 
@@ -174,6 +187,25 @@ class EngineService:
                                       queue_ahead_fraction=self.settings.execution.queue_ahead_fraction)
         self._instances = {i.id: i for i in sync_instances(self.store, self.settings)}
         self.trader = Trader(self.store, self.settings, self.broker, self.source)
+
+    def _make_source(self) -> Any:
+        """The market source; the simulator resumes its clock from the last market time in state.db.
+
+        SimulatedExchange maps wall time to simulated time from its creation; at speed > 1 a restarted engine would
+        otherwise jump back in simulated time and re-decide bars it already traded.
+        """
+        if self.settings.data.source != "sim":
+            from engine.data.factory import make_source
+
+            return make_source(self.settings.data.source, self.settings)
+        from engine.data.simulator import SimulatedExchange
+
+        resume_ms = last_market_ts(self.store)
+        offset = max(0.0, resume_ms / 1000 - time.time()) if resume_ms else 0.0
+        sim = self.settings.simulator
+        return SimulatedExchange(seed=sim.seed, symbols=list(self.settings.data.symbols), speed=sim.speed,
+                                 history_days=sim.history_days, clock=lambda: time.time() + offset,
+                                 start_price_btc=sim.start_price_btc)
 
     def _recover(self) -> None:
         """Reconcile in-flight orders; a HALTED desk cancels whatever is still open."""

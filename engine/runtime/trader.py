@@ -26,6 +26,7 @@ from engine.store.schema import sizing_decisions
 
 log = logging.getLogger("quantdesk.trader")
 MIN_NOTIONAL = 10.0  # quote units; smaller rebalances are noise
+REBALANCE_BAND = 0.1  # re-size a held position only when it is off target by 10% of its allocation
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ class Trader:
         step = timeframe_ms(inst.timeframe)
         warm = int(getattr(strat, "warmup_bars", 0) or 0)
         since = bar_ts - max(300, 3 * warm + 50) * step
-        panel = load_panel(self.store, self.source.id, list(inst.symbols), inst.timeframe, since, bar_ts)
+        panel = load_panel(self.store, self.source.id, list(inst.symbols), inst.timeframe, since, bar_ts + 1)
         panel = {s: f for s, f in panel.items() if len(f)}
         if not panel:
             return {}
@@ -134,8 +135,10 @@ class Trader:
             targets[symbol] = target
             delta = round_qty(target - held.get(symbol, 0.0), market)
             self._record_sizing(inst, symbol, bar_ts, w, notional / capital if capital else 0.0, cap, target)
-            if abs(delta) * mark < MIN_NOTIONAL:
-                continue
+            flip_or_exit = target == 0 or target * held.get(symbol, 0.0) <= 0
+            if abs(delta) * mark < MIN_NOTIONAL or (not flip_or_exit and abs(delta) * mark < REBALANCE_BAND
+                                                    * per_symbol):
+                continue  # drift of a held position inside the band is not worth the fees
             reduce_only = abs(target) < abs(held.get(symbol, 0.0)) and target * held.get(symbol, 0.0) >= 0
             req = OrderRequest(instance_id=inst.id, symbol=symbol, side="buy" if delta > 0 else "sell",
                                qty=abs(delta), client_order_id=client_order_id(inst.id, symbol, bar_ts),
