@@ -19,6 +19,7 @@ def header_text(status: StatusSnapshot | None, pending: str = "") -> Text:
     net = (status.net_exposure / eq) if (eq and status.net_exposure is not None) else None
     parts: list[tuple[str, str] | str] = [
         (f" {status.state} ", fmt.STATE_STYLE.get(status.state, "bold")),
+        ("  " + pending if pending else "", "bold reverse"),
         " ", (status.mode.upper(), "bold magenta" if status.mode == "live" else "bold cyan"),
         "  eq ", (fmt.money(eq), "bold"),
         "  day ", (fmt.money(status.day_pnl, signed=True), "green" if (status.day_pnl or 0) >= 0 else "red"),
@@ -28,8 +29,6 @@ def header_text(status: StatusSnapshot | None, pending: str = "") -> Text:
     ]
     if status.unacked_alerts:
         parts.append(("  ⚑" + str(status.unacked_alerts), "bold yellow"))
-    if pending:
-        parts.append(("  " + pending, "bold reverse"))
     return Text.assemble(*parts, no_wrap=True, overflow="ellipsis")
 
 
