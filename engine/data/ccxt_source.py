@@ -96,7 +96,7 @@ class CcxtSource:
                     alerted = self._alert("warning", "ccxt.retries_exhausted", message, what, exc)
                     raise SourceError(message, retryable=True, alerted=alerted) from exc
                 delay = min(self.backoff_max_s, self.backoff_s * (2 ** attempt))
-                if isinstance(exc, ccxt.RateLimitExceeded):
+                if isinstance(exc, ccxt.DDoSProtection):  # includes RateLimitExceeded (Binance -1003 maps here)
                     delay = min(self.backoff_max_s, delay * 2)
                 self.retries += 1
                 log.warning("%s %s: %s (%s); retry %d/%d in %.2fs", self.id, what, type(exc).__name__, exc,

@@ -219,9 +219,9 @@ def check_order_book(book: Any, fallback_ts: int) -> tuple[dict[str, Any] | None
     if why is None:
         bids, asks = sides["bids"], sides["asks"]
         if any(bids[i][0] <= bids[i + 1][0] for i in range(len(bids) - 1)):
-            why = "bids are not sorted best (highest) first"
+            why = "bids are not strictly sorted best (highest) first"
         elif any(asks[i][0] >= asks[i + 1][0] for i in range(len(asks) - 1)):
-            why = "asks are not sorted best (lowest) first"
+            why = "asks are not strictly sorted best (lowest) first"
         elif bids[0][0] >= asks[0][0]:
             why = f"crossed book: best bid {bids[0][0]:g} >= best ask {asks[0][0]:g}"
     payload = {k: book.get(k) for k in ("symbol", "timestamp", "bids", "asks")}

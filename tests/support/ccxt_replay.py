@@ -101,6 +101,7 @@ class Replay:
 
     def _match(self, method: str, path: str, params: dict[str, str]) -> Entry | None:
         best: Entry | None = None
+        best_rank = (False, -1)
         for entry in self.entries:
             if entry.method != method or entry.path != path:
                 continue
@@ -108,9 +109,10 @@ class Replay:
                 continue
             if any(params.get(k) != v for k, v in entry.params.items()):
                 continue
-            if best is None or len(entry.params) > len(best.params) or (
-                    len(entry.params) == len(best.params) and entry.times is not None and best.times is None):
-                best = entry
+            # one-off entries ("times") win while they last, then the most specific params
+            rank = (entry.times is not None, len(entry.params))
+            if best is None or rank > best_rank:
+                best, best_rank = entry, rank
         return best
 
 

@@ -148,8 +148,8 @@ def main() -> None:
     mid = 42_412.35
     bids = [[_fmt(mid - 0.01 - i * 0.37), _fmt(abs(rng.gauss(0.8, 0.6)) + 0.001, 5)] for i in range(10)]
     asks = [[_fmt(mid + 0.01 + i * 0.41), _fmt(abs(rng.gauss(0.8, 0.6)) + 0.001, 5)] for i in range(10)]
-    fbids = [[_fmt(mid + 40 - i * 0.1, 1), _fmt(abs(rng.gauss(2, 1)) + 0.001, 3)] for i in range(10)]
-    fasks = [[_fmt(mid + 40.1 + i * 0.1, 1), _fmt(abs(rng.gauss(2, 1)) + 0.001, 3)] for i in range(10)]
+    fbids = [[f"{(424523 - i) / 10:.1f}", _fmt(abs(rng.gauss(2, 1)) + 0.001, 3)] for i in range(10)]
+    fasks = [[f"{(424524 + i) / 10:.1f}", _fmt(abs(rng.gauss(2, 1)) + 0.001, 3)] for i in range(10)]
     _write("depth.json", [
         {"method": "GET", "path": "/api/v3/depth", "params": {"symbol": "BTCUSDT"}, "status": 200,
          "body": {"lastUpdateId": 41_283_744_012, "bids": bids, "asks": asks}},
