@@ -19,7 +19,7 @@ from engine.data.simulator import funding as fund
 from engine.data.simulator.events import MIN_MS
 from engine.data.simulator.feeds import SimFeed
 from engine.data.simulator.intraday import DayChunk, generate_day
-from engine.data.simulator.markets import DEFAULT_SYMBOLS, UNDERLYINGS, build_instruments, market_dict
+from engine.data.simulator.markets import DEFAULT_SYMBOLS, UNDERLYINGS, Underlying, build_instruments, market_dict
 from engine.data.simulator.microstructure import Tape, order_book, trades_for_day
 from engine.data.simulator.world import DAY_MS, EPOCH_MS, REGIMES, World
 
@@ -46,15 +46,20 @@ class SimulatedExchange:
 
     def __init__(self, seed: int = 7, symbols: Sequence[str] | None = None, speed: float = 1.0,
                  history_days: int = 30, clock: Callable[[], float] | None = None,
-                 start_price_btc: float = 60000.0) -> None:
-        """Create the exchange; the same seed always gives the same world, whatever the clock or speed."""
+                 start_price_btc: float = 60000.0, shared_cache: bool = True) -> None:
+        """Create the exchange; the same seed always gives the same world, whatever the clock or speed.
+
+        With shared_cache, instances with the same seed and start price in one process share the generated world
+        and its day/trade caches (the data are pure functions of seed and time, so sharing changes nothing but
+        speed); shared_cache=False builds a private world (determinism tests use it).
+        """
         if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not speed > 0:
             raise ValueError(f"speed: must be a positive number, got {speed!r}")
         if isinstance(history_days, bool) or not isinstance(history_days, int) or history_days < 0:
             raise ValueError(f"history_days: must be a non-negative integer, got {history_days!r}")
         self._instruments = build_instruments(start_price_btc)
         btc = next(i.underlying for i in self._instruments.values() if i.underlying.base == "BTC")
-        self._world = World(seed, (btc,) + UNDERLYINGS[1:])
+        self._world = _world_for(int(seed), btc, shared_cache)
         self._all = tuple(sorted(self._instruments.values(), key=lambda i: i.index))
         chosen = list(DEFAULT_SYMBOLS if symbols is None else symbols)
         for sym in chosen:
@@ -68,9 +73,9 @@ class SimulatedExchange:
         self.history_days = history_days
         self._clock = clock or time.time
         self._anchor = float(self._clock())
-        self._lock = threading.RLock()
-        self._chunks: OrderedDict[int, DayChunk] = OrderedDict()
-        self._tapes: OrderedDict[tuple[int, int], Tape] = OrderedDict()
+        self._lock = self._world.cache_lock
+        self._chunks: OrderedDict[int, DayChunk] = self._world.chunk_cache
+        self._tapes: OrderedDict[tuple[int, int], Tape] = self._world.tape_cache
 
     # ----- time and markets -------------------------------------------------------------------------------------
     def milliseconds(self) -> int:
@@ -359,6 +364,26 @@ class SimulatedExchange:
     def world(self) -> World:
         """The coarse world (regimes, events) behind this exchange."""
         return self._world
+
+
+_WORLDS: OrderedDict[tuple[int, float], World] = OrderedDict()
+_WORLDS_LOCK = threading.Lock()
+_WORLD_CACHE = 4
+
+
+def _world_for(seed: int, btc: Underlying, shared: bool) -> World:
+    """The process-wide world for (seed, BTC start price), or a private one, with empty day/trade caches."""
+    key = (seed, btc.start_price)
+    with _WORLDS_LOCK:
+        if shared and key in _WORLDS:
+            _WORLDS.move_to_end(key)
+            return _WORLDS[key]
+        world = World(seed, (btc,) + UNDERLYINGS[1:])
+        if shared:
+            _WORLDS[key] = world
+            while len(_WORLDS) > _WORLD_CACHE:
+                _WORLDS.popitem(last=False)
+        return world
 
 
 def _check_limit(limit: int | None) -> int:

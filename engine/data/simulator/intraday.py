@@ -19,7 +19,7 @@ from engine.data.simulator.markets import Instrument
 from engine.data.simulator.world import DAY_MS, EPOCH_MS, STRESS_VOL, World, _ar1, season, std_t
 
 MINUTES = 1440
-FAST_PHI, FAST_STD = 0.95, 0.3  # minute-level log-vol factor (short-memory clustering)
+FAST_PHI, FAST_STD = 0.97, 0.4  # minute-level log-vol factor (short-memory clustering)
 PERP_VOLUME_MULT = 2.5
 
 
@@ -102,23 +102,23 @@ def generate_day(world: World, day: int, instruments: tuple[Instrument, ...]) ->
         i = inst.index
         price = _round(np.exp(logp), inst.price_decimals)
         o, c = price[:-1], price[1:]
-        sig = spot_sig[s]
+        sig = 0.85 * spot_sig[s]  # range scale calibrated on (high - low) / |return| of real 1m bars
         delta = np.log(c / o)
         hi = o * np.exp((delta + np.sqrt(delta ** 2 - 2 * sig ** 2 * np.log(u_hi))) / 2)
         lo = o * np.exp((delta - np.sqrt(delta ** 2 - 2 * sig ** 2 * np.log(u_lo))) / 2)
         out["open"][i], out["close"][i] = o, c
         out["high"][i] = np.maximum(_round(hi, inst.price_decimals), np.maximum(o, c))
         out["low"][i] = np.maximum(np.minimum(_round(lo, inst.price_decimals), np.minimum(o, c)), inst.price_tick)
-        zabs = np.abs(spot_e[s] / sig)
-        vol_ratio = sig / world.sigma[s]
+        zabs = np.abs(spot_e[s] / spot_sig[s])
+        vol_ratio = spot_sig[s] / world.sigma[s]
         noise = rng.lognormal(-0.08, 0.4, MINUTES)
         v = (inst.underlying.volume_min * (PERP_VOLUME_MULT if inst.is_perp else 1.0) * vol_ratio ** 0.8
              * (0.6 + 0.4 * zabs) * (1 + 1.2 * ef.informed) * noise)
         units[i] = np.maximum(np.round(v / inst.amount_step), 5).astype(np.int64)
         out["volume"][i] = _round(units[i] * inst.amount_step, inst.amount_decimals)
-        b = (0.5 + 0.2 * np.tanh(0.7 * spot_e[s] / sig) + 0.3 * ef.side * ef.informed
+        b = (0.5 + 0.2 * np.tanh(0.7 * spot_e[s] / spot_sig[s]) + 0.3 * ef.side * ef.informed
              + 0.06 * rng.standard_normal(MINUTES))
         out["buy_frac"][i] = np.clip(b, 0.03, 0.97)
-        out["sigma"][i] = sig
+        out["sigma"][i] = spot_sig[s]
     return DayChunk(day, ts, out["open"], out["high"], out["low"], out["close"], out["volume"], units,
                     out["buy_frac"], out["sigma"], regime, ef.informed, ef.side, ef.stress)

@@ -104,7 +104,7 @@ def order_book(inst: Instrument, seed: int, t_ms: int, last_price: float, last_b
     size_steps = np.maximum(1, np.round(size / inst.amount_step))
     amounts = np.round(size_steps * inst.amount_step, inst.amount_decimals)
     dec = inst.price_decimals
-    bids = [[round(bid1 - k * gap_ticks * tick, dec), float(a)] for k, a in zip(steps[0], amounts[0])]
-    asks = [[round(ask1 + k * gap_ticks * tick, dec), float(a)] for k, a in zip(steps[1], amounts[1])]
+    bids = [[float(round(bid1 - k * gap_ticks * tick, dec)), float(a)] for k, a in zip(steps[0], amounts[0])]
+    asks = [[float(round(ask1 + k * gap_ticks * tick, dec)), float(a)] for k, a in zip(steps[1], amounts[1])]
     bids = [lvl for lvl in bids if lvl[0] > 0]
     return bids[:limit], asks[:limit]

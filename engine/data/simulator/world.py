@@ -7,8 +7,11 @@ the path has been extended. Intraday minutes are drawn per day later (intraday.p
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
+from collections import OrderedDict
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +35,7 @@ PUMP_HAZARD = np.array([1 / 160, 1 / 500, 1 / 300])
 FIZZLE_P = 0.15
 MEAN_REVERSION = math.log(2) / (24 * 60)  # log price pulled to its anchor level, half-life 60 days
 VOL_SLOW = (math.log(2) / 96, 0.35)  # (per-hour reversion, stationary std) of the slow log-vol factor
-VOL_FAST = (math.log(2) / 6, 0.25)
+VOL_FAST = (math.log(2) / 6, 0.3)
 MACRO_PHI = 0.5 ** (1 / (24 * 12))
 PREMIUM_PHI = 0.5 ** (1 / 8)
 SEASON_AMP = 0.3  # intraday volatility seasonality, peak at 15:00 UTC
@@ -43,6 +46,9 @@ _SEASON = (1.0 + SEASON_AMP * np.cos(2 * np.pi * (np.arange(1440) / 60 - 15.0) /
     / math.sqrt(1.0 + SEASON_AMP ** 2 / 2)
 
 
+_SEASON_SQ_HOUR = (_SEASON ** 2).reshape(24, 60).sum(axis=1)  # calm-hour sum of squared minute seasonality
+
+
 def season(ts: np.ndarray) -> np.ndarray:
     """Intraday volatility seasonality (mean square 1) at minute timestamps."""
     return _SEASON[(ts % DAY_MS) // 60_000]
@@ -51,14 +57,19 @@ def season(ts: np.ndarray) -> np.ndarray:
 _AR_CHUNK = 120
 
 
+@functools.lru_cache(maxsize=32)
+def _ar_matrix(phi: float) -> tuple[np.ndarray, np.ndarray]:
+    """Lower-triangular powers of phi for one chunk, and the carry weights phi**(t+1)."""
+    lag = np.arange(_AR_CHUNK)
+    diff = lag[:, None] - lag[None, :]
+    return np.where(diff >= 0, phi ** np.maximum(diff, 0), 0.0), phi ** (lag + 1.0)
+
+
 def _ar1(eps: np.ndarray, phi: float, last: np.ndarray) -> np.ndarray:
     """y[t] = phi * y[t-1] + eps[t] along axis 0, continuing from `last` (exact, in 120-step matrix chunks)."""
     eps = np.asarray(eps, dtype=float)
     flat = eps.reshape(eps.shape[0], -1)
-    lag = np.arange(_AR_CHUNK)
-    diff = lag[:, None] - lag[None, :]
-    mat = np.where(diff >= 0, phi ** np.maximum(diff, 0), 0.0)
-    carry_w = phi ** (lag + 1.0)
+    mat, carry_w = _ar_matrix(float(phi))
     prev = np.asarray(last, dtype=float).reshape(-1) * np.ones(flat.shape[1])
     out = np.empty_like(flat)
     for a in range(0, flat.shape[0], _AR_CHUNK):
@@ -89,6 +100,9 @@ class World:
         self.beta = np.array([u.crash_beta for u in underlyings])
         self.x0 = np.log([u.start_price for u in underlyings])
         self._lock = threading.RLock()
+        self.cache_lock = threading.RLock()  # guards the caches the exchange keeps beside the world
+        self.chunk_cache: OrderedDict[int, Any] = OrderedDict()
+        self.tape_cache: OrderedDict[tuple[int, int], Any] = OrderedDict()
         self._bufs: dict[str, np.ndarray] = {}
         self.hours = 0
         self.regime = np.zeros(0, np.int8)
@@ -133,18 +147,31 @@ class World:
         self._tables.extend(tables)
         self.events = EventTable.concat(self._tables)
         # Minute-level stress and episode drift over the block, aggregated per hour.
-        ts = EPOCH_MS + h0 * HOUR_MS + np.arange(n * 60, dtype=np.int64) * MIN_MS
-        ef = event_fields(self.events.window(int(ts[0]), int(ts[-1]) + MIN_MS), ts)
-        stress_hour = ef.stress.reshape(n, 60).mean(axis=1)
-        ev_hour = ef.drift.reshape(n, 60).sum(axis=1)[:, None] * self.beta[None, :]
+        # Only hours an episode touches are evaluated minute by minute; elsewhere stress and drift are zero.
+        t_block = EPOCH_MS + h0 * HOUR_MS
+        near = self.events.window(t_block, t_block + n * HOUR_MS)
+        touched = np.zeros(n, bool)
+        for a, b in zip(near.start, near.span_end()):
+            touched[max(0, (a - t_block) // HOUR_MS):max(0, min(n, (b - t_block) // HOUR_MS + 1))] = True
+        hrs = np.flatnonzero(touched)
+        ts = (t_block + hrs[:, None] * HOUR_MS + np.arange(60)[None, :] * MIN_MS).ravel()
+        ef = event_fields(near, ts)
+        stress_hour, drift_hour = np.zeros(n), np.zeros(n)
+        stress_hour[hrs] = ef.stress.reshape(-1, 60).mean(axis=1)
+        drift_hour[hrs] = ef.drift.reshape(-1, 60).sum(axis=1)
+        ev_hour = drift_hour[:, None] * self.beta[None, :]
         a_s, s_s = VOL_SLOW
         a_f, s_f = VOL_FAST
         vs = _ar1(rng.standard_normal(n) * s_s * math.sqrt(1 - (1 - a_s) ** 2), 1 - a_s, np.array([st["vs"]]))
         vf = _ar1(rng.standard_normal(n) * s_f * math.sqrt(1 - (1 - a_f) ** 2), 1 - a_f, np.array([st["vf"]]))
         logvol = vs + vf + REGIME_VOL[regime] - (s_s ** 2 + s_f ** 2) / 2
         # Hourly noise variance = sum of the minute variances the intraday layer will use.
-        msq = (season(ts) * (1 + STRESS_VOL * ef.stress)) ** 2
-        var = msq.reshape(n, 60).sum(axis=1)[:, None] * (self.sigma[None, :] * np.exp(logvol)[:, None]) ** 2
+        hour_of_day = (h0 + np.arange(n)) % 24
+        stress_sq = _SEASON_SQ_HOUR[hour_of_day]
+        if hrs.size:
+            msq = (season(ts) * (1 + STRESS_VOL * ef.stress)) ** 2
+            stress_sq[hrs] = msq.reshape(-1, 60).sum(axis=1)
+        var = stress_sq[:, None] * (self.sigma[None, :] * np.exp(logvol)[:, None]) ** 2
         z = std_t(rng, 5.0, n)
         idio = std_t(rng, 5.0, (n, k))
         noise = np.sqrt(var) * (self.loading * z[:, None] + np.sqrt(1 - self.loading ** 2) * idio)
@@ -185,43 +212,47 @@ class World:
         st = self._state
         n = macro.size
         regime = np.empty(n, np.int8)
+        macro, u = macro.tolist(), u.tolist()  # plain floats: this loop is the coarse path's only Python loop
+        crash_h, pump_h = CRASH_HAZARD.tolist(), PUMP_HAZARD.tolist()
         r = st["regime"]
         starts, leads, durs, sizes, kinds = [], [], [], [], []
         for i in range(n):
             h = h0 + i
+            ui = u[i]
             forced_h, forced_r = st["forced"]
             if h == forced_h:
                 r = forced_r
-            elif u[i, 0] < P_EXIT:
+            elif ui[0] < P_EXIT:
                 m = macro[i]
-                w = np.array([math.exp(0.8 * m), math.exp(-0.8 * m), 1.3])
+                w = [math.exp(0.8 * m), math.exp(-0.8 * m), 1.3]
                 w[r] = 0.0
-                r = int(np.searchsorted(np.cumsum(w) / w.sum(), u[i, 1], side="right"))
+                pick = ui[1] * sum(w)
+                r = 0 if pick < w[0] else (1 if pick < w[0] + w[1] else 2)
             regime[i] = r
             if h < st["next_event"]:
                 continue
-            lam_c = CRASH_HAZARD[r] * math.exp(-0.4 * macro[i])
-            lam_p = PUMP_HAZARD[r] * math.exp(0.3 * macro[i])
-            if u[i, 2] >= lam_c + lam_p:
+            lam_c = crash_h[r] * math.exp(-0.4 * macro[i])
+            lam_p = pump_h[r] * math.exp(0.3 * macro[i])
+            if ui[2] >= lam_c + lam_p:
                 continue
-            kind = CRASH if u[i, 2] < lam_c else PUMP
-            offset = int(u[i, 3] * 60)
-            lead = 15 + int(u[i, 4] * 76)
-            gauss = math.sqrt(-2 * math.log(max(u[i, 5], 1e-12))) * math.cos(2 * math.pi * u[i, 6])
+            kind = CRASH if ui[2] < lam_c else PUMP
+            offset = int(ui[3] * 60)
+            lead = 15 + int(ui[4] * 76)
+            gauss = math.sqrt(-2 * math.log(max(ui[5], 1e-12))) * math.cos(2 * math.pi * ui[6])
             if kind == CRASH:
-                dur = 20 + int(u[i, 7] * 101)
+                dur = 20 + int(ui[7] * 101)
                 size = -min(0.2, max(0.03, math.exp(math.log(0.06) + 0.4 * gauss)))
             else:
-                dur = 15 + int(u[i, 7] * 46)
+                dur = 15 + int(ui[7] * 46)
                 size = min(0.06, max(0.012, math.exp(math.log(0.025) + 0.35 * gauss)))
-            if u[i, 8] < FIZZLE_P:
+            if ui[8] < FIZZLE_P:
                 size *= 0.1
             start = EPOCH_MS + h * HOUR_MS + offset * MIN_MS
             starts.append(start), leads.append(lead), durs.append(dur), sizes.append(size), kinds.append(kind)
             end_h = h + (offset + lead + dur) // 60 + 1
             st["next_event"] = end_h + 4 + (3 * dur) // 60
             if kind == CRASH and abs(size) > 0.02:
-                st["forced"] = (end_h, TREND_DOWN if u[i, 1] < 0.5 else RANGE)
+                st["forced"] = (end_h, TREND_DOWN if ui[1] < 0.5 else RANGE)
         st["regime"] = r
         table = EventTable(np.array(starts, np.int64), np.array(leads, np.int64), np.array(durs, np.int64),
                            np.array(sizes, float), np.array(kinds, np.int8))
