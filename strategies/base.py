@@ -203,16 +203,9 @@ def hysteresis_sides(score: pd.DataFrame, entry: float, exit_: float) -> pd.Data
     Two independent vectorised latches (long and short) built with forward-fill: each only carries its previous state
     forward, so the side at bar t depends on data up to bar t alone. A NaN score means flat.
     """
-    if not 0.0 <= exit_ <= entry:
-        raise ValueError(f"hysteresis: need 0 <= exit ({exit_}) <= entry ({entry})")
-    s = score.to_numpy(dtype="float64")
-    nan = np.isnan(s)
-    long_state = np.full(s.shape, np.nan)
-    long_state[s >= entry] = 1.0
-    long_state[(s < exit_) | nan] = 0.0
-    short_state = np.full(s.shape, np.nan)
-    short_state[s <= -entry] = 1.0
-    short_state[(s > -exit_) | nan] = 0.0
-    longs = pd.DataFrame(long_state, index=score.index, columns=score.columns).ffill().fillna(0.0)
-    shorts = pd.DataFrame(short_state, index=score.index, columns=score.columns).ffill().fillna(0.0)
-    return to_sides(longs - shorts)
+    from strategies._numeric import latch
+
+    out = pd.DataFrame(latch(score.to_numpy(dtype="float64"), entry, exit_), index=score.index,
+                       columns=score.columns)
+    out.index.name = "ts"
+    return out

@@ -27,7 +27,10 @@ import pandas as pd
 from engine.features.alt_data import regime_score
 from engine.features.builder import FeatureSpec, build_features
 from engine.features.carry import funding_features
-from strategies.base import ParamSpec, Strategy, check_panel, hysteresis_sides, panel_field, panel_index
+from strategies import _numeric as _n
+from strategies.base import ParamSpec, Strategy, check_panel, panel_field, panel_index
+
+_GATE_COLUMNS = ("risk_index", "fear_greed", "netflow", "exchange_netflow", "funding_rate")
 
 
 @dataclass(frozen=True)
@@ -48,12 +51,13 @@ class MacroTrendConfig:
     allow_short: bool = True
 
 
-def average_true_range(high: pd.DataFrame, low: pd.DataFrame, close: pd.DataFrame, window: int) -> pd.DataFrame:
+def average_true_range(high: np.ndarray, low: np.ndarray, close: np.ndarray, window: int) -> np.ndarray:
     """Wilder-style ATR as an EWM of the true range (max of H-L, |H-prevC|, |L-prevC|); trailing only."""
-    prev = close.shift(1)
-    tr = np.maximum(high - low, np.maximum((high - prev).abs(), (low - prev).abs()))
-    tr = pd.DataFrame(tr, index=close.index, columns=close.columns)
-    return tr.ewm(alpha=1.0 / window, min_periods=window).mean()
+    prev = _n.shift(close, 1)
+    with np.errstate(invalid="ignore"):
+        tr = np.fmax(high - low, np.fmax(np.abs(high - prev), np.abs(low - prev)))
+    tr[np.isnan(close)] = np.nan
+    return _n.ewm_mean(tr, alpha=1.0 / window, min_periods=window)
 
 
 class MacroTrend(Strategy):
@@ -111,32 +115,42 @@ class MacroTrend(Strategy):
 
     def trend_score(self, panel: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
         """EMA(fast) - EMA(slow) in ATRs, bars x symbols (NaN during warm-up)."""
-        check_panel(panel)
+        index, symbols, score, _ = self._score(panel)
+        return pd.DataFrame(score, index=index, columns=symbols)
+
+    def _score(self, panel: Mapping[str, pd.DataFrame]) -> tuple[pd.DatetimeIndex, list[str], np.ndarray, np.ndarray]:
+        symbols = check_panel(panel)
         c = self.config
         index = panel_index(panel)
-        close = panel_field(panel, "close", index)
-        high = panel_field(panel, "high", index)
-        low = panel_field(panel, "low", index)
-        fast = close.ewm(span=c.fast, min_periods=c.fast).mean()
-        slow = close.ewm(span=c.slow, min_periods=c.slow).mean()
+        close = panel_field(panel, "close", index).to_numpy(dtype="float64")
+        high = panel_field(panel, "high", index).to_numpy(dtype="float64")
+        low = panel_field(panel, "low", index).to_numpy(dtype="float64")
+        fast = _n.ewm_mean(close, span=c.fast, min_periods=c.fast)
+        slow = _n.ewm_mean(close, span=c.slow, min_periods=c.slow)
         atr = average_true_range(high, low, close, c.atr_window)
-        return (fast - slow) / atr.where(atr > 0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            score = (fast - slow) / _n.positive_or_nan(atr)
+        return index, symbols, score, close
 
     def signals(self, panel: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-        """Latched trend side, forced flat on bars where its direction's gate is closed."""
-        score = self.trend_score(panel)
-        sides = hysteresis_sides(score, self.config.entry, self.config.exit)
-        values = sides.to_numpy().copy()
-        for j, symbol in enumerate(sides.columns):
-            long_ok, short_ok, _ = self._gates(panel[symbol])
-            lo = long_ok.reindex(sides.index, fill_value=False).to_numpy()
-            so = short_ok.reindex(sides.index, fill_value=False).to_numpy()
+        """Latched trend side, flat during warm-up and on bars where its direction's gate is closed."""
+        index, symbols, score, close = self._score(panel)
+        values = _n.latch(score, self.config.entry, self.config.exit)
+        values[~_n.warmup_mask(close, self.warmup_bars)] = 0
+        for j, symbol in enumerate(symbols):
+            frame = panel[symbol]
+            if not any(col in frame.columns for col in _GATE_COLUMNS):
+                continue  # no gate inputs: every gate reads neutral and stays open
+            long_ok, short_ok, _ = self._gates(frame)
+            aligned = frame.index.equals(index)
+            lo = long_ok.to_numpy() if aligned else long_ok.reindex(index, fill_value=False).to_numpy()
+            so = short_ok.to_numpy() if aligned else short_ok.reindex(index, fill_value=False).to_numpy()
             col = values[:, j]
             col[(col > 0) & ~lo] = 0
             col[(col < 0) & ~so] = 0
         if not self.config.allow_short:
             values = np.clip(values, 0, None)
-        out = pd.DataFrame(values.astype("int8"), index=sides.index, columns=sides.columns)
+        out = pd.DataFrame(values.astype("int8"), index=index, columns=symbols)
         out.index.name = "ts"
         return out
 

@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 
 from engine.features.builder import FeatureSpec, build_features
-from engine.features.returns import cross_sectional_rank, log_returns
-from strategies.base import ParamSpec, Strategy, check_panel, hysteresis_sides, panel_field, panel_index
+from strategies import _numeric as _n
+from strategies.base import ParamSpec, Strategy, check_panel, panel_field, panel_index
 
 
 @dataclass(frozen=True)
@@ -48,11 +48,12 @@ class QuantumMomentumConfig:
     allow_short: bool = True
 
 
-def efficiency_ratio(close: pd.DataFrame, window: int) -> pd.DataFrame:
+def efficiency_ratio(close: np.ndarray, window: int) -> np.ndarray:
     """Kaufman efficiency ratio |close_t - close_{t-w}| / sum |delta close| over the window, in [0, 1]."""
-    net = (close - close.shift(window)).abs()
-    path = close.diff().abs().rolling(window, min_periods=window).sum()
-    return net / path.where(path > 0)
+    net = np.abs(close - _n.shift(close, window))
+    path = _n.rolling(np.abs(close - _n.shift(close, 1)), window, window, "sum")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return net / _n.positive_or_nan(path)
 
 
 def bars_per_year(index: pd.DatetimeIndex) -> float:
@@ -105,53 +106,53 @@ class QuantumMomentum(Strategy):
         return int(max(c.slow + c.vol_window, c.regime_window + c.vol_window))
 
     # -- computation ---------------------------------------------------------------------------------------------
-    def _horizon_tstats(self, close: pd.DataFrame) -> list[pd.DataFrame]:
-        c = self.config
-        sigma = log_returns(close, 1).rolling(c.vol_window, min_periods=max(2, c.vol_window // 2)).std()
-        sigma = sigma.where(sigma > 0)
-        return [(log_returns(close, h) / (sigma * np.sqrt(h))).clip(-3.0, 3.0) for h in (c.fast, c.mid, c.slow)]
-
-    def scores(self, panel: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-        """Intermediate frames (bars x symbols): ts, xs, score, regime_ok, sigma - for features and diagnostics."""
-        check_panel(panel)
+    def _arrays(self, panel: Mapping[str, pd.DataFrame]) -> tuple[pd.DatetimeIndex, list[str], dict[str, np.ndarray]]:
+        """Scores as bars x symbols arrays: ts, xs, score, regime_ok, sigma, vol_ratio, efficiency, sides."""
+        symbols = check_panel(panel)
         c = self.config
         index = panel_index(panel)
-        close = panel_field(panel, "close", index)
-        tstats = self._horizon_tstats(close)
-        ts_score = sum(tstats) / len(tstats)
-        if close.shape[1] > 1:
-            xs_score = sum(cross_sectional_rank(t) for t in tstats) / len(tstats)
-        else:
-            xs_score = ts_score * 0.0
-        score = c.ts_weight * ts_score + (1.0 - c.ts_weight) * xs_score.fillna(0.0).where(ts_score.notna())
-        r1 = log_returns(close, 1)
-        sigma = r1.rolling(c.vol_window, min_periods=max(2, c.vol_window // 2)).std()
-        long_sigma = r1.rolling(c.regime_window, min_periods=c.regime_window // 2).std()
-        vol_ratio = sigma / long_sigma.where(long_sigma > 0)
-        efficiency = efficiency_ratio(close, c.slow)
-        regime_ok = (vol_ratio <= c.max_vol_ratio) & (efficiency >= c.min_efficiency)
-        return {"ts": ts_score, "xs": xs_score, "score": score, "regime_ok": regime_ok, "sigma": sigma,
-                "vol_ratio": vol_ratio, "efficiency": efficiency}
+        close = panel_field(panel, "close", index).to_numpy(dtype="float64")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            logc = np.log(close)
+            r1 = logc - _n.shift(logc, 1)
+            sigma = _n.rolling(r1, c.vol_window, max(2, c.vol_window // 2), "std")
+            sig = _n.positive_or_nan(sigma)
+            tstats = [np.clip((logc - _n.shift(logc, h)) / (sig * np.sqrt(h)), -3.0, 3.0)
+                      for h in (c.fast, c.mid, c.slow)]
+            ts_score = sum(tstats) / len(tstats)
+            if close.shape[1] > 1:
+                xs_score = sum(_n.row_rank(t) for t in tstats) / len(tstats)
+            else:
+                xs_score = np.zeros_like(ts_score)
+            score = c.ts_weight * ts_score + (1.0 - c.ts_weight) * np.nan_to_num(xs_score, nan=0.0)
+            long_sigma = _n.rolling(r1, c.regime_window, c.regime_window // 2, "std")
+            vol_ratio = sigma / _n.positive_or_nan(long_sigma)
+            efficiency = efficiency_ratio(close, c.slow)
+            regime_ok = (vol_ratio <= c.max_vol_ratio) & (efficiency >= c.min_efficiency)
+        sides = _n.latch(score, c.entry, c.exit)
+        sides[~(regime_ok & _n.warmup_mask(close, self.warmup_bars))] = 0
+        if not c.allow_short:
+            sides = np.clip(sides, 0, None)
+        return index, symbols, {"ts": ts_score, "xs": xs_score, "score": score, "regime_ok": regime_ok,
+                                "sigma": sigma, "vol_ratio": vol_ratio, "efficiency": efficiency, "sides": sides}
+
+    def scores(self, panel: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+        """Intermediate frames (bars x symbols): ts, xs, score, regime_ok, sigma, vol_ratio, efficiency, sides."""
+        index, symbols, arrays = self._arrays(panel)
+        return {k: pd.DataFrame(v, index=index, columns=symbols) for k, v in arrays.items()}
 
     def signals(self, panel: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-        """Latched side of the blended momentum score, flat when the regime filter is off."""
-        parts = self.scores(panel)
-        sides = hysteresis_sides(parts["score"], self.config.entry, self.config.exit)
-        sides = sides.where(parts["regime_ok"].to_numpy(), 0)
-        if not self.config.allow_short:
-            sides = sides.clip(lower=0)
-        return sides.astype("int8")
+        """Latched side of the blended momentum score, flat during warm-up and when the regime filter is off."""
+        index, symbols, arrays = self._arrays(panel)
+        return pd.DataFrame(arrays["sides"], index=index, columns=symbols)
 
     def weights(self, panel: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
         """Side x min(max_leverage, target_vol / annualised realised vol): volatility-targeted exposure."""
-        parts = self.scores(panel)
-        sides = hysteresis_sides(parts["score"], self.config.entry, self.config.exit)
-        sides = sides.where(parts["regime_ok"].to_numpy(), 0)
-        if not self.config.allow_short:
-            sides = sides.clip(lower=0)
-        ann = parts["sigma"] * np.sqrt(bars_per_year(parts["sigma"].index))
-        lev = (self.config.target_vol / ann.where(ann > 0)).clip(upper=self.config.max_leverage).fillna(0.0)
-        return sides.astype("float64") * lev
+        index, symbols, arrays = self._arrays(panel)
+        ann = arrays["sigma"] * np.sqrt(bars_per_year(index))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            lev = np.nan_to_num(np.minimum(self.config.target_vol / _n.positive_or_nan(ann), self.config.max_leverage))
+        return pd.DataFrame(arrays["sides"] * lev, index=index, columns=symbols)
 
     def features(self, panel: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
         """Standard features per symbol plus this strategy's ts/xs/score/regime columns."""
@@ -161,8 +162,8 @@ class QuantumMomentum(Strategy):
         out: dict[str, pd.DataFrame] = {}
         for symbol, frame in panel.items():
             feats = build_features(frame, spec)
-            for key in ("ts", "xs", "score", "vol_ratio", "efficiency"):
-                feats[f"qm_{key}"] = parts[key][symbol].reindex(frame.index)
+            for key in ("ts", "xs", "score", "vol_ratio", "efficiency", "sides"):
+                feats[f"qm_{key}"] = parts[key][symbol].reindex(frame.index).astype("float64")
             feats["qm_regime_ok"] = parts["regime_ok"][symbol].reindex(frame.index).astype("float64")
             out[symbol] = feats
         return out

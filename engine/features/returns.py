@@ -68,21 +68,39 @@ def cross_sectional_rank(frame: pd.DataFrame) -> pd.DataFrame:
     return scaled.where(n > 1)
 
 
+def _first_mask(series: pd.Series, period: str) -> np.ndarray:
+    if not isinstance(series.index, pd.DatetimeIndex):
+        raise ValueError("series: needs a DatetimeIndex to sample per period")
+    if not series.index.is_monotonic_increasing:
+        raise ValueError("series: index must be sorted ascending to sample per period")
+    keys = series.index.as_unit("ns").asi8 // pd.Timedelta(period).value
+    first = np.ones(len(keys), dtype=bool)
+    first[1:] = keys[1:] != keys[:-1]
+    return first & np.isfinite(series.to_numpy(dtype="float64"))
+
+
 def first_per_period(series: pd.Series, period: str) -> pd.Series:
     """The value at the first bar of each calendar period (e.g. each 8h funding interval), NaNs dropped.
 
     Sampling the *first* bar keeps the sample stable when the history is truncated mid-period (point-in-time), and
     counts repeated identical prints (common for capped funding) as separate observations.
     """
-    if not isinstance(series.index, pd.DatetimeIndex):
-        raise ValueError("series: needs a DatetimeIndex to sample per period")
-    keys = series.index.floor(pd.Timedelta(period))
-    first = ~keys.duplicated(keep="first")
-    return series[first].dropna()
+    return series[_first_mask(series, period)]
 
 
 def per_period_zscore(series: pd.Series, window: int, period: str) -> pd.Series:
-    """Trailing z-score over the last `window` per-period samples, carried forward onto every bar."""
-    samples = first_per_period(series.astype("float64"), period)
-    z = rolling_zscore(samples, window).reindex(series.index).ffill()
-    return z.where(series.notna())
+    """Trailing z-score over the last `window` per-period samples, carried forward onto every bar (NaN where the
+    series itself is NaN)."""
+    if window < 2:
+        raise ValueError(f"window: must be >= 2, got {window}")
+    values = series.to_numpy(dtype="float64")
+    mask = _first_mask(series, period)
+    samples = pd.Series(values[mask])
+    roll = samples.rolling(window, min_periods=max(2, window // 2))
+    std = roll.std().to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z_samples = (samples.to_numpy() - roll.mean().to_numpy()) / np.where(std > 0, std, np.nan)
+    pos = np.cumsum(mask) - 1
+    out = np.where(pos >= 0, z_samples[np.clip(pos, 0, None)] if len(z_samples) else np.nan, np.nan)
+    out[~np.isfinite(values)] = np.nan
+    return pd.Series(out, index=series.index)

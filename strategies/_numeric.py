@@ -1,0 +1,80 @@
+"""Vectorised numpy kernels shared by the built-in strategies (bars x symbols arrays, NaN = no data).
+
+Pandas' per-call overhead dominates on the sizes the optimiser uses (tens of thousands of bars, a few symbols), so
+the strategies compute on plain arrays; every kernel is trailing-only, hence point-in-time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def shift(a: np.ndarray, n: int) -> np.ndarray:
+    """a shifted down by n rows (row t holds row t-n), NaN-filled at the top."""
+    out = np.full_like(a, np.nan, dtype="float64")
+    if n < len(a):
+        out[n:] = a[: len(a) - n]
+    return out
+
+
+def rolling(a: np.ndarray, window: int, min_periods: int, how: str) -> np.ndarray:
+    """Trailing rolling `std` (ddof=1), `mean` or `sum` over rows, through pandas' C window kernels."""
+    roll = pd.DataFrame(a).rolling(window, min_periods=min_periods)
+    if how == "std":
+        return roll.std().to_numpy()
+    if how == "mean":
+        return roll.mean().to_numpy()
+    if how == "sum":
+        return roll.sum().to_numpy()
+    raise ValueError(f"how: expected std, mean or sum, got {how!r}")
+
+
+def ewm_mean(a: np.ndarray, span: float | None = None, alpha: float | None = None,
+             min_periods: int = 0) -> np.ndarray:
+    """Exponentially weighted mean over rows (adjust=True, like pandas' default)."""
+    return pd.DataFrame(a).ewm(span=span, alpha=alpha, min_periods=min_periods).mean().to_numpy()
+
+
+def positive_or_nan(a: np.ndarray) -> np.ndarray:
+    """a where a > 0, NaN elsewhere (safe denominators)."""
+    with np.errstate(invalid="ignore"):
+        return np.where(a > 0, a, np.nan)
+
+
+def row_rank(a: np.ndarray) -> np.ndarray:
+    """Average rank within each row scaled to [-1, 1]; NaN entries stay NaN and rows with < 2 values are NaN."""
+    with np.errstate(invalid="ignore"):
+        less = (a[:, None, :] < a[:, :, None]).sum(axis=2)
+        equal = (a[:, None, :] == a[:, :, None]).sum(axis=2)
+    n = np.isfinite(a).sum(axis=1, keepdims=True)
+    rank = less + (equal - 1) / 2.0  # 0-based average rank among non-NaN values
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scaled = np.where(n > 1, rank / (n - 1) * 2.0 - 1.0, np.nan)
+    return np.where(np.isfinite(a), scaled, np.nan)
+
+
+def ffill(a: np.ndarray) -> np.ndarray:
+    """Forward-fill NaNs down each column."""
+    idx = np.where(np.isnan(a), 0, np.arange(len(a))[:, None])
+    np.maximum.accumulate(idx, axis=0, out=idx)
+    out = a[idx, np.arange(a.shape[1])[None, :]]
+    return out
+
+
+def latch(score: np.ndarray, entry: float, exit_: float) -> np.ndarray:
+    """Hysteresis sides: +1 from score >= entry until score < exit_, -1 from <= -entry until > -exit_; NaN = flat."""
+    if not 0.0 <= exit_ <= entry:
+        raise ValueError(f"hysteresis: need 0 <= exit ({exit_}) <= entry ({entry})")
+    nan = np.isnan(score)
+    with np.errstate(invalid="ignore"):
+        long_state = np.where(score >= entry, 1.0, np.where((score < exit_) | nan, 0.0, np.nan))
+        short_state = np.where(score <= -entry, 1.0, np.where((score > -exit_) | nan, 0.0, np.nan))
+    longs = np.nan_to_num(ffill(long_state), nan=0.0)
+    shorts = np.nan_to_num(ffill(short_state), nan=0.0)
+    return (longs - shorts).astype("int8")
+
+
+def warmup_mask(close: np.ndarray, warmup: int) -> np.ndarray:
+    """True where a symbol has at least `warmup` bars of data up to and including that row."""
+    return np.cumsum(np.isfinite(close), axis=0) >= warmup
