@@ -25,6 +25,7 @@ _COMMAND_MODULES = [
     "console.cli.engine_cmd",  # runtime: quantdesk engine [--detach] [--live], engine stop
     "console.cli.control_cmd",  # runtime: halt/flatten/reduce/resume/status, strategy ..., alerts
     "console.cli.research_cmd",  # backtest: quantdesk backtest / optimize
+    "console.cli.data_cmd",  # market data: quantdesk data pull / status / export / quarantine
 ]
 
 
