@@ -49,12 +49,10 @@ def _make_sim(settings: Any, clock: Callable[[], int] | None) -> Any:
     except ImportError as exc:
         raise SourceSpecError(f"source 'sim': the simulated exchange is not available ({exc})") from exc
     sim_cfg = getattr(settings, "simulator", None)
-    data_cfg = getattr(settings, "data", None)
     kwargs: dict[str, Any] = {}
     if sim_cfg is not None:
-        kwargs.update(seed=sim_cfg.seed, speed=sim_cfg.speed, history_days=sim_cfg.history_days)
-    if data_cfg is not None:
-        kwargs["symbols"] = list(data_cfg.symbols)
+        kwargs.update(seed=sim_cfg.seed, speed=sim_cfg.speed, history_days=sim_cfg.history_days,
+                      start_price_btc=sim_cfg.start_price_btc)
     if clock is not None:
-        kwargs["clock"] = clock
-    return SimulatedExchange(**kwargs)
+        kwargs["clock"] = lambda: clock() / 1000.0  # the simulator's clock is in seconds, like time.time
+    return SimulatedExchange(**kwargs)  # every simulated symbol; --symbols picks among them

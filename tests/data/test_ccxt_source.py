@@ -66,7 +66,7 @@ def test_real_binance_parser_paginates_recorded_klines_with_one_retried_network_
 
 def test_requests_are_paced_by_rate_limit_times_endpoint_weight():
     src, replay, clock, _ = _source()
-    src.fetch_ohlcv("BTC/USDT", "1m", since=T0, limit=120)
+    src.fetch_ohlcv("BTC/USDT", "1m", since=T0, limit=150)
     n = len(replay.calls)
     assert n == 5 and src.requests == 5  # 2 x exchangeInfo + 3 klines pages
     # no clock advance except through sleep: every request after the first waits rateLimit * weight

@@ -189,7 +189,7 @@ def test_order_book_snapshot_metrics_and_bad_books(store, fake_market):
     assert ingest_order_book(store, Crossed(now_ms=1), "BTC/USDT").quarantined == 1
     assert ingest_order_book(store, Unsorted(now_ms=2), "BTC/USDT").quarantined == 1
     reasons = [r["reason"] for r in list_quarantine(store, "fake:BTC/USDT:book")]
-    assert any("crossed book" in r for r in reasons) and any("not sorted" in r for r in reasons)
+    assert any("crossed book" in r for r in reasons) and any("not strictly sorted" in r for r in reasons)
 
 
 def test_funding_incremental_and_absurd_rate_quarantined(store, fake_market):
