@@ -12,7 +12,9 @@ Strategy (subclass this)
     dataclass type whose fields are the parameters), ``default_timeframe`` (e.g. "1h") and ``warmup_bars`` (bars before
     the first meaningful signal).
     ``__init__(config=None, **params)``: ``params`` override fields of ``config`` (or of ``Config()``); an unknown
-    parameter raises ``ValueError`` naming it; values outside ``param_space()`` ranges raise ``ValueError`` too.
+    parameter, or a value of the wrong kind or sign for its ``ParamSpec``, raises ``ValueError`` naming it (values
+    outside the search range are allowed: the range is for the optimiser). ``rescaled(timeframe)`` returns a copy
+    with bar-count parameters scaled from ``default_timeframe`` to ``timeframe``.
     ``param_space() -> dict[str, ParamSpec]``: the search ranges the walk-forward optimiser samples from.
     ``features(panel) -> dict[str, DataFrame]``: point-in-time features per symbol (also the ML meta-model's inputs).
     ``signals(panel) -> DataFrame``: index = bar ts (union of the panel's indexes), columns = symbols, int8 values in
@@ -39,12 +41,18 @@ REQUIRED_COLUMNS = ("open", "high", "low", "close", "volume")
 
 @dataclass(frozen=True)
 class ParamSpec:
-    """A parameter's search range: ints and floats in [low, high], or one of ``choices``."""
+    """A parameter's search range: ints and floats in [low, high], or one of ``choices``.
+
+    The range is where the optimiser searches, not a hard limit: a constructor accepts any value of the right kind
+    (and sign, when low >= 0), so a caller may rescale bar counts for another timeframe. ``bars=True`` marks a
+    parameter counted in bars, which ``Strategy.rescaled`` multiplies when moving to another timeframe.
+    """
 
     low: float = 0.0
     high: float = 0.0
     kind: str = "float"  # int | float | choice
     choices: tuple[Any, ...] = ()
+    bars: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in ("int", "float", "choice"):
@@ -64,6 +72,18 @@ class ParamSpec:
         if self.kind == "int" and float(value) != int(value):
             return False
         return self.low <= float(value) <= self.high
+
+    def accepts(self, value: Any) -> bool:
+        """Whether ``value`` is a legal value of this parameter (right kind and sign), inside the range or not."""
+        if self.kind == "choice":
+            return value in self.choices
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            return False
+        if not np.isfinite(float(value)):
+            return False
+        if self.kind == "int" and float(value) != int(value):
+            return False
+        return not (self.low >= 0 and float(value) < 0) and not (self.bars and float(value) < 1)
 
     def sample(self, rng: np.random.Generator) -> Any:
         """Draw one value uniformly from the range (log-uniform is the caller's choice)."""
@@ -99,9 +119,9 @@ class Strategy:
         space = self.param_space()
         for key, spec in space.items():
             value = getattr(config, key)
-            if key in known and not spec.contains(value):
-                raise ValueError(f"{cls.name}: parameter {key}={value!r} outside its range "
-                                 f"{spec.choices if spec.kind == 'choice' else (spec.low, spec.high)}")
+            if key in known and not spec.accepts(value):
+                raise ValueError(f"{cls.name}: parameter {key}={value!r} is not a valid {spec.kind} "
+                                 f"(search range {spec.choices if spec.kind == 'choice' else (spec.low, spec.high)})")
         self.config = config
         self.validate_config(config)
         self.warmup_bars = int(self.warmup())
@@ -131,6 +151,19 @@ class Strategy:
     def weights(self, panel: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
         """Signed target exposure per unit of capital; by default the primary side itself."""
         return self.signals(panel).astype("float64")
+
+    def rescaled(self, timeframe: str) -> "Strategy":
+        """A copy whose bar-count parameters cover the same wall-clock spans on `timeframe` bars.
+
+        E.g. Quantum Momentum's 24-bar fast horizon on 1h bars becomes 1440 on 1m bars. Without rescaling a strategy
+        still runs on any timeframe; its horizons are then simply shorter in time.
+        """
+        from engine.clock import timeframe_ms
+
+        factor = timeframe_ms(self.default_timeframe) / timeframe_ms(timeframe)
+        changes = {key: max(1, int(round(getattr(self.config, key) * factor)))
+                   for key, spec in self.param_space().items() if spec.bars}
+        return type(self)(self.config, **changes)
 
     # -- helpers --------------------------------------------------------------------------------------------------
     @property

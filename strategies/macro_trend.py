@@ -73,9 +73,9 @@ class MacroTrend(Strategy):
     def param_space(cls) -> dict[str, ParamSpec]:
         """Search ranges for the walk-forward optimiser."""
         return {
-            "fast": ParamSpec(3, 48, "int"),
-            "slow": ParamSpec(20, 240, "int"),
-            "atr_window": ParamSpec(10, 120, "int"),
+            "fast": ParamSpec(3, 48, "int", bars=True),
+            "slow": ParamSpec(20, 240, "int", bars=True),
+            "atr_window": ParamSpec(10, 120, "int", bars=True),
             "entry": ParamSpec(0.1, 2.0, "float"),
             "exit": ParamSpec(0.0, 0.8, "float"),
             "risk_threshold": ParamSpec(0.0, 2.0, "float"),

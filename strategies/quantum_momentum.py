@@ -77,14 +77,14 @@ class QuantumMomentum(Strategy):
     def param_space(cls) -> dict[str, ParamSpec]:
         """Search ranges for the walk-forward optimiser."""
         return {
-            "fast": ParamSpec(6, 72, "int"),
-            "mid": ParamSpec(48, 240, "int"),
-            "slow": ParamSpec(168, 720, "int"),
+            "fast": ParamSpec(6, 72, "int", bars=True),
+            "mid": ParamSpec(48, 240, "int", bars=True),
+            "slow": ParamSpec(168, 720, "int", bars=True),
             "ts_weight": ParamSpec(0.0, 1.0, "float"),
             "entry": ParamSpec(0.2, 1.5, "float"),
             "exit": ParamSpec(0.0, 0.5, "float"),
-            "vol_window": ParamSpec(24, 240, "int"),
-            "regime_window": ParamSpec(240, 2160, "int"),
+            "vol_window": ParamSpec(24, 240, "int", bars=True),
+            "regime_window": ParamSpec(240, 2160, "int", bars=True),
             "max_vol_ratio": ParamSpec(1.2, 4.0, "float"),
             "min_efficiency": ParamSpec(0.0, 0.3, "float"),
             "target_vol": ParamSpec(0.1, 1.5, "float"),

@@ -115,6 +115,8 @@ class SafeStrategy:
     def weights(self, panel: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
         """The strategy's target exposures, or zeros plus an alert when it raises or returns non-finite values."""
         try:
+            if type(self.strategy).weights is Strategy.weights:  # default: the validated sides themselves
+                return check_signals(self.strategy.signals(panel), panel).astype("float64")
             out = self.strategy.weights(panel)
             if not isinstance(out, pd.DataFrame) or list(out.columns) != list(panel):
                 raise ValueError("weights: expected a DataFrame with one column per panel symbol")

@@ -99,8 +99,15 @@ def test_module_dropped_into_a_copy_of_the_package(tmp_path: Path) -> None:
 def test_param_validation() -> None:
     with pytest.raises(ValueError, match="unknown parameter 'speed'"):
         registry.load_strategy("quantum_momentum", {"speed": 3})
-    with pytest.raises(ValueError, match="fast=1000"):
-        QuantumMomentum(fast=1000)
+    with pytest.raises(ValueError, match="fast=2.5 is not a valid int"):
+        QuantumMomentum(fast=2.5)
+    with pytest.raises(ValueError, match="entry='high'"):
+        QuantumMomentum(entry="high")
+    with pytest.raises(ValueError, match="exit=-0.1"):
+        MacroTrend(exit=-0.1)
+    with pytest.raises(ValueError, match="allow_short"):
+        MacroTrend(allow_short="yes")
+    assert QuantumMomentum(fast=100, mid=500, slow=5000).config.slow == 5000  # outside the search range is allowed
     with pytest.raises(ValueError, match="fast < mid < slow"):
         QuantumMomentum(fast=60, mid=50)
     with pytest.raises(ValueError, match="exit"):
@@ -111,6 +118,16 @@ def test_param_validation() -> None:
     assert MacroTrend(cfg, slow=30).params["slow"] == 30 and MacroTrend(cfg).config is cfg
     with pytest.raises(Exception):
         cfg.fast = 3  # frozen
+
+
+def test_rescaled_to_one_minute_bars() -> None:
+    qm = QuantumMomentum().rescaled("1m")
+    assert (qm.config.fast, qm.config.mid, qm.config.slow) == (24 * 60, 96 * 60, 336 * 60)
+    assert qm.config.entry == QuantumMomentum().config.entry  # non-bar parameters untouched
+    mt = MacroTrend().rescaled("1d")
+    assert (mt.config.fast, mt.config.slow, mt.config.atr_window) == (2, 8, 5) and mt.warmup_bars == 16
+    with pytest.raises(ValueError, match="timeframe"):
+        QuantumMomentum().rescaled("1q")
 
 
 def test_param_space_defaults_inside_and_samples_valid() -> None:
