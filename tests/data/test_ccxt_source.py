@@ -69,8 +69,10 @@ def test_requests_are_paced_by_rate_limit_times_endpoint_weight():
     src.fetch_ohlcv("BTC/USDT", "1m", since=T0, limit=150)
     n = len(replay.calls)
     assert n == 5 and src.requests == 5  # 2 x exchangeInfo + 3 klines pages
-    # no clock advance except through sleep: every request after the first waits rateLimit * weight
-    assert len(clock.sleeps) == 4 and all(s >= src.exchange.rateLimit / 1000 for s in clock.sleeps)
+    # no clock advance except through sleep: each request waits rateLimit (50 ms) x ccxt's cost of the previous
+    # endpoint (spot exchangeInfo 4, USD-M exchangeInfo 1, spot klines with limit 50: 0.4)
+    assert src.exchange.rateLimit == 50
+    assert clock.sleeps == pytest.approx([0.2, 0.05, 0.02, 0.02])
     assert clock.t - 1000.0 == pytest.approx(sum(clock.sleeps))
 
 
