@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping
 from sqlalchemy import select, update
 
 from engine.config import LifecycleConfig
-from engine.risk.trading_state import TradingState, TransitionError, set_state
+from engine.risk.trading_state import TradingState, TransitionError, get_state, set_state
 from engine.runtime import lifecycle
 from engine.runtime.control import CommandResult, finish_command
 from engine.store.db import Store
@@ -40,6 +40,8 @@ def execute_state_command(store: Store, cmd_id: int, command: str, args: Mapping
     """Apply a command's persisted-state part (trading state, instance stage/status, alert ack)."""
     cfg = lifecycle_cfg or LifecycleConfig()
     try:
+        if command in ("halt", "emergency_stop") and get_state(store).state is TradingState.HALTED and engine:
+            return CommandResult(True, command, cmd_id, "HALTED (set by the front end)", {"state": "HALTED"})
         if command in ("halt", "emergency_stop"):
             ch = set_state(store, TradingState.HALTED, str(args.get("reason", command)), source, user)
             return CommandResult(True, command, cmd_id, f"HALTED ({ch.previous.value} -> HALTED)"

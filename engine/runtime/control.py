@@ -31,6 +31,8 @@ SOURCES = ("console", "cli")
 OPEN_ORDER_STATUSES = ("new", "open", "partial")
 COMMANDS = ("halt", "flatten", "emergency_stop", "reduce", "resume", "pause_strategy", "resume_strategy", "promote",
             "demote", "retrain_now", "ack_alert", "stop")
+# Commands whose trading-state part the client persists itself before the engine acts on them.
+TIGHTENING = frozenset({"halt", "emergency_stop", "reduce"})
 # Commands the client may apply itself when no engine is alive (they only change persisted state).
 OFFLINE_OK = frozenset({"halt", "reduce", "resume", "pause_strategy", "resume_strategy", "promote", "demote",
                         "ack_alert"})
@@ -118,7 +120,8 @@ class ControlClient:
             raise ValueError(f"source: must be one of {SOURCES}, got {source!r}")
         if timeout_s <= 0:
             raise ValueError(f"timeout_s: must be positive, got {timeout_s!r}")
-        self.store = store_path_or_url if isinstance(store_path_or_url, Store) else open_store(store_path_or_url)
+        self.store = store_path_or_url if isinstance(store_path_or_url, Store) else open_store_retrying(
+            store_path_or_url)
         self.source = source
         self.user = user or current_user()
         self.timeout_s = timeout_s
@@ -190,12 +193,27 @@ class ControlClient:
         alive = self.engine_alive()
         if not alive and command in OFFLINE_OK:
             return self._apply_offline(command, args)
+        t0 = time.perf_counter()
+        state_ms = None
+        if command in TIGHTENING:
+            # Safety first: the stop takes effect in state.db before the engine even sees the command (brokers read
+            # the state before every order), so HALTED never waits behind a busy engine. The engine then cancels.
+            from engine.risk.trading_state import TradingState, TransitionError, set_state
+
+            try:
+                set_state(self.store, TradingState.REDUCING if command == "reduce" else TradingState.HALTED,
+                          str(args.get("reason", command)), self.source, self.user)
+            except TransitionError as exc:
+                return CommandResult(False, command, None, str(exc))
+            state_ms = (time.perf_counter() - t0) * 1000
         cmd_id = submit_command(self.store, command, args, self.source, self.user)
         if not alive:
             return CommandResult(True, command, cmd_id, f"no engine is running: {command} is queued and runs at the "
                                  "engine's next start", {"queued": True})
         result = wait_result(self.store, cmd_id, self.timeout_s, self.poll_s)
         if result is not None:
+            if state_ms is not None:
+                result.data["state_persisted_ms"] = round(state_ms, 2)
             return result
         if command in OFFLINE_OK and not self.engine_alive():
             _cancel_pending(self.store, cmd_id)
@@ -212,6 +230,20 @@ class ControlClient:
                                        lifecycle_cfg=self.lifecycle)
         finish_command(self.store, cmd_id, result)
         return result
+
+
+def open_store_retrying(path_or_url: str | os.PathLike[str], attempts: int = 20) -> Store:
+    """open_store, retried while another process is creating the same fresh database (migration race)."""
+    from sqlalchemy.exc import OperationalError
+
+    for attempt in range(attempts):
+        try:
+            return open_store(path_or_url)
+        except OperationalError as exc:
+            if "already exists" not in str(exc) and "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.1)
+    raise AssertionError("unreachable")
 
 
 def submit_command(store: Store, command: str, args: Mapping[str, Any], source: str, user: str,

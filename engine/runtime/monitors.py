@@ -41,8 +41,13 @@ class Monitors:
             raise_alert(self.store, "info", rule, f"cleared: {key}", values, source="monitor")
 
     def stale_data(self) -> dict[str, float]:
-        """Age in seconds (source time) of the newest closed bar per symbol/timeframe; alerts past stale_after_s."""
+        """Wall-clock age in seconds of the newest closed bar per symbol/timeframe; alerts past stale_after_s.
+
+        For the simulator the source-time age is divided by its speed-up: at 60x a bar 180 simulated seconds late
+        means the engine fell 3 wall seconds behind, which is not stale data; at speed 1 both are the same.
+        """
         now = self.source.milliseconds()
+        speed = float(getattr(self.source, "speed", 1.0) or 1.0) if self.source.id == "sim" else 1.0
         ages = {}
         with self.store.connect() as conn:
             for symbol in self.settings.data.symbols:
@@ -50,7 +55,7 @@ class Monitors:
                     last = conn.execute(select(func.max(candles.c.ts)).where(
                         candles.c.exchange == self.source.id, candles.c.symbol == symbol,
                         candles.c.timeframe == tf)).scalar()
-                    age = (now - (last + timeframe_ms(tf))) / 1000 if last is not None else float("inf")
+                    age = (now - (last + timeframe_ms(tf))) / 1000 / speed if last is not None else float("inf")
                     ages[f"{symbol}:{tf}"] = age
                     self._edge(f"stale:{symbol}:{tf}", age > self.settings.data.stale_after_s, "warning",
                                "monitor.stale_data", f"{symbol} {tf} data is {age:.0f}s old",

@@ -32,16 +32,20 @@ def make_scheduler(store: Store, misfire_grace_s: int, workers: int = 4) -> Any:
         timezone=timezone.utc)
 
 
-def install_jobs(scheduler: Any, intervals: dict[str, float], first_delay_s: float = 0.0) -> list[str]:
-    """Replace the stored job set with `intervals` (job name -> seconds); stale jobs from old configs are removed."""
+def install_jobs(scheduler: Any, intervals: dict[str, float], first_delay_s: float = 0.0,
+                 delays: dict[str, float] | None = None) -> list[str]:
+    """Replace the stored job set with `intervals` (job name -> seconds); stale jobs from old configs are removed.
+
+    `delays` postpones the first run of some jobs (e.g. monitors wait until the first pulls caught up)."""
     wanted = set(intervals)
     for job in scheduler.get_jobs():
         if job.id not in wanted:
             job.remove()
-    start = datetime.now(timezone.utc) + timedelta(seconds=first_delay_s)
+    now = datetime.now(timezone.utc)
     for name, seconds in sorted(intervals.items()):
         if seconds <= 0:
             raise ValueError(f"job {name}: interval must be positive, got {seconds!r}")
+        start = now + timedelta(seconds=first_delay_s + (delays or {}).get(name, 0.0))
         scheduler.add_job(JOB_FUNC, "interval", args=[name], id=name, name=name, replace_existing=True,
                           seconds=seconds, next_run_time=start)
     return sorted(wanted)

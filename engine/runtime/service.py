@@ -24,7 +24,7 @@ from sqlalchemy import insert, select, update
 from engine.clock import now_ms, timeframe_ms
 from engine.config import Settings
 from engine.runtime.lockfile import EngineLock, lock_path
-from engine.store.db import open_store, sqlite_path
+from engine.store.db import sqlite_path
 from engine.store.ops import audit, raise_alert
 from engine.store.schema import engine_status
 
@@ -152,7 +152,9 @@ class EngineService:
         if self.install_signals and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self.request_stop)
             signal.signal(signal.SIGINT, self.request_stop)
-        self.store = open_store(self.settings.store_url(), busy_timeout_ms=self.settings.store.busy_timeout_ms)
+        from engine.runtime.control import open_store_retrying
+
+        self.store = open_store_retrying(self.settings.store_url())
         self._write_status(started=True)
         audit(self.store, "engine", "engine.start", {"pid": os.getpid(), "mode": self.mode}, user="engine")
         self._hb_thread = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
@@ -238,7 +240,9 @@ class EngineService:
         jobs.install(self.store, handlers)
         self.scheduler = make_scheduler(self.store, self.settings.runtime.misfire_grace_s)
         self.scheduler.start(paused=True)
-        install_jobs(self.scheduler, intervals)
+        delays = {n: iv for n, iv in intervals.items() if n.split(":")[0] in ("monitors", "reconcile", "funding")}
+        delays.update({n: 60.0 for n in intervals if n.startswith("retrain:")})  # not in the start-up rush
+        install_jobs(self.scheduler, intervals, delays=delays)
         self.scheduler.resume()
         self._write_status(info_update={"jobs": sorted(intervals)})
 
