@@ -353,11 +353,14 @@ class SimulatedExchange:
         return pd.DataFrame(rows[:, 1:], index=idx, columns=["open", "high", "low", "close", "volume"])
 
     def trades_frame(self, symbol: str, since: int, until: int) -> "pd.DataFrame":
-        """Trades in [since, until) (not after now) as a frame: timestamp, price, amount, side (fast bulk path)."""
+        """Trades in [since, until) (not after now) as a frame: timestamp, id (int64), price, amount, side.
+
+        The fast bulk path for research and tests; `fetch_trades` gives the same trades as ccxt dicts (ids as str).
+        """
         import pandas as pd
 
         t = self.tape(symbol, int(since), min(int(until), self.milliseconds() + 1))
-        return pd.DataFrame({"timestamp": t.ts, "id": t.ident.astype(str), "price": t.price, "amount": t.amount,
+        return pd.DataFrame({"timestamp": t.ts, "id": t.ident, "price": t.price, "amount": t.amount,
                              "side": np.where(t.buy, "buy", "sell")})
 
     @property

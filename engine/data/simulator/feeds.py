@@ -1,6 +1,7 @@
 """Simulated macro, sentiment and on-chain feeds that co-move with the regimes, with realistic publication lags.
 
-- macro: `risk_index` (daily, ~N(0,1); the slow macro factor that biases regime switches, minus the day's stress),
+- macro: `risk_index` (daily; the slow macro factor that biases regime switches, plus the regime's risk appetite,
+  minus the day's stress),
   published one hour after the UTC day closes.
 - sentiment: `fear_greed` (daily integer 0-100 from the trailing 7-day and 1-day BTC moves and the macro factor),
   published five minutes after the day closes.
@@ -20,6 +21,7 @@ from engine.data.source import FeedPoint
 
 FEEDS = ("macro", "sentiment", "onchain")
 REGIME_FLOW = np.array([-1.0, 1.0, 0.0])
+REGIME_RISK = np.array([0.6, -0.6, 0.0])  # risk appetite shows in the index as well as driving the regimes
 MACRO_LAG_MS = HOUR_MS
 SENTIMENT_LAG_MS = 5 * MIN_MS
 ONCHAIN_LAG_MS = 15 * MIN_MS
@@ -43,7 +45,8 @@ def risk_index(world: World, days: np.ndarray) -> np.ndarray:
     """Daily risk-on/off index for the given day indices."""
     world.ensure_hours(int(days.max()) * 24 + 26)
     hours = days[:, None] * 24 + np.arange(24)[None, :]
-    return (world.macro[hours].mean(axis=1) - 0.6 * world.stress_hour[hours].max(axis=1)
+    return (world.macro[hours].mean(axis=1) + REGIME_RISK[world.regime[hours]].mean(axis=1)
+            - 0.6 * world.stress_hour[hours].max(axis=1)
             + 0.15 * world.flow_noise[days * 24, 0])
 
 

@@ -65,7 +65,7 @@ def trades_for_day(chunk: DayChunk, inst: Instrument, seed: int) -> Tape:
     price[starts] = chunk.open[i]
     price[last] = c[last]
     # Sides: walk the trades in a random order; buys until the minute's buy share of volume is used up.
-    order = np.lexsort((rng.random(total), minute))
+    order = np.argsort(minute + rng.random(total))  # random order inside each minute, minutes kept in sequence
     cum = np.cumsum(amt_units[order])
     before = cum - amt_units[order] - np.repeat(np.concatenate([[0], np.cumsum(units)[:-1]]), n)
     buy = np.empty(total, bool)
@@ -73,8 +73,7 @@ def trades_for_day(chunk: DayChunk, inst: Instrument, seed: int) -> Tape:
     # Times: the first trade at the minute's first millisecond, the rest sorted uniformly within the minute.
     offs = rng.integers(1, 60_000, total)
     offs[starts] = 0
-    offs = offs[np.lexsort((offs, minute))]
-    ts = chunk.ts[minute] + offs
+    ts = np.sort(chunk.ts[minute] + offs)  # offsets stay inside their minute, so a global sort sorts per minute
     ident = ((chunk.ts[minute] - 1_577_836_800_000) // 60_000) * 100 + pos
     amount = np.round(amt_units * inst.amount_step, inst.amount_decimals)
     return Tape(ts, price, amount, buy, ident)

@@ -29,7 +29,7 @@ P_EXIT = 1.0 / 96.0  # regimes last four days on average
 REGIME_DRIFT = np.array([5e-4, -5e-4, 0.0])  # hourly log drift of the market factor
 EVENT_COMPENSATION = 1.6e-4  # hourly drift offsetting the crashes' expected net loss (long-run level stays put)
 REGIME_VOL = np.array([0.0, 0.15, -0.2])  # log-vol offset
-REGIME_PREMIUM = np.array([5e-4, -1e-4, 1.2e-4])  # perp premium the regime pulls towards
+REGIME_PREMIUM = np.array([6e-4, -1.5e-4, 1.2e-4])  # perp premium the regime pulls towards
 CRASH_HAZARD = np.array([1 / 500, 1 / 80, 1 / 200])  # per hour, by regime
 PUMP_HAZARD = np.array([1 / 160, 1 / 500, 1 / 300])
 FIZZLE_P = 0.15
@@ -179,7 +179,7 @@ class World:
                  + EVENT_COMPENSATION * self.beta[None, :])
         kappa = MEAN_REVERSION
         x = _ar1(kappa * self.x0[None, :] + drift + ev_hour + noise, 1 - kappa, self.x[-1])
-        pin = (1 - PREMIUM_PHI) * REGIME_PREMIUM[regime] + 6e-5 * rng.standard_normal(n) - 2.5e-4 * stress_hour
+        pin = (1 - PREMIUM_PHI) * REGIME_PREMIUM[regime] + 1.2e-4 * rng.standard_normal(n) - 2.5e-4 * stress_hour
         prem_c = _ar1(pin, PREMIUM_PHI, np.array([st["prem"]]))
         mult = np.array([uu.premium_mult for uu in self.und])
         prem = prem_c[:, None] * mult[None, :] + 2e-5 * rng.standard_normal((n, k))
