@@ -125,7 +125,7 @@ class QuantdeskApp(App):
         """Keep the latest status, clear a pending stop once the engine's HALTED is stored, update headers."""
         self.status_polls += 1
         self.last_status, self.last_status_error = message.status, None
-        if self.pending_command == STOP_PENDING and message.status.state == "HALTED":
+        if self.pending_command == STOP_PENDING and message.status.confirmed_state == "HALTED":
             self.pending_command = ""
         self._push_status()
         self._arm_status()

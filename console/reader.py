@@ -48,6 +48,14 @@ class StatusSnapshot:
     open_orders: int
     unacked_alerts: int
     now: int
+    pending_stops: int = 0  # halt / emergency_stop commands the engine has not finished yet
+
+    @property
+    def confirmed_state(self) -> str:
+        """The state to show: HALTED only once no stop command still waits for a live engine ('HALTING' before)."""
+        if self.state == "HALTED" and self.pending_stops and self.engine_alive:
+            return "HALTING"
+        return self.state
 
 
 @dataclass(frozen=True)
@@ -144,7 +152,9 @@ class StateReader:
             self._peak = (int(got["ts"]), max(peak, float(got["peak"])))
         counts = self._one(conn, "SELECT (SELECT COUNT(*) FROM positions WHERE qty != 0) AS pos, "
                                  "(SELECT COUNT(*) FROM orders WHERE status IN ('new','open','partial')) AS ord, "
-                                 "(SELECT COUNT(*) FROM alerts WHERE acked = 0) AS al") or {}
+                                 "(SELECT COUNT(*) FROM alerts WHERE acked = 0) AS al, "
+                                 "(SELECT COUNT(*) FROM commands WHERE status IN ('pending','running') "
+                                 "AND command IN ('halt','emergency_stop')) AS stops") or {}
         equity = float(last["equity"]) if last else None
         peak_v = self._peak[1]
         heartbeat = int(eng["heartbeat_at"]) if eng else None
@@ -158,7 +168,7 @@ class StateReader:
             gross_exposure=float(last["gross_exposure"]) if last else None,
             net_exposure=float(last["net_exposure"]) if last else None,
             positions=int(counts.get("pos") or 0), open_orders=int(counts.get("ord") or 0),
-            unacked_alerts=int(counts.get("al") or 0), now=now)
+            unacked_alerts=int(counts.get("al") or 0), now=now, pending_stops=int(counts.get("stops") or 0))
 
     # --- desk ------------------------------------------------------------------------------------------------------
     def desk(self, equity_points: int = 240, alert_rows: int = 6) -> DeskData:

@@ -8,7 +8,8 @@ from rich.text import Text
 
 DASH = "—"
 SEVERITY_STYLE = {"info": "cyan", "warning": "yellow", "critical": "bold red"}
-STATE_STYLE = {"ACTIVE": "bold black on green", "REDUCING": "bold black on yellow", "HALTED": "bold white on red"}
+STATE_STYLE = {"ACTIVE": "bold black on green", "REDUCING": "bold black on yellow", "HALTED": "bold white on red",
+               "HALTING": "bold yellow on red"}
 
 
 def money(value: float | None, signed: bool = False) -> str:

@@ -18,7 +18,7 @@ def header_text(status: StatusSnapshot | None, pending: str = "") -> Text:
     gross = (status.gross_exposure / eq) if (eq and status.gross_exposure is not None) else None
     net = (status.net_exposure / eq) if (eq and status.net_exposure is not None) else None
     parts: list[tuple[str, str] | str] = [
-        (f" {status.state} ", fmt.STATE_STYLE.get(status.state, "bold")),
+        (f" {status.confirmed_state} ", fmt.STATE_STYLE.get(status.confirmed_state, "bold")),
         ("  " + pending if pending else "", "bold reverse"),
         " ", (status.mode.upper(), "bold magenta" if status.mode == "live" else "bold cyan"),
         "  eq ", (fmt.money(eq), "bold"),
@@ -49,7 +49,7 @@ class StatusHeader(Static):
     @property
     def shown_state(self) -> str:
         """The trading state currently displayed ('' before the first read)."""
-        return self.status.state if self.status else ""
+        return self.status.confirmed_state if self.status else ""
 
 
 class EngineBanner(Static):

@@ -56,7 +56,7 @@ async def test_emergency_stop_header_shows_halted_only_after_engine_confirms(des
     from engine.runtime.control import ControlClient
 
     app = QuantdeskApp(console_settings(path),
-                       control_factory=lambda: ControlClient(path, source="console", timeout_s=3.0))
+                       control_factory=lambda: ControlClient(path, source="console", timeout_s=20.0))
     async with app.run_test(size=SIZE) as pilot:
         await _ready(pilot, app)
         await pilot.press("ctrl+x")
@@ -66,7 +66,9 @@ async def test_emergency_stop_header_shows_halted_only_after_engine_confirms(des
                          what="emergency_stop command row")
         polls = app.status_polls
         await wait_until(pilot, lambda: app.status_polls >= polls + 3, what="three status polls")
-        assert _header(app).shown_state == "ACTIVE"  # queued, not confirmed: the header must not claim HALTED
+        # Queued, not executed by the engine: the header must not claim HALTED (the client may already have
+        # persisted HALTED as a gate, shown as HALTING, but FLATTEN has not run).
+        assert _header(app).shown_state in ("ACTIVE", "HALTING")
         assert "STOP SENT" in screen_text(app)
         flattened: dict = {}
 
