@@ -16,6 +16,7 @@ from engine.config import BacktestConfig
 SIGMA_SPAN = 100  # bars in the EWM volatility behind square-root impact
 FILL_MODELS = ("next_open", "next_close", "vwap")
 _OHLCV = ("open", "high", "low", "close", "volume")
+FUNDING_INTERVAL_MS = 8 * 3_600_000  # perpetual funding settles every 8 h (Binance, Bybit, OKX)
 
 
 @dataclass(frozen=True)
@@ -114,16 +115,32 @@ def market_arrays(panel: Mapping[str, pd.DataFrame], config: BacktestConfig) -> 
     else:
         vol_ref = np.zeros((len(index), len(symbols)))
         sigma = vol_ref
-    if any("funding_rate" in panel[s].columns for s in symbols):
-        funding = np.zeros((len(index), len(symbols)))
-        for j, sym in enumerate(symbols):
-            if "funding_rate" in panel[sym].columns:
-                col = panel[sym]["funding_rate"] if same else panel[sym]["funding_rate"].reindex(index)
-                funding[:, j] = np.nan_to_num(col.to_numpy(dtype="float64", na_value=np.nan), nan=0.0)
-    else:
-        funding = np.zeros((len(index), len(symbols)))
+    funding = funding_payments(panel, symbols, index, same)
     return MarketArrays(index=index, symbols=symbols, open=open_, high=high, low=low, close=close,
                         fill_px=np.ascontiguousarray(fill_px), sigma=sigma, vol_ref=vol_ref, funding=funding)
+
+
+def funding_payments(panel: Mapping[str, pd.DataFrame], symbols: tuple[str, ...], index: pd.DatetimeIndex,
+                     same: bool = False) -> np.ndarray:
+    """Funding rate charged per bar: perpetuals only (unified symbols with ':'), at 8-hourly settlements.
+
+    The panel's `funding_rate` column is the latest settled rate known at each bar. A settlement happens at bars
+    opening on a multiple of 8 h (00:00, 08:00, 16:00 UTC); with bars longer than 8 h every bar settles
+    (bar length / 8 h) times at that bar's rate. Spot symbols never pay funding.
+    """
+    out = np.zeros((len(index), len(symbols)))
+    ts_ms = index.as_unit("ms").asi8
+    step = int(np.median(np.diff(ts_ms[: 1000]))) if len(ts_ms) > 1 else FUNDING_INTERVAL_MS
+    if step >= FUNDING_INTERVAL_MS:
+        settle = np.full(len(index), step / FUNDING_INTERVAL_MS)
+    else:
+        settle = (ts_ms % FUNDING_INTERVAL_MS == 0).astype("float64")
+    for j, sym in enumerate(symbols):
+        if ":" not in sym or "funding_rate" not in panel[sym].columns:
+            continue
+        col = panel[sym]["funding_rate"] if same else panel[sym]["funding_rate"].reindex(index)
+        out[:, j] = np.nan_to_num(col.to_numpy(dtype="float64", na_value=np.nan), nan=0.0) * settle
+    return out
 
 
 def cost_params(config: BacktestConfig) -> tuple[float, float, float, float]:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from engine.backtest import kernel
-from engine.backtest.costs import cost_params, market_arrays
+from engine.backtest.costs import MarketArrays, cost_params, market_arrays
 from engine.backtest.lookahead import LookaheadResult, check_lookahead
 from engine.backtest.metrics import compute_metrics, infer_timeframe_ms, periods_per_year
 from engine.backtest.registry import dataset_hash as hash_panel
@@ -105,7 +105,7 @@ def _trades_frame(raw: np.ndarray, index: pd.DatetimeIndex, symbols: tuple[str, 
     return frame.sort_values(["entry_ts", "symbol"], kind="stable").reset_index(drop=True)
 
 
-def _target_array(targets: pd.DataFrame, index: pd.DatetimeIndex, symbols: tuple[str, ...]) -> np.ndarray:
+def target_array(targets: pd.DataFrame, index: pd.DatetimeIndex, symbols: tuple[str, ...]) -> np.ndarray:
     """Validate a target-fraction frame and align it to the market clock as an (n x k) float64 array."""
     if not isinstance(targets, pd.DataFrame):
         raise ValueError(f"targets: expected a DataFrame (bars x symbols), got {type(targets).__name__}")
@@ -122,23 +122,31 @@ def _target_array(targets: pd.DataFrame, index: pd.DatetimeIndex, symbols: tuple
     return np.ascontiguousarray(arr)
 
 
+def run_kernel(targets: np.ndarray, m: MarketArrays, config: BacktestConfig,
+               barriers: Barriers | None = None) -> tuple[np.ndarray, ...]:
+    """Run the compiled kernel on aligned (n x k) target fractions: (equity, cash, qty, fill rows, trade rows)."""
+    fee_taker, fee_maker, half_spread, impact = cost_params(config)
+    if targets.shape != m.close.shape:
+        raise ValueError(f"targets: shape {targets.shape} does not match the market arrays {m.close.shape}")
+    changes = int(np.count_nonzero(targets[1:] != targets[:-1])) + int(np.count_nonzero(targets[0]))
+    capacity = 2 * changes + 2 * len(m.symbols) + 2
+    sl, tp, max_bars = (barriers or Barriers()).as_kernel_args()
+    return kernel.simulate_kernel(
+        targets, m.fill_px, m.open, m.high, m.low, m.close, m.sigma, m.vol_ref, m.funding,
+        float(config.initial_capital), fee_taker, fee_maker, half_spread, impact, sl, tp, max_bars,
+        config.fill_model == "next_open", capacity)
+
+
 def simulate_targets(targets: pd.DataFrame, panel: Mapping[str, pd.DataFrame],
                      settings_or_config: Settings | BacktestConfig, barriers: Barriers | None = None,
                      timeframe_ms: int | None = None) -> BacktestResult:
     """Simulate fills for target fractions of equity (decided at bar t, filled at bar t+1) on the panel's bars."""
     t0 = time.perf_counter()
     config = _config_of(settings_or_config)
-    fee_taker, fee_maker, half_spread, impact = cost_params(config)
     m = market_arrays(panel, config)
-    tgt = _target_array(targets, m.index, m.symbols)
-    changes = int(np.count_nonzero(tgt[1:] != tgt[:-1])) + int(np.count_nonzero(tgt[0]))
-    capacity = 2 * changes + 2 * len(m.symbols) + 2
-    sl, tp, max_bars = (barriers or Barriers()).as_kernel_args()
+    tgt = target_array(targets, m.index, m.symbols)
     t1 = time.perf_counter()
-    equity, cash, pos, fills, trades = kernel.simulate_kernel(
-        tgt, m.fill_px, m.open, m.high, m.low, m.close, m.sigma, m.vol_ref, m.funding,
-        float(config.initial_capital), fee_taker, fee_maker, half_spread, impact, sl, tp, max_bars,
-        config.fill_model == "next_open", capacity)
+    equity, cash, pos, fills, trades = run_kernel(tgt, m, config, barriers)
     t2 = time.perf_counter()
     tf_ms = timeframe_ms or infer_timeframe_ms(m.index)
     equity_s = pd.Series(equity, index=m.index, name="equity")
@@ -175,7 +183,7 @@ def clean_signals(raw: Any, index: pd.DatetimeIndex, symbols: tuple[str, ...], s
     bad = ~np.isin(values, (-1.0, 0.0, 1.0))
     if bad.any():
         r, c = np.argwhere(bad)[0]
-        raise ValueError(f"strategy {strategy_name}: signal {values[r, c]!r} at {index[r]} / {symbols[c]} "
+        raise ValueError(f"strategy {strategy_name}: signal {float(values[r, c])!r} at {index[r]} / {symbols[c]} "
                          "is not -1, 0 or 1")
     return pd.DataFrame(values, index=index, columns=list(symbols))
 

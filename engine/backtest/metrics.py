@@ -72,7 +72,7 @@ def compute_metrics(equity: pd.Series, trades: pd.DataFrame | None, periods_per_
     ann = math.sqrt(periods_per_year)
     sharpe_pp = mean / std if std > 0 else 0.0
     downside = np.minimum(rets, 0.0)
-    dd_dev = math.sqrt(float(np.dot(downside, downside)) / n) if n else 0.0
+    dd_dev = math.sqrt(float((downside * downside).sum()) / n) if n else 0.0
     sortino = mean / dd_dev * ann if dd_dev > 0 else 0.0
     peak = np.maximum.accumulate(values)
     max_dd = float((values / peak - 1.0).min())

@@ -1,0 +1,283 @@
+"""Walk-forward optimisation: rolling or anchored windows, a random or grid parameter search in-sample, evaluation
+out-of-sample, trials in parallel through joblib (loky locally, `dask` on a dask.distributed cluster).
+
+The same N parameter sets are evaluated in every window. Each evaluation runs the strategy over the window's
+in-sample + out-of-sample span in one pass; the in-sample part alone picks the winner (signals are point-in-time, which
+the lookahead check verifies), and the out-of-sample part of every set feeds the PBO (CSCV) matrix. Every in-sample
+evaluation is a trial in the registry, so the DSR of the stitched out-of-sample curve is deflated by all of them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from engine.backtest.costs import check_panel, panel_index
+from engine.backtest.costs import market_arrays
+from engine.backtest.engine import Barriers, clean_signals, run_kernel, target_array
+from engine.backtest.metrics import compute_metrics, periods_per_year
+from engine.backtest.sizing import Sizer, fixed_fraction
+from engine.backtest.stats import deflated_sharpe, pbo_cscv, sample_moments
+from engine.config import BacktestConfig
+
+BACKENDS = ("loky", "threading", "sequential", "dask")
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Window:
+    """One walk-forward step: in-sample [is_start, oos_start) and out-of-sample [oos_start, oos_end), bar positions."""
+
+    number: int
+    is_start: int
+    oos_start: int
+    oos_end: int
+
+
+def make_windows(n_bars: int, n_windows: int, is_fraction: float = 0.5, anchored: bool = False) -> list[Window]:
+    """Split n_bars: the first `is_fraction` is the first in-sample span, the rest n_windows equal OOS segments."""
+    if n_windows < 1:
+        raise ValueError(f"n_windows: must be >= 1, got {n_windows}")
+    if not 0.05 <= is_fraction <= 0.95:
+        raise ValueError(f"is_fraction: must be in [0.05, 0.95], got {is_fraction}")
+    is_len = int(n_bars * is_fraction)
+    test_len = (n_bars - is_len) // n_windows
+    if is_len < 10 or test_len < 5:
+        raise ValueError(f"n_windows: {n_bars} bars are too few for {n_windows} windows at is_fraction={is_fraction}")
+    out = []
+    for i in range(n_windows):
+        oos_start = is_len + i * test_len
+        oos_end = n_bars if i == n_windows - 1 else oos_start + test_len
+        out.append(Window(i, 0 if anchored else oos_start - is_len, oos_start, oos_end))
+    return out
+
+
+def sample_params(strategy_cls: type, n: int, search: str = "random", seed: int = 0,
+                  fixed: Mapping[str, Any] | None = None) -> list[dict]:
+    """N distinct valid parameter sets from the strategy's param_space (random draws or a thinned grid)."""
+    if n < 1:
+        raise ValueError(f"n_trials: must be >= 1, got {n}")
+    space = {k: v for k, v in strategy_cls.param_space().items() if k not in (fixed or {})}
+    rng = np.random.default_rng(seed)
+    if search == "grid":
+        per_axis = max(2, int(math.ceil(n ** (1.0 / max(len(space), 1)))) + 1)
+        axes = []
+        for key, spec in space.items():
+            if spec.kind == "choice":
+                axes.append([(key, c) for c in spec.choices])
+            elif spec.kind == "int":
+                axes.append([(key, int(v)) for v in np.unique(np.linspace(spec.low, spec.high, per_axis).round())])
+            else:
+                axes.append([(key, float(v)) for v in np.linspace(spec.low, spec.high, per_axis)])
+        grid = [dict(c) for c in itertools.product(*axes)]
+        order = rng.permutation(len(grid))
+        candidates = (grid[i] for i in order)
+    elif search == "random":
+        candidates = ({k: spec.sample(rng) for k, spec in space.items()} for _ in range(200 * n))
+    else:
+        raise ValueError(f"search: must be random or grid, got {search!r}")
+    out: list[dict] = []
+    seen: set[str] = set()
+    for cand in candidates:
+        params = {**cand, **dict(fixed or {})}
+        key = repr(sorted(params.items()))
+        if key in seen:
+            continue
+        try:
+            strategy_cls(**params)
+        except ValueError:
+            continue
+        seen.add(key)
+        out.append(params)
+        if len(out) == n:
+            return out
+    if not out:
+        raise ValueError(f"{strategy_cls.__name__}: no valid parameter set found in param_space")
+    return out
+
+
+def _evaluate(strategy_cls: type, jobs: Sequence[tuple[int, dict]], panel: Mapping[str, pd.DataFrame],
+              window: Window, config: BacktestConfig, sizer: Sizer | None, barriers: Barriers | None,
+              timeframe_ms: int) -> list[tuple[int, int, np.ndarray, np.ndarray]]:
+    """Run parameter sets over one window's span; return (window, param index, IS returns, OOS returns) each."""
+    index = panel_index(panel)
+    lo, mid, hi = window.is_start, window.oos_start, window.oos_end
+    start, end = index[lo], index[hi - 1]
+    part = {s: f.loc[start:end] for s, f in panel.items()}
+    sub_index = panel_index(part)
+    symbols = tuple(part)
+    market = market_arrays(part, config)
+    out = []
+    for p_idx, params in jobs:
+        strategy = strategy_cls(**params)
+        sig = clean_signals(strategy.signals(part), sub_index, symbols, strategy.name)
+        targets = target_array((sizer or fixed_fraction())(sig, part), market.index, market.symbols)
+        eq = run_kernel(targets, market, config, barriers)[0]
+        rets = eq[1:] / eq[:-1] - 1.0
+        split = mid - lo - 1  # returns[i] is bar i+1 over bar i; OOS returns start at bar `mid`
+        out.append((window.number, p_idx, rets[:split], rets[split:]))
+    return out
+
+
+@dataclass
+class WalkForwardResult:
+    """Per-window table, stitched out-of-sample equity and metrics (with DSR and PBO), and every trial's score."""
+
+    table: pd.DataFrame
+    oos_equity: pd.Series
+    metrics: dict
+    pbo: dict
+    trials: pd.DataFrame
+    params: list[dict]
+    dataset_hash: str
+    strategy: str
+    run_id: int | None = None
+    elapsed_s: float = 0.0
+    backend: str = "loky"
+    windows: list[Window] = field(default_factory=list)
+
+
+def _sharpe_pp(r: np.ndarray) -> float:
+    mean, std, _, _ = sample_moments(r)
+    return mean / std if std > 0 else 0.0
+
+
+def _run_parallel(tasks: list[tuple], n_jobs: int, backend: str, progress: Progress | None,
+                  total: int) -> list[tuple]:
+    """Run _evaluate tasks through joblib on the chosen backend, reporting progress as chunks complete."""
+    from joblib import Parallel, delayed, parallel_config
+
+    results: list[tuple] = []
+    done = 0
+    if progress:
+        progress(0, total)
+    if backend == "sequential":
+        for t in tasks:
+            chunk = _evaluate(*t)
+            results.extend(chunk)
+            done += len(chunk)
+            if progress:
+                progress(done, total)
+        return results
+    with parallel_config(backend=backend, n_jobs=n_jobs):
+        gen = Parallel(return_as="generator_unordered")(delayed(_evaluate)(*t) for t in tasks)
+        for chunk in gen:
+            results.extend(chunk)
+            done += len(chunk)
+            if progress:
+                progress(done, total)
+    return results
+
+
+def run_walkforward(strategy_cls: type, panel: Mapping[str, pd.DataFrame], config: BacktestConfig, *,
+                    n_trials: int = 50, n_windows: int = 4, is_fraction: float = 0.5, anchored: bool = False,
+                    search: str = "random", seed: int = 0, fixed_params: Mapping[str, Any] | None = None,
+                    sizer: Sizer | None = None, barriers: Barriers | None = None, store: Any = None,
+                    n_jobs: int = 2, backend: str = "loky", timeframe: str | None = None,
+                    progress: Progress | None = None, pbo_splits: int = 8) -> WalkForwardResult:
+    """Optimise on each in-sample window, evaluate out of sample, record every trial, and score DSR and PBO."""
+    from engine.backtest.registry import (count_trials, dataset_hash, record_run, record_trials, trial_row,
+                                          trial_sharpe_variance)
+    from engine.backtest.metrics import infer_timeframe_ms
+    from engine.clock import timeframe_ms as tf_ms_of
+
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    t0 = time.perf_counter()
+    symbols = check_panel(panel)
+    index = panel_index(panel)
+    tf_ms = tf_ms_of(timeframe) if timeframe else infer_timeframe_ms(index)
+    ppy = periods_per_year(tf_ms)
+    windows = make_windows(len(index), n_windows, is_fraction, anchored)
+    params = sample_params(strategy_cls, n_trials, search, seed, fixed_params)
+    n_chunks = max(1, min(len(params), 2 * max(n_jobs, 1)))
+    chunks = [list(enumerate(params))[i::n_chunks] for i in range(n_chunks)]
+    tasks = [(strategy_cls, chunk, panel, w, config, sizer, barriers, tf_ms) for w in windows for chunk in chunks]
+    if backend == "dask":
+        results = _run_dask(tasks, n_jobs, progress, len(params) * len(windows))
+    else:
+        results = _run_parallel(tasks, n_jobs, backend, progress, len(params) * len(windows))
+    by_key = {(w, p): (is_r, oos_r) for w, p, is_r, oos_r in results}
+    name = str(getattr(strategy_cls, "name", strategy_cls.__name__))
+    d_hash = dataset_hash(panel, str(tf_ms))
+    rows, trial_rows, oos_parts, oos_is_rows = [], [], [], []
+    for w in windows:
+        is_sr = np.array([_sharpe_pp(by_key[(w.number, i)][0]) for i in range(len(params))])
+        best = int(np.argmax(is_sr))
+        oos_r = by_key[(w.number, best)][1]
+        oos_parts.append(oos_r)
+        for i in range(len(params)):
+            oos_sr = _sharpe_pp(by_key[(w.number, i)][1])
+            trial_rows.append({"window": w.number, "param_index": i, "is_sharpe": is_sr[i] * math.sqrt(ppy),
+                               "oos_sharpe": oos_sr * math.sqrt(ppy), "selected": i == best})
+        rows.append({"window": w.number, "is_start": index[w.is_start], "oos_start": index[w.oos_start],
+                     "oos_end": index[w.oos_end - 1], "best_params": params[best],
+                     "is_sharpe": is_sr[best] * math.sqrt(ppy),
+                     "oos_sharpe": _sharpe_pp(oos_r) * math.sqrt(ppy),
+                     "oos_return": float(np.prod(1.0 + oos_r) - 1.0), "oos_bars": int(len(oos_r))})
+        oos_is_rows.append((w.number, best))
+    table = pd.DataFrame(rows)
+    stitched = np.concatenate(oos_parts)
+    eq_values = config.initial_capital * np.concatenate(([1.0], np.cumprod(1.0 + stitched)))
+    oos_index = index[windows[0].oos_start - 1: windows[-1].oos_end]
+    oos_equity = pd.Series(eq_values, index=oos_index, name="oos_equity")
+    metrics = compute_metrics(oos_equity, None, ppy)
+    matrix = np.column_stack([np.concatenate([by_key[(w.number, i)][1] for w in windows])
+                              for i in range(len(params))])
+    pbo = pbo_cscv(matrix, pbo_splits) if len(params) >= 2 and len(matrix) >= 2 * pbo_splits else \
+        {"pbo": float("nan"), "n_combinations": 0}
+    if store is not None:
+        for w in windows:
+            record_trials(store, d_hash, name, [trial_row(params[i], by_key[(w.number, i)][0])
+                                                for i in range(len(params))], "in_sample", window=w.number)
+        for w_num, best in oos_is_rows:
+            record_trials(store, d_hash, name, [trial_row(params[best], by_key[(w_num, best)][1])],
+                          "out_of_sample", window=w_num)
+        n_total = count_trials(store, d_hash)
+        var = trial_sharpe_variance(store, d_hash)
+    else:
+        n_total = len(params) * len(windows)
+        var = float(np.var([_sharpe_pp(by_key[(w.number, i)][0]) for w in windows for i in range(len(params))],
+                           ddof=1)) if n_total > 1 else 0.0
+    metrics.update({"n_trials": n_total, "trial_sharpe_variance": var, "pbo": pbo["pbo"],
+                    "dsr": deflated_sharpe(metrics["sharpe_per_bar"], max(n_total, 1), var,
+                                           max(metrics["n_obs"], 2), metrics["skew"], metrics["kurtosis"])})
+    elapsed = time.perf_counter() - t0
+    metrics["elapsed_s"] = elapsed
+    result = WalkForwardResult(table=table, oos_equity=oos_equity, metrics=metrics, pbo=pbo,
+                               trials=pd.DataFrame(trial_rows), params=params, dataset_hash=d_hash, strategy=name,
+                               elapsed_s=elapsed, backend=backend, windows=windows)
+    if store is not None:
+        result.run_id = record_run(
+            store, kind="walkforward", strategy=name,
+            params={"n_trials": n_trials, "n_windows": n_windows, "anchored": anchored, "search": search,
+                    "seed": seed, "best": [r["best_params"] for r in rows]},
+            symbols=symbols, timeframe=timeframe or f"{tf_ms // 60_000}m",
+            start_ts=int(index[0].value // 1_000_000), end_ts=int(index[-1].value // 1_000_000),
+            dataset_hash=d_hash, metrics=metrics, lookahead=None)
+    return result
+
+
+def _run_dask(tasks: list[tuple], n_jobs: int, progress: Progress | None, total: int) -> list[tuple]:
+    """Run the sweep through joblib's dask backend on the current dask.distributed client (or a local cluster)."""
+    from distributed import Client, LocalCluster, get_client
+
+    try:
+        get_client()
+        own = None
+    except ValueError:
+        cluster = LocalCluster(n_workers=max(n_jobs, 1), threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        own = (Client(cluster), cluster)
+    try:
+        return _run_parallel(tasks, n_jobs, "dask", progress, total)
+    finally:
+        if own is not None:
+            own[0].close()
+            own[1].close()
