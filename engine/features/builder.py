@@ -12,10 +12,12 @@ from engine.features.alt_data import alt_data_features
 from engine.features.carry import basis_features, funding_features
 from engine.features.fracdiff import frac_diff_ffd
 from engine.features.microstructure import amihud
+from engine.features.panel import MICROSTRUCTURE_COLUMNS
 from engine.features.returns import momentum_features, returns_features, zscore_features
 from engine.features.volatility import volatility_features
 
-_NON_FEED = frozenset({"open", "high", "low", "close", "volume", "funding_rate", "basis"})
+_MICRO = MICROSTRUCTURE_COLUMNS
+_NON_FEED = frozenset({"open", "high", "low", "close", "volume", "funding_rate", "basis", *_MICRO})
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,9 @@ def build_features(frame: pd.DataFrame, spec: FeatureSpec | None = None) -> pd.D
             parts.append(funding_features(frame, spec.funding_window))
         if "basis" in frame.columns:
             parts.append(basis_features(frame, spec.basis_window))
+    micro = [c for c in _MICRO if c in frame.columns]
+    if micro:  # already per-bar and point-in-time (load_panel(..., microstructure=True)): pass through
+        parts.append(frame[micro].astype("float64"))
     if spec.include_feeds:
         feed_cols = [c for c in frame.columns if c not in _NON_FEED]
         feeds = alt_data_features(frame, columns=feed_cols, window=spec.feed_window) if feed_cols else None

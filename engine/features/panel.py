@@ -151,8 +151,13 @@ def align_feeds(index: pd.DatetimeIndex, timeframe: str, rows: pd.DataFrame,
 
 
 def load_panel(store: Store, exchange: str, symbols: Sequence[str], timeframe: str, since_ms: int | None = None,
-               until_ms: int | None = None, *, feeds: bool | Iterable[str] = True) -> dict[str, pd.DataFrame]:
-    """Panel of bars per symbol with funding_rate, basis and feed columns aligned as of publication time."""
+               until_ms: int | None = None, *, feeds: bool | Iterable[str] = True,
+               microstructure: bool = False) -> dict[str, pd.DataFrame]:
+    """Panel of bars per symbol with funding_rate, basis and feed columns aligned as of publication time.
+
+    With ``microstructure`` it also adds per-bar trade and book columns (see `microstructure_columns`) from the
+    `trades` and `book_snapshots` tables.
+    """
     if isinstance(symbols, str) or not symbols:
         raise ValueError("symbols: expected a non-empty list of symbols")
     step = timeframe_ms(timeframe)
@@ -181,6 +186,10 @@ def load_panel(store: Store, exchange: str, symbols: Sequence[str], timeframe: s
             aligned = align_feeds(bars.index, timeframe, feed_rows, cols)
             for col in aligned.columns:
                 bars[col] = aligned[col]
+        if microstructure and len(bars):
+            micro = microstructure_columns(store, exchange, symbol, bars.index, timeframe)
+            for col in micro.columns:
+                bars[col] = micro[col]
         panel[symbol] = bars
     return panel
 
@@ -263,3 +272,35 @@ def load_book_snapshots(store: Store, exchange: str, symbol: str, since_ms: int 
     frame = pd.DataFrame(rows, columns=["ts", "mid", "spread_bps", "depth_bid", "depth_ask"])
     return frame.astype({"ts": "int64", "mid": "float64", "spread_bps": "float64", "depth_bid": "float64",
                          "depth_ask": "float64"})
+
+
+MICROSTRUCTURE_COLUMNS = ("ofi", "ofi_12", "vpin", "spread_bps", "depth", "depth_ratio")
+
+
+def microstructure_columns(store: Store, exchange: str, symbol: str, index: pd.DatetimeIndex, timeframe: str,
+                           bucket_volume: float | None = None, vpin_window: int = 50) -> pd.DataFrame:
+    """Per-bar order-flow imbalance, VPIN and book spread/depth for a bar index (NaN where no trades or books).
+
+    The VPIN bucket defaults to the mean traded volume per bar over the *first* 50 bars of the index (about one
+    bucket per bar), so it never depends on later data: a history truncated after bar 50 gets the same buckets.
+    """
+    from engine.features.microstructure import book_features, order_flow_imbalance, vpin_feature
+
+    if len(index) == 0:
+        return pd.DataFrame(index=index, columns=list(MICROSTRUCTURE_COLUMNS), dtype="float64")
+    start = int(_index_ms(index)[0])
+    end = int(bar_close_ms(index, timeframe)[-1])
+    trades = load_trades(store, exchange, symbol, start, end)
+    out = pd.DataFrame(index=index)
+    if len(trades):
+        ofi = order_flow_imbalance(trades, index, timeframe, 12)
+        out["ofi"], out["ofi_12"] = ofi["ofi"], ofi["ofi_12"]
+        head = min(50, len(index))
+        head_end = int(bar_close_ms(index[:head], timeframe)[-1])
+        bucket = bucket_volume or float(trades.loc[trades["ts"] < head_end, "amount"].sum()) / head
+        out["vpin"] = vpin_feature(trades, index, timeframe, bucket, vpin_window) if bucket > 0 else np.nan
+    books = load_book_snapshots(store, exchange, symbol, start, end)
+    if len(books):
+        book = book_features(books, index, timeframe, 12)
+        out["spread_bps"], out["depth"], out["depth_ratio"] = book["spread_bps"], book["depth"], book["depth_ratio"]
+    return out.reindex(columns=list(MICROSTRUCTURE_COLUMNS)).astype("float64")

@@ -124,3 +124,28 @@ def test_empty_symbols_rejected(store) -> None:
         load_panel(store, "sim", [], "1h")
     with pytest.raises(ValueError, match="timeframe"):
         load_panel(store, "sim", ["BTC/USDT"], "1x")
+
+
+def test_microstructure_columns_from_trades_and_books(store) -> None:
+    _candles(store, "BTC/USDT", 80)
+    rng = np.random.default_rng(4)
+    n = 80 * 30
+    ts = np.sort(rng.integers(T0, T0 + 80 * H, n))
+    store.executemany("INSERT INTO trades (exchange, symbol, trade_id, ts, price, amount, side) VALUES "
+                      "(?, ?, ?, ?, ?, ?, ?)",
+                      [("sim", "BTC/USDT", str(i), int(t), 100.0, float(rng.uniform(0.1, 2)),
+                        "buy" if rng.random() < 0.6 else "sell") for i, t in enumerate(ts)])
+    store.executemany("INSERT INTO book_snapshots (exchange, symbol, ts, bids, asks, mid, spread_bps, depth_bid, "
+                      "depth_ask) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      [("sim", "BTC/USDT", T0 + i * H + 1000, "[]", "[]", 100.0, 2.0 + i % 3, 1e5, 1e5)
+                       for i in range(80)])
+    full = load_panel(store, "sim", ["BTC/USDT"], "1h", feeds=False, microstructure=True)["BTC/USDT"]
+    assert {"ofi", "ofi_12", "vpin", "spread_bps", "depth", "depth_ratio"} <= set(full.columns)
+    assert full["ofi"].notna().all() and full["ofi"].mean() > 0.05  # 60 % taker buys
+    assert full["vpin"].iloc[-1] > 0 and full["spread_bps"].iloc[:3].tolist() == [2.0, 3.0, 4.0]
+    part = load_panel(store, "sim", ["BTC/USDT"], "1h", until_ms=T0 + 60 * H, feeds=False,
+                      microstructure=True)["BTC/USDT"]
+    pd.testing.assert_frame_equal(full.iloc[:60], part)  # point-in-time, including the VPIN bucket size
+    from engine.features.builder import build_features
+
+    assert "vpin" in build_features(full).columns and "vpin_z" not in build_features(full).columns
