@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import repeat
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
@@ -10,6 +11,8 @@ from engine.store.db import Store
 
 if TYPE_CHECKING:
     import pandas as pd
+
+_ROW = np.dtype([("ts", "i8"), ("open", "f8"), ("high", "f8"), ("low", "f8"), ("close", "f8"), ("volume", "f8")])
 
 # Dialect-neutral upsert (SQLite >= 3.24 and PostgreSQL share ON CONFLICT ... DO UPDATE). The WHERE clause makes an
 # identical re-write a no-op, so rowcount counts only rows that were inserted or really changed.
@@ -23,11 +26,28 @@ _UPSERT = (
 )
 
 
+def _payload(exchange: str, symbol: str, timeframe: str, rows: Iterable[Sequence[float]] | np.ndarray) -> list[tuple]:
+    """Executemany parameters, built column-wise (C-level map/zip) instead of per-row Python conversions."""
+    if isinstance(rows, np.ndarray):
+        if rows.ndim != 2 or rows.shape[1] < 6:
+            raise ValueError(f"rows: expected an (n, 6) array [ts, o, h, l, c, v], got shape {rows.shape}")
+        cols = [rows[:, 0].astype(np.int64).tolist()] + [rows[:, i].astype(np.float64).tolist() for i in range(1, 6)]
+    else:
+        rows = rows if isinstance(rows, (list, tuple)) else list(rows)
+        if not rows:
+            return []
+        columns = list(zip(*rows))
+        if len(columns) < 6:
+            raise ValueError(f"rows: expected [ts, o, h, l, c, v] rows, got {len(columns)} fields")
+        cols = [list(map(int, columns[0]))] + [list(map(float, columns[i])) for i in range(1, 6)]
+    n = len(cols[0])
+    return list(zip(repeat(exchange, n), repeat(symbol, n), repeat(timeframe, n), *cols))
+
+
 def upsert_candles(store: Store, exchange: str, symbol: str, timeframe: str,
-                   rows: Iterable[Sequence[float]]) -> int:
-    """Upsert ccxt-shaped [ts, o, h, l, c, v] rows in one transaction; returns rows inserted or changed."""
-    payload = [(exchange, symbol, timeframe, int(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4]),
-                float(r[5])) for r in rows]
+                   rows: Iterable[Sequence[float]] | np.ndarray) -> int:
+    """Upsert ccxt-shaped [ts, o, h, l, c, v] rows (or an (n, 6) array) in one transaction; returns rows written."""
+    payload = _payload(exchange, symbol, timeframe, rows)
     if not payload:
         return 0
     return store.executemany(_UPSERT, payload)
@@ -53,19 +73,15 @@ def load_candles(store: Store, exchange: str, symbol: str, timeframe: str, since
     try:
         cur = conn.cursor()
         cur.execute(sql, args)
-        data = cur.fetchall()
+        # One pass from the cursor straight into a structured array: no intermediate list of row tuples.
+        arr = np.fromiter((tuple(r) for r in cur) if not store.is_sqlite else cur, dtype=_ROW, count=-1)
         cur.close()
     finally:
         conn.close()
     cols = ["open", "high", "low", "close", "volume"]
-    if not data:
-        empty = pd.DataFrame({c: pd.Series(dtype="float64") for c in cols})
-        empty.index = pd.DatetimeIndex([], tz="UTC", name="ts")
-        return empty
-    arr = np.array(data, dtype="float64")
-    index = pd.to_datetime(arr[:, 0].astype("int64"), unit="ms", utc=True)
+    index = pd.to_datetime(arr["ts"], unit="ms", utc=True)  # same index dtype as before (pandas picks the unit)
     index.name = "ts"
-    return pd.DataFrame(arr[:, 1:], index=index, columns=cols)
+    return pd.DataFrame({c: arr[c] for c in cols}, index=index)
 
 
 def candle_series(store: Store) -> list[tuple[str, str, str, int, int, int]]:
