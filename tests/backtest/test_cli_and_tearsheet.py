@@ -1,0 +1,90 @@
+"""`quantdesk backtest` / `quantdesk optimize` on simulated history in a temp state.db, and the HTML tearsheets."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import console.cli as cli
+from engine.backtest.engine import run_backtest
+from engine.backtest.examples import PeekingOracle, SmaCross
+from engine.backtest.tearsheet import backtest_html, walkforward_html
+from engine.backtest.walkforward import run_walkforward
+from engine.config import BacktestConfig
+
+
+@pytest.fixture(scope="module")
+def app():  # noqa: ANN201
+    """The CLI app with every command group registered once per process."""
+    names = {getattr(c.callback, "__name__", "") for c in cli.app.registered_commands}
+    if "backtest" not in names:
+        cli._register_all()
+    return cli.app
+
+
+@pytest.fixture
+def run(app, tmp_path, monkeypatch):  # noqa: ANN001, ANN201
+    """Invoke `quantdesk --state <tmp>/state.db ...` from an empty working directory."""
+    monkeypatch.chdir(tmp_path)
+    for key in [k for k in __import__("os").environ if k.startswith("QUANTDESK")]:
+        monkeypatch.delenv(key)
+    runner = CliRunner()
+    return lambda *args: runner.invoke(app, ["--state", str(tmp_path / "state.db"), *args])
+
+
+def _assert_self_contained(text: str) -> None:
+    assert "<script" not in text.lower()
+    assert not re.search(r"(src|href)\s*=", text, re.I)
+    assert "http" not in text.lower() and "url(" not in text.lower()
+
+
+def test_backtest_tearsheet_has_every_section(make_panel) -> None:  # noqa: ANN001
+    """Equity, drawdown, monthly heatmap, trade distribution, lookahead and DSR, with no external resources."""
+    res = run_backtest(SmaCross(fast=5, slow=40, long_only=False), make_panel(3000), BacktestConfig())
+    text = backtest_html(res)
+    for needle in ("Equity", "Drawdown", "Monthly returns", "Trade return distribution", "Lookahead check passed",
+                   "Deflated Sharpe ratio", "<svg", "<polyline"):
+        assert needle in text
+    _assert_self_contained(text)
+    bad = backtest_html(run_backtest(PeekingOracle(), make_panel(600), BacktestConfig()))
+    assert "Lookahead check FAILED" in bad and "truncated" in bad
+
+
+def test_walkforward_tearsheet(make_panel) -> None:  # noqa: ANN001
+    """The walk-forward report carries the window table, PBO and DSR."""
+    wf = run_walkforward(SmaCross, make_panel(3000), BacktestConfig(), n_trials=6, n_windows=2,
+                         backend="sequential")
+    text = walkforward_html(wf)
+    for needle in ("Walk-forward windows", "Probability of backtest overfitting", "Deflated Sharpe ratio",
+                   "Out-of-sample equity"):
+        assert needle in text
+    _assert_self_contained(text)
+
+
+def test_cli_backtest_pulls_sim_history_and_counts_trials(run, tmp_path: Path) -> None:  # noqa: ANN001
+    """First run pulls simulated bars into state.db; each run prints DSR and the growing trial count."""
+    args = ["backtest", "sma_cross", "--symbols", "BTC/USDT", "--timeframe", "1h", "--since", "90d", "-p", "fast=6",
+            "-p", "slow=30"]
+    first = run(*args, "--out", str(tmp_path / "r1.html"))
+    assert first.exit_code == 0, first.output
+    assert "DSR" in first.output and "over 1 trials" in first.output and "lookahead check passed" in first.output
+    assert (tmp_path / "r1.html").stat().st_size > 10_000
+    second = run(*args, "--json", "--no-pull")
+    assert second.exit_code == 0, second.output
+    data = json.loads(second.output.strip().splitlines()[-1])
+    assert data["metrics"]["n_trials"] == 2 and 0.0 <= data["metrics"]["dsr"] <= 1.0
+    assert Path(data["report"]).exists()
+    peek = run("backtest", "peeking_oracle", "--symbols", "BTC/USDT", "--timeframe", "1h", "--since", "90d",
+               "--no-pull", "--out", str(tmp_path / "peek.html"))
+    assert peek.exit_code == 0, peek.output
+    assert "FAILED" in peek.output
+    bad = run("backtest", "sma_cross", "--symbols", "BTC/USDT", "--since", "90d", "-p", "fast=500")
+    assert bad.exit_code == 2 and "fast" in bad.output
+    opt = run("optimize", "sma_cross", "--symbols", "BTC/USDT", "--timeframe", "1h", "--since", "90d", "--no-pull",
+              "--trials", "4", "--windows", "2", "--backend", "sequential", "--out", str(tmp_path / "wf.html"))
+    assert opt.exit_code == 0, opt.output
+    assert "walk-forward" in opt.output and "pbo" in opt.output and (tmp_path / "wf.html").exists()
