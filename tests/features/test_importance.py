@@ -13,7 +13,7 @@ from engine.features.importance import default_estimator, feature_importance, md
 @pytest.fixture(scope="module")
 def planted() -> tuple[pd.DataFrame, pd.Series, pd.Series]:
     rng = np.random.default_rng(7)
-    n = 900
+    n = 700
     idx = pd.date_range("2024", periods=n, freq="1h", tz="UTC")
     X = pd.DataFrame(rng.normal(size=(n, 5)), index=idx, columns=["signal", "noise_a", "noise_b", "noise_c", "noise_d"])
     y = pd.Series(np.where(X["signal"] + rng.normal(0, 0.8, n) > 0, 1, -1), index=idx)
@@ -22,12 +22,12 @@ def planted() -> tuple[pd.DataFrame, pd.Series, pd.Series]:
 
 
 def _fast() -> object:
-    return default_estimator(random_state=0, n_estimators=30)
+    return default_estimator(random_state=0, n_estimators=20)
 
 
 def test_mdi_ranks_planted_feature_first(planted, report) -> None:
     X, y, _ = planted
-    out = mdi_importance(X, y, n_estimators=60)
+    out = mdi_importance(X, y, n_estimators=40)
     report("MDI importance", out["mean"].round(4).to_dict())
     assert out.index[0] == "signal"
     assert out["mean"].sum() == pytest.approx(1.0)
