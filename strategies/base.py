@@ -15,7 +15,9 @@ Strategy (subclass this)
     parameter, or a value of the wrong kind or sign for its ``ParamSpec``, raises ``ValueError`` naming it (values
     outside the search range are allowed: the range is for the optimiser). ``rescaled(timeframe)`` returns a copy
     with bar-count parameters scaled from ``default_timeframe`` to ``timeframe``.
-    ``param_space() -> dict[str, ParamSpec]``: the search ranges the walk-forward optimiser samples from.
+    ``param_space() -> dict[str, ParamSpec]``: the search ranges the walk-forward optimiser samples from (kept small:
+    every extra dimension inflates the trial count the deflated Sharpe ratio must pay for). ``config_specs()`` holds
+    specs of the remaining Config fields, validated and rescaled but not searched.
     ``features(panel) -> dict[str, DataFrame]``: point-in-time features per symbol (also the ML meta-model's inputs).
     ``signals(panel) -> DataFrame``: index = bar ts (union of the panel's indexes), columns = symbols, int8 values in
     {-1, 0, +1}. The value at bar t uses only data up to and including bar t's close, so an order from it fills at
@@ -116,7 +118,7 @@ class Strategy:
             if key not in known:
                 raise ValueError(f"{cls.name}: unknown parameter {key!r} (known: {', '.join(sorted(known))})")
         config = dataclasses.replace(config, **params) if params else config
-        space = self.param_space()
+        space = self.all_specs()
         for key, spec in space.items():
             value = getattr(config, key)
             if key in known and not spec.accepts(value):
@@ -131,6 +133,16 @@ class Strategy:
     def param_space(cls) -> dict[str, ParamSpec]:
         """Search ranges of the tunable parameters (a subset of Config's fields)."""
         return {}
+
+    @classmethod
+    def config_specs(cls) -> dict[str, ParamSpec]:
+        """Specs of Config fields that are validated (and rescaled) but not searched by the optimiser."""
+        return {}
+
+    @classmethod
+    def all_specs(cls) -> dict[str, ParamSpec]:
+        """param_space() plus config_specs(): every field the constructor validates."""
+        return {**cls.config_specs(), **cls.param_space()}
 
     def validate_config(self, config: Any) -> None:
         """Cross-field checks (e.g. fast < slow); raise ValueError naming the parameter."""
@@ -162,7 +174,7 @@ class Strategy:
 
         factor = timeframe_ms(self.default_timeframe) / timeframe_ms(timeframe)
         changes = {key: max(1, int(round(getattr(self.config, key) * factor)))
-                   for key, spec in self.param_space().items() if spec.bars}
+                   for key, spec in self.all_specs().items() if spec.bars}
         return type(self)(self.config, **changes)
 
     # -- helpers --------------------------------------------------------------------------------------------------

@@ -71,16 +71,22 @@ class MacroTrend(Strategy):
 
     @classmethod
     def param_space(cls) -> dict[str, ParamSpec]:
-        """Search ranges for the walk-forward optimiser."""
+        """Search ranges for the walk-forward optimiser (6 dimensions: trend speed, thresholds, the two main gates)."""
         return {
             "fast": ParamSpec(3, 48, "int", bars=True),
             "slow": ParamSpec(20, 240, "int", bars=True),
-            "atr_window": ParamSpec(10, 120, "int", bars=True),
             "entry": ParamSpec(0.1, 2.0, "float"),
             "exit": ParamSpec(0.0, 0.8, "float"),
             "risk_threshold": ParamSpec(0.0, 2.0, "float"),
-            "sentiment_max": ParamSpec(0.5, 4.0, "float"),
             "funding_z_max": ParamSpec(0.5, 4.0, "float"),
+        }
+
+    @classmethod
+    def config_specs(cls) -> dict[str, ParamSpec]:
+        """Validated but not searched: the ATR and feed windows, the secondary gates and the long/short switch."""
+        return {
+            "atr_window": ParamSpec(10, 120, "int", bars=True),
+            "sentiment_max": ParamSpec(0.5, 4.0, "float"),
             "netflow_z_max": ParamSpec(0.5, 5.0, "float"),
             "feed_window": ParamSpec(5, 120, "int"),
             "funding_window": ParamSpec(5, 240, "int"),

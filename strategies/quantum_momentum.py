@@ -75,7 +75,7 @@ class QuantumMomentum(Strategy):
 
     @classmethod
     def param_space(cls) -> dict[str, ParamSpec]:
-        """Search ranges for the walk-forward optimiser."""
+        """Search ranges for the walk-forward optimiser (7 dimensions: few enough to keep the trial count honest)."""
         return {
             "fast": ParamSpec(6, 72, "int", bars=True),
             "mid": ParamSpec(48, 240, "int", bars=True),
@@ -83,9 +83,15 @@ class QuantumMomentum(Strategy):
             "ts_weight": ParamSpec(0.0, 1.0, "float"),
             "entry": ParamSpec(0.2, 1.5, "float"),
             "exit": ParamSpec(0.0, 0.5, "float"),
+            "max_vol_ratio": ParamSpec(1.2, 4.0, "float"),
+        }
+
+    @classmethod
+    def config_specs(cls) -> dict[str, ParamSpec]:
+        """Validated but not searched: estimation windows, risk scaling and the long/short switch."""
+        return {
             "vol_window": ParamSpec(24, 240, "int", bars=True),
             "regime_window": ParamSpec(240, 2160, "int", bars=True),
-            "max_vol_ratio": ParamSpec(1.2, 4.0, "float"),
             "min_efficiency": ParamSpec(0.0, 0.3, "float"),
             "target_vol": ParamSpec(0.1, 1.5, "float"),
             "max_leverage": ParamSpec(0.5, 3.0, "float"),
