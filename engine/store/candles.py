@@ -36,6 +36,11 @@ def _payload(exchange: str, symbol: str, timeframe: str, rows: Iterable[Sequence
         rows = rows if isinstance(rows, (list, tuple)) else list(rows)
         if not rows:
             return []
+        if all(len(r) == 6 for r in rows[:1]):
+            try:  # numpy converts nested lists in C; epoch-ms timestamps are exact in float64 (< 2**53)
+                return _payload(exchange, symbol, timeframe, np.asarray(rows, dtype=np.float64))
+            except (ValueError, TypeError):
+                pass  # ragged or non-numeric rows: convert row by row below, which names the problem
         columns = list(zip(*rows))
         if len(columns) < 6:
             raise ValueError(f"rows: expected [ts, o, h, l, c, v] rows, got {len(columns)} fields")
