@@ -1,7 +1,7 @@
 """Informed-flow episodes and the moves they precede, as pure functions of absolute minute timestamps.
 
 An episode starts at `start` (a minute boundary). For `lead` minutes informed traders take one side (intensity ramps
-0.3 -> 1.0) while the price drifts only a little (8 % of the move); then the move itself (92 %, front-loaded over
+0.5 -> 1.0) while the price drifts only a little (8 % of the move); then the move itself (92 %, front-loaded over
 `duration` minutes) happens while flow stays one-sided (0.6). Crashes also rebound by a quarter over the next
 2 x duration minutes, and leave market stress that decays with a 90-minute half-life. A "fizzle" episode has the same
 flow but a tenth of the move, so order-flow signals are predictive but not perfect.
@@ -94,7 +94,7 @@ def event_fields(events: EventTable, ts: np.ndarray) -> EventFields:
             d[reb] = -REBOUND * size / (2 * dur)
             crash[lo:hi] |= in_move
         drift[lo:hi] += d
-        inf = np.where(in_lead, 0.3 + 0.7 * tau / lead, np.where(in_move, 0.6, 0.0))
+        inf = np.where(in_lead, 0.5 + 0.5 * tau / lead, np.where(in_move, 0.6, 0.0))
         stronger = inf > informed[lo:hi]
         informed[lo:hi] = np.where(stronger, inf, informed[lo:hi])
         side[lo:hi] = np.where(stronger, np.sign(size), side[lo:hi])

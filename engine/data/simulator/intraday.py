@@ -113,7 +113,7 @@ def generate_day(world: World, day: int, instruments: tuple[Instrument, ...]) ->
         vol_ratio = spot_sig[s] / world.sigma[s]
         noise = rng.lognormal(-0.08, 0.4, MINUTES)
         v = (inst.underlying.volume_min * (PERP_VOLUME_MULT if inst.is_perp else 1.0) * vol_ratio ** 0.8
-             * (0.6 + 0.4 * zabs) * (1 + 1.2 * ef.informed) * noise)
+             * (0.6 + 0.4 * zabs) * (1 + 1.5 * ef.informed) * noise)
         units[i] = np.maximum(np.round(v / inst.amount_step), 5).astype(np.int64)
         out["volume"][i] = _round(units[i] * inst.amount_step, inst.amount_decimals)
         b = (0.5 + 0.2 * np.tanh(0.7 * spot_e[s] / spot_sig[s]) + 0.3 * ef.side * ef.informed

@@ -38,6 +38,8 @@ VOL_SLOW = (math.log(2) / 96, 0.35)  # (per-hour reversion, stationary std) of t
 VOL_FAST = (math.log(2) / 6, 0.3)
 MACRO_PHI = 0.5 ** (1 / (24 * 12))
 PREMIUM_PHI = 0.5 ** (1 / 8)
+IDIO_HALF_LIFE_H = 72.0
+IDIO_STD = 4e-4  # stationary std of an asset's own hourly drift
 SEASON_AMP = 0.3  # intraday volatility seasonality, peak at 15:00 UTC
 STRESS_VOL = 1.5  # minute volatility multiplier per unit of stress
 
@@ -117,7 +119,8 @@ class World:
         self.events = EMPTY
         self._tables: list[EventTable] = []
         self._state = {"macro": 0.0, "vs": 0.0, "vf": 0.0, "regime": RANGE, "prem": REGIME_PREMIUM[RANGE],
-                       "next_event": 0, "forced": (-1, RANGE)}
+                       "next_event": 0, "forced": (-1, RANGE), "idio": np.zeros(k)}
+        self.idio_scale = np.array([0.5] + [1.0] * (k - 1))  # BTC leads the market; alts wander more
 
     def ensure_hours(self, n_hours: int) -> None:
         """Extend the path so that hours [0, n_hours) and the anchor x[n_hours] exist."""
@@ -177,15 +180,21 @@ class World:
         noise = np.sqrt(var) * (self.loading * z[:, None] + np.sqrt(1 - self.loading ** 2) * idio)
         drift = (REGIME_DRIFT[regime][:, None] * self.beta[None, :] ** 0.5
                  + EVENT_COMPENSATION * self.beta[None, :])
+        # Slow idiosyncratic drift per asset (rotation between coins): daily correlation below the 1m correlation.
+        idio_phi = 0.5 ** (1 / IDIO_HALF_LIFE_H)
+        idio_drift = _ar1(rng.standard_normal((n, k)) * IDIO_STD * math.sqrt(1 - idio_phi ** 2) * self.idio_scale,
+                          idio_phi, st["idio"])
+        drift = drift + idio_drift
         kappa = MEAN_REVERSION
         x = _ar1(kappa * self.x0[None, :] + drift + ev_hour + noise, 1 - kappa, self.x[-1])
-        pin = (1 - PREMIUM_PHI) * REGIME_PREMIUM[regime] + 1.2e-4 * rng.standard_normal(n) - 2.5e-4 * stress_hour
+        pin = (1 - PREMIUM_PHI) * REGIME_PREMIUM[regime] + 1.2e-4 * rng.standard_normal(n) - 6e-4 * stress_hour
         prem_c = _ar1(pin, PREMIUM_PHI, np.array([st["prem"]]))
         mult = np.array([uu.premium_mult for uu in self.und])
         prem = prem_c[:, None] * mult[None, :] + 2e-5 * rng.standard_normal((n, k))
         flow = rng.standard_normal((n, 2 + k))
         self._append({"regime": regime, "logvol": logvol, "macro": macro, "prem": prem, "x": x, "noise": noise,
                       "ev_hour": ev_hour, "stress_hour": stress_hour, "flow_noise": flow})
+        st["idio"] = idio_drift[-1].copy()
         st.update(macro=float(macro[-1]), vs=float(vs[-1]), vf=float(vf[-1]), prem=float(prem_c[-1]))
         self.hours += n
 
