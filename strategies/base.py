@@ -202,6 +202,8 @@ def check_panel(panel: Mapping[str, pd.DataFrame], *, min_rows: int = 1) -> list
             raise ValueError(f"panel[{symbol!r}]: index must be a DatetimeIndex of bar open times")
         if not frame.index.is_monotonic_increasing:
             raise ValueError(f"panel[{symbol!r}]: index must be sorted ascending")
+        if frame.index.has_duplicates:
+            raise ValueError(f"panel[{symbol!r}]: index has duplicate bar times")
         if len(frame) < min_rows:
             raise ValueError(f"panel[{symbol!r}]: needs at least {min_rows} rows, has {len(frame)}")
     return list(panel)

@@ -166,3 +166,16 @@ class SafeStrategy:
                         source=f"strategy:{self.instance_id}")
         except Exception:  # noqa: BLE001 - a broken store must not turn a strategy error into a crash
             log.exception("could not record strategy.error alert for %s", self.instance_id)
+
+
+def report_discovery_errors(store: Any, search_paths: Any = None) -> int:
+    """Run discovery and raise one `strategy.error` alert per module that failed to import; returns how many."""
+    from engine.store.ops import raise_alert
+    from strategies.registry import discover, discovery_errors
+
+    discover(search_paths)
+    errors = discovery_errors()
+    for module, reason in errors.items():
+        raise_alert(store, "warning", "strategy.error", f"strategy module {module} skipped: {reason}",
+                    {"module": module, "error": reason, "call": "import"}, source="strategy:registry")
+    return len(errors)

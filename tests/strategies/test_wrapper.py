@@ -119,3 +119,19 @@ def test_check_signals_and_flat_helpers(panel) -> None:
         check_signals(np.zeros(3), panel)
     with pytest.raises(TypeError, match="Strategy"):
         SafeStrategy(object())
+
+
+def test_broken_user_module_becomes_an_alert(store, tmp_path) -> None:
+    from strategies.wrapper import report_discovery_errors
+
+    (tmp_path / "typo.py").write_text("import numpy as np\nnp.nonexistent_function()\n")
+    assert report_discovery_errors(store, [tmp_path]) == 1
+    alert = list_alerts(store)[0]
+    assert alert.rule == "strategy.error" and "typo.py" in alert.message and "nonexistent_function" in alert.message
+
+
+def test_duplicate_bar_times_rejected(panel) -> None:
+    frame = panel["BTC/USDT"]
+    doubled = pd.concat([frame.iloc[:5], frame.iloc[4:10]])
+    with pytest.raises(ValueError, match="duplicate"):
+        QuantumMomentum().signals({"BTC/USDT": doubled})
