@@ -52,8 +52,8 @@ def _console() -> Any:
     """A rich console; wide when not a terminal so piped/captured tables are not truncated."""
     from rich.console import Console
 
-    console = Console()
-    return console if console.is_terminal else Console(width=200)
+    console = Console(emoji=False)  # series names like "sim:BTC/USDT:USDT:book" must not turn into emoji
+    return console if console.is_terminal else Console(width=200, emoji=False)
 
 
 def _open_writable(ctx: typer.Context):  # noqa: ANN202 - engine.store.Store
@@ -148,7 +148,7 @@ def pull(ctx: typer.Context,
                 reports.append(ingest.ingest_feed(store, src.feed_source(name), since_ms, until_ms))
     for rep in reports:
         colour = "red" if rep.errors else ("yellow" if rep.quarantined else "green")
-        console.print(rep.summary(), style=colour, highlight=False, soft_wrap=True)
+        console.print(rep.summary(), style=colour, highlight=False, soft_wrap=True, markup=False)
     total_new = sum(r.inserted for r in reports)
     console.print(f"total: {total_new} rows inserted "
                   f"({sum(r.backfilled_before_start + r.gaps_filled for r in reports)} in or before the "

@@ -322,9 +322,10 @@ def ingest_feed(store: Store, feed: FeedSource, since_ms: int | None = None, unt
     name = feed.feed
     report = IngestReport("feed", getattr(feed, "id", name), f"feed:{name}")
     report.previous_last_ts = repo.last_feed_ts(store, name)
+    resume = repo.feed_resume_ts(store, name)  # re-fetched newer points of faster series come back unchanged
     since = since_ms
-    if report.previous_last_ts is not None:
-        since = report.previous_last_ts + 1 if since is None else max(since, report.previous_last_ts + 1)
+    if resume is not None:
+        since = resume + 1 if since is None else max(since, resume + 1)
     try:
         points = feed.fetch_feed(since=since, until=until_ms)
     except Exception as exc:  # noqa: BLE001
@@ -334,6 +335,9 @@ def ingest_feed(store: Store, feed: FeedSource, since_ms: int | None = None, unt
     good, bad = check_feed_points(points)
     _quarantine(store, report, "feed", bad)
     counts = repo.write_feed_values(store, name, good)
-    report.new_after_end, report.changed, report.unchanged = counts.inserted, counts.changed, counts.unchanged
+    previous = report.previous_last_ts
+    report.new_after_end = sum(1 for g in good if previous is None or g[1] > previous)
+    report.gaps_filled = counts.inserted - report.new_after_end  # slower series catching up inside the stored range
+    report.changed, report.unchanged = counts.changed, counts.unchanged
     report.last_ts = repo.last_feed_ts(store, name)
     return report

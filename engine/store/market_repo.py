@@ -192,6 +192,14 @@ def last_feed_ts(store: Store, feed: str) -> int | None:
     return None if row[0] is None else int(row[0])
 
 
+def feed_resume_ts(store: Store, feed: str) -> int | None:
+    """The oldest of the per-series newest observations: where an incremental pull must resume so that a slower
+    (daily, later-published) series of the feed is not skipped past by a faster one."""
+    row = _query(store, "SELECT MIN(mx) FROM (SELECT MAX(ts) AS mx FROM feed_values WHERE feed = ? "
+                 "GROUP BY series) AS t", (feed,))[0]
+    return None if row[0] is None else int(row[0])
+
+
 # --- quarantine --------------------------------------------------------------------------------------------------
 def quarantine_rows(store: Store, kind: str, source: str, series: str,
                     rejected: Iterable[tuple[int | None, Any, str]]) -> tuple[int, int]:

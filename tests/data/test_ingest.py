@@ -227,3 +227,25 @@ def test_feed_ingest_is_incremental_and_rejects_lookahead(store):
     feed.points.append(FeedPoint("fear_greed", T0 + 10 * 86_400_000, T0 + 10 * 86_400_000, float("nan")))
     rep = ingest_feed(store, feed)
     assert rep.quarantined == 2 and rep.new_after_end == 0
+
+
+def test_feed_with_a_slower_series_is_not_skipped_past(store):
+    class TwoSeries:
+        feed = "onchain"
+        id = "test"
+        now = T0 + 86_400_000
+
+        def fetch_feed(self, since=None, until=None):
+            hourly = [FeedPoint("fast", T0 + h * 3_600_000, T0 + h * 3_600_000, float(h)) for h in range(48)]
+            daily = [FeedPoint("slow", T0 + d * 86_400_000, T0 + (d + 1) * 86_400_000, 10.0 + d) for d in range(2)]
+            return [p for p in hourly + daily
+                    if p.published_ts <= self.now and (since is None or p.ts >= since)]
+
+    feed = TwoSeries()
+    first = ingest_feed(store, feed)
+    assert first.new_after_end == 25 + 1  # 25 hourly points and the first daily one are published by now
+    feed.now = T0 + 2 * 86_400_000  # the daily value of day 1 is published now, older than the newest hourly
+    second = ingest_feed(store, feed)
+    assert second.gaps_filled == 1 and second.new_after_end == 23 and second.unchanged == 24
+    with store.connect() as conn:
+        assert conn.exec_driver_sql("SELECT COUNT(*) FROM feed_values WHERE series = 'slow'").scalar() == 2
