@@ -16,9 +16,9 @@ from console.screens.base import PolledScreen
 from console.widgets import fmt
 from console.widgets.keyed_table import KeyedTable
 
-ALERT_COLUMNS = [("id", "Id"), ("time", "Time"), ("sev", "Severity"), ("rule", "Rule"), ("source", "Source"),
+ALERT_COLUMNS = [("id", "Id"), ("time", "Time", 16), ("sev", "Severity"), ("rule", "Rule"), ("source", "Source"),
                  ("ack", "Ack"), ("message", "Message")]
-AUDIT_COLUMNS = [("id", "Id"), ("time", "Time"), ("source", "Source"), ("user", "User"), ("action", "Action"),
+AUDIT_COLUMNS = [("id", "Id"), ("time", "Time", 16), ("source", "Source"), ("user", "User"), ("action", "Action"),
                  ("details", "Details")]
 FILTERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("all", ("info", "warning", "critical")), ("warning+", ("warning", "critical")), ("critical", ("critical",)))

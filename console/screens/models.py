@@ -15,7 +15,7 @@ from console.widgets import fmt
 from console.widgets.keyed_table import KeyedTable
 from console.widgets.modals import ConfirmKey
 
-COLUMNS = [("strategy", "Strategy"), ("version", "Ver"), ("role", "Role"), ("created", "Created"),
+COLUMNS = [("strategy", "Strategy"), ("version", "Ver"), ("role", "Role"), ("created", "Created", 16),
            ("oos", "OOS"), ("cv", "CV mean"), ("estimator", "Estimator"), ("sha", "sha256"), ("promoted", "Promoted")]
 ROLE_STYLE = {"champion": "bold green", "challenger": "yellow", "retired": "dim", "rejected": "red"}
 

@@ -18,7 +18,7 @@ from console.widgets import fmt
 from console.widgets.keyed_table import KeyedTable
 from console.widgets.modals import InfoModal
 
-RUN_COLUMNS = [("id", "Run"), ("created", "Created"), ("kind", "Kind"), ("strategy", "Strategy"), ("tf", "TF"),
+RUN_COLUMNS = [("id", "Run"), ("created", "Created", 16), ("kind", "Kind"), ("strategy", "Strategy"), ("tf", "TF"),
                ("sharpe", "Sharpe"), ("dsr", "DSR"), ("trials", "Trials"), ("lookahead", "Lookahead"),
                ("report", "Tearsheet")]
 TRIAL_COLUMNS = [("id", "Trial"), ("phase", "Phase"), ("window", "Win"), ("sharpe", "Sharpe"), ("n", "Obs"),

@@ -14,7 +14,7 @@ from console.widgets import fmt
 from console.widgets.keyed_table import KeyedTable
 from console.widgets.modals import ConfirmKey
 
-COLUMNS = [("rank", "#"), ("id", "Instance"), ("strategy", "Strategy"), ("stage", "Stage"), ("status", "Status"),
+COLUMNS = [("rank", "#"), ("id", "Instance", 16), ("strategy", "Strategy"), ("stage", "Stage"), ("status", "Status"),
            ("capital", "Capital"), ("equity", "Equity"), ("ret", "Return"), ("dd", "DD"), ("fills", "Fills"),
            ("drift_n", "Twin n"), ("drift", "Drift bps"), ("drift_abs", "|Drift| bps")]
 
