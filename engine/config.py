@@ -141,6 +141,8 @@ class ExecutionConfig:
     order_timeout_s: float = 10.0
     max_retries: int = 4
     reconcile_interval_s: float = 60.0
+    rebalance_band: float = 0.1  # re-size a held position only when off target by this share of its allocation
+    min_order_notional: float = 10.0  # quote units; smaller orders are not sent
 
 
 @dataclass(frozen=True)

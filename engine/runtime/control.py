@@ -218,6 +218,10 @@ class ControlClient:
         if command in OFFLINE_OK and not self.engine_alive():
             _cancel_pending(self.store, cmd_id)
             return self._apply_offline(command, args)
+        if state_ms is not None:
+            return CommandResult(True, command, cmd_id, f"{'REDUCING' if command == 'reduce' else 'HALTED'} persisted;"
+                                 f" the engine did not confirm its cancels within {self.timeout_s:.1f}s (queued)",
+                                 {"queued": True, "state_persisted_ms": round(state_ms, 2)})
         return CommandResult(False, command, cmd_id, f"engine did not answer within {self.timeout_s:.1f}s; "
                              "the command stays queued", {"queued": True})
 

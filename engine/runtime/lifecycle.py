@@ -140,17 +140,17 @@ def set_status(store: Store, instance_id: str, status: str, source: str, user: s
 
 def _sharpe_stats(returns: list[float]) -> tuple[float, float, float, int]:
     """Per-observation Sharpe, skew and (non-excess) kurtosis of a return series."""
-    n = len(returns)
+    import numpy as np
+
+    r = np.asarray(returns, dtype="float64")
+    n = int(r.size)
     if n < 3:
         return 0.0, 0.0, 3.0, n
-    mean = sum(returns) / n
-    var = sum((r - mean) ** 2 for r in returns) / (n - 1)
-    if var <= 0:
+    sd = float(r.std(ddof=1))
+    if not sd > 0:
         return 0.0, 0.0, 3.0, n
-    sd = var ** 0.5
-    skew = sum(((r - mean) / sd) ** 3 for r in returns) / n
-    kurt = sum(((r - mean) / sd) ** 4 for r in returns) / n
-    return mean / sd, skew, kurt, n
+    z = (r - r.mean()) / sd
+    return float(r.mean() / sd), float((z ** 3).mean()), float((z ** 4).mean()), n
 
 
 def deflated_sharpe(returns: list[float], n_trials: int, trial_sr_var: float | None = None) -> tuple[float, float]:

@@ -82,7 +82,7 @@ def job_intervals(settings: Settings, speed: float) -> dict[str, float]:
     out["equity"] = max(0.5, settings.runtime.equity_interval_s / max(1.0, speed) if speed > 1 else
                         settings.runtime.equity_interval_s)
     out["monitors"] = settings.runtime.monitor_interval_s
-    out["leaderboard"] = max(2.0, settings.runtime.equity_interval_s)
+    out["leaderboard"] = max(10.0, 5 * settings.runtime.equity_interval_s)
     out["reconcile"] = settings.execution.reconcile_interval_s
     out["funding"] = 60.0
     return out
@@ -117,6 +117,7 @@ class EngineService:
         self.environ = dict(os.environ if environ is None else environ)
         self.install_signals = install_signals
         self.stop_event = threading.Event()
+        self.ready = threading.Event()  # broker built and recovered
         self.lock = EngineLock(lock_path(settings))
         self.store: Any = None
         self.source: Any = None
@@ -163,9 +164,10 @@ class EngineService:
                             stop=self.request_stop)
         self.poller = CommandProcessor(self.store, hooks, self.settings.runtime.command_poll_ms,
                                        self.settings.lifecycle)
+        self.poller.start()  # commands work from here on; broker actions wait for `ready`
         self._build_trading()
-        self.poller.start()
         self._recover()
+        self.ready.set()
         self._backfill()
         self._start_scheduler()
 
@@ -244,7 +246,7 @@ class EngineService:
         delays.update({n: 60.0 for n in intervals if n.startswith("retrain:")})  # not in the start-up rush
         install_jobs(self.scheduler, intervals, delays=delays)
         self.scheduler.resume()
-        self._write_status(info_update={"jobs": sorted(intervals)})
+        self._write_status(info_update={"jobs": sorted(intervals), "phase": "running"})
 
     def _shutdown(self) -> None:
         log.info("engine stopping")
@@ -256,7 +258,7 @@ class EngineService:
         if self.poller is not None:
             self.poller.stop()
         if self.store is not None:
-            self._write_status(info_update={"stopped": True})
+            self._write_status(info_update={"stopped": True, "phase": "stopped"})
             audit(self.store, "engine", "engine.stop", {"pid": os.getpid()}, user="engine")
             self.store.dispose()
 
@@ -267,7 +269,7 @@ class EngineService:
             row = conn.execute(select(engine_status).where(engine_status.c.id == 1)).mappings().first()
             if started or row is None:
                 values = dict(pid=os.getpid(), host=socket.gethostname(), mode=self.mode, started_at=now,
-                              heartbeat_at=now, version=VERSION, info=json.dumps({"stopped": False}))
+                              heartbeat_at=now, version=VERSION, info=json.dumps({"stopped": False, "phase": "starting"}))
                 if row is None:
                     conn.execute(insert(engine_status).values(id=1, **values))
                 else:
@@ -367,7 +369,10 @@ class EngineService:
 
     # --- operator actions (command poller thread) ----------------------------------------------------------------
     def _cancel_all(self, instance_id: str | None) -> int:
-        return int(self.broker.cancel_all(instance_id)) if self.broker is not None else 0
+        """Cancel open orders; during start-up recovery does it (a HALTED desk cancels everything there)."""
+        if not self.ready.is_set():
+            return 0
+        return int(self.broker.cancel_all(instance_id))
 
     def _flatten(self) -> dict[str, Any]:
         """Cancel every open order, then close every position with reduce-only market orders."""
@@ -376,6 +381,8 @@ class EngineService:
 
         if get_state(self.store).state is TradingState.ACTIVE:
             set_state(self.store, TradingState.REDUCING, "flatten: stay flat until an operator resumes", "engine")
+        if not self.ready.wait(120):
+            raise RuntimeError("flatten: the broker did not finish start-up recovery within 120s")
         canceled = self._cancel_all(None)
         closed = 0
         for attempt in range(3):

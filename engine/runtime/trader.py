@@ -25,8 +25,6 @@ from engine.store.ops import raise_alert
 from engine.store.schema import sizing_decisions
 
 log = logging.getLogger("quantdesk.trader")
-MIN_NOTIONAL = 10.0  # quote units; smaller rebalances are noise
-REBALANCE_BAND = 0.1  # re-size a held position only when it is off target by 10% of its allocation
 
 
 @dataclass(frozen=True)
@@ -89,14 +87,28 @@ class Trader:
         """True when a bar closed since this instance's last tick."""
         return self._last_bar.get(inst.id) != self.last_closed_bar(inst)
 
+    def bar_stored(self, inst: Instance, bar_ts: int) -> bool:
+        """True when bar `bar_ts` of every symbol of the instance is in state.db."""
+        from sqlalchemy import func, select
+
+        from engine.store.schema import candles
+
+        with self.store.connect() as conn:
+            n = conn.execute(select(func.count()).select_from(candles).where(
+                candles.c.exchange == self.source.id, candles.c.symbol.in_(list(inst.symbols)),
+                candles.c.timeframe == inst.timeframe, candles.c.ts == bar_ts)).scalar()
+        return int(n or 0) >= len(inst.symbols)
+
     def signals_at(self, inst: Instance, bar_ts: int) -> dict[str, float]:
         """Signed target weights per symbol at bar `bar_ts` (0 when the strategy says flat or has no data)."""
         from engine.features.panel import load_panel
 
+        if not self.bar_stored(inst, bar_ts):
+            return {}  # cheap check first: the strategy runs only once the bar is in state.db
         strat = self.strategy(inst)
         step = timeframe_ms(inst.timeframe)
         warm = int(getattr(strat, "warmup_bars", 0) or 0)
-        since = bar_ts - max(300, 3 * warm + 50) * step
+        since = bar_ts - max(300, warm + 100) * step
         panel = load_panel(self.store, self.source.id, list(inst.symbols), inst.timeframe, since, bar_ts + 1)
         panel = {s: f for s, f in panel.items() if len(f)}
         if not panel:
@@ -136,8 +148,9 @@ class Trader:
             delta = round_qty(target - held.get(symbol, 0.0), market)
             self._record_sizing(inst, symbol, bar_ts, w, notional / capital if capital else 0.0, cap, target)
             flip_or_exit = target == 0 or target * held.get(symbol, 0.0) <= 0
-            if abs(delta) * mark < MIN_NOTIONAL or (not flip_or_exit and abs(delta) * mark < REBALANCE_BAND
-                                                    * per_symbol):
+            ex = self.settings.execution
+            if abs(delta) * mark < ex.min_order_notional or (not flip_or_exit and abs(delta) * mark
+                                                              < ex.rebalance_band * per_symbol):
                 continue  # drift of a held position inside the band is not worth the fees
             reduce_only = abs(target) < abs(held.get(symbol, 0.0)) and target * held.get(symbol, 0.0) >= 0
             req = OrderRequest(instance_id=inst.id, symbol=symbol, side="buy" if delta > 0 else "sell",
