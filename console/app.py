@@ -35,6 +35,7 @@ class QuantdeskApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "quantdesk"
     MODES = dict(SCREEN_CLASSES)
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (34, "-tall")]  # 80x24 terminals get a tighter desk grid
     BINDINGS = [
         Binding(EMERGENCY_KEY, "emergency_stop", "STOP", id="emergency-stop", priority=True,
                 tooltip="Emergency stop: HALT + FLATTEN (asks for one key: y)"),

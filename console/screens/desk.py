@@ -68,14 +68,14 @@ class DeskScreen(PolledScreen):
         """Positions and chart on top, orders and sizing below, alerts at the bottom."""
         with Grid(id="desk-grid"):
             yield KeyedTable(POSITION_COLUMNS, id="positions", classes="panel")
-            yield SeriesChart("equity (portfolio)", id="equity-chart", classes="panel")
+            yield SeriesChart("Equity", id="equity-chart", classes="panel")
             yield KeyedTable(ORDER_COLUMNS, id="orders", classes="panel")
             yield KeyedTable(SIZING_COLUMNS, id="sizing", classes="panel")
             yield KeyedTable(ALERT_COLUMNS, id="desk-alerts", classes="panel")
 
     def on_mount(self) -> None:
         """Titles on the panels."""
-        titles = {"positions": "Positions", "orders": "Open orders", "sizing": "Sizing (latest per strategy/symbol)",
+        titles = {"positions": "Positions", "orders": "Open orders", "sizing": "Sizing (latest per strategy × symbol)",
                   "desk-alerts": "Latest alerts"}
         for wid, title in titles.items():
             self.query_one(f"#{wid}").border_title = title

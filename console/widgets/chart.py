@@ -8,7 +8,7 @@ from textual_plotext import PlotextPlot
 
 
 class SeriesChart(PlotextPlot):
-    """A line chart of (ts_ms, value) points; the x axis is minutes before the newest point."""
+    """A line chart of (ts_ms, value) points; the x axis is minutes before the newest point (title on the border)."""
 
     DEFAULT_CSS = """
     SeriesChart { height: 1fr; min-height: 6; }
@@ -20,7 +20,8 @@ class SeriesChart(PlotextPlot):
         self.points: list[tuple[int, float]] = []
 
     def on_mount(self) -> None:
-        """Draw the empty frame."""
+        """Draw the empty frame; the title goes on the border to leave every row to the plot."""
+        self.border_title = f"{self.title} — x: minutes ago"
         self._draw()
 
     def set_series(self, points: Sequence[tuple[int, float]]) -> None:
@@ -32,11 +33,9 @@ class SeriesChart(PlotextPlot):
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
-        plt.title(self.title)
         if self.points:
             last = self.points[-1][0]
             xs = [(ts - last) / 60_000 for ts, _ in self.points]
             ys = [v for _, v in self.points]
             plt.plot(xs, ys, marker="braille")
-            plt.xlabel("minutes")
         self.refresh()

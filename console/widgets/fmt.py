@@ -19,6 +19,13 @@ def money(value: float | None, signed: bool = False) -> str:
     return f"{value:+,.2f}" if signed else f"{value:,.2f}"
 
 
+def whole(value: float | None, signed: bool = False) -> str:
+    """A currency amount without cents (for the crowded header)."""
+    if value is None:
+        return DASH
+    return f"{value:+,.0f}" if signed else f"{value:,.0f}"
+
+
 def pnl(value: float | None) -> Text:
     """A signed P&L coloured green/red."""
     if value is None:

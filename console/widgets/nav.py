@@ -26,6 +26,7 @@ class NavBar(Static):
         parts: list[tuple[str, str] | str] = []
         for mode, key, label in SCREENS:
             style = "bold reverse" if mode == current else ""
-            parts.append((f" {key} {label} ", style))
-        parts.append(("  ctrl+x STOP", "bold red"))
+            parts.append((f"{key} {label}", style))
+            parts.append(" ")
+        parts.append((" ^x STOP ", "bold white on red"))
         return Text.assemble(*parts, no_wrap=True, overflow="ellipsis")
