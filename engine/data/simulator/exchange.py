@@ -1,7 +1,7 @@
 """`SimulatedExchange`: the MarketSource over the simulated world, in ccxt's unified shapes, historical and live.
 
 Simulated now = anchor + (clock() - anchor) * speed, with anchor = clock() at construction. Nothing after simulated
-now is returned. Day chunks and trade tapes are cached (LRU) in memory.
+now is returned. Generated days and tapes are cached in memory (cache.py), shared per (seed, start price).
 """
 
 from __future__ import annotations
@@ -18,18 +18,17 @@ from engine.clock import timeframe_ms
 from engine.data.simulator import funding as fund
 from engine.data.simulator.events import MIN_MS
 from engine.data.simulator.feeds import SimFeed
-from engine.data.simulator.intraday import DayChunk, generate_day
-from engine.data.simulator.markets import DEFAULT_SYMBOLS, UNDERLYINGS, Underlying, build_instruments, market_dict
-from engine.data.simulator.microstructure import Tape, order_book, trades_for_day
-from engine.data.simulator.world import DAY_MS, EPOCH_MS, REGIMES, World
+from engine.data.simulator.cache import DayStore
+from engine.data.simulator.markets import (DEFAULT_SYMBOLS, UNDERLYINGS, Instrument, Underlying, build_instruments,
+                                           market_dict)
+from engine.data.simulator.microstructure import Tape, order_book
+from engine.data.simulator.world import DAY_MS, EPOCH_MS, HOUR_MS, REGIMES, World
 
 if TYPE_CHECKING:
     import pandas as pd
 
 TIMEFRAMES = ("1m", "5m", "15m", "1h", "4h", "1d")
 DEFAULT_LIMIT = 1000  # bars / trades / funding records when no limit is given, like an exchange's page size
-_CHUNK_CACHE = 96
-_TAPE_CACHE = 48
 
 
 def iso8601(ts_ms: int) -> str:
@@ -59,8 +58,9 @@ class SimulatedExchange:
             raise ValueError(f"history_days: must be a non-negative integer, got {history_days!r}")
         self._instruments = build_instruments(start_price_btc)
         btc = next(i.underlying for i in self._instruments.values() if i.underlying.base == "BTC")
-        self._world = _world_for(int(seed), btc, shared_cache)
         self._all = tuple(sorted(self._instruments.values(), key=lambda i: i.index))
+        self._store = _store_for(int(seed), btc, self._all, shared_cache)
+        self._world = self._store.world
         chosen = list(DEFAULT_SYMBOLS if symbols is None else symbols)
         for sym in chosen:
             if sym not in self._instruments:
@@ -73,9 +73,6 @@ class SimulatedExchange:
         self.history_days = history_days
         self._clock = clock or time.time
         self._anchor = float(self._clock())
-        self._lock = self._world.cache_lock
-        self._chunks: OrderedDict[int, DayChunk] = self._world.chunk_cache
-        self._tapes: OrderedDict[tuple[int, int], Tape] = self._world.tape_cache
 
     # ----- time and markets -------------------------------------------------------------------------------------
     def milliseconds(self) -> int:
@@ -97,98 +94,101 @@ class SimulatedExchange:
             raise ValueError(f"symbol: unknown symbol {symbol!r} (available: {', '.join(self.symbols)})")
         return self.markets[symbol]
 
-    def _inst(self, symbol: str):  # noqa: ANN202 - Instrument
+    def _inst(self, symbol: str) -> Instrument:
         """The instrument behind a listed symbol."""
         self.market(symbol)
         return self._instruments[symbol]
 
-    # ----- cached generation ------------------------------------------------------------------------------------
-    def chunk(self, day: int) -> DayChunk:
-        """The day's bars for all instruments (cached)."""
-        with self._lock:
-            hit = self._chunks.get(day)
-            if hit is not None:
-                self._chunks.move_to_end(day)
-                return hit
-            chunk = generate_day(self._world, day, self._all)
-            self._chunks[day] = chunk
-            while len(self._chunks) > _CHUNK_CACHE:
-                self._chunks.popitem(last=False)
-            return chunk
-
-    def _tape(self, inst_index: int, day: int) -> Tape:
-        """The day's trade tape for one instrument (cached)."""
-        key = (inst_index, day)
-        with self._lock:
-            hit = self._tapes.get(key)
-            if hit is not None:
-                self._tapes.move_to_end(key)
-                return hit
-            tape = trades_for_day(self.chunk(day), self._all[inst_index], self.seed)
-            self._tapes[key] = tape
-            while len(self._tapes) > _TAPE_CACHE:
-                self._tapes.popitem(last=False)
-            return tape
+    # ----- generated arrays (fast bulk paths) -------------------------------------------------------------------
+    def _days(self, since: int, until: int) -> range:
+        """Day indices overlapping [since, until)."""
+        return range((since - EPOCH_MS) // DAY_MS, (until - 1 - EPOCH_MS) // DAY_MS + 1)
 
     def minute_arrays(self, symbol: str, since: int, until: int) -> dict[str, np.ndarray]:
-        """Complete 1m bars and truth with open time in [since, until) as arrays (no forming-bar handling)."""
-        inst = self._inst(symbol)
+        """Complete 1m bars and truth with open time in [since, until) as arrays (no forming-bar handling).
+
+        Keys: ts, open, high, low, close, volume, buy_frac (taker-buy share of volume), sigma, regime (int code
+        into REGIMES), informed, side, stress. Callers keep `until` at or before simulated now.
+        """
+        idx = self._inst(symbol).index
         since = max(int(since), EPOCH_MS)
+        names = ("open", "high", "low", "close", "volume", "buy_frac", "sigma")
+        shared = ("ts", "regime", "informed", "side", "stress")
         if until <= since:
-            return {k: np.zeros(0) for k in ("ts", "open", "high", "low", "close", "volume", "buy_frac", "sigma",
-                                             "regime", "informed", "side", "stress")}
-        d0, d1 = (since - EPOCH_MS) // DAY_MS, (int(until) - 1 - EPOCH_MS) // DAY_MS
-        parts: dict[str, list[np.ndarray]] = {}
-        for day in range(d0, d1 + 1):
-            ch = self.chunk(day)
-            lo = int(np.searchsorted(ch.ts, since))
-            hi = int(np.searchsorted(ch.ts, until))
-            for name in ("open", "high", "low", "close", "volume", "buy_frac", "sigma"):
-                parts.setdefault(name, []).append(getattr(ch, name)[inst.index][lo:hi])
-            for name in ("ts", "regime", "informed", "side", "stress"):
-                parts.setdefault(name, []).append(getattr(ch, name)[lo:hi])
+            return {k: np.zeros(0) for k in names + shared}
+        parts: dict[str, list[np.ndarray]] = {k: [] for k in names + shared}
+        for day in self._days(since, int(until)):
+            com, bars = self._store.common(day), self._store.bars(idx, day)
+            lo, hi = int(np.searchsorted(com.ts, since)), int(np.searchsorted(com.ts, until))
+            for name in names:
+                parts[name].append(getattr(bars, name)[lo:hi])
+            for name in shared:
+                parts[name].append(getattr(com, name)[lo:hi])
         return {k: np.concatenate(v) for k, v in parts.items()}
 
     def tape(self, symbol: str, since: int, until: int) -> Tape:
-        """All trades with timestamp in [since, until) as arrays."""
-        inst = self._inst(symbol)
+        """All trades with timestamp in [since, until) as arrays (callers keep `until` at or before now + 1)."""
+        idx = self._inst(symbol).index
         since, until = max(int(since), EPOCH_MS), int(until)
         if until <= since:
             e = np.zeros(0)
             return Tape(e.astype(np.int64), e, e, e.astype(bool), e.astype(np.int64))
-        d0, d1 = (since - EPOCH_MS) // DAY_MS, (until - 1 - EPOCH_MS) // DAY_MS
         parts = []
-        for day in range(d0, d1 + 1):
-            t = self._tape(inst.index, day)
+        for day in self._days(since, until):
+            t = self._store.tape(idx, day)
             lo, hi = int(np.searchsorted(t.ts, since)), int(np.searchsorted(t.ts, until))
             parts.append(Tape(t.ts[lo:hi], t.price[lo:hi], t.amount[lo:hi], t.buy[lo:hi], t.ident[lo:hi]))
         return Tape(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("ts", "price", "amount", "buy",
                                                                                "ident")))
 
+    def _minute_rows(self, symbol: str, since: int, until: int, now: int) -> np.ndarray:
+        """1m rows in [since, until): complete minutes, then the forming minute from the trades printed so far."""
+        cur_min = now - now % MIN_MS
+        m = self.minute_arrays(symbol, since, min(until, cur_min))
+        rows = np.column_stack([m["ts"], m["open"], m["high"], m["low"], m["close"], m["volume"]]) \
+            if m["ts"].size else np.zeros((0, 6))
+        if since <= cur_min < until:
+            t = self.tape(symbol, cur_min, now + 1)
+            if t.ts.size:
+                dec = self._inst(symbol).amount_decimals
+                rows = np.vstack([rows, [cur_min, t.price[0], t.price.max(), t.price.min(), t.price[-1],
+                                         round(float(t.amount.sum()), dec)]])
+        return rows
+
     # ----- MarketSource -----------------------------------------------------------------------------------------
     def ohlcv_arrays(self, symbol: str, timeframe: str, since: int, until: int) -> np.ndarray:
-        """Bars (rows ts, o, h, l, c, v) with open time in [since, until) clipped to now; the last may be forming."""
-        step = timeframe_ms(timeframe)
+        """Bars (rows ts, o, h, l, c, v) with open time in [since, until) clipped to now; the last may be forming.
+
+        Hourly and longer bars are aggregated from cached hourly aggregates of the 1m bars (the same numbers as
+        aggregating the 1m bars directly), so a year of 1h bars costs one pass of minute generation at most.
+        """
         if timeframe not in TIMEFRAMES:
             raise ValueError(f"timeframe: unsupported {timeframe!r} (supported: {', '.join(TIMEFRAMES)})")
+        step = timeframe_ms(timeframe)
+        idx = self._inst(symbol).index
+        dec = self._inst(symbol).amount_decimals
         now = self.milliseconds()
         since = max(int(since), EPOCH_MS)
         since = since + (-(since - EPOCH_MS)) % step  # first bar opening at or after since
         until = min(int(until), now + 1)
         if until <= since:
             return np.zeros((0, 6))
-        cur_min = now - now % MIN_MS
-        m = self.minute_arrays(symbol, since, min(until + step, cur_min))
-        rows = np.column_stack([m["ts"], m["open"], m["high"], m["low"], m["close"], m["volume"]]) \
-            if m["ts"].size else np.zeros((0, 6))
-        if since <= cur_min < until + step:  # the forming minute, from the trades printed so far
-            t = self.tape(symbol, cur_min, now + 1)
-            if t.ts.size:
-                dec = self._inst(symbol).amount_decimals
-                rows = np.vstack([rows, [cur_min, t.price[0], t.price.max(), t.price.min(), t.price[-1],
-                                         round(float(t.amount.sum()), dec)]])
+        end = until + (-(until - EPOCH_MS)) % step  # minutes up to the end of the last requested bar
+        if step < HOUR_MS:
+            rows = self._minute_rows(symbol, since, end, now)
+        else:
+            cur_day = (now - EPOCH_MS) // DAY_MS
+            blocks = []
+            for day in self._days(since, end):
+                if day < cur_day:
+                    blocks.append(self._store.hourly(idx, day))
+                else:
+                    d0 = EPOCH_MS + day * DAY_MS
+                    minute = self._minute_rows(symbol, d0, min(end, d0 + DAY_MS), now)
+                    blocks.append(_aggregate(minute, HOUR_MS, dec) if minute.shape[0] else np.zeros((0, 6)))
+            rows = np.vstack(blocks) if blocks else np.zeros((0, 6))
         if step > MIN_MS and rows.shape[0]:
-            rows = _aggregate(rows, step, self._inst(symbol).amount_decimals)
+            rows = _aggregate(rows, step, dec)
         return rows[(rows[:, 0] >= since) & (rows[:, 0] < until)]
 
     def fetch_ohlcv(self, symbol: str, timeframe: str = "1m", since: int | None = None,
@@ -243,8 +243,8 @@ class SimulatedExchange:
         t = self.tape(symbol, minute, ts + 1)
         if t.ts.size == 0:
             t = self.tape(symbol, minute - MIN_MS, minute)
-        day = self.chunk((minute - EPOCH_MS) // DAY_MS)
-        stress = float(day.stress[((minute - EPOCH_MS) % DAY_MS) // MIN_MS])
+        common = self._store.common((minute - EPOCH_MS) // DAY_MS)
+        stress = float(common.stress[((minute - EPOCH_MS) % DAY_MS) // MIN_MS])
         bids, asks = order_book(inst, self.seed, ts, float(t.price[-1]), bool(t.buy[-1]), stress,
                                 limit or 25)
         return {"symbol": symbol, "bids": bids, "asks": asks, "timestamp": ts, "datetime": iso8601(ts),
@@ -292,10 +292,10 @@ class SimulatedExchange:
         """Price of the last trade at or before `now` (works for unlisted sibling symbols too)."""
         inst = self._instruments[symbol]
         minute = now - (now - EPOCH_MS) % MIN_MS
-        tape = self._tape(inst.index, (minute - EPOCH_MS) // DAY_MS)
+        tape = self._store.tape(inst.index, (minute - EPOCH_MS) // DAY_MS)
         k = int(np.searchsorted(tape.ts, now, side="right")) - 1
-        return float(tape.price[k]) if k >= 0 else float(self.chunk((minute - EPOCH_MS) // DAY_MS).open[
-            inst.index][0])
+        return float(tape.price[k]) if k >= 0 else float(self._store.bars(inst.index,
+                                                                           (minute - EPOCH_MS) // DAY_MS).open[0])
 
     def fetch_funding_rate_history(self, symbol: str, since: int | None = None,
                                    limit: int | None = None) -> list[dict[str, Any]]:
@@ -369,24 +369,24 @@ class SimulatedExchange:
         return self._world
 
 
-_WORLDS: OrderedDict[tuple[int, float], World] = OrderedDict()
-_WORLDS_LOCK = threading.Lock()
-_WORLD_CACHE = 4
+_STORES: OrderedDict[tuple[int, float], DayStore] = OrderedDict()
+_STORES_LOCK = threading.Lock()
+_STORE_CACHE = 4
 
 
-def _world_for(seed: int, btc: Underlying, shared: bool) -> World:
-    """The process-wide world for (seed, BTC start price), or a private one, with empty day/trade caches."""
+def _store_for(seed: int, btc: Underlying, instruments: tuple[Instrument, ...], shared: bool) -> DayStore:
+    """The process-wide world and day caches for (seed, BTC start price), or private ones."""
     key = (seed, btc.start_price)
-    with _WORLDS_LOCK:
-        if shared and key in _WORLDS:
-            _WORLDS.move_to_end(key)
-            return _WORLDS[key]
-        world = World(seed, (btc,) + UNDERLYINGS[1:])
+    with _STORES_LOCK:
+        if shared and key in _STORES:
+            _STORES.move_to_end(key)
+            return _STORES[key]
+        store = DayStore(World(seed, (btc,) + UNDERLYINGS[1:]), instruments)
         if shared:
-            _WORLDS[key] = world
-            while len(_WORLDS) > _WORLD_CACHE:
-                _WORLDS.popitem(last=False)
-        return world
+            _STORES[key] = store
+            while len(_STORES) > _STORE_CACHE:
+                _STORES.popitem(last=False)
+        return store
 
 
 def _check_limit(limit: int | None) -> int:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.data.simulator.intraday import DayChunk
+from engine.data.simulator.intraday import DayCommon, InstDay
 from engine.data.simulator.markets import Instrument
 
 BOOK_LEVELS = 25
@@ -30,12 +30,11 @@ class Tape:
     ident: np.ndarray  # int64, unique per instrument: minute index since epoch * 100 + position
 
 
-def trades_for_day(chunk: DayChunk, inst: Instrument, seed: int) -> Tape:
-    """Build the trade tape of `inst` for the chunk's day."""
-    rng = np.random.default_rng([seed, 4, inst.index, chunk.day])
-    i = inst.index
-    units = chunk.units[i]
-    ratio = chunk.volume[i] / np.median(chunk.volume[i])
+def trades_for_day(common: DayCommon, bars: InstDay, inst: Instrument, seed: int) -> Tape:
+    """Build the trade tape of `inst` for the day of `common` from its bars."""
+    rng = np.random.default_rng([seed, 4, inst.index, common.day])
+    units = bars.units
+    ratio = bars.volume / np.median(bars.volume)
     n = np.clip(np.round(6 + 22 * ratio ** 0.7), 5, 60).astype(np.int64)
     n = np.minimum(n, units)
     total = int(n.sum())
@@ -52,7 +51,7 @@ def trades_for_day(chunk: DayChunk, inst: Instrument, seed: int) -> Tape:
     lucky = starts + (rng.random(n.size) * n).astype(np.int64)
     amt_units[lucky] += rem
     # Prices: open first, close last, the high and low at two distinct interior positions, the rest in between.
-    o, h, lo_, c = (chunk.open[i][minute], chunk.high[i][minute], chunk.low[i][minute], chunk.close[i][minute])
+    o, h, lo_, c = bars.open[minute], bars.high[minute], bars.low[minute], bars.close[minute]
     frac = pos / np.maximum(n[minute] - 1, 1)
     mid = o + (c - o) * frac + (h - lo_) * 0.35 * rng.standard_normal(total)
     price = np.clip(np.round(mid, inst.price_decimals), lo_, h)
@@ -60,9 +59,9 @@ def trades_for_day(chunk: DayChunk, inst: Instrument, seed: int) -> Tape:
     p_hi = 1 + (rng.random(n.size) * interior).astype(np.int64)
     p_lo = 1 + (rng.random(n.size) * (interior - 1)).astype(np.int64)
     p_lo = np.where(p_lo >= p_hi, p_lo + 1, p_lo)
-    price[starts + p_hi] = chunk.high[i]
-    price[starts + p_lo] = chunk.low[i]
-    price[starts] = chunk.open[i]
+    price[starts + p_hi] = bars.high
+    price[starts + p_lo] = bars.low
+    price[starts] = bars.open
     price[last] = c[last]
     # Sides: walk runs of consecutive trades (a parent order split into fills, mean run 4) in random order; buys
     # until the minute's buy share of volume is used up. Runs give the tape its real side autocorrelation.
@@ -73,12 +72,12 @@ def trades_for_day(chunk: DayChunk, inst: Instrument, seed: int) -> Tape:
     cum = np.cumsum(amt_units[order])
     before = cum - amt_units[order] - np.repeat(np.concatenate([[0], np.cumsum(units)[:-1]]), n)
     buy = np.empty(total, bool)
-    buy[order] = before + amt_units[order] / 2 < (chunk.buy_frac[i] * units)[minute[order]]  # midpoint: unbiased
+    buy[order] = before + amt_units[order] / 2 < (bars.buy_frac * units)[minute[order]]  # midpoint: unbiased
     # Times: the first trade at the minute's first millisecond, the rest sorted uniformly within the minute.
     offs = rng.integers(1, 60_000, total)
     offs[starts] = 0
-    ts = np.sort(chunk.ts[minute] + offs)  # offsets stay inside their minute, so a global sort sorts per minute
-    ident = ((chunk.ts[minute] - 1_577_836_800_000) // 60_000) * 100 + pos
+    ts = np.sort(common.ts[minute] + offs)  # offsets stay inside their minute, so a global sort sorts per minute
+    ident = ((common.ts[minute] - 1_577_836_800_000) // 60_000) * 100 + pos
     amount = np.round(amt_units * inst.amount_step, inst.amount_decimals)
     return Tape(ts, price, amount, buy, ident)
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 import functools
 import math
 import threading
-from collections import OrderedDict
-from typing import Any
 
 import numpy as np
 
@@ -102,9 +100,6 @@ class World:
         self.beta = np.array([u.crash_beta for u in underlyings])
         self.x0 = np.log([u.start_price for u in underlyings])
         self._lock = threading.RLock()
-        self.cache_lock = threading.RLock()  # guards the caches the exchange keeps beside the world
-        self.chunk_cache: OrderedDict[int, Any] = OrderedDict()
-        self.tape_cache: OrderedDict[tuple[int, int], Any] = OrderedDict()
         self._bufs: dict[str, np.ndarray] = {}
         self.hours = 0
         self.regime = np.zeros(0, np.int8)
