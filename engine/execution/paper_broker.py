@@ -94,8 +94,7 @@ class PaperBroker:
         if order["type"] == "market":
             qty, vwap = walk_book(levels, remaining, None, side)
             if qty > EPS:
-                self._fill(order, qty, vwap, "taker", now,
-                           final_status="filled" if qty >= remaining * (1 - 1e-9) else "canceled")
+                self._fill(order, qty, vwap, "taker", now)
             if qty < remaining * (1 - 1e-9):
                 set_order_status(self.store, coid, "canceled", now,
                                  reason=f"book exhausted: filled {qty:.8g} of {remaining:.8g}")
@@ -147,7 +146,9 @@ class PaperBroker:
                 if order["status"] == "new":
                     self._arrive(order)
                     continue
-                if order["type"] != "limit":
+                if order["type"] != "limit":  # a market remainder left by a crash between fill and cancel
+                    set_order_status(self.store, order["client_order_id"], "canceled", self.source.milliseconds(),
+                                     reason="market order remainder canceled")
                     continue
                 made += self._match_limit(order)
         return made
