@@ -9,10 +9,12 @@ Design (how "the same (seed, symbol, timestamp) always gives the same data" is a
    premium, feed noise, and hourly log-price anchors for BTC, ETH, SOL (correlated Student-t noise, regime drift,
    episode moves, slow mean reversion to a price level). Sixty thousand hours take well under a second, and the
    path is cached, so hour h depends only on (seed, h).
-2. Intraday days (intraday.py). Each UTC day's 1m bars for all six instruments come from the stream (seed, 2, day)
-   and the coarse path alone: Student-t minute noise x hourly vol x intraday seasonality x a fast minute vol factor
-   x stress, plus the episodes' minute drift; each hour's noise is bridged to the coarse hour so the path lands
-   exactly on the next anchor. The perp is spot x exp(premium). Days are cached (LRU).
+2. Intraday days (intraday.py). Each UTC day's 1m bars come from the coarse path and per-day random streams:
+   (seed, 2, day) market-wide, (seed, 5, day, asset) an asset's own noise, (seed, 6, day, instrument) perp wiggle,
+   volume and flow noise, so any instrument can be generated alone. Minute returns are Student-t noise x hourly vol
+   x intraday seasonality x a fast minute vol factor x stress, plus the episodes' minute drift; each hour's noise is
+   bridged to the coarse hour so the path lands exactly on the next anchor. The perp is spot x exp(premium). Days,
+   tapes and hourly aggregates are cached (cache.py), shared by exchanges on the same (seed, start price).
 3. Microstructure (microstructure.py). Trade tapes per (seed, 4, instrument, day) are built from the bars: first
    trade = open, last = close, high and low printed, amounts summing to the bar volume, taker sides matching the
    minute's buy share (informed episodes push it one-sided 15-90 minutes before the move). Books per

@@ -205,7 +205,8 @@ class SimulatedExchange:
             start = now - now % step - (limit - 1) * step
             rows = self.ohlcv_arrays(symbol, timeframe, start, now + 1)[-limit:]
         else:
-            rows = self.ohlcv_arrays(symbol, timeframe, int(since), int(since) + (limit + 1) * step)[:limit]
+            start = max(int(since), EPOCH_MS)  # the simulated market opens at the epoch
+            rows = self.ohlcv_arrays(symbol, timeframe, start, start + (limit + 1) * step)[:limit]
         return [[int(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4]), float(r[5])] for r in rows]
 
     def fetch_trades(self, symbol: str, since: int | None = None, limit: int | None = None) -> list[dict[str, Any]]:
@@ -219,13 +220,13 @@ class SimulatedExchange:
                 t = self.tape(symbol, start, now + 1)
             sl = slice(max(0, t.ts.size - limit), t.ts.size)
         else:
-            end = int(since)
-            t = self.tape(symbol, end, end)
-            while t.ts.size < limit and end <= now:
-                end = min(now + 1, end + 60 * MIN_MS)
+            span = 60 * MIN_MS
+            while True:  # widen the window geometrically until it holds `limit` trades or reaches now
+                end = min(now + 1, int(since) + span)
                 t = self.tape(symbol, int(since), end)
-                if end == now + 1:
+                if t.ts.size >= limit or end == now + 1:
                     break
+                span *= 2
             sl = slice(0, min(limit, t.ts.size))
         return [{"id": str(int(i)), "order": None, "timestamp": int(ts), "datetime": iso8601(int(ts)),
                  "symbol": symbol, "type": None, "side": "buy" if b else "sell", "takerOrMaker": "taker",
@@ -239,6 +240,8 @@ class SimulatedExchange:
         ts = int(ts)
         if ts > self.milliseconds():
             raise ValueError(f"ts: {ts} is after simulated now")
+        if ts < EPOCH_MS + MIN_MS:
+            raise ValueError(f"ts: {ts} is before the simulated market opened (epoch {EPOCH_MS})")
         minute = ts - (ts - EPOCH_MS) % MIN_MS
         t = self.tape(symbol, minute, ts + 1)
         if t.ts.size == 0:
