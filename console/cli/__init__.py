@@ -26,6 +26,7 @@ _COMMAND_MODULES = [
     "console.cli.control_cmd",  # runtime: halt/flatten/reduce/resume/status, strategy ..., alerts
     "console.cli.research_cmd",  # backtest: quantdesk backtest / optimize
     "console.cli.data_cmd",  # market data: quantdesk data pull / status / export / quarantine
+    "console.cli.model_cmd",  # ML: quantdesk model train / list / promote / rollback
 ]
 
 
