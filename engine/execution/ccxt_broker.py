@@ -15,6 +15,7 @@ API keys come from the environment only (QUANTDESK_API_KEY / QUANTDESK_API_SECRE
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -22,7 +23,7 @@ from typing import Any, Callable, Mapping
 
 from engine.execution.broker import check_order_allowed
 from engine.execution.orders import (EPS, Fill, OrderBlocked, OrderRequest, get_order, insert_order, load_positions,
-                                     open_orders, record_fill, set_order_status)
+                                     open_orders, record_fill, set_exchange_order_id, set_order_status)
 from engine.store.db import Store
 from engine.store.ops import raise_alert
 
@@ -49,7 +50,12 @@ def exchange_from_env(exchange_id: str, environ: Mapping[str, str]) -> Any:
     if exchange_id not in ccxt.exchanges:
         raise ValueError(f"execution.exchange: unknown ccxt exchange {exchange_id!r}")
     key, secret = check_env_keys(environ)
-    return getattr(ccxt, exchange_id)({"apiKey": key, "secret": secret, "enableRateLimit": True})
+    config: dict[str, Any] = {"apiKey": key, "secret": secret, "enableRateLimit": True}
+    if exchange_id.startswith("binance"):  # the market types this desk trades: spot and USD-M perpetuals
+        # with keys set ccxt would also call the heavy, rate-limited /sapi capital and margin endpoints on load
+        config["options"] = {"fetchMarkets": {"types": ["spot", "linear"]}, "fetchCurrencies": False,
+                             "fetchMargins": False}  # cash spot and USD-M only: no margin pair list
+    return getattr(ccxt, exchange_id)(config)
 
 
 class CcxtBroker:
@@ -159,6 +165,8 @@ class CcxtBroker:
         row = get_order(self.store, coid) if coid else None
         if row is None:
             return 0
+        if order.get("id"):
+            set_exchange_order_id(self.store, coid, str(order["id"]))
         ts = int(order.get("lastTradeTimestamp") or order.get("timestamp") or self.exchange.milliseconds())
         filled = float(order.get("filled") or 0.0)
         status = _STATUS.get(str(order.get("status")), "open")
@@ -182,9 +190,9 @@ class CcxtBroker:
         if status != "open" or filled <= EPS:
             current = get_order(self.store, coid) or row
             target = status if status != "open" else ("partial" if current["filled_qty"] > EPS else "open")
-            set_order_status(self.store, coid, target, ts, exchange_order_id=str(order.get("id") or "") or None)
-        elif order.get("id"):
-            set_order_status(self.store, coid, "partial", ts, exchange_order_id=str(order["id"]))
+            set_order_status(self.store, coid, target, ts)
+        else:
+            set_order_status(self.store, coid, "partial", ts)
         return added
 
     def _fee_quote(self, order: Mapping[str, Any], avg: float) -> float:
@@ -302,7 +310,7 @@ class CcxtBroker:
     def _adopt(self, symbol: str, qty: float) -> None:
         """Record an unexplained holding as an external order + fill, so positions stay the sum of fills."""
         ts = self.exchange.milliseconds()
-        coid = f"qd-recon-{ts}-{abs(hash(symbol)) % 10_000}"
+        coid = f"qd-recon-{ts}-{hashlib.sha1(symbol.encode()).hexdigest()[:6]}"
         price = self.mark_price(symbol)
         req = OrderRequest(instance_id=EXTERNAL_INSTANCE, symbol=symbol, side="buy" if qty > 0 else "sell",
                            qty=abs(qty), client_order_id=coid, reason="reconciliation: found on exchange")

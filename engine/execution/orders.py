@@ -126,6 +126,14 @@ def set_order_status(store: Store | Connection, coid: str, status: str, ts: int,
         conn.execute(stmt)
 
 
+def set_exchange_order_id(store: Store, coid: str, exchange_order_id: str) -> None:
+    """Remember the exchange's id for our order (whatever its status)."""
+    with store.begin() as conn:
+        conn.execute(update(orders).where(orders.c.client_order_id == coid,
+                                          orders.c.exchange_order_id.is_(None)).values(
+            exchange_order_id=exchange_order_id))
+
+
 def _apply_to_position(conn: Connection, f: Fill) -> None:
     """Move the (instance, symbol) position by one fill: weighted entry, realized P&L on closes, fees."""
     row = conn.execute(select(positions).where(positions.c.instance_id == f.instance_id,
