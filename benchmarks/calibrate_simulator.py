@@ -44,7 +44,8 @@ NOTES = [
     "autocorrelation 0.70 vs 0.79). Trade counts are deliberately ~30 per minute, not thousands: the contract "
     "asks for 5-60 per minute so a live engine can pull recent trades cheaply; sizes scale up accordingly.",
     "- Spreads: the real BTCUSDT spot book is one tick (0.0025 bps) most of the time; the simulator quotes "
-    "~0.5 bps in calm markets (a conservative cost) and several to tens of bps under stress (BTC up to ~25, SOL up to ~100), so spread triggers can fire.",
+    "~0.5 bps in calm markets (a conservative cost) and several to tens of bps under stress (BTC up to ~25, "
+    "SOL up to ~100), so spread triggers can fire.",
     "- Funding follows Binance's formula, so 66-78 % of settlements sit at exactly 0.01 % like the real series "
     "(77 %), with similar spread (std 2.4-2.8 bps vs 2.5) and negative spikes after crashes.",
     "- Speed: a year of 1m bars for three symbols costs ~3.3-3.7 s CPU including building the hourly world from "
@@ -106,7 +107,8 @@ def real_facts() -> dict[str, dict[str, float]]:
     if b5 is not None:
         r = np.diff(np.log(b5["close"].to_numpy()))
         out["5m bars"] = {"excess kurtosis 5m": kurt(r), "acf |r| lag 12 (1h)": acf_abs(r, 12)}
-    btc, eth = read("ohlcv/bitstamp_BTCUSD_1d_20141128-20200117.csv"), read("ohlcv/bitstamp_ETHUSD_1d_20171109-20200117.csv")
+    btc = read("ohlcv/bitstamp_BTCUSD_1d_20141128-20200117.csv")
+    eth = read("ohlcv/bitstamp_ETHUSD_1d_20171109-20200117.csv")
     if btc is not None and eth is not None:
         j = btc.merge(eth, on="timestamp", suffixes=("_b", "_e"))
         rb, re_ = np.diff(np.log(j["close_b"])), np.diff(np.log(j["close_e"]))

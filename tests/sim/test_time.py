@@ -63,7 +63,8 @@ def test_live_mode_with_fake_clock_and_speedup() -> None:
     done = bars[0]
     assert done[0] == forming[0] and done[1] == forming[1]
     assert done[2] >= forming[2] and done[3] <= forming[3] and done[5] >= forming[5]
-    fresh = SimulatedExchange(seed=9, clock=lambda: clock.t + 10_000, shared_cache=False)  # a later, non-live instance agrees
+    # A later, non-live instance agrees.
+    fresh = SimulatedExchange(seed=9, clock=lambda: clock.t + 10_000, shared_cache=False)
     assert fresh.fetch_ohlcv("SOL/USDT", "1m", since=forming[0], limit=3) == bars[:3]
     book = sim.fetch_order_book("SOL/USDT")
     assert book["timestamp"] == sim.milliseconds()

@@ -53,7 +53,8 @@ class EventTable:
                             ("start", "lead", "duration", "size", "kind")))
 
 
-EMPTY = EventTable(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int8))
+EMPTY = EventTable(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0),
+                   np.zeros(0, np.int8))
 
 
 @dataclass(frozen=True)

@@ -108,10 +108,12 @@ class SimulatedExchange:
         """Complete 1m bars and truth with open time in [since, until) as arrays (no forming-bar handling).
 
         Keys: ts, open, high, low, close, volume, buy_frac (taker-buy share of volume), sigma, regime (int code
-        into REGIMES), informed, side, stress. Callers keep `until` at or before simulated now.
+        into REGIMES), informed, side, stress. `until` is clipped to the current (forming) minute's open.
         """
         idx = self._inst(symbol).index
         since = max(int(since), EPOCH_MS)
+        now = self.milliseconds()
+        until = min(int(until), now - now % MIN_MS)
         names = ("open", "high", "low", "close", "volume", "buy_frac", "sigma")
         shared = ("ts", "regime", "informed", "side", "stress")
         if until <= since:
@@ -127,9 +129,9 @@ class SimulatedExchange:
         return {k: np.concatenate(v) for k, v in parts.items()}
 
     def tape(self, symbol: str, since: int, until: int) -> Tape:
-        """All trades with timestamp in [since, until) as arrays (callers keep `until` at or before now + 1)."""
+        """All trades with timestamp in [since, until) as arrays; `until` is clipped to simulated now + 1 ms."""
         idx = self._inst(symbol).index
-        since, until = max(int(since), EPOCH_MS), int(until)
+        since, until = max(int(since), EPOCH_MS), min(int(until), self.milliseconds() + 1)
         if until <= since:
             e = np.zeros(0)
             return Tape(e.astype(np.int64), e, e, e.astype(bool), e.astype(np.int64))
