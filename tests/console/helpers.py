@@ -16,7 +16,7 @@ def console_settings(state: Path, **console: Any) -> Settings:
     return settings_with(settings, console=console) if console else settings
 
 
-async def wait_until(pilot: Any, predicate: Callable[[], bool], timeout: float = 8.0, what: str = "") -> float:
+async def wait_until(pilot: Any, predicate: Callable[[], bool], timeout: float = 20.0, what: str = "") -> float:
     """Let the app run until predicate() holds; returns the seconds waited (fails the test on timeout)."""
     start = time.monotonic()
     while not predicate():
@@ -46,3 +46,8 @@ def run_async(fn: Callable[..., Any]) -> Callable[..., Any]:
         return asyncio.run(fn(*args, **kwargs))
 
     return wrapper
+
+
+async def shows(pilot: Any, app: Any, *texts: str, timeout: float = 20.0) -> None:
+    """Wait until every text is painted on the current screen (painting lags widget updates by a frame)."""
+    await wait_until(pilot, lambda: all(t in screen_text(app) for t in texts), timeout, what=f"screen shows {texts}")

@@ -16,7 +16,7 @@ from console.widgets.status import StatusHeader
 from engine.runtime.commands import CommandProcessor, EngineHooks
 from engine.store import open_store
 from tests.console.deskdata import build_state
-from tests.console.helpers import console_settings, run_async, screen_text, wait_until
+from tests.console.helpers import console_settings, run_async, screen_text, shows, wait_until
 
 SIZE = (100, 30)
 
@@ -69,7 +69,7 @@ async def test_emergency_stop_header_shows_halted_only_after_engine_confirms(des
         # Queued, not executed by the engine: the header must not claim HALTED (the client may already have
         # persisted HALTED as a gate, shown as HALTING, but FLATTEN has not run).
         assert _header(app).shown_state in ("ACTIVE", "HALTING")
-        assert "STOP SENT" in screen_text(app)
+        await shows(pilot, app, "STOP SENT")
         flattened: dict = {}
 
         def flatten() -> dict:
@@ -83,7 +83,8 @@ async def test_emergency_stop_header_shows_halted_only_after_engine_confirms(des
                                                      stop=lambda: None), 50, app.settings.lifecycle)
         assert engine.poll_once() == 1
         await wait_until(pilot, lambda: _header(app).shown_state == "HALTED", what="header HALTED")
-        assert "HALTED" in screen_text(app) and "STOP SENT" not in screen_text(app)
+        await wait_until(pilot, lambda: "HALTED" in screen_text(app) and "STOP SENT" not in screen_text(app),
+                         what="HALTED painted, pending marker gone")
         await wait_until(pilot, lambda: app.completed, what="command result")
         assert app.completed[-1].ok, app.completed[-1].message
     row = _rows(store, "SELECT source, status FROM commands WHERE command='emergency_stop'")[0]
@@ -243,7 +244,7 @@ async def test_research_tearsheet(offline_state) -> None:
         await wait_until(pilot, lambda: app.screen.query_one("#trials", KeyedTable).row_count == 3, what="trials")
         await pilot.press("o")
         assert isinstance(app.screen, InfoModal)
-        assert "Tearsheet run 1" in screen_text(app)
+        await shows(pilot, app, "Tearsheet run 1")
         await pilot.press("c")
         assert app.clipboard.endswith("run1.md")
         await pilot.press("escape")
