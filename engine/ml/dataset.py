@@ -1,0 +1,208 @@
+"""From a strategy and a panel to a meta-labeling data set: events, labels, weights and point-in-time features.
+
+Events are the bars where the primary strategy holds a side. Each gets a triple-barrier meta-label and an average
+uniqueness weight. Features are the strategy's own point-in-time features plus microstructure features built here:
+taker order-flow imbalance, VPIN on volume buckets and its rolling CDF, Amihud illiquidity, short returns, range
+and volume surprise, and side-aligned versions (side * feature) so a tree can tell "flow against my position" from
+"flow with it". Taker buy volume comes from a `taker_buy_volume` column when the panel has one (Binance klines carry
+it; the simulator's equivalent is `sim_taker_flow`; `taker_flow_from_trades` aggregates a stored tape), and from
+bulk-volume classification of the candles otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from engine.clock import timeframe_ms
+from engine.ml.labels import BarrierSpec, triple_barrier_events
+from engine.ml.weights import uniqueness_weights
+from engine.risk.liquidity import amihud
+from engine.risk.vpin import bulk_volume_classification, vpin_from_volume
+
+MICRO_FEATURES = ["mf_taker_imb", "mf_taker_imb_3", "mf_vpin", "mf_vpin_cdf", "mf_amihud", "mf_ret_1", "mf_ret_4",
+                  "mf_range", "mf_volume_z"]
+ALIGNED = ["mf_taker_imb", "mf_taker_imb_3", "mf_ret_1", "mf_ret_4"]
+
+
+@dataclass(frozen=True)
+class MicroParams:
+    """Windows of the microstructure features (in bars, VPIN in buckets)."""
+
+    bucket_frac: float = 0.02  # bucket volume as a fraction of mean daily volume
+    vpin_window: int = 50
+    vpin_cdf_window: int = 500
+    amihud_window: int = 24
+    volume_window: int = 168
+
+
+@dataclass
+class MetaDataset:
+    """Everything training needs, rows sorted by event start time."""
+
+    X: pd.DataFrame  # index = event start ts (may repeat across symbols)
+    y: np.ndarray
+    weight: np.ndarray
+    t1: pd.Series  # event end, indexed like X
+    events: pd.DataFrame  # symbol, side, ret, barrier, trgt, label, t1
+    features: list[str]
+    data_hash: str
+    spec: BarrierSpec
+
+    @property
+    def train_window(self) -> tuple[int, int]:
+        """First and last event start in epoch ms."""
+        ms = self.X.index.as_unit("ms").asi8
+        return (int(ms.min()), int(ms.max())) if len(ms) else (0, 0)
+
+
+def taker_flow_from_trades(trades: pd.DataFrame, index: pd.DatetimeIndex, timeframe: str) -> pd.Series:
+    """Taker buy volume per bar from a tape (timestamp, amount, side); bars are labelled by open time."""
+    for col in ("timestamp", "amount", "side"):
+        if col not in trades:
+            raise ValueError(f"trades: missing column {col!r}")
+    step = timeframe_ms(timeframe)
+    opens = index.as_unit("ms").asi8
+    ts = trades["timestamp"].to_numpy(dtype=np.int64)
+    pos = np.searchsorted(opens, ts - ts % step)
+    ok = (pos < len(opens)) & (opens[np.minimum(pos, len(opens) - 1)] == ts - ts % step)
+    buy = np.where(trades["side"].to_numpy() == "buy", trades["amount"].to_numpy(dtype=float), 0.0)
+    out = np.bincount(pos[ok], weights=buy[ok], minlength=len(opens))
+    return pd.Series(out, index=index, name="taker_buy_volume")
+
+
+def sim_taker_flow(sim: Any, symbol: str, timeframe: str, index: pd.DatetimeIndex) -> pd.Series:
+    """The simulator's kline taker-buy volume per bar: sum of minute volume x the minute's taker buy share.
+
+    This is what an exchange reports in its klines (Binance field 9) and what the simulated tape aggregates to; it
+    avoids regenerating years of tapes just to count their buy side.
+    """
+    step = timeframe_ms(timeframe)
+    opens = index.as_unit("ms").asi8
+    if not len(opens):
+        return pd.Series(np.zeros(0), index=index, name="taker_buy_volume")
+    m = sim.minute_arrays(symbol, int(opens[0]), int(opens[-1]) + step)
+    pos = np.searchsorted(opens, m["ts"] - m["ts"] % step)
+    ok = (pos < len(opens)) & (opens[np.minimum(pos, len(opens) - 1)] == m["ts"] - m["ts"] % step)
+    buy = m["volume"] * m["buy_frac"]
+    return pd.Series(np.bincount(pos[ok], weights=buy[ok], minlength=len(opens)), index=index,
+                     name="taker_buy_volume")
+
+
+def micro_features(bars: pd.DataFrame, params: MicroParams | None = None) -> pd.DataFrame:
+    """Per-bar microstructure features, each known at the bar's close (point-in-time)."""
+    p = params or MicroParams()
+    for col in ("open", "high", "low", "close", "volume"):
+        if col not in bars:
+            raise ValueError(f"bars: missing column {col!r}")
+    vol = bars["volume"].astype(float)
+    if "taker_buy_volume" in bars and bars["taker_buy_volume"].notna().any():
+        buy = bars["taker_buy_volume"].astype(float).fillna(vol * 0.5)
+    else:
+        buy = bulk_volume_classification(bars)["buy_volume"]
+    imb = (2.0 * buy / vol.where(vol > 0) - 1.0).fillna(0.0)
+    out = pd.DataFrame(index=bars.index)
+    out["mf_taker_imb"] = imb
+    out["mf_taker_imb_3"] = imb.rolling(3, min_periods=1).mean()
+    step = int(np.median(np.diff(bars.index.as_unit("ms").asi8))) if len(bars) > 1 else 3_600_000
+    daily = float(vol.mean()) * 86_400_000 / max(step, 1)
+    if daily > 0 and len(bars) > 1:
+        ts = bars.index.as_unit("ms").asi8
+        b = vpin_from_volume(ts, vol.to_numpy(), buy.to_numpy(), p.bucket_frac * daily, p.vpin_window,
+                             p.vpin_cdf_window)
+        last = b.groupby("ts")[["vpin", "cdf"]].last()  # the reading after the bar's last completed bucket
+        out["mf_vpin"] = pd.Series(last["vpin"].to_numpy(), index=pd.to_datetime(last.index, unit="ms", utc=True)) \
+            .reindex(bars.index).ffill().to_numpy()
+        out["mf_vpin_cdf"] = pd.Series(last["cdf"].to_numpy(), index=pd.to_datetime(last.index, unit="ms", utc=True)) \
+            .reindex(bars.index).ffill().to_numpy()
+    else:
+        out["mf_vpin"] = np.nan
+        out["mf_vpin_cdf"] = np.nan
+    out["mf_amihud"] = amihud(bars, p.amihud_window)
+    logc = np.log(bars["close"].astype(float))
+    out["mf_ret_1"] = logc.diff()
+    out["mf_ret_4"] = logc.diff(4)
+    out["mf_range"] = (bars["high"] - bars["low"]) / bars["close"]
+    lv = np.log1p(vol)
+    out["mf_volume_z"] = (lv - lv.rolling(p.volume_window, min_periods=24).mean()) / \
+        lv.rolling(p.volume_window, min_periods=24).std()
+    return out
+
+
+def _numeric(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.select_dtypes(include=[np.number, "bool"]).astype(float)
+
+
+def event_feature_frame(strategy_features: pd.DataFrame, micro: pd.DataFrame, side: pd.Series) -> pd.DataFrame:
+    """Join strategy and micro features for one symbol and add side and side-aligned columns."""
+    joined = _numeric(strategy_features).join(micro, how="right", rsuffix="_mf")
+    joined["side"] = side.reindex(joined.index).astype(float)
+    for col in ALIGNED:
+        joined[f"{col}_aligned"] = joined[col] * joined["side"]
+    return joined
+
+
+def dataset_hash(panel: Mapping[str, pd.DataFrame]) -> str:
+    """sha256 over symbols, bar times and OHLCV values: which data a model was trained on."""
+    h = hashlib.sha256()
+    for sym in sorted(panel):
+        frame = panel[sym]
+        h.update(sym.encode())
+        h.update(frame.index.as_unit("ms").asi8.tobytes())
+        h.update(np.ascontiguousarray(frame[["open", "high", "low", "close", "volume"]].to_numpy(float)).tobytes())
+    return h.hexdigest()
+
+
+def build_dataset(strategy: Any, panel: Mapping[str, pd.DataFrame], spec: BarrierSpec,
+                  micro: MicroParams | None = None, features: Sequence[str] | None = None) -> MetaDataset:
+    """Events, meta-labels, uniqueness weights and features for every symbol, stacked in time order."""
+    if not panel:
+        raise ValueError("panel: empty (no symbols)")
+    signals = strategy.signals(panel)
+    strat_feats = strategy.features(panel)
+    parts, frames = [], []
+    for sym, bars in panel.items():
+        if sym not in signals:
+            raise ValueError(f"signals: strategy {strategy.name!r} returned no column for {sym}")
+        side = signals[sym].reindex(bars.index).fillna(0).astype(int)
+        ev = triple_barrier_events(bars["close"].astype(float), side, spec)
+        if ev.empty:
+            continue
+        ev["weight"] = uniqueness_weights(ev, len(bars), normalise=False).to_numpy()
+        ev["symbol"] = sym
+        feats = event_feature_frame(strat_feats[sym], micro_features(bars, micro), side)
+        parts.append(ev)
+        frames.append(feats.loc[ev.index])
+    if not parts:
+        raise ValueError(f"panel: strategy {strategy.name!r} produced no labelable events (no signals, or too few "
+                         f"bars for a {spec.max_holding}-bar holding period)")
+    events = pd.concat(parts)
+    X = pd.concat(frames)
+    order = np.lexsort((events["symbol"].to_numpy(), events.index.as_unit("ns").asi8))
+    events, X = events.iloc[order], X.iloc[order]
+    if features is None:
+        keep = [c for c in X.columns if X[c].notna().any()]
+        features = keep
+    X = X.reindex(columns=list(features))
+    w = events["weight"].to_numpy()
+    return MetaDataset(X=X, y=events["label"].to_numpy(dtype=int), weight=w / w.mean(),
+                       t1=pd.Series(events["t1"].to_numpy(), index=events.index), events=events,
+                       features=list(features), data_hash=dataset_hash(panel), spec=spec)
+
+
+def latest_features(strategy: Any, panel: Mapping[str, pd.DataFrame], features: Sequence[str],
+                    micro: MicroParams | None = None) -> pd.DataFrame:
+    """The model inputs at each symbol's last bar (index = symbol, columns = `features` in order) for live use."""
+    signals = strategy.signals(panel)
+    strat_feats = strategy.features(panel)
+    rows = {}
+    for sym, bars in panel.items():
+        side = signals[sym].reindex(bars.index).fillna(0).astype(int) if sym in signals else \
+            pd.Series(0, index=bars.index)
+        frame = event_feature_frame(strat_feats[sym], micro_features(bars, micro), side)
+        rows[sym] = frame.iloc[-1]
+    return pd.DataFrame(rows).T.reindex(columns=list(features)).astype(float)
