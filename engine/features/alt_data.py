@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from engine.features.panel import align_known_before, bar_close_ms, latest_published
-from engine.features.returns import first_per_period, per_period_zscore
+from engine.features.periodic import per_period_change, per_period_zscore
 
 DEFAULT_FEED_COLUMNS = ("risk_index", "fear_greed", "netflow", "exchange_netflow")
 
@@ -42,7 +42,7 @@ def alt_data_features(frame: pd.DataFrame, columns: Iterable[str] | None = None,
     for col in cols:
         series = frame[col].astype("float64")
         z = per_period_zscore(series, window, period)
-        delta = first_per_period(series, period).diff().reindex(frame.index).ffill().where(series.notna())
+        delta = per_period_change(series, period)
         out[col] = series
         out[f"{col}_z"] = z
         out[f"{col}_chg"] = delta

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from engine.features.returns import first_per_period, per_period_zscore, rolling_zscore
+from engine.features.periodic import per_period_mean, per_period_zscore
+from engine.features.returns import rolling_zscore
 
 FUNDING_PERIODS_PER_YEAR = 3 * 365  # 8-hourly funding
 
@@ -28,8 +29,7 @@ def funding_features(frame: pd.DataFrame, window: int = 90, period: str = "8h") 
     rate = frame["funding_rate"].astype("float64")
     # Statistics over funding periods, not bars (a 1m panel repeats one print 480 times).
     z = per_period_zscore(rate, window, period)
-    prints = first_per_period(rate, period)
-    persist = np.sign(prints).rolling(min(window, 21), min_periods=3).mean().reindex(frame.index).ffill()
+    persist = per_period_mean(np.sign(rate), min(window, 21), period, min_periods=3)
     return pd.DataFrame({"funding": rate, "funding_ann": rate * FUNDING_PERIODS_PER_YEAR,
                          f"funding_z_{window}": z, "funding_persist": persist.where(rate.notna())},
                         index=frame.index)

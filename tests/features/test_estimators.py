@@ -157,3 +157,16 @@ def test_bad_windows_raise(fn, arg) -> None:
 def test_missing_columns_named() -> None:
     with pytest.raises(ValueError, match="high"):
         volatility.garman_klass(BARS.drop(columns=["high"]), 3)
+
+
+def test_alt_data_zscore_over_daily_samples_by_hand() -> None:
+    from engine.features.alt_data import alt_data_features, regime_score
+
+    idx = pd.date_range("2024-01-01", periods=24 * 6, freq="1h", tz="UTC")
+    daily = np.array([1.0, 2.0, 2.0, 4.0, 3.0, 7.0])
+    frame = pd.DataFrame({"close": 1.0, "risk_index": np.repeat(daily, 24)}, index=idx)
+    feats = alt_data_features(frame, ["risk_index"], window=3)
+    last3 = daily[-3:]
+    assert feats["risk_index_z"].iloc[-1] == pytest.approx((7.0 - last3.mean()) / last3.std(ddof=1))
+    assert feats["risk_index_chg"].iloc[-1] == 4.0 and feats["risk_index"].iloc[-1] == 7.0
+    assert regime_score(frame, "absent_column").eq(0.0).all()
