@@ -74,11 +74,27 @@ def candle_bounds(store: Store, exchange: str, symbol: str, timeframe: str) -> t
 
 def candle_gaps(store: Store, exchange: str, symbol: str, timeframe_ms: int, timeframe: str,
                 since: int | None = None, until: int | None = None) -> list[Gap]:
-    """Runs of missing bars between stored bars (optionally only those in [since, until))."""
-    sql = ("SELECT prev_ts, ts FROM (SELECT ts, LAG(ts) OVER (ORDER BY ts) AS prev_ts FROM candles "
-           "WHERE exchange = ? AND symbol = ? AND timeframe = ?) AS t WHERE ts - prev_ts > ? ORDER BY ts")
+    """Runs of missing bars between stored bars (optionally only those in [since, until)).
+
+    With a range, only the stored bars in it (plus the neighbours just outside it) are scanned, through the primary
+    key, so a live pull every few seconds does not rescan a long series.
+    """
+    key = (exchange, symbol, timeframe)
+    where = "exchange = ? AND symbol = ? AND timeframe = ?"
+    bounds: list[Any] = []
+    if since is not None:
+        before = _query(store, f"SELECT MAX(ts) FROM candles WHERE {where} AND ts < ?", (*key, since))[0][0]
+        where += " AND ts >= ?"
+        bounds.append(since if before is None else int(before))
+    if until is not None:
+        after = _query(store, f"SELECT MIN(ts) FROM candles WHERE {where.split(' AND ts')[0]} AND ts >= ?",
+                       (*key, until))[0][0]
+        where += " AND ts <= ?"
+        bounds.append(until if after is None else int(after))
+    sql = (f"SELECT prev_ts, ts FROM (SELECT ts, LAG(ts) OVER (ORDER BY ts) AS prev_ts FROM candles WHERE {where}) "
+           "AS t WHERE ts - prev_ts > ? ORDER BY ts")
     gaps = []
-    for prev_ts, ts in _query(store, sql, (exchange, symbol, timeframe, timeframe_ms)):
+    for prev_ts, ts in _query(store, sql, (*key, *bounds, timeframe_ms)):
         start, end = int(prev_ts) + timeframe_ms, int(ts) - timeframe_ms
         if since is not None:
             start = max(start, since + (-since) % timeframe_ms)

@@ -56,6 +56,11 @@ def test_gaps_are_found_and_backfilled_when_the_venue_has_the_bars(store, fake_m
     gaps = find_gaps(store, "fake", "BTC/USDT", "1m")
     assert [(g.start_ts, g.end_ts, g.missing_bars) for g in gaps] == [
         (T0 + 10 * MIN, T0 + 11 * MIN, 2), (T0 + 50 * MIN, T0 + 50 * MIN, 1)]
+    # a range that starts or ends inside a gap still sees it (the neighbours outside the range are scanned too)
+    from engine.store.market_repo import candle_gaps
+    inside = candle_gaps(store, "fake", "BTC/USDT", MIN, "1m", since=T0 + 11 * MIN, until=T0 + 51 * MIN)
+    assert [(g.start_ts, g.end_ts) for g in inside] == [(T0 + 11 * MIN, T0 + 11 * MIN), (T0 + 50 * MIN, T0 + 50 * MIN)]
+    assert candle_gaps(store, "fake", "BTC/USDT", MIN, "1m", since=T0 + 12 * MIN, until=T0 + 50 * MIN) == []
     fake_market.missing = set()
     fill = ingest_candles(store, fake_market, "BTC/USDT", "1m", T0)
     assert (fill.gaps_filled, fill.new_after_end, fill.gaps_remaining) == (3, 0, 0)
