@@ -1,0 +1,129 @@
+"""A real APScheduler with its job store in state.db; the command poller; the lock file; offline control."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from engine.config import LifecycleConfig, Settings, settings_with
+from engine.runtime import jobs
+from engine.runtime.commands import CommandProcessor, EngineHooks
+from engine.runtime.control import ControlClient, submit_command
+from engine.runtime.lockfile import EngineLock, EngineLockedError, lock_path, read_pid
+from engine.runtime.scheduler import JOBSTORE_TABLE, install_jobs, make_scheduler
+from engine.store.ops import list_alerts
+
+
+def test_failing_job_becomes_an_alert_and_the_scheduler_keeps_running(store):
+    counts = {"ok": 0, "boom": 0}
+
+    def ok():
+        counts["ok"] += 1
+        return {"n": counts["ok"]}
+
+    def boom():
+        counts["boom"] += 1
+        raise RuntimeError("exchange unreachable")
+
+    jobs.install(store, {"ok": ok, "boom": boom})
+    sched = make_scheduler(store, misfire_grace_s=7)
+    sched.start(paused=True)
+    install_jobs(sched, {"ok": 0.2, "boom": 0.2})
+    sched.resume()
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and (counts["boom"] < 3 or counts["ok"] < 3):
+            time.sleep(0.05)
+        assert sched.running and counts["boom"] >= 3 and counts["ok"] >= 3
+        job = sched.get_job("ok")
+        assert job.coalesce is True and job.max_instances == 1 and job.misfire_grace_time == 7
+    finally:
+        sched.shutdown(wait=True)
+    with store.raw() as conn:
+        runs = conn.execute("SELECT job_id, ok, error FROM job_runs").fetchall()
+        stored = conn.execute(f"SELECT id FROM {JOBSTORE_TABLE}").fetchall()
+    assert {r[0] for r in stored} == {"ok", "boom"}  # persisted in state.db
+    assert any(r[0] == "boom" and r[1] == 0 and "exchange unreachable" in r[2] for r in runs)
+    assert any(r[0] == "ok" and r[1] == 1 for r in runs)
+    assert any(a.rule == "job.error" and "boom" in a.message for a in list_alerts(store))
+
+
+def test_install_jobs_drops_jobs_no_longer_configured(store):
+    jobs.install(store, {"a": lambda: 1, "b": lambda: 2})
+    sched = make_scheduler(store, misfire_grace_s=5)
+    sched.start(paused=True)
+    try:
+        install_jobs(sched, {"a": 60.0, "b": 60.0})
+        install_jobs(sched, {"a": 60.0})
+        assert [j.id for j in sched.get_jobs()] == ["a"]
+        with pytest.raises(ValueError, match="job c"):
+            install_jobs(sched, {"c": 0})
+    finally:
+        sched.shutdown(wait=False)
+
+
+def test_command_poller_runs_each_command_once_and_writes_results(store):
+    canceled = []
+    hooks = EngineHooks(cancel_all=lambda inst: canceled.append(inst) or 3, flatten=lambda: {"canceled": 1, "closed": 2},
+                        retrain=lambda s: f"retrain {s}", stop=lambda: None)
+    proc = CommandProcessor(store, hooks, poll_ms=10, lifecycle_cfg=LifecycleConfig())
+    halt_id = submit_command(store, "halt", {"reason": "t"}, "console", "alice")
+    flat_id = submit_command(store, "flatten", {}, "console", "alice")
+    bad_id = submit_command(store, "resume", {"confirm": False}, "cli", "bob")
+    assert proc.poll_once() == 3 and proc.poll_once() == 0
+    with store.raw() as conn:
+        rows = {r[0]: (r[1], json.loads(r[2])) for r in conn.execute("SELECT id, status, result FROM commands")}
+    assert rows[halt_id][0] == "done" and rows[halt_id][1]["data"]["canceled"] == 3 and canceled == [None]
+    assert rows[flat_id][0] == "done" and rows[flat_id][1]["data"]["closed"] == 2
+    assert rows[bad_id][0] == "failed" and "confirmation" in rows[bad_id][1]["message"]
+
+
+def test_halt_without_engine_persists_and_flatten_waits_for_the_engine(store):
+    client = ControlClient(store, source="console", user="alice")
+    assert not client.engine_alive()
+    res = client.halt("no engine")
+    assert res.ok and "no engine running" in res.message
+    assert client.status().trading_state == "HALTED"
+    flat = client.flatten()
+    assert flat.ok and flat.data["queued"] and "next start" in flat.message
+    with store.raw() as conn:
+        pending = conn.execute("SELECT command FROM commands WHERE status='pending'").fetchall()
+        audit = conn.execute("SELECT source, user, action FROM audit_log").fetchall()
+    assert pending == [("flatten",)]
+    assert ("console", "alice", "command.halt") in audit and ("console", "alice", "command.flatten") in audit
+    with pytest.raises(ValueError, match="source"):
+        ControlClient(store, source="web")
+
+
+def test_lock_file_allows_one_engine_per_state_db(tmp_path):
+    settings = settings_with(Settings(), store={"path": str(tmp_path / "state.db")})
+    first = EngineLock(lock_path(settings))
+    first.acquire()
+    try:
+        assert read_pid(settings) is not None
+        with pytest.raises(EngineLockedError, match="another engine"):
+            EngineLock(lock_path(settings)).acquire()
+    finally:
+        first.release()
+    assert read_pid(settings) is None
+    again = EngineLock(lock_path(settings))
+    again.acquire()
+    again.release()
+
+
+def test_command_poller_thread_stops_on_request(store):
+    hooks = EngineHooks(cancel_all=lambda i: 0, flatten=lambda: {}, retrain=lambda s: "", stop=lambda: None)
+    proc = CommandProcessor(store, hooks, poll_ms=5, lifecycle_cfg=LifecycleConfig())
+    proc.start()
+    cid = submit_command(store, "reduce", {"reason": "x"}, "cli", "bob")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        with store.raw() as conn:
+            if conn.execute("SELECT status FROM commands WHERE id=?", (cid,)).fetchone()[0] == "done":
+                break
+        time.sleep(0.01)
+    proc.stop()
+    assert not any(t.name == "command-poller" and t.is_alive() for t in threading.enumerate())
