@@ -51,7 +51,7 @@ class DayStore:
         self._common = _Lru(64)
         self._spot = _Lru(64)
         self._bars = _Lru(600)
-        self._tapes = _Lru(48)
+        self._tapes = _Lru(24)  # ~1.5 MB per instrument-day
         self._hourly = _Lru(20_000)
 
     def und_index(self, inst: Instrument) -> int:

@@ -79,7 +79,7 @@ def day_common(world: World, day: int) -> DayCommon:
     fast = _ar1(rng.standard_normal(MINUTES) * FAST_STD * math.sqrt(1 - FAST_PHI ** 2), FAST_PHI,
                 np.array([rng.standard_normal() * FAST_STD / FAST_PHI]))
     z = std_t(rng, 5.0, MINUTES)
-    u_hi, u_lo = rng.random((2, MINUTES))
+    u_hi, u_lo = np.maximum(rng.random((2, MINUTES)), 1e-12)  # log(0) would give an infinite high/low
     hidx = np.arange(MINUTES) // 60
     regime = np.where(ef.crash, 3, world.regime[h0 + hidx]).astype(np.int8)
     return DayCommon(day, ts, regime, ef.informed, ef.side, ef.stress, ef.drift,
