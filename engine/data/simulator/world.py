@@ -206,11 +206,6 @@ class World:
             buf[cur.shape[0]:need] = new
             setattr(self, name, buf[:need])
 
-    def premium_at_hours(self, hours: np.ndarray) -> np.ndarray:
-        """Perp premium anchors at the start of the given hours (rows) per underlying (columns)."""
-        self.ensure_hours(int(np.max(hours)) + 2)
-        return self.prem[hours]
-
     def _regimes(self, h0: int, macro: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, list[EventTable]]:
         """Run the regime Markov chain and schedule informed-flow episodes for one block."""
         st = self._state
