@@ -138,3 +138,24 @@ def test_trades_book_and_funding_through_the_real_parser(store):
 def test_build_rejects_unknown_exchange_id():
     with pytest.raises(ValueError, match="unknown ccxt exchange id 'nosuchex'"):
         build_ccxt_exchange("nosuchex")
+
+
+def test_replay_routes_post_bodies_and_signed_requests_by_business_params():
+    """The helper also serves private (signed) order calls for the runtime tests: routed on method, path, params."""
+    exchange = build_ccxt_exchange("binance")
+    exchange.apiKey, exchange.secret = "key", "secret"
+    exchange.options["fetchCurrencies"] = False  # with keys, load_markets would also call private sapi endpoints
+    exchange.options["fetchMargins"] = False
+    order = {"symbol": "BTCUSDT", "orderId": 28, "orderListId": -1, "clientOrderId": "qd-1", "transactTime": NOW,
+             "price": "0.00000000", "origQty": "0.00100000", "executedQty": "0.00100000",
+             "cummulativeQuoteQty": "42.41235000", "status": "FILLED", "timeInForce": "GTC", "type": "MARKET",
+             "side": "BUY", "workingTime": NOW, "fills": [], "selfTradePreventionMode": "NONE"}
+    replay = install_replay(exchange, extra=[{"method": "POST", "path": "/api/v3/order",
+                                              "params": {"newClientOrderId": "qd-1", "side": "BUY"}, "body": order}])
+    exchange.milliseconds = lambda: NOW
+    placed = exchange.create_order("BTC/USDT", "market", "buy", 0.001, params={"newClientOrderId": "qd-1"})
+    assert placed["clientOrderId"] == "qd-1" and placed["status"] == "closed" and placed["filled"] == 0.001
+    call = replay.calls_to("/api/v3/order")[0]
+    assert call.method == "POST" and "signature" not in call.params and call.params["quantity"] == "0.001"
+    with pytest.raises(UnrecordedRequest, match="POST /api/v3/order"):
+        exchange.create_order("BTC/USDT", "market", "sell", 0.001, params={"newClientOrderId": "qd-2"})

@@ -72,8 +72,14 @@ class Replay:
 
         parts = urlsplit(url)
         params = dict(parse_qsl(parts.query, keep_blank_values=True))
-        if body and isinstance(body, str) and "=" in body and not body.lstrip().startswith("{"):
-            params.update(dict(parse_qsl(body, keep_blank_values=True)))
+        if isinstance(body, bytes):
+            body = body.decode()
+        if body and isinstance(body, str):
+            if body.lstrip().startswith("{"):  # JSON bodies (many exchanges' private POSTs): top-level fields
+                decoded = json.loads(body)
+                params.update({str(k): v if isinstance(v, str) else json.dumps(v) for k, v in decoded.items()})
+            elif "=" in body:  # form-encoded bodies (Binance private POSTs)
+                params.update(dict(parse_qsl(body, keep_blank_values=True)))
         if "signature" in params:  # signed private calls: route on the business params, not the signature
             for volatile in ("signature", "timestamp", "recvWindow"):
                 params.pop(volatile, None)
