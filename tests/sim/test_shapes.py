@@ -123,6 +123,8 @@ def test_order_book_shape(sim: SimulatedExchange) -> None:
         assert bids[0, 0] <= last <= asks[0, 0]
         assert all(type(p) is float and type(a) is float for p, a in book["bids"])
         assert len(sim.fetch_order_book(symbol, limit=5)["asks"]) == 5
+        with pytest.raises(ValueError, match="limit"):
+            sim.fetch_order_book(symbol, limit=0)
         ticker = sim.fetch_ticker(symbol)
         assert ticker["bid"] == bids[0, 0] and ticker["ask"] == asks[0, 0] and ticker["last"] == last
 

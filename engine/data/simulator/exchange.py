@@ -251,7 +251,7 @@ class SimulatedExchange:
         common = self._store.common((minute - EPOCH_MS) // DAY_MS)
         stress = float(common.stress[((minute - EPOCH_MS) % DAY_MS) // MIN_MS])
         bids, asks = order_book(inst, self.seed, ts, float(t.price[-1]), bool(t.buy[-1]), stress,
-                                limit or 25)
+                                25 if limit is None else int(limit))
         return {"symbol": symbol, "bids": bids, "asks": asks, "timestamp": ts, "datetime": iso8601(ts),
                 "nonce": ts}
 
@@ -279,6 +279,8 @@ class SimulatedExchange:
         """The predicted rate of the next funding, with mark (perp) and index (spot) prices at now."""
         s = self._perp_index(symbol)
         now = self.milliseconds()
+        if now < EPOCH_MS + MIN_MS:
+            raise ValueError(f"now: {now} is before the simulated market opened (epoch {EPOCH_MS})")
         rate, nxt = fund.predicted_rate(self._world, s, now)
         spot = f"{self._world.und[s].base}/USDT"
         mark = self._last_price(symbol, now)
