@@ -75,7 +75,9 @@ def test_higher_timeframes_aggregate_1m(sim: SimulatedExchange, tf: str) -> None
     step = timeframe_ms(tf)
     since = NOW - NOW % 86_400_000 - 2 * 86_400_000
     big = sim.fetch_ohlcv("ETH/USDT:USDT", tf, since=since, limit=3)
-    for bar in big:
+    today = sim.fetch_ohlcv("ETH/USDT:USDT", tf, limit=3)  # the latest bars, in the partial current day
+    assert today[-1][0] <= NOW < today[-1][0] + step
+    for bar in big + today:
         if bar[0] + step > NOW:
             continue
         ones = np.array(sim.fetch_ohlcv("ETH/USDT:USDT", "1m", since=bar[0], limit=step // 60_000))
