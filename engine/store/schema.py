@@ -24,6 +24,9 @@ candles = Table(
     Column("close", Float, nullable=False),
     Column("volume", Float, nullable=False),
     PrimaryKeyConstraint("exchange", "symbol", "timeframe", "ts"),
+    # SQLite: store rows in the primary-key B-tree itself (no rowid table + separate key index): one tree to write,
+    # ~12% more upserts/s measured (docs/bench/ingest.md), half the space. Ignored by other dialects.
+    sqlite_with_rowid=False,
 )
 
 trades = Table(
