@@ -122,8 +122,9 @@ def ingest_candles(store: Store, source: MarketSource, symbol: str, timeframe: s
                    page_limit: int | None = None) -> IngestReport:
     """Store the closed bars of [since_ms, until_ms) that are missing (or all of them with full=True)."""
     step = timeframe_ms(timeframe)
-    if since_ms is None or since_ms < 0:
+    if isinstance(since_ms, bool) or not isinstance(since_ms, (int, float)) or since_ms < 0:
         raise ValueError(f"since_ms: expected a non-negative epoch-ms timestamp, got {since_ms!r}")
+    since_ms = int(since_ms)
     report = IngestReport("candle", source.id, f"{source.id}:{symbol}:{timeframe}")
     now = int(source.milliseconds())
     end = floor_ts(now, timeframe)  # bars with ts < end are closed
