@@ -16,9 +16,10 @@ N_KILLS = 22
 HALT_AT, RESUME_AT = 11, 16  # kills 11..15 happen while HALTED
 
 
-def _phase(store) -> str | None:
-    info = scalar(store, "SELECT info FROM engine_status WHERE id = 1")
-    return json.loads(info).get("phase") if info else None
+def _running(store, pid: int) -> bool:
+    """The engine process `pid` (not a killed predecessor) reports phase running."""
+    row = rows(store, "SELECT pid, info FROM engine_status WHERE id = 1")
+    return bool(row) and row[0][0] == pid and json.loads(row[0][1]).get("phase") == "running"
 
 
 def _fills(store) -> set[str]:
@@ -50,7 +51,7 @@ def test_kill9_at_random_moments_loses_nothing(engine_dir, report):
                 assert client.resume(confirm=True).ok
             orders_before = scalar(store, "SELECT COUNT(*) FROM orders")
             if rng.random() < 0.75:  # mostly while trading; otherwise at a random moment of start-up/recovery
-                wait_for(lambda: _phase(store) == "running", 60, f"engine running before kill {i}")
+                wait_for(lambda: _running(store, proc.pid), 60, f"engine running before kill {i}")
                 time.sleep(rng.uniform(0.2, 2.0))
             else:
                 time.sleep(rng.uniform(0.05, 2.0))
@@ -88,9 +89,12 @@ def test_kill9_at_random_moments_loses_nothing(engine_dir, report):
         assert scalar(store, "SELECT COUNT(*) FROM fills") == len(_fills(store))
         assert check_positions_match_fills(store) == []
         n_fills = scalar(store, "SELECT COUNT(*) FROM fills")
+        recov = [json.loads(d) for (d,) in rows(store, "SELECT details FROM audit_log WHERE action='engine.recover'")]
         report("kill -9 fault test", {"kills": N_KILLS, "kills_while_engine_alive": alive_kills,
                                       "restarts_checked_halted": halted_checks, "orders": n_orders, "fills": n_fills,
                                       "lifetimes_that_sent_orders": lifetimes_with_orders,
+                                      "recoveries": len(recov),
+                                      "recoveries_resubmitting_unsent_orders": sum(r["resubmitted"] > 0 for r in recov),
                                       "lost_fills": len(mism), "duplicate_client_ids": 0,
                                       "elapsed_s": round(elapsed, 1)})
         assert alive_kills >= N_KILLS // 2, "too few kills hit a running engine"
