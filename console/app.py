@@ -27,6 +27,7 @@ from engine.config import Settings
 
 EMERGENCY_KEY = "ctrl+x"  # not taken by tmux (ctrl+b) or screen (ctrl+a); priority beats a focused Input's cut
 STOP_PENDING = "STOP SENT — waiting for engine"
+FAST_POLL_S = 0.03
 
 
 class QuantdeskApp(App):
@@ -108,8 +109,10 @@ class QuantdeskApp(App):
     def _arm_status(self, delay: float | None = None) -> None:
         if self.stop_event.is_set():
             return
-        self._status_timer = self.set_timer(self.poll_interval if delay is None else delay, self._status_worker,
-                                            name="status-poll")
+        if delay is None:
+            # While a stop waits for the engine, poll fast so HALTED shows the moment the engine has it.
+            delay = FAST_POLL_S if self.pending_command == STOP_PENDING else self.poll_interval
+        self._status_timer = self.set_timer(max(0.01, delay), self._status_worker, name="status-poll")
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="status-poll")
     def _status_worker(self) -> None:
@@ -125,6 +128,9 @@ class QuantdeskApp(App):
     def on_status_refreshed(self, message: StatusRefreshed) -> None:
         """Keep the latest status, clear a pending stop once the engine's HALTED is stored, update headers."""
         self.status_polls += 1
+        if self.last_status is None and self._control is None:
+            self.run_worker(lambda: self.control, thread=True, group="control", exit_on_error=False,
+                            name="control-warmup")  # open the control store now, not when the stop key is pressed
         self.last_status, self.last_status_error = message.status, None
         if self.pending_command == STOP_PENDING and message.status.confirmed_state == "HALTED":
             self.pending_command = ""

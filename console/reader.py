@@ -48,11 +48,16 @@ class StatusSnapshot:
     open_orders: int
     unacked_alerts: int
     now: int
-    pending_stops: int = 0  # halt / emergency_stop commands the engine has not finished yet
+    pending_stops: int = 0  # halt / emergency_stop commands the engine has not picked up yet
+    flattening: int = 0  # emergency_stop / flatten commands the engine is executing right now
 
     @property
     def confirmed_state(self) -> str:
-        """The state to show: HALTED only once no stop command still waits for a live engine ('HALTING' before)."""
+        """The state to show: HALTED only once the engine has taken the stop command ('HALTING' before).
+
+        The engine executes a stop's HALT first, then FLATTEN, on one thread in command order, so a claimed
+        command means the engine has HALTED; `flattening` then says the positions are still being closed.
+        """
         if self.state == "HALTED" and self.pending_stops and self.engine_alive:
             return "HALTING"
         return self.state
@@ -153,8 +158,10 @@ class StateReader:
         counts = self._one(conn, "SELECT (SELECT COUNT(*) FROM positions WHERE qty != 0) AS pos, "
                                  "(SELECT COUNT(*) FROM orders WHERE status IN ('new','open','partial')) AS ord, "
                                  "(SELECT COUNT(*) FROM alerts WHERE acked = 0) AS al, "
-                                 "(SELECT COUNT(*) FROM commands WHERE status IN ('pending','running') "
-                                 "AND command IN ('halt','emergency_stop')) AS stops") or {}
+                                 "(SELECT COUNT(*) FROM commands WHERE status = 'pending' "
+                                 "AND command IN ('halt','emergency_stop')) AS stops, "
+                                 "(SELECT COUNT(*) FROM commands WHERE status = 'running' "
+                                 "AND command IN ('flatten','emergency_stop')) AS flat") or {}
         equity = float(last["equity"]) if last else None
         peak_v = self._peak[1]
         heartbeat = int(eng["heartbeat_at"]) if eng else None
@@ -168,7 +175,8 @@ class StateReader:
             gross_exposure=float(last["gross_exposure"]) if last else None,
             net_exposure=float(last["net_exposure"]) if last else None,
             positions=int(counts.get("pos") or 0), open_orders=int(counts.get("ord") or 0),
-            unacked_alerts=int(counts.get("al") or 0), now=now, pending_stops=int(counts.get("stops") or 0))
+            unacked_alerts=int(counts.get("al") or 0), now=now, pending_stops=int(counts.get("stops") or 0),
+            flattening=int(counts.get("flat") or 0))
 
     # --- desk ------------------------------------------------------------------------------------------------------
     def desk(self, equity_points: int = 240, alert_rows: int = 6) -> DeskData:

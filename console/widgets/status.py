@@ -20,6 +20,7 @@ def header_text(status: StatusSnapshot | None, pending: str = "") -> Text:
     parts: list[tuple[str, str] | str] = [
         (f" {status.confirmed_state} ", fmt.STATE_STYLE.get(status.confirmed_state, "bold")),
         ("  " + pending if pending else "", "bold reverse"),
+        (" FLATTENING…" if status.flattening else "", "bold yellow"),
         " ", (status.mode.upper(), "bold magenta" if status.mode == "live" else "bold cyan"),
         "  eq ", (fmt.whole(eq), "bold"),
         "  day ", (fmt.whole(status.day_pnl, signed=True), "green" if (status.day_pnl or 0) >= 0 else "red"),
