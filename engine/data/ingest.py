@@ -304,8 +304,9 @@ def ingest_funding(store: Store, source: MarketSource, symbol: str, since_ms: in
                 if isinstance(r, dict) else r for r in page]
         good, bad = check_funding(rows, max_abs_rate)
         _quarantine(store, report, "funding", bad)
-        good = [g for g in good if g[0] < end]
-        counts = repo.write_funding(store, source.id, symbol, good)
+        inside = [g for g in good if g[0] < end]
+        report.outside_range += len(good) - len(inside)
+        counts = repo.write_funding(store, source.id, symbol, inside)
         report.new_after_end += counts.inserted
         report.changed += counts.changed
         report.unchanged += counts.unchanged
