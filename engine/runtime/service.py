@@ -243,7 +243,9 @@ class EngineService:
         self.scheduler = make_scheduler(self.store, self.settings.runtime.misfire_grace_s)
         self.scheduler.start(paused=True)
         delays = {n: iv for n, iv in intervals.items() if n.split(":")[0] in ("monitors", "reconcile", "funding")}
-        delays.update({n: 60.0 for n in intervals if n.startswith("retrain:")})  # not in the start-up rush
+        # Retraining is heavy (ml.train_window_days of bars): first run one interval after start, or on request
+        # (`retrain_now`), never in the start-up rush.
+        delays.update({n: intervals[n] for n in intervals if n.startswith("retrain:")})
         install_jobs(self.scheduler, intervals, delays=delays)
         self.scheduler.resume()
         self._write_status(info_update={"jobs": sorted(intervals), "phase": "running"})

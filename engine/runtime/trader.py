@@ -1,4 +1,4 @@
-"""One strategy tick: panel -> primary signal at the last closed bar -> size -> order to reach the target position.
+"""One strategy tick: panel -> primary signal at the last closed bar -> size (risk.sizing + ML champion) -> order.
 
 Each instance trades its own capital (live-small a fraction of it). The client order id is derived from
 (instance, symbol, bar), so re-running a tick for the same bar after a crash returns the existing order instead of
@@ -7,22 +7,18 @@ sending a second one. The trading-state gate runs in the broker before every ord
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from dataclasses import dataclass
 from typing import Any
-
-from sqlalchemy import insert
 
 from engine.clock import floor_ts, timeframe_ms
 from engine.config import Settings
 from engine.execution.broker import Broker
 from engine.execution.orders import OrderBlocked, OrderRequest, client_order_id, load_positions
 from engine.runtime.lifecycle import Instance
+from engine.runtime.sizing import LiveSizer
 from engine.store.db import Store
-from engine.store.ops import raise_alert
-from engine.store.schema import sizing_decisions
 
 log = logging.getLogger("quantdesk.trader")
 
@@ -71,6 +67,8 @@ class Trader:
         self.broker = broker
         self.source = source
         self._strategies: dict[str, Any] = {}
+        self.sizer = LiveSizer(store, settings)
+        self.last_panel: dict[str, Any] = {}
         self._last_bar: dict[str, int] = {}
 
     def strategy(self, inst: Instance) -> Any:
@@ -100,7 +98,9 @@ class Trader:
         return int(n or 0) >= len(inst.symbols)
 
     def signals_at(self, inst: Instance, bar_ts: int) -> dict[str, float]:
-        """Signed target weights per symbol at bar `bar_ts` (0 when the strategy says flat or has no data)."""
+        """Signed target weights per symbol at bar `bar_ts` (0 when the strategy says flat or has no data).
+
+        The panel used is kept in `self.last_panel` for the meta-model's features."""
         from engine.features.panel import load_panel
 
         if not self.bar_stored(inst, bar_ts):
@@ -111,6 +111,7 @@ class Trader:
         since = bar_ts - max(300, warm + 100) * step
         panel = load_panel(self.store, self.source.id, list(inst.symbols), inst.timeframe, since, bar_ts + 1)
         panel = {s: f for s, f in panel.items() if len(f)}
+        self.last_panel = panel
         if not panel:
             return {}
         frame = strat.weights(panel) if hasattr(strat, "weights") else strat.signals(panel)
@@ -131,26 +132,25 @@ class Trader:
         if not weights:
             return TickResult(inst.id, bar_ts, {}, [], "no data for the last closed bar yet")
         held = {p["symbol"]: p["qty"] for p in load_positions(self.store, inst.id)}
-        risk = self.settings.risk
-        per_symbol = capital * risk.max_strategy_fraction / max(1, len(inst.symbols))
+        probs, model = self.sizer.meta_probs(inst, self.strategy(inst), self.last_panel)
+        marks = {sym: self.broker.mark_price(sym) for sym in set(weights) | {p["symbol"] for p in
+                                                                            load_positions(self.store)}}
         targets, sent = {}, []
         for symbol, w in weights.items():
-            mark = self.broker.mark_price(symbol)
-            w = max(-1.0, min(1.0, w))
-            notional = w * per_symbol
-            cap = ""
-            sym_cap = risk.max_symbol_fraction * capital
-            if abs(notional) > sym_cap:
-                notional, cap = math.copysign(sym_cap, notional), "max_symbol_fraction"
+            mark = marks[symbol]
             market = self.source.market(symbol)
-            target = round_qty(notional / mark, market)
+            try:
+                book = self.source.fetch_order_book(symbol, 50)
+            except Exception:  # noqa: BLE001 - sizing without depth/spread is still sizing
+                book = None
+            target = self.sizer.size(inst, symbol, max(-1.0, min(1.0, w)), mark, capital, bar_ts, market, book,
+                                     probs, model, marks)
             targets[symbol] = target
             delta = round_qty(target - held.get(symbol, 0.0), market)
-            self._record_sizing(inst, symbol, bar_ts, w, notional / capital if capital else 0.0, cap, target)
             flip_or_exit = target == 0 or target * held.get(symbol, 0.0) <= 0
             ex = self.settings.execution
-            if abs(delta) * mark < ex.min_order_notional or (not flip_or_exit and abs(delta) * mark
-                                                              < ex.rebalance_band * per_symbol):
+            if abs(delta) * mark < ex.min_order_notional or (not flip_or_exit and abs(delta)
+                                                              < ex.rebalance_band * abs(target)):
                 continue  # drift of a held position inside the band is not worth the fees
             reduce_only = abs(target) < abs(held.get(symbol, 0.0)) and target * held.get(symbol, 0.0) >= 0
             req = OrderRequest(instance_id=inst.id, symbol=symbol, side="buy" if delta > 0 else "sell",
@@ -163,18 +163,3 @@ class Trader:
                 log.info("order blocked: %s", exc)
         self._last_bar[inst.id] = bar_ts
         return TickResult(inst.id, bar_ts, targets, sent)
-
-    def _record_sizing(self, inst: Instance, symbol: str, bar_ts: int, side_weight: float, raw: float, cap: str,
-                       final: float) -> None:
-        """Record the sizing decision; no meta-model overlay is applied here, and the record says so."""
-        try:
-            with self.store.begin() as conn:
-                conn.execute(insert(sizing_decisions).values(
-                    ts=bar_ts, instance_id=inst.id, symbol=symbol, side=int(math.copysign(1, side_weight))
-                    if side_weight else 0, meta_prob=None, payoff_ratio=None, kelly_fraction=None, raw_size=raw,
-                    cap_applied=cap, final_size=final,
-                    inputs=json.dumps({"weight": side_weight, "overlay": "none (no champion model)",
-                                       "sizer": "strategy weight x max_strategy_fraction / n_symbols"})))
-        except Exception as exc:  # noqa: BLE001 - a sizing record failing must not stop trading
-            raise_alert(self.store, "warning", "trader.sizing_record", f"could not record sizing for {inst.id}",
-                        {"error": str(exc)})

@@ -1,0 +1,105 @@
+"""Live sizing: the risk package's `size_position` with the ML champion's probability, exposures and market rules.
+
+No champion (or a failing one) means sizing without the overlay; the sizing record says which, so "why is this size
+what it is" always has an answer in `sizing_decisions`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, Mapping
+
+from engine.config import Settings
+from engine.execution.orders import load_positions
+from engine.runtime.lifecycle import Instance
+from engine.store.db import Store
+from engine.store.ops import raise_alert
+
+log = logging.getLogger("quantdesk.sizing")
+
+
+def market_rules(market: Mapping[str, Any]) -> Any:
+    """MarketRules (lot step, min qty, min notional) from a ccxt market structure."""
+    from engine.risk.limits import MarketRules
+
+    prec = (market.get("precision") or {}).get("amount")
+    step = 0.0 if not prec else (float(prec) if prec < 1 else 10.0 ** -int(prec))
+    limits = market.get("limits") or {}
+    return MarketRules(lot_size=step, min_qty=float((limits.get("amount") or {}).get("min") or 0.0),
+                       min_notional=float((limits.get("cost") or {}).get("min") or 0.0))
+
+
+class LiveSizer:
+    """Sizes each instance's per-symbol signal; caches the model registry."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+        self._registry: Any = None
+        self._model_error_reported: set[str] = set()
+
+    def meta_probs(self, inst: Instance, strategy: Any, panel: Mapping[str, Any]) -> tuple[dict[str, float], Any]:
+        """P(profit) per symbol from the strategy's champion meta-model, or ({}, None) without one."""
+        try:
+            if self._registry is None:
+                from engine.ml.registry import ModelRegistry
+                from engine.ml.retrain import models_dir
+
+                self._registry = ModelRegistry(self.store, models_dir(self.settings))
+            model = self._registry.champion(inst.strategy)
+            if model is None:
+                return {}, None
+            from engine.ml.dataset import latest_features
+
+            feats = latest_features(strategy, panel, model.features)
+            probs = model.predict_proba(feats)
+            return {sym: float(p) for sym, p in zip(feats.index, probs) if math.isfinite(p)}, model
+        except Exception as exc:  # noqa: BLE001 - a broken model sizes without the overlay, with one alert
+            if inst.id not in self._model_error_reported:
+                raise_alert(self.store, "warning", "sizing.model", f"{inst.id}: meta-model unavailable, sizing "
+                            f"without the overlay: {type(exc).__name__}: {exc}", {"instance_id": inst.id})
+                self._model_error_reported.add(inst.id)
+            return {}, None
+
+    def exposure(self, inst: Instance, symbol: str, capital: float, marks: Mapping[str, float]) -> Any:
+        """Gross exposure already held at instance, symbol and portfolio level (excluding this position)."""
+        from engine.risk.limits import Exposure
+
+        strat = sym = port = 0.0
+        for p in load_positions(self.store):
+            if p["instance_id"] == inst.id and p["symbol"] == symbol:
+                continue
+            notional = abs(p["qty"]) * marks.get(p["symbol"], p["avg_price"])
+            port += notional
+            strat += notional if p["instance_id"] == inst.id else 0.0
+            sym += notional if p["symbol"] == symbol else 0.0
+        equity = sum(i.capital for i in self.settings.strategies.values() if i.enabled) or capital
+        return Exposure(instance_capital=capital, portfolio_equity=equity, strategy_gross=strat, symbol_gross=sym,
+                        portfolio_gross=port)
+
+    def size(self, inst: Instance, symbol: str, weight: float, mark: float, capital: float, bar_ts: int,
+             market: Mapping[str, Any], book: Mapping[str, Any] | None, probs: Mapping[str, float], model: Any,
+             marks: Mapping[str, float]) -> float:
+        """Signed target quantity for one symbol (recorded in sizing_decisions with its inputs)."""
+        from engine.risk.sizing import record_decision, size_position
+
+        side = 0 if weight == 0 else int(math.copysign(1, weight))
+        spread = depth = None
+        if book is not None:
+            try:
+                from engine.risk.liquidity import book_liquidity
+
+                spread, bid_d, ask_d = book_liquidity(book, self.settings.risk.depth_bps)
+                depth = ask_d if side > 0 else bid_d
+            except ValueError:
+                spread = depth = None
+        p = probs.get(symbol)
+        decision = size_position(symbol, side, mark, self.exposure(inst, symbol, capital, marks), self.settings.risk,
+                                 meta_prob=p, payoff_ratio=model.payoff_ratio if model is not None and p is not None
+                                 else None, rules=market_rules(market), spread_bps=spread, depth=depth, ts=bar_ts)
+        decision.inputs["overlay"] = (f"meta-model {inst.strategy} v{model.version}" if model is not None and
+                                      p is not None else "none: no champion model, sized without the overlay")
+        decision.inputs["strategy_weight"] = weight
+        record_decision(self.store, inst.id, decision)
+        return decision.signed_qty
