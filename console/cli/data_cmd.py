@@ -210,7 +210,7 @@ def status(ctx: typer.Context) -> None:
 
 
 def export(ctx: typer.Context,
-           out: Path = typer.Option(..., "--out", help="a .csv file, or a folder for a shared-data style name"),
+           out: Path = typer.Option(..., "--out", help="a .csv file, or a folder (any other path) for a shared-data style file name"),
            symbol: str = typer.Option(..., "--symbol", help="e.g. BTC/USDT"),
            exchange: Optional[str] = typer.Option(None, "--exchange", help="stored exchange id (default: the id "
                                                   "of data.source, e.g. sim)"),
@@ -248,7 +248,7 @@ def export(ctx: typer.Context,
     if not rows:
         typer.secho(f"nothing stored for {ex} {symbol} {kind}{' ' + tf if kind == 'ohlcv' else ''}", fg="yellow")
         raise typer.Exit(1)
-    if out.is_dir() or str(out).endswith("/"):
+    if out.is_dir() or out.suffix.lower() != ".csv":  # a folder: name the file the shared-data way
         span = f"{_fmt_ts(rows[0][0])[:10].replace('-', '')}-{_fmt_ts(rows[-1][0])[:10].replace('-', '')}"
         middle = tf if kind == "ohlcv" else kind
         out = out / f"{ex}_{symbol_token(symbol)}_{middle}_{span}.csv"

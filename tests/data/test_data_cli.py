@@ -126,3 +126,22 @@ def test_bad_source_and_bad_config_name_the_problem(run, tmp_path):
     broken = run("--config", str(cfg), "data", "status")
     assert broken.exit_code == 2 and "data.sorce" in broken.output
     assert run("data", "status", state=tmp_path / "missing.db").exit_code == 1
+
+
+def test_sim_pull_with_trades_funding_book_and_feeds(run, tmp_path):
+    pytest.importorskip("engine.data.simulator")
+    out = run("data", "pull", "--source", "sim", "--symbols", "BTC/USDT:USDT", "--since", "1d", "--trades",
+              "--funding", "--book", "--feeds")
+    assert out.exit_code == 0, out.output
+    for series in ("sim:BTC/USDT:USDT:1m", "sim:BTC/USDT:USDT:trades", "sim:BTC/USDT:USDT:funding",
+                   "sim:BTC/USDT:USDT:book", "feed:macro", "feed:sentiment", "feed:onchain"):
+        assert f"{series}: rows inserted" in out.output, series
+    status = run("data", "status")
+    assert status.exit_code == 0
+    kinds = {ln.split("│")[1].strip() for ln in status.output.splitlines() if ln.count("│") >= 7}
+    assert {"trades", "book", "funding", "feed"} <= kinds, status.output
+    exported = run("data", "export", "--exchange", "sim", "--symbol", "BTC/USDT:USDT", "--kind", "funding",
+                   "--out", str(tmp_path / "exports") + "/")
+    assert exported.exit_code == 0, exported.output
+    files = list((tmp_path / "exports").glob("sim_BTCUSDT-PERP_funding_*.csv"))
+    assert len(files) == 1 and files[0].read_text().startswith("timestamp,funding_rate\n")
