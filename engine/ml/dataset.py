@@ -38,6 +38,7 @@ class MicroParams:
     vpin_cdf_window: int = 500
     amihud_window: int = 24
     volume_window: int = 168
+    calib_days: int = 30  # days at the start of the history that fix the bucket volume
 
 
 @dataclass
@@ -108,8 +109,10 @@ def micro_features(bars: pd.DataFrame, params: MicroParams | None = None) -> pd.
     out = pd.DataFrame(index=bars.index)
     out["mf_taker_imb"] = imb
     out["mf_taker_imb_3"] = imb.rolling(3, min_periods=1).mean()
-    step = int(np.median(np.diff(bars.index.as_unit("ms").asi8))) if len(bars) > 1 else 3_600_000
-    daily = float(vol.mean()) * 86_400_000 / max(step, 1)
+    step = int(np.median(np.diff(bars.index.as_unit("ms").asi8[:1000]))) if len(bars) > 1 else 3_600_000
+    per_day = max(1, 86_400_000 // max(step, 1))
+    # bucket size from the first `calib_days` only, so no bar's reading depends on later volume (point-in-time)
+    daily = float(vol.iloc[: per_day * p.calib_days].mean()) * per_day
     if daily > 0 and len(bars) > 1:
         ts = bars.index.as_unit("ms").asi8
         b = vpin_from_volume(ts, vol.to_numpy(), buy.to_numpy(), p.bucket_frac * daily, p.vpin_window,
@@ -139,7 +142,11 @@ def _numeric(frame: pd.DataFrame) -> pd.DataFrame:
 
 def event_feature_frame(strategy_features: pd.DataFrame, micro: pd.DataFrame, side: pd.Series) -> pd.DataFrame:
     """Join strategy and micro features for one symbol and add side and side-aligned columns."""
-    joined = _numeric(strategy_features).join(micro, how="right", rsuffix="_mf")
+    strat = _numeric(strategy_features)
+    clash = [c for c in micro.columns if c in strat.columns]
+    if clash:
+        raise ValueError(f"strategy_features: columns {clash} clash with the microstructure features")
+    joined = strat.join(micro, how="right")
     joined["side"] = side.reindex(joined.index).astype(float)
     for col in ALIGNED:
         joined[f"{col}_aligned"] = joined[col] * joined["side"]
