@@ -129,6 +129,8 @@ def funding_payments(panel: Mapping[str, pd.DataFrame], symbols: tuple[str, ...]
     (bar length / 8 h) times at that bar's rate. Spot symbols never pay funding.
     """
     out = np.zeros((len(index), len(symbols)))
+    if not any(":" in sym and "funding_rate" in panel[sym].columns for sym in symbols):
+        return out
     ts_ms = index.as_unit("ms").asi8
     step = int(np.median(np.diff(ts_ms[: 1000]))) if len(ts_ms) > 1 else FUNDING_INTERVAL_MS
     if step >= FUNDING_INTERVAL_MS:

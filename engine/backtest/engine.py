@@ -46,8 +46,6 @@ class BacktestResult:
     """Equity, positions, fills, trades and metrics of one backtest (plus its lookahead check and trial count)."""
 
     equity: pd.Series
-    cash: pd.Series
-    positions: pd.DataFrame  # signed quantity held after each bar
     targets: pd.DataFrame  # target fraction decided at each bar (executed on the next)
     fills: pd.DataFrame
     trades: pd.DataFrame
@@ -67,10 +65,41 @@ class BacktestResult:
         """sha256 identity of the panel this backtest ran on (computed on first use)."""
         return hash_panel(self.panel, str(self.timeframe_ms))
 
+    @functools.cached_property
+    def positions(self) -> pd.DataFrame:
+        """Signed quantity held after each bar, rebuilt exactly from the fills (the kernel does not store it)."""
+        return pd.DataFrame(positions_from_fills(self.fills, self.equity.index, list(self.targets.columns)),
+                            index=self.equity.index, columns=list(self.targets.columns))
+
+    @functools.cached_property
+    def cash(self) -> pd.Series:
+        """Cash after each bar: equity minus the positions marked at the close."""
+        close = np.column_stack([self.panel[s]["close"].reindex(self.equity.index).ffill().to_numpy(dtype="float64")
+                                 for s in self.targets.columns])
+        marked = np.nan_to_num(self.positions.to_numpy() * close, nan=0.0).sum(axis=1)
+        return pd.Series(self.equity.to_numpy() - marked, index=self.equity.index, name="cash")
+
     @property
     def returns(self) -> pd.Series:
         """Per-bar simple returns of the equity curve."""
         return self.equity.pct_change().iloc[1:]
+
+
+def positions_from_fills(fills: pd.DataFrame, index: pd.DatetimeIndex, symbols: list[str]) -> np.ndarray:
+    """(n x k) quantity after each bar: each symbol's running sum of fill quantities, held until the next fill."""
+    out = np.zeros((len(index), len(symbols)))
+    bars_all = fills["bar"].to_numpy()
+    qty_all = fills["qty"].to_numpy(dtype="float64")
+    sym_all = fills["symbol"].to_numpy()
+    for j, sym in enumerate(symbols):
+        mask = sym_all == sym
+        if not mask.any():
+            continue
+        bars = bars_all[mask]
+        held = np.cumsum(qty_all[mask])
+        last = np.searchsorted(bars, np.arange(len(index)), side="right") - 1
+        out[:, j] = np.where(last >= 0, held[np.maximum(last, 0)], 0.0)
+    return out
 
 
 def _config_of(settings_or_config: Settings | BacktestConfig) -> BacktestConfig:
@@ -122,17 +151,31 @@ def target_array(targets: pd.DataFrame, index: pd.DatetimeIndex, symbols: tuple[
     return np.ascontiguousarray(arr)
 
 
+def changed_bars(targets: np.ndarray) -> np.ndarray:
+    """Per bar: does any symbol's target differ from the previous bar's (bar 0: from flat)?"""
+    if targets.shape[1] == 1:
+        col = targets[:, 0]
+        out = np.empty(len(col), dtype=np.bool_)
+        out[0] = col[0] != 0.0
+        np.not_equal(col[1:], col[:-1], out=out[1:])
+        return out
+    out = np.empty(len(targets), dtype=np.bool_)
+    out[0] = bool((targets[0] != 0.0).any())
+    out[1:] = (targets[1:] != targets[:-1]).any(axis=1)
+    return out
+
+
 def run_kernel(targets: np.ndarray, m: MarketArrays, config: BacktestConfig,
                barriers: Barriers | None = None) -> tuple[np.ndarray, ...]:
-    """Run the compiled kernel on aligned (n x k) target fractions: (equity, cash, qty, fill rows, trade rows)."""
+    """Run the compiled kernel on aligned (n x k) target fractions: (equity, fill rows, trade rows, exposed bars)."""
     fee_taker, fee_maker, half_spread, impact = cost_params(config)
     if targets.shape != m.close.shape:
         raise ValueError(f"targets: shape {targets.shape} does not match the market arrays {m.close.shape}")
-    changes = int(np.count_nonzero(targets[1:] != targets[:-1])) + int(np.count_nonzero(targets[0]))
-    capacity = 2 * changes + 2 * len(m.symbols) + 2
+    changed = changed_bars(targets)
+    capacity = 2 * int(np.count_nonzero(changed)) * targets.shape[1] + 2 * len(m.symbols) + 2
     sl, tp, max_bars = (barriers or Barriers()).as_kernel_args()
     return kernel.simulate_kernel(
-        targets, m.fill_px, m.open, m.high, m.low, m.close, m.sigma, m.vol_ref, m.funding,
+        targets, changed, m.fill_px, m.open, m.high, m.low, m.close, m.sigma, m.vol_ref, m.funding,
         float(config.initial_capital), fee_taker, fee_maker, half_spread, impact, sl, tp, max_bars,
         config.fill_model == "next_open", capacity)
 
@@ -146,25 +189,21 @@ def simulate_targets(targets: pd.DataFrame, panel: Mapping[str, pd.DataFrame],
     m = market_arrays(panel, config)
     tgt = target_array(targets, m.index, m.symbols)
     t1 = time.perf_counter()
-    equity, cash, pos, fills, trades = run_kernel(tgt, m, config, barriers)
+    equity, fills, trades, exposed_bars = run_kernel(tgt, m, config, barriers)
     t2 = time.perf_counter()
     tf_ms = timeframe_ms or infer_timeframe_ms(m.index)
     equity_s = pd.Series(equity, index=m.index, name="equity")
-    positions = pd.DataFrame(pos, index=m.index, columns=list(m.symbols))
     fills_df = _fills_frame(fills, m.index, m.symbols)
     trades_df = _trades_frame(trades, m.index, m.symbols)
-    gross = np.abs(pos * m.close)
-    gross = np.nan_to_num(gross, nan=0.0).sum(axis=1)
     traded = float(np.abs(fills[:, kernel.F_QTY] * fills[:, kernel.F_PRICE]).sum())
-    metrics = compute_metrics(equity_s, trades_df, periods_per_year(tf_ms),
-                              gross_exposure=pd.Series(gross, index=m.index), traded_notional=traded)
+    metrics = compute_metrics(equity_s, trades_df, periods_per_year(tf_ms), traded_notional=traded)
+    metrics["exposure"] = float(exposed_bars / len(equity))
     metrics["fees"] = float(fills[:, kernel.F_FEE].sum())
     metrics["slippage"] = float(fills[:, kernel.F_SLIP].sum())
     metrics["funding"] = float(trades[:, kernel.T_FUNDING].sum()) if len(trades) else 0.0
     t3 = time.perf_counter()
     return BacktestResult(
-        equity=equity_s, cash=pd.Series(cash, index=m.index, name="cash"), positions=positions,
-        targets=pd.DataFrame(tgt, index=m.index, columns=list(m.symbols)), fills=fills_df, trades=trades_df,
+        equity=equity_s, targets=pd.DataFrame(tgt, index=m.index, columns=list(m.symbols)), fills=fills_df, trades=trades_df,
         metrics=metrics, config=config, timeframe_ms=tf_ms, panel=panel,
         elapsed_s={"prepare": t1 - t0, "kernel": t2 - t1, "stats": t3 - t2})
 

@@ -87,9 +87,10 @@ def _open_trade(st, s, t, px, qty_abs, fee, slip):  # noqa: ANN001, ANN202 - num
 
 
 @njit(cache=True)
-def _fill(t, s, dq, ref_px, maker, reason, qty, cash_box, st, fills, counts, trades,  # noqa: ANN001, ANN202
+def _fill(t, s, dq, ref_px, maker, reason, qty, cash, st, fills, counts, trades,  # noqa: ANN001, ANN202
           fee_taker, fee_maker, half_spread, impact_coef, sigma, vol_ref):
-    """Execute dq units of symbol s at bar t against reference price ref_px; update cash, qty and trade state."""
+    """Execute dq units of symbol s at bar t against reference price ref_px; update qty and trade state and
+    return the new cash."""
     side = _sign(dq)
     adq = abs(dq)
     if maker:
@@ -105,7 +106,7 @@ def _fill(t, s, dq, ref_px, maker, reason, qty, cash_box, st, fills, counts, tra
         fee_rate = fee_taker
     fee = adq * px * fee_rate
     slip = adq * abs(px - ref_px)
-    cash_box[0] -= dq * px + fee
+    cash -= dq * px + fee
     old = qty[s]
     new = old + dq
     nf = counts[0]
@@ -138,13 +139,15 @@ def _fill(t, s, dq, ref_px, maker, reason, qty, cash_box, st, fills, counts, tra
             if new != 0.0:
                 _open_trade(st, s, t, px, abs(new), fee * (1.0 - share), slip * (1.0 - share))
     qty[s] = new
+    return cash
 
 
 @njit(cache=True)
-def _barriers(t, intrabar, same_bar_ok, qty, cash_box, st, fills, counts, trades,  # noqa: ANN001, ANN202
+def _barriers(t, intrabar, same_bar_ok, qty, cash, st, fills, counts, trades,  # noqa: ANN001, ANN202
               open_, high, low, stop_loss, take_profit, max_bars,
               fee_taker, fee_maker, half_spread, impact_coef, sigma, vol_ref):
-    """Time exits at the open (intrabar=False) or stop-loss / take-profit inside bar t (intrabar=True)."""
+    """Time exits at the open (intrabar=False) or stop-loss / take-profit inside bar t (intrabar=True); returns
+    the new cash."""
     k = qty.shape[0]
     for s in range(k):
         q = qty[s]
@@ -156,7 +159,7 @@ def _barriers(t, intrabar, same_bar_ok, qty, cash_box, st, fills, counts, trades
             continue
         if not intrabar:
             if max_bars > 0 and t - entry_bar >= max_bars:
-                _fill(t, s, -q, o, False, REASON_TIME, qty, cash_box, st, fills, counts, trades,
+                cash = _fill(t, s, -q, o, False, REASON_TIME, qty, cash, st, fills, counts, trades,
                       fee_taker, fee_maker, half_spread, impact_coef, sigma, vol_ref)
             continue
         if entry_bar == t and not same_bar_ok:
@@ -166,94 +169,145 @@ def _barriers(t, intrabar, same_bar_ok, qty, cash_box, st, fills, counts, trades
             if stop_loss > 0.0:
                 stop = avg * (1.0 - stop_loss)
                 if low[t, s] <= stop:
-                    _fill(t, s, -q, min(o, stop), False, REASON_STOP, qty, cash_box, st, fills, counts, trades,
+                    cash = _fill(t, s, -q, min(o, stop), False, REASON_STOP, qty, cash, st, fills, counts, trades,
                           fee_taker, fee_maker, half_spread, impact_coef, sigma, vol_ref)
                     continue
             if take_profit > 0.0:
                 tp = avg * (1.0 + take_profit)
                 if high[t, s] >= tp:
-                    _fill(t, s, -q, max(o, tp), True, REASON_TAKE, qty, cash_box, st, fills, counts, trades,
+                    cash = _fill(t, s, -q, max(o, tp), True, REASON_TAKE, qty, cash, st, fills, counts, trades,
                           fee_taker, fee_maker, half_spread, impact_coef, sigma, vol_ref)
         else:
             if stop_loss > 0.0:
                 stop = avg * (1.0 + stop_loss)
                 if high[t, s] >= stop:
-                    _fill(t, s, -q, max(o, stop), False, REASON_STOP, qty, cash_box, st, fills, counts, trades,
+                    cash = _fill(t, s, -q, max(o, stop), False, REASON_STOP, qty, cash, st, fills, counts, trades,
                           fee_taker, fee_maker, half_spread, impact_coef, sigma, vol_ref)
                     continue
             if take_profit > 0.0:
                 tp = avg * (1.0 - take_profit)
                 if low[t, s] <= tp:
-                    _fill(t, s, -q, min(o, tp), True, REASON_TAKE, qty, cash_box, st, fills, counts, trades,
+                    cash = _fill(t, s, -q, min(o, tp), True, REASON_TAKE, qty, cash, st, fills, counts, trades,
                           fee_taker, fee_maker, half_spread, impact_coef, sigma, vol_ref)
+    return cash
 
 
 @njit(cache=True)
-def simulate_kernel(targets, fill_px, open_, high, low, close, sigma, vol_ref, funding,  # noqa: ANN001, ANN201
+def simulate_kernel(targets, changed, fill_px, open_, high, low, close, sigma, vol_ref, funding,  # noqa: ANN001, ANN201
                     init_cash, fee_taker, fee_maker, half_spread, impact_coef,
                     stop_loss, take_profit, max_bars, fills_at_open, capacity):
-    """Simulate the portfolio over (n bars x k symbols); returns equity, cash, qty per bar, fills and trades."""
+    """Simulate the portfolio over (n bars x k symbols); returns equity per bar, fill rows, trade rows and the
+    number of bars that ended holding any position.
+
+    Positions per bar are not materialised here (they follow exactly from the fills; see positions_from_fills):
+    the only per-bar output is equity, so the kernel writes no more memory than a bare loop does.
+    `changed[t]` is true where any target at bar t differs from bar t-1 (bar 0: from zero); per-symbol work is only
+    done on those bars, on bars after an untradable one, and while positions are open.
+    Symbol loops are `while` loops and cash is a local: both measurably faster than `for ... range(k)` and an array
+    cell in numba's per-bar hot path.
+    """
     n, k = targets.shape
     equity = np.empty(n)
-    cash_out = np.empty(n)
-    pos = np.empty((n, k))
     qty = np.zeros(k)
-    cash_box = np.empty(1)
-    cash_box[0] = init_cash
+    cash = init_cash
     st = np.zeros((k, N_STATE_COLS))
     prev_target = np.zeros(k)
     fills = np.empty((capacity, N_FILL_COLS))
     trades = np.empty((capacity, N_TRADE_COLS))
     counts = np.zeros(2, dtype=np.int64)
+    exposed_bars = 0
+    n_open = 0  # symbols with a non-zero position (funding and marking skip work while flat)
     has_barriers = stop_loss > 0.0 or take_profit > 0.0
+    last_fill_count = 0
+    pending = False
+    has_funding = False
+    for i in range(funding.size):
+        if funding.flat[i] != 0.0 and funding.flat[i] == funding.flat[i]:
+            has_funding = True
+            break
     for t in range(n):
+        # fast path: flat, nothing to execute on this bar
+        if n_open == 0 and not pending and (t == 0 or not changed[t - 1]):
+            equity[t] = cash
+            continue
+        # fast path: holding, no barriers or funding, no new targets: mark only
+        if not (has_funding or has_barriers or max_bars > 0 or pending or (t > 0 and changed[t - 1])):
+            eq = cash
+            s = 0
+            while s < k:
+                q = qty[s]
+                if q != 0.0:
+                    eq += q * close[t, s]
+                s += 1
+            exposed_bars += 1
+            equity[t] = eq
+            continue
         # 1) funding on the position held entering the bar
-        for s in range(k):
-            q = qty[s]
-            if q != 0.0:
-                r = funding[t, s]
-                if r == r and r != 0.0:
-                    pay = q * open_[t, s] * r
-                    cash_box[0] -= pay
-                    st[s, S_FUND] += pay
+        if n_open > 0 and has_funding:
+            s = 0
+            while s < k:
+                q = qty[s]
+                if q != 0.0:
+                    r = funding[t, s]
+                    if r == r and r != 0.0:
+                        pay = q * open_[t, s] * r
+                        cash -= pay
+                        st[s, S_FUND] += pay
+                s += 1
         # 2) time barrier at the open
-        if max_bars > 0:
-            _barriers(t, False, False, qty, cash_box, st, fills, counts, trades, open_, high, low,
-                      stop_loss, take_profit, max_bars, fee_taker, fee_maker, half_spread, impact_coef, sigma, vol_ref)
-        if has_barriers and not fills_at_open:
-            _barriers(t, True, False, qty, cash_box, st, fills, counts, trades, open_, high, low,
-                      stop_loss, take_profit, max_bars, fee_taker, fee_maker, half_spread, impact_coef, sigma, vol_ref)
+        if max_bars > 0 and n_open > 0:
+            cash = _barriers(t, False, False, qty, cash, st, fills, counts, trades, open_, high, low,
+                             stop_loss, take_profit, max_bars, fee_taker, fee_maker, half_spread, impact_coef, sigma, vol_ref)
+        if has_barriers and not fills_at_open and n_open > 0:
+            cash = _barriers(t, True, False, qty, cash, st, fills, counts, trades, open_, high, low,
+                             stop_loss, take_profit, max_bars, fee_taker, fee_maker, half_spread, impact_coef, sigma, vol_ref)
         # 3) signal fills: the target decided at t-1
-        if t > 0:
-            eq = cash_box[0]
-            for s in range(k):
-                if qty[s] != 0.0:
-                    eq += qty[s] * fill_px[t, s]
-            for s in range(k):
+        if t > 0 and (pending or changed[t - 1]):
+            pending = False
+            eq = 0.0
+            have_eq = False  # equity at fill prices, computed only when some target changed
+            s = -1
+            while s + 1 < k:
+                s += 1
                 tgt = targets[t - 1, s]
                 if tgt == prev_target[s]:
                     continue
+                if not have_eq:
+                    have_eq = True
+                    eq = cash
+                    s2 = 0
+                    while s2 < k:
+                        if qty[s2] != 0.0:
+                            eq += qty[s2] * fill_px[t, s2]
+                        s2 += 1
                 px = fill_px[t, s]
                 if px != px or tgt != tgt:
+                    pending = True
                     continue  # not tradable yet: retried on the next bar
                 prev_target[s] = tgt
                 new_q = tgt * eq / (px * (1.0 + fee_taker))
                 dq = new_q - qty[s]
                 if dq != 0.0:
-                    _fill(t, s, dq, px, False, REASON_SIGNAL, qty, cash_box, st, fills, counts, trades,
-                          fee_taker, fee_maker, half_spread, impact_coef, sigma, vol_ref)
-        if has_barriers and fills_at_open:
-            _barriers(t, True, True, qty, cash_box, st, fills, counts, trades, open_, high, low,
-                      stop_loss, take_profit, max_bars, fee_taker, fee_maker, half_spread, impact_coef, sigma, vol_ref)
+                    cash = _fill(t, s, dq, px, False, REASON_SIGNAL, qty, cash, st, fills, counts, trades,
+                                 fee_taker, fee_maker, half_spread, impact_coef, sigma, vol_ref)
+        if has_barriers and fills_at_open and (n_open > 0 or counts[0] != last_fill_count):
+            cash = _barriers(t, True, True, qty, cash, st, fills, counts, trades, open_, high, low,
+                             stop_loss, take_profit, max_bars, fee_taker, fee_maker, half_spread, impact_coef, sigma, vol_ref)
         # 4) mark to market at the close
-        eq = cash_box[0]
-        for s in range(k):
-            q = qty[s]
-            pos[t, s] = q
-            if q != 0.0:
-                eq += q * close[t, s]
+        eq = cash
+        if n_open > 0 or counts[0] != last_fill_count:
+            last_fill_count = counts[0]
+            n_open = 0
+            s = 0
+            while s < k:
+                q = qty[s]
+                if q != 0.0:
+                    n_open += 1
+                    eq += q * close[t, s]
+                s += 1
+            if n_open > 0:
+                exposed_bars += 1
         equity[t] = eq
-        cash_out[t] = cash_box[0]
     # trades still open at the end are reported (marked at the last close), without a fill
     for s in range(k):
         q = qty[s]
@@ -263,7 +317,7 @@ def simulate_kernel(targets, fill_px, open_, high, low, close, sigma, vol_ref, f
             st[s, S_EXIT_VAL] += abs(q) * c
             st[s, S_EXIT_QTY] += abs(q)
             counts[1] = _close_trade(st, trades, counts[1], s, n - 1, _sign(q), REASON_END)
-    return equity, cash_out, pos, fills[:counts[0]].copy(), trades[:counts[1]].copy()
+    return equity, fills[:counts[0]].copy(), trades[:counts[1]].copy(), exposed_bars
 
 
 @njit(cache=True)

@@ -6,7 +6,10 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import pandas as pd
+
 from engine.backtest import kernel
+from engine.backtest.engine import changed_bars, positions_from_fills
 from tests.backtest.reference_loop import reference_simulate
 
 
@@ -60,8 +63,8 @@ def test_kernel_equals_reference_loop(case) -> None:  # noqa: ANN001
     arrays, p = case
     a = arrays
     n, k = a["targets"].shape
-    eq, cash, pos, fills, trades = kernel.simulate_kernel(
-        a["targets"], a["fill_px"], a["open_"], a["high"], a["low"], a["close"], a["sigma"], a["vol_ref"],
+    eq, fills, trades, exposed = kernel.simulate_kernel(
+        a["targets"], changed_bars(a["targets"]), a["fill_px"], a["open_"], a["high"], a["low"], a["close"], a["sigma"], a["vol_ref"],
         a["funding"], p["init_cash"], p["fee_taker"], p["fee_maker"], p["half_spread"], p["impact_coef"],
         p["stop_loss"], p["take_profit"], p["max_bars"], p["fills_at_open"], 4 * n * k + 4)
     r_eq, r_pos, r_fills, r_trades = reference_simulate(
@@ -70,7 +73,11 @@ def test_kernel_equals_reference_loop(case) -> None:  # noqa: ANN001
         p["fee_taker"], p["fee_maker"], p["half_spread"], p["impact_coef"], p["stop_loss"], p["take_profit"],
         p["max_bars"], p["fills_at_open"])
     assert np.array_equal(eq, r_eq)
-    assert np.array_equal(pos, r_pos)
+    frame = pd.DataFrame({"bar": fills[:, kernel.F_BAR].astype(int), "qty": fills[:, kernel.F_QTY],
+                          "symbol": fills[:, kernel.F_SYM].astype(int)})
+    positions = positions_from_fills(frame, pd.RangeIndex(n), list(range(k)))
+    assert np.array_equal(positions, r_pos)
+    assert exposed == int((r_pos != 0).any(axis=1).sum())
     assert len(fills) == len(r_fills)
     for row, ref in zip(fills, r_fills):
         assert (int(row[kernel.F_BAR]), int(row[kernel.F_SYM])) == (ref["bar"], ref["sym"])
@@ -91,7 +98,7 @@ def test_reference_catches_a_changed_rule() -> None:
     targets[3:12] = 1.0
     zeros = np.zeros((n, 1))
     args = (targets, close, close, close * 1.01, close * 0.99, close, zeros, zeros, zeros, 10_000.0)
-    eq, *_ = kernel.simulate_kernel(*args, 0.001, 0.0, 0.0, 0.0, 0.0, 0.0, 0, True, 100)
+    eq, *_ = kernel.simulate_kernel(targets, changed_bars(targets), *args[1:], 0.001, 0.0, 0.0, 0.0, 0.0, 0.0, 0, True, 100)
     r_eq, *_ = reference_simulate(*[x.tolist() if isinstance(x, np.ndarray) else x for x in args],
                                   0.002, 0.0, 0.0, 0.0, 0.0, 0.0, 0, True)
     assert not np.array_equal(eq, r_eq)
