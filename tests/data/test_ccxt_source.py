@@ -56,12 +56,12 @@ def test_real_binance_parser_paginates_recorded_klines_with_one_retried_network_
     # load_markets ran through the recordings too (spot + USD-M exchangeInfo), once
     assert [c.path for c in replay.calls[:2]] == ["/api/v3/exchangeInfo", "/fapi/v1/exchangeInfo"]
     df = load_candles(store, "binance", "BTC/USDT", "1m")
-    first = replay.entries  # the recorded wire values are decimal strings; ccxt parsed them to floats
+    # the recorded wire values are decimal strings; the real ccxt parser turned them into floats
     assert len(df) == 120 and df["open"].iloc[0] == 42300.0 and df.index[0].value // 1_000_000 == T0
     again = ingest_candles(store, src, "BTC/USDT", "1m", T0)
     assert again.inserted == 0 and again.requests == 0
     report("ccxt replay", {"klines_requests": len(klines), "retries": src.retries,
-                           "paced_sleep_s": round(sum(clock.sleeps) - 0.5, 3), "entries": len(first)})
+                           "paced_sleep_s": round(sum(clock.sleeps) - 0.5, 3), "recorded_entries": len(replay.entries)})
 
 
 def test_requests_are_paced_by_rate_limit_times_endpoint_weight():
