@@ -1,7 +1,7 @@
 """Drift vs the backtest twin: pair every paper/live fill with what the backtester would have done on the same bars.
 
 The backtester fills a bar-t signal at bar t+1 (`backtest.fill_model`, default next_open) at the configured taker fee
-plus half-spread. The engine decides right after bar t closes, so the twin bar is the bar the order was created in.
+plus half-spread and square-root impact (its cost model, engine.backtest.costs). The engine decides right after bar t closes, so the twin bar is the bar the order was created in.
 Per fill we store live vs twin price and fee, slippage (bps, signed so positive = worse than twin) and total drift
 (slippage + fee difference, bps of notional). An alert fires when an instance's mean absolute drift exceeds
 `lifecycle.max_drift_bps`.
@@ -20,13 +20,36 @@ from engine.store.ops import raise_alert
 from engine.store.schema import candles, fills, orders, strategy_instances, twin_trades
 
 
-def twin_price(settings: Settings, bar: Any, side: str) -> float:
-    """The backtester's fill price on a bar (fill model + half spread against us)."""
+def twin_price(settings: Settings, bar: Any, side: str, qty: float = 0.0, sigma: float = 0.0) -> float:
+    """The backtester's taker fill on a bar: fill-model price moved against us by half spread + sqrt impact.
+
+    Same cost model as the backtest kernel (engine.backtest.costs): impact = impact_coef * sigma * sqrt(qty/volume).
+    """
+    from engine.backtest.costs import cost_params
+
+    _fee_taker, _fee_maker, half_spread, impact_coef = cost_params(settings.backtest)
     model = settings.backtest.fill_model
     base = bar.open if model == "next_open" else bar.close if model == "next_close" else (
         (bar.high + bar.low + bar.close) / 3)
-    spread = settings.backtest.half_spread_bps / 1e4
-    return base * (1 + spread if side == "buy" else 1 - spread)
+    impact = impact_coef * sigma * (qty / bar.volume) ** 0.5 if bar.volume > 0 and sigma > 0 and qty > 0 else 0.0
+    move = half_spread + impact
+    return base * (1 + move if side == "buy" else 1 - move)
+
+
+def bar_sigma(store: Store, exchange: str, symbol: str, timeframe: str, bar_ts: int) -> float:
+    """EWM std of simple returns known before the bar (the backtest kernel's sigma), from stored candles."""
+    import pandas as pd
+
+    from engine.backtest.costs import SIGMA_SPAN
+
+    with store.connect() as conn:
+        closes = [r[0] for r in conn.execute(select(candles.c.close).where(
+            candles.c.exchange == exchange, candles.c.symbol == symbol, candles.c.timeframe == timeframe,
+            candles.c.ts < bar_ts).order_by(candles.c.ts.desc()).limit(4 * SIGMA_SPAN))][::-1]
+    if len(closes) < 3:
+        return 0.0
+    sig = pd.Series(closes).pct_change().ewm(span=SIGMA_SPAN, min_periods=2).std().iloc[-1]
+    return float(sig) if sig == sig else 0.0
 
 
 def pair_fills(store: Store, settings: Settings, exchange: str) -> int:
@@ -55,7 +78,8 @@ def pair_fills(store: Store, settings: Settings, exchange: str) -> int:
         qty = sum(f["qty"] for f in frs)
         live_px = sum(f["qty"] * f["price"] for f in frs) / qty
         live_fee = sum(f["fee"] for f in frs)
-        twin_px = twin_price(settings, bar, first["side"])
+        sigma = bar_sigma(store, exchange, first["symbol"], first["timeframe"], bar_ts)
+        twin_px = twin_price(settings, bar, first["side"], qty, sigma)
         twin_fee = qty * twin_px * settings.backtest.fee_taker
         sign = 1 if first["side"] == "buy" else -1
         slippage = sign * (live_px - twin_px) / twin_px * 1e4

@@ -67,6 +67,16 @@ def test_engine_trades_halts_flattens_and_stops(engine_dir, report):
         st = client.status()
         assert st.open_positions == 0 and st.open_orders == 0 and st.trading_state == "HALTED"
 
+        # the console's one-key stop: resume, let it trade again, then HALT + FLATTEN in one command
+        assert client.resume(confirm=True).ok
+        wait_for(lambda: client.status().open_positions > 0, 60, "positions after resume")
+        t0 = time.perf_counter()
+        res = client.emergency_stop("one-key stop")
+        estop_ms = (time.perf_counter() - t0) * 1000
+        assert res.ok and res.data["positions_left"] == 0, res.message
+        st = client.status()
+        assert st.trading_state == "HALTED" and st.open_positions == 0 and st.open_orders == 0
+
         audit = rows(store, "SELECT source, user, action FROM audit_log")
         assert ("cli", "tester", "command.halt") in audit and ("cli", "tester", "command.flatten") in audit
         assert any(a == "trading_state.changed" and s == "cli" for s, _u, a in audit)
@@ -86,7 +96,7 @@ def test_engine_trades_halts_flattens_and_stops(engine_dir, report):
         report("engine e2e (speed 60x, 1m bars)", {
             "start_to_heartbeat_s": round(t_alive, 2), "start_to_first_position_s": round(t_positions, 2),
             "halt_latency_first_ms": round(latency_ms, 1), "halt_latency_median_ms": round(statistics.median(lat), 1),
-            "halt_latency_max_ms": round(max(lat), 1),
+            "halt_latency_max_ms": round(max(lat), 1), "emergency_stop_round_trip_ms": round(estop_ms, 1),
             "halted_persisted_ms_median": round(statistics.median(state_ms), 2),
             "halted_persisted_ms_max": round(max(state_ms), 2)})
         assert max(state_ms) < 250 and statistics.median(lat) < 250
@@ -97,3 +107,22 @@ def test_engine_trades_halts_flattens_and_stops(engine_dir, report):
 def rows(store, sql):
     with store.raw() as conn:
         return [tuple(r) for r in conn.execute(sql).fetchall()]
+
+
+def test_engine_detach_and_stop_from_the_cli(engine_dir):
+    cfg = write_config(engine_dir, speed=60.0)
+    state = engine_dir / "state.db"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    cli = [sys.executable, "-c", "from console.cli import main; main()", "--state", str(state), "--config", str(cfg)]
+    out = subprocess.run([*cli, "engine", "--detach"], capture_output=True, text=True, env=env, timeout=90,
+                         cwd=engine_dir)
+    assert out.returncode == 0 and "started in the background" in out.stdout, out.stdout + out.stderr
+    pid = int(out.stdout.split("pid ")[1].split(")")[0])
+    client = ControlClient(open_store_retrying(state), source="cli", heartbeat_timeout_s=3.0)
+    wait_for(client.engine_alive, 30, "detached engine heartbeat")
+    again = subprocess.run([*cli, "engine", "--detach"], capture_output=True, text=True, env=env, timeout=90)
+    assert again.returncode == 1 and "already running" in again.stderr  # one engine per state.db
+    stop = subprocess.run([*cli, "engine", "stop"], capture_output=True, text=True, env=env, timeout=90)
+    assert stop.returncode == 0 and f"pid {pid}" in stop.stdout, stop.stdout + stop.stderr
+    assert not client.engine_alive()
+    assert (engine_dir / "logs" / "engine.log").read_text().count("engine stopping") == 1
