@@ -6,7 +6,7 @@ Only the control module and the store are imported at call time; nothing heavy, 
 from __future__ import annotations
 
 import json
-from typing import Any, Optional
+from typing import Any
 
 import typer
 

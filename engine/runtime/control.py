@@ -208,8 +208,9 @@ class ControlClient:
             state_ms = (time.perf_counter() - t0) * 1000
         cmd_id = submit_command(self.store, command, args, self.source, self.user)
         if not alive:
-            return CommandResult(True, command, cmd_id, f"no engine is running: {command} is queued and runs at the "
-                                 "engine's next start", {"queued": True})
+            done = "HALTED persisted; " if state_ms is not None else ""
+            return CommandResult(True, command, cmd_id, f"{done}no engine is running: {command} is queued and runs "
+                                 "at the engine's next start", {"queued": True})
         result = wait_result(self.store, cmd_id, self.timeout_s, self.poll_s)
         if result is not None:
             if state_ms is not None:

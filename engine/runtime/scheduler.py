@@ -13,6 +13,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from engine.clock import timeframe_ms
+from engine.config import Settings
 from engine.store.db import Store
 
 JOBSTORE_TABLE = "apscheduler_jobs"
@@ -55,3 +57,26 @@ def add_one_off(scheduler: Any, name: str) -> None:
     """Run a registered job once, now (e.g. retrain on operator request)."""
     scheduler.add_job(JOB_FUNC, "date", args=[name], id=f"{name}:once", name=name, replace_existing=True,
                       run_date=datetime.now(timezone.utc))
+
+
+def job_intervals(settings: Settings, speed: float) -> dict[str, float]:
+    """Wall-clock seconds between runs of each job, so bars closing every step/speed seconds are caught quickly."""
+    speed = max(speed, 1e-9)
+    out: dict[str, float] = {}
+    for tf in settings.data.timeframes:
+        bar_wall = timeframe_ms(tf) / 1000 / speed
+        for symbol in settings.data.symbols:
+            out[f"pull:{settings.data.source}:{symbol}:{tf}"] = max(0.25, min(settings.data.pull_interval_s,
+                                                                             bar_wall / 4))
+    for inst_id, inst in settings.strategies.items():
+        if inst.enabled:
+            out[f"tick:{inst_id}"] = max(0.25, min(5.0, timeframe_ms(inst.timeframe) / 1000 / speed / 4))
+            out[f"retrain:{inst.strategy or inst_id}"] = settings.ml.retrain_interval_hours * 3600
+    out["broker:process"] = 0.5
+    out["equity"] = max(0.5, settings.runtime.equity_interval_s / max(1.0, speed) if speed > 1 else
+                        settings.runtime.equity_interval_s)
+    out["monitors"] = settings.runtime.monitor_interval_s
+    out["leaderboard"] = max(10.0, 5 * settings.runtime.equity_interval_s)
+    out["reconcile"] = settings.execution.reconcile_interval_s
+    out["funding"] = 60.0
+    return out

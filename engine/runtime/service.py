@@ -10,82 +10,26 @@ from __future__ import annotations
 
 import json
 import logging
-import logging.handlers
 import os
 import signal
 import socket
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert, select, update
 
-from engine.clock import now_ms, timeframe_ms
+from engine.clock import now_ms
 from engine.config import Settings
 from engine.runtime.lockfile import EngineLock, lock_path
-from engine.store.db import sqlite_path
+from engine.runtime.logs import log_path, setup_logging  # noqa: F401 - log_path is part of this module's API
+from engine.runtime.scheduler import job_intervals
 from engine.store.ops import audit, raise_alert
 from engine.store.schema import engine_status
 
 log = logging.getLogger("quantdesk.engine")
 VERSION = "0.1.0"
 API_KEY_ENV, API_SECRET_ENV = "QUANTDESK_API_KEY", "QUANTDESK_API_SECRET"
-
-
-def log_path(settings: Settings) -> Path:
-    """The rotating engine log file (runtime.log_dir, relative paths beside state.db)."""
-    base = Path(settings.runtime.log_dir).expanduser()
-    if not base.is_absolute():
-        db = sqlite_path(settings.store_url())
-        base = (db.parent if db is not None else Path.cwd()) / base
-    return base / "engine.log"
-
-
-def setup_logging(settings: Settings, to_stderr: bool = True) -> Path:
-    """Log to stderr (foreground/tmux/systemd) and a rotating file; returns the file path."""
-    path = log_path(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    root = logging.getLogger("quantdesk")
-    root.setLevel(logging.INFO)
-    root.propagate = False
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for h in list(root.handlers):
-        root.removeHandler(h)
-    fh = logging.handlers.RotatingFileHandler(path, maxBytes=5_000_000, backupCount=5)
-    fh.setFormatter(fmt)
-    root.addHandler(fh)
-    if to_stderr:
-        sh = logging.StreamHandler()
-        sh.setFormatter(fmt)
-        root.addHandler(sh)
-    for name in ("apscheduler",):
-        logging.getLogger(name).setLevel(logging.WARNING)
-        logging.getLogger(name).addHandler(fh)
-    return path
-
-
-def job_intervals(settings: Settings, speed: float) -> dict[str, float]:
-    """Wall-clock seconds between runs of each job, so bars closing every step/speed seconds are caught quickly."""
-    speed = max(speed, 1e-9)
-    out: dict[str, float] = {}
-    for tf in settings.data.timeframes:
-        bar_wall = timeframe_ms(tf) / 1000 / speed
-        for symbol in settings.data.symbols:
-            out[f"pull:{settings.data.source}:{symbol}:{tf}"] = max(0.25, min(settings.data.pull_interval_s,
-                                                                             bar_wall / 4))
-    for inst_id, inst in settings.strategies.items():
-        if inst.enabled:
-            out[f"tick:{inst_id}"] = max(0.25, min(5.0, timeframe_ms(inst.timeframe) / 1000 / speed / 4))
-            out[f"retrain:{inst.strategy or inst_id}"] = settings.ml.retrain_interval_hours * 3600
-    out["broker:process"] = 0.5
-    out["equity"] = max(0.5, settings.runtime.equity_interval_s / max(1.0, speed) if speed > 1 else
-                        settings.runtime.equity_interval_s)
-    out["monitors"] = settings.runtime.monitor_interval_s
-    out["leaderboard"] = max(10.0, 5 * settings.runtime.equity_interval_s)
-    out["reconcile"] = settings.execution.reconcile_interval_s
-    out["funding"] = 60.0
-    return out
 
 
 def last_market_ts(store: Any) -> int | None:

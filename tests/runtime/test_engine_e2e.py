@@ -104,11 +104,6 @@ def test_engine_trades_halts_flattens_and_stops(engine_dir, report):
         stop_engine(proc)
 
 
-def rows(store, sql):
-    with store.raw() as conn:
-        return [tuple(r) for r in conn.execute(sql).fetchall()]
-
-
 def test_engine_detach_and_stop_from_the_cli(engine_dir):
     cfg = write_config(engine_dir, speed=60.0)
     state = engine_dir / "state.db"
