@@ -155,8 +155,9 @@ def _sharpe_stats(returns: list[float]) -> tuple[float, float, float, int]:
 
 def deflated_sharpe(returns: list[float], n_trials: int, trial_sr_var: float | None = None) -> tuple[float, float]:
     """(deflated Sharpe = SR - expected max SR of n_trials, probability SR beats it) per Bailey & Lopez de Prado."""
-    from scipy.stats import norm
+    from statistics import NormalDist  # stdlib: scipy.stats costs seconds to import in a busy engine
 
+    norm = NormalDist()
     sr, skew, kurt, n = _sharpe_stats(returns)
     if n < 3:
         return 0.0, 0.0
@@ -164,8 +165,8 @@ def deflated_sharpe(returns: list[float], n_trials: int, trial_sr_var: float | N
     n_trials = max(1, int(n_trials))
     if n_trials > 1:
         gamma = 0.5772156649
-        sr0 = (max(var_sr, 0.0) ** 0.5) * ((1 - gamma) * norm.ppf(1 - 1 / n_trials)
-                                           + gamma * norm.ppf(1 - 1 / (n_trials * 2.718281828)))
+        sr0 = (max(var_sr, 0.0) ** 0.5) * ((1 - gamma) * norm.inv_cdf(1 - 1 / n_trials)
+                                           + gamma * norm.inv_cdf(1 - 1 / (n_trials * 2.718281828)))
     else:
         sr0 = 0.0
     denom = (max(1e-12, 1 - skew * sr + (kurt - 1) / 4 * sr * sr)) ** 0.5
