@@ -3,6 +3,14 @@
 Run:  .venv/bin/python benchmarks/bench_backtest.py            (needs vectorbt: .venv/bin/pip install vectorbt,
                                                                  or `pip install -e '.[bench]'`)
       .venv/bin/python benchmarks/bench_backtest.py --sizes 1000000 --repeats 1
+      .venv/bin/python benchmarks/bench_backtest.py --vbt-python /tmp/vbt-venv/bin/python
+
+vectorbt 1.2.0 imports and runs in the project venv (numpy 2.4, pandas 3.1) but there its array wrapper converts the
+DatetimeIndex to Python Timestamps on every wrap (pandas 3 slow path: ~0.7 s per 200k bars), which would flatter us.
+The fair peer is a separate venv with the long-standing combination:
+    python3 -m venv /tmp/vbt-venv
+    /tmp/vbt-venv/bin/pip install "vectorbt==0.26.2" "numpy<2" "pandas<2.3" "numba<0.61" psutil
+The vectorbt worker imports only numpy, pandas, psutil and vectorbt, so it runs under that interpreter unchanged.
 
 Each side runs in its own subprocess (same seeded synthetic OHLCV, generated identically) so peak RSS is measured per
 side. Inside a worker, a small warm-up run loads numba caches / JIT-compiles first; then the timed runs follow.
@@ -178,8 +186,8 @@ def worker_vectorbt(n: int, repeats: int) -> dict:
             "version": vbt.__version__}
 
 
-def _spawn(side: str, n: int, repeats: int) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--worker", side, "--sizes", str(n), "--repeats", str(repeats)],
+def _spawn(side: str, n: int, repeats: int, python: str | None = None) -> dict:
+    out = subprocess.run([python or sys.executable, __file__, "--worker", side, "--sizes", str(n), "--repeats", str(repeats)],
                          capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     if out.returncode != 0:
         raise RuntimeError(f"{side} worker failed:\n{out.stderr[-3000:]}")
@@ -192,6 +200,8 @@ def main() -> None:
     ap.add_argument("--sizes", default="1000000,5000000")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--worker", choices=("ours", "vectorbt"))
+    ap.add_argument("--vbt-python", default=None, help="interpreter for the vectorbt side (e.g. a separate venv "
+                    "with vectorbt 0.26 / pandas 2.2); default: this one")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.worker:
@@ -201,7 +211,7 @@ def main() -> None:
     rows = []
     for n in sizes:
         ours = _spawn("ours", n, args.repeats)
-        theirs = _spawn("vectorbt", n, args.repeats)
+        theirs = _spawn("vectorbt", n, args.repeats, args.vbt_python)
         rows.append((n, ours, theirs))
         print(json.dumps({"ours": ours, "vectorbt": theirs}), file=sys.stderr)
     print(f"\nmachine: {os.cpu_count()} cores, date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
