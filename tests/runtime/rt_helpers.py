@@ -15,7 +15,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-def write_config(folder: Path, speed: float = 60.0, extra: str = "") -> Path:
+def write_config(folder: Path, speed: float = 60.0, extra: str = "", latency_ms: float = 20.0) -> Path:
     """A config for a fast simulated engine (speed-up, short intervals) in `folder`."""
     path = folder / "quantdesk.toml"
     path.write_text(f"""
@@ -28,7 +28,7 @@ heartbeat_interval_s = 0.5
 heartbeat_timeout_s = 3.0
 command_poll_ms = 50
 [execution]
-paper_latency_ms = 20.0
+paper_latency_ms = {latency_ms}
 {extra}
 """)
     return path

@@ -29,7 +29,9 @@ def _fills(store) -> set[str]:
 def test_kill9_at_random_moments_loses_nothing(engine_dir, report):
     rng = random.Random(20261122)
     # rebalance_band = 0: every bar re-sizes every position, so orders and fills flow all the time
-    cfg = write_config(engine_dir, speed=60.0, extra="rebalance_band = 0.0\nmin_order_notional = 1.0")
+    # a 250 ms paper latency widens the window between "order recorded" and "filled", where a kill hurts most
+    cfg = write_config(engine_dir, speed=60.0, extra="rebalance_band = 0.0\nmin_order_notional = 1.0",
+                       latency_ms=250.0)
     state = engine_dir / "state.db"
     proc = start_engine(engine_dir, cfg, state)
     wait_for(state.exists, 30, "state.db")
