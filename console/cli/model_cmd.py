@@ -68,7 +68,9 @@ def list_models(ctx: typer.Context, strategy: Optional[str] = typer.Argument(Non
         until = dt.datetime.fromtimestamp(r.train_end / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
         table.add_row(r.strategy, str(r.version), r.role, r.estimator, _fmt(r.oos_score), str(len(r.features)),
                       until, r.sha256[:12])
-    Console().print(table if rows else "no models")
+    import sys
+
+    Console(width=None if sys.stdout.isatty() else 160).print(table if rows else "no models")
     store.dispose()
 
 

@@ -196,6 +196,18 @@ def simple_sharpe(targets: pd.DataFrame, panel: Mapping[str, pd.DataFrame], peri
     return float(rets.mean() / sd * np.sqrt(periods_per_year)) if sd > 0 else 0.0
 
 
+def backtest_sharpe(targets: pd.DataFrame, panel: Mapping[str, pd.DataFrame]) -> float | None:
+    """Sharpe of target fractions through the project's backtester (next-open fills, fees, spread, impact)."""
+    try:
+        from engine.backtest.engine import simulate_targets
+        from engine.config import BacktestConfig
+    except ImportError:
+        return None
+    lo, hi = targets.index[0], targets.index[-1]
+    sub = {s: f.loc[lo:hi] for s, f in panel.items() if s in targets.columns}
+    return float(simulate_targets(targets, sub, BacktestConfig()).metrics["sharpe"])
+
+
 def train_meta_model(ds: MetaDataset, panel: Mapping[str, pd.DataFrame] | None = None, cv_folds: int = 5,
                      embargo_pct: float = 0.01, test_frac: float = 0.25, refit_full: bool = False,
                      random_state: int = 0, periods_per_year: float = 8760.0,
@@ -255,8 +267,12 @@ def _train(ds: MetaDataset, panel: Mapping[str, pd.DataFrame] | None, cv_folds: 
             size = overlay_sizes(prob, mode, base_rate, ds.spec.payoff_ratio, threshold)
             primary, overlay = overlay_positions(ds, test, prob, index, symbols, size)
             oos["sharpe_primary"] = simple_sharpe(primary, panel, periods_per_year)
-            oos["sharpe_overlay" if mode == "scaled" else f"sharpe_overlay_{mode}"] = \
-                simple_sharpe(overlay, panel, periods_per_year)
+            name = "sharpe_overlay" if mode == "scaled" else f"sharpe_overlay_{mode}"
+            oos[name] = simple_sharpe(overlay, panel, periods_per_year)
+            if mode == "scaled":
+                bt_primary, bt_overlay = backtest_sharpe(primary, panel), backtest_sharpe(overlay, panel)
+                if bt_primary is not None and bt_overlay is not None:
+                    oos["bt_sharpe_primary"], oos["bt_sharpe_overlay"] = bt_primary, bt_overlay
     if refit_full:
         t = time.perf_counter()
         model = fit_calibrated(base, ds.X, ds.y, ds.weight, ds.t1, embargo_pct)

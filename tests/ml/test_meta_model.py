@@ -25,7 +25,10 @@ def test_overlay_beats_primary_out_of_sample(sim_panel_1y, report) -> None:  # n
         "precision_meta": oos["precision"], "precision_primary": oos["primary_precision"],
         "recall": oos["recall"], "f1": oos["f1"], "roc_auc": oos["roc_auc"], "brier": oos["brier"],
         "brier_base_rate": oos["brier_base_rate"], "sharpe_primary": oos["sharpe_primary"],
-        "sharpe_primary_plus_overlay": oos["sharpe_overlay"], "cv_auc_hgb": np.mean(rep.cv_auc["hist_gradient_boosting"]),
+        "sharpe_primary_plus_overlay": oos["sharpe_overlay"],
+        "sharpe_overlay_kelly": oos["sharpe_overlay_kelly"], "sharpe_overlay_gated": oos["sharpe_overlay_gated"],
+        "backtester_sharpe_primary": oos.get("bt_sharpe_primary"),
+        "backtester_sharpe_overlay": oos.get("bt_sharpe_overlay"), "cv_auc_hgb": np.mean(rep.cv_auc["hist_gradient_boosting"]),
         "cv_auc_rf": np.mean(rep.cv_auc["random_forest"]), "train_s": sum(rep.elapsed_s.values())})
     assert isinstance(model, Pipeline) and rep.estimator in ("hist_gradient_boosting", "random_forest")
     assert oos["precision"] > oos["primary_precision"]

@@ -110,10 +110,10 @@ def test_cli_train_list_promote_rollback_end_to_end(tmp_path: Path, sim_state: P
     assert _cli(["--state", str(sim_state), "model", "promote", "quantum_momentum", "1"], tmp_path).returncode == 0
     listed = _cli(["--state", str(sim_state), "model", "list"], tmp_path)
     assert listed.returncode == 0 and "champion" in listed.stdout and "challenger" in listed.stdout
-    v2 = next((sim_state.parent / "models" / "quantum_momentum").glob("v0002.joblib"))
+    assert _cli(["--state", str(sim_state), "model", "promote", "quantum_momentum", "2"], tmp_path).returncode == 0
+    rb = _cli(["--state", str(sim_state), "model", "rollback", "quantum_momentum"], tmp_path)
+    assert rb.returncode == 0 and "v1 is now champion" in rb.stdout
+    v2 = sim_state.parent / "models" / "quantum_momentum" / "v0002.joblib"
     v2.write_bytes(v2.read_bytes()[:100])  # truncated
     bad = _cli(["--state", str(sim_state), "model", "promote", "quantum_momentum", "2"], tmp_path)
     assert bad.returncode == 1 and "sha256" in bad.stderr and "champion unchanged: v1" in bad.stderr
-    assert _cli(["--state", str(sim_state), "model", "promote", "quantum_momentum", "3"], tmp_path).returncode == 0
-    rb = _cli(["--state", str(sim_state), "model", "rollback", "quantum_momentum"], tmp_path)
-    assert rb.returncode == 0 and "v1 is now champion" in rb.stdout
