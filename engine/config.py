@@ -90,7 +90,7 @@ class RiskConfig:
 
     sizing: str = "kelly"  # kelly | probability | fixed
     kelly_fraction: float = 0.25
-    min_probability: float = 0.5
+    min_probability: float = 0.0  # extra gate on the meta probability; Kelly already needs p > 1/(1+b)
     max_trade_fraction: float = 0.05  # of instance capital, per trade
     max_strategy_fraction: float = 0.5  # gross exposure per strategy instance / its capital
     max_symbol_fraction: float = 0.3  # gross exposure per symbol / portfolio equity
