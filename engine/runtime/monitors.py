@@ -30,6 +30,9 @@ class Monitors:
         self.source = source
         self.active: dict[str, dict[str, Any]] = {}
         self._triggers: Any = None
+        from engine.runtime.toxicity import ToxicityBook
+
+        self.toxicity = ToxicityBook(store, settings, source)
         self._trigger_error_logged = False
 
     def _edge(self, key: str, on: bool, severity: str, rule: str, message: str, values: dict[str, Any]) -> None:
@@ -116,7 +119,7 @@ class Monitors:
                 spread = (ask - bid) / ((ask + bid) / 2) * 1e4
             except Exception:  # noqa: BLE001 - no book is reported by the stale-data rule, not here
                 spread = None
-            symbols[symbol] = SymbolObservation(spread_bps=spread,
+            symbols[symbol] = SymbolObservation(spread_bps=spread, vpin_cdf=self.toxicity.cdf.get(symbol),
                                                 data_age_s=age if age is not None and age != float("inf") else None)
         return TriggerObservation(symbols=symbols, total_drawdown=out["drawdown"], error_rate=out["error_rate"],
                                   ts=now_ms())
@@ -134,9 +137,14 @@ class Monitors:
     def run(self) -> dict[str, Any]:
         """Evaluate every monitor once; returns the measured values (stored in job_runs.result)."""
         ages = self.stale_data()
+        try:
+            vpin_cdf = self.toxicity.update()
+        except Exception as exc:  # noqa: BLE001 - toxicity unknown this round is not a monitor failure
+            log.warning("vpin update failed: %s", exc)
+            vpin_cdf = {}
         out: dict[str, Any] = {"max_data_age_s": max(ages.values()) if ages else None,
                                "model_age_h": self.model_staleness(), "error_rate": self.error_rate(),
-                               "drawdown": self.drawdown()}
+                               "drawdown": self.drawdown(), "vpin_cdf": vpin_cdf}
         drift.pair_fills(self.store, self.settings, self.source.id)
         out["drift_breaches"] = len(drift.check_drift(self.store, self.settings))
         out["demoted"] = lifecycle.auto_demote(self.store, self.settings.lifecycle)

@@ -284,6 +284,7 @@ class EngineService:
             from engine.runtime.monitors import Monitors
 
             self._monitor_obj = Monitors(self.store, self.settings, self.source)
+            self.trader.sizer.vpin_cdf = self._monitor_obj.toxicity.cdf  # the sizer reads the same readings
         return self._monitor_obj.run()
 
     def _leaderboard(self) -> int:

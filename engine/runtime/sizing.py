@@ -38,6 +38,7 @@ class LiveSizer:
         self.settings = settings
         self._registry: Any = None
         self._model_error_reported: set[str] = set()
+        self.vpin_cdf: dict[str, float] = {}  # filled by the monitors' ToxicityBook (shared dict)
 
     def meta_probs(self, inst: Instance, strategy: Any, panel: Mapping[str, Any]) -> tuple[dict[str, float], Any]:
         """P(profit) per symbol from the strategy's champion meta-model, or ({}, None) without one."""
@@ -97,7 +98,8 @@ class LiveSizer:
         p = probs.get(symbol)
         decision = size_position(symbol, side, mark, self.exposure(inst, symbol, capital, marks), self.settings.risk,
                                  meta_prob=p, payoff_ratio=model.payoff_ratio if model is not None and p is not None
-                                 else None, rules=market_rules(market), spread_bps=spread, depth=depth, ts=bar_ts)
+                                 else None, rules=market_rules(market), vpin_cdf=self.vpin_cdf.get(symbol),
+                                 spread_bps=spread, depth=depth, ts=bar_ts)
         decision.inputs["overlay"] = (f"meta-model {inst.strategy} v{model.version}" if model is not None and
                                       p is not None else "none: no champion model, sized without the overlay")
         decision.inputs["strategy_weight"] = weight

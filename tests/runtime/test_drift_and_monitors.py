@@ -98,3 +98,26 @@ def test_stale_data_alerts_on_the_edge_and_clears(store):
     mon.stale_data()
     alerts = [a for a in list_alerts(store) if a.rule == "monitor.stale_data"]
     assert len(alerts) == 2 and alerts[0].message.startswith("cleared")
+
+
+def test_toxicity_reads_vpin_from_the_simulated_tape_and_withholds_an_unfilled_cdf(store):
+    from engine.data.ingest import ingest_candles
+    from engine.data.simulator import SimulatedExchange
+    from engine.runtime.toxicity import ToxicityBook
+
+    clock = [T0 / 1000]
+    sim = SimulatedExchange(seed=3, symbols=["BTC/USDT"], clock=lambda: clock[0])
+    ingest_candles(store, sim, "BTC/USDT", "1m", sim.milliseconds() - 2 * 86_400_000)
+    settings = settings_with(_settings(), data={"symbols": ("BTC/USDT",)})
+    book = ToxicityBook(store, settings, sim)
+    book.update()
+    clock[0] += 900
+    book.update()
+    assert 0 < book.vpin["BTC/USDT"] < 1
+    tracker = book.trackers["BTC/USDT"]
+    assert tracker.buckets_completed > tracker.window  # warmed on stored bars, then fed trades
+    assert "BTC/USDT" not in book.cdf  # ~2 days of buckets < window + cdf_window: no CDF for the trigger yet
+    full = settings_with(settings, risk={"vpin_cdf_window": 20, "vpin_window": 10})
+    book2 = ToxicityBook(store, full, sim)
+    book2.update()
+    assert 0 < book2.cdf["BTC/USDT"] <= 1
