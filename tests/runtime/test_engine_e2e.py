@@ -35,6 +35,8 @@ def test_engine_trades_halts_flattens_and_stops(engine_dir, report):
             assert scalar(store, f"SELECT COUNT(*) FROM {table}") > 0, f"{table} is empty"
         instances = {r[0] for r in rows(store, "SELECT DISTINCT instance_id FROM fills")}
         assert {"quantum_momentum", "macro_trend"} & instances
+        wait_for(lambda: scalar(store, "SELECT COUNT(*) FROM job_runs WHERE job_id='monitors' AND ok=1"), 30,
+                 "a monitors run (first run is delayed one interval after start)")
         jobs = {r for (r,) in rows(store, "SELECT DISTINCT job_id FROM job_runs")}
         assert any(j.startswith("pull:") for j in jobs) and any(j.startswith("tick:") for j in jobs)
         assert {"equity", "monitors", "broker:process"} <= jobs
