@@ -79,7 +79,7 @@ class MLConfig:
     vol_span: int = 100
     train_window_days: int = 730
     retrain_interval_hours: float = 24.0
-    cv_folds: int = 5
+    cv_folds: int = 4  # purged folds for model choice (each costs two fits: HGB and RF)
     embargo_pct: float = 0.01
     max_model_age_hours: float = 72.0
 
