@@ -1,8 +1,8 @@
 """The meta-model: a calibrated classifier that says how likely acting on a primary signal is to pay off.
 
 Model choice: HistGradientBoosting and RandomForest are scored by purged, embargoed k-fold CV (ROC AUC, uniqueness
-weights in the fit) on the training period; the better one is wrapped in a pipeline (clean -> calibrated classifier,
-isotonic or sigmoid calibration over purged folds) and fitted. The last `test_frac` of events, after a purge and an
+weights in the fit) on the training period; the better one is wrapped in a pipeline (clean -> quantile bins ->
+CalibratedClassifierCV, isotonic or sigmoid calibration over 3 purged folds) and fitted. The last `test_frac` of events, after a purge and an
 embargo, is never seen in training: it gives the out-of-sample report - precision, recall, F1, ROC AUC and Brier of
 the meta-model, the primary signal's own precision, and the Sharpe of primary-only against primary-plus-overlay
 positions over the same bars (the default overlay scales a primary position by min(1, p / base rate); the Kelly
@@ -116,7 +116,8 @@ def purged_cv_auc(estimator: Any, X: pd.DataFrame, y: np.ndarray, w: np.ndarray,
             continue
         binner = QuantileBinner().fit(Xc.iloc[train])
         model = clone(estimator).fit(binner.transform(Xc.iloc[train]), y[train], sample_weight=w[train])
-        scores.append(float(roc_auc_score(y[test], model.predict_proba(binner.transform(Xc.iloc[test]))[:, 1])))
+        prob = model.predict_proba(binner.transform(Xc.iloc[test]))[:, 1]
+        scores.append(float(roc_auc_score(y[test], prob)))
     return scores
 
 

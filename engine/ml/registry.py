@@ -80,6 +80,12 @@ class LoadedModel:
         """Registry version number."""
         return self.record.version
 
+    @property
+    def timeframe(self) -> str | None:
+        """Bar size the model was trained on (features must be computed on bars of this size), if recorded."""
+        tf = self.record.cv_scores.get("timeframe")
+        return str(tf) if tf else None
+
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
         """Calibrated probability of the positive meta-label per row; refuses missing or reordered columns."""
         if not isinstance(features, pd.DataFrame):
