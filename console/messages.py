@@ -42,8 +42,8 @@ class StatusUnavailable(_Refreshed):
 class DeskRefreshed(_Refreshed):
     """The desk's tables were read; None means that part did not change."""
 
-    positions: Rows
-    orders: Rows
+    positions: Rows | None
+    orders: Rows | None
     sizing: Rows | None
     alerts: Rows | None
     equity: list[tuple[int, float]] | None

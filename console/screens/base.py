@@ -7,6 +7,7 @@ while the screen is the one showing (suspended screens stop their timers).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import work
@@ -64,8 +65,9 @@ class PolledScreen(Screen):
     def show_status(self, status: StatusSnapshot | None, error: str | None, pending: str) -> None:
         """Update header and banner from the app's latest status read."""
         header = self.query_one(StatusHeader)
-        if status is not None:
-            header.status = status
+        if status is not None and (header.status is None or
+                                   dataclasses.replace(header.status, now=0) != dataclasses.replace(status, now=0)):
+            header.status = status  # only a real change repaints the header (the read time alone does not)
         header.pending = pending
         problem = engine_problem(status, error)
         self.query_one(EngineBanner).show_problem(problem)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -25,19 +25,41 @@ SIZING_COLUMNS = [("strategy", "Strategy"), ("symbol", "Symbol"), ("side", "Side
 ALERT_COLUMNS = [("time", "Time"), ("sev", "Sev"), ("rule", "Rule"), ("message", "Message")]
 
 
-def position_rows(rows: list[dict[str, Any]]) -> Rows:
-    """Format positions keyed by strategy|symbol."""
-    return {f"{r['instance_id']}|{r['symbol']}": (
-        r["instance_id"], r["symbol"], fmt.qty(r["qty"]), fmt.money(r["avg_price"]), fmt.money(r["mark"]),
-        fmt.pnl(r["unrealized"]), fmt.pnl(r["realized_pnl"])) for r in rows}
+def position_cells(r: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Cells of one position (instance, symbol, qty, avg, realized, mark, unrealized)."""
+    inst, sym, qty, avg, realized, mark, unrealized = r
+    return (inst, sym, fmt.qty(qty), fmt.money(avg), fmt.money(mark), fmt.pnl(unrealized), fmt.pnl(realized))
 
 
-def order_rows(rows: list[dict[str, Any]]) -> Rows:
-    """Format open orders keyed by client order id (times, not ages, so a quiet book touches no cells)."""
-    return {r["client_order_id"]: (
-        fmt.clock(r["created_at"]), r["instance_id"], r["symbol"], fmt.side(r["side"]),
-        r["type"] + (" RO" if r["reduce_only"] else ""), f"{r['qty']:.6g}",
-        fmt.money(r["price"]) if r["price"] else "mkt", f"{r['filled_qty']:.6g}", r["status"]) for r in rows}
+def order_cells(r: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Cells of one open order (times, not ages, so a quiet book touches no cells)."""
+    _coid, created, inst, sym, side, otype, qty, price, filled, reduce_only, status = r
+    return (fmt.clock(created), inst, sym, fmt.side(side), otype + (" RO" if reduce_only else ""), f"{qty:.6g}",
+            fmt.money(price) if price else "mkt", f"{filled:.6g}", status)
+
+
+class RowFormatter:
+    """Formats only rows whose raw values changed since the last read (a busy book re-formats a handful of rows)."""
+
+    def __init__(self, key: Callable[[tuple[Any, ...]], str], cells: Callable[[tuple[Any, ...]], tuple[Any, ...]]) -> None:
+        self.key = key
+        self.cells = cells
+        self._cache: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        self.formatted = 0
+
+    def rows(self, raw_rows: list[tuple[Any, ...]]) -> Rows:
+        """{row key: cells} for these raw rows, reusing cells of unchanged rows."""
+        out: Rows = {}
+        cache: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        for raw in raw_rows:
+            cells = self._cache.get(raw)
+            if cells is None:
+                cells = self.cells(raw)
+                self.formatted += 1
+            cache[raw] = cells
+            out[self.key(raw)] = cells
+        self._cache = cache
+        return out
 
 
 def sizing_rows(rows: list[dict[str, Any]]) -> Rows:
@@ -64,6 +86,11 @@ class DeskScreen(PolledScreen):
                 tooltip="Move focus to the next table on the desk", show=False),
     ]
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.position_format = RowFormatter(lambda r: f"{r[0]}|{r[1]}", position_cells)
+        self.order_format = RowFormatter(lambda r: str(r[0]), order_cells)
+
     def compose_body(self) -> ComposeResult:
         """Positions and chart on top, orders and sizing below, alerts at the bottom."""
         with Grid(id="desk-grid"):
@@ -87,23 +114,28 @@ class DeskScreen(PolledScreen):
     def poll(self) -> list[Message]:
         """Read and format the desk (worker thread)."""
         d = self.qapp.reader.desk()
-        return [DeskRefreshed(position_rows(d.positions), order_rows(d.orders),
+        if d.positions is None and d.orders is None and d.sizing is None and d.alerts is None and d.equity is None:
+            return []  # a quiet desk: nothing to format, nothing for the UI thread to do
+        return [DeskRefreshed(self.position_format.rows(d.positions) if d.positions is not None else None,
+                              self.order_format.rows(d.orders) if d.orders is not None else None,
                               sizing_rows(d.sizing) if d.sizing is not None else None,
                               alert_rows(d.alerts) if d.alerts is not None else None, d.equity)]
 
     def on_desk_refreshed(self, message: DeskRefreshed) -> None:
         """Apply a desk read: only changed cells are touched."""
         self.clear_poll_error()
-        self.query_one("#positions", KeyedTable).sync(message.positions)
-        self.query_one("#orders", KeyedTable).sync(message.orders)
+        if message.positions is not None:
+            self.query_one("#positions", KeyedTable).sync(message.positions)
+            self.query_one("#positions").border_subtitle = f"{len(message.positions)}"
+        if message.orders is not None:
+            self.query_one("#orders", KeyedTable).sync(message.orders)
+            self.query_one("#orders").border_subtitle = f"{len(message.orders)}"
         if message.sizing is not None:
             self.query_one("#sizing", KeyedTable).sync(message.sizing)
         if message.alerts is not None:
             self.query_one("#desk-alerts", KeyedTable).sync(message.alerts)
         if message.equity is not None:
             self.query_one("#equity-chart", SeriesChart).set_series(message.equity)
-        self.query_one("#positions").border_subtitle = f"{len(message.positions)}"
-        self.query_one("#orders").border_subtitle = f"{len(message.orders)}"
 
     def action_resume_trading(self) -> None:
         """Typed confirmation, then resume through the control API."""
