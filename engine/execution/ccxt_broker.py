@@ -129,6 +129,13 @@ class CcxtBroker:
                 self._market_id_ok(req.symbol)
                 self._check_cap(req)
                 existing, _ = insert_order(self.store, req, self.exchange.milliseconds())
+            else:
+                try:  # recorded but never confirmed sent: the state may have changed since (HALTED stays HALTED)
+                    check_order_allowed(self.store, req)
+                except OrderBlocked as exc:
+                    set_order_status(self.store, req.client_order_id, "canceled", self.exchange.milliseconds(),
+                                     reason=f"not sent after restart: {exc}"[:500])
+                    return get_order(self.store, req.client_order_id) or existing
             params: dict[str, Any] = {"clientOrderId": req.client_order_id}
             if req.reduce_only and ":" in req.symbol:
                 params["reduceOnly"] = True
@@ -257,7 +264,7 @@ class CcxtBroker:
                     self.submit(OrderRequest(instance_id=o["instance_id"], symbol=o["symbol"], side=o["side"],
                                              qty=o["qty"], client_order_id=o["client_order_id"], type=o["type"],
                                              price=o["price"], reduce_only=bool(o["reduce_only"]),
-                                             intent="flatten" if o["reduce_only"] else "trade"))
+                                             intent="flatten" if o["reason"] == "operator flatten" else "trade"))
                 continue
             added += self.sync_order(found, o["client_order_id"])
         return added

@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from engine.data.source import MarketSource
 from engine.execution.broker import check_order_allowed
-from engine.execution.orders import (EPS, Fill, OrderRequest, apply_funding, get_order, insert_order, load_positions,
+from engine.execution.orders import (EPS, Fill, OrderBlocked, OrderRequest, apply_funding, get_order, insert_order, load_positions,
                                      next_fill_seq, open_orders, record_fill, set_order_status)
 from engine.store.db import Store
 from engine.store.ops import raise_alert
@@ -40,6 +40,14 @@ def walk_book(levels: list[list[float]], qty: float, limit: float | None = None,
         filled += take
         cost += take * price
     return filled, (cost / filled if filled > 0 else 0.0)
+
+
+def _request_of(order: dict[str, Any]) -> OrderRequest:
+    """The OrderRequest a stored order row came from (for re-checking the trading-state gate)."""
+    return OrderRequest(instance_id=order["instance_id"], symbol=order["symbol"], side=order["side"],
+                        qty=order["qty"] - order["filled_qty"], client_order_id=order["client_order_id"],
+                        type=order["type"], price=order["price"], reduce_only=bool(order["reduce_only"]),
+                        intent="flatten" if order["reason"] == "operator flatten" else "trade")
 
 
 class PaperBroker:
@@ -144,7 +152,7 @@ class PaperBroker:
         with self._lock:
             for order in open_orders(self.store):
                 if order["status"] == "new":
-                    self._arrive(order)
+                    self._send_unsent(order)
                     continue
                 if order["type"] != "limit":  # a market remainder left by a crash between fill and cancel
                     set_order_status(self.store, order["client_order_id"], "canceled", self.source.milliseconds(),
@@ -183,13 +191,23 @@ class PaperBroker:
         self._fill(order, qty, limit, "maker", last_ts)
         return 1
 
+    def _send_unsent(self, order: dict[str, Any]) -> bool:
+        """Send an order recorded before a crash, if the trading state still allows it; else cancel it."""
+        try:
+            check_order_allowed(self.store, _request_of(order))
+        except OrderBlocked as exc:
+            set_order_status(self.store, order["client_order_id"], "canceled", self.source.milliseconds(),
+                             reason=f"not sent after restart: {exc}"[:500])
+            return False
+        self._arrive(order)
+        return True
+
     def recover(self) -> dict[str, Any]:
-        """After a restart: orders recorded but never sent (status new) arrive now; resting limits resume."""
+        """After a restart: orders recorded but never sent (status new) arrive now, if the state allows them."""
         pending = [o for o in open_orders(self.store) if o["status"] == "new"]
         with self._lock:
-            for order in pending:
-                self._arrive(order)
-        return {"resubmitted": len(pending), "resting": len(open_orders(self.store))}
+            sent = sum(self._send_unsent(o) for o in pending)
+        return {"resubmitted": sent, "blocked": len(pending) - sent, "resting": len(open_orders(self.store))}
 
     # --- valuation and funding -----------------------------------------------------------------------------------
     def mark_price(self, symbol: str) -> float:

@@ -165,3 +165,15 @@ def test_live_cli_needs_keys_and_a_typed_confirmation(tmp_path):
     assert out.returncode == 2 and "not confirmed" in out.stderr
     assert KEY not in out.stdout + out.stderr and SECRET not in out.stdout + out.stderr
     assert not (tmp_path / "s.db.engine.pid").exists()
+
+
+def test_an_order_recorded_but_unsent_stays_unsent_when_restarted_into_halted(store, live):
+    from engine.execution.orders import insert_order
+
+    broker, replay = live
+    insert_order(store, _req("qd-net-2", qty=0.003), broker.exchange.milliseconds())  # crash before the POST
+    set_state(store, TradingState.HALTED, "operator", "cli", "tester")
+    broker.process()  # the exchange does not know the id (-2013), and HALTED forbids sending it now
+    row = get_order(store, "qd-net-2")
+    assert row["status"] == "canceled" and "not sent after restart" in row["reason"]
+    assert [c.method for c in replay.calls_to("/api/v3/order")] == ["GET"]

@@ -169,3 +169,14 @@ def test_bad_requests_name_the_field():
         _req("x", qty=0)
     with pytest.raises(OrderError, match="price"):
         _req("x", type="limit")
+
+
+def test_an_unsent_order_is_not_sent_after_a_restart_into_halted(store, sim, broker):
+    req = _req(client_order_id("inst", "BTC/USDT", 456), qty=0.25)
+    insert_order(store, req, sim.milliseconds())  # recorded, then the engine died; an operator halted meanwhile
+    set_state(store, TradingState.HALTED, "operator", "cli", "tester")
+    out = broker.recover()
+    assert out["resubmitted"] == 0 and out["blocked"] == 1
+    row = get_order(store, req.client_order_id)
+    assert row["status"] == "canceled" and "not sent after restart" in row["reason"]
+    assert _fill_rows(store) == [] and load_positions(store) == []
