@@ -202,8 +202,18 @@ def build_dataset(strategy: Any, panel: Mapping[str, pd.DataFrame], spec: Barrie
 
 
 def latest_features(strategy: Any, panel: Mapping[str, pd.DataFrame], features: Sequence[str],
-                    micro: MicroParams | None = None) -> pd.DataFrame:
-    """The model inputs at each symbol's last bar (index = symbol, columns = `features` in order) for live use."""
+                    micro: MicroParams | None = None, timeframe: str | None = None) -> pd.DataFrame:
+    """The model inputs at each symbol's last bar (index = symbol, columns = `features` in order) for live use.
+
+    Pass the model's training `timeframe` (LoadedModel.timeframe) when the live panel has finer bars: the panel is
+    then resampled (complete bars only) so the features mean what they meant in training.
+    """
+    if timeframe is not None:
+        from engine.features.panel import infer_timeframe_ms, resample_panel
+
+        first = next(iter(panel.values()))
+        if len(first) >= 2 and infer_timeframe_ms(first.index) < timeframe_ms(timeframe):
+            panel = resample_panel(panel, timeframe)
     signals = strategy.signals(panel)
     strat_feats = strategy.features(panel)
     rows = {}

@@ -80,7 +80,8 @@ class Rule:
     def safe(self, value: float, hysteresis: float) -> bool:
         """True when the reading is back on the safe side of the lowest threshold with hysteresis margin."""
         first = self.reduce if self.reduce is not None else self.halt
-        assert first is not None
+        if first is None:
+            raise ValueError(f"rule {self.name}: has neither a reduce nor a halt threshold")
         return value < first * hysteresis if self.higher_is_worse else value > first / hysteresis
 
 
@@ -199,7 +200,8 @@ class TriggerEngine:
 
     def _fire(self, rule: Rule, key: str, value: float, level: TradingState, ts: int) -> Firing:
         threshold = rule.halt if level is TradingState.HALTED else rule.reduce
-        assert threshold is not None
+        if threshold is None:
+            raise ValueError(f"rule {rule.name}: fired at {level.value} without a threshold for it")
         where = "" if key == GLOBAL_KEY else f" on {key}"
         with self.store.begin() as conn:
             current = read_state(conn).state  # read inside the transaction that tightens it
