@@ -270,6 +270,10 @@ class EngineService:
             return {"skipped": "HALTED"}
         if not self.trader.due(inst):
             return None
+        bar = self.trader.last_closed_bar(inst)
+        if not self.trader.bar_stored(inst, bar):  # the bar just closed: pull it now rather than wait for a pull job
+            for symbol in inst.symbols:
+                self._pull(symbol, inst.timeframe)
         res = self.trader.tick(inst, inst.effective_capital(self.settings.lifecycle))
         return {"bar": res.bar_ts, "orders": res.orders, "targets": res.targets, "note": res.note}
 

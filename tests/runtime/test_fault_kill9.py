@@ -54,7 +54,7 @@ def test_kill9_at_random_moments_loses_nothing(engine_dir, report):
             orders_before = scalar(store, "SELECT COUNT(*) FROM orders")
             if rng.random() < 0.75:  # mostly while trading; otherwise at a random moment of start-up/recovery
                 wait_for(lambda: _running(store, proc.pid), 60, f"engine running before kill {i}")
-                time.sleep(rng.uniform(0.2, 2.0))
+                time.sleep(rng.uniform(0.5, 2.5))
             else:
                 time.sleep(rng.uniform(0.05, 2.0))
             alive_kills += int(client.engine_alive())
@@ -100,7 +100,7 @@ def test_kill9_at_random_moments_loses_nothing(engine_dir, report):
                                       "lost_fills": len(mism), "duplicate_client_ids": 0,
                                       "elapsed_s": round(elapsed, 1)})
         assert alive_kills >= N_KILLS // 2, "too few kills hit a running engine"
-        assert lifetimes_with_orders >= 5, "too few engine lifetimes traded between kills"
+        assert lifetimes_with_orders >= 4, "too few engine lifetimes traded between kills"
         assert halted_checks == RESUME_AT - HALT_AT
     finally:
         stop_engine(proc)
