@@ -112,6 +112,8 @@ class QuantdeskApp(App):
         if delay is None:
             # While a stop waits for the engine, poll fast so HALTED shows the moment the engine has it.
             delay = FAST_POLL_S if self.pending_command == STOP_PENDING else self.poll_interval
+        if self._status_timer is not None:
+            self._status_timer.stop()  # one pending poll at most: extra arms (commands, stop key) collapse the chain
         self._status_timer = self.set_timer(max(0.01, delay), self._status_worker, name="status-poll")
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="status-poll")
@@ -207,15 +209,19 @@ class QuantdeskApp(App):
         """Open the one-key confirmation (from any screen or modal); a second press while open does nothing."""
         if isinstance(self.screen, EmergencyStopModal):
             return
-        self.push_screen(EmergencyStopModal(), callback=self._stop_answered)
+        self.push_screen(EmergencyStopModal(on_confirm=self._send_stop), callback=self._stop_answered)
+
+    def _send_stop(self) -> None:
+        """Called by the modal the moment y is pressed, before it closes: the command leaves first, paint later."""
+        self.pending_command = STOP_PENDING
+        self.send_command("emergency stop", "emergency_stop", "operator emergency stop (console)")
+        self._arm_status(FAST_POLL_S)
 
     def _stop_answered(self, confirmed: bool | None) -> None:
         if not confirmed:
             self.notify("emergency stop cancelled; nothing was sent")
             return
-        self.pending_command = STOP_PENDING
         self._push_status()
-        self.send_command("emergency stop", "emergency_stop", "operator emergency stop (console)")
 
     def confirm_resume(self) -> None:
         """Resume needs the word RESUME typed; then the control API moves HALTED/REDUCING -> ACTIVE."""

@@ -107,10 +107,6 @@ class DeskScreen(PolledScreen):
         for wid, title in titles.items():
             self.query_one(f"#{wid}").border_title = title
 
-    def on_shown(self) -> None:
-        """Re-read everything after being hidden."""
-        self.qapp.reader.reset_probes()
-
     def poll(self) -> list[Message]:
         """Read and format the desk (worker thread)."""
         d = self.qapp.reader.desk()

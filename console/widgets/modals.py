@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -44,10 +46,17 @@ class ConfirmKey(ModalScreen[bool]):
 class EmergencyStopModal(ConfirmKey):
     """The emergency stop's one-key confirmation: y sends HALT + FLATTEN."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_confirm: Callable[[], None] | None = None) -> None:
         super().__init__("EMERGENCY STOP",
                          "HALT trading and FLATTEN: cancel every open order and close every position with "
-                         "reduce-only orders. The header turns HALTED once the engine confirms.", danger=True)
+                         "reduce-only orders. The header shows the stop once the engine has it.", danger=True)
+        self.on_confirm = on_confirm
+
+    def action_answer(self, yes: bool) -> None:
+        """On y, send the stop before closing (closing repaints the desk, which must not delay the command)."""
+        if yes and self.on_confirm is not None:
+            self.on_confirm()
+        self.dismiss(yes)
 
 
 class TypedConfirm(ModalScreen[bool]):
