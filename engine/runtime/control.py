@@ -303,10 +303,12 @@ def read_status(store: Store, heartbeat_timeout_s: float = 5.0) -> EngineStatus:
     rec = get_state(store)
     row = engine_row(store)
     alive = is_engine_alive(store, heartbeat_timeout_s)
-    day_start = now_ms() - now_ms() % 86_400_000
     with store.connect() as conn:
         last = conn.execute(select(equity_snapshots).where(equity_snapshots.c.scope == "portfolio")
                             .order_by(equity_snapshots.c.ts.desc()).limit(1)).mappings().first()
+        # the day in market time (snapshots are stamped with the source's clock, simulated time for the simulator)
+        ref = int(last["ts"]) if last else now_ms()
+        day_start = ref - ref % 86_400_000
         peak = conn.execute(select(func.max(equity_snapshots.c.equity))
                             .where(equity_snapshots.c.scope == "portfolio")).scalar()
         day_open = conn.execute(select(equity_snapshots.c.equity).where(

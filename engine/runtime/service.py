@@ -123,9 +123,13 @@ class EngineService:
         if self.mode == "live":
             from engine.execution.ccxt_broker import CcxtBroker, exchange_from_env
 
+            if not self.settings.data.source.startswith("ccxt:"):
+                raise ValueError(f"data.source: live trading needs the exchange's own data (ccxt:<id>), got "
+                                 f"{self.settings.data.source!r}")
             exchange = exchange_from_env(self.settings.execution.exchange, self.environ)
             self.broker = CcxtBroker(self.store, exchange, max_retries=self.settings.execution.max_retries,
-                                     capital_caps={k: v.capital for k, v in self.settings.strategies.items()})
+                                     capital_caps={k: v.capital for k, v in self.settings.strategies.items()},
+                                     symbols=list(self.settings.data.symbols))
         else:
             from engine.execution.paper_broker import PaperBroker
 
@@ -274,7 +278,10 @@ class EngineService:
         if not self.trader.bar_stored(inst, bar):  # the bar just closed: pull it now rather than wait for a pull job
             for symbol in inst.symbols:
                 self._pull(symbol, inst.timeframe)
-        res = self.trader.tick(inst, inst.effective_capital(self.settings.lifecycle))
+        capital = inst.effective_capital(self.settings.lifecycle)
+        if hasattr(self.broker, "capital_caps"):  # live: the per-strategy cap follows the current stage
+            self.broker.capital_caps[inst.id] = capital
+        res = self.trader.tick(inst, capital)
         return {"bar": res.bar_ts, "orders": res.orders, "targets": res.targets, "note": res.note}
 
     def _equity(self) -> dict[str, Any]:
