@@ -127,3 +127,35 @@ def test_command_poller_thread_stops_on_request(store):
         time.sleep(0.01)
     proc.stop()
     assert not any(t.name == "command-poller" and t.is_alive() for t in threading.enumerate())
+
+
+def test_status_reports_equity_day_pnl_drawdown_and_counts(store):
+    from sqlalchemy import insert
+
+    from engine.store.schema import equity_snapshots
+
+    day = 86_400_000
+    t = 20_000 * day
+    snaps = [(t - 3_600_000, 100_000.0), (t + 1_000, 101_000.0), (t + 2_000, 105_000.0), (t + 3_000, 102_000.0)]
+    with store.begin() as conn:
+        conn.execute(insert(equity_snapshots), [
+            {"ts": ts, "scope": "portfolio", "equity": eq, "cash": eq - 10_000, "gross_exposure": 15_000.0,
+             "net_exposure": 10_000.0, "unrealized_pnl": 0.0, "realized_pnl": 0.0} for ts, eq in snaps])
+    st = ControlClient(store, source="cli").status()
+    assert st.equity == 102_000.0 and st.day_pnl == 2_000.0  # vs the last snapshot before the day began
+    assert st.drawdown == pytest.approx(1 - 102_000 / 105_000)
+    assert st.gross_exposure == 15_000.0 and st.net_exposure == 10_000.0
+    assert st.open_orders == 0 and st.open_positions == 0 and st.mode == "unknown" and not st.engine_alive
+
+
+def test_live_mode_needs_the_flag_and_exchange_data(tmp_path):
+    from engine.runtime.service import EngineService
+
+    live = settings_with(Settings(), store={"path": str(tmp_path / "s.db")}, execution={"mode": "live"})
+    with pytest.raises(ValueError, match="--live"):
+        EngineService(live, live=False, install_signals=False)
+    svc = EngineService(live, live=True, environ={"QUANTDESK_API_KEY": "k", "QUANTDESK_API_SECRET": "s"},
+                        install_signals=False)
+    svc.store = ControlClient(tmp_path / "s.db", source="cli").store
+    with pytest.raises(ValueError, match="data.source"):
+        svc._build_trading()
