@@ -123,3 +123,26 @@ def test_engine_detach_and_stop_from_the_cli(engine_dir):
     assert stop.returncode == 0 and f"pid {pid}" in stop.stdout, stop.stdout + stop.stderr
     assert not client.engine_alive()
     assert (engine_dir / "logs" / "engine.log").read_text().count("engine stopping") == 1
+
+
+def test_flatten_sent_while_no_engine_runs_at_the_next_start(engine_dir):
+    cfg = write_config(engine_dir, speed=60.0)
+    state = engine_dir / "state.db"
+    proc = start_engine(engine_dir, cfg, state)
+    try:
+        wait_for(state.exists, 30, "state.db")
+        client = ControlClient(open_store_retrying(state), source="cli", user="tester", heartbeat_timeout_s=3.0)
+        wait_for(lambda: client.status().open_positions > 0, 90, "positions")
+        assert stop_engine(proc) == 0
+        queued = client.flatten()
+        assert queued.ok and queued.data["queued"] and "next start" in queued.message
+        assert client.status().open_positions > 0
+        proc = start_engine(engine_dir, cfg, state)
+        done = wait_for(lambda: scalar(client.store, "SELECT status FROM commands WHERE id = ?", queued.id)
+                        in ("done", "failed") and scalar(client.store, "SELECT result FROM commands WHERE id = ?",
+                                                         queued.id), 60, "the queued flatten to run")
+        assert json.loads(done)["ok"], done
+        st = client.status()
+        assert st.open_positions == 0 and st.trading_state == "REDUCING"  # flat stays flat until a resume
+    finally:
+        stop_engine(proc)
