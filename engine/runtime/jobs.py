@@ -13,7 +13,7 @@ import threading
 import traceback
 from typing import Any, Callable
 
-from sqlalchemy import insert, update
+from sqlalchemy import delete, func, insert, select, update
 
 from engine.clock import now_ms
 from engine.store.db import Store
@@ -80,3 +80,12 @@ def _finish(store: Store, run_id: int, ok: bool, result: Any, error: str | None)
         conn.execute(update(job_runs).where(job_runs.c.id == run_id).values(
             finished_at=now_ms(), ok=int(ok), result=None if result is None else json.dumps(result, default=str)[:4000],
             error=error))
+
+
+def prune_job_runs(store: Store, keep: int = 20_000) -> int:
+    """Delete all but the newest `keep` job_runs rows (fast-cycling jobs add several per second); returns rows gone."""
+    with store.begin() as conn:
+        top = conn.execute(select(func.max(job_runs.c.id))).scalar()
+        if top is None or top <= keep:
+            return 0
+        return int(conn.execute(delete(job_runs).where(job_runs.c.id <= top - keep)).rowcount or 0)

@@ -296,7 +296,11 @@ class EngineService:
 
             self._monitor_obj = Monitors(self.store, self.settings, self.source)
             self.trader.sizer.vpin_cdf = self._monitor_obj.toxicity.cdf  # the sizer reads the same readings
-        return self._monitor_obj.run()
+        from engine.runtime.jobs import prune_job_runs
+
+        out = self._monitor_obj.run()
+        out["job_runs_pruned"] = prune_job_runs(self.store)
+        return out
 
     def _leaderboard(self) -> int:
         from engine.runtime.leaderboard import compute_leaderboard, store_leaderboard

@@ -159,3 +159,14 @@ def test_live_mode_needs_the_flag_and_exchange_data(tmp_path):
     svc.store = ControlClient(tmp_path / "s.db", source="cli").store
     with pytest.raises(ValueError, match="data.source"):
         svc._build_trading()
+
+
+def test_job_runs_are_pruned_to_the_newest_rows(store):
+    from engine.runtime.jobs import prune_job_runs
+
+    jobs.install(store, {"tiny": lambda: 1})
+    for _ in range(30):
+        jobs.run_job("tiny")
+    assert prune_job_runs(store, keep=10) == 20
+    with store.raw() as conn:
+        assert conn.execute("SELECT COUNT(*), MIN(id) FROM job_runs").fetchone() == (10, 21)
