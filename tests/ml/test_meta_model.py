@@ -66,3 +66,18 @@ def test_training_refuses_degenerate_data(sim_panel_1y) -> None:  # noqa: ANN001
     with pytest.raises(ValueError, match="events|dataset"):
         ds = build_dataset(strategy, small, BarrierSpec(2.0, 1.0, 48, 100))
         train_meta_model(ds)
+
+
+def test_latest_features_resample_to_the_model_timeframe(sim_panel_1y) -> None:  # noqa: ANN001
+    from engine.features.panel import resample_panel
+    from engine.ml.dataset import MICRO_FEATURES
+
+    strategy = load_strategy("quantum_momentum")
+    panel = {s: f.iloc[-3000:] for s, f in sim_panel_1y.items()}
+    cols = MICRO_FEATURES + ["side", "qm_score"]
+    got = latest_features(strategy, panel, cols, timeframe="4h")
+    want = latest_features(strategy, resample_panel(panel, "4h"), cols)
+    pd.testing.assert_frame_equal(got, want)
+    assert got["mf_ret_4"].notna().all() and list(got.columns) == cols
+    same = latest_features(strategy, panel, cols, timeframe="1h")  # already at the model's bars: untouched
+    assert not same.equals(got)

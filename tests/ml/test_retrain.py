@@ -38,7 +38,7 @@ def test_retrain_job_audits_every_step_and_gates(sim_state: Path) -> None:
     store = open_store(sim_state)
     first = retrain_job(settings, "quantum_momentum", store=store)
     assert first["decision"] == "promoted" and first["version"] == 1 and first["flow"] == "sim_klines"
-    assert not any(v for v in first.get("pulled", {}).values())
+    assert not any(first["pulled"].values())  # the store already held the window: nothing pulled
     actions = [a for s, a, _ in _actions(store) if s == "scheduler"]
     for step in ("model.retrain.started", "model.train.data", "model.saved", "model.train.done", "model.gate",
                  "model.promoted", "model.retrain.finished"):
@@ -97,23 +97,22 @@ def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=600)
 
 
-def test_cli_train_list_promote_rollback_end_to_end(tmp_path: Path, sim_state: Path) -> None:
+def test_cli_train_list_promote_rollback_end_to_end(tmp_path: Path) -> None:
     # `model train` on an empty state.db pulls the simulated bars itself
-    empty = tmp_path / "fresh" / "state.db"
-    out = _cli(["--state", str(empty), "model", "train", "quantum_momentum"], tmp_path)
+    state = tmp_path / "fresh" / "state.db"
+    out = _cli(["--state", str(state), "model", "train", "quantum_momentum"], tmp_path)
     assert out.returncode == 0, out.stderr
     assert "model quantum_momentum v1" in out.stdout and "promoted" in out.stdout and "roc_auc" in out.stdout
-    # on a pre-filled store: train twice more (no gate), then operate the registry
-    for _ in range(2):
-        out = _cli(["--state", str(sim_state), "model", "train", "quantum_momentum", "--no-gate"], tmp_path)
-        assert out.returncode == 0, out.stderr
-    assert _cli(["--state", str(sim_state), "model", "promote", "quantum_momentum", "1"], tmp_path).returncode == 0
-    listed = _cli(["--state", str(sim_state), "model", "list"], tmp_path)
+    assert "bars pulled" in out.stdout and "BTC/USDT" in out.stdout
+    out = _cli(["--state", str(state), "model", "train", "quantum_momentum", "--no-gate"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "v2" in out.stdout and "bars pulled" not in out.stdout  # the second run finds the bars in state.db
+    listed = _cli(["--state", str(state), "model", "list"], tmp_path)
     assert listed.returncode == 0 and "champion" in listed.stdout and "challenger" in listed.stdout
-    assert _cli(["--state", str(sim_state), "model", "promote", "quantum_momentum", "2"], tmp_path).returncode == 0
-    rb = _cli(["--state", str(sim_state), "model", "rollback", "quantum_momentum"], tmp_path)
+    assert _cli(["--state", str(state), "model", "promote", "quantum_momentum", "2"], tmp_path).returncode == 0
+    rb = _cli(["--state", str(state), "model", "rollback", "quantum_momentum"], tmp_path)
     assert rb.returncode == 0 and "v1 is now champion" in rb.stdout
-    v2 = sim_state.parent / "models" / "quantum_momentum" / "v0002.joblib"
+    v2 = state.parent / "models" / "quantum_momentum" / "v0002.joblib"
     v2.write_bytes(v2.read_bytes()[:100])  # truncated
-    bad = _cli(["--state", str(sim_state), "model", "promote", "quantum_momentum", "2"], tmp_path)
+    bad = _cli(["--state", str(state), "model", "promote", "quantum_momentum", "2"], tmp_path)
     assert bad.returncode == 1 and "sha256" in bad.stderr and "champion unchanged: v1" in bad.stderr
