@@ -7,6 +7,7 @@ import json
 import random
 import time
 
+import pytest
 from rt_helpers import rows, scalar, start_engine, stop_engine, wait_for, write_config
 
 from engine.execution.orders import check_positions_match_fills
@@ -26,6 +27,7 @@ def _fills(store) -> set[str]:
     return {r[0] for r in rows(store, "SELECT fill_id FROM fills")}
 
 
+@pytest.mark.slow
 def test_kill9_at_random_moments_loses_nothing(engine_dir, report):
     rng = random.Random(20261122)
     # rebalance_band = 0: every bar re-sizes every position, so orders and fills flow all the time
