@@ -155,7 +155,9 @@ class QuantdeskApp(App):
     def _default_control(self) -> Any:
         from engine.runtime.control import ControlClient
 
-        return ControlClient(self.state_target, source="console",
+        # poll_s 20 ms: the command thread waits for the engine's result without hogging the GIL that the UI
+        # thread and the status poll need to show HALTED.
+        return ControlClient(self.state_target, source="console", poll_s=0.02,
                              heartbeat_timeout_s=self.settings.runtime.heartbeat_timeout_s)
 
     @staticmethod
