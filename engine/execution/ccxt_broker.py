@@ -2,7 +2,8 @@
 
 - Every order carries our deterministic client order id. The row is written *before* the request leaves, so after a
   crash or a timeout we ask the exchange for that client id before sending again: a retried submit never doubles.
-- ccxt errors map to outcomes: InsufficientFunds / InvalidOrder -> order rejected + alert; NetworkError (timeouts,
+- ccxt errors map to outcomes: ExchangeError (InsufficientFunds, InvalidOrder, ...) -> order rejected + alert, never
+  resent; NetworkError (timeouts,
   ExchangeNotAvailable, RateLimitExceeded/DDoSProtection) -> alert + retry with backoff; after `max_retries` the
   order stays `new` and the next `process()`/reconcile resolves it. ccxt's own rate limiter stays enabled.
 - Fills are derived from the exchange's cumulative `filled`/`average`/`fee` (delta since what we stored), with fill
@@ -144,7 +145,7 @@ class CcxtBroker:
                                    lambda: self.exchange.create_order(req.symbol, req.type, req.side, req.qty,
                                                                       req.price, dict(params)),
                                    retry_check=lambda: self._lookup(req.symbol, req.client_order_id))
-            except (ccxt.InsufficientFunds, ccxt.InvalidOrder, ccxt.BadRequest, ccxt.PermissionDenied) as exc:
+            except ccxt.ExchangeError as exc:  # InsufficientFunds, InvalidOrder, BadRequest, ...: final, not retried
                 set_order_status(self.store, req.client_order_id, "rejected", self.exchange.milliseconds(),
                                  reason=f"{type(exc).__name__}: {exc}"[:500])
                 raise_alert(self.store, "critical" if isinstance(exc, ccxt.InsufficientFunds) else "warning",
