@@ -4,7 +4,8 @@
   crash or a timeout we ask the exchange for that client id before sending again: a retried submit never doubles.
 - ccxt errors map to outcomes: ExchangeError (InsufficientFunds, InvalidOrder, ...) -> order rejected + alert, never
   resent; NetworkError (timeouts, ExchangeNotAvailable, RateLimitExceeded/DDoSProtection) -> alert + retry with
-  backoff; after `max_retries` the order stays `new` and the next `process()`/reconcile resolves it. ccxt's own rate limiter stays enabled.
+  backoff; after `max_retries` the order stays `new` and the next `process()`/reconcile resolves it. ccxt's own
+  rate limiter stays enabled.
 - Fills are derived from the exchange's cumulative `filled`/`average`/`fee` (delta since what we stored), with fill
   ids from the exchange's trade ids when present, so replays never double-count.
 - `reconcile()` (at start and every execution.reconcile_interval_s) syncs open orders, and compares exchange holdings
