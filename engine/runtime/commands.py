@@ -23,6 +23,9 @@ from engine.store.ops import ack_alert, raise_alert
 from engine.store.schema import commands
 
 log = logging.getLogger("quantdesk.commands")
+# Safe to run twice (the end state is the same): re-queued when an engine died while running them.
+IDEMPOTENT = frozenset({"halt", "flatten", "emergency_stop", "reduce", "resume", "pause_strategy", "resume_strategy",
+                        "ack_alert", "retrain_now", "stop"})
 
 
 @dataclass
@@ -87,6 +90,27 @@ class CommandProcessor:
         self.lifecycle_cfg = lifecycle_cfg
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def recover_interrupted(self) -> dict[str, int]:
+        """Commands left `running` by a killed engine: re-queue idempotent ones, fail the others (e.g. promote).
+
+        Re-running a promote could move an instance two stages, so it fails with a pointer to the audit log."""
+        from engine.runtime.control import CommandResult as Result
+
+        with self.store.connect() as conn:
+            rows = conn.execute(select(commands.c.id, commands.c.command).where(commands.c.status == "running")
+                                ).all()
+        requeued = failed = 0
+        for cmd_id, command in rows:
+            if command in IDEMPOTENT:
+                with self.store.begin() as conn:
+                    conn.execute(update(commands).where(commands.c.id == cmd_id).values(status="pending"))
+                requeued += 1
+            else:
+                finish_command(self.store, cmd_id, Result(False, command, cmd_id, "the engine stopped while running "
+                                                          "this command; check the audit log before repeating it"))
+                failed += 1
+        return {"requeued": requeued, "failed": failed}
 
     def start(self) -> None:
         """Start the poller thread (daemon, with a stop event)."""

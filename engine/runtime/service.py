@@ -108,6 +108,9 @@ class EngineService:
                             stop=self.request_stop)
         self.poller = CommandProcessor(self.store, hooks, self.settings.runtime.command_poll_ms,
                                        self.settings.lifecycle)
+        interrupted = self.poller.recover_interrupted()
+        if any(interrupted.values()):
+            audit(self.store, "engine", "commands.recovered", interrupted, user="engine")
         self.poller.start()  # commands work from here on; broker actions wait for `ready`
         self._build_trading()
         self._recover()

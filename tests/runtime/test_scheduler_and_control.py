@@ -170,3 +170,20 @@ def test_job_runs_are_pruned_to_the_newest_rows(store):
     assert prune_job_runs(store, keep=10) == 20
     with store.raw() as conn:
         assert conn.execute("SELECT COUNT(*), MIN(id) FROM job_runs").fetchone() == (10, 21)
+
+
+def test_commands_interrupted_by_a_dead_engine_are_requeued_or_failed(store):
+    from sqlalchemy import update as sa_update
+
+    from engine.store.schema import commands
+
+    halt_id = submit_command(store, "halt", {"reason": "x"}, "cli", "bob")
+    promote_id = submit_command(store, "promote", {"instance_id": "qm", "confirm": True}, "cli", "bob")
+    with store.begin() as conn:
+        conn.execute(sa_update(commands).values(status="running"))
+    hooks = EngineHooks(cancel_all=lambda i: 0, flatten=lambda: {}, retrain=lambda s: "", stop=lambda: None)
+    proc = CommandProcessor(store, hooks, poll_ms=10, lifecycle_cfg=LifecycleConfig())
+    assert proc.recover_interrupted() == {"requeued": 1, "failed": 1}
+    with store.raw() as conn:
+        status = dict(conn.execute("SELECT id, status FROM commands").fetchall())
+    assert status == {halt_id: "pending", promote_id: "failed"}
