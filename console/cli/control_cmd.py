@@ -103,6 +103,18 @@ def register(app: typer.Typer) -> None:
         """Demote one stage."""
         _show(_client(ctx).demote(instance_id, reason))
 
+    @strategy_app.command("list")
+    def strategy_list(ctx: typer.Context) -> None:
+        """Strategy instances with stage, status, capital and timeframe."""
+        from engine.runtime.lifecycle import list_instances
+        from engine.store.db import open_store
+
+        settings = settings_of(ctx)
+        for inst in list_instances(open_store(settings.store_url())):
+            typer.echo(f"{inst.id:<20} {inst.strategy:<18} {inst.stage:<10} {inst.status:<8} "
+                       f"capital {inst.effective_capital(settings.lifecycle):>12,.2f}  {inst.timeframe}  "
+                       f"{','.join(inst.symbols)}")
+
     @strategy_app.command("leaderboard")
     def strategy_leaderboard(ctx: typer.Context, json_out: bool = typer.Option(False, "--json")) -> None:
         """Instances ranked by deflated Sharpe of their paper/live record."""
