@@ -74,10 +74,10 @@ def candidate_estimators(random_state: int = 0) -> dict[str, Any]:
     """The two model families compared by CV, regularised for noisy financial labels."""
     return {
         "hist_gradient_boosting": HistGradientBoostingClassifier(
-            max_iter=80, learning_rate=0.08, max_leaf_nodes=15, min_samples_leaf=30, l2_regularization=1.0,
+            max_iter=60, learning_rate=0.1, max_leaf_nodes=15, min_samples_leaf=30, l2_regularization=1.0,
             early_stopping=False, random_state=random_state),
         "random_forest": RandomForestClassifier(
-            n_estimators=50, max_depth=8, min_samples_leaf=20, max_features="sqrt", max_samples=0.3,
+            n_estimators=40, max_depth=8, min_samples_leaf=20, max_features="sqrt", max_samples=0.3,
             class_weight="balanced_subsample", n_jobs=1, random_state=random_state),
     }
 
