@@ -55,16 +55,15 @@ def bar_sigma(store: Store, exchange: str, symbol: str, timeframe: str, bar_ts: 
 def pair_fills(store: Store, settings: Settings, exchange: str) -> int:
     """Create twin_trades rows for fills that have none yet and whose twin bar is stored; returns rows added."""
     with store.connect() as conn:
-        done = {r[0] for r in conn.execute(select(twin_trades.c.client_order_id))}
         rows = conn.execute(select(fills, orders.c.created_at, orders.c.reduce_only, strategy_instances.c.timeframe)
                             .join(orders, orders.c.client_order_id == fills.c.client_order_id)
                             .join(strategy_instances, strategy_instances.c.id == fills.c.instance_id)
+                            .where(fills.c.client_order_id.notin_(select(twin_trades.c.client_order_id)))
                             .order_by(fills.c.id)).mappings().all()
     added = 0
     by_order: dict[str, list[Any]] = {}
     for r in rows:
-        if r["client_order_id"] not in done:
-            by_order.setdefault(r["client_order_id"], []).append(r)
+        by_order.setdefault(r["client_order_id"], []).append(r)
     for coid, frs in by_order.items():
         first = frs[0]
         bar_ts = floor_ts(int(first["created_at"]), first["timeframe"])
