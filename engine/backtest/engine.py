@@ -145,9 +145,11 @@ def target_array(targets: pd.DataFrame, index: pd.DatetimeIndex, symbols: tuple[
         arr = targets.to_numpy(dtype="float64", na_value=np.nan)
     else:
         arr = targets.reindex(index=index, columns=list(symbols)).to_numpy(dtype="float64", na_value=np.nan)
-    arr = np.nan_to_num(arr, nan=0.0, posinf=np.inf, neginf=-np.inf)
-    if not np.isfinite(arr).all():
-        raise ValueError("targets: contains infinite values")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        if np.isinf(arr).any():
+            raise ValueError("targets: contains infinite values")
+        arr = np.where(bad, 0.0, arr)  # NaN = no target = flat
     return np.ascontiguousarray(arr)
 
 
@@ -217,9 +219,13 @@ def clean_signals(raw: Any, index: pd.DatetimeIndex, symbols: tuple[str, ...], s
     unknown = [c for c in raw.columns if c not in symbols]
     if unknown:
         raise ValueError(f"strategy {strategy_name}: signal columns {unknown} are not panel symbols")
-    sig = raw.reindex(index=index, columns=list(symbols))
-    values = np.nan_to_num(sig.to_numpy(dtype="float64", na_value=np.nan), nan=0.0)
-    bad = ~np.isin(values, (-1.0, 0.0, 1.0))
+    sig = raw if raw.index.equals(index) and list(raw.columns) == list(symbols) else \
+        raw.reindex(index=index, columns=list(symbols))
+    values = sig.to_numpy(dtype="float64", na_value=np.nan)
+    nan = np.isnan(values)
+    if nan.any():
+        values = np.where(nan, 0.0, values)
+    bad = (values != 0.0) & (values != 1.0) & (values != -1.0)
     if bad.any():
         r, c = np.argwhere(bad)[0]
         raise ValueError(f"strategy {strategy_name}: signal {float(values[r, c])!r} at {index[r]} / {symbols[c]} "

@@ -6,8 +6,9 @@ import math
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
-from engine.backtest.stats import probabilistic_sharpe, sample_moments
+from engine.backtest.stats import probabilistic_sharpe
 
 DAY_MS = 86_400_000
 
@@ -38,17 +39,41 @@ def drawdown(equity: pd.Series) -> pd.Series:
     return equity / peak - 1.0
 
 
-def _max_dd_duration(values: np.ndarray) -> int:
-    """Longest stretch, in bars, spent below a previous equity peak."""
-    peak = np.maximum.accumulate(values)
-    under = values < peak
-    if not under.any():
-        return 0
-    # lengths of runs of True
-    edges = np.diff(np.concatenate(([0], under.astype(np.int8), [0])))
-    starts = np.flatnonzero(edges == 1)
-    ends = np.flatnonzero(edges == -1)
-    return int((ends - starts).max())
+@njit(cache=True)
+def curve_stats(values):  # noqa: ANN001, ANN201 - numba
+    """One compiled pass over an equity curve (plus one for central moments): return moments, downside
+    deviation, maximum drawdown and the longest stretch below a peak, without numpy temporaries."""
+    n = values.shape[0] - 1
+    total = 0.0
+    for i in range(n):
+        total += values[i + 1] / values[i] - 1.0
+    mean = total / n
+    m2 = m3 = m4 = down2 = 0.0
+    peak = values[0]
+    max_dd = 0.0
+    run = longest = 0
+    for i in range(n):
+        r = values[i + 1] / values[i] - 1.0
+        d = r - mean
+        d2 = d * d
+        m2 += d2
+        m3 += d2 * d
+        m4 += d2 * d2
+        if r < 0.0:
+            down2 += r * r
+        v = values[i + 1]
+        if v > peak:
+            peak = v
+        dd = v / peak - 1.0
+        if dd < max_dd:
+            max_dd = dd
+        if v < peak:
+            run += 1
+            if run > longest:
+                longest = run
+        else:
+            run = 0
+    return mean, m2 / n, m3 / n, m4 / n, down2 / n, max_dd, longest
 
 
 def compute_metrics(equity: pd.Series, trades: pd.DataFrame | None, periods_per_year: float,
@@ -58,30 +83,27 @@ def compute_metrics(equity: pd.Series, trades: pd.DataFrame | None, periods_per_
         raise ValueError("equity: expected a pandas Series with at least 2 points")
     if periods_per_year <= 0:
         raise ValueError(f"periods_per_year: must be > 0, got {periods_per_year}")
-    values = equity.to_numpy(dtype="float64")
+    values = np.ascontiguousarray(equity.to_numpy(dtype="float64"))
     if not np.isfinite(values).all():
         raise ValueError("equity: contains NaN or infinite values")
-    rets = np.empty(len(values) - 1)
-    np.divide(values[1:], values[:-1], out=rets)
-    rets -= 1.0
-    n = len(rets)
+    n = len(values) - 1
     years = n / periods_per_year
     total = values[-1] / values[0] - 1.0
-    cagr = (values[-1] / values[0]) ** (1.0 / years) - 1.0 if values[-1] > 0 and years > 0 else -1.0
-    mean, std, skew, kurt = sample_moments(rets)
+    cagr = (values[-1] / values[0]) ** (1.0 / years) - 1.0 if years > 0 and values[-1] > 0 else -1.0
+    mean, m2, m3, m4, down2, max_dd, dd_bars = curve_stats(values)
+    std = math.sqrt(m2 * n / (n - 1)) if n > 1 else 0.0
+    skew = m3 / m2 ** 1.5 if m2 > 0 else 0.0
+    kurt = m4 / (m2 * m2) if m2 > 0 else 3.0
     ann = math.sqrt(periods_per_year)
     sharpe_pp = mean / std if std > 0 else 0.0
-    downside = np.minimum(rets, 0.0)
-    dd_dev = math.sqrt(float((downside * downside).sum()) / n) if n else 0.0
+    dd_dev = math.sqrt(down2)
     sortino = mean / dd_dev * ann if dd_dev > 0 else 0.0
-    peak = np.maximum.accumulate(values)
-    max_dd = float((values / peak - 1.0).min())
     out = {
         "start": str(equity.index[0]), "end": str(equity.index[-1]), "bars": int(len(values)),
         "initial_equity": float(values[0]), "final_equity": float(values[-1]),
         "total_return": float(total), "cagr": float(cagr), "volatility": float(std * ann),
         "sharpe": float(sharpe_pp * ann), "sortino": float(sortino),
-        "max_drawdown": max_dd, "max_drawdown_bars": _max_dd_duration(values),
+        "max_drawdown": float(max_dd), "max_drawdown_bars": int(dd_bars),
         "calmar": float(cagr / -max_dd) if max_dd < 0 else 0.0,
         "sharpe_per_bar": float(sharpe_pp), "skew": float(skew), "kurtosis": float(kurt), "n_obs": int(n),
         "psr": float(probabilistic_sharpe(sharpe_pp, 0.0, n, skew, kurt)) if n > 2 else 0.5,

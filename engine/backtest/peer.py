@@ -13,11 +13,12 @@ def vectorbt_from_signals(frame: pd.DataFrame, signals: pd.Series, fee: float, i
     """vectorbt Portfolio.from_signals executing signal[t] at open[t+1] with all-in sizing (size=inf)."""
     import vectorbt as vbt
 
+    naive = frame.tz_localize(None) if frame.index.tz is not None else frame  # tz-aware indexes are slow in vectorbt
     prev = signals.shift(1).fillna(0).to_numpy()
-    entries = pd.Series(prev > 0, index=frame.index)
-    exits = pd.Series(prev <= 0, index=frame.index)
-    return vbt.Portfolio.from_signals(frame["close"], entries, exits, price=frame["open"], size=np.inf,
-                                      fees=fee, init_cash=init_cash, freq=pd.Timedelta(frame.index[1] - frame.index[0]))
+    entries = pd.Series(prev > 0, index=naive.index)
+    exits = pd.Series(prev <= 0, index=naive.index)
+    return vbt.Portfolio.from_signals(naive["close"], entries, exits, price=naive["open"], size=np.inf,
+                                      fees=fee, init_cash=init_cash, freq=pd.Timedelta(naive.index[1] - naive.index[0]))
 
 
 def vectorbt_trades(pf: Any, index: pd.DatetimeIndex) -> pd.DataFrame:
