@@ -120,7 +120,7 @@ class ControlClient:
             raise ValueError(f"source: must be one of {SOURCES}, got {source!r}")
         if timeout_s <= 0:
             raise ValueError(f"timeout_s: must be positive, got {timeout_s!r}")
-        self.store = store_path_or_url if isinstance(store_path_or_url, Store) else open_store_retrying(
+        self.store = store_path_or_url if isinstance(store_path_or_url, Store) else open_store(
             store_path_or_url)
         self.source = source
         self.user = user or current_user()
@@ -235,20 +235,6 @@ class ControlClient:
                                        lifecycle_cfg=self.lifecycle)
         finish_command(self.store, cmd_id, result)
         return result
-
-
-def open_store_retrying(path_or_url: str | os.PathLike[str], attempts: int = 20) -> Store:
-    """open_store, retried while another process is creating the same fresh database (migration race)."""
-    from sqlalchemy.exc import OperationalError
-
-    for attempt in range(attempts):
-        try:
-            return open_store(path_or_url)
-        except OperationalError as exc:
-            if "already exists" not in str(exc) and "locked" not in str(exc) or attempt == attempts - 1:
-                raise
-            time.sleep(0.1)
-    raise AssertionError("unreachable")
 
 
 def submit_command(store: Store, command: str, args: Mapping[str, Any], source: str, user: str,

@@ -22,7 +22,7 @@ from sqlalchemy import insert, select, update
 from engine.clock import now_ms
 from engine.config import Settings
 from engine.runtime.lockfile import EngineLock, lock_path
-from engine.runtime.logs import log_path, setup_logging  # noqa: F401 - log_path is part of this module's API
+from engine.runtime.logs import log_path, setup_logging  # noqa: F401 - log_path is part of this module's API  # noqa: F401 - re-exported: engine.runtime.service.log_path
 from engine.runtime.scheduler import job_intervals
 from engine.store.ops import audit, raise_alert
 from engine.store.schema import engine_status
@@ -97,9 +97,9 @@ class EngineService:
         if self.install_signals and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self.request_stop)
             signal.signal(signal.SIGINT, self.request_stop)
-        from engine.runtime.control import open_store_retrying
+        from engine.store import open_store
 
-        self.store = open_store_retrying(self.settings.store_url())
+        self.store = open_store(self.settings.store_url())
         self._write_status(started=True)
         audit(self.store, "engine", "engine.start", {"pid": os.getpid(), "mode": self.mode}, user="engine")
         self._hb_thread = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import threading
 from pathlib import Path
@@ -117,8 +118,26 @@ class Store:
             conn.execute(text("DELETE FROM quantdesk_meta WHERE k = 'schema_version'"))
             conn.execute(text("INSERT INTO quantdesk_meta (k, v) VALUES ('schema_version', :v)"), {"v": version})
 
+    @contextlib.contextmanager
+    def _migration_lock(self) -> Iterator[None]:
+        """Serialise migrations across processes (an engine and a console opening a fresh state.db together)."""
+        if self.path is None:
+            yield
+            return
+        fd = os.open(f"{self.path}.migrate-lock", os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
     def migrate(self) -> int:
-        """Apply every forward migration past the recorded version; returns the new version."""
+        """Apply every forward migration past the recorded version, under a cross-process lock; returns it."""
+        with self._migration_lock():
+            return self._migrate_locked()
+
+    def _migrate_locked(self) -> int:
         current = self.schema_version()
         if current > SCHEMA_VERSION:
             raise StoreError(f"{self.url}: schema version {current} is newer than this quantdesk ({SCHEMA_VERSION})")

@@ -85,3 +85,16 @@ def test_candle_upsert_is_idempotent_and_counts_real_changes(store) -> None:  # 
 def test_store_url_for_sqlalchemy(tmp_path: Path) -> None:
     st = open_store(f"sqlite:///{tmp_path / 'u.db'}")
     assert st.path == tmp_path / "u.db" and st.is_sqlite
+
+
+def test_processes_racing_to_create_a_fresh_store_all_succeed(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "race.db"
+    code = (f"from engine.store import open_store; s = open_store({str(path)!r}); print(s.schema_version())")
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).parents[2]) for _ in range(6)]
+    results = [p.communicate(timeout=120) + (p.returncode,) for p in procs]
+    assert all(rc == 0 for _, _, rc in results), [err for _, err, _ in results]
+    assert {out.strip() for out, _, _ in results} == {str(SCHEMA_VERSION)}

@@ -12,7 +12,8 @@ import time
 
 from rt_helpers import REPO, rows, scalar, start_engine, stop_engine, wait_for, write_config
 
-from engine.runtime.control import ControlClient, open_store_retrying
+from engine.runtime.control import ControlClient
+from engine.store import open_store
 from engine.runtime.leaderboard import read_leaderboard
 
 
@@ -23,7 +24,7 @@ def test_engine_trades_halts_flattens_and_stops(engine_dir, report):
     proc = start_engine(engine_dir, cfg, state)
     try:
         wait_for(state.exists, 30, "state.db")
-        store = open_store_retrying(state)
+        store = open_store(state)
         client = ControlClient(store, source="cli", user="tester", timeout_s=5.0, heartbeat_timeout_s=3.0)
         wait_for(client.engine_alive, 30, "engine heartbeat")
         t_alive = time.monotonic() - t_start
@@ -115,7 +116,7 @@ def test_engine_detach_and_stop_from_the_cli(engine_dir):
                          cwd=engine_dir)
     assert out.returncode == 0 and "started in the background" in out.stdout, out.stdout + out.stderr
     pid = int(out.stdout.split("pid ")[1].split(")")[0])
-    client = ControlClient(open_store_retrying(state), source="cli", heartbeat_timeout_s=3.0)
+    client = ControlClient(open_store(state), source="cli", heartbeat_timeout_s=3.0)
     wait_for(client.engine_alive, 30, "detached engine heartbeat")
     again = subprocess.run([*cli, "engine", "--detach"], capture_output=True, text=True, env=env, timeout=90)
     assert again.returncode == 1 and "already running" in again.stderr  # one engine per state.db
@@ -131,7 +132,7 @@ def test_flatten_sent_while_no_engine_runs_at_the_next_start(engine_dir):
     proc = start_engine(engine_dir, cfg, state)
     try:
         wait_for(state.exists, 30, "state.db")
-        client = ControlClient(open_store_retrying(state), source="cli", user="tester", heartbeat_timeout_s=3.0)
+        client = ControlClient(open_store(state), source="cli", user="tester", heartbeat_timeout_s=3.0)
         wait_for(lambda: client.status().open_positions > 0, 90, "positions")
         assert stop_engine(proc) == 0
         queued = client.flatten()

@@ -11,7 +11,8 @@ import pytest
 from rt_helpers import rows, scalar, start_engine, stop_engine, wait_for, write_config
 
 from engine.execution.orders import check_positions_match_fills
-from engine.runtime.control import ControlClient, open_store_retrying
+from engine.runtime.control import ControlClient
+from engine.store import open_store
 
 N_KILLS = 22
 HALT_AT, RESUME_AT = 11, 16  # kills 11..15 happen while HALTED
@@ -37,7 +38,7 @@ def test_kill9_at_random_moments_loses_nothing(engine_dir, report):
     state = engine_dir / "state.db"
     proc = start_engine(engine_dir, cfg, state)
     wait_for(state.exists, 30, "state.db")
-    store = open_store_retrying(state)
+    store = open_store(state)
     client = ControlClient(store, source="cli", user="fault-test", heartbeat_timeout_s=3.0)
     wait_for(lambda: scalar(store, "SELECT COUNT(*) FROM fills"), 90, "first fill")
     alive_kills, halted_checks, halt_ts = 0, 0, None  # halt_ts: max order id at HALT
