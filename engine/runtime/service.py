@@ -22,7 +22,7 @@ from sqlalchemy import insert, select, update
 from engine.clock import now_ms
 from engine.config import Settings
 from engine.runtime.lockfile import EngineLock, lock_path
-from engine.runtime.logs import log_path, setup_logging  # noqa: F401 - log_path is part of this module's API  # noqa: F401 - re-exported: engine.runtime.service.log_path
+from engine.runtime.logs import log_path, setup_logging  # noqa: F401 - log_path is part of this module's API
 from engine.runtime.scheduler import job_intervals
 from engine.store.ops import audit, raise_alert
 from engine.store.schema import engine_status
