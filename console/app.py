@@ -21,7 +21,7 @@ from console.messages import CommandCompleted, StatusRefreshed, StatusUnavailabl
 from console.reader import StateReader, StateUnavailable, StatusSnapshot
 from console.screens.base import PolledScreen
 from console.screens.registry import SCREEN_CLASSES
-from console.widgets.modals import EmergencyStopModal, TypedConfirm
+from console.widgets.modals import StopConfirmBar, TypedConfirm
 from engine.clock import now_ms
 from engine.config import Settings
 
@@ -208,21 +208,23 @@ class QuantdeskApp(App):
 
     # --- emergency stop and resume --------------------------------------------------------------------------------
     def action_emergency_stop(self) -> None:
-        """Open the one-key confirmation (from any screen or modal); a second press while open does nothing."""
-        if isinstance(self.screen, EmergencyStopModal):
+        """Open the one-key confirmation over any screen or modal; a second press while it is open does nothing."""
+        screen = self.screen
+        if screen.query(StopConfirmBar):
+            screen.query_one(StopConfirmBar).focus()
             return
-        self.push_screen(EmergencyStopModal(on_confirm=self._send_stop), callback=self._stop_answered)
+        bar = StopConfirmBar(self._stop_answered, restore_focus=self.focused)
+        screen.mount(bar)
+        bar.focus()
 
-    def _send_stop(self) -> None:
-        """Called by the modal the moment y is pressed, before it closes: the command leaves first, paint later."""
-        self.pending_command = STOP_PENDING
-        self.send_command("emergency stop", "emergency_stop", "operator emergency stop (console)")
-        self._arm_status(FAST_POLL_S)
-
-    def _stop_answered(self, confirmed: bool | None) -> None:
+    def _stop_answered(self, confirmed: bool) -> None:
+        """y sends HALT + FLATTEN at once (the overlay closes after); n/escape send nothing."""
         if not confirmed:
             self.notify("emergency stop cancelled; nothing was sent")
             return
+        self.pending_command = STOP_PENDING
+        self.send_command("emergency stop", "emergency_stop", "operator emergency stop (console)")
+        self._arm_status(FAST_POLL_S)
         self._push_status()
 
     def confirm_resume(self) -> None:

@@ -26,11 +26,12 @@ class BindingInfo:
 def _binding_classes() -> list[tuple[str, type]]:
     from console.app import QuantdeskApp
     from console.screens import registry
-    from console.widgets.modals import ConfirmKey, InfoModal, TypedConfirm
+    from console.widgets.modals import ConfirmKey, InfoModal, StopConfirmBar, TypedConfirm
 
     classes: list[tuple[str, type]] = [("app", QuantdeskApp)]
     classes += [(mode, cls) for mode, cls in registry.SCREEN_CLASSES.items()]
-    classes += [("confirm", ConfirmKey), ("typed confirm", TypedConfirm), ("info", InfoModal)]
+    classes += [("stop confirm", StopConfirmBar), ("confirm", ConfirmKey), ("typed confirm", TypedConfirm),
+                ("info", InfoModal)]
     return classes
 
 

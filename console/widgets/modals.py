@@ -1,8 +1,8 @@
-"""Confirmation modals: one-key confirm (emergency stop, strategy actions) and typed confirm (resume)."""
+"""Confirmations: one-key modal (strategy actions), typed modal (resume), the emergency stop overlay."""
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -40,22 +40,6 @@ class ConfirmKey(ModalScreen[bool]):
 
     def action_answer(self, yes: bool) -> None:
         """Close the modal with the answer."""
-        self.dismiss(yes)
-
-
-class EmergencyStopModal(ConfirmKey):
-    """The emergency stop's one-key confirmation: y sends HALT + FLATTEN."""
-
-    def __init__(self, on_confirm: Callable[[], None] | None = None) -> None:
-        super().__init__("EMERGENCY STOP",
-                         "HALT trading and FLATTEN: cancel every open order and close every position with "
-                         "reduce-only orders. The header shows the stop once the engine has it.", danger=True)
-        self.on_confirm = on_confirm
-
-    def action_answer(self, yes: bool) -> None:
-        """On y, send the stop before closing (closing repaints the desk, which must not delay the command)."""
-        if yes and self.on_confirm is not None:
-            self.on_confirm()
         self.dismiss(yes)
 
 
@@ -131,3 +115,37 @@ class InfoModal(ModalScreen[None]):
     def action_close(self) -> None:
         """Close the panel."""
         self.dismiss(None)
+
+
+class StopConfirmBar(Static, can_focus=True):
+    """The emergency stop's one-key confirmation as an overlay on the current screen (modal or not).
+
+    An overlay rather than a pushed screen: closing a modal screen restyles and repaints the whole desk, which
+    delayed the engine-confirmed HALTED by hundreds of milliseconds; removing an overlay repaints only its area.
+    """
+
+    DEFAULT_CSS = """
+    StopConfirmBar {
+        overlay: screen; position: absolute; offset: 4 3; width: 72; max-width: 95%; height: auto;
+        border: thick $error; background: $surface; padding: 0 1;
+    }
+    """
+    BINDINGS = [
+        Binding("y", "answer(True)", "HALT + FLATTEN", id="stop.yes", tooltip="Confirm the emergency stop"),
+        Binding("n,escape", "answer(False)", "Cancel", id="stop.no", tooltip="Cancel; nothing is sent"),
+    ]
+
+    def __init__(self, on_answer: Callable[[bool], None], restore_focus: Any = None) -> None:
+        super().__init__("[b red]EMERGENCY STOP[/]\nHALT trading and FLATTEN: cancel every open order and close "
+                         "every position with reduce-only orders. The header shows the stop once the engine has it."
+                         "\n[b]y[/b] confirm    [b]n[/b] / [b]esc[/b] cancel", id="stop-confirm")
+        self.on_answer = on_answer
+        self.restore_focus = restore_focus
+
+    def action_answer(self, yes: bool) -> None:
+        """Answer once: y sends the stop before the bar goes away; focus returns where it was."""
+        self.on_answer(yes)
+        target = self.restore_focus
+        self.remove()
+        if target is not None and target.is_attached:
+            target.focus()

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from console.app import QuantdeskApp
 from console.keymap import all_bindings
 from console.widgets.keyed_table import KeyedTable
-from console.widgets.modals import ConfirmKey, EmergencyStopModal, InfoModal, TypedConfirm
+from console.widgets.modals import ConfirmKey, InfoModal, StopConfirmBar, TypedConfirm
 from console.widgets.status import StatusHeader
 from engine.runtime.commands import CommandProcessor, EngineHooks
 from engine.store import open_store
@@ -29,6 +29,12 @@ def _scalar(store, sql: str):  # noqa: ANN001, ANN202 - tiny SQL helper
 def _rows(store, sql: str) -> list[dict]:
     with store.connect() as conn:
         return [dict(r) for r in conn.execute(text(sql)).mappings().all()]
+
+
+def _stop_open(app: QuantdeskApp) -> bool:
+    """The emergency-stop confirmation is showing (and focused) on the current screen."""
+    bars = app.screen.query(StopConfirmBar)
+    return bool(bars) and app.focused is bars.first()
 
 
 def _header(app: QuantdeskApp) -> StatusHeader:
@@ -60,7 +66,7 @@ async def test_emergency_stop_header_shows_halted_only_after_engine_confirms(des
     async with app.run_test(size=SIZE) as pilot:
         await _ready(pilot, app)
         await pilot.press("ctrl+x")
-        assert isinstance(app.screen, EmergencyStopModal)
+        assert _stop_open(app)
         await pilot.press("y")
         await wait_until(pilot, lambda: _scalar(store, "SELECT COUNT(*) FROM commands WHERE command='emergency_stop'"),
                          what="emergency_stop command row")
@@ -106,9 +112,9 @@ async def test_emergency_stop_from_a_modal(offline_state) -> None:
         await pilot.press("p")
         assert isinstance(app.screen, ConfirmKey)
         await pilot.press("ctrl+x")
-        assert isinstance(app.screen, EmergencyStopModal)
+        assert _stop_open(app)
         await pilot.press("ctrl+x")  # a second press while the stop modal is open does not stack another
-        assert sum(isinstance(s, EmergencyStopModal) for s in app.screen_stack) == 1
+        assert len(app.screen.query(StopConfirmBar)) == 1
         await pilot.press("y")
         await wait_until(pilot, lambda: _header(app).shown_state == "HALTED", what="HALTED")
         assert isinstance(app.screen, ConfirmKey)  # back on the pause confirmation, which was not answered
@@ -132,10 +138,11 @@ async def test_emergency_stop_from_a_focused_input(offline_state) -> None:
         assert app.focused is not None and app.focused.id == "typed-input"
         await pilot.press("R", "E", "S")
         await pilot.press("ctrl+x")
-        assert isinstance(app.screen, EmergencyStopModal)
+        assert _stop_open(app)
         await pilot.press("y")
         await wait_until(pilot, lambda: _header(app).shown_state == "HALTED", what="HALTED")
         assert app.screen.query_one("#typed-input").value == "RES"
+        assert app.focused is not None and app.focused.id == "typed-input"  # focus went back to the input
     assert _scalar(store, "SELECT state FROM trading_state") == "HALTED"
 
 
@@ -148,9 +155,9 @@ async def test_emergency_stop_cancel_sends_nothing(offline_state) -> None:
         await _ready(pilot, app)
         for key in ("n", "escape"):
             await pilot.press("ctrl+x")
-            assert isinstance(app.screen, EmergencyStopModal)
+            assert _stop_open(app)
             await pilot.press(key)
-            assert not isinstance(app.screen, EmergencyStopModal)
+            assert not _stop_open(app)
         await pilot.pause(0.3)
     assert _scalar(store, "SELECT COUNT(*) FROM commands") == 0
     assert _scalar(store, "SELECT state FROM trading_state") == "ACTIVE"
@@ -314,9 +321,9 @@ async def test_keymap_remaps_and_reports_unknown_ids(offline_state) -> None:
         assert app.unknown_keys == ["no.such.action"]
         assert any("no.such.action" in n.message for n in app._notifications)
         await pilot.press("ctrl+x")
-        assert not isinstance(app.screen, EmergencyStopModal)
+        assert not _stop_open(app)
         await pilot.press("f12")
-        assert isinstance(app.screen, EmergencyStopModal)
+        assert _stop_open(app)
         await pilot.press("escape")
         await pilot.press("f7")
         assert app.current_mode == "alerts"
