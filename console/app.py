@@ -8,7 +8,6 @@ priority binding active on every screen and modal) and sending control commands 
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from textual import work
@@ -262,7 +261,3 @@ class QuantdeskApp(App):
 
         return run
 
-
-def state_path_of(settings: Settings) -> Path | None:
-    """The state.db path for SQLite settings (None for a server URL)."""
-    return None if settings.store.url else Path(settings.store.path).expanduser().resolve()

@@ -276,10 +276,6 @@ class StateReader:
             equity = [(int(r["ts"]), float(r["equity"])) for r in reversed(rows)]
         return DeskData(positions, orders, sizing, alerts, equity)
 
-    def reset_probes(self) -> None:
-        """Forget change markers so the next read returns everything (after a screen is re-shown)."""
-        self._probe = _Probe()
-
     # --- strategies ------------------------------------------------------------------------------------------------
     def strategies(self) -> list[dict[str, Any]]:
         """The leaderboard: each instance with stage, status, equity, return, drawdown, fills and twin drift."""

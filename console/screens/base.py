@@ -79,7 +79,6 @@ class PolledScreen(Screen):
         self._active = True
         app = self.qapp
         self.show_status(app.last_status, app.last_status_error, app.pending_command)
-        self.on_shown()
         self._arm(0.01)
 
     def on_screen_suspend(self) -> None:
@@ -88,9 +87,6 @@ class PolledScreen(Screen):
         if self._timer is not None:
             self._timer.stop()
             self._timer = None
-
-    def on_shown(self) -> None:
-        """Hook: the screen became current (e.g. forget change markers)."""
 
     def _arm(self, delay: float | None = None) -> None:
         if not self._active or self.qapp.stop_event.is_set():

@@ -14,7 +14,6 @@ from console.widgets.keyed_table import KeyedTable
 from console.widgets.modals import ConfirmKey, InfoModal, StopConfirmBar, TypedConfirm
 from console.widgets.status import StatusHeader
 from engine.runtime.commands import CommandProcessor, EngineHooks
-from engine.store import open_store
 from tests.console.deskdata import build_state
 from tests.console.helpers import console_settings, run_async, screen_text, shows, wait_until
 
