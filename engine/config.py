@@ -82,6 +82,8 @@ class MLConfig:
     cv_folds: int = 4  # purged folds for model choice (each costs two fits: HGB and RF)
     embargo_pct: float = 0.01
     max_model_age_hours: float = 72.0
+    train_at_start: bool = True  # a strategy with no champion trains soon after engine start, not a day later
+    first_train_delay_s: float = 20.0  # after start (staggered per strategy), out of the start-up rush
 
 
 @dataclass(frozen=True)

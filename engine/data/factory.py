@@ -44,10 +44,8 @@ def make_source(spec: str, settings: Any = None, *, alert: AlertSink | None = No
 
 def _make_sim(settings: Any, clock: Callable[[], int] | None) -> Any:
     """The embedded simulated exchange, configured from settings.simulator and settings.data."""
-    try:
-        from engine.data.simulator import SimulatedExchange
-    except ImportError as exc:
-        raise SourceSpecError(f"source 'sim': the simulated exchange is not available ({exc})") from exc
+    from engine.data.simulator import SimulatedExchange
+
     sim_cfg = getattr(settings, "simulator", None)
     kwargs: dict[str, Any] = {}
     if sim_cfg is not None:

@@ -197,13 +197,11 @@ def simple_sharpe(targets: pd.DataFrame, panel: Mapping[str, pd.DataFrame], peri
     return float(rets.mean() / sd * np.sqrt(periods_per_year)) if sd > 0 else 0.0
 
 
-def backtest_sharpe(targets: pd.DataFrame, panel: Mapping[str, pd.DataFrame]) -> float | None:
+def backtest_sharpe(targets: pd.DataFrame, panel: Mapping[str, pd.DataFrame]) -> float:
     """Sharpe of target fractions through the project's backtester (next-open fills, fees, spread, impact)."""
-    try:
-        from engine.backtest.engine import simulate_targets
-        from engine.config import BacktestConfig
-    except ImportError:
-        return None
+    from engine.backtest.engine import simulate_targets
+    from engine.config import BacktestConfig
+
     lo, hi = targets.index[0], targets.index[-1]
     sub = {s: f.loc[lo:hi] for s, f in panel.items() if s in targets.columns}
     return float(simulate_targets(targets, sub, BacktestConfig()).metrics["sharpe"])
@@ -271,9 +269,8 @@ def _train(ds: MetaDataset, panel: Mapping[str, pd.DataFrame] | None, cv_folds: 
             name = "sharpe_overlay" if mode == "scaled" else f"sharpe_overlay_{mode}"
             oos[name] = simple_sharpe(overlay, panel, periods_per_year)
             if mode == "scaled":
-                bt_primary, bt_overlay = backtest_sharpe(primary, panel), backtest_sharpe(overlay, panel)
-                if bt_primary is not None and bt_overlay is not None:
-                    oos["bt_sharpe_primary"], oos["bt_sharpe_overlay"] = bt_primary, bt_overlay
+                oos["bt_sharpe_primary"] = backtest_sharpe(primary, panel)
+                oos["bt_sharpe_overlay"] = backtest_sharpe(overlay, panel)
     if refit_full:
         t = time.perf_counter()
         model = fit_calibrated(base, ds.X, ds.y, ds.weight, ds.t1, embargo_pct)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -66,10 +66,8 @@ def _attach_flow(panel: dict, source: Any, store: Store, timeframe: str) -> str:
         for sym, frame in panel.items():
             frame["taker_buy_volume"] = sim_taker_flow(source, sym, timeframe, frame.index).to_numpy()
         return "sim_klines"
-    try:
-        from engine.features.panel import load_trades
-    except ImportError:
-        return "bvc"
+    from engine.features.panel import load_trades
+
     origin = "bvc"
     for sym, frame in panel.items():
         ms = frame.index.as_unit("ms").asi8
@@ -82,6 +80,22 @@ def _attach_flow(panel: dict, source: Any, store: Store, timeframe: str) -> str:
             frame["taker_buy_volume"] = flow.where(covered).to_numpy()  # NaN outside the tape -> BVC-like fill
             origin = "trades"
     return origin
+
+
+def model_panel(store: Store, source: Any, symbols: Sequence[str], timeframe: str, warmup_bars: int,
+                until: int, min_days: int = 30) -> dict:
+    """The live panel a meta-model expects: its own timeframe's bars (pulled if missing) with taker flow attached,
+    built exactly as training builds it, so live features mean what they meant in training."""
+    from engine.features.panel import load_panel
+
+    step = timeframe_ms(timeframe)
+    until = until - until % step  # complete bars only
+    since = until - max(min_days * 86_400_000, (warmup_bars + 100) * step)
+    ensure_bars(store, source, tuple(symbols), timeframe, since, until)
+    panel = {s: f for s, f in load_panel(store, source.id, list(symbols), timeframe, since, until).items() if len(f)}
+    if panel:
+        _attach_flow(panel, source, store, timeframe)
+    return panel
 
 
 def _champion_score(registry: Any, strategy: str, ds: Any, report: Any) -> tuple[float | None, str]:

@@ -19,7 +19,7 @@ from engine.risk.trading_state import TradingState, TransitionError, get_state, 
 from engine.runtime import lifecycle
 from engine.runtime.control import CommandResult, finish_command
 from engine.store.db import Store
-from engine.store.ops import ack_alert, raise_alert
+from engine.store.ops import ack_alert, audit, raise_alert
 from engine.store.schema import commands
 
 log = logging.getLogger("quantdesk.commands")
@@ -155,6 +155,10 @@ class CommandProcessor:
                 log.exception("command %s failed", row["command"])
                 result = CommandResult(False, row["command"], row["id"], f"{type(exc).__name__}: {exc}")
             finish_command(self.store, row["id"], result)
+            audit(self.store, "engine", f"command.{row['command']}.{'done' if result.ok else 'failed'}",
+                  {"command_id": row["id"], "requested_by": row["source"], "message": result.message,
+                   **{k: v for k, v in result.data.items() if isinstance(v, (int, float, str, bool))}},
+                  user=row["user"])
             log.info("command %s #%s from %s/%s -> %s", row["command"], row["id"], row["source"], row["user"],
                      result.message)
         return len(rows)

@@ -125,12 +125,10 @@ class Monitors:
                                   ts=now_ms())
 
     def triggers(self, obs: Any) -> Any:
-        """Feed observations to the risk TriggerEngine (from engine.risk.triggers) when it is installed."""
+        """Feed observations to the risk TriggerEngine, which moves the trading state when a rule fires."""
         if self._triggers is None:
-            try:
-                from engine.risk.triggers import TriggerEngine
-            except ModuleNotFoundError:
-                return None
+            from engine.risk.triggers import TriggerEngine
+
             self._triggers = TriggerEngine(self.store, self.settings.triggers)
         return self._triggers.evaluate(obs)
 

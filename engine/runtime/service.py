@@ -194,12 +194,29 @@ class EngineService:
         self.scheduler = make_scheduler(self.store, self.settings.runtime.misfire_grace_s)
         self.scheduler.start(paused=True)
         delays = {n: iv for n, iv in intervals.items() if n.split(":")[0] in ("monitors", "reconcile", "funding")}
-        # Retraining is heavy (ml.train_window_days of bars): first run one interval after start, or on request
-        # (`retrain_now`), never in the start-up rush.
-        delays.update({n: intervals[n] for n in intervals if n.startswith("retrain:")})
+        delays.update(self._retrain_delays(intervals))
         install_jobs(self.scheduler, intervals, delays=delays)
         self.scheduler.resume()
         self._write_status(info_update={"jobs": sorted(intervals), "phase": "running"})
+
+    def _retrain_delays(self, intervals: dict[str, float]) -> dict[str, float]:
+        """First-run delay of each retrain job: soon after start when the strategy has no champion yet (so the
+        overlay and Kelly sizing start working on a new desk), otherwise one full interval."""
+        from engine.store.schema import models
+
+        ml = self.settings.ml
+        with self.store.connect() as conn:
+            have = {r[0] for r in conn.execute(select(models.c.strategy).where(models.c.role == "champion"))}
+        delays: dict[str, float] = {}
+        staggered = 0
+        for name in sorted(n for n in intervals if n.startswith("retrain:")):
+            strategy = name.split(":", 1)[1]
+            if ml.train_at_start and strategy not in have:
+                staggered += 1
+                delays[name] = ml.first_train_delay_s * staggered
+            else:
+                delays[name] = intervals[name]
+        return delays
 
     def _shutdown(self) -> None:
         log.info("engine stopping")
@@ -366,4 +383,8 @@ class EngineService:
             if hasattr(self.broker, "process"):
                 self.broker.process()
         left = len(load_positions(self.store))
+        try:
+            self._equity()  # exposure on the desk and in `quantdesk status` drops now, not at the next snapshot
+        except Exception:  # noqa: BLE001 - the flatten itself succeeded; the equity job will retry the snapshot
+            log.exception("equity snapshot after flatten failed")
         return {"canceled": canceled, "closed": closed, "positions_left": left}

@@ -40,8 +40,12 @@ class LiveSizer:
         self._model_error_reported: set[str] = set()
         self.vpin_cdf: dict[str, float] = {}  # filled by the monitors' ToxicityBook (shared dict)
 
-    def meta_probs(self, inst: Instance, strategy: Any, panel: Mapping[str, Any]) -> tuple[dict[str, float], Any]:
-        """P(profit) per symbol from the strategy's champion meta-model, or ({}, None) without one."""
+    def meta_probs(self, inst: Instance, strategy: Any, panel: Mapping[str, Any], source: Any = None,
+                   now: int | None = None) -> tuple[dict[str, float], Any]:
+        """P(profit) per symbol from the strategy's champion meta-model, or ({}, None) without one.
+
+        A model trained on other bars than the instance trades (1h model, 1m instance) is fed a panel of its own
+        timeframe built the way training built it (`engine.ml.retrain.model_panel`)."""
         try:
             if self._registry is None:
                 from engine.ml.registry import ModelRegistry
@@ -53,7 +57,12 @@ class LiveSizer:
                 return {}, None
             from engine.ml.dataset import latest_features
 
-            feats = latest_features(strategy, panel, model.features)
+            if source is not None and now is not None and model.timeframe and model.timeframe != inst.timeframe:
+                from engine.ml.retrain import model_panel
+
+                panel = model_panel(self.store, source, list(inst.symbols), model.timeframe,
+                                    int(getattr(strategy, "warmup_bars", 0) or 0), now)
+            feats = latest_features(strategy, panel, model.features, timeframe=model.timeframe)
             probs = model.predict_proba(feats)
             return {sym: float(p) for sym, p in zip(feats.index, probs) if math.isfinite(p)}, model
         except Exception as exc:  # noqa: BLE001 - a broken model sizes without the overlay, with one alert

@@ -37,16 +37,9 @@ class TickResult:
 def load_strategy_for(inst: Instance, store: Store) -> Any:
     """Instantiate the instance's strategy through the registry, wrapped so its exceptions become alerts."""
     from strategies.registry import load_strategy
+    from strategies.wrapper import SafeStrategy
 
-    strat = load_strategy(inst.strategy, inst.params or None)
-    try:
-        from strategies.wrapper import SafeStrategy
-    except ModuleNotFoundError:
-        return strat
-    try:
-        return SafeStrategy(strat, store=store, instance_id=inst.id)
-    except TypeError:
-        return SafeStrategy(strat, store)
+    return SafeStrategy(load_strategy(inst.strategy, inst.params or None), store=store, instance_id=inst.id)
 
 
 def round_qty(qty: float, market: dict[str, Any]) -> float:
@@ -132,7 +125,8 @@ class Trader:
         if not weights:
             return TickResult(inst.id, bar_ts, {}, [], "no data for the last closed bar yet")
         held = {p["symbol"]: p["qty"] for p in load_positions(self.store, inst.id)}
-        probs, model = self.sizer.meta_probs(inst, self.strategy(inst), self.last_panel)
+        probs, model = self.sizer.meta_probs(inst, self.strategy(inst), self.last_panel, self.source,
+                                             self.source.milliseconds())
         marks = {sym: self.broker.mark_price(sym) for sym in set(weights) | {p["symbol"] for p in
                                                                             load_positions(self.store)}}
         targets, sent = {}, []

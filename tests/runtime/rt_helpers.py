@@ -27,6 +27,8 @@ monitor_interval_s = 2.0
 heartbeat_interval_s = 0.5
 heartbeat_timeout_s = 3.0
 command_poll_ms = 50
+[ml]
+train_at_start = false
 [execution]
 paper_latency_ms = {latency_ms}
 {extra}
