@@ -29,8 +29,9 @@ def twin_price(settings: Settings, bar: Any, side: str, qty: float = 0.0, sigma:
 
     _fee_taker, _fee_maker, half_spread, impact_coef = cost_params(settings.backtest)
     model = settings.backtest.fill_model
+    # the kernel's fill prices (engine.backtest.costs.market_arrays): open, close, or the typical price (o+h+l+c)/4
     base = bar.open if model == "next_open" else bar.close if model == "next_close" else (
-        (bar.high + bar.low + bar.close) / 3)
+        (bar.open + bar.high + bar.low + bar.close) / 4)
     impact = impact_coef * sigma * (qty / bar.volume) ** 0.5 if bar.volume > 0 and sigma > 0 and qty > 0 else 0.0
     move = half_spread + impact
     return base * (1 + move if side == "buy" else 1 - move)
