@@ -133,7 +133,7 @@ class QuantdeskApp(App):
             self.run_worker(lambda: self.control, thread=True, group="control", exit_on_error=False,
                             name="control-warmup")  # open the control store now, not when the stop key is pressed
         self.last_status, self.last_status_error = message.status, None
-        if self.pending_command == STOP_PENDING and message.status.confirmed_state == "HALTED":
+        if self.pending_command and message.status.confirmed_state == "HALTED":
             self.pending_command = ""
         self._push_status()
         self._arm_status()
@@ -195,7 +195,7 @@ class QuantdeskApp(App):
 
     def on_command_completed(self, message: CommandCompleted) -> None:
         """Tell the operator what the engine answered; refresh the screen."""
-        self.completed.append(message)
+        self.completed = [*self.completed[-49:], message]
         if not message.ok and self.pending_command == STOP_PENDING:
             self.pending_command = "STOP FAILED — see notification"
         self.notify(f"{message.command}: {message.message}", severity="information" if message.ok else "error",
