@@ -43,6 +43,8 @@ class DataConfig:
     pull_interval_s: float = 5.0
     stale_after_s: float = 180.0
     feeds: tuple[str, ...] = ("macro", "sentiment", "onchain")
+    # feed -> spec ("file:<path>" or "http:<parser>:<series>:<url>"); a feed without one uses the simulator's own
+    feed_specs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

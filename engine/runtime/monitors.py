@@ -33,6 +33,9 @@ class Monitors:
         from engine.runtime.toxicity import ToxicityBook
 
         self.toxicity = ToxicityBook(store, settings, source)
+        from engine.runtime.risk_readings import DepthHistory
+
+        self.depth = DepthHistory(settings.risk.depth_bps)
         self._trigger_error_logged = False
 
     def _edge(self, key: str, on: bool, severity: str, rule: str, message: str, values: dict[str, Any]) -> None:
@@ -106,23 +109,34 @@ class Monitors:
         return dd
 
     def observation(self, ages: dict[str, float], out: dict[str, Any]) -> Any:
-        """A TriggerObservation: per-symbol data age and spread, portfolio drawdown and the job error rate."""
+        """A TriggerObservation with every reading the emergency rules use (None where a reading is unknown)."""
+        from engine.risk.liquidity import book_liquidity
         from engine.risk.triggers import SymbolObservation, TriggerObservation
+        from engine.runtime import risk_readings as rr
 
+        now = self.source.milliseconds()
         symbols = {}
         for symbol in self.settings.data.symbols:
             age = max((a for k, a in ages.items() if k.rsplit(":", 1)[0] == symbol), default=None)
-            spread = None
+            spread = depth = funding = None
             try:
-                book = self.source.fetch_order_book(symbol, 5)
-                bid, ask = book["bids"][0][0], book["asks"][0][0]
-                spread = (ask - bid) / ((ask + bid) / 2) * 1e4
+                book = self.source.fetch_order_book(symbol, 50)
+                spread = book_liquidity(book, self.settings.risk.depth_bps)[0]
+                depth = self.depth.ratio(symbol, book)
             except Exception:  # noqa: BLE001 - no book is reported by the stale-data rule, not here
-                spread = None
-            symbols[symbol] = SymbolObservation(spread_bps=spread, vpin_cdf=self.toxicity.cdf.get(symbol),
-                                                data_age_s=age if age is not None and age != float("inf") else None)
-        return TriggerObservation(symbols=symbols, total_drawdown=out["drawdown"], error_rate=out["error_rate"],
-                                  ts=now_ms())
+                spread = depth = None
+            try:
+                funding = rr.perp_funding(self.source, symbol)
+            except Exception:  # noqa: BLE001 - funding unknown this round: that rule is skipped
+                funding = None
+            symbols[symbol] = SymbolObservation(
+                spread_bps=spread, vpin_cdf=self.toxicity.cdf.get(symbol), depth_ratio=depth,
+                data_age_s=age if age is not None and age != float("inf") else None, funding_rate=funding,
+                netflow_z=rr.netflow_z(self.store, symbol, now))
+        out["recon_mismatch"] = rr.recon_mismatch(self.store)
+        return TriggerObservation(symbols=symbols, daily_drawdown=rr.daily_drawdown(self.store, now),
+                                  total_drawdown=out["drawdown"], error_rate=out["error_rate"],
+                                  recon_mismatch=out["recon_mismatch"], ts=now_ms())
 
     def triggers(self, obs: Any) -> Any:
         """Feed observations to the risk TriggerEngine, which moves the trading state when a rule fires."""

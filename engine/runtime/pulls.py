@@ -1,4 +1,5 @@
-"""Data pull jobs: incremental candle ingest per source, symbol and timeframe (plus the warm-up backfill)."""
+"""Data pull jobs: incremental candle ingest per source, symbol and timeframe (plus the warm-up backfill), funding
+rates of the perpetuals, and the macro, sentiment and on-chain feeds."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from engine.clock import timeframe_ms
 from engine.config import Settings
 from engine.store.db import Store
 
+DAY_MS = 86_400_000
 INCREMENTAL_BARS = 5  # a regular pull looks back this many bars; ingest only writes what is missing
 
 
@@ -37,3 +39,42 @@ def pull_candles(store: Store, source: Any, symbol: str, timeframe: str, setting
     since = source.milliseconds() - bars * step
     report = ingest_candles(store, source, symbol, timeframe, max(0, since))
     return report.as_dict()
+
+
+def pull_feeds(store: Store, source: Any, settings: Settings) -> dict[str, Any]:
+    """Ingest each configured macro/sentiment/on-chain feed up to the source's now (data.feed_specs, else the
+    simulator's own feeds); a feed with neither is reported as skipped."""
+    from engine.data.feeds import make_feed
+    from engine.data.ingest import ingest_feed
+
+    now = source.milliseconds()
+    out: dict[str, Any] = {}
+    for feed in settings.data.feeds:
+        spec = settings.data.feed_specs.get(feed)
+        if spec:
+            feed_source = make_feed(feed, spec, settings)
+        elif hasattr(source, "feed_source"):
+            feed_source = source.feed_source(feed)
+        else:
+            out[feed] = {"skipped": "no data.feed_specs entry and the source has no feeds of its own"}
+            continue
+        out[feed] = ingest_feed(store, feed_source, now - settings.data.backfill_days * DAY_MS, now).as_dict()
+    return out
+
+
+def pull_funding(store: Store, source: Any, settings: Settings) -> dict[str, Any]:
+    """Ingest settled funding rates of the perpetual of each configured symbol that the source lists."""
+    from engine.data.ingest import ingest_funding
+
+    now = source.milliseconds()
+    out: dict[str, Any] = {}
+    from engine.features.panel import perp_symbol
+
+    for symbol in settings.data.symbols:
+        perp = perp_symbol(symbol)
+        try:
+            source.market(perp)
+        except Exception:  # noqa: BLE001 - the source lists no perpetual for this symbol
+            continue
+        out[perp] = ingest_funding(store, source, perp, now - settings.data.backfill_days * DAY_MS, now).as_dict()
+    return out

@@ -79,4 +79,6 @@ def job_intervals(settings: Settings, speed: float) -> dict[str, float]:
     out["leaderboard"] = max(10.0, 5 * settings.runtime.equity_interval_s)
     out["reconcile"] = settings.execution.reconcile_interval_s
     out["funding"] = 60.0
+    out["pull-feeds"] = max(2.0, 300.0 / speed)  # hourly and daily series: a few pulls per simulated hour
+    out["pull-funding"] = max(2.0, 600.0 / speed)  # settlements every 8h
     return out

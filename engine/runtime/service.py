@@ -157,8 +157,12 @@ class EngineService:
 
         resume_ms = last_market_ts(self.store)
         offset = max(0.0, resume_ms / 1000 - time.time()) if resume_ms else 0.0
+        from engine.features.panel import perp_symbol
+
         sim = self.settings.simulator
-        return SimulatedExchange(seed=sim.seed, symbols=list(self.settings.data.symbols), speed=sim.speed,
+        spot = list(self.settings.data.symbols)
+        listed = spot + [p for p in dict.fromkeys(perp_symbol(s) for s in spot) if p not in spot]  # funding, basis
+        return SimulatedExchange(seed=sim.seed, symbols=listed, speed=sim.speed,
                                  history_days=sim.history_days, clock=lambda: time.time() + offset,
                                  start_price_btc=sim.start_price_btc)
 
@@ -273,7 +277,8 @@ class EngineService:
         if kind == "retrain":
             return lambda: self._retrain(rest)
         table = {"broker": self.broker.process, "equity": self._equity, "monitors": self._monitors,
-                 "leaderboard": self._leaderboard, "reconcile": self._reconcile, "funding": self._funding}
+                 "leaderboard": self._leaderboard, "reconcile": self._reconcile, "funding": self._funding,
+                 "pull-feeds": self._pull_feeds, "pull-funding": self._pull_funding}
         if kind not in table:
             raise ValueError(f"job {name!r}: unknown job kind {kind!r}")
         return table[kind]
@@ -282,6 +287,16 @@ class EngineService:
         from engine.runtime.pulls import pull_candles
 
         return pull_candles(self.store, self.source, symbol, timeframe, self.settings, warmup=warmup)
+
+    def _pull_feeds(self) -> dict[str, Any]:
+        from engine.runtime.pulls import pull_feeds
+
+        return pull_feeds(self.store, self.source, self.settings)
+
+    def _pull_funding(self) -> dict[str, Any]:
+        from engine.runtime.pulls import pull_funding
+
+        return pull_funding(self.store, self.source, self.settings)
 
     def _tick(self, inst_id: str) -> Any:
         from engine.risk.trading_state import TradingState, get_state
