@@ -73,12 +73,9 @@ class ModelsScreen(PolledScreen):
             lambda ok: ok and self.run_command(f"retrain {strategy}", "retrain_now", strategy))
 
     def action_rollback(self) -> None:
-        """Confirm, then ask the engine to restore the previous champion (when its control API offers it)."""
+        """Confirm, then restore the previous champion through the control API (audited; refused if none verifies)."""
         strategy = self._selected_strategy()
         if strategy is None:
-            return
-        if not hasattr(self.qapp.control_class(), "rollback_model"):
-            self.notify("this engine's control API has no model rollback command", severity="error")
             return
         self.app.push_screen(
             ConfirmKey(f"Roll back {strategy}?", "Retire the current champion and restore the previous one."),

@@ -71,6 +71,17 @@ def execute_state_command(store: Store, cmd_id: int, command: str, args: Mapping
         if command == "demote":
             inst = lifecycle.demote(store, str(args["instance_id"]), str(args.get("reason", "")), source, user)
             return CommandResult(True, command, cmd_id, f"{inst.id} demoted to {inst.stage}", {"stage": inst.stage})
+        if command == "rollback_model":
+            from engine.ml.registry import ModelIntegrityError, ModelRegistry
+
+            # artefact paths are stored absolute; models_dir only matters for saving, which rollback never does
+            registry = ModelRegistry(store, store.path.parent / "models" if store.path else "models")
+            try:
+                model = registry.rollback(str(args["strategy"]), source=source, user=user)
+            except ModelIntegrityError as exc:
+                return CommandResult(False, command, cmd_id, str(exc))
+            return CommandResult(True, command, cmd_id, f"{args['strategy']}: champion is now v{model.version}",
+                                 {"strategy": str(args["strategy"]), "version": model.version})
         if command == "ack_alert":
             done = ack_alert(store, int(args["alert_id"]), user, source=source)
             return CommandResult(done, command, cmd_id, "acknowledged" if done else

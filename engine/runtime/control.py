@@ -30,12 +30,12 @@ from engine.risk.trading_state import get_state
 SOURCES = ("console", "cli")
 OPEN_ORDER_STATUSES = ("new", "open", "partial")
 COMMANDS = ("halt", "flatten", "emergency_stop", "reduce", "resume", "pause_strategy", "resume_strategy", "promote",
-            "demote", "retrain_now", "ack_alert", "stop")
+            "demote", "retrain_now", "rollback_model", "ack_alert", "stop")
 # Commands whose trading-state part the client persists itself before the engine acts on them.
 TIGHTENING = frozenset({"halt", "emergency_stop", "reduce"})
 # Commands the client may apply itself when no engine is alive (they only change persisted state).
 OFFLINE_OK = frozenset({"halt", "reduce", "resume", "pause_strategy", "resume_strategy", "promote", "demote",
-                        "ack_alert"})
+                        "ack_alert", "rollback_model"})
 
 
 @dataclass(frozen=True)
@@ -165,6 +165,10 @@ class ControlClient:
     def demote(self, instance_id: str, reason: str = "operator demote") -> CommandResult:
         """Demote an instance one stage."""
         return self._send("demote", {"instance_id": instance_id, "reason": reason})
+
+    def rollback_model(self, strategy: str) -> CommandResult:
+        """Reinstate a strategy's previous champion meta-model; the current one is marked rejected (audited)."""
+        return self._send("rollback_model", {"strategy": strategy})
 
     def retrain_now(self, strategy: str) -> CommandResult:
         """Ask the engine to run the retraining job for a strategy now (queued if no engine)."""

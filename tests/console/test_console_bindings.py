@@ -218,7 +218,8 @@ async def test_strategy_actions_pause_resume_promote_demote(offline_state) -> No
 
 @run_async
 async def test_models_retrain_and_rollback(offline_state) -> None:
-    """t queues a retrain for the selected model's strategy; b reports when the control API has no rollback."""
+    """t queues a retrain for the selected model's strategy; b, y asks for a rollback, refused with its reason here
+    (the fixture's former champions were never promoted)."""
     path, store = offline_state
     app = QuantdeskApp(console_settings(path))
     async with app.run_test(size=SIZE) as pilot:
@@ -231,12 +232,13 @@ async def test_models_retrain_and_rollback(offline_state) -> None:
         args = json.loads(_scalar(store, "SELECT args FROM commands WHERE command='retrain_now'"))
         assert args == {"strategy": "quantum_momentum"}
         await pilot.press("b")
-        if hasattr(app.control_class(), "rollback_model"):
-            assert isinstance(app.screen, ConfirmKey)
-            await pilot.press("n")
-        else:
-            await pilot.pause(0.1)
-            assert any("rollback" in n.message for n in app._notifications)
+        assert isinstance(app.screen, ConfirmKey)
+        await pilot.press("y")
+        await wait_until(pilot, lambda: any(c.command == "rollback quantum_momentum" for c in app.completed),
+                         what="rollback result")
+        done = [c for c in app.completed if c.command == "rollback quantum_momentum"][-1]
+        assert not done.ok and "no previous champion" in done.message
+        assert _scalar(store, "SELECT role FROM models WHERE version = 2") == "champion"
 
 
 @run_async
