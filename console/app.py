@@ -206,6 +206,10 @@ class QuantdeskApp(App):
             self.screen.poll_now()
 
     # --- emergency stop and resume --------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """While the stop confirmation is open only the stop key acts at app level (the overlay is modal)."""
+        return action == "emergency_stop" or not self.screen.query(StopConfirmBar)
+
     def action_emergency_stop(self) -> None:
         """Open the one-key confirmation over any screen or modal; a second press while it is open does nothing."""
         screen = self.screen

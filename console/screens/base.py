@@ -19,6 +19,7 @@ from textual.widgets import Footer, Static
 
 from console.messages import PollFailed
 from console.reader import StateUnavailable, StatusSnapshot
+from console.widgets.modals import PausedByStopConfirm
 from console.widgets.nav import NavBar
 from console.widgets.status import EngineBanner, StatusHeader, engine_problem
 
@@ -30,7 +31,7 @@ class PollFinished(Message):
     """A screen's poll worker ended (successfully or not); time to re-arm the timer."""
 
 
-class PolledScreen(Screen):
+class PolledScreen(PausedByStopConfirm, Screen):
     """Base for every console screen: header, banner, nav, footer and a non-overlapping poll loop."""
 
     MODE: ClassVar[str] = ""

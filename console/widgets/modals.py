@@ -11,7 +11,16 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
 
-class ConfirmKey(ModalScreen[bool]):
+class PausedByStopConfirm:
+    """Mixin for screens: while the emergency-stop confirmation is open on them, their own actions are disabled, so
+    the overlay is modal (only y / n / esc, and the stop key itself, do anything)."""
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Disable this screen's actions while a StopConfirmBar is mounted on it."""
+        return not self.query("#stop-confirm")  # type: ignore[attr-defined]
+
+
+class ConfirmKey(PausedByStopConfirm, ModalScreen[bool]):
     """Ask a yes/no question answered by one key: y confirms, n or escape cancels."""
 
     DEFAULT_CSS = """
@@ -43,7 +52,7 @@ class ConfirmKey(ModalScreen[bool]):
         self.dismiss(yes)
 
 
-class TypedConfirm(ModalScreen[bool]):
+class TypedConfirm(PausedByStopConfirm, ModalScreen[bool]):
     """Confirm by typing a word exactly (resume from HALTED); escape cancels."""
 
     DEFAULT_CSS = """
@@ -81,7 +90,7 @@ class TypedConfirm(ModalScreen[bool]):
         self.dismiss(False)
 
 
-class InfoModal(ModalScreen[None]):
+class InfoModal(PausedByStopConfirm, ModalScreen[None]):
     """A read-only panel (e.g. a tearsheet's path and preview); c copies the path, escape closes."""
 
     DEFAULT_CSS = """

@@ -163,6 +163,30 @@ async def test_emergency_stop_cancel_sends_nothing(offline_state) -> None:
 
 
 @run_async
+async def test_stop_confirmation_is_modal(offline_state) -> None:
+    """While the stop confirmation is open, screen and app keys do nothing: no screen switch, no quit, no action."""
+    path, store = offline_state
+    app = QuantdeskApp(console_settings(path))
+    async with app.run_test(size=SIZE) as pilot:
+        await _ready(pilot, app)
+        desk = app.screen
+        await pilot.press("ctrl+x")
+        assert _stop_open(app)
+        for key in ("2", "7", "q", "f1", "R"):
+            await pilot.press(key)
+        await pilot.pause(0.1)
+        assert app.screen is desk and _stop_open(app) and app.is_running
+        await pilot.press("ctrl+x")  # pressing the stop key again keeps the one confirmation
+        assert len(app.screen.query(StopConfirmBar)) == 1
+        await pilot.press("n")
+        assert not _stop_open(app)
+        await pilot.press("2")
+        await pilot.pause(0.1)
+        assert app.screen is not desk  # keys work again once it is closed
+    assert _scalar(store, "SELECT COUNT(*) FROM commands") == 0
+
+
+@run_async
 async def test_resume_needs_the_typed_word(tmp_path: Path) -> None:
     """From HALTED, R opens a typed confirmation; a wrong word is refused; RESUME moves the desk to ACTIVE."""
     path = tmp_path / "state.db"
