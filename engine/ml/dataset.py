@@ -12,7 +12,7 @@ bulk-volume classification of the candles otherwise.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -27,6 +27,7 @@ from engine.risk.vpin import bulk_volume_classification, vpin_from_volume
 MICRO_FEATURES = ["mf_taker_imb", "mf_taker_imb_3", "mf_vpin", "mf_vpin_cdf", "mf_amihud", "mf_ret_1", "mf_ret_4",
                   "mf_range", "mf_volume_z"]
 ALIGNED = ["mf_taker_imb", "mf_taker_imb_3", "mf_ret_1", "mf_ret_4"]
+MIN_FEATURE_COVERAGE = 0.8  # share of training events on which a feature must be known to be used
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class MetaDataset:
     features: list[str]
     data_hash: str
     spec: BarrierSpec
+    dropped_features: dict[str, float] = field(default_factory=dict)  # feature -> coverage, below the minimum
 
     @property
     def train_window(self) -> tuple[int, int]:
@@ -191,14 +193,19 @@ def build_dataset(strategy: Any, panel: Mapping[str, pd.DataFrame], spec: Barrie
     X = pd.concat(frames)
     order = np.lexsort((events["symbol"].to_numpy(), events.index.as_unit("ns").asi8))
     events, X = events.iloc[order], X.iloc[order]
+    dropped: dict[str, float] = {}
     if features is None:
-        keep = [c for c in X.columns if X[c].notna().any()]
-        features = keep
+        # a feature missing on most events (a feed stored for only part of the window) cannot be learned, and a CV
+        # fold where it is entirely missing breaks the estimators: train on features known for most events
+        coverage = X.notna().mean()
+        features = [c for c in X.columns if coverage[c] >= MIN_FEATURE_COVERAGE]
+        dropped = {c: round(float(coverage[c]), 4) for c in X.columns if coverage[c] < MIN_FEATURE_COVERAGE}
     X = X.reindex(columns=list(features))
     w = events["weight"].to_numpy()
     return MetaDataset(X=X, y=events["label"].to_numpy(dtype=int), weight=w / w.mean(),
                        t1=pd.Series(events["t1"].to_numpy(), index=events.index), events=events,
-                       features=list(features), data_hash=dataset_hash(panel), spec=spec)
+                       features=list(features), data_hash=dataset_hash(panel), spec=spec,
+                       dropped_features=dropped)
 
 
 def latest_features(strategy: Any, panel: Mapping[str, pd.DataFrame], features: Sequence[str],

@@ -166,14 +166,16 @@ def train_model(settings: Settings, strategy_name: str, store: Store | None = No
         t1 = time.perf_counter()
         ds = build_dataset(strategy, panel, spec)
         t_ds = time.perf_counter() - t1
-        say(f"training on {len(ds.y)} events ({len(ds.features)} features)")
+        say(f"training on {len(ds.y)} events ({len(ds.features)} features"
+            + (f"; too sparse to use: {', '.join(ds.dropped_features)})" if ds.dropped_features else ")"))
         t2 = time.perf_counter()
         model, report = train_meta_model(ds, panel, cv_folds=settings.ml.cv_folds, embargo_pct=settings.ml.embargo_pct,
                                          periods_per_year=365 * 86_400_000 / step)
         t_train = time.perf_counter() - t2
         registry = ModelRegistry(store, models_dir(settings))
         start, end = ds.train_window
-        scores = dict(report.as_dict(), timeframe=timeframe, symbols=list(panel), flow=flow, data_days=days)
+        scores = dict(report.as_dict(), timeframe=timeframe, symbols=list(panel), flow=flow, data_days=days,
+                      dropped_features=ds.dropped_features)
         rec = registry.save(strategy_name, model, ds.features, start, end, ds.data_hash, scores, report.oos_score,
                             ds.spec.payoff_ratio, estimator_name=report.estimator, source=audit_source)
         audit(store, audit_source, "model.train.done", {"strategy": strategy_name, "version": rec.version,

@@ -41,6 +41,12 @@ def pull_candles(store: Store, source: Any, symbol: str, timeframe: str, setting
     return report.as_dict()
 
 
+def context_days(settings: Settings) -> int:
+    """How far back funding and feeds are kept: the backfill window, or the model training window if longer, so the
+    meta-model trains on features that exist over its whole window (ingest is incremental after the first pull)."""
+    return max(settings.data.backfill_days, settings.ml.train_window_days)
+
+
 def pull_feeds(store: Store, source: Any, settings: Settings) -> dict[str, Any]:
     """Ingest each configured macro/sentiment/on-chain feed up to the source's now (data.feed_specs, else the
     simulator's own feeds); a feed with neither is reported as skipped."""
@@ -58,7 +64,7 @@ def pull_feeds(store: Store, source: Any, settings: Settings) -> dict[str, Any]:
         else:
             out[feed] = {"skipped": "no data.feed_specs entry and the source has no feeds of its own"}
             continue
-        out[feed] = ingest_feed(store, feed_source, now - settings.data.backfill_days * DAY_MS, now).as_dict()
+        out[feed] = ingest_feed(store, feed_source, now - context_days(settings) * DAY_MS, now).as_dict()
     return out
 
 
@@ -76,5 +82,5 @@ def pull_funding(store: Store, source: Any, settings: Settings) -> dict[str, Any
             source.market(perp)
         except Exception:  # noqa: BLE001 - the source lists no perpetual for this symbol
             continue
-        out[perp] = ingest_funding(store, source, perp, now - settings.data.backfill_days * DAY_MS, now).as_dict()
+        out[perp] = ingest_funding(store, source, perp, now - context_days(settings) * DAY_MS, now).as_dict()
     return out
