@@ -33,6 +33,7 @@ class MarketArrays:
     sigma: np.ndarray
     vol_ref: np.ndarray
     funding: np.ndarray
+    has_funding: bool = True  # False: no perpetual with a funding_rate column, `funding` is all zero
 
 
 def check_panel(panel: Mapping[str, pd.DataFrame]) -> tuple[str, ...]:
@@ -66,7 +67,14 @@ def panel_index(panel: Mapping[str, pd.DataFrame]) -> pd.DatetimeIndex:
 
 def _column(panel: Mapping[str, pd.DataFrame], symbols: tuple[str, ...], index: pd.DatetimeIndex, col: str,
             same: bool) -> np.ndarray:
-    """Stack one column across symbols into an (n x k) C-contiguous float64 array aligned on `index`."""
+    """Stack one column across symbols into an (n x k) C-contiguous float64 array aligned on `index`.
+
+    A single symbol on the shared clock is returned as an (n x 1) view of the frame's column (no copy; read-only
+    under pandas copy-on-write), since the kernel never writes its inputs.
+    """
+    if same and len(symbols) == 1:
+        values = panel[symbols[0]][col].to_numpy(dtype="float64", na_value=np.nan)
+        return np.ascontiguousarray(values).reshape(-1, 1)
     out = np.empty((len(index), len(symbols)))
     for j, sym in enumerate(symbols):
         frame = panel[sym]
@@ -77,8 +85,8 @@ def _column(panel: Mapping[str, pd.DataFrame], symbols: tuple[str, ...], index: 
 
 
 def _ffill(a: np.ndarray) -> np.ndarray:
-    """Forward-fill NaNs down each column (leading NaNs stay)."""
-    if not np.isnan(a).any():
+    """Forward-fill NaNs down each column (leading NaNs stay); returns `a` itself when it has no NaN."""
+    if not np.isnan(np.min(a)):  # one reduction, no boolean temporary (min propagates NaN)
         return a
     return pd.DataFrame(a).ffill().to_numpy()
 
@@ -117,7 +125,12 @@ def market_arrays(panel: Mapping[str, pd.DataFrame], config: BacktestConfig) -> 
         sigma = vol_ref
     funding = funding_payments(panel, symbols, index, same)
     return MarketArrays(index=index, symbols=symbols, open=open_, high=high, low=low, close=close,
-                        fill_px=np.ascontiguousarray(fill_px), sigma=sigma, vol_ref=vol_ref, funding=funding)
+                        fill_px=np.ascontiguousarray(fill_px), sigma=sigma, vol_ref=vol_ref, funding=funding,
+                        has_funding=_has_funding(panel, symbols))
+
+
+def _has_funding(panel: Mapping[str, pd.DataFrame], symbols: tuple[str, ...]) -> bool:
+    return any(":" in sym and "funding_rate" in panel[sym].columns for sym in symbols)
 
 
 def funding_payments(panel: Mapping[str, pd.DataFrame], symbols: tuple[str, ...], index: pd.DatetimeIndex,
@@ -129,7 +142,7 @@ def funding_payments(panel: Mapping[str, pd.DataFrame], symbols: tuple[str, ...]
     (bar length / 8 h) times at that bar's rate. Spot symbols never pay funding.
     """
     out = np.zeros((len(index), len(symbols)))
-    if not any(":" in sym and "funding_rate" in panel[sym].columns for sym in symbols):
+    if not _has_funding(panel, symbols):
         return out
     ts_ms = index.as_unit("ms").asi8
     step = int(np.median(np.diff(ts_ms[: 1000]))) if len(ts_ms) > 1 else FUNDING_INTERVAL_MS

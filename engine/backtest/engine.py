@@ -14,7 +14,6 @@ from engine.backtest import kernel
 from engine.backtest.costs import MarketArrays, cost_params, market_arrays
 from engine.backtest.lookahead import LookaheadResult, check_lookahead
 from engine.backtest.metrics import compute_metrics, infer_timeframe_ms, periods_per_year
-from engine.backtest.registry import dataset_hash as hash_panel
 from engine.backtest.sizing import Sizer, fixed_fraction
 from engine.backtest.stats import deflated_sharpe
 from engine.config import BacktestConfig, Settings
@@ -63,6 +62,8 @@ class BacktestResult:
     @functools.cached_property
     def dataset_hash(self) -> str:
         """sha256 identity of the panel this backtest ran on (computed on first use)."""
+        from engine.backtest.registry import dataset_hash as hash_panel  # lazy: pulls in the store (sqlalchemy)
+
         return hash_panel(self.panel, str(self.timeframe_ms))
 
     @functools.cached_property
@@ -141,16 +142,23 @@ def target_array(targets: pd.DataFrame, index: pd.DatetimeIndex, symbols: tuple[
     unknown = [c for c in targets.columns if c not in symbols]
     if unknown:
         raise ValueError(f"targets: columns {unknown} are not symbols of the panel {list(symbols)}")
-    if targets.index.equals(index) and tuple(targets.columns) == symbols:
-        arr = targets.to_numpy(dtype="float64", na_value=np.nan)
-    else:
-        arr = targets.reindex(index=index, columns=list(symbols)).to_numpy(dtype="float64", na_value=np.nan)
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        if np.isinf(arr).any():
-            raise ValueError("targets: contains infinite values")
-        arr = np.where(bad, 0.0, arr)  # NaN = no target = flat
+    frame = targets if targets.index.equals(index) and tuple(targets.columns) == symbols else \
+        targets.reindex(index=index, columns=list(symbols))
+    arr = _float_values(frame)
+    if not np.isfinite(np.sum(arr)):  # one reduction; the elementwise pass only when something is off
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            if np.isinf(arr).any():
+                raise ValueError("targets: contains infinite values")
+            arr = np.where(bad, 0.0, arr)  # NaN = no target = flat
     return np.ascontiguousarray(arr)
+
+
+def _float_values(frame: pd.DataFrame) -> np.ndarray:
+    """A frame's values as float64 (NA as NaN), without a copy when it already is one float64 block."""
+    if all(dtype == np.float64 for dtype in frame.dtypes):
+        return frame.to_numpy(dtype="float64")
+    return frame.to_numpy(dtype="float64", na_value=np.nan)
 
 
 def changed_bars(targets: np.ndarray) -> np.ndarray:
@@ -174,10 +182,17 @@ def run_kernel(targets: np.ndarray, m: MarketArrays, config: BacktestConfig,
     if targets.shape != m.close.shape:
         raise ValueError(f"targets: shape {targets.shape} does not match the market arrays {m.close.shape}")
     changed = changed_bars(targets)
-    capacity = 2 * int(np.count_nonzero(changed)) * targets.shape[1] + 2 * len(m.symbols) + 2
     sl, tp, max_bars = (barriers or Barriers()).as_kernel_args()
+    # signal fills <= changed bars x symbols (each fill consumes a target change); barrier exits add at most one
+    # per signal-opened trade; trade records <= fills + the trades still open at the end
+    per_change = 2 if (sl > 0.0 or tp > 0.0 or max_bars > 0) else 1
+    capacity = per_change * int(np.count_nonzero(changed)) * targets.shape[1] + 2 * len(m.symbols) + 2
+    # the kernel reads sigma / vol_ref only with impact on and funding only when some rate is set: 0-row views
+    # otherwise (it then skips the scan of an all-zero funding array)
+    sigma, vol_ref = (m.sigma, m.vol_ref) if impact > 0.0 else (m.sigma[:0], m.vol_ref[:0])
+    funding = m.funding if m.has_funding else m.funding[:0]
     return kernel.simulate_kernel(
-        targets, changed, m.fill_px, m.open, m.high, m.low, m.close, m.sigma, m.vol_ref, m.funding,
+        targets, changed, m.fill_px, m.open, m.high, m.low, m.close, sigma, vol_ref, funding,
         float(config.initial_capital), fee_taker, fee_maker, half_spread, impact, sl, tp, max_bars,
         config.fill_model == "next_open", capacity)
 
@@ -205,7 +220,8 @@ def simulate_targets(targets: pd.DataFrame, panel: Mapping[str, pd.DataFrame],
     metrics["funding"] = float(trades[:, kernel.T_FUNDING].sum()) if len(trades) else 0.0
     t3 = time.perf_counter()
     return BacktestResult(
-        equity=equity_s, targets=pd.DataFrame(tgt, index=m.index, columns=list(m.symbols)), fills=fills_df, trades=trades_df,
+        equity=equity_s, targets=pd.DataFrame(tgt, index=m.index, columns=list(m.symbols), copy=False),
+        fills=fills_df, trades=trades_df,
         metrics=metrics, config=config, timeframe_ms=tf_ms, panel=panel,
         elapsed_s={"prepare": t1 - t0, "kernel": t2 - t1, "stats": t3 - t2})
 
@@ -221,16 +237,27 @@ def clean_signals(raw: Any, index: pd.DatetimeIndex, symbols: tuple[str, ...], s
         raise ValueError(f"strategy {strategy_name}: signal columns {unknown} are not panel symbols")
     sig = raw if raw.index.equals(index) and list(raw.columns) == list(symbols) else \
         raw.reindex(index=index, columns=list(symbols))
-    values = sig.to_numpy(dtype="float64", na_value=np.nan)
-    nan = np.isnan(values)
-    if nan.any():
-        values = np.where(nan, 0.0, values)
+    if all(dtype.kind in "iu" for dtype in sig.dtypes):
+        ints = sig.to_numpy()  # plain integers: no NaN; range-check by two reductions instead of boolean masks
+        if ints.size and (ints.min() < -1 or ints.max() > 1):
+            _bad_signal(ints.astype("float64"), index, symbols, strategy_name)
+        values = ints.astype("float64")
+    else:
+        values = sig.to_numpy(dtype="float64", na_value=np.nan)
+        nan = np.isnan(values)
+        if nan.any():
+            values = np.where(nan, 0.0, values)
+        del nan
+        _bad_signal(values, index, symbols, strategy_name)
+    return pd.DataFrame(values, index=index, columns=list(symbols), copy=False)
+
+
+def _bad_signal(values: np.ndarray, index: pd.DatetimeIndex, symbols: tuple[str, ...], strategy_name: str) -> None:
     bad = (values != 0.0) & (values != 1.0) & (values != -1.0)
     if bad.any():
         r, c = np.argwhere(bad)[0]
         raise ValueError(f"strategy {strategy_name}: signal {float(values[r, c])!r} at {index[r]} / {symbols[c]} "
                          "is not -1, 0 or 1")
-    return pd.DataFrame(values, index=index, columns=list(symbols))
 
 
 def _params_of(strategy: Any) -> dict:
@@ -252,8 +279,6 @@ def run_backtest(strategy: Any, panel: Mapping[str, pd.DataFrame], settings_or_b
     With a store, the run is recorded as a trial on its dataset hash (when `record`), and the DSR uses the number of
     trials ever run on that dataset and the variance of their Sharpe ratios.
     """
-    from engine.backtest.registry import count_trials, record_run, record_trial, trial_sharpe_variance
-
     name = str(getattr(strategy, "name", type(strategy).__name__))
     t0 = time.perf_counter()
     from engine.backtest.costs import check_panel, panel_index
@@ -277,15 +302,21 @@ def run_backtest(strategy: Any, panel: Mapping[str, pd.DataFrame], settings_or_b
         result.metrics["lookahead_ok"] = result.lookahead.ok
         result.elapsed_s["lookahead"] = time.perf_counter() - t2
     m = result.metrics
-    if store is not None and record:
-        record_trial(store, result.dataset_hash, name, result.params, result.returns.to_numpy(), phase="full",
-                     metrics={k: m[k] for k in ("sharpe", "total_return", "max_drawdown", "trades")})
-    n_trials = count_trials(store, result.dataset_hash) if store is not None else 1
-    var = trial_sharpe_variance(store, result.dataset_hash) if store is not None else 0.0
+    n_trials, var = 1, 0.0
+    if store is not None:  # the registry (and the store behind it) is only imported when recording
+        from engine.backtest.registry import count_trials, record_trial, trial_sharpe_variance
+
+        if record:
+            record_trial(store, result.dataset_hash, name, result.params, result.returns.to_numpy(), phase="full",
+                         metrics={k: m[k] for k in ("sharpe", "total_return", "max_drawdown", "trades")})
+        n_trials = count_trials(store, result.dataset_hash)
+        var = trial_sharpe_variance(store, result.dataset_hash)
     m["n_trials"] = max(n_trials, 1)
     m["trial_sharpe_variance"] = var
     m["dsr"] = deflated_sharpe(m["sharpe_per_bar"], m["n_trials"], var, max(m["n_obs"], 2), m["skew"], m["kurtosis"])
     if store is not None and record:
+        from engine.backtest.registry import record_run
+
         result.run_id = record_run(
             store, kind="backtest", strategy=name, params=result.params, symbols=symbols,
             timeframe=timeframe or f"{result.timeframe_ms // 60_000}m", start_ts=int(index[0].value // 1_000_000),

@@ -98,10 +98,11 @@ def _fill(t, s, dq, ref_px, maker, reason, qty, cash, st, fills, counts, trades,
         fee_rate = fee_maker
     else:
         imp = 0.0
-        v = vol_ref[t, s]
-        sg = sigma[t, s]
-        if impact_coef > 0.0 and v > 0.0 and sg > 0.0:
-            imp = impact_coef * sg * np.sqrt(adq / v)
+        if impact_coef > 0.0:  # sigma / vol_ref may be 0-row placeholders when impact is off
+            v = vol_ref[t, s]
+            sg = sigma[t, s]
+            if v > 0.0 and sg > 0.0:
+                imp = impact_coef * sg * np.sqrt(adq / v)
         px = ref_px * (1.0 + side * (half_spread + imp))
         fee_rate = fee_taker
     fee = adq * px * fee_rate
@@ -193,6 +194,30 @@ def _barriers(t, intrabar, same_bar_ok, qty, cash, st, fills, counts, trades,  #
 
 
 @njit(cache=True)
+def _flat_run(equity, changed, t, cash):  # noqa: ANN001, ANN202 - numba internals
+    """Write `cash` as equity from bar t up to the bar after the next target change; return that bar."""
+    n = equity.shape[0]
+    equity[t] = cash
+    t += 1
+    while t < n and not changed[t - 1]:
+        equity[t] = cash
+        t += 1
+    return t
+
+
+@njit(cache=True)
+def _hold_run(equity, changed, close, t, cash, q):  # noqa: ANN001, ANN202 - numba internals
+    """One symbol held at q: mark cash + q * close from bar t up to the bar after the next target change."""
+    n = equity.shape[0]
+    equity[t] = cash + q * close[t]
+    t += 1
+    while t < n and not changed[t - 1]:
+        equity[t] = cash + q * close[t]
+        t += 1
+    return t
+
+
+@njit(cache=True)
 def simulate_kernel(targets, changed, fill_px, open_, high, low, close, sigma, vol_ref, funding,  # noqa: ANN001, ANN201
                     init_cash, fee_taker, fee_maker, half_spread, impact_coef,
                     stop_loss, take_profit, max_bars, fills_at_open, capacity):
@@ -204,7 +229,9 @@ def simulate_kernel(targets, changed, fill_px, open_, high, low, close, sigma, v
     `changed[t]` is true where any target at bar t differs from bar t-1 (bar 0: from zero); per-symbol work is only
     done on those bars, on bars after an untradable one, and while positions are open.
     Symbol loops are `while` loops and cash is a local: both measurably faster than `for ... range(k)` and an array
-    cell in numba's per-bar hot path.
+    cell in numba's per-bar hot path. Stretches of bars with nothing to execute (flat, or holding without barriers
+    or funding) run in tight helper loops (_flat_run, _hold_run) up to the bar after the next target change.
+    `funding` (and `sigma` / `vol_ref` when impact_coef is 0) may have 0 rows: nothing is funded (read).
     """
     n, k = targets.shape
     equity = np.empty(n)
@@ -221,27 +248,44 @@ def simulate_kernel(targets, changed, fill_px, open_, high, low, close, sigma, v
     last_fill_count = 0
     pending = False
     has_funding = False
-    for i in range(funding.size):
-        if funding.flat[i] != 0.0 and funding.flat[i] == funding.flat[i]:
-            has_funding = True
-            break
-    for t in range(n):
-        # fast path: flat, nothing to execute on this bar
-        if n_open == 0 and not pending and (t == 0 or not changed[t - 1]):
-            equity[t] = cash
-            continue
-        # fast path: holding, no barriers or funding, no new targets: mark only
-        if not (has_funding or has_barriers or max_bars > 0 or pending or (t > 0 and changed[t - 1])):
-            eq = cash
-            s = 0
-            while s < k:
-                q = qty[s]
-                if q != 0.0:
-                    eq += q * close[t, s]
-                s += 1
-            exposed_bars += 1
-            equity[t] = eq
-            continue
+    t = 0
+    while t < funding.shape[0] and not has_funding:  # run_kernel passes a 0-row array when nothing is funded
+        s = 0
+        while s < k:
+            r = funding[t, s]
+            if r != 0.0 and r == r:
+                has_funding = True
+            s += 1
+        t += 1
+    simple = not (has_funding or has_barriers or max_bars > 0)
+    t = 0
+    while t < n:
+        if not pending and (t == 0 or not changed[t - 1]):
+            # fast path: flat and nothing to execute - equity is cash until the bar after the next target change
+            if n_open == 0:
+                t = _flat_run(equity, changed, t, cash)
+                continue
+            # fast path: holding, no barriers or funding, no new targets - mark at the close only
+            if simple:
+                if k == 1:
+                    t0 = t
+                    t = _hold_run(equity, changed, close[:, 0], t, cash, qty[0])
+                    exposed_bars += t - t0
+                    continue
+                while True:
+                    eq = cash
+                    s = 0
+                    while s < k:
+                        q = qty[s]
+                        if q != 0.0:
+                            eq += q * close[t, s]
+                        s += 1
+                    exposed_bars += 1
+                    equity[t] = eq
+                    t += 1
+                    if t >= n or changed[t - 1]:
+                        break
+                continue
         # 1) funding on the position held entering the bar
         if n_open > 0 and has_funding:
             s = 0
@@ -308,6 +352,7 @@ def simulate_kernel(targets, changed, fill_px, open_, high, low, close, sigma, v
             if n_open > 0:
                 exposed_bars += 1
         equity[t] = eq
+        t += 1
     # trades still open at the end are reported (marked at the last close), without a fill
     for s in range(k):
         q = qty[s]

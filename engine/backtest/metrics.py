@@ -59,14 +59,11 @@ def curve_stats(values):  # noqa: ANN001, ANN201 - numba
         m2 += d2
         m3 += d2 * d
         m4 += d2 * d2
-        if r < 0.0:
-            down2 += r * r
+        neg = min(r, 0.0)  # branch-free: adding +0.0 leaves the sum unchanged
+        down2 += neg * neg
         v = values[i + 1]
-        if v > peak:
-            peak = v
-        dd = v / peak - 1.0
-        if dd < max_dd:
-            max_dd = dd
+        peak = max(peak, v)
+        max_dd = min(max_dd, v / peak - 1.0)
         if v < peak:
             run += 1
             if run > longest:
@@ -84,7 +81,7 @@ def compute_metrics(equity: pd.Series, trades: pd.DataFrame | None, periods_per_
     if periods_per_year <= 0:
         raise ValueError(f"periods_per_year: must be > 0, got {periods_per_year}")
     values = np.ascontiguousarray(equity.to_numpy(dtype="float64"))
-    if not np.isfinite(values).all():
+    if not np.isfinite(np.sum(values)) and not np.isfinite(values).all():  # one reduction in the common case
         raise ValueError("equity: contains NaN or infinite values")
     n = len(values) - 1
     years = n / periods_per_year
