@@ -1,0 +1,130 @@
+"""Candle store fast paths: multi-row upsert counts and semantics, connectorx loads equal to the DB-API path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from engine.store import open_readonly, open_store
+from engine.store.candles import load_candles, load_candles_dbapi, upsert_candles
+
+STEP = 60_000
+
+
+def bars(start: int, n: int, bump: float = 0.0) -> list[list[float]]:
+    """n ccxt-shaped 1m bars from bar index start."""
+    return [[j * STEP, 100.0 + j + bump, 101.0 + j, 99.0 + j, 100.5 + j, 10.0 + j % 7] for j in range(start, start + n)]
+
+
+def stored(store) -> dict[int, tuple[float, ...]]:  # noqa: ANN001
+    """Every stored bar of the test series, by timestamp."""
+    with store.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT ts, open, high, low, close, volume FROM candles "
+                                    "WHERE exchange = 'sim' AND symbol = 'BTC/USDT' AND timeframe = '1m'").fetchall()
+    return {int(r[0]): tuple(r[1:]) for r in rows}
+
+
+@pytest.mark.parametrize("n", [1, 2, 127, 128, 129, 255, 256, 300, 1001])
+def test_upsert_counts_every_size_across_statement_chunks(store, n: int) -> None:  # noqa: ANN001
+    rows = bars(0, n)
+    assert upsert_candles(store, "sim", "BTC/USDT", "1m", rows) == n
+    assert upsert_candles(store, "sim", "BTC/USDT", "1m", rows) == 0
+    assert stored(store) == {int(r[0]): tuple(r[1:]) for r in rows}
+    assert isinstance(next(iter(stored(store))), int)
+
+
+def test_append_after_stored_end_counts_only_new_bars(store) -> None:  # noqa: ANN001
+    assert upsert_candles(store, "sim", "BTC/USDT", "1m", bars(0, 300)) == 300
+    # The usual ingest page: the tail already stored (identical) plus bars newer than the stored end.
+    assert upsert_candles(store, "sim", "BTC/USDT", "1m", bars(250, 250)) == 200
+    assert sorted(stored(store)) == [i * STEP for i in range(500)]
+
+
+def test_mixed_batch_of_new_identical_and_changed_rows(store) -> None:  # noqa: ANN001
+    upsert_candles(store, "sim", "BTC/USDT", "1m", bars(0, 400))
+    batch = bars(0, 400)
+    for i in (3, 150, 399):
+        batch[i] = [i * STEP, 1.0, 2.0, 0.5, 1.5, 42.0]  # revised bars
+    batch += bars(400, 77)  # new after the end
+    batch = bars(-5, 5) + batch  # backfill before the start
+    assert upsert_candles(store, "sim", "BTC/USDT", "1m", batch) == 3 + 77 + 5
+    assert stored(store) == {int(r[0]): tuple(r[1:]) for r in batch}
+    assert upsert_candles(store, "sim", "BTC/USDT", "1m", batch) == 0
+
+
+def test_unsorted_input_with_repeated_timestamps_keeps_the_last(store) -> None:  # noqa: ANN001
+    rows = bars(0, 200)
+    rng = np.random.default_rng(7)
+    shuffled = [rows[i] for i in rng.permutation(len(rows))]
+    late = [[5 * STEP, 1.0, 1.0, 1.0, 1.0, 1.0], [9 * STEP, 2.0, 2.0, 2.0, 2.0, 2.0]]
+    early = [[5 * STEP, 7.0, 7.0, 7.0, 7.0, 7.0]]
+    assert upsert_candles(store, "sim", "BTC/USDT", "1m", early + shuffled + late) == 200
+    expected = {int(r[0]): tuple(r[1:]) for r in rows + late}
+    assert stored(store) == expected
+
+
+def test_array_input_and_bad_shapes(store) -> None:  # noqa: ANN001
+    arr = np.array(bars(0, 130), dtype=np.float64)
+    assert upsert_candles(store, "sim", "BTC/USDT", "1m", arr) == 130
+    assert upsert_candles(store, "sim", "BTC/USDT", "1m", arr.astype(np.float32).astype(np.float64)) == 0
+    assert upsert_candles(store, "sim", "BTC/USDT", "1m", np.empty((0, 6))) == 0
+    assert upsert_candles(store, "sim", "BTC/USDT", "1m", iter(bars(130, 3))) == 3
+    assert upsert_candles(store, "sim", "BTC/USDT", "1m", [(131 * STEP, 1, 2, 0, 1, 5, "extra")]) == 1
+    with pytest.raises(ValueError):
+        upsert_candles(store, "sim", "BTC/USDT", "1m", np.zeros((3, 5)))
+    with pytest.raises(ValueError):
+        upsert_candles(store, "sim", "BTC/USDT", "1m", [[0, 1, 2, 3]])
+    with pytest.raises(ValueError):
+        upsert_candles(store, "sim", "BTC/USDT", "1m", [[0, 1, 2, 3, 4, 5], [STEP, "x", 2, 3, 4, 5]])
+
+
+def fill_two_series(store) -> None:  # noqa: ANN001
+    """Two series, one with a quote and a question mark in its symbol."""
+    upsert_candles(store, "sim", "BTC/USDT", "1m", bars(0, 1000))
+    upsert_candles(store, "sim", "O'DD?/USDT", "1m", bars(0, 50, bump=0.25))
+
+
+@pytest.mark.parametrize(("symbol", "since", "until"), [
+    ("BTC/USDT", None, None), ("BTC/USDT", 10 * STEP, 900 * STEP), ("BTC/USDT", 999 * STEP, None),
+    ("BTC/USDT", 5_000 * STEP, None), ("O'DD?/USDT", None, 20 * STEP), ("ETH/USDT", None, None)])
+def test_fast_loader_equals_the_dbapi_path(store, symbol: str, since: int | None, until: int | None) -> None:  # noqa: ANN001
+    fill_two_series(store)
+    fast = load_candles(store, "sim", symbol, "1m", since=since, until=until)
+    generic = load_candles_dbapi(store, "sim", symbol, "1m", since=since, until=until)
+    pd.testing.assert_frame_equal(fast, generic, check_exact=True)
+    assert fast.index.name == "ts" and str(fast.index.tz) == "UTC" and fast.index.is_monotonic_increasing
+    assert list(fast.columns) == ["open", "high", "low", "close", "volume"]
+    assert all(dtype == np.float64 for dtype in fast.dtypes)
+
+
+def test_fast_loader_is_used_and_matches_a_readonly_store(store, state_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    pytest.importorskip("connectorx")
+    fill_two_series(store)
+    calls = []
+    monkeypatch.setattr("engine.store.candles.load_candles_dbapi",
+                        lambda *a, **k: calls.append(a) or pytest.fail("generic path used"))
+    fast = load_candles(open_readonly(state_path), "sim", "BTC/USDT", "1m")
+    assert len(fast) == 1000 and not calls
+    assert fast["open"].iloc[-1] == 1099.0
+
+
+def test_loader_falls_back_without_connectorx(store, monkeypatch) -> None:  # noqa: ANN001
+    fill_two_series(store)
+    expected = load_candles_dbapi(store, "sim", "BTC/USDT", "1m")
+    from engine.store import candles
+
+    monkeypatch.setattr(candles, "_connectorx", lambda: None)  # as when connectorx is not installed
+    pd.testing.assert_frame_equal(load_candles(store, "sim", "BTC/USDT", "1m"), expected)
+
+
+def test_in_memory_store_uses_the_generic_path() -> None:
+    st = open_store("sqlite://")
+    try:
+        assert upsert_candles(st, "sim", "BTC/USDT", "1m", bars(0, 10)) == 10
+        frame = load_candles(st, "sim", "BTC/USDT", "1m")
+        assert len(frame) == 10 and frame.index.name == "ts"
+    finally:
+        st.dispose()
