@@ -83,7 +83,7 @@ def _attach_flow(panel: dict, source: Any, store: Store, timeframe: str) -> str:
 
 
 def model_panel(store: Store, source: Any, symbols: Sequence[str], timeframe: str, warmup_bars: int,
-                until: int, min_days: int = 30) -> dict:
+                until: int, min_days: int = 120) -> dict:
     """The live panel a meta-model expects: its own timeframe's bars (pulled if missing) with taker flow attached,
     built exactly as training builds it, so live features mean what they meant in training."""
     from engine.features.panel import load_panel

@@ -10,6 +10,7 @@ import logging
 import math
 from typing import Any, Mapping
 
+from engine.clock import floor_ts
 from engine.config import Settings
 from engine.execution.orders import load_positions
 from engine.runtime.lifecycle import Instance
@@ -38,6 +39,7 @@ class LiveSizer:
         self.settings = settings
         self._registry: Any = None
         self._model_error_reported: set[str] = set()
+        self._probs: dict[tuple[str, int, int], dict[str, float]] = {}  # (instance, model version, model bar)
         self.vpin_cdf: dict[str, float] = {}  # filled by the monitors' ToxicityBook (shared dict)
 
     def meta_probs(self, inst: Instance, strategy: Any, panel: Mapping[str, Any], source: Any = None,
@@ -58,13 +60,23 @@ class LiveSizer:
             from engine.ml.dataset import latest_features
 
             if source is not None and now is not None and model.timeframe and model.timeframe != inst.timeframe:
+                # the model's inputs change only when one of its own (coarser) bars closes: compute once per bar
+                key = (inst.id, model.version, floor_ts(now, model.timeframe))
+                if key in self._probs:
+                    return self._probs[key], model
                 from engine.ml.retrain import model_panel
 
                 panel = model_panel(self.store, source, list(inst.symbols), model.timeframe,
                                     int(getattr(strategy, "warmup_bars", 0) or 0), now)
+            else:
+                key = None
             feats = latest_features(strategy, panel, model.features, timeframe=model.timeframe)
             probs = model.predict_proba(feats)
-            return {sym: float(p) for sym, p in zip(feats.index, probs) if math.isfinite(p)}, model
+            out = {sym: float(p) for sym, p in zip(feats.index, probs) if math.isfinite(p)}
+            if key is not None:
+                self._probs = {k: v for k, v in self._probs.items() if k[0] != inst.id}
+                self._probs[key] = out
+            return out, model
         except Exception as exc:  # noqa: BLE001 - a broken model sizes without the overlay, with one alert
             if inst.id not in self._model_error_reported:
                 raise_alert(self.store, "warning", "sizing.model", f"{inst.id}: meta-model unavailable, sizing "
