@@ -16,20 +16,22 @@ from engine.config import Settings
 
 
 def engine_running(settings: Settings) -> bool:
-    """True when an engine holds the lock for this state store or its heartbeat is fresh."""
+    """True when an engine holds the lock for this state store, or the control API finds it alive (fresh heartbeat,
+    process present, not marked stopped: a cleanly stopped engine leaves a recent heartbeat behind)."""
+    from engine.runtime.control import is_engine_alive
     from engine.runtime.lockfile import read_pid
+    from engine.store import StoreError, open_readonly
 
     if read_pid(settings) is not None:
         return True
-    from console.reader import StateReader, StateUnavailable
-
-    reader = StateReader(settings.store_url(), heartbeat_timeout_s=settings.runtime.heartbeat_timeout_s)
     try:
-        return reader.status().engine_alive
-    except StateUnavailable:
-        return False
+        store = open_readonly(settings.store_url())
+    except StoreError:
+        return False  # no state.db yet: nothing has ever run here
+    try:
+        return is_engine_alive(store, settings.runtime.heartbeat_timeout_s)
     finally:
-        reader.close()
+        store.dispose()
 
 
 def engine_log_file(settings: Settings) -> Path:

@@ -51,6 +51,7 @@ class StatusSnapshot:
     now: int
     pending_stops: int = 0  # halt / emergency_stop commands the engine has not picked up yet
     flattening: int = 0  # emergency_stop / flatten commands the engine is executing right now
+    engine_stopped: bool = False  # the engine said it stopped (a clean stop leaves a fresh last heartbeat)
 
     @property
     def confirmed_state(self) -> str:
@@ -177,7 +178,8 @@ class StateReader:
         last = self._last_status
         if last is not None and self._unchanged(conn, "status"):
             now = self.clock()  # nothing was written: only liveness (heartbeat age) can have changed
-            alive = last.heartbeat_at is not None and now - last.heartbeat_at <= self.heartbeat_timeout_ms
+            alive = (not last.engine_stopped and last.heartbeat_at is not None
+                     and now - last.heartbeat_at <= self.heartbeat_timeout_ms)
             return dataclasses.replace(last, now=now, engine_alive=alive)
         if last is None:
             self._unchanged(conn, "status")  # record the version this full read corresponds to
@@ -187,7 +189,7 @@ class StateReader:
     def _status(self, conn: Any) -> StatusSnapshot:
         now = self.clock()
         ts = self._one(conn, "SELECT state, reason, changed_at, changed_by FROM trading_state WHERE scope='global'")
-        eng = self._one(conn, "SELECT pid, mode, heartbeat_at FROM engine_status WHERE id = 1")
+        eng = self._one(conn, "SELECT pid, mode, heartbeat_at, info FROM engine_status WHERE id = 1")
         last = self._one(conn, "SELECT ts, equity, gross_exposure, net_exposure FROM equity_snapshots "
                                "WHERE scope='portfolio' ORDER BY ts DESC LIMIT 1")
         day0 = now - now % DAY_MS
@@ -208,11 +210,13 @@ class StateReader:
         equity = float(last["equity"]) if last else None
         peak_v = self._peak[1]
         heartbeat = int(eng["heartbeat_at"]) if eng else None
+        stopped = bool(json.loads(eng["info"] or "{}").get("stopped", False)) if eng else False
         return StatusSnapshot(
             state=ts["state"] if ts else "ACTIVE", reason=ts["reason"] if ts else "initial",
             changed_at=int(ts["changed_at"]) if ts else 0, changed_by=ts["changed_by"] if ts else "engine",
             mode=eng["mode"] if eng else "?", engine_pid=int(eng["pid"]) if eng else None, heartbeat_at=heartbeat,
-            engine_alive=heartbeat is not None and now - heartbeat <= self.heartbeat_timeout_ms,
+            engine_alive=not stopped and heartbeat is not None and now - heartbeat <= self.heartbeat_timeout_ms,
+            engine_stopped=stopped,
             equity=equity, day_pnl=(equity - float(first["equity"])) if (equity is not None and first) else None,
             drawdown=(1.0 - equity / peak_v) if (equity is not None and peak_v > 0) else None,
             gross_exposure=float(last["gross_exposure"]) if last else None,
