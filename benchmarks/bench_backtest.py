@@ -136,7 +136,7 @@ def worker_ours(n: int, repeats: int) -> dict:
     open_, close = frame["open"].to_numpy(), frame["close"].to_numpy()
     kernel.bare_loop(tgt1[:100], open_[:100], close[:100], cfg.initial_capital, FEE)
     bare = float("inf")
-    for _ in range(3):
+    for _ in range(5):
         t0 = time.perf_counter()
         bare_eq = kernel.bare_loop(tgt1, open_, close, cfg.initial_capital, FEE)
         bare = min(bare, time.perf_counter() - t0)
@@ -148,13 +148,13 @@ def worker_ours(n: int, repeats: int) -> dict:
 
 
 def _time_kernel(result, targets, cfg) -> float:  # noqa: ANN001
-    """Best of 3 runs of the kernel alone on prepared arrays."""
+    """Best of 5 runs of the kernel alone on prepared arrays (the bare loop also gets best of 5)."""
     from engine.backtest.costs import market_arrays
     from engine.backtest.engine import run_kernel
 
     m = market_arrays(result.panel, cfg)
     best = float("inf")
-    for _ in range(3):
+    for _ in range(5):
         t0 = time.perf_counter()
         run_kernel(targets, m, cfg)
         best = min(best, time.perf_counter() - t0)

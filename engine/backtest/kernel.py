@@ -362,7 +362,7 @@ def simulate_kernel(targets, changed, fill_px, open_, high, low, close, sigma, v
             st[s, S_EXIT_VAL] += abs(q) * c
             st[s, S_EXIT_QTY] += abs(q)
             counts[1] = _close_trade(st, trades, counts[1], s, n - 1, _sign(q), REASON_END)
-    return equity, fills[:counts[0]].copy(), trades[:counts[1]].copy(), exposed_bars
+    return equity, fills[:counts[0]], trades[:counts[1]], exposed_bars  # views: capacity is a tight bound
 
 
 @njit(cache=True)
