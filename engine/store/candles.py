@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import warnings
 from functools import lru_cache
+from itertools import chain
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
@@ -86,21 +87,38 @@ def _sorted_unique(arr: np.ndarray) -> np.ndarray:
     return arr[keep]
 
 
+def _flat_values(rows: Iterable[Sequence[float]] | np.ndarray) -> list[float]:
+    """[ts, o, h, l, c, v, ts, ...] in key order, one row per timestamp, as plain Python numbers.
+
+    The usual ingest input (lists of int/float rows already in time order) is flattened as is, with no round trip
+    through numpy: that round trip (array, then back to Python floats) was a third of the upsert's CPU time.
+    """
+    if not isinstance(rows, np.ndarray):
+        rows = rows if isinstance(rows, (list, tuple)) else list(rows)
+        if rows and set(map(len, rows)) == {6}:
+            flat = list(chain.from_iterable(rows))
+            if set(map(type, flat)) <= {int, float}:  # what sqlite3/psycopg bind as numbers (not str, bool, numpy)
+                ts = np.trunc(np.array(flat[0::6], dtype=np.float64))
+                if bool((ts[1:] > ts[:-1]).all()):
+                    return flat
+    return _sorted_unique(_as_array(rows)).ravel().tolist()
+
+
 def upsert_candles(store: Store, exchange: str, symbol: str, timeframe: str,
                    rows: Iterable[Sequence[float]] | np.ndarray) -> int:
     """Upsert ccxt-shaped [ts, o, h, l, c, v] rows (or an (n, 6) array) in one transaction; returns rows written."""
-    arr = _sorted_unique(_as_array(rows))
-    n = len(arr)
+    flat = _flat_values(rows)
+    n = len(flat) // 6
     if n == 0:
         return 0
     key = [exchange, symbol, timeframe]
-    full = n - n % _CHUNK
-    chunks = [key + chunk for chunk in arr[:full].reshape(-1, 6 * _CHUNK).tolist()]
+    full, width = n - n % _CHUNK, 6 * _CHUNK
+    chunks = [key + flat[i:i + width] for i in range(0, 6 * full, width)]
     tail = []  # the remainder in power-of-two statements: at most 7 more distinct (cached, prepared) statements
     start, size = full, _CHUNK // 2
     while start < n:
         if n - start >= size:
-            tail.append((size, key + arr[start:start + size].ravel().tolist()))
+            tail.append((size, key + flat[6 * start:6 * (start + size)]))
             start += size
         size //= 2
     mark = (lambda sql: sql) if store.is_sqlite else (lambda sql: sql.replace("?", "%s"))

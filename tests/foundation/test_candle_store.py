@@ -81,6 +81,14 @@ def test_array_input_and_bad_shapes(store) -> None:  # noqa: ANN001
         upsert_candles(store, "sim", "BTC/USDT", "1m", [[0, 1, 2, 3, 4, 5], [STEP, "x", 2, 3, 4, 5]])
 
 
+def test_rows_of_other_number_types_are_converted(store) -> None:  # noqa: ANN001
+    rows = [(np.int64(i * STEP), np.float64(1.5), 2, 1, 1.5, np.float32(3.0)) for i in range(140)]
+    assert upsert_candles(store, "sim", "BTC/USDT", "1m", rows) == 140
+    assert upsert_candles(store, "sim", "BTC/USDT", "1m", [[float(r[0]), 1.5, 2.0, 1.0, 1.5, 3.0] for r in rows]) == 0
+    assert set(map(type, stored(store))) == {int}
+    assert set(stored(store).values()) == {(1.5, 2.0, 1.0, 1.5, 3.0)}
+
+
 def fill_two_series(store) -> None:  # noqa: ANN001
     """Two series, one with a quote and a question mark in its symbol."""
     upsert_candles(store, "sim", "BTC/USDT", "1m", bars(0, 1000))
