@@ -94,7 +94,7 @@ def test_quantdesk_in_tmux_emergency_stop(tmp_path: Path, report) -> None:  # no
         first_positions = time.monotonic() - started
         _wait(lambda: "Positions ──" not in tmux.capture() or "─ 0 ─" not in tmux.capture().split("Open orders")[0],
               30, "positions on screen")
-        assert "ENGINE NOT RESPONDING" not in tmux.capture()
+        _wait(lambda: "ENGINE NOT RESPONDING" not in tmux.capture(), 20, "a live engine (no banner) on screen")
 
         tmux.run("send-keys", "-t", "qd", "C-x")
         _wait(lambda: "EMERGENCY STOP" in tmux.capture(), 10, "the stop confirmation", interval=0.02)
@@ -111,7 +111,8 @@ def test_quantdesk_in_tmux_emergency_stop(tmp_path: Path, report) -> None:  # no
         assert _query(db, "SELECT COUNT(*) FROM audit_log WHERE source='console' AND action='command.emergency_stop'") >= 1
         assert _query(db, "SELECT COUNT(*) FROM audit_log WHERE source='console' AND action='trading_state.changed' "
                           "AND details LIKE '%HALTED%'") >= 1
-        assert _query(db, "SELECT status FROM commands WHERE command='emergency_stop'") == "done"
+        _wait(lambda: _query(db, "SELECT status FROM commands WHERE command='emergency_stop'") == "done", 30,
+              "the engine to finish the stop command")
 
         tmux.run("send-keys", "-t", "qd", "q")
         _wait(lambda: "ACTIVE" not in tmux.capture() and "HALTED" not in tmux.capture(), 15, "the console to quit")
