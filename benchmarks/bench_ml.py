@@ -69,7 +69,7 @@ def main() -> None:
     print("|---|---|")
     for key, value in oos.items():
         print(f"| {key} | {value:.4f} |")
-    print(f"| cv_auc (mean) | " + ", ".join(f"{k} {np.mean(v):.3f}" for k, v in rep.cv_auc.items()) + " |")
+    print("| cv_auc (mean) | " + ", ".join(f"{k} {np.mean(v):.3f}" for k, v in rep.cv_auc.items()) + " |")
 
 
 if __name__ == "__main__":

@@ -36,21 +36,9 @@ def register(app: typer.Typer) -> None:
             settings = settings_with(settings, store={"path": str(state), "url": ""})
         ctx.obj = CliContext(settings=settings)
         if ctx.invoked_subcommand is None:
-            open_console = _console_opener()
-            if open_console is None:
-                typer.echo(ctx.get_help())
-                raise typer.Exit(0)
+            from console.launch import open_console  # Textual loads only when the console is really opened
+
             open_console(settings)
-
-
-def _console_opener():  # noqa: ANN202 - returns the console launcher once console.launch exists
-    try:
-        from console.launch import open_console
-    except ModuleNotFoundError as exc:
-        if exc.name != "console.launch":
-            raise
-        return None
-    return open_console
 
 
 def settings_of(ctx: typer.Context) -> Settings:

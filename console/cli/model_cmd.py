@@ -42,7 +42,7 @@ def train(ctx: typer.Context, strategy: str = typer.Argument(..., help="strategy
     typer.echo(f"  champion score     {_fmt(result['champion_score'])} ({result['gate_basis']})")
     if result["pulled"]:
         typer.echo(f"  bars pulled        {result['pulled']} (from {settings.data.source})")
-    typer.echo(f"  elapsed            " + ", ".join(f"{k} {v:.1f}s" for k, v in result["elapsed_s"].items()))
+    typer.echo("  elapsed            " + ", ".join(f"{k} {v:.1f}s" for k, v in result["elapsed_s"].items()))
 
 
 @model_app.command("list")

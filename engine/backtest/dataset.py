@@ -8,7 +8,7 @@ and every later run only reads state.db.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import pandas as pd
 
