@@ -45,14 +45,14 @@ def ensure_history(store: Store, source: Any, spec: DatasetSpec, progress: Progr
     for sym in spec.symbols:
         cb = (lambda done, total, s=sym: progress(f"candles {s}", done, total)) if progress else None
         rep = ingest_candles(store, source, sym, spec.timeframe, spec.since_ms, spec.until_ms, progress=cb)
-        written[f"candles {sym}"] = int(getattr(rep, "new_after_end", 0) or 0) + int(getattr(rep, "changed", 0) or 0)
+        written[f"candles {sym}"] = rep.inserted + rep.changed  # backfills and gap fills count too
         perp = perp_symbol(sym)
         markets = getattr(source, "markets", {}) or {}
         if perp in markets and hasattr(source, "fetch_funding_rate_history"):
             if progress:
                 progress(f"funding {perp}", 0, 1)
             rep = ingest_funding(store, source, perp, spec.since_ms, spec.until_ms)
-            written[f"funding {perp}"] = int(getattr(rep, "new_after_end", 0) or 0)
+            written[f"funding {perp}"] = rep.inserted
     if hasattr(source, "feed_source"):
         from engine.data.simulator import FEEDS
 
@@ -60,7 +60,7 @@ def ensure_history(store: Store, source: Any, spec: DatasetSpec, progress: Progr
             if progress:
                 progress(f"feed {feed}", 0, 1)
             rep = ingest_feed(store, source.feed_source(feed), spec.since_ms - 60 * 86_400_000, spec.until_ms)
-            written[f"feed {feed}"] = int(getattr(rep, "new_after_end", 0) or 0)
+            written[f"feed {feed}"] = rep.inserted
     return written
 
 
