@@ -11,13 +11,15 @@ in the project venv (numpy 2.4, pandas 3.1); the reference peer is a separate ve
     /tmp/vbt-venv/bin/pip install "vectorbt==0.26.2" "numpy<2" "pandas<2.3" "numba<0.61" "plotly<6" psutil
 The vectorbt worker imports only numpy, pandas, psutil and vectorbt, so it runs under that interpreter unchanged.
 
-Each side runs in its own subprocess (same seeded synthetic OHLCV, generated identically) so peak RSS is measured per
-side. Inside a worker, a small warm-up run loads numba caches / JIT-compiles first; then the timed runs follow.
-Reported per side: best wall time of the repeats, candles/s, peak RSS of the process (ru_maxrss) and the peak RSS
-increment over the pre-run baseline (sampled every 2 ms by a thread). Also: our kernel alone vs a bare numba loop on
-the same targets, and a check that both engines end on the same equity (SMA crossover 20/100, long-only, no fees (the vectorbt equality test covers
-fees),
-fill at the next bar's open, all-in sizing).
+Each side runs in its own subprocess (same seeded synthetic OHLCV, generated identically and without temporaries)
+so peak RSS is measured per side. Inside a worker, a small warm-up run loads numba caches / JIT-compiles first; then
+one run under a thread that samples RSS every 2 ms (peak increment over the pre-run baseline), then `--repeats`
+unsampled timed runs. Reported per side: best wall and best CPU time (this thread's, `time.thread_time`; the steadier
+measure on a shared machine), candles/s on CPU time, peak RSS of the process (ru_maxrss, read before our side's extra
+lookahead and kernel runs). Ours runs `run_backtest` with the lookahead check OFF (vectorbt has none); a separate
+untimed-for-the-ratio run with it ON is reported too. Also: `run_kernel` (change flags, capacity, kernel) vs a bare
+numba loop on the same targets (best of 7 each), and a check that both engines end on the same equity (SMA crossover
+20/100, long-only, no fees (the vectorbt equality test covers fees), fill at the next bar's open, all-in sizing).
 """
 
 from __future__ import annotations
@@ -101,6 +103,36 @@ class PeakSampler:
         return self.peak - self.base
 
 
+def measure(fn, repeats: int) -> tuple[float, float, int, object]:  # noqa: ANN001
+    """Run fn once under the RSS sampler (peak increment), then `repeats` times unsampled for timing.
+
+    Returns (best wall s, best CPU s of this thread, peak RSS increment in bytes, last result). CPU time is the
+    steadier measure on a shared machine; neither side runs work on other threads here.
+    """
+    with PeakSampler() as sampler:
+        result = fn()
+    del result
+    wall = cpu = float("inf")
+    for _ in range(repeats):
+        result = None
+        t0, c0 = time.perf_counter(), time.thread_time()
+        result = fn()
+        cpu = min(cpu, time.thread_time() - c0)
+        wall = min(wall, time.perf_counter() - t0)
+    return wall, cpu, sampler.peak_delta, result
+
+
+def best_of(fn, repeats: int = 7) -> tuple[float, float]:  # noqa: ANN001
+    """(best wall s, best thread CPU s) of `repeats` calls."""
+    wall = cpu = float("inf")
+    for _ in range(repeats):
+        t0, c0 = time.perf_counter(), time.thread_time()
+        fn()
+        cpu = min(cpu, time.thread_time() - c0)
+        wall = min(wall, time.perf_counter() - t0)
+    return wall, cpu
+
+
 def worker_ours(n: int, repeats: int) -> dict:
     """Time run_backtest (signals + kernel + metrics) on n bars; also the kernel alone and a bare numba loop."""
     import numpy as np
@@ -117,48 +149,28 @@ def worker_ours(n: int, repeats: int) -> dict:
     run_backtest(strat, {"BTC/USDT": make_frame(5_000, 1)}, cfg, sizer=sizer, lookahead=False)  # warm caches
     frame = make_frame(n)
     panel = {"BTC/USDT": frame}
-    best, result, peak = float("inf"), None, 0
-    for _ in range(repeats):
-        result = None
-        with PeakSampler() as sampler:
-            t0 = time.perf_counter()
-            result = run_backtest(strat, panel, cfg, sizer=sizer, lookahead=False)
-            best = min(best, time.perf_counter() - t0)
-        peak = max(peak, sampler.peak_delta)
+    best, cpu, peak, result = measure(lambda: run_backtest(strat, panel, cfg, sizer=sizer, lookahead=False), repeats)
     max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before the untimed extra runs below
-    assert result is not None
     t0 = time.perf_counter()
     run_backtest(strat, panel, cfg, sizer=sizer, lookahead=True)
     with_lookahead = time.perf_counter() - t0
-    targets = result.targets.to_numpy()
-    kernel_s = min(result.elapsed_s["kernel"], _time_kernel(result, targets, cfg))
-    tgt1 = np.ascontiguousarray(targets[:, 0])
-    open_, close = frame["open"].to_numpy(), frame["close"].to_numpy()
-    kernel.bare_loop(tgt1[:100], open_[:100], close[:100], cfg.initial_capital, FEE)
-    bare = float("inf")
-    for _ in range(5):
-        t0 = time.perf_counter()
-        bare_eq = kernel.bare_loop(tgt1, open_, close, cfg.initial_capital, FEE)
-        bare = min(bare, time.perf_counter() - t0)
-    return {"side": "ours", "bars": n, "seconds": best, "peak_delta_mb": peak / 2**20, "max_rss_mb": max_rss,
-            "final_equity": float(result.equity.iloc[-1]), "trades": int(len(result.trades)),
-            "sharpe": result.metrics["sharpe"], "kernel_s": kernel_s, "bare_loop_s": bare,
-            "bare_final_equity": float(bare_eq[-1]), "with_lookahead_s": with_lookahead,
-            "phases": {k: round(v, 4) for k, v in result.elapsed_s.items()}}
-
-
-def _time_kernel(result, targets, cfg) -> float:  # noqa: ANN001
-    """Best of 5 runs of the kernel alone on prepared arrays (the bare loop also gets best of 5)."""
+    # the kernel as run_backtest calls it (run_kernel: change flags, capacity, simulate_kernel) vs a bare numba
+    # loop on the same targets and prices; both best of 7, wall and thread CPU
     from engine.backtest.costs import market_arrays
     from engine.backtest.engine import run_kernel
 
-    m = market_arrays(result.panel, cfg)
-    best = float("inf")
-    for _ in range(5):
-        t0 = time.perf_counter()
-        run_kernel(targets, m, cfg)
-        best = min(best, time.perf_counter() - t0)
-    return best
+    targets = result.targets.to_numpy()
+    m = market_arrays(panel, cfg)
+    kernel_wall, kernel_cpu = best_of(lambda: run_kernel(targets, m, cfg))
+    tgt1 = np.ascontiguousarray(targets[:, 0])
+    open_, close = frame["open"].to_numpy(), frame["close"].to_numpy()
+    bare_eq = kernel.bare_loop(tgt1, open_, close, cfg.initial_capital, FEE)
+    bare_wall, bare_cpu = best_of(lambda: kernel.bare_loop(tgt1, open_, close, cfg.initial_capital, FEE))
+    return {"side": "ours", "bars": n, "seconds": best, "cpu_s": cpu, "peak_delta_mb": peak / 2**20,
+            "max_rss_mb": max_rss, "final_equity": float(result.equity.iloc[-1]), "trades": int(len(result.trades)),
+            "sharpe": result.metrics["sharpe"], "kernel_s": kernel_wall, "kernel_cpu_s": kernel_cpu,
+            "bare_loop_s": bare_wall, "bare_loop_cpu_s": bare_cpu, "bare_final_equity": float(bare_eq[-1]),
+            "with_lookahead_s": with_lookahead, "phases": {k: round(v, 4) for k, v in result.elapsed_s.items()}}
 
 
 def worker_vectorbt(n: int, repeats: int) -> dict:
@@ -183,17 +195,8 @@ def worker_vectorbt(n: int, repeats: int) -> dict:
     # (from_signals ~18x, sharpe_ratio ~70x slower at 200k bars), which would flatter us.
     run(make_frame(5_000, 1, tz=None))  # compile / load caches
     frame = make_frame(n, tz=None)  # generated tz-naive (tz_localize(None) would copy the frame)
-    best, stats, peak = float("inf"), None, 0
-    for _ in range(repeats):
-        stats = None
-        with PeakSampler() as sampler:
-            t0 = time.perf_counter()
-            _pf, stats = run(frame)
-            best = min(best, time.perf_counter() - t0)
-            del _pf
-        peak = max(peak, sampler.peak_delta)
-    assert stats is not None
-    return {"side": "vectorbt", "bars": n, "seconds": best, "peak_delta_mb": peak / 2**20,
+    best, cpu, peak, stats = measure(lambda: run(frame)[1], repeats)  # the portfolio is dropped after each run
+    return {"side": "vectorbt", "bars": n, "seconds": best, "cpu_s": cpu, "peak_delta_mb": peak / 2**20,
             "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "final_equity": float(stats["final"]), "trades": int(stats["trades"]), "sharpe": float(stats["sharpe"]),
             "version": vbt.__version__}
@@ -229,19 +232,21 @@ def main() -> None:
         print(json.dumps({"ours": ours, "vectorbt": theirs}), file=sys.stderr)
     print(f"\nmachine: {os.cpu_count()} cores, date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
           f"vectorbt {rows[0][2].get('version')}\n")
-    print("| bars | ours s | vectorbt s | ours candles/s | vectorbt candles/s | speed ratio | kernel s | bare loop s "
-          "| kernel/bare | ours peak RSS MB (delta) | vectorbt peak RSS MB (delta) | RSS ratio (total / delta) "
+    print("| bars | ours wall s / CPU s | vectorbt wall s / CPU s | ours candles/s (CPU) | vectorbt candles/s (CPU) "
+          "| speed ratio wall / CPU | kernel CPU s | bare loop CPU s | kernel/bare CPU (wall) "
+          "| ours peak RSS MB (delta) | vectorbt peak RSS MB (delta) | RSS ratio (total / delta) "
           "| final equity rel diff | trades ours/vbt | ours + lookahead s |")
     print("|" + "---|" * 15)
     for n, o, v in rows:
-        print(f"| {n:,} | {o['seconds']:.3f} | {v['seconds']:.3f} | {n / o['seconds']:,.0f} | {n / v['seconds']:,.0f} "
-              f"| {v['seconds'] / o['seconds']:.2f}x | {o['kernel_s']:.4f} | {o['bare_loop_s']:.4f} "
-              f"| {o['kernel_s'] / o['bare_loop_s']:.2f}x | {o['max_rss_mb']:.0f} ({o['peak_delta_mb']:.0f}) "
-              f"| {v['max_rss_mb']:.0f} ({v['peak_delta_mb']:.0f}) "
+        print(f"| {n:,} | {o['seconds']:.3f} / {o['cpu_s']:.3f} | {v['seconds']:.3f} / {v['cpu_s']:.3f} "
+              f"| {n / o['cpu_s']:,.0f} | {n / v['cpu_s']:,.0f} "
+              f"| {v['seconds'] / o['seconds']:.2f}x / {v['cpu_s'] / o['cpu_s']:.2f}x "
+              f"| {o['kernel_cpu_s']:.4f} | {o['bare_loop_cpu_s']:.4f} "
+              f"| {o['kernel_cpu_s'] / o['bare_loop_cpu_s']:.2f}x ({o['kernel_s'] / o['bare_loop_s']:.2f}x) "
+              f"| {o['max_rss_mb']:.0f} ({o['peak_delta_mb']:.0f}) | {v['max_rss_mb']:.0f} ({v['peak_delta_mb']:.0f}) "
               f"| {o['max_rss_mb'] / v['max_rss_mb']:.2f} / {o['peak_delta_mb'] / max(v['peak_delta_mb'], 1e-9):.2f} "
               f"| {abs(o['final_equity'] / v['final_equity'] - 1):.1e} | {o['trades']}/{v['trades']} "
               f"| {o['with_lookahead_s']:.3f} |")
-
 
 if __name__ == "__main__":
     main()

@@ -121,18 +121,24 @@ def _fills_frame(raw: np.ndarray, index: pd.DatetimeIndex, symbols: tuple[str, .
 
 
 def _trades_frame(raw: np.ndarray, index: pd.DatetimeIndex, symbols: tuple[str, ...]) -> pd.DataFrame:
+    # order by entry time, then symbol name (stable), by integer keys before any column is built
+    entry_all = raw[:, kernel.T_ENTRY_BAR].astype(np.int64)
+    sym_all = raw[:, kernel.T_SYM].astype(np.int64)
+    name_rank = np.empty(len(symbols), dtype=np.int64)
+    name_rank[np.argsort(np.asarray(symbols, dtype=object), kind="stable")] = np.arange(len(symbols))
+    raw = raw[np.lexsort((name_rank[sym_all], entry_all))]
     entry = raw[:, kernel.T_ENTRY_BAR].astype(np.int64)
     exit_ = raw[:, kernel.T_EXIT_BAR].astype(np.int64)
-    frame = pd.DataFrame({
+    qty, entry_px, pnl = raw[:, kernel.T_QTY], raw[:, kernel.T_ENTRY_PX], raw[:, kernel.T_PNL]
+    return pd.DataFrame({
         "symbol": np.asarray(symbols, dtype=object)[raw[:, kernel.T_SYM].astype(int)],
-        "side": raw[:, kernel.T_SIDE].astype(int), "qty": raw[:, kernel.T_QTY],
+        "side": raw[:, kernel.T_SIDE].astype(int), "qty": qty,
         "entry_ts": index[entry], "exit_ts": index[exit_], "entry_bar": entry, "exit_bar": exit_,
-        "bars": exit_ - entry, "entry_price": raw[:, kernel.T_ENTRY_PX], "exit_price": raw[:, kernel.T_EXIT_PX],
-        "pnl": raw[:, kernel.T_PNL], "fees": raw[:, kernel.T_FEES], "slippage": raw[:, kernel.T_SLIP],
+        "bars": exit_ - entry, "entry_price": entry_px, "exit_price": raw[:, kernel.T_EXIT_PX],
+        "pnl": pnl, "fees": raw[:, kernel.T_FEES], "slippage": raw[:, kernel.T_SLIP],
         "funding": raw[:, kernel.T_FUNDING],
-        "exit_reason": np.asarray(kernel.REASON_NAMES, dtype=object)[raw[:, kernel.T_REASON].astype(int)]})
-    frame["return"] = frame["pnl"] / (frame["qty"] * frame["entry_price"])
-    return frame.sort_values(["entry_ts", "symbol"], kind="stable").reset_index(drop=True)
+        "exit_reason": np.asarray(kernel.REASON_NAMES, dtype=object)[raw[:, kernel.T_REASON].astype(int)],
+        "return": pnl / (qty * entry_px)})
 
 
 def target_array(targets: pd.DataFrame, index: pd.DatetimeIndex, symbols: tuple[str, ...]) -> np.ndarray:

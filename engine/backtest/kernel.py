@@ -207,12 +207,13 @@ def _flat_run(equity, changed, t, cash):  # noqa: ANN001, ANN202 - numba interna
 
 @njit(cache=True)
 def _hold_run(equity, changed, close, t, cash, q):  # noqa: ANN001, ANN202 - numba internals
-    """One symbol held at q: mark cash + q * close from bar t up to the bar after the next target change."""
+    """One symbol (column 0) held at q: mark cash + q * close from bar t up to the bar after the next target
+    change."""
     n = equity.shape[0]
-    equity[t] = cash + q * close[t]
+    equity[t] = cash + q * close[t, 0]
     t += 1
     while t < n and not changed[t - 1]:
-        equity[t] = cash + q * close[t]
+        equity[t] = cash + q * close[t, 0]
         t += 1
     return t
 
@@ -269,7 +270,7 @@ def simulate_kernel(targets, changed, fill_px, open_, high, low, close, sigma, v
             if simple:
                 if k == 1:
                     t0 = t
-                    t = _hold_run(equity, changed, close[:, 0], t, cash, qty[0])
+                    t = _hold_run(equity, changed, close, t, cash, qty[0])
                     exposed_bars += t - t0
                     continue
                 while True:
