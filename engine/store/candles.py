@@ -1,16 +1,19 @@
 """Candle repository: idempotent bulk upsert keyed by (exchange, symbol, timeframe, ts) and fast loads into pandas.
 
 Measured in docs/bench/ingest.md. Writes bind many rows per statement (multi-row VALUES): the per-row statement step of
-`executemany` over single-row INSERTs was the cost, not SQLite's B-tree. SQLite loads go through connectorx (Rust reads
-the file straight into numpy-backed columns), avoiding one Python object per value; other stores use the DB-API path.
+`executemany` over single-row INSERTs was the cost, not SQLite's B-tree. Large SQLite loads step the statement in a
+numba-compiled loop over the process's own SQLite library, with no Python object per value; other stores, small
+series and platforms where that library can't be found use the DB-API cursor.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
-import warnings
+import sqlite3
 from functools import lru_cache
 from itertools import chain
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
@@ -27,6 +30,9 @@ _VALUE_COLS = ("open", "high", "low", "close", "volume")
 # Rows per statement: 6 * 128 + 3 = 771 bound parameters, under SQLite's historical 999 limit. Fewer rows per
 # statement cost more per-statement overhead (10 rows: -10%), more gained nothing measurable (docs/bench/ingest.md).
 _CHUNK = 128
+# Series at least this long load through the native reader; shorter ones through the DB-API cursor, so that a process
+# reading only small series never pays numba's one-time start (0.3-1.2 s, then cached) for a millisecond saving.
+NATIVE_MIN_ROWS = 20_000
 
 
 @lru_cache(maxsize=16)
@@ -158,45 +164,140 @@ def _frame(ts: np.ndarray, columns: dict[str, np.ndarray]) -> "pd.DataFrame":
     return pd.DataFrame({c: np.asarray(columns[c], dtype=np.float64) for c in _VALUE_COLS}, index=index)
 
 
-def _sql_literal(value: Any) -> str:
-    """A SQLite literal for a parameter: integers as digits, text quoted with '' doubling (SQLite's only escape)."""
-    if isinstance(value, int):
-        return str(int(value))
-    text_value = str(value)
-    if "\x00" in text_value:
-        raise ValueError("NUL in a text literal")
-    return "'" + text_value.replace("'", "''") + "'"
+class _NativeSqlite:
+    """The process's own SQLite C library (the one Python's sqlite3 module uses), called without Python objects per value.
+
+    A second SQLite copy in one process (connectorx and adbc-driver-sqlite bundle one) breaks SQLite's POSIX locks:
+    closing its file drops the locks of every other connection in the process, which lost committed WAL frames in
+    tests (docs/bench/ingest.md). Here the same library instance is reached through ctypes for the setup calls, and a
+    numba-compiled loop (numba is a project dependency) steps the statement into a float64 array at C speed.
+    """
+
+    def __init__(self, path: str) -> None:
+        import llvmlite.binding as llvm
+        import numba
+        from numba import types
+
+        self.lib = lib = ctypes.CDLL(path)
+        vp, ci = ctypes.c_void_p, ctypes.c_int
+        lib.sqlite3_libversion.restype = ctypes.c_char_p
+        lib.sqlite3_open_v2.argtypes = [ctypes.c_char_p, ctypes.POINTER(vp), ci, ctypes.c_char_p]
+        lib.sqlite3_prepare_v2.argtypes = [vp, ctypes.c_char_p, ci, ctypes.POINTER(vp), ctypes.POINTER(vp)]
+        lib.sqlite3_bind_text.argtypes = [vp, ci, ctypes.c_char_p, ci, vp]
+        lib.sqlite3_bind_int64.argtypes = [vp, ci, ctypes.c_int64]
+        lib.sqlite3_busy_timeout.argtypes = [vp, ci]
+        lib.sqlite3_exec.argtypes = [vp, ctypes.c_char_p, vp, vp, vp]
+        lib.sqlite3_step.argtypes = [vp]
+        lib.sqlite3_column_int64.argtypes = [vp, ci]
+        lib.sqlite3_column_int64.restype = ctypes.c_int64
+        lib.sqlite3_finalize.argtypes = [vp]
+        lib.sqlite3_close_v2.argtypes = [vp]
+        lib.sqlite3_errmsg.argtypes = [vp]
+        lib.sqlite3_errmsg.restype = ctypes.c_char_p
+        llvm.load_library_permanently(path)  # the same loaded instance: glibc matches the file, not the name
+        step = types.ExternalFunction("sqlite3_step", types.intc(types.voidptr))
+        col_int = types.ExternalFunction("sqlite3_column_int64", types.int64(types.voidptr, types.intc))
+        col_dbl = types.ExternalFunction("sqlite3_column_double", types.float64(types.voidptr, types.intc))
+
+        @numba.njit(cache=True, nogil=True)
+        def pull(stmt: int, ts: np.ndarray, values: np.ndarray) -> tuple[int, int]:  # pragma: no cover - compiled
+            n = 0
+            while n < ts.shape[0]:
+                rc = step(stmt)
+                if rc != 100:  # SQLITE_ROW
+                    return n, rc
+                ts[n] = col_int(stmt, 0)
+                for j in range(5):
+                    values[j, n] = col_dbl(stmt, j + 1)
+                n += 1
+            return n, step(stmt)  # SQLITE_DONE (101) unless more rows than counted
+
+        self.pull = pull
+
+    def _check(self, db: ctypes.c_void_p, rc: int, what: str) -> None:
+        if rc != 0:
+            raise sqlite3.OperationalError(f"{what}: {self.lib.sqlite3_errmsg(db).decode(errors='replace')}")
+
+    def _prepare(self, db: ctypes.c_void_p, sql: str, args: list[Any]) -> ctypes.c_void_p:
+        stmt = ctypes.c_void_p()
+        self._check(db, self.lib.sqlite3_prepare_v2(db, sql.encode(), -1, ctypes.byref(stmt), None), "prepare")
+        for i, value in enumerate(args, 1):
+            if isinstance(value, int):
+                rc = self.lib.sqlite3_bind_int64(stmt, i, value)
+            else:
+                raw = str(value).encode()
+                rc = self.lib.sqlite3_bind_text(stmt, i, raw, len(raw), ctypes.c_void_p(-1))  # SQLITE_TRANSIENT
+            self._check(db, rc, "bind")
+        return stmt
+
+    def load(self, path: Path, where: str, args: list[Any], min_rows: int,
+             busy_timeout_ms: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """(ts int64, values (5, n) float64) of the series, or None when it has fewer than min_rows rows."""
+        lib, db = self.lib, ctypes.c_void_p()
+        rc = lib.sqlite3_open_v2(str(path).encode(), ctypes.byref(db), 0x1, None)  # SQLITE_OPEN_READONLY
+        try:
+            self._check(db, rc, "open")
+            lib.sqlite3_busy_timeout(db, busy_timeout_ms)
+            self._check(db, lib.sqlite3_exec(db, b"BEGIN", None, None, None), "begin")  # one snapshot for both
+            stmt = self._prepare(db, f"SELECT COUNT(*) FROM candles WHERE {where}", args)
+            try:
+                if lib.sqlite3_step(stmt) != 100:
+                    self._check(db, 1, "count")
+                count = int(lib.sqlite3_column_int64(stmt, 0))
+            finally:
+                lib.sqlite3_finalize(stmt)
+            if count < min_rows:
+                return None
+            stmt = self._prepare(db, f"SELECT ts, open, high, low, close, volume FROM candles WHERE {where} "
+                                     "ORDER BY ts", args)
+            try:
+                ts, values = np.empty(count, dtype=np.int64), np.empty((5, count))
+                n, rc = self.pull(stmt.value, ts, values)
+                if rc != 101 or n != count:  # SQLITE_DONE after exactly the counted rows
+                    self._check(db, rc if rc not in (0, 100, 101) else 1, f"read {n} of {count} rows")
+            finally:
+                lib.sqlite3_finalize(stmt)
+            return ts, values
+        finally:
+            lib.sqlite3_exec(db, b"COMMIT", None, None, None)
+            lib.sqlite3_close_v2(db)
 
 
 @lru_cache(maxsize=1)
-def _connectorx() -> Any:
-    """The connectorx module (imported once, ~0.1 s), or None when it is not installed."""
+def _native() -> _NativeSqlite | None:
+    """The native reader bound to the SQLite library Python's sqlite3 module loaded, or None where it can't be found."""
     try:
-        import connectorx
-    except ImportError:
+        import _sqlite3  # noqa: F401 - maps the library into the process
+
+        with open("/proc/self/maps", encoding="utf-8") as maps:
+            paths = {line.split()[-1] for line in maps if "libsqlite3" in line and "/" in line}
+        if len(paths) != 1:
+            return None  # statically linked (or several copies): no way to be sure which instance sqlite3 uses
+        native = _NativeSqlite(paths.pop())
+        if native.lib.sqlite3_libversion().decode() != sqlite3.sqlite_version:
+            return None
+        return native
+    except (OSError, ImportError) as exc:
+        log.info("native SQLite reader unavailable (%s); using the DB-API path", exc)
         return None
-    return connectorx
 
 
-def _load_connectorx(store: Store, where: str, args: list[Any]) -> "pd.DataFrame | None":
-    """The frame read by connectorx straight from the SQLite file, or None when that path is unavailable."""
+def _load_native(store: Store, where: str, args: list[Any]) -> "pd.DataFrame | None":
+    """The frame read by the native reader, or None (small series, in-memory or server stores, no native library)."""
     if not store.is_sqlite or store.path is None or not store.path.exists():
-        return None  # in-memory or server databases: the DB-API path
-    cx = _connectorx()
-    if cx is None:
         return None
-    parts = where.split("?")  # the template's own placeholders only: connectorx takes no bound parameters
-    where = "".join(part + lit for part, lit in zip(parts, [_sql_literal(v) for v in args] + [""]))
-    sql = f"SELECT ts, open, high, low, close, volume FROM candles WHERE {where} ORDER BY ts"
-    # connectorx 0.4 builds its frame with pandas' deprecated make_block (works through pandas 3; see the bench doc).
-    # Set per call (an identical filter replaces itself) so that a test runner's per-test filter reset keeps it.
-    warnings.filterwarnings("ignore", message="make_block is deprecated", module="connectorx")
+    native = _native()
+    if native is None:
+        return None
     try:
-        df = cx.read_sql(cx.ConnectionUrl(backend="sqlite", db_path=store.path), sql, return_type="pandas")
-    except Exception as exc:  # noqa: BLE001 - e.g. a locked file: the DB-API path has the busy timeout
-        log.warning("connectorx load failed (%s); using the DB-API path", exc)
+        got = native.load(store.path, where, args, NATIVE_MIN_ROWS, 5000)
+    except sqlite3.Error as exc:  # e.g. locked past the timeout: the DB-API path reports it with its own retries
+        log.warning("native candle load failed (%s); using the DB-API path", exc)
         return None
-    return _frame(df["ts"].to_numpy(dtype=np.int64), {c: df[c].to_numpy(dtype=np.float64) for c in _VALUE_COLS})
+    if got is None:
+        return None
+    ts, values = got
+    return _frame(ts, dict(zip(_VALUE_COLS, values)))
 
 
 def load_candles_dbapi(store: Store, exchange: str, symbol: str, timeframe: str, since: int | None = None,
@@ -220,7 +321,7 @@ def load_candles(store: Store, exchange: str, symbol: str, timeframe: str, since
     """Load candles as a DataFrame indexed by UTC timestamp with float64 open/high/low/close/volume columns."""
     if store.is_sqlite:
         where, args = _series_where(exchange, symbol, timeframe, since, until, "?")
-        frame = _load_connectorx(store, where, args)
+        frame = _load_native(store, where, args)
         if frame is not None:
             return frame
     return load_candles_dbapi(store, exchange, symbol, timeframe, since, until)

@@ -1,4 +1,4 @@
-"""Candle store fast paths: multi-row upsert counts and semantics, connectorx loads equal to the DB-API path."""
+"""Candle store fast paths: multi-row upsert counts and semantics, native loads equal to the DB-API path."""
 
 from __future__ import annotations
 
@@ -95,10 +95,21 @@ def fill_two_series(store) -> None:  # noqa: ANN001
     upsert_candles(store, "sim", "O'DD?/USDT", "1m", bars(0, 50, bump=0.25))
 
 
+@pytest.fixture
+def native_always(monkeypatch):  # noqa: ANN201
+    """The native reader for every series size (it normally starts at NATIVE_MIN_ROWS rows)."""
+    from engine.store import candles
+
+    if candles._native() is None:
+        pytest.skip("no shared libsqlite3 in this process")
+    monkeypatch.setattr(candles, "NATIVE_MIN_ROWS", 0)
+
+
 @pytest.mark.parametrize(("symbol", "since", "until"), [
     ("BTC/USDT", None, None), ("BTC/USDT", 10 * STEP, 900 * STEP), ("BTC/USDT", 999 * STEP, None),
     ("BTC/USDT", 5_000 * STEP, None), ("O'DD?/USDT", None, 20 * STEP), ("ETH/USDT", None, None)])
-def test_fast_loader_equals_the_dbapi_path(store, symbol: str, since: int | None, until: int | None) -> None:  # noqa: ANN001
+def test_native_loader_equals_the_dbapi_path(store, native_always, symbol: str, since: int | None,  # noqa: ANN001
+                                             until: int | None) -> None:
     fill_two_series(store)
     fast = load_candles(store, "sim", symbol, "1m", since=since, until=until)
     generic = load_candles_dbapi(store, "sim", symbol, "1m", since=since, until=until)
@@ -108,23 +119,39 @@ def test_fast_loader_equals_the_dbapi_path(store, symbol: str, since: int | None
     assert all(dtype == np.float64 for dtype in fast.dtypes)
 
 
-def test_fast_loader_is_used_and_matches_a_readonly_store(store, state_path: Path, monkeypatch) -> None:  # noqa: ANN001
-    pytest.importorskip("connectorx")
+def test_native_loader_is_used_on_a_readonly_store_and_sees_fresh_commits(store, state_path: Path, native_always,
+                                                                           monkeypatch) -> None:  # noqa: ANN001
     fill_two_series(store)
-    calls = []
     monkeypatch.setattr("engine.store.candles.load_candles_dbapi",
-                        lambda *a, **k: calls.append(a) or pytest.fail("generic path used"))
-    fast = load_candles(open_readonly(state_path), "sim", "BTC/USDT", "1m")
-    assert len(fast) == 1000 and not calls
-    assert fast["open"].iloc[-1] == 1099.0
+                        lambda *a, **k: pytest.fail("generic path used"))
+    ro = open_readonly(state_path)
+    fast = load_candles(ro, "sim", "BTC/USDT", "1m")
+    assert len(fast) == 1000 and fast["open"].iloc[-1] == 1099.0
+    upsert_candles(store, "sim", "BTC/USDT", "1m", bars(1000, 5))  # committed by another connection, still in WAL
+    assert len(load_candles(ro, "sim", "BTC/USDT", "1m")) == 1005
+    ro.dispose()
 
 
-def test_loader_falls_back_without_connectorx(store, monkeypatch) -> None:  # noqa: ANN001
-    fill_two_series(store)
-    expected = load_candles_dbapi(store, "sim", "BTC/USDT", "1m")
+def test_native_reads_leave_the_store_connections_working(store, native_always) -> None:  # noqa: ANN001
+    # A second SQLite copy in the process (connectorx) dropped these connections' locks and lost WAL frames.
+    with store.connect() as held:
+        held.exec_driver_sql("SELECT 1").fetchall()
+        for i in range(5):
+            upsert_candles(store, "sim", "BTC/USDT", "1m", bars(i * 100, 100))
+            assert len(load_candles(store, "sim", "BTC/USDT", "1m")) == (i + 1) * 100
+        assert held.exec_driver_sql("SELECT COUNT(*) FROM candles").scalar() == 500
+    wal = Path(f"{store.path}-wal")
+    assert wal.exists() and Path(f"{store.path}-shm").exists()
+
+
+def test_small_series_and_missing_native_library_use_the_dbapi_path(store, monkeypatch) -> None:  # noqa: ANN001
     from engine.store import candles
 
-    monkeypatch.setattr(candles, "_connectorx", lambda: None)  # as when connectorx is not installed
+    fill_two_series(store)
+    expected = load_candles_dbapi(store, "sim", "BTC/USDT", "1m")
+    pd.testing.assert_frame_equal(load_candles(store, "sim", "BTC/USDT", "1m"), expected)  # 1000 < NATIVE_MIN_ROWS
+    monkeypatch.setattr(candles, "NATIVE_MIN_ROWS", 0)
+    monkeypatch.setattr(candles, "_native", lambda: None)
     pd.testing.assert_frame_equal(load_candles(store, "sim", "BTC/USDT", "1m"), expected)
 
 
