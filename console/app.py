@@ -93,6 +93,22 @@ class QuantdeskApp(App):
             self.notify(f"unknown action ids in [console] keys: {', '.join(self.unknown_keys)}", severity="warning")
         self.switch_mode("desk")
         self._arm_status(0.01)
+        self.run_worker(self._warm_control, thread=True, group="control", exit_on_error=False, name="control-warmup")
+
+    def _warm_control(self) -> None:
+        """Build the control client now, off the UI thread, so the first emergency stop pays no set-up cost.
+
+        Not for a state.db that does not exist: a front end never creates one (the banner says it is missing)."""
+        from engine.store.db import sqlite_path
+
+        path = sqlite_path(self.settings.store_url())
+        if path is not None and not path.exists():
+            return
+        try:
+            _ = self.control
+        except Exception as exc:  # noqa: BLE001 - reported when a command needs it; the desk still renders
+            if not self.stop_event.is_set():
+                self.post_message(CommandCompleted("control API", False, f"{type(exc).__name__}: {exc}"))
 
     async def action_quit(self) -> None:
         """Stop polling threads, then exit; the engine is left running."""
@@ -158,13 +174,6 @@ class QuantdeskApp(App):
         # thread and the status poll need to show HALTED.
         return ControlClient(self.state_target, source="console", poll_s=0.02,
                              heartbeat_timeout_s=self.settings.runtime.heartbeat_timeout_s)
-
-    @staticmethod
-    def control_class() -> type:
-        """The control API class (to ask which commands this engine offers)."""
-        from engine.runtime.control import ControlClient
-
-        return ControlClient
 
     @property
     def control(self) -> Any:
