@@ -25,6 +25,7 @@ numba loop on the same targets (best of 7 each), and a check that both engines e
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import resource
@@ -107,14 +108,18 @@ def measure(fn, repeats: int) -> tuple[float, float, int, object]:  # noqa: ANN0
     """Run fn once under the RSS sampler (peak increment), then `repeats` times unsampled for timing.
 
     Returns (best wall s, best CPU s of this thread, peak RSS increment in bytes, last result). CPU time is the
-    steadier measure on a shared machine; neither side runs work on other threads here.
+    steadier measure on a shared machine; neither side runs work on other threads here. Garbage from the previous
+    run is collected before each run (untimed): vectorbt's portfolio holds reference cycles, and uncollected
+    portfolios of earlier repeats would otherwise inflate its peak RSS.
     """
+    gc.collect()
     with PeakSampler() as sampler:
         result = fn()
     del result
     wall = cpu = float("inf")
     for _ in range(repeats):
         result = None
+        gc.collect()
         t0, c0 = time.perf_counter(), time.thread_time()
         result = fn()
         cpu = min(cpu, time.thread_time() - c0)

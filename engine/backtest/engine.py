@@ -215,7 +215,7 @@ def simulate_targets(targets: pd.DataFrame, panel: Mapping[str, pd.DataFrame],
     equity, fills, trades, exposed_bars = run_kernel(tgt, m, config, barriers)
     t2 = time.perf_counter()
     tf_ms = timeframe_ms or infer_timeframe_ms(m.index)
-    equity_s = pd.Series(equity, index=m.index, name="equity")
+    equity_s = pd.Series(equity, index=m.index, name="equity", copy=False)  # the kernel's array, no copy
     fills_df = _fills_frame(fills, m.index, m.symbols)
     trades_df = _trades_frame(trades, m.index, m.symbols)
     traded = float(np.abs(fills[:, kernel.F_QTY] * fills[:, kernel.F_PRICE]).sum())
