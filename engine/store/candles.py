@@ -30,9 +30,10 @@ _VALUE_COLS = ("open", "high", "low", "close", "volume")
 # Rows per statement: 6 * 128 + 3 = 771 bound parameters, under SQLite's historical 999 limit. Fewer rows per
 # statement cost more per-statement overhead (10 rows: -10%), more gained nothing measurable (docs/bench/ingest.md).
 _CHUNK = 128
-# Series at least this long load through the native reader; shorter ones through the DB-API cursor, so that a process
-# reading only small series never pays numba's one-time start (0.3-1.2 s, then cached) for a millisecond saving.
-NATIVE_MIN_ROWS = 20_000
+# Series at least this long load through the native reader; shorter ones through the DB-API cursor (100k rows: ~0.25 s
+# CPU there), so that a process reading only small series never pays the native reader's one-time start: ~1 s CPU
+# (numba import 0.3 s, cached-kernel load 0.7 s; a fresh compile once per machine 1.3 s), saving ~2 s per 1M rows.
+NATIVE_MIN_ROWS = 100_000
 
 
 @lru_cache(maxsize=16)
@@ -164,8 +165,27 @@ def _frame(ts: np.ndarray, columns: dict[str, np.ndarray]) -> "pd.DataFrame":
     return pd.DataFrame({c: np.asarray(columns[c], dtype=np.float64) for c in _VALUE_COLS}, index=index)
 
 
+_sqlite3_step: Any = None  # numba external-function types, set by _NativeSqlite before _pull is compiled
+_sqlite3_column_int64: Any = None
+_sqlite3_column_double: Any = None
+
+
+def _pull(stmt: int, ts: np.ndarray, values: np.ndarray) -> tuple[int, int]:  # pragma: no cover - numba-compiled
+    """Step a prepared [ts, o, h, l, c, v] statement into ts and values[5, n]; returns (rows, last step code)."""
+    n = 0
+    while n < ts.shape[0]:
+        rc = _sqlite3_step(stmt)
+        if rc != 100:  # SQLITE_ROW
+            return n, rc
+        ts[n] = _sqlite3_column_int64(stmt, 0)
+        for j in range(5):
+            values[j, n] = _sqlite3_column_double(stmt, j + 1)
+        n += 1
+    return n, _sqlite3_step(stmt)  # SQLITE_DONE (101) unless there are more rows than counted
+
+
 class _NativeSqlite:
-    """The process's own SQLite C library (the one Python's sqlite3 module uses), called without Python objects per value.
+    """The SQLite C library that Python's sqlite3 module uses, called with no Python object per value.
 
     A second SQLite copy in one process (connectorx and adbc-driver-sqlite bundle one) breaks SQLite's POSIX locks:
     closing its file drops the locks of every other connection in the process, which lost committed WAL frames in
@@ -195,24 +215,13 @@ class _NativeSqlite:
         lib.sqlite3_errmsg.argtypes = [vp]
         lib.sqlite3_errmsg.restype = ctypes.c_char_p
         llvm.load_library_permanently(path)  # the same loaded instance: glibc matches the file, not the name
-        step = types.ExternalFunction("sqlite3_step", types.intc(types.voidptr))
-        col_int = types.ExternalFunction("sqlite3_column_int64", types.int64(types.voidptr, types.intc))
-        col_dbl = types.ExternalFunction("sqlite3_column_double", types.float64(types.voidptr, types.intc))
-
-        @numba.njit(cache=True, nogil=True)
-        def pull(stmt: int, ts: np.ndarray, values: np.ndarray) -> tuple[int, int]:  # pragma: no cover - compiled
-            n = 0
-            while n < ts.shape[0]:
-                rc = step(stmt)
-                if rc != 100:  # SQLITE_ROW
-                    return n, rc
-                ts[n] = col_int(stmt, 0)
-                for j in range(5):
-                    values[j, n] = col_dbl(stmt, j + 1)
-                n += 1
-            return n, step(stmt)  # SQLITE_DONE (101) unless more rows than counted
-
-        self.pull = pull
+        global _sqlite3_step, _sqlite3_column_int64, _sqlite3_column_double  # read by _pull when numba compiles it
+        _sqlite3_step = types.ExternalFunction("sqlite3_step", types.intc(types.voidptr))
+        _sqlite3_column_int64 = types.ExternalFunction("sqlite3_column_int64", types.int64(types.voidptr, types.intc))
+        _sqlite3_column_double = types.ExternalFunction("sqlite3_column_double",
+                                                        types.float64(types.voidptr, types.intc))
+        # A module-level function so that numba's on-disk cache finds it again in the next process.
+        self.pull = numba.njit(cache=True, nogil=True)(_pull)
 
     def _check(self, db: ctypes.c_void_p, rc: int, what: str) -> None:
         if rc != 0:
