@@ -90,7 +90,8 @@ class QuantdeskApp(App):
         if keymap:
             self.set_keymap(keymap)
         if self.unknown_keys:
-            self.notify(f"unknown action ids in [console] keys: {', '.join(self.unknown_keys)}", severity="warning")
+            self.notify(f"unknown action ids in [console] keys: {', '.join(self.unknown_keys)}", severity="warning",
+                        timeout=30)  # a config mistake should stay readable, not flash by
         self.switch_mode("desk")
         self._arm_status(0.01)
         self.run_worker(self._warm_control, thread=True, group="control", exit_on_error=False, name="control-warmup")
