@@ -34,6 +34,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -104,7 +105,7 @@ class PeakSampler:
         return self.peak - self.base
 
 
-def measure(fn, repeats: int) -> tuple[float, float, int, object]:  # noqa: ANN001
+def measure(fn: Callable[[], object], repeats: int) -> tuple[float, float, int, object]:
     """Run fn once under the RSS sampler (peak increment), then `repeats` times unsampled for timing.
 
     Returns (best wall s, best CPU s of this thread, peak RSS increment in bytes, last result). CPU time is the
@@ -127,7 +128,7 @@ def measure(fn, repeats: int) -> tuple[float, float, int, object]:  # noqa: ANN0
     return wall, cpu, sampler.peak_delta, result
 
 
-def best_of(fn, repeats: int = 7) -> tuple[float, float]:  # noqa: ANN001
+def best_of(fn: Callable[[], object], repeats: int = 7) -> tuple[float, float]:
     """(best wall s, best thread CPU s) of `repeats` calls."""
     wall = cpu = float("inf")
     for _ in range(repeats):
