@@ -286,7 +286,7 @@ def _native() -> _NativeSqlite | None:
         if native.lib.sqlite3_libversion().decode() != sqlite3.sqlite_version:
             return None
         return native
-    except (OSError, ImportError) as exc:
+    except Exception as exc:  # noqa: BLE001 - e.g. no numba cache location: the DB-API path still works
         log.info("native SQLite reader unavailable (%s); using the DB-API path", exc)
         return None
 
