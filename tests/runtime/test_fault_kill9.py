@@ -16,6 +16,7 @@ from engine.store import open_store
 
 N_KILLS = 22
 HALT_AT, RESUME_AT = 11, 16  # kills 11..15 happen while HALTED
+KILL_AFTER_AN_ORDER = frozenset({2, 5, 8, 18, 20})  # outside the HALTED window: wait for trading first
 
 
 def _running(store, pid: int) -> bool:
@@ -55,7 +56,12 @@ def test_kill9_at_random_moments_loses_nothing(engine_dir, report):
                 assert (scalar(store, "SELECT MAX(id) FROM orders") or 0) == halt_ts, "orders created while HALTED"
                 assert client.resume(confirm=True).ok
             orders_before = scalar(store, "SELECT COUNT(*) FROM orders")
-            if rng.random() < 0.75:  # mostly while trading; otherwise at a random moment of start-up/recovery
+            if i in KILL_AFTER_AN_ORDER:  # give these lifetimes up to 30 s to send an order, then kill around it
+                deadline = time.monotonic() + 30
+                while scalar(store, "SELECT COUNT(*) FROM orders") <= orders_before and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                time.sleep(rng.uniform(0.0, 0.5))  # the order recorded, in flight or filled
+            elif rng.random() < 0.75:  # mostly while trading; otherwise at a random moment of start-up/recovery
                 wait_for(lambda: _running(store, proc.pid), 60, f"engine running before kill {i}")
                 time.sleep(rng.uniform(0.5, 2.5))
             else:
