@@ -206,6 +206,9 @@ class QuantdeskApp(App):
     def on_command_completed(self, message: CommandCompleted) -> None:
         """Tell the operator what the engine answered; refresh the screen."""
         self.completed = [*self.completed[-49:], message]
+        if message.command == "emergency stop":
+            for bar in self.screen.query(StopConfirmBar):
+                bar.close()
         if not message.ok and self.pending_command == STOP_PENDING:
             self.pending_command = "STOP FAILED — see notification"
         self.notify(f"{message.command}: {message.message}", severity="information" if message.ok else "error",

@@ -150,10 +150,25 @@ class StopConfirmBar(Static, can_focus=True):
                          "\n[b]y[/b] confirm    [b]n[/b] / [b]esc[/b] cancel", id="stop-confirm")
         self.on_answer = on_answer
         self.restore_focus = restore_focus
+        self.sent = False
 
     def action_answer(self, yes: bool) -> None:
-        """Answer once: y sends the stop before the bar goes away; focus returns where it was."""
+        """Answer once. y sends the stop and the bar stays, saying so, until the engine answers (closing it at once
+        would repaint the whole desk while the stop is being written); n / esc close it (after y, only close it)."""
+        if self.sent:
+            if not yes:
+                self.close()
+            return
         self.on_answer(yes)
+        if not yes:
+            self.close()
+            return
+        self.sent = True
+        self.update("[b red]STOP SENT[/] HALT is being persisted; the engine cancels every order and closes every "
+                    "position. This closes when the engine answers.\n[b]esc[/b] close")
+
+    def close(self) -> None:
+        """Remove the bar and give focus back to where it was."""
         target = self.restore_focus
         self.remove()
         if target is not None and target.is_attached:

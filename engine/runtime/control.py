@@ -194,12 +194,13 @@ class ControlClient:
     # --- plumbing ------------------------------------------------------------------------------------------------
     def _send(self, command: str, args: dict[str, Any]) -> CommandResult:
         """Queue a command, wait for the engine's result; apply it directly when no engine is alive."""
-        alive = self.engine_alive()
-        if not alive and command in OFFLINE_OK:
-            return self._apply_offline(command, args)
         t0 = time.perf_counter()
         state_ms = None
-        if command in TIGHTENING:
+        if command not in TIGHTENING:
+            alive = self.engine_alive()
+            if not alive and command in OFFLINE_OK:
+                return self._apply_offline(command, args)
+        else:
             # Safety first: the stop takes effect in state.db before the engine even sees the command (brokers read
             # the state before every order), so HALTED never waits behind a busy engine. The engine then cancels.
             from engine.risk.trading_state import TradingState, TransitionError, set_state
@@ -210,6 +211,14 @@ class ControlClient:
             except TransitionError as exc:
                 return CommandResult(False, command, None, str(exc))
             state_ms = (time.perf_counter() - t0) * 1000
+            alive = self.engine_alive()  # asked only after the stop is in state.db: nothing delays HALTED
+            if not alive and command in OFFLINE_OK:  # halt / reduce: the state change was the whole command
+                target = "REDUCING" if command == "reduce" else "HALTED"
+                cmd_id = submit_command(self.store, command, args, self.source, self.user, status="running")
+                result = CommandResult(True, command, cmd_id, f"{target}; no engine running, state persisted",
+                                       {"state": target, "state_persisted_ms": round(state_ms, 2)})
+                finish_command(self.store, cmd_id, result)
+                return result
         cmd_id = submit_command(self.store, command, args, self.source, self.user)
         if not alive:
             done = "HALTED persisted; " if state_ms is not None else ""
