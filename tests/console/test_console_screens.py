@@ -149,6 +149,7 @@ async def test_usable_at_80x24(tmp_path: Path) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_until(pilot, lambda: _table(app, "positions").row_count == 4, what="positions")
         await shows(pilot, app, " ACTIVE ", "quantum_momentum")
+        await wait_until(pilot, lambda: "^x STOP" in screen_text(app).splitlines()[-1], what="the footer painted")
         lines = screen_text(app).splitlines()
         assert len(lines) == 24 and all(len(line) <= 80 for line in lines)
         assert "^x STOP" in lines[0] and lines[1].startswith(" ACTIVE ")
