@@ -48,6 +48,20 @@ def _query(store: Store, sql: str, args: Sequence[object]) -> list[tuple]:
     return rows
 
 
+def _series_rows(store: Store, columns: str, table: str, exchange: str, symbol: str, since_ms: int | None,
+                 until_ms: int | None) -> list[tuple]:
+    """Rows of one exchange/symbol series in [since_ms, until_ms), oldest first (shared by the series loaders)."""
+    sql = f"SELECT {columns} FROM {table} WHERE exchange = ? AND symbol = ?"
+    args: list[object] = [exchange, symbol]
+    if since_ms is not None:
+        sql += " AND ts >= ?"
+        args.append(int(since_ms))
+    if until_ms is not None:
+        sql += " AND ts < ?"
+        args.append(int(until_ms))
+    return _query(store, sql + " ORDER BY ts", args)
+
+
 def _to_index(ms: np.ndarray) -> pd.DatetimeIndex:
     index = pd.DatetimeIndex(pd.to_datetime(np.asarray(ms, dtype="int64"), unit="ms", utc=True))
     index.name = "ts"
@@ -91,15 +105,7 @@ def latest_published(obs_ts: np.ndarray, published_ts: np.ndarray,
 def load_funding(store: Store, exchange: str, symbol: str, since_ms: int | None = None,
                  until_ms: int | None = None) -> pd.DataFrame:
     """Funding rows of a perpetual (known at their ts) with rate, mark and index price, oldest first."""
-    sql = "SELECT ts, rate, mark_price, index_price FROM funding_rates WHERE exchange = ? AND symbol = ?"
-    args: list[object] = [exchange, symbol]
-    if since_ms is not None:
-        sql += " AND ts >= ?"
-        args.append(int(since_ms))
-    if until_ms is not None:
-        sql += " AND ts < ?"
-        args.append(int(until_ms))
-    rows = _query(store, sql + " ORDER BY ts", args)
+    rows = _series_rows(store, "ts, rate, mark_price, index_price", "funding_rates", exchange, symbol, since_ms, until_ms)
     frame = pd.DataFrame(rows, columns=["ts", "rate", "mark_price", "index_price"])
     return frame.astype({"ts": "int64", "rate": "float64", "mark_price": "float64", "index_price": "float64"})
 
@@ -243,15 +249,7 @@ def resample_panel(panel: Mapping[str, pd.DataFrame], timeframe: str, *,
 def load_trades(store: Store, exchange: str, symbol: str, since_ms: int | None = None,
                 until_ms: int | None = None) -> pd.DataFrame:
     """Trades (ts, price, amount, side as +1 buy / -1 sell taker) for microstructure features, oldest first."""
-    sql = "SELECT ts, price, amount, side FROM trades WHERE exchange = ? AND symbol = ?"
-    args: list[object] = [exchange, symbol]
-    if since_ms is not None:
-        sql += " AND ts >= ?"
-        args.append(int(since_ms))
-    if until_ms is not None:
-        sql += " AND ts < ?"
-        args.append(int(until_ms))
-    rows = _query(store, sql + " ORDER BY ts", args)
+    rows = _series_rows(store, "ts, price, amount, side", "trades", exchange, symbol, since_ms, until_ms)
     frame = pd.DataFrame(rows, columns=["ts", "price", "amount", "side"])
     frame["side"] = np.where(frame["side"] == "buy", 1, -1).astype("int8")
     return frame.astype({"ts": "int64", "price": "float64", "amount": "float64"})
@@ -260,15 +258,7 @@ def load_trades(store: Store, exchange: str, symbol: str, since_ms: int | None =
 def load_book_snapshots(store: Store, exchange: str, symbol: str, since_ms: int | None = None,
                         until_ms: int | None = None) -> pd.DataFrame:
     """Book snapshot summaries (ts, mid, spread_bps, depth_bid, depth_ask), oldest first."""
-    sql = "SELECT ts, mid, spread_bps, depth_bid, depth_ask FROM book_snapshots WHERE exchange = ? AND symbol = ?"
-    args: list[object] = [exchange, symbol]
-    if since_ms is not None:
-        sql += " AND ts >= ?"
-        args.append(int(since_ms))
-    if until_ms is not None:
-        sql += " AND ts < ?"
-        args.append(int(until_ms))
-    rows = _query(store, sql + " ORDER BY ts", args)
+    rows = _series_rows(store, "ts, mid, spread_bps, depth_bid, depth_ask", "book_snapshots", exchange, symbol, since_ms, until_ms)
     frame = pd.DataFrame(rows, columns=["ts", "mid", "spread_bps", "depth_bid", "depth_ask"])
     return frame.astype({"ts": "int64", "mid": "float64", "spread_bps": "float64", "depth_bid": "float64",
                          "depth_ask": "float64"})
