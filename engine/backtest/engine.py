@@ -10,7 +10,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from engine.backtest import kernel
+from engine.backtest import kernels, layout
 from engine.backtest.costs import MarketArrays, cost_params, market_arrays
 from engine.backtest.lookahead import LookaheadResult, check_lookahead
 from engine.backtest.metrics import compute_metrics, infer_timeframe_ms, periods_per_year
@@ -112,32 +112,32 @@ def _config_of(settings_or_config: Settings | BacktestConfig) -> BacktestConfig:
 
 
 def _fills_frame(raw: np.ndarray, index: pd.DatetimeIndex, symbols: tuple[str, ...]) -> pd.DataFrame:
-    bars = raw[:, kernel.F_BAR].astype(np.int64)
+    bars = raw[:, layout.F_BAR].astype(np.int64)
     return pd.DataFrame({
-        "ts": index[bars], "bar": bars, "symbol": np.asarray(symbols, dtype=object)[raw[:, kernel.F_SYM].astype(int)],
-        "qty": raw[:, kernel.F_QTY], "price": raw[:, kernel.F_PRICE], "ref_price": raw[:, kernel.F_REF],
-        "fee": raw[:, kernel.F_FEE], "slippage": raw[:, kernel.F_SLIP],
-        "reason": np.asarray(kernel.REASON_NAMES, dtype=object)[raw[:, kernel.F_REASON].astype(int)]})
+        "ts": index[bars], "bar": bars, "symbol": np.asarray(symbols, dtype=object)[raw[:, layout.F_SYM].astype(int)],
+        "qty": raw[:, layout.F_QTY], "price": raw[:, layout.F_PRICE], "ref_price": raw[:, layout.F_REF],
+        "fee": raw[:, layout.F_FEE], "slippage": raw[:, layout.F_SLIP],
+        "reason": np.asarray(layout.REASON_NAMES, dtype=object)[raw[:, layout.F_REASON].astype(int)]})
 
 
 def _trades_frame(raw: np.ndarray, index: pd.DatetimeIndex, symbols: tuple[str, ...]) -> pd.DataFrame:
     # order by entry time, then symbol name (stable), by integer keys before any column is built
-    entry_all = raw[:, kernel.T_ENTRY_BAR].astype(np.int64)
-    sym_all = raw[:, kernel.T_SYM].astype(np.int64)
+    entry_all = raw[:, layout.T_ENTRY_BAR].astype(np.int64)
+    sym_all = raw[:, layout.T_SYM].astype(np.int64)
     name_rank = np.empty(len(symbols), dtype=np.int64)
     name_rank[np.argsort(np.asarray(symbols, dtype=object), kind="stable")] = np.arange(len(symbols))
     raw = raw[np.lexsort((name_rank[sym_all], entry_all))]
-    entry = raw[:, kernel.T_ENTRY_BAR].astype(np.int64)
-    exit_ = raw[:, kernel.T_EXIT_BAR].astype(np.int64)
-    qty, entry_px, pnl = raw[:, kernel.T_QTY], raw[:, kernel.T_ENTRY_PX], raw[:, kernel.T_PNL]
+    entry = raw[:, layout.T_ENTRY_BAR].astype(np.int64)
+    exit_ = raw[:, layout.T_EXIT_BAR].astype(np.int64)
+    qty, entry_px, pnl = raw[:, layout.T_QTY], raw[:, layout.T_ENTRY_PX], raw[:, layout.T_PNL]
     return pd.DataFrame({
-        "symbol": np.asarray(symbols, dtype=object)[raw[:, kernel.T_SYM].astype(int)],
-        "side": raw[:, kernel.T_SIDE].astype(int), "qty": qty,
+        "symbol": np.asarray(symbols, dtype=object)[raw[:, layout.T_SYM].astype(int)],
+        "side": raw[:, layout.T_SIDE].astype(int), "qty": qty,
         "entry_ts": index[entry], "exit_ts": index[exit_], "entry_bar": entry, "exit_bar": exit_,
-        "bars": exit_ - entry, "entry_price": entry_px, "exit_price": raw[:, kernel.T_EXIT_PX],
-        "pnl": pnl, "fees": raw[:, kernel.T_FEES], "slippage": raw[:, kernel.T_SLIP],
-        "funding": raw[:, kernel.T_FUNDING],
-        "exit_reason": np.asarray(kernel.REASON_NAMES, dtype=object)[raw[:, kernel.T_REASON].astype(int)],
+        "bars": exit_ - entry, "entry_price": entry_px, "exit_price": raw[:, layout.T_EXIT_PX],
+        "pnl": pnl, "fees": raw[:, layout.T_FEES], "slippage": raw[:, layout.T_SLIP],
+        "funding": raw[:, layout.T_FUNDING],
+        "exit_reason": np.asarray(layout.REASON_NAMES, dtype=object)[raw[:, layout.T_REASON].astype(int)],
         "return": pnl / (qty * entry_px)})
 
 
@@ -197,7 +197,7 @@ def run_kernel(targets: np.ndarray, m: MarketArrays, config: BacktestConfig,
     # otherwise (it then skips the scan of an all-zero funding array)
     sigma, vol_ref = (m.sigma, m.vol_ref) if impact > 0.0 else (m.sigma[:0], m.vol_ref[:0])
     funding = m.funding if m.has_funding else m.funding[:0]
-    return kernel.simulate_kernel(
+    return kernels.simulate_kernel(
         targets, changed, m.fill_px, m.open, m.high, m.low, m.close, sigma, vol_ref, funding,
         float(config.initial_capital), fee_taker, fee_maker, half_spread, impact, sl, tp, max_bars,
         config.fill_model == "next_open", capacity)
@@ -218,12 +218,12 @@ def simulate_targets(targets: pd.DataFrame, panel: Mapping[str, pd.DataFrame],
     equity_s = pd.Series(equity, index=m.index, name="equity", copy=False)  # the kernel's array, no copy
     fills_df = _fills_frame(fills, m.index, m.symbols)
     trades_df = _trades_frame(trades, m.index, m.symbols)
-    traded = float(np.abs(fills[:, kernel.F_QTY] * fills[:, kernel.F_PRICE]).sum())
+    traded = float(np.abs(fills[:, layout.F_QTY] * fills[:, layout.F_PRICE]).sum())
     metrics = compute_metrics(equity_s, trades_df, periods_per_year(tf_ms), traded_notional=traded)
     metrics["exposure"] = float(exposed_bars / len(equity))
-    metrics["fees"] = float(fills[:, kernel.F_FEE].sum())
-    metrics["slippage"] = float(fills[:, kernel.F_SLIP].sum())
-    metrics["funding"] = float(trades[:, kernel.T_FUNDING].sum()) if len(trades) else 0.0
+    metrics["fees"] = float(fills[:, layout.F_FEE].sum())
+    metrics["slippage"] = float(fills[:, layout.F_SLIP].sum())
+    metrics["funding"] = float(trades[:, layout.T_FUNDING].sum()) if len(trades) else 0.0
     t3 = time.perf_counter()
     return BacktestResult(
         equity=equity_s, targets=pd.DataFrame(tgt, index=m.index, columns=list(m.symbols), copy=False),

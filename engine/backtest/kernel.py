@@ -1,5 +1,8 @@
 """The path-dependent portfolio kernel, compiled with numba (cache=True): fills, costs, barriers and funding per bar.
 
+Callers go through engine.backtest.kernels, which runs the ahead-of-time compiled copy of these functions
+(engine.backtest.aot) when it is built and current, so a backtest process need not import numba.
+
 Semantics (the reference loop in tests/backtest/reference_loop.py restates them in plain Python, and a property test
 requires bit-for-bit agreement):
 
@@ -25,24 +28,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-# exit / fill reasons
-REASON_SIGNAL = 0
-REASON_STOP = 1
-REASON_TAKE = 2
-REASON_TIME = 3
-REASON_END = 4  # open at the end of data (trade record only; no fill)
-REASON_NAMES = ("signal", "stop_loss", "take_profit", "time", "open")
-
-# columns of the fill record array
-F_BAR, F_SYM, F_QTY, F_PRICE, F_REF, F_FEE, F_SLIP, F_REASON = range(8)
-N_FILL_COLS = 8
-# columns of the trade record array
-(T_SYM, T_ENTRY_BAR, T_EXIT_BAR, T_SIDE, T_QTY, T_ENTRY_PX, T_EXIT_PX, T_PNL, T_FEES, T_SLIP, T_FUNDING,
- T_REASON) = range(12)
-N_TRADE_COLS = 12
-# columns of the per-symbol open-trade state
-(S_ENTRY_BAR, S_AVG, S_MAXQ, S_FEES, S_SLIP, S_FUND, S_REAL, S_EXIT_VAL, S_EXIT_QTY) = range(9)
-N_STATE_COLS = 9
+from engine.backtest.layout import (  # noqa: F401 - re-exported: kernel.REASON_SIGNAL etc. keep working
+    F_BAR, F_FEE, F_PRICE, F_QTY, F_REASON, F_REF, F_SLIP, F_SYM, N_FILL_COLS, N_STATE_COLS, N_TRADE_COLS, REASON_END,
+    REASON_NAMES, REASON_SIGNAL, REASON_STOP, REASON_TAKE, REASON_TIME, S_AVG, S_ENTRY_BAR, S_EXIT_QTY, S_EXIT_VAL,
+    S_FEES, S_FUND, S_MAXQ, S_REAL, S_SLIP, T_ENTRY_BAR, T_ENTRY_PX, T_EXIT_BAR, T_EXIT_PX, T_FEES, T_FUNDING, T_PNL,
+    T_QTY, T_REASON, T_SIDE, T_SLIP, T_SYM)
 
 
 @njit(cache=True)

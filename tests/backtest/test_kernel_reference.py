@@ -1,15 +1,18 @@
-"""The numba kernel must agree exactly with the plain-Python reference loop on random strategies and markets."""
+"""The kernel, both numba's JIT and the ahead-of-time compiled extension, must agree exactly with the plain-Python
+reference loop on random strategies and markets."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pandas as pd
 
-from engine.backtest import kernel
+from engine.backtest import layout
 from engine.backtest.engine import changed_bars, positions_from_fills
+from tests.backtest.kernel_impls import IMPLEMENTATIONS, implementation
 from tests.backtest.reference_loop import reference_simulate
 
 
@@ -56,14 +59,15 @@ def _ffill(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(out)
 
 
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(markets())
-def test_kernel_equals_reference_loop(case) -> None:  # noqa: ANN001
+@given(case=markets())
+def test_kernel_equals_reference_loop(impl: str, case) -> None:  # noqa: ANN001
     """Equity, positions, every fill and every closed trade agree bit for bit."""
     arrays, p = case
     a = arrays
     n, k = a["targets"].shape
-    eq, fills, trades, exposed = kernel.simulate_kernel(
+    eq, fills, trades, exposed = implementation(impl).simulate_kernel(
         a["targets"], changed_bars(a["targets"]), a["fill_px"], a["open_"], a["high"], a["low"], a["close"], a["sigma"], a["vol_ref"],
         a["funding"], p["init_cash"], p["fee_taker"], p["fee_maker"], p["half_spread"], p["impact_coef"],
         p["stop_loss"], p["take_profit"], p["max_bars"], p["fills_at_open"], 4 * n * k + 4)
@@ -73,24 +77,25 @@ def test_kernel_equals_reference_loop(case) -> None:  # noqa: ANN001
         p["fee_taker"], p["fee_maker"], p["half_spread"], p["impact_coef"], p["stop_loss"], p["take_profit"],
         p["max_bars"], p["fills_at_open"])
     assert np.array_equal(eq, r_eq)
-    frame = pd.DataFrame({"bar": fills[:, kernel.F_BAR].astype(int), "qty": fills[:, kernel.F_QTY],
-                          "symbol": fills[:, kernel.F_SYM].astype(int)})
+    frame = pd.DataFrame({"bar": fills[:, layout.F_BAR].astype(int), "qty": fills[:, layout.F_QTY],
+                          "symbol": fills[:, layout.F_SYM].astype(int)})
     positions = positions_from_fills(frame, pd.RangeIndex(n), list(range(k)))
     assert np.array_equal(positions, r_pos)
     assert exposed == int((r_pos != 0).any(axis=1).sum())
     assert len(fills) == len(r_fills)
     for row, ref in zip(fills, r_fills):
-        assert (int(row[kernel.F_BAR]), int(row[kernel.F_SYM])) == (ref["bar"], ref["sym"])
-        assert (row[kernel.F_QTY], row[kernel.F_PRICE], row[kernel.F_FEE]) == (ref["qty"], ref["price"], ref["fee"])
-    closed = trades[trades[:, kernel.T_REASON] != kernel.REASON_END]
+        assert (int(row[layout.F_BAR]), int(row[layout.F_SYM])) == (ref["bar"], ref["sym"])
+        assert (row[layout.F_QTY], row[layout.F_PRICE], row[layout.F_FEE]) == (ref["qty"], ref["price"], ref["fee"])
+    closed = trades[trades[:, layout.T_REASON] != layout.REASON_END]
     assert len(closed) == len(r_trades)
     for row, ref in zip(closed, r_trades):
-        assert (int(row[kernel.T_SYM]), int(row[kernel.T_ENTRY_BAR]), int(row[kernel.T_EXIT_BAR])) == \
+        assert (int(row[layout.T_SYM]), int(row[layout.T_ENTRY_BAR]), int(row[layout.T_EXIT_BAR])) == \
             (ref["sym"], ref["entry_bar"], ref["exit_bar"])
-        assert row[kernel.T_PNL] == ref["pnl"]
+        assert row[layout.T_PNL] == ref["pnl"]
 
 
-def test_reference_catches_a_changed_rule() -> None:
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+def test_reference_catches_a_changed_rule(impl: str) -> None:
     """Sanity check that the comparison can fail: a different fee gives a different equity curve."""
     n = 20
     close = np.linspace(100, 120, n)[:, None].copy()
@@ -98,7 +103,7 @@ def test_reference_catches_a_changed_rule() -> None:
     targets[3:12] = 1.0
     zeros = np.zeros((n, 1))
     args = (targets, close, close, close * 1.01, close * 0.99, close, zeros, zeros, zeros, 10_000.0)
-    eq, *_ = kernel.simulate_kernel(targets, changed_bars(targets), *args[1:], 0.001, 0.0, 0.0, 0.0, 0.0, 0.0, 0, True, 100)
+    eq, *_ = implementation(impl).simulate_kernel(targets, changed_bars(targets), *args[1:], 0.001, 0.0, 0.0, 0.0, 0.0, 0.0, 0, True, 100)
     r_eq, *_ = reference_simulate(*[x.tolist() if isinstance(x, np.ndarray) else x for x in args],
                                   0.002, 0.0, 0.0, 0.0, 0.0, 0.0, 0, True)
     assert not np.array_equal(eq, r_eq)

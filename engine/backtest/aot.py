@@ -1,0 +1,127 @@
+"""Build the ahead-of-time compiled backtest kernel: `python -m engine.backtest.aot` (`make` runs it).
+
+numba.pycc compiles kernel.simulate_kernel, kernel.bare_loop and curve.curve_stats, with the signatures the engine
+calls them with (C-contiguous float64 arrays, a bool change-flag array, float64 / int64 / bool scalars), into the
+extension `engine/backtest/_kernel_aot<EXT_SUFFIX>` for this machine's CPU (`target_cpu = "host"`), plus
+`source_hash()`, the hash of the sources it was built from, which engine.backtest.kernels compares with the sources
+on disk before using it. The extension is built in a temporary directory beside it, checked by importing it in a
+fresh interpreter, and moved into place atomically; on failure the previous file (if any) is left as it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+HERE = Path(__file__).resolve().parent
+NAME = "_kernel_aot"
+
+
+def output_path() -> Path:
+    """Where the extension for this interpreter lives (engine/backtest/_kernel_aot + the ABI's EXT_SUFFIX)."""
+    return HERE / (NAME + str(sysconfig.get_config_var("EXT_SUFFIX") or ".so"))
+
+
+def signatures() -> dict[str, Any]:
+    """The exported names and their numba signatures (C-contiguous float64 arrays, as the engine passes them)."""
+    from numba import types
+
+    f8, i8, b1 = types.float64, types.int64, types.boolean
+    c1, c2 = types.float64[::1], types.float64[:, ::1]
+    return {
+        "simulate_kernel": types.Tuple((c1, c2, c2, i8))(c2, types.boolean[::1], *[c2] * 8, *[f8] * 7, i8, b1, i8),
+        "curve_stats": types.Tuple((f8, f8, f8, f8, f8, f8, i8))(c1),
+        "bare_loop": c1(c1, c1, c1, f8, f8),
+    }
+
+
+def _constant(value: int) -> Callable[[], int]:
+    def source_hash() -> int:
+        return value  # a frozen closure variable: a compile-time constant in the extension
+
+    return source_hash
+
+
+def compile_extension(out_dir: Path, verbose: bool = False) -> Path:
+    """Compile the extension into out_dir (pycc's own temporary files go there too); return the file's path."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # numba.pycc's pending-deprecation notice
+        from numba import types
+        from numba.pycc import CC
+
+        from engine.backtest import curve, kernel
+        from engine.backtest.kernels import source_hash
+
+        cc = CC(NAME)
+        cc.output_dir = str(out_dir)
+        cc.output_file = output_path().name
+        cc.target_cpu = "host"
+        cc.verbose = verbose
+        sigs = signatures()
+        cc.export("simulate_kernel", sigs["simulate_kernel"])(kernel.simulate_kernel.py_func)
+        cc.export("bare_loop", sigs["bare_loop"])(kernel.bare_loop.py_func)
+        cc.export("curve_stats", sigs["curve_stats"])(curve.curve_stats.py_func)
+        cc.export("source_hash", types.int64())(_constant(source_hash()))
+        old_tmp = tempfile.tempdir
+        tempfile.tempdir = str(out_dir)  # pycc's build directory: inside out_dir, removed with it
+        try:
+            cc.compile()
+        finally:
+            tempfile.tempdir = old_tmp
+    return out_dir / cc.output_file
+
+
+_CHECK = """
+import importlib.util, sys
+import numpy as np
+spec = importlib.util.spec_from_file_location("engine.backtest._kernel_aot", sys.argv[1])
+mod = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(mod)
+from engine.backtest.kernels import source_hash
+assert mod.source_hash() == source_hash(), "hash"
+assert mod.curve_stats(np.array([1.0, 2.0, 1.0]))[5] == -0.5, "curve_stats"
+assert "numba" not in sys.modules, "the extension imported numba"
+"""
+
+
+def build(verbose: bool = False) -> Path:
+    """Compile, check in a fresh interpreter, then atomically install the extension; return its path."""
+    target = output_path()
+    work = Path(tempfile.mkdtemp(prefix=".aot-build-", dir=HERE))
+    try:
+        built = compile_extension(work, verbose)
+        root = HERE.parents[1]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+        subprocess.run([sys.executable, "-c", _CHECK, str(built)], check=True, cwd=root, env=env)
+        os.replace(built, target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: build the extension; exit status 1 (with the reason on stderr) when it cannot be built."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--verbose", action="store_true")
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    try:
+        path = build(args.verbose)
+    except Exception as exc:  # noqa: BLE001 - reported; the engine falls back to numba's JIT
+        print(f"engine.backtest.aot: build failed ({type(exc).__name__}: {exc})", file=sys.stderr)
+        return 1
+    print(f"engine.backtest.aot: built {path.relative_to(HERE.parents[1])} in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
