@@ -17,8 +17,11 @@ one run under a thread that samples RSS every 2 ms (peak increment over the pre-
 unsampled timed runs. Reported per side: best wall and best CPU time (this thread's, `time.thread_time`; the steadier
 measure on a shared machine), candles/s on CPU time, peak RSS of the process (ru_maxrss, read before our side's extra
 lookahead and kernel runs). Ours runs `run_backtest` with the lookahead check OFF (vectorbt has none); a separate
-untimed-for-the-ratio run with it ON is reported too. Also: `run_kernel` (change flags, capacity, kernel) vs a bare
-numba loop on the same targets (best of 7 each), and a check that both engines end on the same equity (SMA crossover
+untimed-for-the-ratio run with it ON is reported too. Our worker reports which kernel it ran (`aot`: the ahead-of-time
+compiled extension built by `make` / `python -m engine.backtest.aot`, in which case the process never imports numba;
+`jit`: numba's JIT fallback) and whether numba was loaded. A third subprocess, whose memory is not reported, times
+`run_kernel` (change flags, capacity, kernel) on the AOT and on the JIT kernel against a bare numba loop (JIT, and its
+AOT copy) on the same targets (best of 7 each). Finally a check that both engines end on the same equity (SMA crossover
 20/100, long-only, no fees (the vectorbt equality test covers fees), fill at the next bar's open, all-in sizing).
 """
 
@@ -140,10 +143,8 @@ def best_of(fn: Callable[[], object], repeats: int = 7) -> tuple[float, float]:
 
 
 def worker_ours(n: int, repeats: int) -> dict:
-    """Time run_backtest (signals + kernel + metrics) on n bars; also the kernel alone and a bare numba loop."""
-    import numpy as np
-
-    from engine.backtest import kernel
+    """Time run_backtest (signals + kernel + metrics) on n bars, with its peak RSS; report the kernel it used."""
+    from engine.backtest import kernels
     from engine.backtest.engine import run_backtest
     from engine.backtest.examples import SmaCross
     from engine.backtest.sizing import fixed_fraction
@@ -157,26 +158,60 @@ def worker_ours(n: int, repeats: int) -> dict:
     panel = {"BTC/USDT": frame}
     best, cpu, peak, result = measure(lambda: run_backtest(strat, panel, cfg, sizer=sizer, lookahead=False), repeats)
     max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before the untimed extra runs below
+    numba_loaded = "numba" in sys.modules
     t0 = time.perf_counter()
     run_backtest(strat, panel, cfg, sizer=sizer, lookahead=True)
     with_lookahead = time.perf_counter() - t0
-    # the kernel as run_backtest calls it (run_kernel: change flags, capacity, simulate_kernel) vs a bare numba
-    # loop on the same targets and prices; both best of 7, wall and thread CPU
-    from engine.backtest.costs import market_arrays
-    from engine.backtest.engine import run_kernel
-
-    targets = result.targets.to_numpy()
-    m = market_arrays(panel, cfg)
-    kernel_wall, kernel_cpu = best_of(lambda: run_kernel(targets, m, cfg))
-    tgt1 = np.ascontiguousarray(targets[:, 0])
-    open_, close = frame["open"].to_numpy(), frame["close"].to_numpy()
-    bare_eq = kernel.bare_loop(tgt1, open_, close, cfg.initial_capital, FEE)
-    bare_wall, bare_cpu = best_of(lambda: kernel.bare_loop(tgt1, open_, close, cfg.initial_capital, FEE))
     return {"side": "ours", "bars": n, "seconds": best, "cpu_s": cpu, "peak_delta_mb": peak / 2**20,
             "max_rss_mb": max_rss, "final_equity": float(result.equity.iloc[-1]), "trades": int(len(result.trades)),
-            "sharpe": result.metrics["sharpe"], "kernel_s": kernel_wall, "kernel_cpu_s": kernel_cpu,
-            "bare_loop_s": bare_wall, "bare_loop_cpu_s": bare_cpu, "bare_final_equity": float(bare_eq[-1]),
+            "sharpe": result.metrics["sharpe"], "kernel_impl": kernels.implementation(), "numba_loaded": numba_loaded,
             "with_lookahead_s": with_lookahead, "phases": {k: round(v, 4) for k, v in result.elapsed_s.items()}}
+
+
+def worker_kernel(n: int, repeats: int) -> dict:
+    """`run_kernel` on the AOT and the JIT kernel vs a bare numba loop (JIT and AOT) on the same targets, best of 7.
+
+    Its own subprocess: it imports numba for the JIT side, which must not count in the backtest's RSS.
+    """
+    import numpy as np
+
+    from engine.backtest import kernel, kernels
+    from engine.backtest.costs import market_arrays
+    from engine.backtest.engine import run_backtest, run_kernel
+    from engine.backtest.examples import SmaCross
+    from engine.backtest.sizing import fixed_fraction
+    from engine.config import BacktestConfig
+
+    cfg = BacktestConfig(fee_taker=FEE, fee_maker=FEE, half_spread_bps=0.0, impact_coef=0.0)
+    frame = make_frame(n)
+    panel = {"BTC/USDT": frame}
+    result = run_backtest(SmaCross(fast=FAST, slow=SLOW, long_only=True), panel, cfg, sizer=fixed_fraction(1.0),
+                          lookahead=False)
+    targets = result.targets.to_numpy()
+    m = market_arrays(panel, cfg)
+    tgt1 = np.ascontiguousarray(targets[:, 0])
+    open_, close = frame["open"].to_numpy(), frame["close"].to_numpy()
+    out: dict = {"side": "kernel", "bars": n}
+    impls = ["jit"] if kernels.aot_module() is None else ["aot", "jit"]
+    equities = {}
+    for impl in impls:
+        if impl == "jit":  # switch the dispatch to numba's JIT (compiled or loaded from cache by the first call)
+            os.environ["QUANTDESK_KERNEL"] = "jit"
+            kernels.reset()
+        assert kernels.implementation() == impl
+        equities[impl] = run_kernel(targets, m, cfg)[0]
+        out[f"kernel_{impl}_s"], out[f"kernel_{impl}_cpu_s"] = best_of(lambda: run_kernel(targets, m, cfg))
+    bare = {"jit": kernel.bare_loop}
+    if "aot" in impls:
+        bare["aot"] = kernels.fresh_aot().bare_loop
+    for impl, fn in bare.items():
+        eq = fn(tgt1, open_, close, cfg.initial_capital, FEE)
+        out[f"bare_{impl}_s"], out[f"bare_{impl}_cpu_s"] = best_of(lambda: fn(tgt1, open_, close, cfg.initial_capital,
+                                                                             FEE))
+        out[f"bare_{impl}_final_equity"] = float(eq[-1])
+    out["kernel_used"] = impls[0]
+    out["aot_equals_jit"] = bool(np.array_equal(equities[impls[0]], equities["jit"]))
+    return out
 
 
 def worker_vectorbt(n: int, repeats: int) -> dict:
@@ -221,38 +256,52 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1000000,5000000")
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--worker", choices=("ours", "vectorbt"))
+    ap.add_argument("--worker", choices=("ours", "kernel", "vectorbt"))
     ap.add_argument("--vbt-python", default=None, help="interpreter for the vectorbt side (e.g. a separate venv "
                     "with vectorbt 0.26 / pandas 2.2); default: this one")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.worker:
-        fn = worker_ours if args.worker == "ours" else worker_vectorbt
+        fn = {"ours": worker_ours, "kernel": worker_kernel, "vectorbt": worker_vectorbt}[args.worker]
         print(json.dumps(fn(sizes[0], args.repeats)))
         return
     rows = []
     for n in sizes:
         ours = _spawn("ours", n, args.repeats)
+        ours.update({k: v for k, v in _spawn("kernel", n, args.repeats).items() if k not in ("side", "bars")})
         theirs = _spawn("vectorbt", n, args.repeats, args.vbt_python)
         rows.append((n, ours, theirs))
         print(json.dumps({"ours": ours, "vectorbt": theirs}), file=sys.stderr)
     print(f"\nmachine: {os.cpu_count()} cores, date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
           f"vectorbt {rows[0][2].get('version')}\n")
-    print("| bars | ours wall s / CPU s | vectorbt wall s / CPU s | ours candles/s (CPU) | vectorbt candles/s (CPU) "
-          "| speed ratio wall / CPU | kernel CPU s | bare loop CPU s | kernel/bare CPU (wall) "
-          "| ours peak RSS MB (delta) | vectorbt peak RSS MB (delta) | RSS ratio (total / delta) "
-          "| final equity rel diff | trades ours/vbt | ours + lookahead s |")
-    print("|" + "---|" * 15)
+    print("| bars | kernel (numba loaded) | ours wall s / CPU s | vectorbt wall s / CPU s | ours candles/s (CPU) "
+          "| vectorbt candles/s (CPU) | speed ratio wall / CPU | ours peak RSS MB (delta) "
+          "| vectorbt peak RSS MB (delta) | RSS ratio (total / delta) | final equity rel diff | trades ours/vbt "
+          "| ours + lookahead s |")
+    print("|" + "---|" * 13)
     for n, o, v in rows:
-        print(f"| {n:,} | {o['seconds']:.3f} / {o['cpu_s']:.3f} | {v['seconds']:.3f} / {v['cpu_s']:.3f} "
+        print(f"| {n:,} | {o['kernel_impl']} ({'yes' if o['numba_loaded'] else 'no'}) "
+              f"| {o['seconds']:.3f} / {o['cpu_s']:.3f} | {v['seconds']:.3f} / {v['cpu_s']:.3f} "
               f"| {n / o['cpu_s']:,.0f} | {n / v['cpu_s']:,.0f} "
               f"| {v['seconds'] / o['seconds']:.2f}x / {v['cpu_s'] / o['cpu_s']:.2f}x "
-              f"| {o['kernel_cpu_s']:.4f} | {o['bare_loop_cpu_s']:.4f} "
-              f"| {o['kernel_cpu_s'] / o['bare_loop_cpu_s']:.2f}x ({o['kernel_s'] / o['bare_loop_s']:.2f}x) "
               f"| {o['max_rss_mb']:.0f} ({o['peak_delta_mb']:.0f}) | {v['max_rss_mb']:.0f} ({v['peak_delta_mb']:.0f}) "
               f"| {o['max_rss_mb'] / v['max_rss_mb']:.2f} / {o['peak_delta_mb'] / max(v['peak_delta_mb'], 1e-9):.2f} "
               f"| {abs(o['final_equity'] / v['final_equity'] - 1):.1e} | {o['trades']}/{v['trades']} "
               f"| {o['with_lookahead_s']:.3f} |")
+    print("\nrun_kernel vs a bare loop on the same targets (best of 7; CPU s, wall s in parentheses); the goal is the "
+          "kernel used (first row) within 3x of the bare numba (JIT) loop\n")
+    print("| bars | kernel | kernel CPU s (wall) | bare JIT loop CPU s (wall) | kernel / bare JIT CPU (wall) "
+          "| bare AOT loop CPU s | kernel / bare AOT CPU | same equity as JIT kernel |")
+    print("|" + "---|" * 8)
+    for n, o, _ in rows:
+        for impl in (["aot", "jit"] if "kernel_aot_s" in o else ["jit"]):
+            k_cpu, k_wall = o[f"kernel_{impl}_cpu_s"], o[f"kernel_{impl}_s"]
+            aot_bare = (f"| {o['bare_aot_cpu_s']:.4f} | {k_cpu / o['bare_aot_cpu_s']:.2f}x" if "bare_aot_s" in o
+                        else "| - | -")
+            print(f"| {n:,} | {impl}{' (used)' if impl == o['kernel_used'] else ''} | {k_cpu:.4f} ({k_wall:.4f}) "
+                  f"| {o['bare_jit_cpu_s']:.4f} ({o['bare_jit_s']:.4f}) "
+                  f"| {k_cpu / o['bare_jit_cpu_s']:.2f}x ({k_wall / o['bare_jit_s']:.2f}x) {aot_bare} "
+                  f"| {'yes' if o['aot_equals_jit'] else 'NO'} |")
 
 if __name__ == "__main__":
     main()
