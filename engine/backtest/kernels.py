@@ -60,9 +60,10 @@ def fresh_aot() -> ModuleType | None:
         return None
     try:
         built = int(mod.source_hash())
-    except Exception:  # noqa: BLE001 - an extension from another build layout: treat as stale
+        current = source_hash()
+    except Exception:  # noqa: BLE001 - an extension from another build layout, or unreadable sources: not current
         return None
-    return mod if built == source_hash() else None
+    return mod if built == current else None
 
 
 def reset() -> None:
