@@ -52,8 +52,7 @@ def _load_aot() -> ModuleType | None:
 
 
 def fresh_aot() -> ModuleType | None:
-    """Import the AOT extension and return it when its embedded hash matches the sources on disk (ignores
-    QUANTDESK_KERNEL and the cache)."""
+    """The AOT extension if it imports and its embedded hash matches the sources on disk (no env, no cache)."""
     try:
         mod = importlib.import_module(AOT_MODULE)
     except ImportError:

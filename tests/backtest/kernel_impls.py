@@ -13,8 +13,8 @@ IMPLEMENTATIONS = ("jit", "aot")
 
 
 def aot_extension() -> ModuleType:
-    """The built, current AOT extension. Fails (never skips) when a C compiler is available, since `make test`
-    builds it first; skips only on a machine without one."""
+    """The built, current AOT extension; fails when missing and a C compiler exists (`make test` builds it)."""
+    # skips only on a machine without a C compiler, where the extension cannot be built
     mod = kernels.fresh_aot()
     if mod is not None:
         return mod
