@@ -2,12 +2,15 @@
 
 The App owns the engine status (polled in a thread worker with a self-rearming timer), the emergency stop (a
 priority binding active on every screen and modal) and sending control commands (thread workers that only post
-`CommandCompleted`). Screens own their tables. Nothing here blocks the UI thread.
+`CommandCompleted`). The emergency stop runs on its own pre-started thread (console/stop_lane.py) and reports its
+progress as it goes. Screens own their tables. Nothing here blocks the UI thread.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
+import time
 from typing import Any, Callable, Iterable
 
 from textual import work
@@ -16,17 +19,18 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.timer import Timer
 
-from console.messages import CommandCompleted, StatusRefreshed, StatusUnavailable
+from console.messages import CommandCompleted, StatusRefreshed, StatusUnavailable, StopProgress
 from console.reader import StateReader, StateUnavailable, StatusSnapshot
 from console.screens.base import PolledScreen
 from console.screens.registry import SCREEN_CLASSES
+from console.stop_lane import StopLane
 from console.widgets.modals import StopConfirmBar, TypedConfirm
 from engine.clock import now_ms
 from engine.config import Settings
 
 EMERGENCY_KEY = "ctrl+x"  # not taken by tmux (ctrl+b) or screen (ctrl+a); priority beats a focused Input's cut
 STOP_PENDING = "STOP SENT — waiting for engine"
-FAST_POLL_S = 0.03
+STOP_HOLD_S = 2.0  # longest that screens hold their table refreshes while a stop waits for the engine
 
 
 class QuantdeskApp(App):
@@ -77,6 +81,8 @@ class QuantdeskApp(App):
         self._control: Any = None
         self._control_lock = threading.Lock()
         self._status_timer: Timer | None = None
+        self.stop_lane: StopLane | None = None
+        self._stop_sent_at = 0.0
         self.unknown_keys: list[str] = []
         if settings.console.theme:
             self.theme = settings.console.theme
@@ -92,6 +98,7 @@ class QuantdeskApp(App):
         if self.unknown_keys:
             self.notify(f"unknown action ids in [console] keys: {', '.join(self.unknown_keys)}", severity="warning",
                         timeout=30)  # a config mistake should stay readable, not flash by
+        self.stop_lane = StopLane()
         self.switch_mode("desk")
         self._arm_status(0.01)
         self.run_worker(self._warm_control, thread=True, group="control", exit_on_error=False, name="control-warmup")
@@ -119,6 +126,8 @@ class QuantdeskApp(App):
     def on_unmount(self) -> None:
         """Make sure no worker re-arms after exit."""
         self.stop_event.set()
+        if self.stop_lane is not None:
+            self.stop_lane.close()
         self.reader.close()
 
     # --- status poll ----------------------------------------------------------------------------------------------
@@ -126,8 +135,7 @@ class QuantdeskApp(App):
         if self.stop_event.is_set():
             return
         if delay is None:
-            # While a stop waits for the engine, poll fast so HALTED shows the moment the engine has it.
-            delay = FAST_POLL_S if self.pending_command == STOP_PENDING else self.poll_interval
+            delay = self.poll_interval  # a pending stop is followed by its own thread (StopProgress), not by polls
         if self._status_timer is not None:
             self._status_timer.stop()  # one pending poll at most: extra arms (commands, stop key) collapse the chain
         self._status_timer = self.set_timer(max(0.01, delay), self._status_worker, name="status-poll")
@@ -189,10 +197,11 @@ class QuantdeskApp(App):
         self.run_worker(lambda: self._command_thread(label, method, args), thread=True, group="control",
                         exit_on_error=False, name=f"command-{method}")
 
-    def _command_thread(self, label: str, method: str, args: tuple[Any, ...]) -> None:
+    def _command_thread(self, label: str, method: str, args: tuple[Any, ...],
+                        progress: Callable[[str], None] | None = None) -> None:
         try:
             client = self.control
-            result = getattr(client, method)(*args)
+            result = getattr(client, method)(*args, progress=progress) if progress else getattr(client, method)(*args)
             ok, text = bool(result.ok), str(result.message)
             if method == "emergency_stop" and result.data.get("queued") and not client.engine_alive():
                 # No engine to run FLATTEN now (it stays queued); HALT is persisted directly so nothing can trade.
@@ -239,9 +248,46 @@ class QuantdeskApp(App):
             self.notify("emergency stop cancelled; nothing was sent")
             return
         self.pending_command = STOP_PENDING
-        self.send_command("emergency stop", "emergency_stop", "operator emergency stop (console)")
-        self._arm_status(FAST_POLL_S)
+        self._stop_sent_at = time.monotonic()
+        args = ("operator emergency stop (console)",)
+        lane = self.stop_lane
+        if lane is not None and lane.alive:
+            lane.submit(lambda: self._command_thread("emergency stop", "emergency_stop", args, self._stop_progress))
+        else:  # not mounted yet (cannot happen from a key press) or the lane died: an ordinary worker still works
+            self.run_worker(lambda: self._command_thread("emergency stop", "emergency_stop", args, self._stop_progress),
+                            thread=True, group="control", exit_on_error=False, name="command-emergency_stop")
         self._push_status()
+
+    def stop_in_flight(self) -> bool:
+        """True from the stop key until the engine has taken the stop (bounded by STOP_HOLD_S)."""
+        return self.pending_command == STOP_PENDING and time.monotonic() - self._stop_sent_at < STOP_HOLD_S
+
+    def _stop_progress(self, stage: str) -> None:
+        """Called on the stop's thread as the control client advances; the UI hears it as StopProgress."""
+        if not self.stop_event.is_set():
+            self.post_message(StopProgress(stage))
+
+    def on_stop_progress(self, message: StopProgress) -> None:
+        """'persisted': the overlay says HALTED is stored. 'claimed': the engine has taken the stop, so HALTED is
+        engine-confirmed and the header shows it now, without waiting for the next status read.
+
+        The engine runs a stop's HALT before its FLATTEN on one thread, and HALTED was committed by this console
+        before the command was queued, so 'claimed' is the same fact the status poll reports as pending_stops == 0.
+        """
+        if message.stage == "persisted":
+            for bar in self.screen.query(StopConfirmBar):
+                bar.show_persisted()
+            return
+        if message.stage != "claimed" or self.pending_command != STOP_PENDING:
+            return
+        self.pending_command = ""
+        if self.last_status is not None:
+            self.last_status = dataclasses.replace(self.last_status, state="HALTED", pending_stops=0,
+                                                   flattening=max(1, self.last_status.flattening))
+        self._push_status()
+        self._arm_status(0.01)
+        if isinstance(self.screen, PolledScreen):
+            self.screen.poll_now()  # tables held while the stop was in flight refresh now
 
     def confirm_resume(self) -> None:
         """Resume needs the word RESUME typed; then the control API moves HALTED/REDUCING -> ACTIVE."""

@@ -73,6 +73,13 @@ class CommandCompleted(Message):
 
 
 @dataclass
+class StopProgress(Message):
+    """The emergency stop advanced: 'persisted' (HALTED is in state.db) or 'claimed' (the engine has taken it)."""
+
+    stage: str
+
+
+@dataclass
 class PollFailed(Message):
     """A screen's poll failed; the screen shows the error instead of frozen numbers."""
 

@@ -99,8 +99,15 @@ class PolledScreen(PausedByStopConfirm, Screen):
 
     def _start_poll(self) -> None:
         self._timer = None
-        if self._active:
-            self._poll_worker()
+        if not self._active:
+            return
+        if self.qapp.stop_in_flight():
+            # An emergency stop waits for the engine: hold table refreshes (at most STOP_HOLD_S) so the UI thread
+            # is free to paint HALTED the moment the engine takes it, instead of repainting tables the FLATTEN churns.
+            # The app calls poll_now() when the engine has taken the stop.
+            self._arm()
+            return
+        self._poll_worker()
 
     def poll_now(self) -> None:
         """Refresh as soon as possible (after a command, or a filter change)."""

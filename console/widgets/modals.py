@@ -153,8 +153,8 @@ class StopConfirmBar(Static, can_focus=True):
         self.sent = False
 
     def action_answer(self, yes: bool) -> None:
-        """Answer once. y sends the stop and the bar stays, saying so, until the engine answers (closing it at once
-        would repaint the whole desk while the stop is being written); n / esc close it (after y, only close it)."""
+        """Answer once. y sends the stop and the bar stays until the engine answers (closing it at once would repaint
+        the whole desk while the stop is being written); n / esc close it (after y, only close it)."""
         if self.sent:
             if not yes:
                 self.close()
@@ -163,8 +163,11 @@ class StopConfirmBar(Static, can_focus=True):
         if not yes:
             self.close()
             return
-        self.sent = True
-        self.update("[b red]STOP SENT[/] HALT is being persisted; the engine cancels every order and closes every "
+        self.sent = True  # the text changes when HALTED is stored (show_persisted): no repaint races the write
+
+    def show_persisted(self) -> None:
+        """Say that HALTED is in state.db and the engine is being asked to cancel and close everything."""
+        self.update("[b red]STOP SENT[/] HALTED is stored; the engine cancels every order and closes every "
                     "position. This closes when the engine answers.\n[b]esc[/b] close")
 
     def close(self) -> None:

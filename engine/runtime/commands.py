@@ -1,7 +1,8 @@
 """Executing control commands: the state-only part (shared by engine and offline client) and the engine's poller.
 
 The engine's `CommandProcessor` runs on its own thread, never behind scheduler jobs, polling `commands` every
-`runtime.command_poll_ms`. Broker actions (cancel, flatten) reach the running engine through `EngineHooks`.
+`runtime.command_poll_ms`, or at once when a front end rings its doorbell (engine/runtime/doorbell.py). Broker
+actions (cancel, flatten) reach the running engine through `EngineHooks`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from engine.config import LifecycleConfig
 from engine.risk.trading_state import TradingState, TransitionError, get_state, set_state
 from engine.runtime import lifecycle
 from engine.runtime.control import CommandResult, finish_command
+from engine.runtime.doorbell import Doorbell, doorbell_address
 from engine.store.db import Store
 from engine.store.ops import ack_alert, audit, raise_alert
 from engine.store.schema import commands
@@ -101,6 +103,7 @@ class CommandProcessor:
         self.lifecycle_cfg = lifecycle_cfg
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.doorbell: Doorbell | None = None
 
     def recover_interrupted(self) -> dict[str, int]:
         """Commands left `running` by a killed engine: re-queue idempotent ones, fail the others (e.g. promote).
@@ -124,15 +127,20 @@ class CommandProcessor:
         return {"requeued": requeued, "failed": failed}
 
     def start(self) -> None:
-        """Start the poller thread (daemon, with a stop event)."""
+        """Bind the doorbell (front ends ring it after queuing a command), then start the poller thread."""
+        self.doorbell = Doorbell(doorbell_address(self.store), self._stop)
         self._thread = threading.Thread(target=self._run, name="command-poller", daemon=True)
         self._thread.start()
 
     def stop(self, timeout_s: float = 2.0) -> None:
         """Stop the poller and wait for it."""
         self._stop.set()
+        if self.doorbell is not None:
+            self.doorbell.wake()
         if self._thread is not None:
             self._thread.join(timeout_s)
+        if self.doorbell is not None:
+            self.doorbell.close()
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -145,7 +153,12 @@ class CommandProcessor:
                 except Exception:  # noqa: BLE001
                     log.exception("could not record poll alert")
                 self._stop.wait(1.0)
-            self._stop.wait(self.poll_s)
+            if self._stop.is_set():
+                break
+            if self.doorbell is not None:
+                self.doorbell.wait(self.poll_s)  # a ring (a command was just queued) ends the wait at once
+            else:
+                self._stop.wait(self.poll_s)
 
     def poll_once(self) -> int:
         """Execute every pending command; returns how many ran."""

@@ -1,8 +1,9 @@
 """The UI-neutral control API: front ends (console, CLI) send commands to the engine through state.db.
 
 Transport choice: the `commands` table, polled by the engine every `runtime.command_poll_ms` on its own thread. It
-needs no socket path, survives an engine restart (a queued FLATTEN runs at the next start), is audited in the same
-database, and measured command-to-HALTED latency stays far under the 250 ms goal (see docs/bench/runtime.md).
+survives an engine restart (a queued FLATTEN runs at the next start), is audited in the same database, and works on
+PostgreSQL. After queuing, the client rings the engine's doorbell (engine/runtime/doorbell.py, a datagram that only
+ends the poller's wait), so a command is claimed in milliseconds; without it the next poll still finds the command.
 
 `ControlClient` writes a command row, waits for the engine's result and returns a typed `CommandResult`. When no
 engine is alive, commands that only change persisted state (halt, reduce, resume, strategy pause/resume/promote/
@@ -17,7 +18,7 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from sqlalchemy import func, insert, select
 
@@ -26,6 +27,7 @@ from engine.store.db import Store, open_store
 from engine.store.ops import audit, current_user
 from engine.store.schema import commands, engine_status, equity_snapshots, orders, positions
 from engine.risk.trading_state import get_state
+from engine.runtime.doorbell import doorbell_address, ring
 
 SOURCES = ("console", "cli")
 OPEN_ORDER_STATUSES = ("new", "open", "partial")
@@ -33,6 +35,9 @@ COMMANDS = ("halt", "flatten", "emergency_stop", "reduce", "resume", "pause_stra
             "demote", "retrain_now", "rollback_model", "ack_alert", "stop")
 # Commands whose trading-state part the client persists itself before the engine acts on them.
 TIGHTENING = frozenset({"halt", "emergency_stop", "reduce"})
+CLAIM_POLL_S = 0.004  # how often a waiting client looks whether the engine has taken its command yet ...
+CLAIM_WINDOW_S = 0.3  # ... during this long after queuing it (a doorbell-woken engine claims within milliseconds)
+Progress = Callable[[str], None]  # called with 'persisted' / 'claimed' as a command advances
 # Commands the client may apply itself when no engine is alive (they only change persisted state).
 OFFLINE_OK = frozenset({"halt", "reduce", "resume", "pause_strategy", "resume_strategy", "promote", "demote",
                         "ack_alert", "rollback_model"})
@@ -128,19 +133,20 @@ class ControlClient:
         self.heartbeat_timeout_s = heartbeat_timeout_s
         self.poll_s = poll_s
         self.lifecycle = lifecycle  # LifecycleConfig for offline promotion gates; None means defaults
+        self.doorbell = doorbell_address(self.store)
 
     # --- commands ------------------------------------------------------------------------------------------------
-    def halt(self, reason: str = "operator halt") -> CommandResult:
+    def halt(self, reason: str = "operator halt", progress: Progress | None = None) -> CommandResult:
         """HALT: no new orders, cancel open orders. Persisted directly when no engine is alive."""
-        return self._send("halt", {"reason": reason})
+        return self._send("halt", {"reason": reason}, progress)
 
     def flatten(self) -> CommandResult:
         """Cancel all open orders and close all positions with reduce-only orders (queued if no engine)."""
         return self._send("flatten", {})
 
-    def emergency_stop(self, reason: str = "emergency stop") -> CommandResult:
-        """HALT + FLATTEN in one command: the console's one-key stop."""
-        return self._send("emergency_stop", {"reason": reason})
+    def emergency_stop(self, reason: str = "emergency stop", progress: Progress | None = None) -> CommandResult:
+        """HALT + FLATTEN in one command: the console's one-key stop (progress: 'persisted', then 'claimed')."""
+        return self._send("emergency_stop", {"reason": reason}, progress)
 
     def reduce(self, reason: str = "operator reduce") -> CommandResult:
         """Move to REDUCING: only exposure-reducing orders pass."""
@@ -192,8 +198,12 @@ class ControlClient:
         return read_status(self.store, self.heartbeat_timeout_s)
 
     # --- plumbing ------------------------------------------------------------------------------------------------
-    def _send(self, command: str, args: dict[str, Any]) -> CommandResult:
-        """Queue a command, wait for the engine's result; apply it directly when no engine is alive."""
+    def _send(self, command: str, args: dict[str, Any], progress: Progress | None = None) -> CommandResult:
+        """Queue a command, wait for the engine's result; apply it directly when no engine is alive.
+
+        `progress(stage)` is called on this thread as the command advances: 'persisted' once a tightening
+        command's state is in state.db, 'claimed' once the running engine has taken the command (before its
+        result, which for a FLATTEN waits for the cancels and closes)."""
         t0 = time.perf_counter()
         state_ms = None
         if command not in TIGHTENING:
@@ -211,6 +221,8 @@ class ControlClient:
             except TransitionError as exc:
                 return CommandResult(False, command, None, str(exc))
             state_ms = (time.perf_counter() - t0) * 1000
+            if progress is not None:
+                progress("persisted")
             alive = self.engine_alive()  # asked only after the stop is in state.db: nothing delays HALTED
             if not alive and command in OFFLINE_OK:  # halt / reduce: the state change was the whole command
                 target = "REDUCING" if command == "reduce" else "HALTED"
@@ -220,11 +232,14 @@ class ControlClient:
                 finish_command(self.store, cmd_id, result)
                 return result
         cmd_id = submit_command(self.store, command, args, self.source, self.user)
+        if alive:
+            ring(self.doorbell)  # wake the engine's poller now rather than at its next poll
         if not alive:
             done = "HALTED persisted; " if state_ms is not None else ""
             return CommandResult(True, command, cmd_id, f"{done}no engine is running: {command} is queued and runs "
                                  "at the engine's next start", {"queued": True})
-        result = wait_result(self.store, cmd_id, self.timeout_s, self.poll_s)
+        claimed = (lambda: progress("claimed")) if progress is not None else None
+        result = wait_result(self.store, cmd_id, self.timeout_s, self.poll_s, on_claimed=claimed)
         if result is not None:
             if state_ms is not None:
                 result.data["state_persisted_ms"] = round(state_ms, 2)
@@ -279,22 +294,33 @@ def _cancel_pending(store: Store, cmd_id: int) -> None:
             done_at=now_ms()))
 
 
-def wait_result(store: Store, cmd_id: int, timeout_s: float, poll_s: float = 0.005) -> CommandResult | None:
-    """Poll a command row until it is done or failed; None on timeout."""
+def wait_result(store: Store, cmd_id: int, timeout_s: float, poll_s: float = 0.005,
+                on_claimed: Callable[[], None] | None = None) -> CommandResult | None:
+    """Poll a command row until it is done or failed; None on timeout.
+
+    For the first CLAIM_WINDOW_S, while the engine has not claimed the command, the row is polled every CLAIM_POLL_S
+    at most, so `on_claimed` (called once, when the row leaves 'pending') fires within a few milliseconds of a
+    doorbell-woken claim; otherwise every poll_s (a busy or absent engine does not make the client spin)."""
+    fast_until = time.monotonic() + CLAIM_WINDOW_S
     deadline = time.monotonic() + timeout_s
+    claimed = False
     while True:
         with store.connect() as conn:
             row = conn.execute(select(commands.c.command, commands.c.status, commands.c.result)
                                .where(commands.c.id == cmd_id)).first()
         if row is None:
             raise ValueError(f"command id {cmd_id} does not exist")
+        if not claimed and row.status != "pending":
+            claimed = True
+            if on_claimed is not None:
+                on_claimed()
         if row.status in ("done", "failed"):
             body = json.loads(row.result or "{}")
             return CommandResult(bool(body.get("ok", row.status == "done")), row.command, cmd_id,
                                  str(body.get("message", "")), dict(body.get("data") or {}))
         if time.monotonic() >= deadline:
             return None
-        time.sleep(poll_s)
+        time.sleep(min(poll_s, CLAIM_POLL_S) if not claimed and time.monotonic() < fast_until else poll_s)
 
 
 def read_status(store: Store, heartbeat_timeout_s: float = 5.0) -> EngineStatus:

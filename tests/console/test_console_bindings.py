@@ -13,6 +13,7 @@ from console.keymap import all_bindings
 from console.widgets.keyed_table import KeyedTable
 from console.widgets.modals import ConfirmKey, InfoModal, StopConfirmBar, TypedConfirm
 from console.widgets.status import StatusHeader
+from engine.config import LifecycleConfig
 from engine.runtime.commands import CommandProcessor, EngineHooks
 from tests.console.deskdata import build_state
 from tests.console.helpers import console_settings, run_async, screen_text, shows, wait_until
@@ -97,6 +98,66 @@ async def test_emergency_stop_header_shows_halted_only_after_engine_confirms(des
     assert _scalar(store, "SELECT COUNT(*) FROM orders WHERE status IN ('new','open','partial')") == 0
     assert _scalar(store, "SELECT COUNT(*) FROM positions WHERE qty != 0") == 0
     assert _scalar(store, "SELECT COUNT(*) FROM audit_log WHERE source='console' AND action='command.emergency_stop'") == 1
+
+
+@run_async
+async def test_header_shows_halted_when_the_engine_takes_the_stop_not_when_flatten_ends(desk_state,
+                                                                                       monkeypatch) -> None:
+    """The stop runs on the console's pre-started stop lane; the engine's claim (while its FLATTEN still runs) is
+    what turns the header to HALTED, and table refreshes are held while the stop waits for the engine."""
+    import threading
+
+    import console.app
+
+    # Pilot's press waits for the app to go idle (up to ~2 s here), longer than the hold's safety bound
+    monkeypatch.setattr(console.app, "STOP_HOLD_S", 30.0)
+
+    from engine.runtime.control import ControlClient
+
+    path, store = desk_state
+    threads: list[str] = []
+
+    class RecordingClient(ControlClient):
+        def emergency_stop(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
+            threads.append(threading.current_thread().name)
+            return super().emergency_stop(*args, **kwargs)
+
+    release = threading.Event()
+
+    def slow_flatten() -> dict:
+        release.wait(20)
+        return {"canceled": 0, "closed": 0, "positions_left": 0}
+
+    engine = CommandProcessor(store, EngineHooks(cancel_all=lambda _i: 0, flatten=slow_flatten, retrain=str,
+                                                 stop=lambda: None), 20, LifecycleConfig())
+    app = QuantdeskApp(console_settings(path),
+                       control_factory=lambda: RecordingClient(path, source="console", timeout_s=30.0))
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await _ready(pilot, app)
+            await pilot.press("ctrl+x", "y")
+            await wait_until(pilot, lambda: _scalar(store, "SELECT COUNT(*) FROM commands WHERE status='pending'"),
+                             what="the stop queued")
+            assert app.stop_in_flight() and _header(app).shown_state == "HALTING"
+            polls = app.screen.polls
+            await pilot.pause(0.6)  # the desk would poll twice at 4 Hz; it holds while the stop is in flight
+            assert app.screen.polls == polls
+            engine.start()  # now the engine takes the stop (woken by nothing: it polls at start)
+            await wait_until(pilot, lambda: _header(app).shown_state == "HALTED", what="header HALTED")
+            assert not release.is_set() and not app.completed  # FLATTEN is still running in the engine
+            assert threads == ["stop-lane"]
+            assert not app.stop_in_flight()  # claimed: the desk refreshes again
+            await shows(pilot, app, "HALTED is stored")  # the overlay said so once the write was done
+            polls = app.screen.polls
+            await wait_until(pilot, lambda: app.screen.polls > polls, what="desk polls resumed")
+            release.set()
+            await wait_until(pilot, lambda: app.completed, what="command result")
+            assert app.completed[-1].ok, app.completed[-1].message
+            await wait_until(pilot, lambda: not app.screen.query(StopConfirmBar), what="overlay closed")
+    finally:
+        release.set()
+        engine.stop()
+    assert _scalar(store, "SELECT status FROM commands WHERE command='emergency_stop'") == "done"
 
 
 @run_async
