@@ -10,7 +10,7 @@ Both run the real `quantdesk` binary in a private tmux server (a real terminal, 
                each output the header line is read with capture-pane over the same client. Nothing is spawned
                per key or per poll, so the measurement does not load the 2-core machine it measures (polling
                with a `tmux capture-pane` process every 5 ms cost up to a core of its own).
-Run: .venv/bin/python benchmarks/bench_console.py [--window 15] [--trials 5] [--console-cmd CMD]
+Run: .venv/bin/python benchmarks/bench_console.py [--window 15] [--trials 5] [--console-cmd CMD] [--verbose]
 """
 
 from __future__ import annotations
@@ -201,7 +201,7 @@ def idle_cpu(window: float, busy: bool) -> dict[str, float]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def latency(trials: int, console_cmd: str) -> dict[str, float]:
+def latency(trials: int, console_cmd: str, verbose: bool = False) -> dict[str, float]:
     """Key-to-HALTED on a real engine: on screen (engine-confirmed) and stored in state.db, over several trials."""
     tmp = Path(tempfile.mkdtemp(prefix="qd-bench-lat-"))
     db = tmp / "state.db"
@@ -222,6 +222,8 @@ def latency(trials: int, console_cmd: str) -> dict[str, float]:
             t0, w0 = time.monotonic(), time.time() * 1000
             control.command("send-keys -t b y")
             screen_ms.append(control.header_after(t0, " HALTED ", 15) * 1000)
+            if verbose:
+                print(f"trial sent at {w0:.1f} (wall ms): HALTED on screen after {screen_ms[-1]:.0f} ms", flush=True)
             stored = query(db, "SELECT MAX(ts) FROM audit_log WHERE action='trading_state.changed' "
                                "AND details LIKE '%\"to\": \"HALTED\"%'")
             stored_ms.append(stored - w0)
@@ -255,6 +257,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=5)
     parser.add_argument("--only", choices=("cpu", "latency"), default=None)
     parser.add_argument("--console-cmd", default=str(QUANTDESK), help="the console to measure (default: quantdesk)")
+    parser.add_argument("--verbose", action="store_true", help="print each latency trial")
     args = parser.parse_args()
     print(f"load average (1 min) at start: {os.getloadavg()[0]:.1f}")
     print("| measurement | value |\n|---|---|")
@@ -265,7 +268,7 @@ def main() -> None:
         busy = idle_cpu(args.window, busy=True)
         print(f"| same desk, 20 order updates/s | {busy['cpu_pct_of_core']:.1f}% of a core |")
     if args.only in (None, "latency"):
-        lat = latency(args.trials, args.console_cmd)
+        lat = latency(args.trials, args.console_cmd, args.verbose)
         print(f"| key-to-HALTED on screen (engine-confirmed), median / max of {lat['trials']} | "
               f"{lat['screen_median_ms']:.0f} / {lat['screen_max_ms']:.0f} ms |")
         print(f"| key-to-HALTED stored in state.db, median / max | {lat['stored_median_ms']:.0f} / "

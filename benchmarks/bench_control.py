@@ -3,7 +3,8 @@
 Runs (all on real SQLite files in a temp folder, short):
 1. state.db transport, in process: ControlClient.halt() against a CommandProcessor polling every 50 ms
    - "persisted": the client writes HALTED itself before queuing the command (what the brokers' gate reads)
-   - "engine ack": until the engine's poller has executed the command and written its result
+   - "engine ack": until the engine's poller has executed the command and written its result, once with the
+     client ringing the poller's doorbell after queuing (what front ends do) and once without (poll only)
 2. Unix socket transport, in process: the same state command executed by a socket server thread (push, no poll).
 3. A real engine subprocess (simulated exchange at 60x, both strategies trading): ControlClient.halt() round trips.
 4. `quantdesk halt` as a fresh CLI process (interpreter start + imports + command), no engine.
@@ -28,7 +29,8 @@ sys.path.insert(0, str(REPO))
 
 from engine.config import LifecycleConfig  # noqa: E402
 from engine.runtime.commands import CommandProcessor, EngineHooks, execute_state_command  # noqa: E402
-from engine.runtime.control import ControlClient, open_store_retrying, submit_command  # noqa: E402
+from engine.runtime.control import ControlClient, submit_command  # noqa: E402
+from engine.store import open_store  # noqa: E402
 from engine.store.schema import engine_status  # noqa: E402
 
 
@@ -52,15 +54,17 @@ def _fake_heartbeat(store, stop: threading.Event) -> None:
             conn.execute(engine_status.update().values(heartbeat_at=now_ms()))
 
 
-def bench_db(folder: Path, n: int) -> tuple[list[float], list[float]]:
-    """state.db transport: client-persisted and engine-acknowledged halt latencies."""
-    store = open_store_retrying(folder / "db.db")
+def bench_db(folder: Path, n: int, doorbell: bool = True) -> tuple[list[float], list[float]]:
+    """state.db transport: client-persisted and engine-acknowledged halt latencies (with or without the doorbell)."""
+    store = open_store(folder / f"db-{int(doorbell)}.db")
     stop = threading.Event()
     threading.Thread(target=_fake_heartbeat, args=(store, stop), daemon=True).start()
     hooks = EngineHooks(cancel_all=lambda i: 0, flatten=lambda: {}, retrain=lambda s: "", stop=lambda: None)
     proc = CommandProcessor(store, hooks, poll_ms=50, lifecycle_cfg=LifecycleConfig())
     proc.start()
     client = ControlClient(store, source="cli", user="bench")
+    if not doorbell:
+        client.doorbell = None  # the client does not ring: the command waits for the next 50 ms poll
     persisted, acked = [], []
     for _ in range(n):
         t0 = time.perf_counter()
@@ -75,7 +79,7 @@ def bench_db(folder: Path, n: int) -> tuple[list[float], list[float]]:
 
 def bench_socket(folder: Path, n: int) -> list[float]:
     """Unix socket transport: the server executes the halt and answers; latency of the round trip."""
-    store = open_store_retrying(folder / "sock.db")
+    store = open_store(folder / "sock.db")
     path = str(folder / "engine.sock")
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     srv.bind(path)
@@ -119,7 +123,7 @@ def bench_engine(folder: Path, n: int) -> tuple[list[float], list[float]]:
         deadline = time.monotonic() + 120
         while not state.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
-        store = open_store_retrying(state)
+        store = open_store(state)
         client = ControlClient(store, source="cli", user="bench")
         while time.monotonic() < deadline and client.status().open_positions == 0:
             time.sleep(0.2)
@@ -158,13 +162,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         persisted, acked = bench_db(folder, args.n)
+        _, acked_poll = bench_db(folder, args.n, doorbell=False)
         sock = bench_socket(folder, args.n)
         e_persisted, e_acked = bench_engine(folder, max(10, args.n // 2))
         cli = bench_cli(folder, 5)
     print("| path | n | median ms | p95 ms | max ms |")
     print("|---|---|---|---|---|")
     print(_summary("state.db: HALTED persisted by the client (in process)", persisted))
-    print(_summary("state.db: engine poller ack, poll 50 ms (in process)", acked))
+    print(_summary("state.db: engine poller ack, doorbell + poll 50 ms (in process)", acked))
+    print(_summary("state.db: engine poller ack, poll 50 ms only (in process)", acked_poll))
     print(_summary("unix socket: server executes halt, round trip (in process)", sock))
     print(_summary("real engine at 60x: HALTED persisted", e_persisted))
     print(_summary("real engine at 60x: halt round trip incl. order cancels", e_acked))

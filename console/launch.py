@@ -60,5 +60,7 @@ def open_console(settings: Settings, *, start: bool = True) -> None:
         print(f"started the engine in the background (pid {proc.pid}); log {engine_log_file(settings)}",
               file=sys.stderr)
     from console.app import QuantdeskApp
+    from engine.runtime.main import prefer_low_latency
 
+    prefer_low_latency()  # the UI thread and the stop lane must not wait 5 ms turns behind the poll workers
     QuantdeskApp(settings).run()

@@ -81,8 +81,10 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"engine starting in the background (pid {proc.pid}); log {log_path(settings)}")
             return
         from engine.runtime.lockfile import EngineLockedError
+        from engine.runtime.main import prefer_low_latency
         from engine.runtime.service import EngineService
 
+        prefer_low_latency()
         try:
             code = EngineService(settings, live=live).run()
         except EngineLockedError as exc:

@@ -11,6 +11,19 @@ import sys
 
 from engine.config import load_settings, settings_with
 
+# CPython hands the GIL to a waiting thread after this long at most (default 5 ms). The engine's command poller and
+# the console's UI thread and stop lane are I/O threads that share a process with CPU-bound work (strategy ticks,
+# model training, table rendering): each time one of them returns from a SQLite call or a socket wait it may wait a
+# whole interval for the GIL, several times per command. 1 ms cuts that convoy (measured on the emergency stop path,
+# docs/bench/console.md) at the price of more frequent GIL hand-offs between busy threads.
+SWITCH_INTERVAL_S = 0.001
+
+
+def prefer_low_latency() -> None:
+    """Shorten the GIL switch interval for this process, so I/O threads (command poller, UI, stop lane) are not
+    starved by CPU-bound ones; called by the engine and console processes, not on import."""
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, load settings and run the engine until it is stopped; returns the exit code."""
@@ -19,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default=None, help="TOML config file")
     parser.add_argument("--live-confirmed", action="store_true", help="live trading, already confirmed")
     args = parser.parse_args(argv)
+    prefer_low_latency()
     settings = load_settings(args.config)
     if "://" in args.state and not args.state.startswith("sqlite"):
         settings = settings_with(settings, store={"url": args.state})
