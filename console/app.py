@@ -20,7 +20,8 @@ from textual.screen import Screen
 from textual.timer import Timer
 
 from console.messages import CommandCompleted, StatusRefreshed, StatusUnavailable, StopProgress
-from console.reader import StateReader, StateUnavailable, StatusSnapshot
+from console.reader import StateReader
+from console.snapshots import StateUnavailable, StatusSnapshot
 from console.screens.base import PolledScreen
 from console.screens.registry import SCREEN_CLASSES
 from console.stop_lane import StopLane
@@ -83,6 +84,7 @@ class QuantdeskApp(App):
         self._status_timer: Timer | None = None
         self.stop_lane: StopLane | None = None
         self._stop_sent_at = 0.0
+        self._stop_unconfirmed = False  # from the stop key until the engine claims the stop or the command ends
         self.unknown_keys: list[str] = []
         if settings.console.theme:
             self.theme = settings.console.theme
@@ -158,10 +160,18 @@ class QuantdeskApp(App):
             self.run_worker(lambda: self.control, thread=True, group="control", exit_on_error=False,
                             name="control-warmup")  # open the control store now, not when the stop key is pressed
         self.last_status, self.last_status_error = message.status, None
-        if self.pending_command and message.status.confirmed_state == "HALTED":
+        if self.pending_command and self._shown(message.status).confirmed_state == "HALTED":
             self.pending_command = ""
         self._push_status()
         self._arm_status()
+
+    def _shown(self, status: StatusSnapshot) -> StatusSnapshot:
+        """The status as the header may show it. Between the client's HALTED write and its queuing of the stop
+        command, a status read finds HALTED and no pending stop; that is not the engine's confirmation, so until the
+        engine claims the stop (or the command ends) a live engine's HALTED reads HALTING."""
+        if self._stop_unconfirmed and status.state == "HALTED" and status.engine_alive and not status.pending_stops:
+            return dataclasses.replace(status, pending_stops=1)
+        return status
 
     def on_status_unavailable(self, message: StatusUnavailable) -> None:
         """Show the 'engine not responding' banner instead of frozen numbers."""
@@ -171,9 +181,10 @@ class QuantdeskApp(App):
         self._arm_status()
 
     def _push_status(self) -> None:
+        status = self._shown(self.last_status) if self.last_status is not None else None
         for screen in self.screen_stack:
             if isinstance(screen, PolledScreen) and screen.is_mounted:
-                screen.show_status(self.last_status, self.last_status_error, self.pending_command)
+                screen.show_status(status, self.last_status_error, self.pending_command)
 
     # --- control commands -----------------------------------------------------------------------------------------
     def _default_control(self) -> Any:
@@ -216,6 +227,7 @@ class QuantdeskApp(App):
         """Tell the operator what the engine answered; refresh the screen."""
         self.completed = [*self.completed[-49:], message]
         if message.command == "emergency stop":
+            self._stop_unconfirmed = False  # the command row exists now: status reads say what the engine did
             for bar in self.screen.query(StopConfirmBar):
                 bar.close()
         if not message.ok and self.pending_command == STOP_PENDING:
@@ -249,6 +261,7 @@ class QuantdeskApp(App):
             return
         self.pending_command = STOP_PENDING
         self._stop_sent_at = time.monotonic()
+        self._stop_unconfirmed = True
         args = ("operator emergency stop (console)",)
         lane = self.stop_lane
         if lane is not None and lane.alive:
@@ -278,7 +291,10 @@ class QuantdeskApp(App):
             for bar in self.screen.query(StopConfirmBar):
                 bar.show_persisted()
             return
-        if message.stage != "claimed" or self.pending_command != STOP_PENDING:
+        if message.stage != "claimed":
+            return
+        self._stop_unconfirmed = False
+        if self.pending_command != STOP_PENDING:
             return
         self.pending_command = ""
         if self.last_status is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -122,6 +123,12 @@ async def test_header_shows_halted_when_the_engine_takes_the_stop_not_when_flatt
             threads.append(threading.current_thread().name)
             return super().emergency_stop(*args, **kwargs)
 
+        def engine_alive(self) -> bool:
+            # Widen the gap between the client's HALTED write and its queuing of the command: status polls in it
+            # read HALTED with no pending stop, which must not pass for the engine's confirmation.
+            time.sleep(0.8)
+            return super().engine_alive()
+
     release = threading.Event()
 
     def slow_flatten() -> dict:
@@ -136,6 +143,11 @@ async def test_header_shows_halted_when_the_engine_takes_the_stop_not_when_flatt
         async with app.run_test(size=SIZE) as pilot:
             await _ready(pilot, app)
             await pilot.press("ctrl+x", "y")
+            await wait_until(pilot, lambda: _scalar(store, "SELECT state FROM trading_state") == "HALTED",
+                             what="HALTED written by the console")
+            polls = app.status_polls
+            await wait_until(pilot, lambda: app.status_polls >= polls + 2, what="status polls before the queuing")
+            assert _header(app).shown_state == "HALTING" and app.stop_in_flight()
             await wait_until(pilot, lambda: _scalar(store, "SELECT COUNT(*) FROM commands WHERE status='pending'"),
                              what="the stop queued")
             assert app.stop_in_flight() and _header(app).shown_state == "HALTING"
