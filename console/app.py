@@ -301,9 +301,13 @@ class QuantdeskApp(App):
             self.last_status = dataclasses.replace(self.last_status, state="HALTED", pending_stops=0,
                                                    flattening=max(1, self.last_status.flattening))
         self._push_status()
+        self.call_after_refresh(self._after_stop_painted)  # paint HALTED first; reads and table refreshes after
+
+    def _after_stop_painted(self) -> None:
+        """Read the status again and refresh the tables that were held while the stop was in flight."""
         self._arm_status(0.01)
         if isinstance(self.screen, PolledScreen):
-            self.screen.poll_now()  # tables held while the stop was in flight refresh now
+            self.screen.poll_now()
 
     def confirm_resume(self) -> None:
         """Resume needs the word RESUME typed; then the control API moves HALTED/REDUCING -> ACTIVE."""
