@@ -281,8 +281,8 @@ class QuantdeskApp(App):
             self.post_message(StopProgress(stage))
 
     def on_stop_progress(self, message: StopProgress) -> None:
-        """'persisted': the overlay says HALTED is stored. 'claimed': the engine has taken the stop, so HALTED is
-        engine-confirmed and the header shows it now, without waiting for the next status read.
+        """'persisted': the overlay says HALTED is stored and the header reads HALTING. 'claimed': the engine has
+        taken the stop, so HALTED is engine-confirmed and the header shows it now, without waiting for a status read.
 
         The engine runs a stop's HALT before its FLATTEN on one thread, and HALTED was committed by this console
         before the command was queued, so 'claimed' is the same fact the status poll reports as pending_stops == 0.
@@ -290,6 +290,11 @@ class QuantdeskApp(App):
         if message.stage == "persisted":
             for bar in self.screen.query(StopConfirmBar):
                 bar.show_persisted()
+            if self.last_status is not None and self.last_status.state != "HALTED":
+                # HALTED is stored (brokers already refuse new orders); the header reads HALTING until the engine
+                # takes the stop (see _shown), instead of the stale ACTIVE of the last status read.
+                self.last_status = dataclasses.replace(self.last_status, state="HALTED")
+                self._push_status()
             return
         if message.stage != "claimed":
             return
