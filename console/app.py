@@ -25,6 +25,7 @@ from console.snapshots import StateUnavailable, StatusSnapshot
 from console.screens.base import PolledScreen
 from console.screens.registry import SCREEN_CLASSES
 from console.stop_lane import StopLane
+from console.terminal_watch import controlling_fd, terminal_lost
 from console.widgets.modals import StopConfirmBar, TypedConfirm
 from engine.clock import now_ms
 from engine.config import Settings
@@ -101,6 +102,9 @@ class QuantdeskApp(App):
             self.notify(f"unknown action ids in [console] keys: {', '.join(self.unknown_keys)}", severity="warning",
                         timeout=30)  # a config mistake should stay readable, not flash by
         self.stop_lane = StopLane()
+        tty = controlling_fd()
+        if tty is not None:
+            self.set_interval(1.0, lambda: self._watch_terminal(tty), name="terminal-watch")
         self.switch_mode("desk")
         self._arm_status(0.01)
         self.run_worker(self._warm_control, thread=True, group="control", exit_on_error=False, name="control-warmup")
@@ -119,6 +123,12 @@ class QuantdeskApp(App):
         except Exception as exc:  # noqa: BLE001 - reported when a command needs it; the desk still renders
             if not self.stop_event.is_set():
                 self.post_message(CommandCompleted("control API", False, f"{type(exc).__name__}: {exc}"))
+
+    def _watch_terminal(self, fd: int) -> None:
+        """Exit when the terminal has hung up (the engine keeps running, as on a normal quit)."""
+        if terminal_lost(fd):
+            self.stop_event.set()
+            self.exit(return_code=1)  # nothing is printed: there is no terminal to print to
 
     async def action_quit(self) -> None:
         """Stop polling threads, then exit; the engine is left running."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from engine.config import Settings
@@ -59,6 +60,8 @@ def open_console(settings: Settings, *, start: bool = True) -> None:
         proc = start_engine(settings)
         print(f"started the engine in the background (pid {proc.pid}); log {engine_log_file(settings)}",
               file=sys.stderr)
+        # reap it if it stops while this console runs (no zombie); the engine itself never depends on the console
+        threading.Thread(target=proc.wait, name="engine-reaper", daemon=True).start()
     from console.app import QuantdeskApp
     from engine.runtime.main import prefer_low_latency
 
