@@ -188,8 +188,10 @@ class Strategy:
         return f"{type(self).__name__}({args})"
 
 
-def check_panel(panel: Mapping[str, pd.DataFrame], *, min_rows: int = 1) -> list[str]:
-    """Validate a panel's shape and return its symbols in order; raises ValueError naming what is wrong."""
+def check_panel(panel: Mapping[str, pd.DataFrame], *, min_rows: int = 1, utc: bool = False) -> list[str]:
+    """Validate a panel's shape and return its symbols in order; raises ValueError naming what is wrong.
+
+    utc=True also requires tz-aware bar times (the backtester's clock is UTC)."""
     if not isinstance(panel, Mapping) or not panel:
         raise ValueError("panel: expected a non-empty dict of symbol -> DataFrame")
     for symbol, frame in panel.items():
@@ -200,6 +202,8 @@ def check_panel(panel: Mapping[str, pd.DataFrame], *, min_rows: int = 1) -> list
             raise ValueError(f"panel[{symbol!r}]: missing columns {missing}")
         if not isinstance(frame.index, pd.DatetimeIndex):
             raise ValueError(f"panel[{symbol!r}]: index must be a DatetimeIndex of bar open times")
+        if utc and frame.index.tz is None:
+            raise ValueError(f"panel[{symbol!r}]: index must be a tz-aware (UTC) DatetimeIndex")
         if not frame.index.is_monotonic_increasing:
             raise ValueError(f"panel[{symbol!r}]: index must be sorted ascending")
         if frame.index.has_duplicates:

@@ -12,10 +12,11 @@ import numpy as np
 import pandas as pd
 
 from engine.config import BacktestConfig
+from strategies.base import check_panel as strategy_check_panel
+from strategies.base import panel_index  # the shared clock of a multi-symbol backtest (re-exported)
 
 SIGMA_SPAN = 100  # bars in the EWM volatility behind square-root impact
 FILL_MODELS = ("next_open", "next_close", "vwap")
-_OHLCV = ("open", "high", "low", "close", "volume")
 FUNDING_INTERVAL_MS = 8 * 3_600_000  # perpetual funding settles every 8 h (Binance, Bybit, OKX)
 
 
@@ -37,32 +38,8 @@ class MarketArrays:
 
 
 def check_panel(panel: Mapping[str, pd.DataFrame]) -> tuple[str, ...]:
-    """Validate a panel (dict of symbol -> OHLCV frame with a UTC DatetimeIndex); return its symbols in order."""
-    if not isinstance(panel, Mapping) or not panel:
-        raise ValueError("panel: expected a non-empty dict of symbol -> DataFrame")
-    for sym, frame in panel.items():
-        if not isinstance(frame, pd.DataFrame):
-            raise ValueError(f"panel[{sym!r}]: expected a DataFrame, got {type(frame).__name__}")
-        missing = [c for c in _OHLCV if c not in frame.columns]
-        if missing:
-            raise ValueError(f"panel[{sym!r}]: missing columns {missing}")
-        if not isinstance(frame.index, pd.DatetimeIndex) or frame.index.tz is None:
-            raise ValueError(f"panel[{sym!r}]: index must be a tz-aware (UTC) DatetimeIndex")
-        if len(frame) < 2:
-            raise ValueError(f"panel[{sym!r}]: needs at least 2 bars, has {len(frame)}")
-        if not frame.index.is_monotonic_increasing or frame.index.has_duplicates:
-            raise ValueError(f"panel[{sym!r}]: index must be strictly increasing")
-    return tuple(panel)
-
-
-def panel_index(panel: Mapping[str, pd.DataFrame]) -> pd.DatetimeIndex:
-    """The union of the panel's bar timestamps (the shared clock of a multi-symbol backtest)."""
-    frames = list(panel.values())
-    index = frames[0].index
-    for frame in frames[1:]:
-        if not frame.index.equals(index):
-            index = index.union(frame.index)
-    return index
+    """Validate a backtest panel (symbol -> OHLCV frame, UTC index, at least 2 bars); return its symbols in order."""
+    return tuple(strategy_check_panel(panel, min_rows=2, utc=True))
 
 
 def _column(panel: Mapping[str, pd.DataFrame], symbols: tuple[str, ...], index: pd.DatetimeIndex, col: str,
