@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 
 from engine.config import LifecycleConfig
 from engine.execution.orders import load_positions
 from engine.runtime.lifecycle import list_instances
 from engine.store.db import Store
-from engine.store.schema import equity_snapshots, positions
+from engine.store.schema import equity_snapshots, fills, orders, positions
 
 
 def valuation(store: Store, mark: Callable[[str], float], lifecycle_cfg: LifecycleConfig) -> dict[str, dict[str, Any]]:
@@ -53,3 +53,14 @@ def snapshot_equity(store: Store, mark: Callable[[str], float], ts: int, lifecyc
 def open_position_count(store: Store) -> int:
     """Number of non-zero positions across instances."""
     return len(load_positions(store))
+
+
+def last_market_ts(store: Store) -> int | None:
+    """The newest market-time stamp the engine wrote (orders, fills, equity snapshots), or None: where a restarted
+    simulator resumes its clock."""
+    with store.connect() as conn:
+        vals = [conn.execute(select(func.max(orders.c.updated_at))).scalar(),
+                conn.execute(select(func.max(fills.c.ts))).scalar(),
+                conn.execute(select(func.max(equity_snapshots.c.ts))).scalar()]
+    found = [int(v) for v in vals if v is not None]
+    return max(found) if found else None

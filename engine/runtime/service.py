@@ -32,20 +32,6 @@ VERSION = "0.1.0"
 API_KEY_ENV, API_SECRET_ENV = "QUANTDESK_API_KEY", "QUANTDESK_API_SECRET"
 
 
-def last_market_ts(store: Any) -> int | None:
-    """The newest market-time stamp the engine wrote (orders, fills, equity snapshots), or None."""
-    from sqlalchemy import func
-
-    from engine.store.schema import equity_snapshots, fills, orders
-
-    with store.connect() as conn:
-        vals = [conn.execute(select(func.max(orders.c.updated_at))).scalar(),
-                conn.execute(select(func.max(fills.c.ts))).scalar(),
-                conn.execute(select(func.max(equity_snapshots.c.ts))).scalar()]
-    vals = [int(v) for v in vals if v is not None]
-    return max(vals) if vals else None
-
-
 class EngineService:
     """One engine over one state.db; `run()` blocks until SIGTERM/SIGINT or a stop command."""
 
@@ -154,6 +140,7 @@ class EngineService:
 
             return make_source(self.settings.data.source, self.settings)
         from engine.data.simulator import SimulatedExchange
+        from engine.runtime.portfolio import last_market_ts
 
         resume_ms = last_market_ts(self.store)
         offset = max(0.0, resume_ms / 1000 - time.time()) if resume_ms else 0.0
