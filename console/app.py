@@ -272,13 +272,15 @@ class QuantdeskApp(App):
         self.pending_command = STOP_PENDING
         self._stop_sent_at = time.monotonic()
         self._stop_unconfirmed = True
-        args = ("operator emergency stop (console)",)
+        def run() -> None:
+            self._command_thread("emergency stop", "emergency_stop", ("operator emergency stop (console)",),
+                                 self._stop_progress)
+
         lane = self.stop_lane
         if lane is not None and lane.alive:
-            lane.submit(lambda: self._command_thread("emergency stop", "emergency_stop", args, self._stop_progress))
+            lane.submit(run)
         else:  # not mounted yet (cannot happen from a key press) or the lane died: an ordinary worker still works
-            self.run_worker(lambda: self._command_thread("emergency stop", "emergency_stop", args, self._stop_progress),
-                            thread=True, group="control", exit_on_error=False, name="command-emergency_stop")
+            self.run_worker(run, thread=True, group="control", exit_on_error=False, name="command-emergency_stop")
         self._push_status()
 
     def stop_in_flight(self) -> bool:
