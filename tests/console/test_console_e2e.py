@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import text
 
 from engine.store import StoreError, open_readonly
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed "
                                                                                      "(.ci/run installs it)")]
@@ -65,13 +66,8 @@ def _header(screen: str) -> str:
 
 
 def _wait(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.25) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+    """wait_for polling at 4 Hz by default (each poll of the screen starts a tmux process)."""
+    return wait_for(predicate, timeout, what, interval)
 
 
 def test_quantdesk_in_tmux_emergency_stop(tmp_path: Path, report) -> None:  # noqa: ANN001

@@ -12,6 +12,8 @@ from typing import Any, Callable
 
 import pytest
 
+from tests.support.waiting import wait_for  # noqa: F401 - part of this helper module
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -44,17 +46,6 @@ def start_engine(folder: Path, config: Path, state: Path, env: dict[str, str] | 
     full_env.setdefault("PYTHONPATH", str(REPO))
     return subprocess.Popen([sys.executable, "-m", "engine.runtime.main", "--state", str(state), "--config",
                              str(config), *(extra_args or [])], cwd=folder, stdout=err, stderr=err, env=full_env)
-
-
-def wait_for(pred: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
-    """Poll `pred` until it returns a truthy value; fail the test naming `what` on timeout."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def scalar(store: Any, sql: str, *args: Any) -> Any:
