@@ -146,7 +146,7 @@ def worker_ours(n: int, repeats: int) -> dict:
     """Time run_backtest (signals + kernel + metrics) on n bars, with its peak RSS; report the kernel it used."""
     from engine.backtest import kernels
     from engine.backtest.engine import run_backtest
-    from engine.backtest.examples import SmaCross
+    from tests.support.strategies.sma_cross import SmaCross
     from engine.backtest.sizing import fixed_fraction
     from engine.config import BacktestConfig
 
@@ -178,7 +178,7 @@ def worker_kernel(n: int, repeats: int) -> dict:
     from engine.backtest import kernel, kernels
     from engine.backtest.costs import market_arrays
     from engine.backtest.engine import run_backtest, run_kernel
-    from engine.backtest.examples import SmaCross
+    from tests.support.strategies.sma_cross import SmaCross
     from engine.backtest.sizing import fixed_fraction
     from engine.config import BacktestConfig
 

@@ -28,8 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from engine.config import LifecycleConfig  # noqa: E402
-from engine.runtime.commands import CommandProcessor, EngineHooks, execute_state_command  # noqa: E402
-from engine.runtime.control import ControlClient, submit_command  # noqa: E402
+from engine.control.commands import CommandProcessor, EngineHooks, execute_state_command  # noqa: E402
+from engine.control.client import ControlClient, submit_command  # noqa: E402
 from engine.store import open_store  # noqa: E402
 from engine.store.schema import engine_status  # noqa: E402
 

@@ -18,7 +18,7 @@ from engine.data.simulator import SimulatedExchange
 from engine.ml.dataset import build_dataset, sim_taker_flow
 from engine.ml.labels import BarrierSpec
 from engine.ml.meta_model import train_meta_model
-from strategies.registry import load_strategy
+from engine.strategy.registry import load_strategy
 
 SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
 

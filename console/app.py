@@ -20,8 +20,8 @@ from textual.screen import Screen
 from textual.timer import Timer
 
 from console.messages import CommandCompleted, StatusRefreshed, StatusUnavailable, StopProgress
-from console.reader import StateReader
-from console.snapshots import StateUnavailable, StatusSnapshot
+from engine.control.views import StateReader
+from engine.control.snapshots import StateUnavailable, StatusSnapshot
 from console.screens.base import PolledScreen
 from console.screens.registry import SCREEN_CLASSES
 from console.stop_lane import StopLane
@@ -198,7 +198,7 @@ class QuantdeskApp(App):
 
     # --- control commands -----------------------------------------------------------------------------------------
     def _default_control(self) -> Any:
-        from engine.runtime.control import ControlClient
+        from engine.control.client import ControlClient
 
         # poll_s 20 ms: the command thread waits for the engine's result without hogging the GIL that the UI
         # thread and the status poll need to show HALTED.

@@ -19,7 +19,7 @@ from engine.config import Settings
 def engine_running(settings: Settings) -> bool:
     """True when an engine holds the lock for this state store, or the control API finds it alive (fresh heartbeat,
     process present, not marked stopped: a cleanly stopped engine leaves a recent heartbeat behind)."""
-    from engine.runtime.control import is_engine_alive
+    from engine.control.client import is_engine_alive
     from engine.runtime.lockfile import read_pid
     from engine.store import StoreError, open_readonly
 

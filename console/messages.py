@@ -11,7 +11,7 @@ from typing import Any
 
 from textual.message import Message
 
-from console.snapshots import StatusSnapshot
+from engine.control.snapshots import StatusSnapshot
 
 Rows = dict[Any, tuple[Any, ...]]
 

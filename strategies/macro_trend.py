@@ -27,8 +27,8 @@ import pandas as pd
 from engine.features.alt_data import regime_score
 from engine.features.builder import FeatureSpec, build_features
 from engine.features.carry import funding_features
-from strategies import _numeric as _n
-from strategies.base import ParamSpec, Strategy, check_panel, panel_field, panel_index
+from engine.strategy import numeric as _n
+from engine.strategy.base import ParamSpec, Strategy, check_panel, panel_field, panel_index
 
 _GATE_COLUMNS = ("risk_index", "fear_greed", "netflow", "exchange_netflow", "funding_rate")
 

@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 
 from engine.features.builder import FeatureSpec, build_features
-from strategies import _numeric as _n
-from strategies.base import ParamSpec, Strategy, check_panel, panel_field, panel_index
+from engine.strategy import numeric as _n
+from engine.strategy.base import ParamSpec, Strategy, check_panel, panel_field, panel_index
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ alerts_app = typer.Typer(help="List and acknowledge alerts.", invoke_without_com
 
 def _client(ctx: typer.Context) -> Any:
     """A ControlClient on the configured store, as source 'cli'."""
-    from engine.runtime.control import ControlClient
+    from engine.control.client import ControlClient
 
     settings = settings_of(ctx)
     return ControlClient(settings.store_url(), source="cli", timeout_s=max(2.0, settings.execution.order_timeout_s),
@@ -106,7 +106,7 @@ def register(app: typer.Typer) -> None:
     @strategy_app.command("list")
     def strategy_list(ctx: typer.Context) -> None:
         """Strategy instances with stage, status, capital and timeframe."""
-        from engine.runtime.lifecycle import list_instances
+        from engine.trading.lifecycle import list_instances
         from engine.store.db import open_store
 
         settings = settings_of(ctx)
@@ -118,7 +118,7 @@ def register(app: typer.Typer) -> None:
     @strategy_app.command("leaderboard")
     def strategy_leaderboard(ctx: typer.Context, json_out: bool = typer.Option(False, "--json")) -> None:
         """Instances ranked by deflated Sharpe of their paper/live record."""
-        from engine.runtime.leaderboard import compute_leaderboard
+        from engine.monitoring.leaderboard import compute_leaderboard
         from engine.store.db import open_store
 
         settings = settings_of(ctx)

@@ -102,7 +102,7 @@ def register(app: typer.Typer) -> None:
         settings = settings_of(ctx)
         pid = read_pid(settings)
         if pid is None:
-            from engine.runtime.control import ControlClient
+            from engine.control.client import ControlClient
 
             client = ControlClient(settings.store_url(), source="cli",
                                    heartbeat_timeout_s=settings.runtime.heartbeat_timeout_s)

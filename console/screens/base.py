@@ -18,7 +18,7 @@ from textual.timer import Timer
 from textual.widgets import Footer, Static
 
 from console.messages import PollFailed
-from console.snapshots import StateUnavailable, StatusSnapshot
+from engine.control.snapshots import StateUnavailable, StatusSnapshot
 from console.widgets.modals import PausedByStopConfirm
 from console.widgets.nav import NavBar
 from console.widgets.status import EngineBanner, StatusHeader, engine_problem

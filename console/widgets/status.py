@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from console.snapshots import StatusSnapshot
+from engine.control.snapshots import StatusSnapshot
 from console.widgets import fmt
 
 

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 
 from engine.config import BacktestConfig
-from strategies.base import check_panel as strategy_check_panel
-from strategies.base import panel_index  # the shared clock of a multi-symbol backtest (re-exported)
+from engine.strategy.base import check_panel as strategy_check_panel
+from engine.strategy.base import panel_index  # the shared clock of a multi-symbol backtest (re-exported)
 
 SIGMA_SPAN = 100  # bars in the EWM volatility behind square-root impact
 FILL_MODELS = ("next_open", "next_close", "vwap")

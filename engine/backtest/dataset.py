@@ -39,7 +39,7 @@ class DatasetSpec:
 def ensure_history(store: Store, source: Any, spec: DatasetSpec, progress: Progress | None = None) -> dict:
     """Ingest missing candles (and, where the source has them, funding and feeds) for the spec; returns counts."""
     from engine.data.ingest import ingest_candles, ingest_feed, ingest_funding
-    from engine.features.panel import perp_symbol
+    from engine.data.symbols import perp_symbol
 
     written: dict[str, int] = {}
     for sym in spec.symbols:

@@ -19,13 +19,8 @@ _DURATION = re.compile(r"^\d+[smhdw]$")
 
 
 def strategy_class_for(name: str) -> type:
-    """The strategy class registered under `name`; the reference strategies sma_cross and peeking_oracle too."""
-    from engine.backtest.examples import PeekingOracle, SmaCross
-
-    extras = {SmaCross.name: SmaCross, PeekingOracle.name: PeekingOracle}
-    if name in extras:
-        return extras[name]
-    from strategies.registry import strategy_class
+    """The strategy class registered under `name` (shipped, or from a folder on QUANTDESK_STRATEGY_PATH)."""
+    from engine.strategy.registry import strategy_class
 
     return strategy_class(name)
 
@@ -66,7 +61,7 @@ def make_research_source(spec: str, settings: Settings, symbols: Sequence[str]) 
     """The market source for research: the simulator (with the perpetuals of the symbols, for funding) or any spec."""
     if spec == "sim":
         from engine.data.simulator import DEFAULT_SYMBOLS, SimulatedExchange
-        from engine.features.panel import perp_symbol
+        from engine.data.symbols import perp_symbol
 
         wanted = list(dict.fromkeys(list(symbols) + [perp_symbol(s) for s in symbols]))
         listed = [s for s in wanted if s in DEFAULT_SYMBOLS]

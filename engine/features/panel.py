@@ -13,25 +13,11 @@ import numpy as np
 import pandas as pd
 
 from engine.clock import timeframe_ms
+from engine.data.symbols import base_asset, perp_symbol
 from engine.store.candles import load_candles
 from engine.store.db import Store
 
 BAR_COLUMNS = ("open", "high", "low", "close", "volume")
-
-
-def perp_symbol(symbol: str) -> str:
-    """The linear perpetual of a spot symbol in ccxt's unified form (BTC/USDT -> BTC/USDT:USDT)."""
-    if "/" not in symbol:
-        raise ValueError(f"symbol: expected BASE/QUOTE, got {symbol!r}")
-    if ":" in symbol:
-        return symbol
-    quote = symbol.split("/", 1)[1]
-    return f"{symbol}:{quote}"
-
-
-def base_asset(symbol: str) -> str:
-    """The base currency of a symbol (BTC for BTC/USDT and BTC/USDT:USDT)."""
-    return symbol.split("/", 1)[0]
 
 
 def _query(store: Store, sql: str, args: Sequence[object]) -> list[tuple]:

@@ -134,7 +134,7 @@ def train_model(settings: Settings, strategy_name: str, store: Store | None = No
     from engine.ml.labels import BarrierSpec
     from engine.ml.meta_model import train_meta_model
     from engine.ml.registry import ModelRegistry
-    from strategies.registry import load_strategy
+    from engine.strategy.registry import load_strategy
 
     own_store = store is None
     store = store or open_store(settings.store_url())

@@ -10,7 +10,7 @@ Public API (import from the submodules):
   `MarketRules(lot_size, min_qty, min_notional)`, `apply_caps`, `round_to_market`.
 - vpin: `VpinTracker(bucket_volume, window, cdf_window)` with `update(trades) -> list[VpinBucket]`, `update_bars`,
   `.vpin`, `.cdf`; `vpin_batch(trades_df, bucket_volume, window, cdf_window) -> DataFrame` (equal to the tracker);
-  `bulk_volume_classification(bars)`, `vpin_from_bars`. vpin_reference: the textbook loop used as an oracle.
+  `bulk_volume_classification(bars)`, `vpin_from_bars`.
 - liquidity: `book_liquidity(order_book, depth_bps) -> (spread_bps, depth_bid, depth_ask)`, `amihud(bars, window)`,
   `depth_ratio(history)`.
 - triggers: `TriggerEngine(store, trigger_config).evaluate(TriggerObservation) -> list[Firing]`,

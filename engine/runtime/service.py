@@ -78,7 +78,7 @@ class EngineService:
         self.stop_event.set()
 
     def _start(self) -> None:
-        from engine.runtime.commands import CommandProcessor, EngineHooks
+        from engine.control.commands import CommandProcessor, EngineHooks
 
         if self.install_signals and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self.request_stop)
@@ -105,8 +105,8 @@ class EngineService:
         self._start_scheduler()
 
     def _build_trading(self) -> None:
-        from engine.runtime.lifecycle import sync_instances
-        from engine.runtime.trader import Trader
+        from engine.trading.lifecycle import sync_instances
+        from engine.trading.trader import Trader
 
         self.source = self._make_source()
         if self.mode == "live":
@@ -140,11 +140,11 @@ class EngineService:
 
             return make_source(self.settings.data.source, self.settings)
         from engine.data.simulator import SimulatedExchange
-        from engine.runtime.portfolio import last_market_ts
+        from engine.trading.portfolio import last_market_ts
 
         resume_ms = last_market_ts(self.store)
         offset = max(0.0, resume_ms / 1000 - time.time()) if resume_ms else 0.0
-        from engine.features.panel import perp_symbol
+        from engine.data.symbols import perp_symbol
 
         sim = self.settings.simulator
         spot = list(self.settings.data.symbols)
@@ -271,23 +271,25 @@ class EngineService:
         return table[kind]
 
     def _pull(self, symbol: str, timeframe: str, warmup: bool = False) -> dict[str, Any]:
-        from engine.runtime.pulls import pull_candles
+        from engine.data.pulls import pull_candles
+        from engine.trading.warmup import warmup_bars
 
-        return pull_candles(self.store, self.source, symbol, timeframe, self.settings, warmup=warmup)
+        return pull_candles(self.store, self.source, symbol, timeframe, self.settings,
+                            warmup_bars=warmup_bars(self.settings) if warmup else None)
 
     def _pull_feeds(self) -> dict[str, Any]:
-        from engine.runtime.pulls import pull_feeds
+        from engine.data.pulls import pull_feeds
 
         return pull_feeds(self.store, self.source, self.settings)
 
     def _pull_funding(self) -> dict[str, Any]:
-        from engine.runtime.pulls import pull_funding
+        from engine.data.pulls import pull_funding
 
         return pull_funding(self.store, self.source, self.settings)
 
     def _tick(self, inst_id: str) -> Any:
         from engine.risk.trading_state import TradingState, get_state
-        from engine.runtime.lifecycle import get_instance
+        from engine.trading.lifecycle import get_instance
 
         inst = get_instance(self.store, inst_id)
         if inst.status != "running" or inst.stage == "research":
@@ -307,14 +309,14 @@ class EngineService:
         return {"bar": res.bar_ts, "orders": res.orders, "targets": res.targets, "note": res.note}
 
     def _equity(self) -> dict[str, Any]:
-        from engine.runtime.portfolio import snapshot_equity
+        from engine.trading.portfolio import snapshot_equity
 
         val = snapshot_equity(self.store, self.broker.mark_price, self.source.milliseconds(), self.settings.lifecycle)
         return {k: round(v["equity"], 2) for k, v in val.items()}
 
     def _monitors(self) -> dict[str, Any]:
         if not hasattr(self, "_monitor_obj"):
-            from engine.runtime.monitors import Monitors
+            from engine.monitoring.monitors import Monitors
 
             self._monitor_obj = Monitors(self.store, self.settings, self.source)
             self.trader.sizer.vpin_cdf = self._monitor_obj.toxicity.cdf  # the sizer reads the same readings
@@ -325,7 +327,7 @@ class EngineService:
         return out
 
     def _leaderboard(self) -> int:
-        from engine.runtime.leaderboard import compute_leaderboard, store_leaderboard
+        from engine.monitoring.leaderboard import compute_leaderboard, store_leaderboard
 
         board = compute_leaderboard(self.store, self.settings.lifecycle)
         store_leaderboard(self.store, board)

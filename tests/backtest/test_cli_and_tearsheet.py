@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 import console.cli as cli
 from engine.backtest.engine import run_backtest
-from engine.backtest.examples import PeekingOracle, SmaCross
+from tests.support.strategies.sma_cross import SmaCross
+from tests.support.strategies.peeking_oracle import PeekingOracle
 from engine.backtest.tearsheet import backtest_html, walkforward_html
 from engine.backtest.walkforward import run_walkforward
 from engine.config import BacktestConfig
@@ -65,8 +66,9 @@ def test_walkforward_tearsheet(make_panel) -> None:  # noqa: ANN001
     _assert_self_contained(text)
 
 
-def test_cli_backtest_pulls_sim_history_and_counts_trials(run, tmp_path: Path) -> None:  # noqa: ANN001
+def test_cli_backtest_pulls_sim_history_and_counts_trials(run, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
     """First run pulls simulated bars into state.db; each run prints DSR and the growing trial count."""
+    monkeypatch.setenv("QUANTDESK_STRATEGY_PATH", str(Path(__file__).resolve().parents[1] / "support" / "strategies"))
     args = ["backtest", "sma_cross", "--symbols", "BTC/USDT", "--timeframe", "1h", "--since", "90d", "-p", "fast=6",
             "-p", "slow=30"]
     first = run(*args, "--out", str(tmp_path / "r1.html"))

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from engine.backtest.engine import Barriers, run_backtest, simulate_targets
-from engine.backtest.examples import SmaCross
+from tests.support.strategies.sma_cross import SmaCross
 from engine.backtest.sizing import fixed_fraction, from_frame, vol_target
 from engine.config import BacktestConfig, load_settings
 

@@ -153,7 +153,7 @@ import json, sys
 import numpy as np, pandas as pd
 from engine.backtest import kernels
 from engine.backtest.engine import run_backtest
-from engine.backtest.examples import SmaCross
+from tests.support.strategies.sma_cross import SmaCross
 from engine.config import BacktestConfig
 rng = np.random.default_rng(0)
 close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 3000)))

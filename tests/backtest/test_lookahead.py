@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from engine.backtest.engine import run_backtest
-from engine.backtest.examples import PeekingOracle, SmaCross
+from tests.support.strategies.sma_cross import SmaCross
+from tests.support.strategies.peeking_oracle import PeekingOracle
 from engine.backtest.lookahead import check_lookahead
 from engine.config import BacktestConfig
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from engine.backtest.engine import run_backtest
-from engine.backtest.examples import SmaCross
+from tests.support.strategies.sma_cross import SmaCross
 from engine.backtest.registry import (count_trials, dataset_hash, record_trial, trial_sharpe_variance)
 from engine.config import BacktestConfig
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from engine.backtest.engine import run_backtest
-from engine.backtest.examples import SmaCross
+from tests.support.strategies.sma_cross import SmaCross
 from engine.backtest.sizing import fixed_fraction
 from engine.config import BacktestConfig
 
@@ -19,7 +19,7 @@ vbt = pytest.importorskip("vectorbt", reason="vectorbt not installed (pip instal
 @pytest.mark.parametrize("fee", [0.0, 0.0005])
 def test_sma_cross_equals_vectorbt(make_panel, report, fee: float) -> None:  # noqa: ANN001
     """Same signals, next-open fills, fees only: identical trades and final equity to 1e-6."""
-    from engine.backtest.peer import vectorbt_from_signals, vectorbt_trades
+    from tests.support.vectorbt_peer import vectorbt_from_signals, vectorbt_trades
 
     panel = make_panel(20_000, freq="1min", seed=4)
     cfg = BacktestConfig(fee_taker=fee, fee_maker=fee, half_spread_bps=0.0, impact_coef=0.0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from engine.backtest.examples import SmaCross
+from tests.support.strategies.sma_cross import SmaCross
 from engine.backtest.registry import count_trials
 from engine.backtest.walkforward import make_windows, run_walkforward, sample_params
 from engine.config import BacktestConfig

@@ -15,7 +15,7 @@ from console.widgets.keyed_table import KeyedTable
 from console.widgets.modals import ConfirmKey, InfoModal, StopConfirmBar, TypedConfirm
 from console.widgets.status import StatusHeader
 from engine.config import LifecycleConfig
-from engine.runtime.commands import CommandProcessor, EngineHooks
+from engine.control.commands import CommandProcessor, EngineHooks
 from tests.console.deskdata import build_state
 from tests.console.helpers import console_settings, run_async, screen_text, shows, wait_until
 
@@ -60,7 +60,7 @@ async def _ready(pilot, app: QuantdeskApp) -> None:  # noqa: ANN001
 async def test_emergency_stop_header_shows_halted_only_after_engine_confirms(desk_state) -> None:
     """ctrl+x, y: the command is queued from the console; HALTED appears only once the engine has executed it."""
     path, store = desk_state
-    from engine.runtime.control import ControlClient
+    from engine.control.client import ControlClient
 
     app = QuantdeskApp(console_settings(path),
                        control_factory=lambda: ControlClient(path, source="console", timeout_s=20.0))
@@ -113,7 +113,7 @@ async def test_header_shows_halted_when_the_engine_takes_the_stop_not_when_flatt
     # Pilot's press waits for the app to go idle (up to ~2 s here), longer than the hold's safety bound
     monkeypatch.setattr(console.app, "STOP_HOLD_S", 30.0)
 
-    from engine.runtime.control import ControlClient
+    from engine.control.client import ControlClient
 
     path, store = desk_state
     threads: list[str] = []

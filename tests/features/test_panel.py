@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from engine.features.alt_data import align_feed_points
-from engine.features.panel import (feed_columns_for, load_book_snapshots, load_panel, load_trades, perp_symbol,
-                                   resample_panel)
+from engine.data.symbols import perp_symbol
+from engine.features.panel import feed_columns_for, load_book_snapshots, load_panel, load_trades, resample_panel
 from engine.store.candles import upsert_candles
 
 H = 3_600_000

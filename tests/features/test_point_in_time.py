@@ -9,7 +9,7 @@ import pytest
 
 from engine.features import alt_data, carry, compression, fracdiff, microstructure, returns, volatility
 from engine.features.builder import FeatureSpec, build_features
-from strategies.registry import load_strategy
+from engine.strategy.registry import load_strategy
 from tests.features.synth import make_panel, truncate_panel
 
 CUTS = (400, 777, 1201)

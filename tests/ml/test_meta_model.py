@@ -10,7 +10,7 @@ from sklearn.pipeline import Pipeline
 from engine.ml.dataset import build_dataset, latest_features, micro_features
 from engine.ml.labels import BarrierSpec
 from engine.ml.meta_model import QuantileBinner, train_meta_model
-from strategies.registry import load_strategy
+from engine.strategy.registry import load_strategy
 
 
 def test_overlay_beats_primary_out_of_sample(sim_panel_1y, report) -> None:  # noqa: ANN001

@@ -10,7 +10,7 @@ import pytest
 
 from engine.risk.vpin import (VpinTracker, buckets_frame, bulk_volume_classification, vpin_batch, vpin_from_bars,
                               vpin_from_volume)
-from engine.risk.vpin_reference import reference_vpin
+from tests.support.vpin_reference import reference_vpin
 
 SHARED_TRADES = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "trades"
 

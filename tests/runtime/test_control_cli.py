@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from console.cli import _register_all, app
 from engine.config import Settings
-from engine.runtime.lifecycle import sync_instances
+from engine.trading.lifecycle import sync_instances
 from engine.store.db import open_store
 from engine.store.ops import raise_alert
 

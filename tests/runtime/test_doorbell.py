@@ -13,9 +13,9 @@ import time
 import pytest
 
 from engine.config import LifecycleConfig
-from engine.runtime.commands import CommandProcessor, EngineHooks
-from engine.runtime.control import ControlClient
-from engine.runtime.doorbell import Doorbell, doorbell_address, ring
+from engine.control.commands import CommandProcessor, EngineHooks
+from engine.control.client import ControlClient
+from engine.control.doorbell import Doorbell, doorbell_address, ring
 from engine.store import open_store
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="abstract Unix sockets are Linux-only")

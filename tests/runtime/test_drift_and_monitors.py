@@ -8,8 +8,9 @@ import pytest
 
 from engine.config import Settings, StrategyInstanceConfig, settings_with
 from engine.execution.orders import Fill, OrderRequest, insert_order, record_fill
-from engine.runtime import drift, lifecycle
-from engine.runtime.monitors import Monitors
+from engine.monitoring import drift
+from engine.trading import lifecycle
+from engine.monitoring.monitors import Monitors
 from engine.store.candles import upsert_candles
 from engine.store.ops import list_alerts
 
@@ -103,7 +104,7 @@ def test_stale_data_alerts_on_the_edge_and_clears(store):
 def test_toxicity_reads_vpin_from_the_simulated_tape_and_withholds_an_unfilled_cdf(store):
     from engine.data.ingest import ingest_candles
     from engine.data.simulator import SimulatedExchange
-    from engine.runtime.toxicity import ToxicityBook
+    from engine.monitoring.toxicity import ToxicityBook
 
     clock = [T0 / 1000]
     sim = SimulatedExchange(seed=3, symbols=["BTC/USDT"], clock=lambda: clock[0])

@@ -12,9 +12,9 @@ import time
 
 from rt_helpers import REPO, rows, scalar, start_engine, stop_engine, wait_for, write_config
 
-from engine.runtime.control import ControlClient
+from engine.control.client import ControlClient
 from engine.store import open_store
-from engine.runtime.leaderboard import read_leaderboard
+from engine.monitoring.leaderboard import read_leaderboard
 
 
 def test_engine_trades_halts_flattens_and_stops(engine_dir, report):

@@ -11,7 +11,7 @@ import pytest
 from rt_helpers import rows, scalar, start_engine, stop_engine, wait_for, write_config
 
 from engine.execution.orders import check_positions_match_fills
-from engine.runtime.control import ControlClient
+from engine.control.client import ControlClient
 from engine.store import open_store
 
 N_KILLS = 22

@@ -10,9 +10,9 @@ from sqlalchemy import insert
 from engine.clock import now_ms
 from engine.config import LifecycleConfig, Settings, StrategyInstanceConfig
 from engine.execution.orders import Fill, OrderRequest, insert_order, record_fill
-from engine.runtime import lifecycle
-from engine.runtime.control import ControlClient
-from engine.runtime.leaderboard import compute_leaderboard
+from engine.trading import lifecycle
+from engine.control.client import ControlClient
+from engine.monitoring.leaderboard import compute_leaderboard
 from engine.store.ops import list_alerts
 from engine.store.schema import equity_snapshots, twin_trades
 

@@ -9,7 +9,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from engine.ml.registry import ModelRegistry
-from engine.runtime.control import ControlClient
+from engine.control.client import ControlClient
 from engine.store import open_store
 
 

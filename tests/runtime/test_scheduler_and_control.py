@@ -10,8 +10,8 @@ import pytest
 
 from engine.config import LifecycleConfig, Settings, settings_with
 from engine.runtime import jobs
-from engine.runtime.commands import CommandProcessor, EngineHooks
-from engine.runtime.control import ControlClient, submit_command
+from engine.control.commands import CommandProcessor, EngineHooks
+from engine.control.client import ControlClient, submit_command
 from engine.runtime.lockfile import EngineLock, EngineLockedError, lock_path, read_pid
 from engine.runtime.scheduler import JOBSTORE_TABLE, install_jobs, make_scheduler
 from engine.store.ops import list_alerts

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from strategies import registry
-from strategies.base import ParamSpec, Strategy
+from engine.strategy import registry
+from engine.strategy.base import ParamSpec, Strategy
 from strategies.macro_trend import MacroTrend
 from strategies.quantum_momentum import QuantumMomentum
 
@@ -16,7 +16,7 @@ USER_MODULE = '''
 from dataclasses import dataclass
 import numpy as np
 import pandas as pd
-from strategies.base import ParamSpec, Strategy, check_panel, panel_field, to_sides
+from engine.strategy.base import ParamSpec, Strategy, check_panel, panel_field, to_sides
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ def test_module_dropped_into_a_copy_of_the_package(tmp_path: Path) -> None:
     shutil.copytree(Path(strategies.__file__).parent, pkg, ignore=shutil.ignore_patterns("__pycache__"))
     (pkg / "dropped.py").write_text(textwrap.dedent(USER_MODULE.format(tag="dropped")))
     repo_root = Path(strategies.__file__).parent.parent
-    code = "from strategies.registry import available; print(','.join(available()))"
+    code = "from engine.strategy.registry import available; print(','.join(available()))"
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
                          env={"PYTHONPATH": f"{tmp_path}:{repo_root}", "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr

@@ -10,7 +10,7 @@ import pytest
 from engine.features.panel import resample_panel
 from strategies.macro_trend import MacroTrend
 from strategies.quantum_momentum import QuantumMomentum
-from strategies.registry import load_strategy
+from engine.strategy.registry import load_strategy
 from tests.features.synth import make_bars, make_panel
 
 NAMES = ["quantum_momentum", "macro_trend"]

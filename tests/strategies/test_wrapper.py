@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from engine.store.ops import list_alerts
-from strategies.base import Strategy
+from engine.strategy.base import Strategy
 from strategies.quantum_momentum import QuantumMomentum
-from strategies.wrapper import SafeStrategy, check_signals, flat_signals
+from engine.strategy.wrapper import SafeStrategy, check_signals, flat_signals
 from tests.features.synth import make_panel
 
 
@@ -122,7 +122,7 @@ def test_check_signals_and_flat_helpers(panel) -> None:
 
 
 def test_broken_user_module_becomes_an_alert(store, tmp_path) -> None:
-    from strategies.wrapper import report_discovery_errors
+    from engine.strategy.wrapper import report_discovery_errors
 
     (tmp_path / "typo.py").write_text("import numpy as np\nnp.nonexistent_function()\n")
     assert report_discovery_errors(store, [tmp_path]) == 1

@@ -25,8 +25,8 @@ Strategy (subclass this)
     ``weights(panel) -> DataFrame``: optional signed target exposure per unit of capital (default: the signals as
     floats); Quantum Momentum overrides it with its volatility-targeted leverage so a sizer can use it.
 
-A user adds a strategy by dropping a module defining a subclass into ``strategies/`` (see ``strategies.registry``);
-``strategies.wrapper.SafeStrategy`` runs it so its exceptions become ``strategy.error`` alerts, not crashes.
+A user adds a strategy by dropping a module defining a subclass into ``strategies/`` (see ``engine.strategy.registry``);
+``engine.strategy.wrapper.SafeStrategy`` runs it so its exceptions become ``strategy.error`` alerts, not crashes.
 """
 
 from __future__ import annotations
@@ -254,7 +254,7 @@ def hysteresis_sides(score: pd.DataFrame, entry: float, exit_: float) -> pd.Data
     Two independent vectorised latches (long and short) built with forward-fill: each only carries its previous state
     forward, so the side at bar t depends on data up to bar t alone. A NaN score means flat.
     """
-    from strategies._numeric import latch
+    from engine.strategy.numeric import latch
 
     out = pd.DataFrame(latch(score.to_numpy(dtype="float64"), entry, exit_), index=score.index,
                        columns=score.columns)

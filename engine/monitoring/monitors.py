@@ -13,7 +13,8 @@ from sqlalchemy import func, select
 
 from engine.clock import now_ms, timeframe_ms
 from engine.config import Settings
-from engine.runtime import drift, lifecycle
+from engine.monitoring import drift
+from engine.trading import lifecycle
 from engine.store.db import Store
 from engine.store.ops import raise_alert
 from engine.store.schema import candles, equity_snapshots, job_runs, models
@@ -30,10 +31,10 @@ class Monitors:
         self.source = source
         self.active: dict[str, dict[str, Any]] = {}
         self._triggers: Any = None
-        from engine.runtime.toxicity import ToxicityBook
+        from engine.monitoring.toxicity import ToxicityBook
 
         self.toxicity = ToxicityBook(store, settings, source)
-        from engine.runtime.risk_readings import DepthHistory
+        from engine.monitoring.risk_readings import DepthHistory
 
         self.depth = DepthHistory(settings.risk.depth_bps)
         self._trigger_error_logged = False
@@ -112,7 +113,7 @@ class Monitors:
         """A TriggerObservation with every reading the emergency rules use (None where a reading is unknown)."""
         from engine.risk.liquidity import book_liquidity
         from engine.risk.triggers import SymbolObservation, TriggerObservation
-        from engine.runtime import risk_readings as rr
+        from engine.monitoring import risk_readings as rr
 
         now = self.source.milliseconds()
         symbols = {}

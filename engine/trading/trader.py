@@ -16,8 +16,8 @@ from engine.clock import floor_ts, timeframe_ms
 from engine.config import Settings
 from engine.execution.broker import Broker
 from engine.execution.orders import OrderBlocked, OrderRequest, client_order_id, load_positions
-from engine.runtime.lifecycle import Instance
-from engine.runtime.sizing import LiveSizer
+from engine.trading.lifecycle import Instance
+from engine.trading.live_sizing import LiveSizer
 from engine.store.db import Store
 
 log = logging.getLogger("quantdesk.trader")
@@ -36,8 +36,8 @@ class TickResult:
 
 def load_strategy_for(inst: Instance, store: Store) -> Any:
     """Instantiate the instance's strategy through the registry, wrapped so its exceptions become alerts."""
-    from strategies.registry import load_strategy
-    from strategies.wrapper import SafeStrategy
+    from engine.strategy.registry import load_strategy
+    from engine.strategy.wrapper import SafeStrategy
 
     return SafeStrategy(load_strategy(inst.strategy, inst.params or None), store=store, instance_id=inst.id)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.features.importance import default_estimator, feature_importance, mda_importance, mdi_importance, \
+from engine.ml.importance import default_estimator, feature_importance, mda_importance, mdi_importance, \
     sfi_importance
 
 

@@ -43,7 +43,7 @@ class DepthHistory:
 
 def perp_funding(source: Any, symbol: str) -> float | None:
     """The current funding rate of the symbol's USDT perpetual, if the source lists one."""
-    from engine.features.panel import perp_symbol
+    from engine.data.symbols import perp_symbol
 
     perp = perp_symbol(symbol)
     try:

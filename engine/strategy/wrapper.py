@@ -16,7 +16,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from strategies.base import Strategy, panel_index
+from engine.strategy.base import Strategy, panel_index
 
 log = logging.getLogger("quantdesk.strategy")
 
@@ -171,7 +171,7 @@ class SafeStrategy:
 def report_discovery_errors(store: Any, search_paths: Any = None) -> int:
     """Run discovery and raise one `strategy.error` alert per module that failed to import; returns how many."""
     from engine.store.ops import raise_alert
-    from strategies.registry import discover, discovery_errors
+    from engine.strategy.registry import discover, discovery_errors
 
     discover(search_paths)
     errors = discovery_errors()

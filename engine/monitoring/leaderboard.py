@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from sqlalchemy import select, update
 
 from engine.config import LifecycleConfig
-from engine.runtime.lifecycle import count_trials, deflated_sharpe, instance_record, list_instances
+from engine.trading.lifecycle import count_trials, deflated_sharpe, instance_record, list_instances
 from engine.store.db import Store
 from engine.store.schema import engine_status, fills, positions
 

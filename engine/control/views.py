@@ -1,6 +1,6 @@
 """Read-only queries over state.db for the console screens.
 
-The console never writes state: commands go through `engine.runtime.control`. Everything here runs in thread workers
+The console never writes state: commands go through `engine.control.client`. Everything here runs in thread workers
 (never on the UI thread) and returns plain frozen dataclasses. Cheap "has anything changed" probes (max id / max ts)
 let the screens skip the heavier queries on a quiet desk, which keeps idle CPU low at 4 Hz.
 """
@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 
 from sqlalchemy import text
 
-from console.snapshots import DeskData, StateUnavailable, StatusSnapshot
+from engine.control.snapshots import DeskData, StateUnavailable, StatusSnapshot
 from engine.clock import now_ms, timeframe_ms
 from engine.store import Store, StoreError, open_readonly
 

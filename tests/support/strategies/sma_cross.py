@@ -1,8 +1,5 @@
-"""Reference strategies for tests and benchmarks: an SMA crossover (the vectorbt comparison case) and a strategy
-that peeks one bar ahead, which the lookahead check must catch.
-
-They live here rather than in strategies/ so the strategy registry (and the running engine) never offers them.
-"""
+"""SMA crossover: the vectorbt comparison case (benchmarks/bench_backtest.py) and the tests' reference strategy;
+test-only (on QUANTDESK_STRATEGY_PATH for CLI tests). Long (or long/short) while the fast SMA is above the slow one."""
 
 from __future__ import annotations
 
@@ -12,7 +9,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from strategies.base import ParamSpec, Strategy, check_panel, panel_field, panel_index
+from engine.strategy.base import ParamSpec, Strategy, check_panel, panel_field, panel_index
 
 
 def sma(values: np.ndarray, window: int) -> np.ndarray:
@@ -72,31 +69,3 @@ class SmaCross(Strategy):
             side = np.where(fast > slow, 1, np.where(fast < slow, 0 if self.config.long_only else -1, 0))
         side[np.isnan(slow)] = 0
         return pd.DataFrame(side.astype("int8"), index=index, columns=list(panel))
-
-
-@dataclass(frozen=True)
-class PeekingConfig:
-    """The peeking strategy has no real parameters."""
-
-    horizon: int = 1
-
-
-class PeekingOracle(Strategy):
-    """Goes long when the *next* bar closes higher: a lookahead bug on purpose, for the lookahead check's tests."""
-
-    name = "peeking_oracle"
-    display_name = "Peeking oracle (lookahead bug)"
-    Config = PeekingConfig
-    default_timeframe = "1h"
-    warmup_bars = 0
-
-    @classmethod
-    def param_space(cls) -> dict[str, ParamSpec]:
-        """How far ahead it peeks."""
-        return {"horizon": ParamSpec(1, 5, "int")}
-
-    def signals(self, panel: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-        """sign(close[t + horizon] - close[t]): uses future bars, so truncating history changes its last values."""
-        close = panel_field(panel, "close")
-        future = close.shift(-self.config.horizon)
-        return np.sign((future - close).fillna(0.0)).astype("int8")

@@ -2,7 +2,7 @@
 
 Transport choice: the `commands` table, polled by the engine every `runtime.command_poll_ms` on its own thread. It
 survives an engine restart (a queued FLATTEN runs at the next start), is audited in the same database, and works on
-PostgreSQL. After queuing, the client rings the engine's doorbell (engine/runtime/doorbell.py, a datagram that only
+PostgreSQL. After queuing, the client rings the engine's doorbell (engine/control/doorbell.py, a datagram that only
 ends the poller's wait), so a command is claimed in milliseconds; without it the next poll still finds the command.
 
 `ControlClient` writes a command row, waits for the engine's result and returns a typed `CommandResult`. When no
@@ -27,7 +27,7 @@ from engine.store.db import Store, open_store
 from engine.store.ops import audit, current_user
 from engine.store.schema import commands, engine_status, equity_snapshots, orders, positions
 from engine.risk.trading_state import get_state
-from engine.runtime.doorbell import doorbell_address, ring
+from engine.control.doorbell import doorbell_address, ring
 
 SOURCES = ("console", "cli")
 OPEN_ORDER_STATUSES = ("new", "open", "partial")
@@ -256,7 +256,7 @@ class ControlClient:
 
     def _apply_offline(self, command: str, args: dict[str, Any]) -> CommandResult:
         """Run a state-only command here, audited with this front end's source and user."""
-        from engine.runtime.commands import execute_state_command
+        from engine.control.commands import execute_state_command
 
         cmd_id = submit_command(self.store, command, args, self.source, self.user, status="running")
         result = execute_state_command(self.store, cmd_id, command, args, self.source, self.user, engine=False,

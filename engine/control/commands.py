@@ -1,7 +1,7 @@
 """Executing control commands: the state-only part (shared by engine and offline client) and the engine's poller.
 
 The engine's `CommandProcessor` runs on its own thread, never behind scheduler jobs, polling `commands` every
-`runtime.command_poll_ms`, or at once when a front end rings its doorbell (engine/runtime/doorbell.py). Broker
+`runtime.command_poll_ms`, or at once when a front end rings its doorbell (engine/control/doorbell.py). Broker
 actions (cancel, flatten) reach the running engine through `EngineHooks`.
 """
 
@@ -17,9 +17,9 @@ from sqlalchemy import select, update
 
 from engine.config import LifecycleConfig
 from engine.risk.trading_state import TradingState, TransitionError, get_state, set_state
-from engine.runtime import lifecycle
-from engine.runtime.control import CommandResult, finish_command
-from engine.runtime.doorbell import Doorbell, doorbell_address
+from engine.trading import lifecycle
+from engine.control.client import CommandResult, finish_command
+from engine.control.doorbell import Doorbell, doorbell_address
 from engine.store.db import Store
 from engine.store.ops import ack_alert, audit, raise_alert
 from engine.store.schema import commands
@@ -109,7 +109,7 @@ class CommandProcessor:
         """Commands left `running` by a killed engine: re-queue idempotent ones, fail the others (e.g. promote).
 
         Re-running a promote could move an instance two stages, so it fails with a pointer to the audit log."""
-        from engine.runtime.control import CommandResult as Result
+        from engine.control.client import CommandResult as Result
 
         with self.store.connect() as conn:
             rows = conn.execute(select(commands.c.id, commands.c.command).where(commands.c.status == "running")

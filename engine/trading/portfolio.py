@@ -8,7 +8,7 @@ from sqlalchemy import func, insert, select
 
 from engine.config import LifecycleConfig
 from engine.execution.orders import load_positions
-from engine.runtime.lifecycle import list_instances
+from engine.trading.lifecycle import list_instances
 from engine.store.db import Store
 from engine.store.schema import equity_snapshots, fills, orders, positions
 

@@ -19,9 +19,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Iterable, Mapping
 
-from strategies.base import Strategy
+from engine.strategy.base import Strategy
 
-_INFRA = frozenset({"base", "registry", "wrapper"})
+PACKAGE = "strategies"  # the package of shipped strategy modules (users add folders via ENV_PATH)
 ENV_PATH = "QUANTDESK_STRATEGY_PATH"
 _errors: dict[str, str] = {}
 _file_cache: dict[Path, tuple[float, ModuleType]] = {}
@@ -43,10 +43,9 @@ def _strategy_classes(module: ModuleType) -> list[type[Strategy]]:
 
 
 def _package_modules() -> list[str]:
-    import strategies
-
-    return sorted(m.name for m in pkgutil.iter_modules(strategies.__path__)
-                  if not m.ispkg and m.name not in _INFRA and not m.name.startswith("_"))
+    package = importlib.import_module(PACKAGE)  # plugin discovery: engine never imports strategy modules statically
+    return sorted(m.name for m in pkgutil.iter_modules(package.__path__)
+                  if not m.ispkg and not m.name.startswith("_"))
 
 
 def _load_file(path: Path) -> ModuleType:
@@ -81,7 +80,7 @@ def discover(search_paths: Iterable[str | os.PathLike[str]] | None = None) -> di
     """Map strategy name -> class for every strategy found; import failures go to `discovery_errors()`."""
     _errors.clear()
     found: dict[str, type[Strategy]] = {}
-    modules: list[tuple[str, Any]] = [(name, f"strategies.{name}") for name in _package_modules()]
+    modules: list[tuple[str, Any]] = [(name, f"{PACKAGE}.{name}") for name in _package_modules()]
     for folder in _search_dirs(search_paths):
         if not folder.is_dir():
             _errors[str(folder)] = f"strategy search path is not a directory: {folder}"

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 from engine.clock import floor_ts
 from engine.config import Settings
 from engine.execution.orders import load_positions
-from engine.runtime.lifecycle import Instance
+from engine.trading.lifecycle import Instance
 from engine.store.db import Store
 from engine.store.ops import raise_alert
 
