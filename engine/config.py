@@ -147,6 +147,16 @@ class ExecutionConfig:
     reconcile_interval_s: float = 60.0
     rebalance_band: float = 0.1  # re-size a held position only when off target by this share of its allocation
     min_order_notional: float = 10.0  # quote units; smaller orders are not sent
+    flatten_max_rounds: int = 5  # cancel / re-read / close rounds before a flatten gives up and alerts
+    flatten_round_wait_s: float = 0.5  # pause between flatten rounds (fills and cancels settle)
+
+
+@dataclass(frozen=True)
+class ExchangeConfig:
+    """The exchange a ccxt source and the live broker talk to; base_url points them at the twin (empty = real)."""
+
+    id: str = "binance"
+    base_url: str = ""  # e.g. http://127.0.0.1:8765 for `quantdesk venue serve`; rewrites ccxt's REST URLs
 
 
 @dataclass(frozen=True)
@@ -216,6 +226,7 @@ class Settings:
     risk: RiskConfig = field(default_factory=RiskConfig)
     triggers: TriggerConfig = field(default_factory=TriggerConfig)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+    exchange: ExchangeConfig = field(default_factory=ExchangeConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)

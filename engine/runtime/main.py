@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         path = args.state.split(":///", 1)[1] if args.state.startswith("sqlite") else args.state
         settings = settings_with(settings, store={"path": path, "url": ""})
+    from engine.execution.live_start import LiveStartError
     from engine.runtime.lockfile import EngineLockedError
     from engine.runtime.service import EngineService
 
@@ -47,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     except EngineLockedError as exc:
         print(str(exc), file=sys.stderr)
         return 1
+    except LiveStartError as exc:  # no keys, no network, unknown symbols, exchange down: one line, no traceback
+        print(f"live start refused: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -24,8 +24,20 @@ def _create_all(conn: Connection) -> None:
     metadata.create_all(conn)
 
 
+def _orders_venue(conn: Connection) -> None:
+    """orders.venue (paper | exchange): brokers by stage share one orders table, each must see only its own orders.
+    Rows written before it went to the exchange when the exchange gave them an id (or reconciliation adopted them)."""
+    from sqlalchemy import inspect
+
+    if "venue" in {c["name"] for c in inspect(conn).get_columns("orders")}:
+        return  # a fresh database got the column from _create_all
+    conn.execute(text("ALTER TABLE orders ADD COLUMN venue VARCHAR(12) NOT NULL DEFAULT 'paper'"))
+    conn.execute(text("UPDATE orders SET venue = 'exchange' WHERE exchange_order_id IS NOT NULL "
+                      "OR client_order_id LIKE 'qd-recon-%'"))
+
+
 # Forward migrations: MIGRATIONS[i] takes the schema from version i to i+1. Never edit a released step; append one.
-MIGRATIONS: list[Callable[[Connection], None]] = [_create_all]
+MIGRATIONS: list[Callable[[Connection], None]] = [_create_all, _orders_venue]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
