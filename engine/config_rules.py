@@ -15,7 +15,6 @@ from typing import Any, Callable
 from engine.clock import timeframe_ms
 
 _SECRET_WORDS = ("key", "secret", "password", "passwd", "token")
-STORE_URL_SCHEMES = ("sqlite:///", "postgresql+psycopg://")
 
 
 def looks_secret(key: str) -> bool:
@@ -48,9 +47,15 @@ def _source_problem(value: str) -> str | None:
 
 
 def _store_url_problem(value: str) -> str | None:
-    if value == "" or value.startswith(STORE_URL_SCHEMES):
+    from engine.store.urls import SUPPORTED, StoreTargetError, store_url_for
+
+    if value == "":
         return None
-    return f"must be empty (sqlite at store.path) or a URL starting with {' or '.join(STORE_URL_SCHEMES)}"
+    try:
+        store_url_for(value)
+    except StoreTargetError:
+        return f"must be empty (sqlite at store.path) or {SUPPORTED.split(', ', 1)[1]}"
+    return None
 
 
 def _store_path_problem(value: str) -> str | None:
@@ -62,20 +67,18 @@ def _store_path_problem(value: str) -> str | None:
 
 
 def state_target(text: str) -> dict[str, str]:
-    """Store settings for a --state argument: a known SQLAlchemy URL goes to store.url, anything else without a
-    scheme is a SQLite file path; an unknown scheme is an error, never a file."""
+    """Store settings for a --state argument: a database URL goes to store.url, a path or sqlite:/// URL to
+    store.path; anything that is neither is a ConfigError, never a file (rules in engine.store.urls)."""
     from engine.config import ConfigError
+    from engine.store.urls import StoreTargetError, is_postgres_url, store_url_for
 
-    if text.startswith("sqlite:///"):
-        return {"path": text.split(":///", 1)[1].split("?", 1)[0], "url": ""}
-    if "://" in text or text.startswith("sqlite:"):
-        if text.startswith(STORE_URL_SCHEMES):
-            return {"url": text}
-        raise ConfigError(f"--state: {text!r} is neither a file path nor a supported database URL "
-                          f"({', '.join(STORE_URL_SCHEMES)}...)")
-    if not text.strip():
-        raise ConfigError("--state: must not be empty")
-    return {"path": text, "url": ""}
+    try:
+        url = store_url_for(text)
+    except StoreTargetError as exc:
+        raise ConfigError(f"--state: {exc}") from exc
+    if is_postgres_url(url):
+        return {"url": url, "path": "state.db"}
+    return {"path": url.split(":///", 1)[1].split("?", 1)[0], "url": ""}
 
 
 def _nonempty_text_problem(value: str) -> str | None:
