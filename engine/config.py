@@ -224,7 +224,9 @@ class Settings:
 
     def store_url(self) -> str:
         """SQLAlchemy URL of the state store."""
-        return self.store.url or f"sqlite:///{Path(self.store.path).expanduser().resolve()}"
+        from engine.store.urls import store_url_for  # pure string rules; no database driver is imported
+
+        return store_url_for(self.store.url or self.store.path)
 
 
 _ENUMS: dict[str, tuple[str, ...]] = {

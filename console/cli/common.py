@@ -25,7 +25,8 @@ def register(app: typer.Typer) -> None:
     def root(ctx: typer.Context,
              config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML config file "
                                                    "(default ./quantdesk.toml; missing means defaults)"),
-             state: Optional[Path] = typer.Option(None, "--state", help="state.db path (overrides store.path)")) -> None:
+             state: Optional[str] = typer.Option(None, "--state", help="state.db path or a postgresql+psycopg:// "
+                                                 "URL (overrides store.path and store.url)")) -> None:
         """Load settings; with no sub-command, open the operator console."""
         try:
             settings = load_settings(config)
@@ -33,7 +34,15 @@ def register(app: typer.Typer) -> None:
             typer.secho(f"config error: {exc}", fg="red", err=True)
             raise typer.Exit(2) from exc
         if state is not None:
-            settings = settings_with(settings, store={"path": str(state), "url": ""})
+            from engine.store.urls import StoreTargetError, is_postgres_url, store_url_for
+
+            try:
+                url = store_url_for(state)
+            except StoreTargetError as exc:
+                typer.secho(f"--state: {exc}", fg="red", err=True)
+                raise typer.Exit(2) from exc
+            settings = settings_with(settings, store={"url": url, "path": "state.db"} if is_postgres_url(url)
+                                     else {"path": state, "url": ""})
         ctx.obj = CliContext(settings=settings)
         if ctx.invoked_subcommand is None:
             from console.launch import open_console  # Textual loads only when the console is really opened
