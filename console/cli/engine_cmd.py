@@ -68,6 +68,9 @@ def register(app: typer.Typer) -> None:
         if confirm_live and not live:
             typer.secho("--confirm-live only makes sense with --live", fg="red", err=True)
             raise typer.Exit(2)
+        from engine.runtime.preflight import check_startup
+
+        check_startup(settings)  # unknown strategy or bad params: one line, exit 2, nothing started
         if live:
             _confirm_live(settings, confirm_live)
         from engine.runtime.lockfile import read_pid
@@ -124,8 +127,9 @@ def register(app: typer.Typer) -> None:
         pid = read_pid(settings)
         if pid is None:
             from engine.control.client import ControlClient
+            from engine.store.db import open_existing
 
-            client = ControlClient(settings.store_url(), source="cli",
+            client = ControlClient(open_existing(settings.store_url()), source="cli",
                                    heartbeat_timeout_s=settings.runtime.heartbeat_timeout_s)
             if not client.engine_alive():
                 typer.echo("no engine is running")

@@ -61,25 +61,10 @@ def exchange_from_env(exchange_id: str, environ: Mapping[str, str], base_url: st
                              "fetchMargins": False}  # cash spot and USD-M only: no margin pair list
     exchange = getattr(ccxt, exchange_id)(config)
     if base_url:
+        from engine.data.ccxt_urls import point_at
+
         point_at(exchange, base_url)
     return exchange
-
-
-def point_at(exchange: Any, base_url: str) -> None:
-    """Rewrite every REST URL of a ccxt exchange to `base_url`, keeping each path (for the exchange twin)."""
-    from urllib.parse import urlsplit
-
-    base = base_url.rstrip("/")
-
-    def rewrite(node: Any) -> Any:
-        if isinstance(node, dict):
-            return {k: rewrite(v) for k, v in node.items()}
-        if isinstance(node, str) and node.startswith(("http://", "https://")):
-            parts = urlsplit(node)
-            return base + parts.path + (f"?{parts.query}" if parts.query else "")
-        return node
-
-    exchange.urls["api"] = rewrite(exchange.urls["api"])
 
 
 class CcxtBroker:

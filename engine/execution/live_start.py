@@ -53,7 +53,8 @@ def connect_exchange(settings: Any, environ: Mapping[str, str]) -> Any:
     try:
         exchange = exchange_from_env(exchange_id, environ, base_url=base_url_of(settings))
     except ValueError as exc:
-        raise LiveStartError(f"{exc}; use an id from ccxt.exchanges") from None
+        hint = "use an id from ccxt.exchanges" if "unknown ccxt exchange" in str(exc) else "fix [exchange] base_url"
+        raise LiveStartError(f"{exc}; {hint}") from None
     what = "load markets"
     try:
         exchange.load_markets()

@@ -154,7 +154,13 @@ class EngineService:
         if self.settings.data.source != "sim":
             from engine.data.factory import make_source
 
-            return make_source(self.settings.data.source, self.settings)
+            source = make_source(self.settings.data.source, self.settings)
+            base_url = self.settings.exchange.base_url
+            if base_url and getattr(source, "exchange", None) is not None:  # market data from the twin too
+                from engine.data.ccxt_urls import point_at
+
+                point_at(source.exchange, base_url)
+            return source
         from engine.data.simulator import SimulatedExchange
         from engine.trading.portfolio import last_market_ts
 
