@@ -20,9 +20,7 @@ def _client(ctx: typer.Context) -> Any:
     """A ControlClient on the configured store, as source 'cli'."""
     from engine.control.client import ControlClient
 
-    settings = settings_of(ctx)
-    return ControlClient(settings.store_url(), source="cli", timeout_s=max(2.0, settings.execution.order_timeout_s),
-                         heartbeat_timeout_s=settings.runtime.heartbeat_timeout_s, lifecycle=settings.lifecycle)
+    return ControlClient.from_settings(settings_of(ctx), "cli")
 
 
 def _show(result: Any, as_json: bool = False) -> None:
