@@ -48,6 +48,9 @@ def register(app: typer.Typer) -> None:
         if ctx.invoked_subcommand is not None:
             return
         settings = settings_of(ctx)
+        from engine.runtime.preflight import check_startup
+
+        check_startup(settings)  # unknown strategy or bad params: one line, exit 2, nothing started
         if live:
             from engine.execution.ccxt_broker import check_env_keys
 
@@ -104,8 +107,7 @@ def register(app: typer.Typer) -> None:
         if pid is None:
             from engine.control.client import ControlClient
 
-            client = ControlClient(settings.store_url(), source="cli",
-                                   heartbeat_timeout_s=settings.runtime.heartbeat_timeout_s)
+            client = ControlClient.from_settings(settings, "cli")
             if not client.engine_alive():
                 typer.echo("no engine is running")
                 return

@@ -23,7 +23,7 @@ from sqlalchemy import insert, select
 
 from engine.clock import now_ms
 from engine.config import LifecycleConfig, Settings
-from engine.store.db import Store, open_store
+from engine.store.db import Store, open_existing, open_store
 from engine.store.ops import audit, current_user
 from engine.store.schema import commands, engine_status
 from engine.control.catalogue import CATALOGUE, CommandResult, command as catalogue_entry
@@ -113,7 +113,9 @@ class ControlClient:
                                       heartbeat_timeout_s=settings.runtime.heartbeat_timeout_s,
                                       lifecycle=settings.lifecycle)
         kwargs.update(overrides)
-        return cls(settings.store_url(), source=source, **kwargs)
+        # a front end never creates an empty desk: a missing store is a StoreError naming it
+        store = open_existing(settings.store_url(), busy_timeout_ms=settings.store.busy_timeout_ms)
+        return cls(store, source=source, **kwargs)
 
     # --- commands ------------------------------------------------------------------------------------------------
     def halt(self, reason: str = "operator halt", progress: Progress | None = None) -> CommandResult:

@@ -93,3 +93,40 @@ def _try_open(url: str):  # noqa: ANN202
         return store if store.schema_version() == SCHEMA_VERSION else None
     except Exception:  # noqa: BLE001 - not created yet
         return None
+
+
+@pytest.mark.slow
+def test_store_copy_moves_a_traded_desk_from_sqlite_to_postgres(postgres_server, tmp_path: Path) -> None:  # noqa: ANN001
+    """A desk that traded on SQLite is copied to PostgreSQL with equal counts and hashes, and an engine continues on
+    PostgreSQL from the copied state (HALTED kept, no fill or order id repeated); a second copy is refused."""
+    cfg = write_config(tmp_path, speed=60.0, extra="rebalance_band = 0.0\nmin_order_notional = 1.0")
+    sqlite_path = tmp_path / "state.db"
+    proc = start_engine(tmp_path, cfg, sqlite_path)
+    try:
+        store = wait_for(lambda: _try_open(f"sqlite:///{sqlite_path}"), 60, "state.db")
+        wait_for(lambda: _count(store, fills), 120, "the first fill")
+        assert _cli(tmp_path, str(sqlite_path), cfg, "halt").returncode == 0
+    finally:
+        assert stop_engine(proc) == 0
+    pg_url = postgres_server.fresh_database()
+    out = _cli(tmp_path, str(sqlite_path), cfg, "store", "copy", "--from", str(sqlite_path), "--to", pg_url)
+    assert out.returncode == 0 and "counts and hashes match" in out.stdout, out.stdout + out.stderr
+    again = _cli(tmp_path, str(sqlite_path), cfg, "store", "copy", "--from", str(sqlite_path), "--to", pg_url)
+    assert again.returncode == 2 and "already has rows" in again.stderr
+    pg = open_store(pg_url)
+    assert _count(pg, fills) == _count(store, fills) and _count(pg, orders) == _count(store, orders)
+    proc = start_engine(tmp_path, cfg, pg_url)
+    try:
+        client = ControlClient(pg, source="cli", user="copy-test", heartbeat_timeout_s=3.0)
+        wait_for(client.engine_alive, 60, "the engine on the copied PostgreSQL desk")
+        assert client.status().trading_state == "HALTED"
+        out = _cli(tmp_path, pg_url, cfg, "resume", "--confirm")
+        assert out.returncode == 0, out.stdout + out.stderr
+        n_before = _count(pg, fills)
+        wait_for(lambda: _count(pg, fills) > n_before, 120, "a new fill on PostgreSQL")
+    finally:
+        assert stop_engine(proc) == 0
+    with pg.connect() as conn:
+        distinct = conn.execute(select(func.count(func.distinct(orders.c.client_order_id)))).scalar()
+    assert distinct == _count(pg, orders)
+    assert check_positions_match_fills(pg) == []
