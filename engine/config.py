@@ -169,10 +169,15 @@ class LifecycleConfig:
 
     min_paper_days: float = 14.0
     min_paper_trades: int = 30
-    min_dsr: float = 0.0
+    min_dsr: float = 0.95  # a probability: P(true Sharpe > expected max Sharpe of the trial family)
     max_drift_bps: float = 25.0
     live_small_fraction: float = 0.1
     demote_drawdown: float = 0.2
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_dsr <= 1.0:
+            raise ConfigError(f"lifecycle.min_dsr: is a probability (deflated Sharpe ratio), must be in [0, 1], "
+                              f"got {self.min_dsr!r}")
 
 
 @dataclass(frozen=True)
