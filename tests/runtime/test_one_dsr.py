@@ -86,8 +86,10 @@ def test_a_record_with_no_research_trial_says_n_is_one(store) -> None:  # noqa: 
 
 
 def test_the_gate_threshold_is_a_probability() -> None:
-    with pytest.raises(ConfigError, match="probability"):
-        LifecycleConfig(min_dsr=1.5)
+    from engine.config import load_settings
+
+    with pytest.raises(ConfigError, match="min_dsr"):
+        load_settings(environ={"QUANTDESK__LIFECYCLE__MIN_DSR": "1.5"})
     assert LifecycleConfig().min_dsr == 0.95
 
 
