@@ -27,6 +27,8 @@ _COMMAND_MODULES = [
     "console.cli.research_cmd",  # backtest: quantdesk backtest / optimize
     "console.cli.data_cmd",  # market data: quantdesk data pull / status / export / quarantine
     "console.cli.model_cmd",  # ML: quantdesk model train / list / promote / rollback
+    "console.cli.store_cmd",  # store: quantdesk init / backup / doctor
+    "console.cli.venue_cmd",  # exchange twin: quantdesk venue serve / status
     "console.cli.store_copy_cmd",  # store: quantdesk store copy --from SRC --to DST
 ]
 

@@ -56,6 +56,20 @@ def sqlite_path(url: str) -> Path | None:
     return Path(path) if path and path != ":memory:" else None
 
 
+def probe_version(path: Path) -> int:
+    """The schema version of an existing SQLite file, read without changing it (read-only, no WAL switch)."""
+    import sqlite3
+
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2.0)
+        try:
+            return int(conn.execute("PRAGMA user_version").fetchone()[0])
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path}: cannot read the state store ({exc}); run `quantdesk doctor`") from exc
+
+
 def _touch_private(path: Path) -> None:
     """Create the database file (and its WAL companions when present) with mode 0600."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -70,15 +84,17 @@ def _touch_private(path: Path) -> None:
 class Store:
     """A handle on state.db (or a server database): SQLAlchemy engine plus a fast DB-API bulk path."""
 
-    def __init__(self, url: str, *, readonly: bool = False, busy_timeout_ms: int = 5000, migrate: bool = True) -> None:
+    def __init__(self, url: str, *, readonly: bool = False, busy_timeout_ms: int = 5000, migrate: bool = True,
+                 create: bool = True) -> None:
         self.url = url
         self.readonly = readonly
         self.path = sqlite_path(url)
         self._lock = threading.RLock()
         if self.path is not None:
+            if (readonly or not create) and not self.path.exists():
+                raise StoreError(f"state store not found: {self.path} (check --state / store.path; "
+                                 "`quantdesk init` creates a new one)")
             if readonly:
-                if not self.path.exists():
-                    raise StoreError(f"state store not found: {self.path}")
                 engine_url = f"sqlite:///file:{self.path}?mode=ro&uri=true"
             else:
                 _touch_private(self.path)
@@ -89,6 +105,9 @@ class Store:
             self._install_sqlite_pragmas(busy_timeout_ms)
         else:
             self.engine = create_engine(url, pool_pre_ping=True)
+        if not create and self.path is not None and probe_version(self.path) == 0:
+            self.engine.dispose()
+            raise StoreError(f"{self.path}: not a quantdesk store (schema version 0); check --state / store.path")
         if migrate and not readonly:
             self.migrate()
             if self.path is not None:
@@ -215,6 +234,12 @@ class Store:
 def open_store(url_or_path: str | os.PathLike[str], *, busy_timeout_ms: int = 5000) -> Store:
     """Open (creating and migrating if needed) a writable store from a SQLAlchemy URL or a SQLite path."""
     return Store(_as_url(url_or_path), busy_timeout_ms=busy_timeout_ms)
+
+
+def open_existing(url_or_path: str | os.PathLike[str], *, busy_timeout_ms: int = 5000) -> Store:
+    """Open a writable store that must already exist (control commands, status): a missing path or a file that is
+    not a quantdesk store is a StoreError naming it, never a new empty desk."""
+    return Store(_as_url(url_or_path), busy_timeout_ms=busy_timeout_ms, create=False)
 
 
 def open_readonly(url_or_path: str | os.PathLike[str], *, busy_timeout_ms: int = 2000) -> Store:
