@@ -155,12 +155,14 @@ def register(app: typer.Typer) -> None:
         if json_out:
             typer.echo(json.dumps([r.__dict__ for r in board], default=str))
             return
-        typer.echo(f"{'#':>2} {'instance':<20} {'stage':<10} {'DSR':>8} {'P(DSR)':>7} {'P&L':>12} {'trades':>6} "
+        typer.echo(f"{'#':>2} {'instance':<20} {'stage':<10} {'DSR':>6} {'SR-SR0':>8} {'N':>5} {'P&L':>12} {'trades':>6} "
                    f"{'hit':>5} {'drift bps':>9}")
         for r in board:
             hit = "-" if r.hit_rate is None else f"{r.hit_rate:.0%}"
             drift = "-" if r.drift_bps is None else f"{r.drift_bps:.1f}"
-            typer.echo(f"{r.rank:>2} {r.instance_id:<20} {r.stage:<10} {r.dsr:>8.3f} {r.dsr_prob:>7.2f} "
+            dsr = "n/a" if r.dsr is None else f"{r.dsr:.3f}"
+            margin = "n/a" if r.sharpe_margin is None else f"{r.sharpe_margin:.4f}"
+            typer.echo(f"{r.rank:>2} {r.instance_id:<20} {r.stage:<10} {dsr:>6} {margin:>8} {r.n_trials:>5} "
                        f"{r.pnl:>12,.2f} {r.trades:>6} {hit:>5} {drift:>9}")
 
     @alerts_app.callback()

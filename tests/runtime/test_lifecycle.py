@@ -17,7 +17,7 @@ from engine.store.ops import list_alerts
 from engine.store.schema import equity_snapshots, twin_trades
 
 DAY = 86_400_000
-CFG = LifecycleConfig(min_paper_days=14.0, min_paper_trades=30, min_dsr=0.0, max_drift_bps=25.0)
+CFG = LifecycleConfig(min_paper_days=14.0, min_paper_trades=30, min_dsr=0.5, max_drift_bps=25.0)  # DSR: a probability
 
 
 def _settings() -> Settings:
