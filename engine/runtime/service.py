@@ -200,7 +200,9 @@ class EngineService:
         from engine.runtime import jobs
         from engine.runtime.scheduler import install_jobs, make_scheduler
 
-        speed = self.settings.simulator.speed if self.settings.data.source == "sim" else 1.0
+        # the simulator, or the exchange twin on a base URL (its --speed given as [simulator] speed), runs sped up
+        sped_up = self.settings.data.source == "sim" or bool(self.settings.exchange.base_url)
+        speed = self.settings.simulator.speed if sped_up else 1.0
         intervals = job_intervals(self.settings, speed)
         handlers = {name: self._handler(name) for name in intervals}
         jobs.install(self.store, handlers)
