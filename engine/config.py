@@ -197,6 +197,38 @@ class ConsoleConfig:
     theme: str = "textual-dark"
 
 
+@dataclass(frozen=True)
+class AlertChannelConfig:
+    """One off-box channel: an apprise URL (`${ENV}` expanded at start, never stored) and the lowest severity sent."""
+
+    url: str = ""
+    min_severity: str = "warning"  # info | warning | critical
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    """Off-box alert delivery (apprise channels), dedup and rate limits, ack escalation, daily summary, watchdog."""
+
+    channels: tuple[AlertChannelConfig, ...] = ()
+    dedup_window_s: float = 300.0  # identical unacknowledged alerts within this window merge into one with a count
+    rate_limit_count: int = 10  # per channel: at most this many messages per window (critical ones always pass) ...
+    rate_limit_window_s: float = 60.0  # ... the rest are held and sent as one digest when the window has passed
+    poll_s: float = 0.5  # how often the sender looks for new events and due retries
+    retry_base_s: float = 2.0  # backoff after a failed attempt: base * 2^(attempts-1), capped at retry_max_s
+    retry_max_s: float = 60.0
+    send_timeout_s: float = 10.0  # one attempt may take this long before the channel counts as failing
+    channel_down_after: int = 3  # consecutive failures before the channel raises its own alert (once)
+    give_up_after_s: float = 86400.0  # non-critical messages older than this stop retrying; critical never do
+    ack_timeout_s: float = 900.0  # an unacknowledged critical alert moves the desk to REDUCING after this; 0 = off
+    halt_after_s: float = 900.0  # ... and to HALTED this long after that; 0 = stop at REDUCING
+    escalation_lookback_s: float = 86400.0  # older unacknowledged alerts do not escalate (e.g. after an upgrade)
+    daily_summary_at: str = ""  # "HH:MM" UTC; empty = no daily summary
+    watchdog_threshold_s: float = 30.0  # engine heartbeat older than this: the watchdog alerts
+    watchdog_poll_s: float = 1.0
+    watchdog_cancel_orders: bool = False  # live engine down: cancel resting non-protective orders on the exchange
+    watchdog_with_engine: bool = False  # `quantdesk engine --detach` also starts `quantdesk watchdog`
+
+
 def _default_instances() -> dict[str, StrategyInstanceConfig]:
     return {
         "quantum_momentum": StrategyInstanceConfig(strategy="quantum_momentum", timeframe="1m"),
@@ -219,6 +251,7 @@ class Settings:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     strategies: dict[str, StrategyInstanceConfig] = field(default_factory=_default_instances)
     config_path: str = ""
 
@@ -297,6 +330,35 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
     return cls(**kwargs)
 
 
+_SEVERITIES = ("info", "warning", "critical")
+
+
+def _check_alerts(cfg: AlertsConfig) -> None:
+    """Range-check the [alerts] section; channel URLs are checked against apprise when the engine starts."""
+    for i, ch in enumerate(cfg.channels):
+        if not ch.url.strip():
+            raise ConfigError(f"alerts.channels[{i}].url: empty; give an apprise URL such as json://host/path")
+        if ch.min_severity not in _SEVERITIES:
+            raise ConfigError(f"alerts.channels[{i}].min_severity: must be one of {', '.join(_SEVERITIES)}, "
+                              f"got {ch.min_severity!r}")
+    positive = ("dedup_window_s", "rate_limit_window_s", "poll_s", "retry_base_s", "retry_max_s", "send_timeout_s",
+                "give_up_after_s", "watchdog_threshold_s", "watchdog_poll_s", "escalation_lookback_s")
+    for name in positive:
+        if getattr(cfg, name) <= 0:
+            raise ConfigError(f"alerts.{name}: must be > 0, got {getattr(cfg, name)!r}")
+    for name in ("ack_timeout_s", "halt_after_s"):
+        if getattr(cfg, name) < 0:
+            raise ConfigError(f"alerts.{name}: must be >= 0 (0 turns it off), got {getattr(cfg, name)!r}")
+    for name in ("rate_limit_count", "channel_down_after"):
+        if getattr(cfg, name) < 1:
+            raise ConfigError(f"alerts.{name}: must be >= 1, got {getattr(cfg, name)!r}")
+    at = cfg.daily_summary_at
+    if at:
+        hh, _, mm = at.partition(":")
+        if not (hh.isdigit() and mm.isdigit() and len(mm) == 2 and int(hh) < 24 and int(mm) < 60):
+            raise ConfigError(f"alerts.daily_summary_at: expected HH:MM (UTC), got {at!r}")
+
+
 def _parse_env_value(text: str) -> Any:
     """Parse an environment override as a TOML value, falling back to a bare string."""
     try:
@@ -354,6 +416,7 @@ def load_settings(path: str | os.PathLike[str] | None = None, environ: Mapping[s
                 raise ConfigError(f"strategies.{inst_id}.stage: must be one of {', '.join(_STAGES)}")
             instances[inst_id] = inst
         settings = dataclasses.replace(settings, strategies=instances)
+    _check_alerts(settings.alerts)
     return dataclasses.replace(settings, config_path=str(cfg_path))
 
 

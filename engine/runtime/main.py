@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.config import load_settings, settings_with
+from engine.config import ConfigError, load_settings, settings_with
 
 # CPython hands the GIL to a waiting thread after this long at most (default 5 ms). The engine's command poller and
 # the console's UI thread and stop lane are I/O threads that share a process with CPU-bound work (strategy ticks,
@@ -33,6 +33,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--live-confirmed", action="store_true", help="live trading, already confirmed")
     args = parser.parse_args(argv)
     prefer_low_latency()
+    try:
+        return _run(args)
+    except ConfigError as exc:  # e.g. a malformed alert channel URL: one line naming the key, no traceback
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Load settings for the given state and config and run the engine."""
     settings = load_settings(args.config)
     if "://" in args.state and not args.state.startswith("sqlite"):
         settings = settings_with(settings, store={"url": args.state})

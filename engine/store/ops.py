@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 
 from engine.clock import now_ms
 from engine.store.db import Store
+from engine.store.notify import dedup_key, enqueue_event, merge_duplicate
 from engine.store.schema import alerts, audit_log
 
 log = logging.getLogger("quantdesk.alerts")
@@ -33,6 +34,9 @@ class Alert:
     values: dict[str, Any]
     acked: bool
     acked_by: str | None
+    acked_at: int | None = None
+    count: int = 1  # identical alerts merged into this row within the dedup window
+    last_ts: int | None = None
 
 
 def current_user() -> str:
@@ -49,16 +53,31 @@ def _json(values: Mapping[str, Any] | None) -> str:
 
 def raise_alert(store: Store | Connection, severity: str, rule: str, message: str,
                 values: Mapping[str, Any] | None = None, source: str = "engine") -> int:
-    """Record an alert (and log it) so an operator sees it; returns its id."""
+    """Record an alert (and log it) so an operator sees it, with its off-box notification in the same transaction;
+    an identical unacknowledged alert within the dedup window is counted on that row instead. Returns the row id."""
     if severity not in SEVERITIES:
         raise ValueError(f"severity: must be one of {SEVERITIES}, got {severity!r}")
-    log.log(_LOG_LEVEL[severity], "[%s] %s: %s %s", severity, rule, message, _json(values))
-    stmt = insert(alerts).values(ts=now_ms(), severity=severity, rule=rule, source=source, message=message,
-                                 values_json=_json(values), acked=0)
     if isinstance(store, Connection):
-        return int(store.execute(stmt).inserted_primary_key[0])
+        return _raise(store, severity, rule, message, values, source)
     with store.begin() as conn:
-        return int(conn.execute(stmt).inserted_primary_key[0])
+        return _raise(conn, severity, rule, message, values, source)
+
+
+def _raise(conn: Connection, severity: str, rule: str, message: str, values: Mapping[str, Any] | None,
+           source: str) -> int:
+    ts = now_ms()
+    key = dedup_key(severity, rule, source, message)
+    merged = merge_duplicate(conn, key, ts, _json(values))
+    if merged is not None:
+        log.debug("[%s] %s: %s (repeat, merged into alert %s)", severity, rule, message, merged)
+        return merged
+    log.log(_LOG_LEVEL[severity], "[%s] %s: %s %s", severity, rule, message, _json(values))
+    alert_id = int(conn.execute(insert(alerts).values(ts=ts, severity=severity, rule=rule, source=source,
+                                                      message=message, values_json=_json(values), acked=0, count=1,
+                                                      last_ts=ts, dedup_key=key)).inserted_primary_key[0])
+    enqueue_event(conn, "alert", severity, f"[{severity.upper()}] {rule}", message, values, rule=rule,
+                  alert_id=alert_id)
+    return alert_id
 
 
 def audit(store: Store | Connection, source: str, action: str, details: Mapping[str, Any] | None = None,
@@ -72,6 +91,12 @@ def audit(store: Store | Connection, source: str, action: str, details: Mapping[
         return int(conn.execute(stmt).inserted_primary_key[0])
 
 
+def _alert(r: Mapping[str, Any]) -> Alert:
+    return Alert(id=r["id"], ts=r["ts"], severity=r["severity"], rule=r["rule"], source=r["source"],
+                 message=r["message"], values=json.loads(r["values_json"] or "{}"), acked=bool(r["acked"]),
+                 acked_by=r["acked_by"], acked_at=r["acked_at"], count=int(r["count"] or 1), last_ts=r["last_ts"])
+
+
 def list_alerts(store: Store, *, limit: int = 100, min_severity: str = "info", unacked_only: bool = False) -> list[Alert]:
     """Newest alerts first, filtered by severity and acknowledgement."""
     allowed = SEVERITIES[SEVERITIES.index(min_severity):]
@@ -80,9 +105,14 @@ def list_alerts(store: Store, *, limit: int = 100, min_severity: str = "info", u
         stmt = stmt.where(alerts.c.acked == 0)
     with store.connect() as conn:
         rows = conn.execute(stmt).mappings().all()
-    return [Alert(id=r["id"], ts=r["ts"], severity=r["severity"], rule=r["rule"], source=r["source"],
-                  message=r["message"], values=json.loads(r["values_json"] or "{}"), acked=bool(r["acked"]),
-                  acked_by=r["acked_by"]) for r in rows]
+    return [_alert(r) for r in rows]
+
+
+def get_alert(store: Store, alert_id: int) -> Alert | None:
+    """One alert by id (None when there is no such row)."""
+    with store.connect() as conn:
+        row = conn.execute(select(alerts).where(alerts.c.id == alert_id)).mappings().first()
+    return None if row is None else _alert(row)
 
 
 def ack_alert(store: Store, alert_id: int, user: str, source: str = "engine") -> bool:
