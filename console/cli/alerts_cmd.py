@@ -25,11 +25,11 @@ def _stamp(ms: int | None) -> str:
 
 def _list(ctx: typer.Context, limit: int, unacked: bool) -> None:
     """Print alerts newest first (with their dedup counts) and the outbox per channel."""
-    from engine.store.db import open_store
+    from console.cli.control_cmd import _existing_store
     from engine.store.notify import outbox_counts
     from engine.store.ops import list_alerts
 
-    store = open_store(settings_of(ctx).store_url())
+    store = _existing_store(ctx)  # listing never creates an empty desk
     for a in list_alerts(store, limit=limit, unacked_only=unacked):
         mark = "acked" if a.acked else "NEW  "
         count = f"x{a.count}" if a.count > 1 else ""
@@ -92,11 +92,10 @@ def register(app: typer.Typer) -> None:
     @alerts_app.command("ack")
     def alerts_ack(ctx: typer.Context, alert_id: int) -> None:
         """Acknowledge an alert (audited with your user); stops its escalation."""
-        from console.cli.control_cmd import _client, _show
-        from engine.store.db import open_store
+        from console.cli.control_cmd import _existing_store, _run
         from engine.store.ops import get_alert
 
-        alert = get_alert(open_store(settings_of(ctx).store_url()), alert_id)
+        alert = get_alert(_existing_store(ctx), alert_id)
         if alert is None:
             typer.secho(f"ack: no alert #{alert_id} (see `quantdesk alerts list`)", fg="red", err=True)
             raise typer.Exit(1)
@@ -104,14 +103,14 @@ def register(app: typer.Typer) -> None:
             typer.secho(f"ack: alert #{alert_id} was already acknowledged by {alert.acked_by or '?'} at "
                         f"{_stamp(alert.acked_at)}", fg="yellow", err=True)
             raise typer.Exit(1)  # nothing was done: scripts can tell
-        _show(_client(ctx).ack_alert(alert_id))
+        _run(ctx, lambda c: c.ack_alert(alert_id))
 
     @alerts_app.command("test")
     def alerts_test(ctx: typer.Context, channel: int = typer.Option(None, "--channel", "-c",
                                                                     help="only this channel index")) -> None:
         """Send a test message to each configured channel (or one) and print the result."""
+        from console.cli.control_cmd import _existing_store
         from engine.monitoring.alerts.channels import build_channels
-        from engine.store.db import open_store
 
         settings = settings_of(ctx)
         channels = build_channels(settings.alerts)
@@ -122,7 +121,7 @@ def register(app: typer.Typer) -> None:
         if channel is not None and not 0 <= channel < len(channels):
             typer.secho(f"--channel: no channel {channel} (configured: 0..{len(channels) - 1})", fg="red", err=True)
             raise typer.Exit(2)
-        store = open_store(settings.store_url())
+        store = _existing_store(ctx)
         failed = 0
         for ch in channels if channel is None else [channels[channel]]:
             ok, what = _send_test(store, settings, channels, ch.index)

@@ -15,25 +15,55 @@ from console.cli.common import settings_of
 strategy_app = typer.Typer(help="Strategy instances: pause, resume, promote, demote, leaderboard.", no_args_is_help=True)
 
 
+def _existing_store(ctx: typer.Context) -> Any:
+    """The configured store, which must already exist: a control command never creates an empty desk."""
+    from engine.store.db import open_existing
+
+    settings = settings_of(ctx)
+    return open_existing(settings.store_url(), busy_timeout_ms=settings.store.busy_timeout_ms)
+
+
 def _client(ctx: typer.Context) -> Any:
-    """A ControlClient on the configured store, as source 'cli'."""
+    """A ControlClient on the configured (existing) store, as source 'cli'."""
     from engine.control.client import ControlClient
 
     settings = settings_of(ctx)
-    return ControlClient(settings.store_url(), source="cli", timeout_s=max(2.0, settings.execution.order_timeout_s),
+    return ControlClient(_existing_store(ctx), source="cli", timeout_s=max(2.0, settings.execution.order_timeout_s),
                          heartbeat_timeout_s=settings.runtime.heartbeat_timeout_s, lifecycle=settings.lifecycle)
 
 
-def _show(result: Any, as_json: bool = False) -> None:
-    """Print a CommandResult and exit non-zero when it failed."""
+def desk_line(client: Any) -> tuple[str, str]:
+    """(desk location, engine description) of the store a client talks to, e.g. ('/x/state.db', 'engine pid 42')."""
+    from engine.control.client import engine_row
+    from engine.store.urls import redact
+
+    where = str(client.store.path) if client.store.path is not None else redact(client.store.url)
+    row = engine_row(client.store)
+    if client.engine_alive() and row is not None:
+        return where, f"engine pid {row['pid']} on {row['host']}"
+    return where, "no engine running"
+
+
+def _show(result: Any, as_json: bool = False, client: Any = None) -> None:
+    """Print a CommandResult (and which desk it went to) and exit non-zero when it failed."""
+    desk, engine = desk_line(client) if client is not None else ("", "")
     if as_json:
         typer.echo(json.dumps({"ok": result.ok, "command": result.command, "id": result.id,
-                               "message": result.message, "data": result.data}, default=str))
+                               "message": result.message, "data": result.data, "desk": desk or None,
+                               "engine": engine or None}, default=str))
     else:
         typer.secho(f"{result.command}: {result.message}", fg="green" if result.ok else "red",
                     err=not result.ok)
+        if desk:
+            typer.echo(f"desk {desk} ({engine})")
     if not result.ok:
         raise typer.Exit(1)
+
+
+def _run(ctx: typer.Context, call: Any, as_json: bool = False) -> None:
+    """Open the client, run one command on it and show the result with the desk it went to."""
+    client = _client(ctx)
+    _show(call(client), as_json, client)
 
 
 def register(app: typer.Typer) -> None:
@@ -43,35 +73,38 @@ def register(app: typer.Typer) -> None:
     def halt(ctx: typer.Context, reason: str = typer.Option("operator halt", "--reason", "-r"),
              json_out: bool = typer.Option(False, "--json")) -> None:
         """HALT: no new orders, cancel open orders (persisted even with no engine running)."""
-        _show(_client(ctx).halt(reason), json_out)
+        _run(ctx, lambda c: c.halt(reason), json_out)
 
     @app.command()
     def flatten(ctx: typer.Context, json_out: bool = typer.Option(False, "--json")) -> None:
         """Cancel all open orders and close all positions (queued if no engine is running)."""
-        _show(_client(ctx).flatten(), json_out)
+        _run(ctx, lambda c: c.flatten(), json_out)
 
     @app.command()
     def reduce(ctx: typer.Context, reason: str = typer.Option("operator reduce", "--reason", "-r"),
                json_out: bool = typer.Option(False, "--json")) -> None:
         """REDUCING: only exposure-reducing orders pass."""
-        _show(_client(ctx).reduce(reason), json_out)
+        _run(ctx, lambda c: c.reduce(reason), json_out)
 
     @app.command()
     def resume(ctx: typer.Context, confirm: bool = typer.Option(False, "--confirm",
                                                                help="required to leave HALTED"),
                json_out: bool = typer.Option(False, "--json")) -> None:
         """Back to ACTIVE (from HALTED only with --confirm)."""
-        _show(_client(ctx).resume(confirm), json_out)
+        _run(ctx, lambda c: c.resume(confirm), json_out)
 
     @app.command()
     def status(ctx: typer.Context, json_out: bool = typer.Option(False, "--json")) -> None:
         """Trading state, engine liveness, equity, P&L, drawdown, exposure, open orders and positions."""
         import dataclasses
 
-        st = _client(ctx).status()
+        client = _client(ctx)
+        st = client.status()
+        desk, engine = desk_line(client)
         if json_out:
-            typer.echo(json.dumps(dataclasses.asdict(st), default=str))
+            typer.echo(json.dumps({**dataclasses.asdict(st), "desk": desk}, default=str))
             return
+        typer.echo(f"desk          : {desk} ({engine})")
         fmt = (lambda v, f="{:,.2f}": "-" if v is None else f.format(v))
         typer.echo(f"trading state : {st.trading_state} ({st.reason}; by {st.state_changed_by})")
         typer.echo(f"engine        : {'alive' if st.engine_alive else 'not running'} (mode {st.mode}, pid {st.pid})")
@@ -83,33 +116,32 @@ def register(app: typer.Typer) -> None:
     @strategy_app.command("pause")
     def strategy_pause(ctx: typer.Context, instance_id: str) -> None:
         """Pause one strategy instance (its open orders are canceled)."""
-        _show(_client(ctx).pause_strategy(instance_id))
+        _run(ctx, lambda c: c.pause_strategy(instance_id))
 
     @strategy_app.command("resume")
     def strategy_resume(ctx: typer.Context, instance_id: str) -> None:
         """Resume a paused strategy instance."""
-        _show(_client(ctx).resume_strategy(instance_id))
+        _run(ctx, lambda c: c.resume_strategy(instance_id))
 
     @strategy_app.command("promote")
     def strategy_promote(ctx: typer.Context, instance_id: str,
                          confirm: bool = typer.Option(False, "--confirm", help="operator confirmation")) -> None:
         """Promote one stage when the configured gates pass (needs --confirm)."""
-        _show(_client(ctx).promote(instance_id, confirm))
+        _run(ctx, lambda c: c.promote(instance_id, confirm))
 
     @strategy_app.command("demote")
     def strategy_demote(ctx: typer.Context, instance_id: str,
                         reason: str = typer.Option("operator demote", "--reason", "-r")) -> None:
         """Demote one stage."""
-        _show(_client(ctx).demote(instance_id, reason))
+        _run(ctx, lambda c: c.demote(instance_id, reason))
 
     @strategy_app.command("list")
     def strategy_list(ctx: typer.Context) -> None:
         """Strategy instances with stage, status, capital and timeframe."""
         from engine.trading.lifecycle import list_instances
-        from engine.store.db import open_store
 
         settings = settings_of(ctx)
-        for inst in list_instances(open_store(settings.store_url())):
+        for inst in list_instances(_existing_store(ctx)):
             typer.echo(f"{inst.id:<20} {inst.strategy:<18} {inst.stage:<10} {inst.status:<8} "
                        f"capital {inst.effective_capital(settings.lifecycle):>12,.2f}  {inst.timeframe}  "
                        f"{','.join(inst.symbols)}")
@@ -118,10 +150,9 @@ def register(app: typer.Typer) -> None:
     def strategy_leaderboard(ctx: typer.Context, json_out: bool = typer.Option(False, "--json")) -> None:
         """Instances ranked by deflated Sharpe of their paper/live record."""
         from engine.monitoring.leaderboard import compute_leaderboard
-        from engine.store.db import open_store
 
         settings = settings_of(ctx)
-        board = compute_leaderboard(open_store(settings.store_url()), settings.lifecycle)
+        board = compute_leaderboard(_existing_store(ctx), settings.lifecycle)
         if json_out:
             typer.echo(json.dumps([r.__dict__ for r in board], default=str))
             return

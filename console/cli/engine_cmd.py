@@ -48,6 +48,9 @@ def register(app: typer.Typer) -> None:
         if ctx.invoked_subcommand is not None:
             return
         settings = settings_of(ctx)
+        from engine.runtime.preflight import check_startup
+
+        check_startup(settings)  # unknown strategy or bad params: one line, exit 2, nothing started
         if live:
             from engine.execution.ccxt_broker import check_env_keys
 
@@ -61,10 +64,6 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
         if detach:
             import subprocess
-
-            from engine.monitoring.alerts.channels import build_channels
-
-            build_channels(settings.alerts)  # a bad channel URL fails here, in front of the operator (ConfigError)
 
             from engine.runtime.service import log_path
 
@@ -112,8 +111,9 @@ def register(app: typer.Typer) -> None:
         pid = read_pid(settings)
         if pid is None:
             from engine.control.client import ControlClient
+            from engine.store.db import open_existing
 
-            client = ControlClient(settings.store_url(), source="cli",
+            client = ControlClient(open_existing(settings.store_url()), source="cli",
                                    heartbeat_timeout_s=settings.runtime.heartbeat_timeout_s)
             if not client.engine_alive():
                 typer.echo("no engine is running")

@@ -74,7 +74,7 @@ def test_halt_arrives_at_webhook_and_smtp_within_5s(store, webhook, smtp, report
 
 
 def test_thousand_identical_alerts_arrive_as_at_most_three_messages(store, webhook, report) -> None:
-    set_dedup_window(6.0)  # one repeat notice per window while the burst goes on
+    set_dedup_window(8.0)  # one repeat notice per window while the burst goes on (the burst takes 1-7 s here)
     sender = start_sender(store, fast_cfg(webhook.url))
     try:
         t0 = time.monotonic()
@@ -88,7 +88,7 @@ def test_thousand_identical_alerts_arrive_as_at_most_three_messages(store, webho
     report("1000 identical alerts", {"burst_s": burst_s, "messages": len(webhook.texts())})
     texts = webhook.texts()
     assert 1 <= len(texts) <= 3, texts
-    assert "repeated 999 more time(s)" in texts[-1]
+    assert "1000 in all" in texts[-1] and "sim: fetch failed: timeout" in texts[0]
     rows = list_alerts(store)
     assert len(rows) == 1 and rows[0].count == 1000  # the console's alerts table shows one row with the count
 
