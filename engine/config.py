@@ -199,7 +199,8 @@ class LifecycleConfig:
 
     min_paper_days: float = ranged(14.0, ge=0)
     min_paper_trades: int = ranged(30, ge=0)
-    min_dsr: float = ranged(0.0, ge=-10, le=10)
+    # a probability: P(true Sharpe > expected max Sharpe of the trial family), engine.backtest.stats' one DSR
+    min_dsr: float = ranged(0.95, ge=0, le=1)
     max_drift_bps: float = ranged(25.0, ge=0)
     live_small_fraction: float = ranged(0.1, gt=0, le=1)
     demote_drawdown: float = ranged(0.2, gt=0, le=1)

@@ -27,9 +27,7 @@ def _client(ctx: typer.Context) -> Any:
     """A ControlClient on the configured (existing) store, as source 'cli'."""
     from engine.control.client import ControlClient
 
-    settings = settings_of(ctx)
-    return ControlClient(_existing_store(ctx), source="cli", timeout_s=max(2.0, settings.execution.order_timeout_s),
-                         heartbeat_timeout_s=settings.runtime.heartbeat_timeout_s, lifecycle=settings.lifecycle)
+    return ControlClient.from_settings(settings_of(ctx), "cli")
 
 
 def desk_line(client: Any) -> tuple[str, str]:
@@ -156,12 +154,14 @@ def register(app: typer.Typer) -> None:
         if json_out:
             typer.echo(json.dumps([r.__dict__ for r in board], default=str))
             return
-        typer.echo(f"{'#':>2} {'instance':<20} {'stage':<10} {'DSR':>8} {'P(DSR)':>7} {'P&L':>12} {'trades':>6} "
+        typer.echo(f"{'#':>2} {'instance':<20} {'stage':<10} {'DSR':>6} {'SR-SR0':>8} {'N':>5} {'P&L':>12} {'trades':>6} "
                    f"{'hit':>5} {'drift bps':>9}")
         for r in board:
             hit = "-" if r.hit_rate is None else f"{r.hit_rate:.0%}"
             drift = "-" if r.drift_bps is None else f"{r.drift_bps:.1f}"
-            typer.echo(f"{r.rank:>2} {r.instance_id:<20} {r.stage:<10} {r.dsr:>8.3f} {r.dsr_prob:>7.2f} "
+            dsr = "n/a" if r.dsr is None else f"{r.dsr:.3f}"
+            margin = "n/a" if r.sharpe_margin is None else f"{r.sharpe_margin:.4f}"
+            typer.echo(f"{r.rank:>2} {r.instance_id:<20} {r.stage:<10} {dsr:>6} {margin:>8} {r.n_trials:>5} "
                        f"{r.pnl:>12,.2f} {r.trades:>6} {hit:>5} {drift:>9}")
 
     app.add_typer(strategy_app, name="strategy")

@@ -111,10 +111,8 @@ def register(app: typer.Typer) -> None:
         pid = read_pid(settings)
         if pid is None:
             from engine.control.client import ControlClient
-            from engine.store.db import open_existing
 
-            client = ControlClient(open_existing(settings.store_url()), source="cli",
-                                   heartbeat_timeout_s=settings.runtime.heartbeat_timeout_s)
+            client = ControlClient.from_settings(settings, "cli")
             if not client.engine_alive():
                 typer.echo("no engine is running")
                 return

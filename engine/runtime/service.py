@@ -22,7 +22,7 @@ from sqlalchemy import insert, select, update
 from engine.clock import now_ms
 from engine.config import Settings
 from engine.monitoring.alerts.service import AlertService, engine_notice
-from engine.runtime.lockfile import EngineLock, lock_path
+from engine.runtime.lockfile import EngineLock, boot_id, lock_path
 from engine.runtime.logs import log_path, setup_logging  # noqa: F401 - log_path is part of this module's API
 from engine.runtime.scheduler import job_intervals
 from engine.store.ops import audit, raise_alert
@@ -237,7 +237,8 @@ class EngineService:
             row = conn.execute(select(engine_status).where(engine_status.c.id == 1)).mappings().first()
             if started or row is None:
                 values = dict(pid=os.getpid(), host=socket.gethostname(), mode=self.mode, started_at=now,
-                              heartbeat_at=now, version=VERSION, info=json.dumps({"stopped": False, "phase": "starting"}))
+                              heartbeat_at=now, version=VERSION, info=json.dumps({"stopped": False, "phase": "starting",
+                                                                     "boot_id": boot_id()}))
                 if row is None:
                     conn.execute(insert(engine_status).values(id=1, **values))
                 else:

@@ -24,8 +24,23 @@ def _create_all(conn: Connection) -> None:
     metadata.create_all(conn)
 
 
+def _trial_identity(conn: Connection) -> None:
+    """trials gain trial_key (content identity), family and lookahead_ok (issue 15); no-op where create_all has them."""
+    from sqlalchemy import inspect
+
+    have = {c["name"] for c in inspect(conn).get_columns("trials")}
+    for name, kind in (("trial_key", "VARCHAR(64)"), ("family", "VARCHAR(128)"), ("lookahead_ok", "INTEGER")):
+        if name not in have:
+            conn.exec_driver_sql(f"ALTER TABLE trials ADD COLUMN {name} {kind}")
+    indexes = {i["name"] for i in inspect(conn).get_indexes("trials")}
+    if "ux_trials_key" not in indexes:
+        conn.exec_driver_sql("CREATE UNIQUE INDEX ux_trials_key ON trials (trial_key)")
+    if "ix_trials_family" not in indexes:
+        conn.exec_driver_sql("CREATE INDEX ix_trials_family ON trials (family)")
+
+
 def _alert_delivery(conn: Connection) -> None:
-    """v2 (issue 14): alert dedup columns on `alerts`, and the notify_events / alert_outbox / alert_attempts /
+    """v3 (issue 14): alert dedup columns on `alerts`, and the notify_events / alert_outbox / alert_attempts /
     alert_escalations tables. Idempotent, because a fresh store already got them from `_create_all`."""
     from sqlalchemy import inspect
 
@@ -41,7 +56,7 @@ def _alert_delivery(conn: Connection) -> None:
 
 
 # Forward migrations: MIGRATIONS[i] takes the schema from version i to i+1. Never edit a released step; append one.
-MIGRATIONS: list[Callable[[Connection], None]] = [_create_all, _alert_delivery]
+MIGRATIONS: list[Callable[[Connection], None]] = [_create_all, _trial_identity, _alert_delivery]
 SCHEMA_VERSION = len(MIGRATIONS)
 MIGRATION_LOCK_KEY = 0x51D35C  # PostgreSQL advisory-lock key that serialises quantdesk migrations on one database
 
