@@ -158,6 +158,18 @@ class TriggerConfig:
 
 
 @dataclass(frozen=True)
+class ExchangeConfig:
+    """The ccxt venue behind `data.source = "ccxt:<id>"`: its id, an optional base URL (e.g. the exchange twin of
+    `quantdesk venue serve`; rewrites ccxt's REST and websocket URLs, empty = the real exchange) and streaming."""
+
+    id: str = ranged("binance", kind="exchange_id")
+    base_url: str = ranged("", kind="base_url")
+    stream: bool = True  # websocket streams (ccxt.pro) with REST backfill; false = REST polling only
+    reconnect_max_s: float = ranged(30.0, gt=0, le=3600)  # cap of the exponential reconnect backoff
+    stream_stale_s: float = ranged(30.0, gt=0, le=86_400)  # no message for this long: the stream counts as down
+
+
+@dataclass(frozen=True)
 class ExecutionConfig:
     """Broker choice and execution realism."""
 
@@ -246,6 +258,7 @@ class Settings:
     risk: RiskConfig = field(default_factory=RiskConfig)
     triggers: TriggerConfig = field(default_factory=TriggerConfig)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+    exchange: ExchangeConfig = field(default_factory=ExchangeConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
