@@ -182,6 +182,16 @@ class ExecutionConfig:
     reconcile_interval_s: float = ranged(60.0, gt=0)
     rebalance_band: float = ranged(0.1, ge=0, le=1)  # re-size a held position only when off target by this share
     min_order_notional: float = ranged(10.0, ge=0)  # quote units; smaller orders are not sent
+    flatten_max_rounds: int = ranged(5, ge=1, le=100)  # cancel / re-read / close rounds before a flatten alerts
+    flatten_round_wait_s: float = ranged(0.5, ge=0, le=60)  # pause between flatten rounds (fills, cancels settle)
+
+
+@dataclass(frozen=True)
+class ExchangeConfig:
+    """The exchange a ccxt source and the live broker talk to; base_url points them at the twin (empty = real)."""
+
+    id: str = ranged("binance", kind="text")
+    base_url: str = ""  # e.g. http://127.0.0.1:8765 (`quantdesk venue serve`); empty = real
 
 
 @dataclass(frozen=True)
@@ -211,7 +221,8 @@ class LifecycleConfig:
 
     min_paper_days: float = ranged(14.0, ge=0)
     min_paper_trades: int = ranged(30, ge=0)
-    min_dsr: float = ranged(0.0, ge=-10, le=10)
+    # a probability: P(true Sharpe > expected max Sharpe of the trial family), engine.backtest.stats' one DSR
+    min_dsr: float = ranged(0.95, ge=0, le=1)
     max_drift_bps: float = ranged(25.0, ge=0)
     live_small_fraction: float = ranged(0.1, gt=0, le=1)
     demote_drawdown: float = ranged(0.2, gt=0, le=1)

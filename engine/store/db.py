@@ -24,8 +24,35 @@ def _create_all(conn: Connection) -> None:
     metadata.create_all(conn)
 
 
+def _trial_identity(conn: Connection) -> None:
+    """trials gain trial_key (content identity), family and lookahead_ok (issue 15); no-op where create_all has them."""
+    from sqlalchemy import inspect
+
+    have = {c["name"] for c in inspect(conn).get_columns("trials")}
+    for name, kind in (("trial_key", "VARCHAR(64)"), ("family", "VARCHAR(128)"), ("lookahead_ok", "INTEGER")):
+        if name not in have:
+            conn.exec_driver_sql(f"ALTER TABLE trials ADD COLUMN {name} {kind}")
+    indexes = {i["name"] for i in inspect(conn).get_indexes("trials")}
+    if "ux_trials_key" not in indexes:
+        conn.exec_driver_sql("CREATE UNIQUE INDEX ux_trials_key ON trials (trial_key)")
+    if "ix_trials_family" not in indexes:
+        conn.exec_driver_sql("CREATE INDEX ix_trials_family ON trials (family)")
+
+
+def _orders_venue(conn: Connection) -> None:
+    """orders.venue (paper | exchange): brokers by stage share one orders table, each must see only its own orders.
+    Rows written before it went to the exchange when the exchange gave them an id (or reconciliation adopted them)."""
+    from sqlalchemy import inspect
+
+    if "venue" in {c["name"] for c in inspect(conn).get_columns("orders")}:
+        return  # a fresh database got the column from _create_all
+    conn.execute(text("ALTER TABLE orders ADD COLUMN venue VARCHAR(12) NOT NULL DEFAULT 'paper'"))
+    conn.execute(text("UPDATE orders SET venue = 'exchange' WHERE exchange_order_id IS NOT NULL "
+                      "OR client_order_id LIKE 'qd-recon-%'"))
+
+
 # Forward migrations: MIGRATIONS[i] takes the schema from version i to i+1. Never edit a released step; append one.
-MIGRATIONS: list[Callable[[Connection], None]] = [_create_all]
+MIGRATIONS: list[Callable[[Connection], None]] = [_create_all, _trial_identity, _orders_venue]
 SCHEMA_VERSION = len(MIGRATIONS)
 MIGRATION_LOCK_KEY = 0x51D35C  # PostgreSQL advisory-lock key that serialises quantdesk migrations on one database
 
