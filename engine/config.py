@@ -158,6 +158,18 @@ class TriggerConfig:
 
 
 @dataclass(frozen=True)
+class ExchangeConfig:
+    """The ccxt venue behind `data.source = "ccxt:<id>"`: its id, an optional base URL (e.g. the exchange twin of
+    `quantdesk venue serve`; rewrites ccxt's REST and websocket URLs, empty = the real exchange) and streaming."""
+
+    id: str = ranged("binance", kind="exchange_id")
+    base_url: str = ranged("", kind="base_url")
+    stream: bool = True  # websocket streams (ccxt.pro) with REST backfill; false = REST polling only
+    reconnect_max_s: float = ranged(30.0, gt=0, le=3600)  # cap of the exponential reconnect backoff
+    stream_stale_s: float = ranged(30.0, gt=0, le=86_400)  # no message for this long: the stream counts as down
+
+
+@dataclass(frozen=True)
 class ExecutionConfig:
     """Broker choice and execution realism."""
 
@@ -170,6 +182,16 @@ class ExecutionConfig:
     reconcile_interval_s: float = ranged(60.0, gt=0)
     rebalance_band: float = ranged(0.1, ge=0, le=1)  # re-size a held position only when off target by this share
     min_order_notional: float = ranged(10.0, ge=0)  # quote units; smaller orders are not sent
+    flatten_max_rounds: int = ranged(5, ge=1, le=100)  # cancel / re-read / close rounds before a flatten alerts
+    flatten_round_wait_s: float = ranged(0.5, ge=0, le=60)  # pause between flatten rounds (fills, cancels settle)
+
+
+@dataclass(frozen=True)
+class ExchangeConfig:
+    """The exchange a ccxt source and the live broker talk to; base_url points them at the twin (empty = real)."""
+
+    id: str = ranged("binance", kind="text")
+    base_url: str = ""  # e.g. http://127.0.0.1:8765 (`quantdesk venue serve`); empty = real
 
 
 @dataclass(frozen=True)
@@ -293,6 +315,7 @@ class Settings:
     risk: RiskConfig = field(default_factory=RiskConfig)
     triggers: TriggerConfig = field(default_factory=TriggerConfig)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+    exchange: ExchangeConfig = field(default_factory=ExchangeConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)

@@ -91,6 +91,24 @@ def register(app: typer.Typer) -> None:
         """Back to ACTIVE (from HALTED only with --confirm)."""
         _run(ctx, lambda c: c.resume(confirm), json_out)
 
+    def _instance_brokers(ctx: typer.Context, mode: str) -> list[dict[str, str]]:
+        """Each stored instance with its stage and the broker its orders go to in this engine's mode."""
+        from engine.execution.router import broker_label
+        from engine.store import open_readonly
+        from engine.trading.lifecycle import list_instances
+
+        settings = settings_of(ctx)
+        try:
+            ro = open_readonly(settings.store_url())
+        except Exception:  # noqa: BLE001 - no state.db yet: no instances to show
+            return []
+        try:
+            exchange = settings.data.source.split(":", 1)[-1]
+            return [{"id": i.id, "stage": i.stage, "status": i.status,
+                     "broker": broker_label(i.stage, mode == "live", exchange)} for i in list_instances(ro)]
+        finally:
+            ro.dispose()
+
     @app.command()
     def status(ctx: typer.Context, json_out: bool = typer.Option(False, "--json")) -> None:
         """Trading state, engine liveness, equity, P&L, drawdown, exposure, open orders and positions."""
@@ -99,8 +117,9 @@ def register(app: typer.Typer) -> None:
         client = _client(ctx)
         st = client.status()
         desk, engine = desk_line(client)
+        brokers = _instance_brokers(ctx, st.mode)
         if json_out:
-            typer.echo(json.dumps({**dataclasses.asdict(st), "desk": desk}, default=str))
+            typer.echo(json.dumps({**dataclasses.asdict(st), "desk": desk, "instances": brokers}, default=str))
             return
         typer.echo(f"desk          : {desk} ({engine})")
         fmt = (lambda v, f="{:,.2f}": "-" if v is None else f.format(v))
@@ -110,6 +129,8 @@ def register(app: typer.Typer) -> None:
                    f"drawdown {fmt(st.drawdown, '{:.2%}')}")
         typer.echo(f"exposure      : gross {fmt(st.gross_exposure)}   net {fmt(st.net_exposure)}")
         typer.echo(f"open orders   : {st.open_orders}   open positions {st.open_positions}")
+        for b in brokers:
+            typer.echo(f"  {b['id']:<20} stage {b['stage']:<10} broker {b['broker']:<24} {b['status']}")
 
     @strategy_app.command("pause")
     def strategy_pause(ctx: typer.Context, instance_id: str) -> None:

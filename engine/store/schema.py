@@ -203,6 +203,8 @@ orders = Table(
     Column("reason", Text, nullable=False, default=""),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    # where the order went: paper (the paper broker) | exchange (the live account); each broker sees only its own
+    Column("venue", String(12), nullable=False, default="paper", server_default="paper"),
     Index("ix_orders_status", "status"),
 )
 
