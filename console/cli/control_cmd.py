@@ -1,4 +1,4 @@
-"""`quantdesk halt|flatten|reduce|status|resume`, `quantdesk strategy ...`, `quantdesk alerts [ack]`: the control API.
+"""`quantdesk halt|flatten|reduce|status|resume`, `quantdesk strategy ...`: the control API (alerts: alerts_cmd.py).
 
 Only the control module and the store are imported at call time; nothing heavy, so `quantdesk halt` starts fast.
 """
@@ -13,7 +13,6 @@ import typer
 from console.cli.common import settings_of
 
 strategy_app = typer.Typer(help="Strategy instances: pause, resume, promote, demote, leaderboard.", no_args_is_help=True)
-alerts_app = typer.Typer(help="List and acknowledge alerts.", invoke_without_command=True)
 
 
 def _existing_store(ctx: typer.Context) -> Any:
@@ -28,9 +27,7 @@ def _client(ctx: typer.Context) -> Any:
     """A ControlClient on the configured (existing) store, as source 'cli'."""
     from engine.control.client import ControlClient
 
-    settings = settings_of(ctx)
-    return ControlClient(_existing_store(ctx), source="cli", timeout_s=max(2.0, settings.execution.order_timeout_s),
-                         heartbeat_timeout_s=settings.runtime.heartbeat_timeout_s, lifecycle=settings.lifecycle)
+    return ControlClient.from_settings(settings_of(ctx), "cli")
 
 
 def desk_line(client: Any) -> tuple[str, str]:
@@ -127,6 +124,24 @@ def register(app: typer.Typer) -> None:
         """Back to ACTIVE (from HALTED only with --confirm)."""
         _run(ctx, lambda c: c.resume(confirm), json_out)
 
+    def _instance_brokers(ctx: typer.Context, mode: str) -> list[dict[str, str]]:
+        """Each stored instance with its stage and the broker its orders go to in this engine's mode."""
+        from engine.execution.router import broker_label
+        from engine.store import open_readonly
+        from engine.trading.lifecycle import list_instances
+
+        settings = settings_of(ctx)
+        try:
+            ro = open_readonly(settings.store_url())
+        except Exception:  # noqa: BLE001 - no state.db yet: no instances to show
+            return []
+        try:
+            exchange = settings.data.source.split(":", 1)[-1]
+            return [{"id": i.id, "stage": i.stage, "status": i.status,
+                     "broker": broker_label(i.stage, mode == "live", exchange)} for i in list_instances(ro)]
+        finally:
+            ro.dispose()
+
     @app.command()
     def status(ctx: typer.Context, json_out: bool = typer.Option(False, "--json")) -> None:
         """Trading state, engine liveness, equity, P&L, drawdown, exposure, open orders and positions."""
@@ -135,8 +150,9 @@ def register(app: typer.Typer) -> None:
         client = _client(ctx)
         st = client.status()
         desk, engine = desk_line(client)
+        brokers = _instance_brokers(ctx, st.mode)
         if json_out:
-            typer.echo(json.dumps({**dataclasses.asdict(st), "desk": desk}, default=str))
+            typer.echo(json.dumps({**dataclasses.asdict(st), "desk": desk, "instances": brokers}, default=str))
             return
         typer.echo(f"desk          : {desk} ({engine})")
         fmt = (lambda v, f="{:,.2f}": "-" if v is None else f.format(v))
@@ -146,6 +162,8 @@ def register(app: typer.Typer) -> None:
                    f"drawdown {fmt(st.drawdown, '{:.2%}')}")
         typer.echo(f"exposure      : gross {fmt(st.gross_exposure)}   net {fmt(st.net_exposure)}")
         typer.echo(f"open orders   : {st.open_orders}   open positions {st.open_positions}")
+        for b in brokers:
+            typer.echo(f"  {b['id']:<20} stage {b['stage']:<10} broker {b['broker']:<24} {b['status']}")
 
     @strategy_app.command("pause")
     def strategy_pause(ctx: typer.Context, instance_id: str) -> None:
@@ -190,30 +208,14 @@ def register(app: typer.Typer) -> None:
         if json_out:
             typer.echo(json.dumps([r.__dict__ for r in board], default=str))
             return
-        typer.echo(f"{'#':>2} {'instance':<20} {'stage':<10} {'DSR':>8} {'P(DSR)':>7} {'P&L':>12} {'trades':>6} "
+        typer.echo(f"{'#':>2} {'instance':<20} {'stage':<10} {'DSR':>6} {'SR-SR0':>8} {'N':>5} {'P&L':>12} {'trades':>6} "
                    f"{'hit':>5} {'drift bps':>9}")
         for r in board:
             hit = "-" if r.hit_rate is None else f"{r.hit_rate:.0%}"
             drift = "-" if r.drift_bps is None else f"{r.drift_bps:.1f}"
-            typer.echo(f"{r.rank:>2} {r.instance_id:<20} {r.stage:<10} {r.dsr:>8.3f} {r.dsr_prob:>7.2f} "
+            dsr = "n/a" if r.dsr is None else f"{r.dsr:.3f}"
+            margin = "n/a" if r.sharpe_margin is None else f"{r.sharpe_margin:.4f}"
+            typer.echo(f"{r.rank:>2} {r.instance_id:<20} {r.stage:<10} {dsr:>6} {margin:>8} {r.n_trials:>5} "
                        f"{r.pnl:>12,.2f} {r.trades:>6} {hit:>5} {drift:>9}")
 
-    @alerts_app.callback()
-    def alerts_list(ctx: typer.Context, limit: int = typer.Option(20, "--limit", "-n"),
-                    unacked: bool = typer.Option(False, "--unacked")) -> None:
-        """List recent alerts (newest first)."""
-        if ctx.invoked_subcommand is not None:
-            return
-        from engine.store.ops import list_alerts
-
-        for a in list_alerts(_existing_store(ctx), limit=limit, unacked_only=unacked):
-            mark = "acked" if a.acked else "NEW  "
-            typer.echo(f"#{a.id:<5} {mark} {a.severity:<8} {a.rule:<24} {a.message}")
-
-    @alerts_app.command("ack")
-    def alerts_ack(ctx: typer.Context, alert_id: int) -> None:
-        """Acknowledge an alert (audited with your user)."""
-        _run(ctx, lambda c: c.ack_alert(alert_id))
-
     app.add_typer(strategy_app, name="strategy")
-    app.add_typer(alerts_app, name="alerts")

@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         _report("config error", exc)
         return 2
+    from engine.execution.live_start import LiveStartError
     from engine.runtime.lockfile import EngineLockedError
     from engine.runtime.service import EngineService
 
@@ -52,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     except EngineLockedError as exc:
         print(str(exc), file=sys.stderr)
         return 1
+    except LiveStartError as exc:  # no keys, no network, unknown symbols, exchange down: one line, no traceback
+        print(f"live start refused: {exc}", file=sys.stderr)
+        return 2
     except Exception as exc:
         from engine.store.health import describe, is_database_error
 

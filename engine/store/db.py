@@ -24,8 +24,51 @@ def _create_all(conn: Connection) -> None:
     metadata.create_all(conn)
 
 
+def _trial_identity(conn: Connection) -> None:
+    """trials gain trial_key (content identity), family and lookahead_ok (issue 15); no-op where create_all has them."""
+    from sqlalchemy import inspect
+
+    have = {c["name"] for c in inspect(conn).get_columns("trials")}
+    for name, kind in (("trial_key", "VARCHAR(64)"), ("family", "VARCHAR(128)"), ("lookahead_ok", "INTEGER")):
+        if name not in have:
+            conn.exec_driver_sql(f"ALTER TABLE trials ADD COLUMN {name} {kind}")
+    indexes = {i["name"] for i in inspect(conn).get_indexes("trials")}
+    if "ux_trials_key" not in indexes:
+        conn.exec_driver_sql("CREATE UNIQUE INDEX ux_trials_key ON trials (trial_key)")
+    if "ix_trials_family" not in indexes:
+        conn.exec_driver_sql("CREATE INDEX ix_trials_family ON trials (family)")
+
+
+def _orders_venue(conn: Connection) -> None:
+    """orders.venue (paper | exchange): brokers by stage share one orders table, each must see only its own orders.
+    Rows written before it went to the exchange when the exchange gave them an id (or reconciliation adopted them)."""
+    from sqlalchemy import inspect
+
+    if "venue" in {c["name"] for c in inspect(conn).get_columns("orders")}:
+        return  # a fresh database got the column from _create_all
+    conn.execute(text("ALTER TABLE orders ADD COLUMN venue VARCHAR(12) NOT NULL DEFAULT 'paper'"))
+    conn.execute(text("UPDATE orders SET venue = 'exchange' WHERE exchange_order_id IS NOT NULL "
+                      "OR client_order_id LIKE 'qd-recon-%'"))
+
+
+def _alert_delivery(conn: Connection) -> None:
+    """v4 (issue 14): alert dedup columns on `alerts`, and the notify_events / alert_outbox / alert_attempts /
+    alert_escalations tables. Idempotent, because a fresh store already got them from `_create_all`."""
+    from sqlalchemy import inspect
+
+    from engine.store.schema import alert_attempts, alert_escalations, alert_outbox, notify_events
+
+    have = {c["name"] for c in inspect(conn).get_columns("alerts")}
+    for name, ddl in (("count", "INTEGER NOT NULL DEFAULT 1"), ("last_ts", "BIGINT"), ("dedup_key", "VARCHAR(40)")):
+        if name not in have:
+            conn.execute(text(f"ALTER TABLE alerts ADD COLUMN {name} {ddl}"))
+    conn.execute(text("CREATE INDEX IF NOT EXISTS ix_alerts_dedup ON alerts (dedup_key, acked)"))
+    for table in (notify_events, alert_outbox, alert_attempts, alert_escalations):
+        table.create(conn, checkfirst=True)
+
+
 # Forward migrations: MIGRATIONS[i] takes the schema from version i to i+1. Never edit a released step; append one.
-MIGRATIONS: list[Callable[[Connection], None]] = [_create_all]
+MIGRATIONS: list[Callable[[Connection], None]] = [_create_all, _trial_identity, _orders_venue, _alert_delivery]
 SCHEMA_VERSION = len(MIGRATIONS)
 MIGRATION_LOCK_KEY = 0x51D35C  # PostgreSQL advisory-lock key that serialises quantdesk migrations on one database
 
