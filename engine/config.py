@@ -86,6 +86,25 @@ class MLConfig:
     max_model_age_hours: float = 72.0
     train_at_start: bool = True  # a strategy with no champion trains soon after engine start, not a day later
     first_train_delay_s: float = 20.0  # after start (staggered per strategy), out of the start-up rush
+    # walk-forward evidence (`quantdesk model evaluate`) and the overlay's on/off rule
+    eval_retrain_every_days: float = 90.0  # the evaluation's retraining schedule
+    eval_anchored: bool = True  # anchored (all past labels) or rolling (the last 4 retrain intervals)
+    eval_bootstrap: int = 1000  # block-bootstrap samples for the Sharpe-difference interval
+    eval_ci: float = 0.9  # its confidence level
+    overlay_sharpe_floor: float = 0.0  # the interval's lower bound must exceed this for the overlay to switch on
+    overlay_requires_evidence: bool = True  # no recorded evidence -> overlay off (primary signal with its own Kelly)
+
+    def __post_init__(self) -> None:
+        """Range checks naming the key (types are checked by the loader)."""
+        if not self.eval_retrain_every_days > 0:
+            raise ConfigError(f"ml.eval_retrain_every_days: must be > 0, got {self.eval_retrain_every_days}")
+        if self.eval_bootstrap < 10:
+            raise ConfigError(f"ml.eval_bootstrap: need at least 10 samples, got {self.eval_bootstrap}")
+        if not 0.0 < self.eval_ci < 1.0:
+            raise ConfigError(f"ml.eval_ci: must be in (0, 1), got {self.eval_ci}")
+        if not -10.0 <= self.overlay_sharpe_floor <= 10.0:
+            raise ConfigError(f"ml.overlay_sharpe_floor: an annualised Sharpe difference in [-10, 10], "
+                              f"got {self.overlay_sharpe_floor}")
 
 
 @dataclass(frozen=True)
