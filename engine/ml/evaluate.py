@@ -188,8 +188,8 @@ def _variant_targets(ds: MetaDataset, rows: np.ndarray, prob: np.ndarray, base: 
 
 
 def _backtests(targets: dict[str, pd.DataFrame], panel: Mapping[str, pd.DataFrame], config: Any,
-               spec: EvalSpec, block: int) -> tuple[dict, dict, dict, tuple[float, float]]:
-    """Backtest every variant; (metrics per variant, Sharpe-difference CIs, DSR per variant, primary hit/payoff)."""
+               spec: EvalSpec, block: int) -> tuple[dict, dict, dict]:
+    """Backtest every variant; (metrics per variant, Sharpe-difference CIs, DSR per variant)."""
     from engine.backtest.engine import simulate_targets
     from engine.backtest.stats import deflated_sharpe
 
@@ -216,14 +216,17 @@ def _backtests(targets: dict[str, pd.DataFrame], panel: Mapping[str, pd.DataFram
         mt = results[n].metrics
         dsr[n] = float(deflated_sharpe(mt["sharpe_per_bar"], len(VARIANTS), var, max(int(mt["n_obs"]), 2),
                                        mt["skew"], mt["kurtosis"])) if mt["n_obs"] > 2 else float("nan")
-    tr = results["primary"].trades
-    hit, payoff = float("nan"), float("nan")
-    if len(tr):
-        pnl = tr["pnl"].to_numpy(dtype=float)
-        hit = float(np.mean(pnl > 0))
-        if (pnl > 0).any() and (pnl < 0).any():
-            payoff = float(pnl[pnl > 0].mean() / -pnl[pnl < 0].mean())
-    return variants, ci, dsr, (hit, payoff)
+    return variants, ci, dsr
+
+
+def primary_record(ret: np.ndarray) -> tuple[float, float]:
+    """The primary signal's out-of-sample hit rate and payoff (mean win / mean loss) over its events' barrier exits."""
+    ret = ret[np.isfinite(ret)]
+    if not len(ret):
+        return float("nan"), float("nan")
+    wins, losses = ret[ret > 0], ret[ret < 0]
+    payoff = float(wins.mean() / -losses.mean()) if len(wins) and len(losses) else float("nan")
+    return float(np.mean(ret > 0)), payoff
 
 
 def verdict_of(brier_skill: float, ci: Mapping[str, list[float]], n_windows: int, floor: float) -> str:
@@ -296,7 +299,8 @@ def evaluate_walk_forward(ds: MetaDataset, panel: Mapping[str, pd.DataFrame], st
     lo_ts, hi_ts = ds.events.index[rows].min(), ds.events.index[rows].max()
     oos_index = index[(index >= lo_ts) & (index <= hi_ts)]
     targets = _variant_targets(ds, rows, prob, base, thr, oos_index, symbols, spec.rebalance_band)
-    variants, ci, dsr, (hit, payoff) = _backtests(targets, panel, config, spec, max(ds.spec.max_holding, 1))
+    variants, ci, dsr = _backtests(targets, panel, config, spec, max(ds.spec.max_holding, 1))
+    hit, payoff = primary_record(ds.events["ret"].to_numpy()[rows])
     verdict = verdict_of(overall["brier_skill"], ci, len(windows), spec.sharpe_floor)
     return Evaluation(windows, overall, calibration_table(y, prob), variants, ci, dsr, verdict, embargo_bars,
                       hit, payoff, {"retrain_every_days": pd.Timedelta(spec.retrain_every).total_seconds() / 86400,
