@@ -115,4 +115,4 @@ class AlertsScreen(PolledScreen):
         if key is None:
             self.notify("no alert selected", severity="warning")
             return
-        self.run_command(f"ack alert {key}", "ack_alert", int(key))
+        self.run_command(f"ack alert {key}", lambda c: c.ack_alert(int(key)))

@@ -15,48 +15,32 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert, select
 
 from engine.clock import now_ms
-from engine.store.db import Store, open_store
+from engine.config import LifecycleConfig, Settings
+from engine.store.db import Store, open_existing, open_store
 from engine.store.ops import audit, current_user
-from engine.store.schema import commands, engine_status, equity_snapshots, orders, positions
-from engine.risk.trading_state import get_state
+from engine.store.schema import commands, engine_status
+from engine.control.catalogue import CATALOGUE, CommandResult, command as catalogue_entry
 from engine.control.doorbell import doorbell_address, ring
+from engine.control.snapshots import StatusSnapshot
+from engine.control.views import engine_alive, status_view
 
 SOURCES = ("console", "cli")
-OPEN_ORDER_STATUSES = ("new", "open", "partial")
-COMMANDS = ("halt", "flatten", "emergency_stop", "reduce", "resume", "pause_strategy", "resume_strategy", "promote",
-            "demote", "retrain_now", "rollback_model", "ack_alert", "stop")
-# Commands whose trading-state part the client persists itself before the engine acts on them.
-TIGHTENING = frozenset({"halt", "emergency_stop", "reduce"})
+COMMANDS = tuple(CATALOGUE)
 CLAIM_POLL_S = 0.004  # how often a waiting client looks whether the engine has taken its command yet ...
 CLAIM_WINDOW_S = 0.3  # ... during this long after queuing it (a doorbell-woken engine claims within milliseconds)
 Progress = Callable[[str], None]  # called with 'persisted' / 'claimed' as a command advances
-# Commands the client may apply itself when no engine is alive (they only change persisted state).
-OFFLINE_OK = frozenset({"halt", "reduce", "resume", "pause_strategy", "resume_strategy", "promote", "demote",
-                        "ack_alert", "rollback_model"})
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    """The typed outcome of one control command."""
-
-    ok: bool
-    command: str
-    id: int | None
-    message: str
-    data: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class EngineStatus:
-    """A snapshot of the desk for `quantdesk status` and the console header."""
+    """`quantdesk status`'s view of the desk: a StatusSnapshot (engine/control/views.py) under the CLI's names."""
 
     trading_state: str
     reason: str
@@ -75,27 +59,14 @@ class EngineStatus:
     state_changed_at: int
     state_changed_by: str
 
-
-def heartbeat_fresh(heartbeat_at: int | None, timeout_s: float, now: int | None = None) -> bool:
-    """True when a heartbeat timestamp is younger than the timeout."""
-    if heartbeat_at is None:
-        return False
-    return ((now if now is not None else now_ms()) - heartbeat_at) <= timeout_s * 1000
-
-
-def pid_running(pid: int) -> bool:
-    """True when a process with this pid exists on this host (and is not a zombie)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
+    @classmethod
+    def from_snapshot(cls, snap: StatusSnapshot) -> "EngineStatus":
+        """The same numbers as the console header's StatusSnapshot, named for the CLI's JSON."""
+        return cls(trading_state=snap.state, reason=snap.reason, mode=snap.mode, engine_alive=snap.engine_alive,
+                   pid=snap.engine_pid, equity=snap.equity, day_pnl=snap.day_pnl, drawdown=snap.drawdown,
+                   gross_exposure=snap.gross_exposure, net_exposure=snap.net_exposure, open_orders=snap.open_orders,
+                   open_positions=snap.positions, heartbeat_at=snap.heartbeat_at, started_at=snap.started_at,
+                   state_changed_at=snap.changed_at, state_changed_by=snap.changed_by)
 
 
 def engine_row(store: Store) -> Mapping[str, Any] | None:
@@ -105,14 +76,13 @@ def engine_row(store: Store) -> Mapping[str, Any] | None:
 
 
 def is_engine_alive(store: Store, heartbeat_timeout_s: float = 5.0) -> bool:
-    """True when the engine's heartbeat is fresh and (on this host) its process still exists."""
+    """True when the engine's heartbeat is fresh and (on this host) its process still exists (views.engine_alive)."""
     row = engine_row(store)
-    if row is None or not heartbeat_fresh(row["heartbeat_at"], heartbeat_timeout_s):
+    if row is None:
         return False
-    if row["host"] == socket.gethostname() and not pid_running(int(row["pid"])):
-        return False
-    info = json.loads(row["info"] or "{}")
-    return not info.get("stopped", False)
+    stopped = bool(json.loads(row["info"] or "{}").get("stopped", False))
+    return engine_alive(int(row["pid"]), row["host"], row["heartbeat_at"], stopped, now_ms(),
+                        int(heartbeat_timeout_s * 1000))
 
 
 class ControlClient:
@@ -120,7 +90,7 @@ class ControlClient:
 
     def __init__(self, store_path_or_url: str | os.PathLike[str] | Store, source: str, user: str | None = None,
                  timeout_s: float = 5.0, heartbeat_timeout_s: float = 5.0, poll_s: float = 0.005,
-                 lifecycle: Any = None) -> None:
+                 lifecycle: LifecycleConfig | None = None) -> None:
         if source not in SOURCES:
             raise ValueError(f"source: must be one of {SOURCES}, got {source!r}")
         if timeout_s <= 0:
@@ -134,6 +104,18 @@ class ControlClient:
         self.poll_s = poll_s
         self.lifecycle = lifecycle  # LifecycleConfig for offline promotion gates; None means defaults
         self.doorbell = doorbell_address(self.store)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, source: str, **overrides: Any) -> "ControlClient":
+        """The one way a front end builds its client: the configured store, heartbeat timeout, command timeout and
+        lifecycle gates (so an offline promotion checks the same gates whichever front end sends it)."""
+        kwargs: dict[str, Any] = dict(timeout_s=max(2.0, settings.execution.order_timeout_s),
+                                      heartbeat_timeout_s=settings.runtime.heartbeat_timeout_s,
+                                      lifecycle=settings.lifecycle)
+        kwargs.update(overrides)
+        # a front end never creates an empty desk: a missing store is a StoreError naming it
+        store = open_existing(settings.store_url(), busy_timeout_ms=settings.store.busy_timeout_ms)
+        return cls(store, source=source, **kwargs)
 
     # --- commands ------------------------------------------------------------------------------------------------
     def halt(self, reason: str = "operator halt", progress: Progress | None = None) -> CommandResult:
@@ -176,6 +158,10 @@ class ControlClient:
         """Reinstate a strategy's previous champion meta-model; the current one is marked rejected (audited)."""
         return self._send("rollback_model", {"strategy": strategy})
 
+    def promote_model(self, strategy: str, version: int) -> CommandResult:
+        """Make a saved meta-model version the champion (verified first; a bad file is refused, audited)."""
+        return self._send("promote_model", {"strategy": strategy, "version": int(version)})
+
     def retrain_now(self, strategy: str) -> CommandResult:
         """Ask the engine to run the retraining job for a strategy now (queued if no engine)."""
         return self._send("retrain_now", {"strategy": strategy})
@@ -205,10 +191,12 @@ class ControlClient:
         command's state is in state.db, 'claimed' once the running engine has taken the command (before its
         result, which for a FLATTEN waits for the cancels and closes)."""
         t0 = time.perf_counter()
+        spec = catalogue_entry(command)
+        args = spec.parse(args)  # a bad argument fails here, before anything is written
         state_ms = None
-        if command not in TIGHTENING:
+        if not spec.tightening:
             alive = self.engine_alive()
-            if not alive and command in OFFLINE_OK:
+            if not alive and spec.offline:
                 return self._apply_offline(command, args)
         else:
             # Safety first: the stop takes effect in state.db before the engine even sees the command (brokers read
@@ -224,7 +212,7 @@ class ControlClient:
             if progress is not None:
                 progress("persisted")
             alive = self.engine_alive()  # asked only after the stop is in state.db: nothing delays HALTED
-            if not alive and command in OFFLINE_OK:  # halt / reduce: the state change was the whole command
+            if not alive and spec.offline:  # halt / reduce: the state change was the whole command
                 target = "REDUCING" if command == "reduce" else "HALTED"
                 cmd_id = submit_command(self.store, command, args, self.source, self.user, status="running")
                 result = CommandResult(True, command, cmd_id, f"{target}; no engine running, state persisted",
@@ -244,7 +232,7 @@ class ControlClient:
             if state_ms is not None:
                 result.data["state_persisted_ms"] = round(state_ms, 2)
             return result
-        if command in OFFLINE_OK and not self.engine_alive():
+        if spec.offline and not self.engine_alive():
             _cancel_pending(self.store, cmd_id)
             return self._apply_offline(command, args)
         if state_ms is not None:
@@ -267,9 +255,8 @@ class ControlClient:
 
 def submit_command(store: Store, command: str, args: Mapping[str, Any], source: str, user: str,
                    status: str = "pending") -> int:
-    """Insert a command row and audit its submission; returns the command id."""
-    if command not in COMMANDS:
-        raise ValueError(f"command: unknown command {command!r} (known: {', '.join(COMMANDS)})")
+    """Insert a command row and audit its submission; returns the command id (CommandError for unknown verbs)."""
+    catalogue_entry(command)
     with store.begin() as conn:
         cmd_id = int(conn.execute(insert(commands).values(
             created_at=now_ms(), source=source, user=user, command=command, args=json.dumps(dict(args)),
@@ -324,37 +311,7 @@ def wait_result(store: Store, cmd_id: int, timeout_s: float, poll_s: float = 0.0
 
 
 def read_status(store: Store, heartbeat_timeout_s: float = 5.0) -> EngineStatus:
-    """Assemble EngineStatus from trading_state, engine_status, equity_snapshots, orders and positions."""
-    rec = get_state(store)
-    row = engine_row(store)
-    alive = is_engine_alive(store, heartbeat_timeout_s)
+    """The desk's status for `quantdesk status`: the read model's status_view, in the CLI's field names."""
     with store.connect() as conn:
-        last = conn.execute(select(equity_snapshots).where(equity_snapshots.c.scope == "portfolio")
-                            .order_by(equity_snapshots.c.ts.desc()).limit(1)).mappings().first()
-        # the day in market time (snapshots are stamped with the source's clock, simulated time for the simulator)
-        ref = int(last["ts"]) if last else now_ms()
-        day_start = ref - ref % 86_400_000
-        peak = conn.execute(select(func.max(equity_snapshots.c.equity))
-                            .where(equity_snapshots.c.scope == "portfolio")).scalar()
-        day_open = conn.execute(select(equity_snapshots.c.equity).where(
-            equity_snapshots.c.scope == "portfolio", equity_snapshots.c.ts <= day_start)
-            .order_by(equity_snapshots.c.ts.desc()).limit(1)).scalar()
-        if day_open is None:
-            day_open = conn.execute(select(equity_snapshots.c.equity).where(
-                equity_snapshots.c.scope == "portfolio", equity_snapshots.c.ts >= day_start)
-                .order_by(equity_snapshots.c.ts.asc()).limit(1)).scalar()
-        n_orders = conn.execute(select(func.count()).select_from(orders)
-                                .where(orders.c.status.in_(OPEN_ORDER_STATUSES))).scalar() or 0
-        n_pos = conn.execute(select(func.count()).select_from(positions)
-                             .where(func.abs(positions.c.qty) > 1e-12)).scalar() or 0
-    equity = float(last["equity"]) if last else None
-    return EngineStatus(
-        trading_state=rec.state.value, reason=rec.reason, mode=row["mode"] if row else "unknown", engine_alive=alive,
-        pid=int(row["pid"]) if row else None, equity=equity,
-        day_pnl=(equity - float(day_open)) if equity is not None and day_open is not None else None,
-        drawdown=(max(0.0, 1.0 - equity / float(peak)) if equity is not None and peak else None),
-        gross_exposure=float(last["gross_exposure"]) if last else None,
-        net_exposure=float(last["net_exposure"]) if last else None,
-        open_orders=int(n_orders), open_positions=int(n_pos),
-        heartbeat_at=int(row["heartbeat_at"]) if row else None, started_at=int(row["started_at"]) if row else None,
-        state_changed_at=rec.changed_at, state_changed_by=rec.changed_by)
+        snap = status_view(conn, now_ms(), int(heartbeat_timeout_s * 1000))
+    return EngineStatus.from_snapshot(snap)

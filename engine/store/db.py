@@ -24,9 +24,37 @@ def _create_all(conn: Connection) -> None:
     metadata.create_all(conn)
 
 
+def _trial_identity(conn: Connection) -> None:
+    """trials gain trial_key (content identity), family and lookahead_ok (issue 15); no-op where create_all has them."""
+    from sqlalchemy import inspect
+
+    have = {c["name"] for c in inspect(conn).get_columns("trials")}
+    for name, kind in (("trial_key", "VARCHAR(64)"), ("family", "VARCHAR(128)"), ("lookahead_ok", "INTEGER")):
+        if name not in have:
+            conn.exec_driver_sql(f"ALTER TABLE trials ADD COLUMN {name} {kind}")
+    indexes = {i["name"] for i in inspect(conn).get_indexes("trials")}
+    if "ux_trials_key" not in indexes:
+        conn.exec_driver_sql("CREATE UNIQUE INDEX ux_trials_key ON trials (trial_key)")
+    if "ix_trials_family" not in indexes:
+        conn.exec_driver_sql("CREATE INDEX ix_trials_family ON trials (family)")
+
+
+def _orders_venue(conn: Connection) -> None:
+    """orders.venue (paper | exchange): brokers by stage share one orders table, each must see only its own orders.
+    Rows written before it went to the exchange when the exchange gave them an id (or reconciliation adopted them)."""
+    from sqlalchemy import inspect
+
+    if "venue" in {c["name"] for c in inspect(conn).get_columns("orders")}:
+        return  # a fresh database got the column from _create_all
+    conn.execute(text("ALTER TABLE orders ADD COLUMN venue VARCHAR(12) NOT NULL DEFAULT 'paper'"))
+    conn.execute(text("UPDATE orders SET venue = 'exchange' WHERE exchange_order_id IS NOT NULL "
+                      "OR client_order_id LIKE 'qd-recon-%'"))
+
+
 # Forward migrations: MIGRATIONS[i] takes the schema from version i to i+1. Never edit a released step; append one.
-MIGRATIONS: list[Callable[[Connection], None]] = [_create_all]
+MIGRATIONS: list[Callable[[Connection], None]] = [_create_all, _trial_identity, _orders_venue]
 SCHEMA_VERSION = len(MIGRATIONS)
+MIGRATION_LOCK_KEY = 0x51D35C  # PostgreSQL advisory-lock key that serialises quantdesk migrations on one database
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -38,6 +66,20 @@ def sqlite_path(url: str) -> Path | None:
     if path.startswith("file:"):
         path = path[5:]
     return Path(path) if path and path != ":memory:" else None
+
+
+def probe_version(path: Path) -> int:
+    """The schema version of an existing SQLite file, read without changing it (read-only, no WAL switch)."""
+    import sqlite3
+
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2.0)
+        try:
+            return int(conn.execute("PRAGMA user_version").fetchone()[0])
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path}: cannot read the state store ({exc}); run `quantdesk doctor`") from exc
 
 
 def _touch_private(path: Path) -> None:
@@ -54,15 +96,17 @@ def _touch_private(path: Path) -> None:
 class Store:
     """A handle on state.db (or a server database): SQLAlchemy engine plus a fast DB-API bulk path."""
 
-    def __init__(self, url: str, *, readonly: bool = False, busy_timeout_ms: int = 5000, migrate: bool = True) -> None:
+    def __init__(self, url: str, *, readonly: bool = False, busy_timeout_ms: int = 5000, migrate: bool = True,
+                 create: bool = True) -> None:
         self.url = url
         self.readonly = readonly
         self.path = sqlite_path(url)
         self._lock = threading.RLock()
         if self.path is not None:
+            if (readonly or not create) and not self.path.exists():
+                raise StoreError(f"state store not found: {self.path} (check --state / store.path; "
+                                 "`quantdesk init` creates a new one)")
             if readonly:
-                if not self.path.exists():
-                    raise StoreError(f"state store not found: {self.path}")
                 engine_url = f"sqlite:///file:{self.path}?mode=ro&uri=true"
             else:
                 _touch_private(self.path)
@@ -73,6 +117,9 @@ class Store:
             self._install_sqlite_pragmas(busy_timeout_ms)
         else:
             self.engine = create_engine(url, pool_pre_ping=True)
+        if not create and self.path is not None and probe_version(self.path) == 0:
+            self.engine.dispose()
+            raise StoreError(f"{self.path}: not a quantdesk store (schema version 0); check --state / store.path")
         if migrate and not readonly:
             self.migrate()
             if self.path is not None:
@@ -120,9 +167,19 @@ class Store:
 
     @contextlib.contextmanager
     def _migration_lock(self) -> Iterator[None]:
-        """Serialise migrations across processes (an engine and a console opening a fresh state.db together)."""
+        """Serialise migrations across processes (an engine and a console opening a fresh store together): a lock
+        file beside a SQLite database, a session advisory lock on PostgreSQL (held on its own connection)."""
         if self.path is None:
-            yield
+            if self.engine.dialect.name != "postgresql":
+                yield
+                return
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
+                try:
+                    yield
+                finally:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK_KEY})
+                    conn.commit()
             return
         fd = os.open(f"{self.path}.migrate-lock", os.O_CREAT | os.O_RDWR, 0o600)
         try:
@@ -191,13 +248,21 @@ def open_store(url_or_path: str | os.PathLike[str], *, busy_timeout_ms: int = 50
     return Store(_as_url(url_or_path), busy_timeout_ms=busy_timeout_ms)
 
 
+def open_existing(url_or_path: str | os.PathLike[str], *, busy_timeout_ms: int = 5000) -> Store:
+    """Open a writable store that must already exist (control commands, status): a missing path or a file that is
+    not a quantdesk store is a StoreError naming it, never a new empty desk."""
+    return Store(_as_url(url_or_path), busy_timeout_ms=busy_timeout_ms, create=False)
+
+
 def open_readonly(url_or_path: str | os.PathLike[str], *, busy_timeout_ms: int = 2000) -> Store:
     """Open a read-only store for front ends: they read state, the engine owns writes."""
     return Store(_as_url(url_or_path), readonly=True, busy_timeout_ms=busy_timeout_ms, migrate=False)
 
 
 def _as_url(url_or_path: str | os.PathLike[str]) -> str:
-    text_value = os.fspath(url_or_path)
-    if "://" in text_value:
-        return text_value
-    return f"sqlite:///{Path(text_value).expanduser().resolve()}"
+    from engine.store.urls import StoreTargetError, store_url_for
+
+    try:
+        return store_url_for(url_or_path)
+    except StoreTargetError as exc:
+        raise StoreError(str(exc)) from exc

@@ -47,18 +47,49 @@ def _json(values: Mapping[str, Any] | None) -> str:
     return json.dumps(dict(values or {}), default=str, sort_keys=True)
 
 
+MERGE_WINDOW_MS = 600_000  # a repeat of an unacknowledged alert within 10 minutes is merged into it
+
+
 def raise_alert(store: Store | Connection, severity: str, rule: str, message: str,
-                values: Mapping[str, Any] | None = None, source: str = "engine") -> int:
-    """Record an alert (and log it) so an operator sees it; returns its id."""
+                values: Mapping[str, Any] | None = None, source: str = "engine", merge_key: str | None = None) -> int:
+    """Record an alert (and log it) so an operator sees it; returns its id.
+
+    With `merge_key`, a repeat of an unacknowledged alert with the same rule, source and key raised within
+    MERGE_WINDOW_MS updates that alert instead (newest message and time, `values.count` + 1, `values.first_ts`), so
+    a failing source gives one alert with a count, not one a minute.
+    """
     if severity not in SEVERITIES:
         raise ValueError(f"severity: must be one of {SEVERITIES}, got {severity!r}")
     log.log(_LOG_LEVEL[severity], "[%s] %s: %s %s", severity, rule, message, _json(values))
-    stmt = insert(alerts).values(ts=now_ms(), severity=severity, rule=rule, source=source, message=message,
-                                 values_json=_json(values), acked=0)
     if isinstance(store, Connection):
-        return int(store.execute(stmt).inserted_primary_key[0])
+        return _record_alert(store, severity, rule, message, values, source, merge_key)
     with store.begin() as conn:
-        return int(conn.execute(stmt).inserted_primary_key[0])
+        return _record_alert(conn, severity, rule, message, values, source, merge_key)
+
+
+def _record_alert(conn: Connection, severity: str, rule: str, message: str, values: Mapping[str, Any] | None,
+                  source: str, merge_key: str | None) -> int:
+    now = now_ms()
+    vals = dict(values or {})
+    merge_key = merge_key if merge_key is not None else vals.get("merge_key")  # a sink may pass it in values
+    if merge_key is not None:
+        vals["merge_key"] = merge_key
+        row = conn.execute(select(alerts.c.id, alerts.c.ts, alerts.c.values_json)
+                           .where(alerts.c.rule == rule, alerts.c.source == source, alerts.c.acked == 0,
+                                  alerts.c.ts >= now - MERGE_WINDOW_MS)
+                           .order_by(alerts.c.id.desc()).limit(50)).all()
+        for alert_id, ts, values_json in row:
+            old = json.loads(values_json or "{}")
+            if old.get("merge_key") != merge_key:
+                continue
+            vals.update(count=int(old.get("count", 1)) + 1, first_ts=int(old.get("first_ts", ts)))
+            conn.execute(update(alerts).where(alerts.c.id == alert_id)
+                         .values(ts=now, severity=severity, message=message, values_json=_json(vals)))
+            return int(alert_id)
+        vals.update(count=1, first_ts=now)
+    stmt = insert(alerts).values(ts=now, severity=severity, rule=rule, source=source, message=message,
+                                 values_json=_json(vals), acked=0)
+    return int(conn.execute(stmt).inserted_primary_key[0])
 
 
 def audit(store: Store | Connection, source: str, action: str, details: Mapping[str, Any] | None = None,

@@ -198,6 +198,8 @@ orders = Table(
     Column("reason", Text, nullable=False, default=""),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    # where the order went: paper (the paper broker) | exchange (the live account); each broker sees only its own
+    Column("venue", String(12), nullable=False, default="paper", server_default="paper"),
     Index("ix_orders_status", "status"),
 )
 
@@ -317,7 +319,13 @@ trials = Table(
     Column("kurtosis", Float),
     Column("metrics", Text, nullable=False, default="{}"),
     Column("run_id", Integer, ForeignKey("backtest_runs.id")),
+    # content identity (strategy, params, dataset, cost model, code version, phase, window): a rerun reuses its trial
+    Column("trial_key", String(64)),
+    Column("family", String(128)),  # an explicit research question (--trial-family); NULL = the dataset's default
+    Column("lookahead_ok", Integer),  # 0 = its lookahead check FAILED: never counted, never used by gates
     Index("ix_trials_dataset", "dataset_hash"),
+    Index("ux_trials_key", "trial_key", unique=True),
+    Index("ix_trials_family", "family"),
 )
 
 models = Table(
