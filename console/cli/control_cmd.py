@@ -1,4 +1,4 @@
-"""`quantdesk halt|flatten|reduce|status|resume`, `quantdesk strategy ...`, `quantdesk alerts [ack]`: the control API.
+"""`quantdesk halt|flatten|reduce|status|resume`, `quantdesk strategy ...`: the control API (alerts: alerts_cmd.py).
 
 Only the control module and the store are imported at call time; nothing heavy, so `quantdesk halt` starts fast.
 """
@@ -13,7 +13,6 @@ import typer
 from console.cli.common import settings_of
 
 strategy_app = typer.Typer(help="Strategy instances: pause, resume, promote, demote, leaderboard.", no_args_is_help=True)
-alerts_app = typer.Typer(help="List and acknowledge alerts.", invoke_without_command=True)
 
 
 def _existing_store(ctx: typer.Context) -> Any:
@@ -186,22 +185,4 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"{r.rank:>2} {r.instance_id:<20} {r.stage:<10} {dsr:>6} {margin:>8} {r.n_trials:>5} "
                        f"{r.pnl:>12,.2f} {r.trades:>6} {hit:>5} {drift:>9}")
 
-    @alerts_app.callback()
-    def alerts_list(ctx: typer.Context, limit: int = typer.Option(20, "--limit", "-n"),
-                    unacked: bool = typer.Option(False, "--unacked")) -> None:
-        """List recent alerts (newest first)."""
-        if ctx.invoked_subcommand is not None:
-            return
-        from engine.store.ops import list_alerts
-
-        for a in list_alerts(_existing_store(ctx), limit=limit, unacked_only=unacked):
-            mark = "acked" if a.acked else "NEW  "
-            typer.echo(f"#{a.id:<5} {mark} {a.severity:<8} {a.rule:<24} {a.message}")
-
-    @alerts_app.command("ack")
-    def alerts_ack(ctx: typer.Context, alert_id: int) -> None:
-        """Acknowledge an alert (audited with your user)."""
-        _run(ctx, lambda c: c.ack_alert(alert_id))
-
     app.add_typer(strategy_app, name="strategy")
-    app.add_typer(alerts_app, name="alerts")

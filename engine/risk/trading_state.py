@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 
 from engine.clock import now_ms
 from engine.store.db import Store
+from engine.store.notify import desk_snapshot, enqueue_event
 from engine.store.ops import audit
 from engine.store.schema import trading_state
 
@@ -93,16 +94,18 @@ def check_transition(current: TradingState, target: TradingState, source: str, c
 
 
 def set_state(store: Store | Connection, target: TradingState, reason: str, source: str, user: str = "engine",
-              confirmed: bool = False, scope: str = GLOBAL) -> TradingStateChanged:
-    """Move the trading state (validated by the state machine) and audit it in the same transaction."""
+              confirmed: bool = False, scope: str = GLOBAL,
+              values: dict[str, object] | None = None) -> TradingStateChanged:
+    """Move the trading state (validated by the state machine); audit it and, when it changed, queue its off-box
+    notification (rule values, positions, exposure) in the same transaction."""
     if isinstance(store, Connection):
-        return _set(store, target, reason, source, user, confirmed, scope)
+        return _set(store, target, reason, source, user, confirmed, scope, values)
     with store.begin() as conn:
-        return _set(conn, target, reason, source, user, confirmed, scope)
+        return _set(conn, target, reason, source, user, confirmed, scope, values)
 
 
 def _set(conn: Connection, target: TradingState, reason: str, source: str, user: str, confirmed: bool,
-         scope: str) -> TradingStateChanged:
+         scope: str, values: dict[str, object] | None = None) -> TradingStateChanged:
     rec = _read(conn, scope)
     current = rec.state if rec else TradingState.ACTIVE
     check_transition(current, target, source, confirmed)
@@ -114,7 +117,28 @@ def _set(conn: Connection, target: TradingState, reason: str, source: str, user:
         conn.execute(trading_state.update().where(trading_state.c.scope == scope).values(**values))
     audit(conn, source, "trading_state.changed",
           {"scope": scope, "from": current.value, "to": target.value, "reason": reason}, user=user)
+    if target is not current:
+        _notify(conn, current, target, reason, source, user, values or {})
     return TradingStateChanged(scope, current, target, reason, source, user, ts)
+
+
+def _notify(conn: Connection, current: TradingState, target: TradingState, reason: str, source: str, user: str,
+            values: dict[str, object]) -> None:
+    """Queue the notification of a state change with the rule's values, open positions and exposure."""
+    desk = desk_snapshot(conn)
+    exposure = desk["exposure"]
+    lines = [f"{current.value} -> {target.value} by {source} ({user}): {reason}"]
+    if values:
+        lines.append("values: " + ", ".join(f"{k}={v}" for k, v in values.items()))
+    if exposure:
+        lines.append(f"equity {exposure['equity']:,.2f}, gross exposure {exposure['gross_exposure']:,.2f}"
+                     + (f", net {exposure['net_exposure']:,.2f}" if "net_exposure" in exposure else ""))
+    lines.append(f"open positions: {len(desk['positions'])}" + "".join(
+        f"\n  {p['instance']} {p['symbol']} {p['qty']:+.6g} @ {p['avg_price']:,.2f}" for p in desk["positions"][:20]))
+    severity = "critical" if target is not TradingState.ACTIVE else "warning"
+    enqueue_event(conn, "state", severity, f"[{severity.upper()}] trading state {target.value}", "\n".join(lines),
+                  {"from": current.value, "to": target.value, "reason": reason, "source": source, "user": user,
+                   "values": values, **desk}, rule=str(values.get("rule", "trading_state")))
 
 
 def order_allowed(state: TradingState, reduces_exposure: bool, is_cancel: bool = False) -> bool:

@@ -21,6 +21,7 @@ from sqlalchemy import insert, select, update
 
 from engine.clock import now_ms
 from engine.config import Settings
+from engine.monitoring.alerts.service import AlertService, engine_notice
 from engine.runtime.lockfile import EngineLock, boot_id, lock_path
 from engine.runtime.logs import log_path, setup_logging  # noqa: F401 - log_path is part of this module's API
 from engine.runtime.scheduler import job_intervals
@@ -48,6 +49,7 @@ class EngineService:
         self.stop_event = threading.Event()
         self.ready = threading.Event()  # broker built and recovered
         self.lock = EngineLock(lock_path(settings))
+        self.alerting = AlertService(settings, self.environ)  # a bad channel URL stops the engine here (ConfigError)
         self.store: Any = None
         self.source: Any = None
         self.broker: Any = None
@@ -87,6 +89,8 @@ class EngineService:
         self.store = open_store(self.settings.store_url())
         self._write_status(started=True)
         audit(self.store, "engine", "engine.start", {"pid": os.getpid(), "mode": self.mode}, user="engine")
+        self.alerting.start(self.store)  # sender threads: outbox delivery, ack escalation, daily summary
+        self.alerting.notify("engine", "info", *engine_notice(True, self.mode), rule="engine.start")
         self._hb_thread = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         self._hb_thread.start()
         hooks = EngineHooks(cancel_all=self._cancel_all, flatten=self._flatten, retrain=self._retrain_now,
@@ -243,6 +247,9 @@ class EngineService:
         if self.store is not None:
             self._write_status(info_update={"stopped": True, "phase": "stopped"})
             audit(self.store, "engine", "engine.stop", {"pid": os.getpid()}, user="engine")
+            if self.alerting.sender is not None:
+                self.alerting.notify("engine", "info", *engine_notice(False, self.mode), rule="engine.stop")
+                self.alerting.stop()
             self.store.dispose()
 
     # --- heartbeat ------------------------------------------------------------------------------------------------

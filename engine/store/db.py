@@ -51,8 +51,24 @@ def _orders_venue(conn: Connection) -> None:
                       "OR client_order_id LIKE 'qd-recon-%'"))
 
 
+def _alert_delivery(conn: Connection) -> None:
+    """v4 (issue 14): alert dedup columns on `alerts`, and the notify_events / alert_outbox / alert_attempts /
+    alert_escalations tables. Idempotent, because a fresh store already got them from `_create_all`."""
+    from sqlalchemy import inspect
+
+    from engine.store.schema import alert_attempts, alert_escalations, alert_outbox, notify_events
+
+    have = {c["name"] for c in inspect(conn).get_columns("alerts")}
+    for name, ddl in (("count", "INTEGER NOT NULL DEFAULT 1"), ("last_ts", "BIGINT"), ("dedup_key", "VARCHAR(40)")):
+        if name not in have:
+            conn.execute(text(f"ALTER TABLE alerts ADD COLUMN {name} {ddl}"))
+    conn.execute(text("CREATE INDEX IF NOT EXISTS ix_alerts_dedup ON alerts (dedup_key, acked)"))
+    for table in (notify_events, alert_outbox, alert_attempts, alert_escalations):
+        table.create(conn, checkfirst=True)
+
+
 # Forward migrations: MIGRATIONS[i] takes the schema from version i to i+1. Never edit a released step; append one.
-MIGRATIONS: list[Callable[[Connection], None]] = [_create_all, _trial_identity, _orders_venue]
+MIGRATIONS: list[Callable[[Connection], None]] = [_create_all, _trial_identity, _orders_venue, _alert_delivery]
 SCHEMA_VERSION = len(MIGRATIONS)
 MIGRATION_LOCK_KEY = 0x51D35C  # PostgreSQL advisory-lock key that serialises quantdesk migrations on one database
 
