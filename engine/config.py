@@ -36,6 +36,9 @@ class StoreConfig:
     path: str = ranged("state.db", kind="store_path")
     url: str = ranged("", kind="store_url")  # e.g. postgresql+psycopg://user@host/quantdesk; empty = sqlite at `path`
     busy_timeout_ms: int = ranged(5000, ge=0, le=600_000)
+    backup_dir: str = ""  # empty: a `backups` folder beside state.db
+    backup_interval_hours: float = ranged(6.0, ge=0, le=8760)  # the engine's scheduled backup; 0 turns it off
+    backup_keep: int = ranged(7, ge=1, le=10_000)  # newest backups kept; older ones are deleted after each backup
 
 
 @dataclass(frozen=True)

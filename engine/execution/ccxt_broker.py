@@ -261,12 +261,14 @@ class CcxtBroker:
 
     def cancel_resting(self) -> dict[str, Any]:
         """Cancel resting non-protective orders (the dead-man watchdog's action): every open order in state.db that
-        is not reduce-only, then any of our own (`qd-` client id) non-reduce-only orders the exchange still shows
+        is neither reduce-only nor a protective stop / take-profit, then any of our own (`qd-` client id) non-reduce-only orders the exchange still shows
         for the desk's symbols that state.db does not list. Protective (reduce-only) orders stay. Errors become
         alerts and the rest are still tried."""
+        from engine.execution.flatten import is_protective
+
         canceled, kept, errors = [], [], []
         for o in open_orders(self.store):
-            if o["reduce_only"]:
+            if o["reduce_only"] or is_protective(o):
                 kept.append(o["client_order_id"])
                 continue
             try:

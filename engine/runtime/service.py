@@ -25,6 +25,7 @@ from engine.monitoring.alerts.service import AlertService, engine_notice
 from engine.runtime.lockfile import EngineLock, boot_id, lock_path
 from engine.runtime.logs import log_path, setup_logging  # noqa: F401 - log_path is part of this module's API
 from engine.runtime.scheduler import job_intervals
+from engine.runtime.storage_guard import StorageGuard, signal_halt
 from engine.store.ops import audit, raise_alert
 from engine.store.schema import engine_status
 
@@ -58,6 +59,7 @@ class EngineService:
         self.poller: Any = None
         self._hb_thread: threading.Thread | None = None
         self._instances: dict[str, Any] = {}
+        self.guard: StorageGuard | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------------------------
     def run(self) -> int:
@@ -84,10 +86,16 @@ class EngineService:
         if self.install_signals and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self.request_stop)
             signal.signal(signal.SIGINT, self.request_stop)
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file-size limit is a write error (EFBIG), not a kill
+            # a front end that cannot write the store (locked, read-only) halts the engine by signal
+            signal.signal(signal.SIGUSR1, lambda *_: signal_halt(lambda: self.store, lambda: self._cancel_all(None)))
         from engine.store import open_store
 
         self.store = open_store(self.settings.store_url())
         self._write_status(started=True)
+        self.guard = StorageGuard(self.store.path, on_cancel=lambda: self._cancel_all(None),
+                                  on_alert=lambda line: raise_alert(self.store, "critical", "store.fault", line, {}))
+        self.guard.arm()
         audit(self.store, "engine", "engine.start", {"pid": os.getpid(), "mode": self.mode}, user="engine")
         self.alerting.start(self.store)  # sender threads: outbox delivery, ack escalation, daily summary
         self.alerting.notify("engine", "info", *engine_notice(True, self.mode), rule="engine.start")
@@ -206,12 +214,17 @@ class EngineService:
 
         speed = self.settings.simulator.speed if self.settings.data.source == "sim" else 1.0
         intervals = job_intervals(self.settings, speed)
+        backup_every_s = self.settings.store.backup_interval_hours * 3600
+        if self.store.path is not None and backup_every_s > 0:
+            intervals["backup"] = backup_every_s  # consistent copy + retention (engine/store/backup.py)
         handlers = {name: self._handler(name) for name in intervals}
         jobs.install(self.store, handlers)
         self.scheduler = make_scheduler(self.store, self.settings.runtime.misfire_grace_s)
         self.scheduler.start(paused=True)
         delays = {n: iv for n, iv in intervals.items() if n.split(":")[0] in ("monitors", "reconcile", "funding")}
         delays.update(self._retrain_delays(intervals))
+        if "backup" in intervals:
+            delays["backup"] = min(intervals["backup"], 300.0)  # a new desk gets its first backup within minutes
         install_jobs(self.scheduler, intervals, delays=delays)
         self.scheduler.resume()
         self._write_status(info_update={"jobs": sorted(intervals), "phase": "running"})
@@ -277,7 +290,7 @@ class EngineService:
     def _heartbeat_loop(self) -> None:
         while not self.stop_event.is_set():
             try:
-                self._write_status()
+                self.guard.check(self._write_status)  # a persistent storage fault halts and exits from here
             except Exception:  # noqa: BLE001 - a busy database must not kill the heartbeat
                 log.exception("heartbeat failed")
             self.stop_event.wait(self.settings.runtime.heartbeat_interval_s)
@@ -295,7 +308,7 @@ class EngineService:
             return lambda: self._retrain(rest)
         table = {"broker": self.broker.process, "equity": self._equity, "monitors": self._monitors,
                  "leaderboard": self._leaderboard, "reconcile": self._reconcile, "funding": self._funding,
-                 "pull-feeds": self._pull_feeds, "pull-funding": self._pull_funding}
+                 "pull-feeds": self._pull_feeds, "pull-funding": self._pull_funding, "backup": self._backup}
         if kind not in table:
             raise ValueError(f"job {name!r}: unknown job kind {kind!r}")
         return table[kind]
@@ -368,6 +381,12 @@ class EngineService:
         board = compute_leaderboard(self.store, self.settings.lifecycle)
         store_leaderboard(self.store, board)
         return len(board)
+
+    def _backup(self) -> dict[str, Any]:
+        from engine.store.backup import scheduled_backup
+
+        cfg = self.settings.store
+        return dict(scheduled_backup(self.store.url, cfg.backup_dir, cfg.backup_keep))
 
     def _reconcile(self) -> Any:
         return self.broker.reconcile()

@@ -95,7 +95,9 @@ def probe_version(path: Path) -> int:
         finally:
             conn.close()
     except sqlite3.Error as exc:
-        raise StoreError(f"{path}: cannot read the state store ({exc}); run `quantdesk doctor`") from exc
+        from engine.store.health import describe
+
+        raise StoreError(describe(path, exc)) from exc
 
 
 def _touch_private(path: Path) -> None:
@@ -105,8 +107,12 @@ def _touch_private(path: Path) -> None:
         fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
         os.close(fd)
     for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-        if candidate.exists():
-            os.chmod(candidate, 0o600)
+        if candidate.exists() and candidate.stat().st_mode & 0o077:
+            try:
+                os.chmod(candidate, 0o600)
+            except OSError as exc:  # not ours or immutable: writes will tell; `quantdesk doctor` shows the mode
+                raise StoreError(f"{candidate}: cannot restrict its mode to 0600 ({exc.strerror}); "
+                                 "run `quantdesk doctor`") from exc
 
 
 class Store:
