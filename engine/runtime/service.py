@@ -14,7 +14,6 @@ import os
 import signal
 import socket
 import threading
-import time
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -53,6 +52,7 @@ class EngineService:
         self.source: Any = None
         self.broker: Any = None
         self.trader: Any = None
+        self.monitors: Any = None
         self.scheduler: Any = None
         self.poller: Any = None
         self._hb_thread: threading.Thread | None = None
@@ -105,6 +105,7 @@ class EngineService:
         self._start_scheduler()
 
     def _build_trading(self) -> None:
+        from engine.monitoring.monitors import Monitors
         from engine.trading.lifecycle import sync_instances
         from engine.trading.trader import Trader
 
@@ -127,31 +128,18 @@ class EngineService:
                                       latency_ms=self.settings.execution.paper_latency_ms,
                                       queue_ahead_fraction=self.settings.execution.queue_ahead_fraction)
         self._instances = {i.id: i for i in sync_instances(self.store, self.settings)}
-        self.trader = Trader(self.store, self.settings, self.broker, self.source)
+        self.monitors = Monitors(self.store, self.settings, self.source)
+        # the sizer reads the monitors' VPIN readings (one shared mapping, given at start)
+        self.trader = Trader(self.store, self.settings, self.broker, self.source, vpin_cdf=self.monitors.toxicity.cdf)
 
     def _make_source(self) -> Any:
-        """The market source; the simulator resumes its clock from the last market time in state.db.
-
-        SimulatedExchange maps wall time to simulated time from its creation; at speed > 1 a restarted engine would
-        otherwise jump back in simulated time and re-decide bars it already traded.
-        """
-        if self.settings.data.source != "sim":
-            from engine.data.factory import make_source
-
-            return make_source(self.settings.data.source, self.settings)
-        from engine.data.simulator import SimulatedExchange
+        """The engine's one market source, handed to the broker, trader, monitors, pulls and retraining; the
+        simulator resumes its clock from the last market time in state.db."""
+        from engine.data.factory import make_source
         from engine.trading.portfolio import last_market_ts
 
-        resume_ms = last_market_ts(self.store)
-        offset = max(0.0, resume_ms / 1000 - time.time()) if resume_ms else 0.0
-        from engine.data.symbols import perp_symbol
-
-        sim = self.settings.simulator
-        spot = list(self.settings.data.symbols)
-        listed = spot + [p for p in dict.fromkeys(perp_symbol(s) for s in spot) if p not in spot]  # funding, basis
-        return SimulatedExchange(seed=sim.seed, symbols=listed, speed=sim.speed,
-                                 history_days=sim.history_days, clock=lambda: time.time() + offset,
-                                 start_price_btc=sim.start_price_btc)
+        return make_source(self.settings.data.source, self.settings, resume_ms=last_market_ts(self.store),
+                           symbols=self.settings.data.symbols)
 
     def _recover(self) -> None:
         """Reconcile in-flight orders; a HALTED desk cancels whatever is still open."""
@@ -316,14 +304,9 @@ class EngineService:
         return {k: round(v["equity"], 2) for k, v in val.items()}
 
     def _monitors(self) -> dict[str, Any]:
-        if not hasattr(self, "_monitor_obj"):
-            from engine.monitoring.monitors import Monitors
-
-            self._monitor_obj = Monitors(self.store, self.settings, self.source)
-            self.trader.sizer.vpin_cdf = self._monitor_obj.toxicity.cdf  # the sizer reads the same readings
         from engine.runtime.jobs import prune_job_runs
 
-        out = self._monitor_obj.run()
+        out = self.monitors.run()
         out["job_runs_pruned"] = prune_job_runs(self.store)
         return out
 
@@ -343,7 +326,7 @@ class EngineService:
     def _retrain(self, strategy: str) -> Any:
         from engine.ml.retrain import retrain_job
 
-        return retrain_job(self.settings, strategy, self.store)
+        return retrain_job(self.settings, strategy, self.store, source=self.source)
 
     def _retrain_now(self, strategy: str) -> str:
         from engine.runtime import jobs
