@@ -259,6 +259,44 @@ class CcxtBroker:
                             f"failed: {exc}", {"client_order_id": o["client_order_id"]})
         return n
 
+    def cancel_resting(self) -> dict[str, Any]:
+        """Cancel resting non-protective orders (the dead-man watchdog's action): every open order in state.db that
+        is neither reduce-only nor a protective stop / take-profit, then any of our own (`qd-` client id) non-reduce-only orders the exchange still shows
+        for the desk's symbols that state.db does not list. Protective (reduce-only) orders stay. Errors become
+        alerts and the rest are still tried."""
+        from engine.execution.flatten import is_protective
+
+        canceled, kept, errors = [], [], []
+        for o in open_orders(self.store):
+            if o["reduce_only"] or is_protective(o):
+                kept.append(o["client_order_id"])
+                continue
+            try:
+                if self.cancel(o["client_order_id"]):
+                    canceled.append(o["client_order_id"])
+            except Exception as exc:  # noqa: BLE001 - keep canceling the rest
+                errors.append(f"{o['client_order_id']}: {exc}")
+        known = set(canceled) | set(kept)
+        for symbol in self.symbols:
+            try:
+                listed = self._call(f"fetch_open_orders {symbol}", lambda s=symbol: self.exchange.fetch_open_orders(s))
+            except Exception as exc:  # noqa: BLE001
+                errors.append(f"fetch_open_orders {symbol}: {exc}")
+                continue
+            for o in listed:
+                coid = str(o.get("clientOrderId") or "")
+                if not coid.startswith("qd-") or coid in known or o.get("reduceOnly"):
+                    continue
+                try:
+                    self._call(f"cancel_order {coid}", lambda o=o, s=symbol: self.exchange.cancel_order(o["id"], s))
+                    canceled.append(coid)
+                except Exception as exc:  # noqa: BLE001
+                    errors.append(f"{coid}: {exc}")
+        for err in errors:
+            raise_alert(self.store, "critical", "broker.cancel_failed", f"cancel resting order failed: {err}"[:500],
+                        {"error": err[:300]}, source="watchdog")
+        return {"canceled": canceled, "kept_protective": kept, "errors": errors}
+
     def process(self) -> int:
         """Poll every open order on the exchange and record new fills; unsent (`new`) orders are resolved."""
         added = 0

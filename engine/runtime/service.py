@@ -21,9 +21,11 @@ from sqlalchemy import insert, select, update
 
 from engine.clock import now_ms
 from engine.config import Settings
+from engine.monitoring.alerts.service import AlertService, engine_notice
 from engine.runtime.lockfile import EngineLock, boot_id, lock_path
 from engine.runtime.logs import log_path, setup_logging  # noqa: F401 - log_path is part of this module's API
 from engine.runtime.scheduler import job_intervals
+from engine.runtime.storage_guard import StorageGuard, signal_halt
 from engine.store.ops import audit, raise_alert
 from engine.store.schema import engine_status
 
@@ -48,6 +50,7 @@ class EngineService:
         self.stop_event = threading.Event()
         self.ready = threading.Event()  # broker built and recovered
         self.lock = EngineLock(lock_path(settings))
+        self.alerting = AlertService(settings, self.environ)  # a bad channel URL stops the engine here (ConfigError)
         self.store: Any = None
         self.source: Any = None
         self.broker: Any = None
@@ -56,6 +59,7 @@ class EngineService:
         self.poller: Any = None
         self._hb_thread: threading.Thread | None = None
         self._instances: dict[str, Any] = {}
+        self.guard: StorageGuard | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------------------------
     def run(self) -> int:
@@ -82,11 +86,19 @@ class EngineService:
         if self.install_signals and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self.request_stop)
             signal.signal(signal.SIGINT, self.request_stop)
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file-size limit is a write error (EFBIG), not a kill
+            # a front end that cannot write the store (locked, read-only) halts the engine by signal
+            signal.signal(signal.SIGUSR1, lambda *_: signal_halt(lambda: self.store, lambda: self._cancel_all(None)))
         from engine.store import open_store
 
         self.store = open_store(self.settings.store_url())
         self._write_status(started=True)
+        self.guard = StorageGuard(self.store.path, on_cancel=lambda: self._cancel_all(None),
+                                  on_alert=lambda line: raise_alert(self.store, "critical", "store.fault", line, {}))
+        self.guard.arm()
         audit(self.store, "engine", "engine.start", {"pid": os.getpid(), "mode": self.mode}, user="engine")
+        self.alerting.start(self.store)  # sender threads: outbox delivery, ack escalation, daily summary
+        self.alerting.notify("engine", "info", *engine_notice(True, self.mode), rule="engine.start")
         self._hb_thread = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         self._hb_thread.start()
         hooks = EngineHooks(cancel_all=self._cancel_all, flatten=self._flatten, retrain=self._retrain_now,
@@ -249,6 +261,9 @@ class EngineService:
         if self.store is not None:
             self._write_status(info_update={"stopped": True, "phase": "stopped"})
             audit(self.store, "engine", "engine.stop", {"pid": os.getpid()}, user="engine")
+            if self.alerting.sender is not None:
+                self.alerting.notify("engine", "info", *engine_notice(False, self.mode), rule="engine.stop")
+                self.alerting.stop()
             self.store.dispose()
 
     # --- heartbeat ------------------------------------------------------------------------------------------------
@@ -277,7 +292,9 @@ class EngineService:
         while not self.stop_event.is_set():
             try:
                 status = getattr(self, "_stream_status", None)
-                self._write_status(info_update=status.due() if status else None)
+                update = status.due() if status else None
+                self.guard.check(lambda: self._write_status(info_update=update))  # a persistent storage fault
+                # halts and exits from here
             except Exception:  # noqa: BLE001 - a busy database must not kill the heartbeat
                 log.exception("heartbeat failed")
             self.stop_event.wait(self.settings.runtime.heartbeat_interval_s)

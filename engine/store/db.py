@@ -51,8 +51,24 @@ def _orders_venue(conn: Connection) -> None:
                       "OR client_order_id LIKE 'qd-recon-%'"))
 
 
+def _alert_delivery(conn: Connection) -> None:
+    """v4 (issue 14): alert dedup columns on `alerts`, and the notify_events / alert_outbox / alert_attempts /
+    alert_escalations tables. Idempotent, because a fresh store already got them from `_create_all`."""
+    from sqlalchemy import inspect
+
+    from engine.store.schema import alert_attempts, alert_escalations, alert_outbox, notify_events
+
+    have = {c["name"] for c in inspect(conn).get_columns("alerts")}
+    for name, ddl in (("count", "INTEGER NOT NULL DEFAULT 1"), ("last_ts", "BIGINT"), ("dedup_key", "VARCHAR(40)")):
+        if name not in have:
+            conn.execute(text(f"ALTER TABLE alerts ADD COLUMN {name} {ddl}"))
+    conn.execute(text("CREATE INDEX IF NOT EXISTS ix_alerts_dedup ON alerts (dedup_key, acked)"))
+    for table in (notify_events, alert_outbox, alert_attempts, alert_escalations):
+        table.create(conn, checkfirst=True)
+
+
 # Forward migrations: MIGRATIONS[i] takes the schema from version i to i+1. Never edit a released step; append one.
-MIGRATIONS: list[Callable[[Connection], None]] = [_create_all, _trial_identity, _orders_venue]
+MIGRATIONS: list[Callable[[Connection], None]] = [_create_all, _trial_identity, _orders_venue, _alert_delivery]
 SCHEMA_VERSION = len(MIGRATIONS)
 MIGRATION_LOCK_KEY = 0x51D35C  # PostgreSQL advisory-lock key that serialises quantdesk migrations on one database
 
@@ -79,7 +95,9 @@ def probe_version(path: Path) -> int:
         finally:
             conn.close()
     except sqlite3.Error as exc:
-        raise StoreError(f"{path}: cannot read the state store ({exc}); run `quantdesk doctor`") from exc
+        from engine.store.health import describe
+
+        raise StoreError(describe(path, exc)) from exc
 
 
 def _touch_private(path: Path) -> None:
@@ -89,8 +107,12 @@ def _touch_private(path: Path) -> None:
         fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
         os.close(fd)
     for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-        if candidate.exists():
-            os.chmod(candidate, 0o600)
+        if candidate.exists() and candidate.stat().st_mode & 0o077:
+            try:
+                os.chmod(candidate, 0o600)
+            except OSError as exc:  # not ours or immutable: writes will tell; `quantdesk doctor` shows the mode
+                raise StoreError(f"{candidate}: cannot restrict its mode to 0600 ({exc.strerror}); "
+                                 "run `quantdesk doctor`") from exc
 
 
 class Store:
