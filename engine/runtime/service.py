@@ -216,14 +216,21 @@ class EngineService:
         from engine.runtime import jobs
         from engine.runtime.scheduler import install_jobs, make_scheduler
 
-        speed = self.settings.simulator.speed if self.settings.data.source == "sim" else 1.0
+        # the simulator, or the exchange twin on a base URL (its --speed given as [simulator] speed), runs sped up
+        sped_up = self.settings.data.source == "sim" or bool(self.settings.exchange.base_url)
+        speed = self.settings.simulator.speed if sped_up else 1.0
         intervals = job_intervals(self.settings, speed)
+        backup_every_s = self.settings.store.backup_interval_hours * 3600
+        if self.store.path is not None and backup_every_s > 0:
+            intervals["backup"] = backup_every_s  # consistent copy + retention (engine/store/backup.py)
         handlers = {name: self._handler(name) for name in intervals}
         jobs.install(self.store, handlers)
         self.scheduler = make_scheduler(self.store, self.settings.runtime.misfire_grace_s)
         self.scheduler.start(paused=True)
         delays = {n: iv for n, iv in intervals.items() if n.split(":")[0] in ("monitors", "reconcile", "funding")}
         delays.update(self._retrain_delays(intervals))
+        if "backup" in intervals:
+            delays["backup"] = min(intervals["backup"], 300.0)  # a new desk gets its first backup within minutes
         install_jobs(self.scheduler, intervals, delays=delays)
         self.scheduler.resume()
         self._write_status(info_update={"jobs": sorted(intervals), "phase": "running"})
@@ -312,7 +319,7 @@ class EngineService:
             return lambda: self._retrain(rest)
         table = {"broker": self.broker.process, "equity": self._equity, "monitors": self._monitors,
                  "leaderboard": self._leaderboard, "reconcile": self._reconcile, "funding": self._funding,
-                 "pull-feeds": self._pull_feeds, "pull-funding": self._pull_funding}
+                 "pull-feeds": self._pull_feeds, "pull-funding": self._pull_funding, "backup": self._backup}
         if kind not in table:
             raise ValueError(f"job {name!r}: unknown job kind {kind!r}")
         return table[kind]
@@ -388,6 +395,12 @@ class EngineService:
         board = compute_leaderboard(self.store, self.settings.lifecycle)
         store_leaderboard(self.store, board)
         return len(board)
+
+    def _backup(self) -> dict[str, Any]:
+        from engine.store.backup import scheduled_backup
+
+        cfg = self.settings.store
+        return dict(scheduled_backup(self.store.url, cfg.backup_dir, cfg.backup_keep))
 
     def _reconcile(self) -> Any:
         return self.broker.reconcile()
