@@ -1,4 +1,4 @@
-"""`quantdesk halt|flatten|reduce|status|resume`, `quantdesk strategy ...`, `quantdesk alerts [ack]`: the control API.
+"""`quantdesk halt|flatten|reduce|status|resume`, `quantdesk strategy ...`: the control API (alerts: alerts_cmd.py).
 
 Only the control module and the store are imported at call time; nothing heavy, so `quantdesk halt` starts fast.
 """
@@ -13,7 +13,6 @@ import typer
 from console.cli.common import settings_of
 
 strategy_app = typer.Typer(help="Strategy instances: pause, resume, promote, demote, leaderboard.", no_args_is_help=True)
-alerts_app = typer.Typer(help="List and acknowledge alerts.", invoke_without_command=True)
 
 
 def _existing_store(ctx: typer.Context) -> Any:
@@ -59,10 +58,43 @@ def _show(result: Any, as_json: bool = False, client: Any = None) -> None:
         raise typer.Exit(1)
 
 
-def _run(ctx: typer.Context, call: Any, as_json: bool = False) -> None:
-    """Open the client, run one command on it and show the result with the desk it went to."""
-    client = _client(ctx)
-    _show(call(client), as_json, client)
+def _run(ctx: typer.Context, call: Any, as_json: bool = False, halting: bool = False) -> None:
+    """Open the client, run one command on it and show the result with the desk it went to. A halting command on a
+    store that cannot be written (corrupt, read-only, locked) still reaches a live engine: by signal."""
+    try:
+        client = _client(ctx)
+        result = call(client)
+    except Exception as exc:
+        from console.cli.common import one_line_error, report_error
+
+        known = one_line_error(exc)
+        if not halting or known is None or known[0] != "store error":
+            raise
+        pid = _signal_halt(ctx)
+        if pid is None:
+            raise
+        report_error(known[0], known[2])
+        typer.echo(f"halt: HALT signalled to engine pid {pid} (SIGUSR1): it halts in memory at once, cancels its "
+                   "orders and persists HALTED when the store allows")
+        return
+    _show(result, as_json, client)
+
+
+def _signal_halt(ctx: typer.Context) -> int | None:
+    """Send SIGUSR1 (in-memory HALT) to the engine holding this store's lock; its pid, or None when none is live."""
+    import os
+    import signal
+
+    from engine.runtime.lockfile import read_pid
+
+    pid = read_pid(settings_of(ctx))
+    if pid is None:
+        return None
+    try:
+        os.kill(pid, signal.SIGUSR1)
+    except OSError:
+        return None
+    return pid
 
 
 def register(app: typer.Typer) -> None:
@@ -72,7 +104,7 @@ def register(app: typer.Typer) -> None:
     def halt(ctx: typer.Context, reason: str = typer.Option("operator halt", "--reason", "-r"),
              json_out: bool = typer.Option(False, "--json")) -> None:
         """HALT: no new orders, cancel open orders (persisted even with no engine running)."""
-        _run(ctx, lambda c: c.halt(reason), json_out)
+        _run(ctx, lambda c: c.halt(reason), json_out, halting=True)
 
     @app.command()
     def flatten(ctx: typer.Context, json_out: bool = typer.Option(False, "--json")) -> None:
@@ -92,6 +124,24 @@ def register(app: typer.Typer) -> None:
         """Back to ACTIVE (from HALTED only with --confirm)."""
         _run(ctx, lambda c: c.resume(confirm), json_out)
 
+    def _instance_brokers(ctx: typer.Context, mode: str) -> list[dict[str, str]]:
+        """Each stored instance with its stage and the broker its orders go to in this engine's mode."""
+        from engine.execution.router import broker_label
+        from engine.store import open_readonly
+        from engine.trading.lifecycle import list_instances
+
+        settings = settings_of(ctx)
+        try:
+            ro = open_readonly(settings.store_url())
+        except Exception:  # noqa: BLE001 - no state.db yet: no instances to show
+            return []
+        try:
+            exchange = settings.data.source.split(":", 1)[-1]
+            return [{"id": i.id, "stage": i.stage, "status": i.status,
+                     "broker": broker_label(i.stage, mode == "live", exchange)} for i in list_instances(ro)]
+        finally:
+            ro.dispose()
+
     @app.command()
     def status(ctx: typer.Context, json_out: bool = typer.Option(False, "--json")) -> None:
         """Trading state, engine liveness, equity, P&L, drawdown, exposure, open orders and positions."""
@@ -100,8 +150,9 @@ def register(app: typer.Typer) -> None:
         client = _client(ctx)
         st = client.status()
         desk, engine = desk_line(client)
+        brokers = _instance_brokers(ctx, st.mode)
         if json_out:
-            typer.echo(json.dumps({**dataclasses.asdict(st), "desk": desk}, default=str))
+            typer.echo(json.dumps({**dataclasses.asdict(st), "desk": desk, "instances": brokers}, default=str))
             return
         typer.echo(f"desk          : {desk} ({engine})")
         fmt = (lambda v, f="{:,.2f}": "-" if v is None else f.format(v))
@@ -111,6 +162,8 @@ def register(app: typer.Typer) -> None:
                    f"drawdown {fmt(st.drawdown, '{:.2%}')}")
         typer.echo(f"exposure      : gross {fmt(st.gross_exposure)}   net {fmt(st.net_exposure)}")
         typer.echo(f"open orders   : {st.open_orders}   open positions {st.open_positions}")
+        for b in brokers:
+            typer.echo(f"  {b['id']:<20} stage {b['stage']:<10} broker {b['broker']:<24} {b['status']}")
 
     @strategy_app.command("pause")
     def strategy_pause(ctx: typer.Context, instance_id: str) -> None:
@@ -165,22 +218,4 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"{r.rank:>2} {r.instance_id:<20} {r.stage:<10} {dsr:>6} {margin:>8} {r.n_trials:>5} "
                        f"{r.pnl:>12,.2f} {r.trades:>6} {hit:>5} {drift:>9}")
 
-    @alerts_app.callback()
-    def alerts_list(ctx: typer.Context, limit: int = typer.Option(20, "--limit", "-n"),
-                    unacked: bool = typer.Option(False, "--unacked")) -> None:
-        """List recent alerts (newest first)."""
-        if ctx.invoked_subcommand is not None:
-            return
-        from engine.store.ops import list_alerts
-
-        for a in list_alerts(_existing_store(ctx), limit=limit, unacked_only=unacked):
-            mark = "acked" if a.acked else "NEW  "
-            typer.echo(f"#{a.id:<5} {mark} {a.severity:<8} {a.rule:<24} {a.message}")
-
-    @alerts_app.command("ack")
-    def alerts_ack(ctx: typer.Context, alert_id: int) -> None:
-        """Acknowledge an alert (audited with your user)."""
-        _run(ctx, lambda c: c.ack_alert(alert_id))
-
     app.add_typer(strategy_app, name="strategy")
-    app.add_typer(alerts_app, name="alerts")

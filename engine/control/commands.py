@@ -19,6 +19,7 @@ from engine.control.catalogue import CommandError, CommandResult, EngineHooks, S
 from engine.control.client import finish_command
 from engine.control.doorbell import Doorbell, doorbell_address
 from engine.store.db import Store
+from engine.store.notify import enqueue_event
 from engine.store.ops import ack_alert, audit, raise_alert
 from engine.store.schema import commands
 
@@ -41,6 +42,21 @@ def execute_state_command(store: Store, cmd_id: int | None, command: str, args: 
     if result is None:
         return CommandResult(False, command, cmd_id, f"command {command!r} needs a running engine")
     return result
+
+
+NOTIFY_RESULT = frozenset({"halt", "flatten", "emergency_stop"})  # their outcome goes off-box with the result
+
+
+def _notify_result(store: Store, command: str, source: str, user: str, result: CommandResult) -> None:
+    """Queue the off-box notice of an emergency stop / flatten / halt with what the broker did."""
+    left = int(result.data.get("positions_left", 0) or 0)
+    severity = "critical" if (not result.ok or left) else "warning"
+    details = ", ".join(f"{k}={v}" for k, v in result.data.items() if isinstance(v, (int, float, str, bool)))
+    with store.begin() as conn:
+        enqueue_event(conn, "flatten" if command != "halt" else "halt", severity,
+                      f"[{severity.upper()}] {command} {'done' if result.ok else 'FAILED'} (by {source}/{user})",
+                      f"{result.message}" + (f"\n{details}" if details else ""), dict(result.data),
+                      rule=f"command.{command}")
 
 
 class CommandProcessor:
@@ -129,6 +145,8 @@ class CommandProcessor:
                 log.exception("command %s failed", row["command"])
                 result = CommandResult(False, row["command"], row["id"], f"{type(exc).__name__}: {exc}")
             finish_command(self.store, row["id"], result)
+            if row["command"] in NOTIFY_RESULT:
+                _notify_result(self.store, row["command"], row["source"], row["user"], result)
             audit(self.store, "engine", f"command.{row['command']}.{'done' if result.ok else 'failed'}",
                   {"command_id": row["id"], "requested_by": row["source"], "message": result.message,
                    **{k: v for k, v in result.data.items() if isinstance(v, (int, float, str, bool))}},

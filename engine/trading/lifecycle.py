@@ -87,9 +87,20 @@ def _row_to_instance(row: Mapping[str, Any]) -> Instance:
                     stage_changed_at=int(row["stage_changed_at"]))
 
 
+SEED_STAGE_MAX = "paper"  # config may declare an instance, never place it past paper
+
+
+def seed_stage(configured: str) -> str:
+    """The stage a configured instance starts at: its configured stage, but never past paper (only a promotion with
+    a passing gate report and an operator's confirmation reaches live-small or live)."""
+    return configured if STAGES.index(configured) <= STAGES.index(SEED_STAGE_MAX) else SEED_STAGE_MAX
+
+
 def sync_instances(store: Store, settings: Settings) -> list[Instance]:
-    """Insert configured instances missing from state.db (stored stage/status win); return enabled instances."""
+    """Insert configured instances missing from state.db (stored stage/status win, a configured stage past paper
+    is seeded at paper, with an alert and an audit entry); return enabled instances."""
     now = now_ms()
+    clamped = []
     with store.begin() as conn:
         existing = {r["id"] for r in conn.execute(select(strategy_instances.c.id)).mappings()}
         for inst_id, cfg in settings.strategies.items():
@@ -98,10 +109,19 @@ def sync_instances(store: Store, settings: Settings) -> list[Instance]:
                     capital=cfg.capital, symbols=json.dumps(list(cfg.symbols)), timeframe=cfg.timeframe,
                     params=json.dumps(cfg.params, default=str), updated_at=now))
                 continue
+            stage = seed_stage(cfg.stage)
             conn.execute(insert(strategy_instances).values(
-                id=inst_id, strategy=cfg.strategy or inst_id, stage=cfg.stage, status="running", capital=cfg.capital,
+                id=inst_id, strategy=cfg.strategy or inst_id, stage=stage, status="running", capital=cfg.capital,
                 symbols=json.dumps(list(cfg.symbols)), timeframe=cfg.timeframe,
                 params=json.dumps(cfg.params, default=str), created_at=now, stage_changed_at=now, updated_at=now))
+            audit(conn, "engine", "strategy.seed", {"instance_id": inst_id, "configured_stage": cfg.stage,
+                                                    "stage": stage}, user="engine")
+            if stage != cfg.stage:
+                clamped.append((inst_id, cfg.stage))
+    for inst_id, configured in clamped:
+        raise_alert(store, "warning", "lifecycle.seed_clamped", f"{inst_id}: config says stage {configured}, seeded at "
+                    f"{SEED_STAGE_MAX}; live-small and live are reached only by `quantdesk strategy promote {inst_id} "
+                    "--confirm` with a passing gate report", {"instance_id": inst_id, "configured": configured})
     enabled = {k for k, v in settings.strategies.items() if v.enabled}
     return [i for i in list_instances(store) if i.id in enabled]
 

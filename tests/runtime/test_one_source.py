@@ -50,7 +50,7 @@ def built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201 - (s
 def test_the_engine_builds_one_source_and_hands_it_to_everything(built) -> None:  # noqa: ANN001
     svc, made, resume = built
     assert made == [svc.source]
-    assert svc.broker.source is svc.source and svc.trader.source is svc.source and svc.monitors.source is svc.source
+    assert svc.broker.paper.source is svc.source and svc.trader.source is svc.source and svc.monitors.source is svc.source
     assert svc.source.milliseconds() >= resume  # the simulator resumed its market clock
     svc._pull(svc.settings.data.symbols[0], "1m")
     svc._equity()
