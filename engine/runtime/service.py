@@ -113,6 +113,10 @@ class EngineService:
         self._recover()
         self.ready.set()
         self._backfill()
+        from engine.runtime.streaming import StreamStatus, start_streams
+
+        self.streams = start_streams(self.settings, self.store, self.source)
+        self._stream_status = StreamStatus(self.streams)
         self._start_scheduler()
 
     def _build_trading(self) -> None:
@@ -212,7 +216,9 @@ class EngineService:
         from engine.runtime import jobs
         from engine.runtime.scheduler import install_jobs, make_scheduler
 
-        speed = self.settings.simulator.speed if self.settings.data.source == "sim" else 1.0
+        # the simulator, or the exchange twin on a base URL (its --speed given as [simulator] speed), runs sped up
+        sped_up = self.settings.data.source == "sim" or bool(self.settings.exchange.base_url)
+        speed = self.settings.simulator.speed if sped_up else 1.0
         intervals = job_intervals(self.settings, speed)
         backup_every_s = self.settings.store.backup_interval_hours * 3600
         if self.store.path is not None and backup_every_s > 0:
@@ -250,6 +256,8 @@ class EngineService:
 
     def _shutdown(self) -> None:
         log.info("engine stopping")
+        if getattr(self, "streams", None) is not None:
+            self.streams.stop()
         if self.scheduler is not None:
             try:
                 self.scheduler.shutdown(wait=True)
@@ -290,7 +298,10 @@ class EngineService:
     def _heartbeat_loop(self) -> None:
         while not self.stop_event.is_set():
             try:
-                self.guard.check(self._write_status)  # a persistent storage fault halts and exits from here
+                status = getattr(self, "_stream_status", None)
+                update = status.due() if status else None
+                self.guard.check(lambda: self._write_status(info_update=update))  # a persistent storage fault
+                # halts and exits from here
             except Exception:  # noqa: BLE001 - a busy database must not kill the heartbeat
                 log.exception("heartbeat failed")
             self.stop_event.wait(self.settings.runtime.heartbeat_interval_s)
@@ -313,10 +324,13 @@ class EngineService:
             raise ValueError(f"job {name!r}: unknown job kind {kind!r}")
         return table[kind]
 
-    def _pull(self, symbol: str, timeframe: str, warmup: bool = False) -> dict[str, Any]:
+    def _pull(self, symbol: str, timeframe: str, warmup: bool = False, force: bool = False) -> dict[str, Any]:
         from engine.data.pulls import pull_candles
         from engine.trading.warmup import warmup_bars
 
+        streams = getattr(self, "streams", None)
+        if not (warmup or force) and streams is not None and streams.healthy("ohlcv", symbol, timeframe):
+            return {"skipped": "streaming"}  # REST polling is the fallback while the stream is down
         return pull_candles(self.store, self.source, symbol, timeframe, self.settings,
                             warmup_bars=warmup_bars(self.settings) if warmup else None)
 
@@ -348,7 +362,7 @@ class EngineService:
         bar = self.trader.last_closed_bar(inst)
         if not self.trader.bar_stored(inst, bar):  # the bar just closed: pull it now rather than wait for a pull job
             for symbol in inst.symbols:
-                self._pull(symbol, inst.timeframe)
+                self._pull(symbol, inst.timeframe, force=True)  # the stream is late: REST now
         capital = inst.effective_capital(self.settings.lifecycle)
         self.broker.set_capital_cap(inst.id, capital)  # the cap follows the stage (live-small: a fraction)
         settled = self._settle_venue(inst)
