@@ -113,6 +113,10 @@ class EngineService:
         self._recover()
         self.ready.set()
         self._backfill()
+        from engine.runtime.streaming import StreamStatus, start_streams
+
+        self.streams = start_streams(self.settings, self.store, self.source)
+        self._stream_status = StreamStatus(self.streams)
         self._start_scheduler()
 
     def _build_trading(self) -> None:
@@ -252,6 +256,8 @@ class EngineService:
 
     def _shutdown(self) -> None:
         log.info("engine stopping")
+        if getattr(self, "streams", None) is not None:
+            self.streams.stop()
         if self.scheduler is not None:
             try:
                 self.scheduler.shutdown(wait=True)
@@ -292,7 +298,10 @@ class EngineService:
     def _heartbeat_loop(self) -> None:
         while not self.stop_event.is_set():
             try:
-                self.guard.check(self._write_status)  # a persistent storage fault halts and exits from here
+                status = getattr(self, "_stream_status", None)
+                update = status.due() if status else None
+                self.guard.check(lambda: self._write_status(info_update=update))  # a persistent storage fault
+                # halts and exits from here
             except Exception:  # noqa: BLE001 - a busy database must not kill the heartbeat
                 log.exception("heartbeat failed")
             self.stop_event.wait(self.settings.runtime.heartbeat_interval_s)
@@ -315,10 +324,13 @@ class EngineService:
             raise ValueError(f"job {name!r}: unknown job kind {kind!r}")
         return table[kind]
 
-    def _pull(self, symbol: str, timeframe: str, warmup: bool = False) -> dict[str, Any]:
+    def _pull(self, symbol: str, timeframe: str, warmup: bool = False, force: bool = False) -> dict[str, Any]:
         from engine.data.pulls import pull_candles
         from engine.trading.warmup import warmup_bars
 
+        streams = getattr(self, "streams", None)
+        if not (warmup or force) and streams is not None and streams.healthy("ohlcv", symbol, timeframe):
+            return {"skipped": "streaming"}  # REST polling is the fallback while the stream is down
         return pull_candles(self.store, self.source, symbol, timeframe, self.settings,
                             warmup_bars=warmup_bars(self.settings) if warmup else None)
 
@@ -350,7 +362,7 @@ class EngineService:
         bar = self.trader.last_closed_bar(inst)
         if not self.trader.bar_stored(inst, bar):  # the bar just closed: pull it now rather than wait for a pull job
             for symbol in inst.symbols:
-                self._pull(symbol, inst.timeframe)
+                self._pull(symbol, inst.timeframe, force=True)  # the stream is late: REST now
         capital = inst.effective_capital(self.settings.lifecycle)
         self.broker.set_capital_cap(inst.id, capital)  # the cap follows the stage (live-small: a fraction)
         settled = self._settle_venue(inst)
