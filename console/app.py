@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 
 from console.messages import CommandCompleted, StatusRefreshed, StatusUnavailable, StopProgress
-from engine.control.views import StateReader
+from engine.control.reader import StateReader
 from engine.control.snapshots import StateUnavailable, StatusSnapshot
 from console.screens.base import PolledScreen
 from console.screens.registry import SCREEN_CLASSES

@@ -15,34 +15,40 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from engine.config_rules import Check, check_value, cross_problems, field_checks, ranged, shown
+
 DEFAULT_CONFIG_FILE = "quantdesk.toml"
 ENV_PREFIX = "QUANTDESK__"
 
 
 class ConfigError(ValueError):
-    """A configuration value is wrong; the message names the key."""
+    """One or more configuration values are wrong; each line names the key, the value and the valid range."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems if problems is not None else [message]
 
 
 @dataclass(frozen=True)
 class StoreConfig:
     """Where state lives: a SQLite path by default, any SQLAlchemy URL for a server."""
 
-    path: str = "state.db"
-    url: str = ""  # e.g. postgresql+psycopg://user@host/quantdesk; empty means sqlite at `path`
-    busy_timeout_ms: int = 5000
+    path: str = ranged("state.db", kind="store_path")
+    url: str = ranged("", kind="store_url")  # e.g. postgresql+psycopg://user@host/quantdesk; empty = sqlite at `path`
+    busy_timeout_ms: int = ranged(5000, ge=0, le=600_000)
 
 
 @dataclass(frozen=True)
 class DataConfig:
     """Which market data the engine pulls, and when data counts as stale."""
 
-    source: str = "sim"  # sim | ccxt:<exchange id> | csv:<path>
-    symbols: tuple[str, ...] = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
-    timeframes: tuple[str, ...] = ("1m",)
-    backfill_days: int = 30
-    pull_interval_s: float = 5.0
-    stale_after_s: float = 180.0
-    feeds: tuple[str, ...] = ("macro", "sentiment", "onchain")
+    source: str = ranged("sim", kind="source")  # sim | ccxt:<exchange id> | csv:<path>
+    symbols: tuple[str, ...] = ranged(("BTC/USDT", "ETH/USDT", "SOL/USDT"), nonempty=True, kind="text")
+    timeframes: tuple[str, ...] = ranged(("1m",), nonempty=True, kind="timeframe")
+    backfill_days: int = ranged(30, ge=0, le=36_500)
+    pull_interval_s: float = ranged(5.0, gt=0, le=86_400)
+    stale_after_s: float = ranged(180.0, gt=0)
+    feeds: tuple[str, ...] = ranged(("macro", "sentiment", "onchain"), kind="text")
     # feed -> spec ("file:<path>" or "http:<parser>:<series>:<url>"); a feed without one uses the simulator's own
     feed_specs: dict[str, str] = field(default_factory=dict)
 
@@ -51,128 +57,152 @@ class DataConfig:
 class SimulatorConfig:
     """The embedded simulated exchange: seed, live speed-up and history start."""
 
-    seed: int = 7
-    speed: float = 1.0  # simulated seconds per wall-clock second when running live
-    history_days: int = 30  # history available before "now" for backfills
-    start_price_btc: float = 60000.0
+    seed: int = ranged(7, ge=0)
+    speed: float = ranged(1.0, gt=0, le=100_000)  # simulated seconds per wall-clock second when running live
+    history_days: int = ranged(30, ge=1, le=36_500)  # history available before "now" for backfills
+    start_price_btc: float = ranged(60000.0, gt=0)
 
 
 @dataclass(frozen=True)
 class BacktestConfig:
     """Costs and fill model shared by research backtests and the live twin."""
 
-    initial_capital: float = 100_000.0
-    fee_maker: float = 0.0002
-    fee_taker: float = 0.0005
-    half_spread_bps: float = 1.0
-    impact_coef: float = 0.1  # square-root impact: coef * sigma * sqrt(qty / bar volume)
-    fill_model: str = "next_open"  # next_open | next_close | vwap
-    reports_dir: str = "reports"
+    initial_capital: float = ranged(100_000.0, gt=0)
+    fee_maker: float = ranged(0.0002, ge=-0.01, le=0.1)  # negative = maker rebate
+    fee_taker: float = ranged(0.0005, ge=0, le=0.1)
+    half_spread_bps: float = ranged(1.0, ge=0, le=1000)
+    impact_coef: float = ranged(0.1, ge=0, le=100)  # square-root impact: coef * sigma * sqrt(qty / bar volume)
+    fill_model: str = ranged("next_open", choices=("next_open", "next_close", "vwap"))
+    reports_dir: str = ranged("reports", kind="text")
 
 
 @dataclass(frozen=True)
 class MLConfig:
     """Meta-labeling, model registry and retraining schedule."""
 
-    models_dir: str = "models"
-    pt_mult: float = 2.0
-    sl_mult: float = 1.0
-    max_holding_bars: int = 48
-    vol_span: int = 100
-    train_window_days: int = 730
-    retrain_interval_hours: float = 24.0
-    cv_folds: int = 4  # purged folds for model choice (each costs two fits: HGB and RF)
-    embargo_pct: float = 0.01
-    max_model_age_hours: float = 72.0
+    models_dir: str = ranged("models", kind="text")
+    pt_mult: float = ranged(2.0, gt=0, le=100)
+    sl_mult: float = ranged(1.0, gt=0, le=100)
+    max_holding_bars: int = ranged(48, ge=1)
+    vol_span: int = ranged(100, ge=2)
+    train_window_days: int = ranged(730, ge=1)
+    retrain_interval_hours: float = ranged(24.0, gt=0)
+    cv_folds: int = ranged(4, ge=2, le=50)  # purged folds for model choice (each costs two fits: HGB and RF)
+    embargo_pct: float = ranged(0.01, ge=0, lt=0.5)
+    max_model_age_hours: float = ranged(72.0, gt=0)
     train_at_start: bool = True  # a strategy with no champion trains soon after engine start, not a day later
-    first_train_delay_s: float = 20.0  # after start (staggered per strategy), out of the start-up rush
+    first_train_delay_s: float = ranged(20.0, ge=0)  # after start (staggered per strategy), out of the start-up rush
 
 
 @dataclass(frozen=True)
 class RiskConfig:
     """Bet sizing and limits."""
 
-    sizing: str = "kelly"  # kelly | probability | fixed
-    kelly_fraction: float = 0.25
-    min_probability: float = 0.0  # extra gate on the meta probability; Kelly already needs p > 1/(1+b)
-    max_trade_fraction: float = 0.05  # of instance capital, per trade
-    max_strategy_fraction: float = 0.5  # gross exposure per strategy instance / its capital
-    max_symbol_fraction: float = 0.3  # gross exposure per symbol / portfolio equity
-    max_portfolio_leverage: float = 1.5
-    vpin_bucket_volume_frac: float = 0.02  # bucket size as a fraction of mean daily volume
-    vpin_window: int = 50
-    vpin_cdf_window: int = 500
-    depth_bps: float = 10.0
-    max_depth_fraction: float = 0.1  # a trade may take at most this share of same-side book depth
-    vpin_cdf_scale_from: float = 0.8  # above this VPIN CDF, size shrinks linearly to zero at CDF 1
+    sizing: str = ranged("kelly", choices=("kelly", "probability", "fixed"))
+    kelly_fraction: float = ranged(0.25, gt=0, le=1)
+    min_probability: float = ranged(0.0, ge=0, lt=1)  # extra gate on the meta probability; Kelly needs p > 1/(1+b)
+    max_trade_fraction: float = ranged(0.05, gt=0, le=1)  # of instance capital, per trade
+    max_strategy_fraction: float = ranged(0.5, gt=0, le=10)  # gross exposure per strategy instance / its capital
+    max_symbol_fraction: float = ranged(0.3, gt=0, le=10)  # gross exposure per symbol / portfolio equity
+    max_portfolio_leverage: float = ranged(1.5, gt=0, le=100)
+    vpin_bucket_volume_frac: float = ranged(0.02, gt=0, le=1)  # bucket size as a fraction of mean daily volume
+    vpin_window: int = ranged(50, ge=1)
+    vpin_cdf_window: int = ranged(500, ge=2)
+    depth_bps: float = ranged(10.0, gt=0, le=10_000)
+    max_depth_fraction: float = ranged(0.1, gt=0, le=1)  # a trade may take at most this share of same-side depth
+    vpin_cdf_scale_from: float = ranged(0.8, ge=0, le=1)  # above this VPIN CDF, size shrinks linearly to 0 at CDF 1
+
+
+_REDUCE_BELOW_HALT = ("vpin_cdf", "daily_drawdown", "total_drawdown", "spread_bps", "stale_data", "funding_abs",
+                      "inflow_z", "error_rate")
 
 
 @dataclass(frozen=True)
 class TriggerConfig:
     """Emergency trigger thresholds (reduce, then halt) and hysteresis."""
 
-    vpin_cdf_reduce: float = 0.95
-    vpin_cdf_halt: float = 0.99
-    daily_drawdown_reduce: float = 0.03
-    daily_drawdown_halt: float = 0.05
-    total_drawdown_reduce: float = 0.10
-    total_drawdown_halt: float = 0.15
-    spread_bps_reduce: float = 25.0
-    spread_bps_halt: float = 60.0
-    depth_collapse_reduce: float = 0.3  # depth / its rolling median
-    depth_collapse_halt: float = 0.1
-    stale_data_reduce_s: float = 180.0
-    stale_data_halt_s: float = 600.0
-    funding_abs_reduce: float = 0.001
-    funding_abs_halt: float = 0.003
-    inflow_z_reduce: float = 3.0
-    inflow_z_halt: float = 5.0
-    error_rate_reduce: float = 0.2
-    error_rate_halt: float = 0.5
-    recon_mismatch_halt: float = 1e-6
-    hysteresis: float = 0.9  # a rule clears only below threshold * hysteresis
-    clear_after_s: float = 300.0
+    vpin_cdf_reduce: float = ranged(0.95, gt=0, le=1)
+    vpin_cdf_halt: float = ranged(0.99, gt=0, le=1)
+    daily_drawdown_reduce: float = ranged(0.03, gt=0, le=1)
+    daily_drawdown_halt: float = ranged(0.05, gt=0, le=1)
+    total_drawdown_reduce: float = ranged(0.10, gt=0, le=1)
+    total_drawdown_halt: float = ranged(0.15, gt=0, le=1)
+    spread_bps_reduce: float = ranged(25.0, gt=0)
+    spread_bps_halt: float = ranged(60.0, gt=0)
+    depth_collapse_reduce: float = ranged(0.3, gt=0, le=1)  # depth / its rolling median
+    depth_collapse_halt: float = ranged(0.1, gt=0, le=1)
+    stale_data_reduce_s: float = ranged(180.0, gt=0)
+    stale_data_halt_s: float = ranged(600.0, gt=0)
+    funding_abs_reduce: float = ranged(0.001, gt=0)
+    funding_abs_halt: float = ranged(0.003, gt=0)
+    inflow_z_reduce: float = ranged(3.0, gt=0)
+    inflow_z_halt: float = ranged(5.0, gt=0)
+    error_rate_reduce: float = ranged(0.2, gt=0, le=1)
+    error_rate_halt: float = ranged(0.5, gt=0, le=1)
+    recon_mismatch_halt: float = ranged(1e-6, ge=0)
+    hysteresis: float = ranged(0.9, gt=0, le=1)  # a rule clears only below threshold * hysteresis
+    clear_after_s: float = ranged(300.0, ge=0)
+
+    def relations(self) -> list[tuple[str, str]]:
+        """A reduce level must be reached before the halt level of the same rule."""
+        out = []
+        for rule in _REDUCE_BELOW_HALT:
+            suffix = "_s" if rule == "stale_data" else ""
+            reduce, halt = getattr(self, f"{rule}_reduce{suffix}"), getattr(self, f"{rule}_halt{suffix}")
+            if reduce > halt:
+                out.append((f"{rule}_reduce{suffix}", f"must be <= {rule}_halt{suffix} ({halt:g}), got {reduce:g}"))
+        if self.depth_collapse_reduce < self.depth_collapse_halt:
+            out.append(("depth_collapse_reduce", f"must be >= depth_collapse_halt ({self.depth_collapse_halt:g}), "
+                                                 f"got {self.depth_collapse_reduce:g}"))
+        return out
 
 
 @dataclass(frozen=True)
 class ExecutionConfig:
     """Broker choice and execution realism."""
 
-    mode: str = "paper"  # paper | live
-    exchange: str = "binance"
-    paper_latency_ms: float = 50.0
-    queue_ahead_fraction: float = 0.5
-    order_timeout_s: float = 10.0
-    max_retries: int = 4
-    reconcile_interval_s: float = 60.0
-    rebalance_band: float = 0.1  # re-size a held position only when off target by this share of its allocation
-    min_order_notional: float = 10.0  # quote units; smaller orders are not sent
+    mode: str = ranged("paper", choices=("paper", "live"))
+    exchange: str = ranged("binance", kind="text")
+    paper_latency_ms: float = ranged(50.0, ge=0, le=60_000)
+    queue_ahead_fraction: float = ranged(0.5, ge=0, le=1)
+    order_timeout_s: float = ranged(10.0, gt=0)
+    max_retries: int = ranged(4, ge=0, le=100)
+    reconcile_interval_s: float = ranged(60.0, gt=0)
+    rebalance_band: float = ranged(0.1, ge=0, le=1)  # re-size a held position only when off target by this share
+    min_order_notional: float = ranged(10.0, ge=0)  # quote units; smaller orders are not sent
 
 
 @dataclass(frozen=True)
 class RuntimeConfig:
     """Engine service timing and files."""
 
-    command_poll_ms: int = 50
-    monitor_interval_s: float = 5.0
-    equity_interval_s: float = 10.0
-    heartbeat_interval_s: float = 1.0
-    heartbeat_timeout_s: float = 5.0
-    misfire_grace_s: int = 30
-    log_dir: str = "logs"
+    command_poll_ms: int = ranged(50, ge=1, le=60_000)
+    monitor_interval_s: float = ranged(5.0, gt=0)
+    equity_interval_s: float = ranged(10.0, gt=0)
+    heartbeat_interval_s: float = ranged(1.0, gt=0, le=3600)
+    heartbeat_timeout_s: float = ranged(5.0, gt=0)
+    misfire_grace_s: int = ranged(30, ge=1)
+    log_dir: str = ranged("logs", kind="text")
     run_dir: str = ""  # pid/lock files; empty means beside state.db
+
+    def relations(self) -> list[tuple[str, str]]:
+        """Front ends must not call a live engine dead between two heartbeats."""
+        if self.heartbeat_timeout_s <= self.heartbeat_interval_s:
+            return [("heartbeat_timeout_s", f"must be > heartbeat_interval_s ({self.heartbeat_interval_s:g}), "
+                                            f"got {self.heartbeat_timeout_s:g}")]
+        return []
 
 
 @dataclass(frozen=True)
 class LifecycleConfig:
     """Promotion gates and automatic demotion."""
 
-    min_paper_days: float = 14.0
-    min_paper_trades: int = 30
-    min_dsr: float = 0.0
-    max_drift_bps: float = 25.0
-    live_small_fraction: float = 0.1
-    demote_drawdown: float = 0.2
+    min_paper_days: float = ranged(14.0, ge=0)
+    min_paper_trades: int = ranged(30, ge=0)
+    min_dsr: float = ranged(0.0, ge=-10, le=10)
+    max_drift_bps: float = ranged(25.0, ge=0)
+    live_small_fraction: float = ranged(0.1, gt=0, le=1)
+    demote_drawdown: float = ranged(0.2, gt=0, le=1)
 
 
 @dataclass(frozen=True)
@@ -180,10 +210,10 @@ class StrategyInstanceConfig:
     """One running instance of a strategy with its own capital and stage."""
 
     strategy: str = ""
-    symbols: tuple[str, ...] = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
-    timeframe: str = "1m"
-    capital: float = 50_000.0
-    stage: str = "paper"  # research | paper | live-small | live
+    symbols: tuple[str, ...] = ranged(("BTC/USDT", "ETH/USDT", "SOL/USDT"), nonempty=True, kind="text")
+    timeframe: str = ranged("1m", kind="timeframe")
+    capital: float = ranged(50_000.0, gt=0)
+    stage: str = ranged("paper", choices=("research", "paper", "live-small", "live"))
     enabled: bool = True
     params: dict[str, Any] = field(default_factory=dict)
 
@@ -192,9 +222,9 @@ class StrategyInstanceConfig:
 class ConsoleConfig:
     """Console refresh rate and key map (action id -> key)."""
 
-    refresh_hz: float = 4.0
+    refresh_hz: float = ranged(4.0, gt=0, le=60)
     keys: dict[str, str] = field(default_factory=dict)
-    theme: str = "textual-dark"
+    theme: str = ranged("textual-dark", kind="text")
 
 
 def _default_instances() -> dict[str, StrategyInstanceConfig]:
@@ -224,77 +254,84 @@ class Settings:
 
     def store_url(self) -> str:
         """SQLAlchemy URL of the state store."""
-        return self.store.url or f"sqlite:///{Path(self.store.path).expanduser().resolve()}"
+        from engine.store.urls import store_url_for  # pure string rules; no database driver is imported
+
+        return store_url_for(self.store.url or self.store.path)
 
 
-_ENUMS: dict[str, tuple[str, ...]] = {
-    "execution.mode": ("paper", "live"),
-    "risk.sizing": ("kelly", "probability", "fixed"),
-    "backtest.fill_model": ("next_open", "next_close", "vwap"),
-}
-_STAGES = ("research", "paper", "live-small", "live")
+_ENUMS: dict[str, tuple[str, ...]] = {}  # extra "section.key" -> choices, beside the fields' own `ranged(choices=)`
 
 
-def _coerce(value: Any, tp: Any, key: str) -> Any:
+def _coerce(value: Any, tp: Any, key: str, problems: list[str]) -> Any:
     """Check `value` against the annotation `tp`, converting lists to tuples; raise naming `key`."""
     origin = typing.get_origin(tp)
     if tp is Any:
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
+            raise ConfigError(f"{key}: expected a number, got {shown(key, value)}")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+            raise ConfigError(f"{key}: expected an integer, got {shown(key, value)}")
         return value
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+            raise ConfigError(f"{key}: expected true or false, got {shown(key, value)}")
         return value
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, got {value!r}")
+            raise ConfigError(f"{key}: expected a string, got {shown(key, value)}")
         return value
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key}: expected a list, got {value!r}")
+            raise ConfigError(f"{key}: expected a list, got {shown(key, value)}")
         (item_tp, _ellipsis) = typing.get_args(tp)
-        return tuple(_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value))
+        return tuple(_coerce(v, item_tp, f"{key}[{i}]", problems) for i, v in enumerate(value))
     if origin is dict:
         if not isinstance(value, Mapping):
-            raise ConfigError(f"{key}: expected a table, got {value!r}")
+            raise ConfigError(f"{key}: expected a table, got {shown(key, value)}")
         k_tp, v_tp = typing.get_args(tp)
-        return {str(k): _coerce(v, v_tp, f"{key}.{k}") for k, v in value.items()}
+        return {str(k): _coerce(v, v_tp, f"{key}.{k}", problems) for k, v in value.items()}
     if origin in (typing.Union, types.UnionType):
         for arm in typing.get_args(tp):
             try:
-                return _coerce(value, arm, key)
+                return _coerce(value, arm, key, problems)
             except ConfigError:
                 continue
-        raise ConfigError(f"{key}: {value!r} does not match {tp}")
+        raise ConfigError(f"{key}: {shown(key, value)} does not match {tp}")
     if dataclasses.is_dataclass(tp):
-        return _build(tp, value, key)
+        return _build(tp, value, key, problems)
     raise ConfigError(f"{key}: unsupported type {tp}")
 
 
-def _build(cls: type, raw: Any, prefix: str) -> Any:
-    """Build dataclass `cls` from a mapping, rejecting unknown keys."""
+def _build(cls: type, raw: Any, prefix: str, problems: list[str]) -> Any:
+    """Build dataclass `cls` from a mapping; unknown keys, wrong types and out-of-range values go to `problems`."""
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"{prefix}: expected a table, got {raw!r}")
+        raise ConfigError(f"{prefix}: expected a table, got {shown(prefix, raw)}")
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - names - {"config_path"})
-    if unknown:
-        where = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
-        raise ConfigError(f"{where}: unknown key (known: {', '.join(sorted(names - {'config_path'}))})")
+    checks = field_checks(cls)
+    names = set(checks)
+    for name in sorted(set(raw) - names - {"config_path"}):
+        where = f"{prefix}.{name}" if prefix else name
+        problems.append(f"{where}: unknown key (known: {', '.join(sorted(names - {'config_path'}))})")
     kwargs = {}
     for name, value in raw.items():
+        if name not in names:
+            continue
         key = f"{prefix}.{name}" if prefix else name
-        kwargs[name] = _coerce(value, hints[name], key)
-        if key in _ENUMS and kwargs[name] not in _ENUMS[key]:
-            raise ConfigError(f"{key}: must be one of {', '.join(_ENUMS[key])}, got {kwargs[name]!r}")
-    return cls(**kwargs)
+        try:
+            kwargs[name] = _coerce(value, hints[name], key, problems)
+        except ConfigError as exc:
+            problems.append(str(exc))
+            continue
+        check = checks[name] or (Check(choices=_ENUMS[key]) if key in _ENUMS else None)
+        bad = check_value(key, kwargs[name], check)
+        if bad:
+            problems.append(bad)
+    built = cls(**kwargs)
+    problems.extend(cross_problems(built, prefix))
+    return built
 
 
 def _parse_env_value(text: str) -> Any:
@@ -340,7 +377,8 @@ def load_settings(path: str | os.PathLike[str] | None = None, environ: Mapping[s
         section, _, key = dotted.partition(".")
         raw.setdefault(section, {})[key] = value
     strategies_raw = raw.pop("strategies", None)
-    settings = _build(Settings, raw, "") if raw else Settings()
+    problems: list[str] = []
+    settings = _build(Settings, raw, "", problems) if raw else Settings()
     if strategies_raw is not None:
         if not isinstance(strategies_raw, Mapping):
             raise ConfigError("strategies: expected a table of strategy instances")
@@ -349,11 +387,10 @@ def load_settings(path: str | os.PathLike[str] | None = None, environ: Mapping[s
             body = dict(body) if isinstance(body, Mapping) else body
             if isinstance(body, dict):
                 body.setdefault("strategy", inst_id)
-            inst = _build(StrategyInstanceConfig, body, f"strategies.{inst_id}")
-            if inst.stage not in _STAGES:
-                raise ConfigError(f"strategies.{inst_id}.stage: must be one of {', '.join(_STAGES)}")
-            instances[inst_id] = inst
+            instances[inst_id] = _build(StrategyInstanceConfig, body, f"strategies.{inst_id}", problems)
         settings = dataclasses.replace(settings, strategies=instances)
+    if problems:
+        raise ConfigError("\n".join(problems), problems)
     return dataclasses.replace(settings, config_path=str(cfg_path))
 
 

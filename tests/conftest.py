@@ -13,10 +13,47 @@ import pytest
 _REPORT_ENV = "QUANTDESK_TEST_REPORT_DIR"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """--store-backend: which stores the backend-parametrised tests run on (both by default)."""
+    parser.addoption("--store-backend", action="append", choices=("sqlite", "postgresql"), default=None,
+                     help="run store/runtime backend tests on this backend (repeatable; default: both)")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Create one report directory per run (inherited by xdist workers through the environment)."""
     if _REPORT_ENV not in os.environ:
         os.environ[_REPORT_ENV] = tempfile.mkdtemp(prefix="quantdesk-report-")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrise `backend_url` over the selected store backends (sqlite, postgresql)."""
+    if "backend_url" in metafunc.fixturenames:
+        chosen = metafunc.config.getoption("--store-backend") or ["sqlite", "postgresql"]
+        metafunc.parametrize("backend_url", chosen, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():  # noqa: ANN201 - tests.support.postgres.PostgresServer
+    """One throwaway PostgreSQL server per test process (xdist worker), on 127.0.0.1; skipped where the server is
+    not installed, except in CI (CI=true), where a missing server fails: `.ci/run` installs it."""
+    from tests.support.postgres import PostgresUnavailable, start_server
+
+    try:
+        server = start_server()
+    except PostgresUnavailable as exc:
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip(str(exc))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty store URL on the parametrised backend: a temp SQLite file or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'state.db'}"
+    return request.getfixturevalue("postgres_server").fresh_database()
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -27,6 +27,7 @@ _COMMAND_MODULES = [
     "console.cli.research_cmd",  # backtest: quantdesk backtest / optimize
     "console.cli.data_cmd",  # market data: quantdesk data pull / status / export / quarantine
     "console.cli.model_cmd",  # ML: quantdesk model train / list / promote / rollback
+    "console.cli.store_copy_cmd",  # store: quantdesk store copy --from SRC --to DST
 ]
 
 
@@ -38,10 +39,14 @@ def _register_all() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `quantdesk` console script."""
     _register_all()
-    from engine.config import ConfigError
+    from console.cli.common import one_line_error, report_error
 
+    args = argv if argv is not None else sys.argv[1:]
     try:
-        app(args=argv if argv is not None else sys.argv[1:], standalone_mode=True)
-    except ConfigError as exc:
-        typer.secho(f"config error: {exc}", fg="red", err=True)
-        raise SystemExit(2) from exc
+        app(args=args, standalone_mode=True)
+    except Exception as exc:
+        known = one_line_error(exc)
+        if known is None or "--debug" in args:
+            raise
+        report_error(known[0], exc)
+        raise SystemExit(known[1]) from exc

@@ -9,6 +9,26 @@ from typing import Optional
 import typer
 
 from engine.config import ConfigError, Settings, load_settings, settings_with
+from engine.config_rules import state_target
+
+# Errors a front end reports as one line (no traceback unless --debug): class name -> (label, exit code).
+# Matched by name so this module does not import the store or data layers just to catch their errors.
+ONE_LINE_ERRORS = {"ConfigError": ("config error", 2), "StoreError": ("store error", 3),
+                   "SourceSpecError": ("source error", 2), "UnknownStrategyError": ("error", 2)}
+
+
+def report_error(label: str, exc: BaseException) -> None:
+    """Print an error as one line per problem on stderr, prefixed with what kind of error it is."""
+    for line in str(exc).splitlines() or [type(exc).__name__]:
+        typer.secho(f"{label}: {line}", fg="red", err=True)
+
+
+def one_line_error(exc: BaseException) -> tuple[str, int] | None:
+    """(label, exit code) when `exc` is an operator error shown without a traceback, else None."""
+    for cls in type(exc).__mro__:
+        if cls.__name__ in ONE_LINE_ERRORS:
+            return ONE_LINE_ERRORS[cls.__name__]
+    return None
 
 
 @dataclass
@@ -25,15 +45,17 @@ def register(app: typer.Typer) -> None:
     def root(ctx: typer.Context,
              config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML config file "
                                                    "(default ./quantdesk.toml; missing means defaults)"),
-             state: Optional[Path] = typer.Option(None, "--state", help="state.db path (overrides store.path)")) -> None:
+             state: Optional[str] = typer.Option(None, "--state", help="state.db path or database URL "
+                                                 "(sqlite:///..., postgresql+psycopg://...; overrides the config)"),
+             debug: bool = typer.Option(False, "--debug", help="show full tracebacks for errors")) -> None:
         """Load settings; with no sub-command, open the operator console."""
         try:
             settings = load_settings(config)
+            if state is not None:
+                settings = settings_with(settings, store=state_target(state))
         except ConfigError as exc:
-            typer.secho(f"config error: {exc}", fg="red", err=True)
+            report_error("config error", exc)
             raise typer.Exit(2) from exc
-        if state is not None:
-            settings = settings_with(settings, store={"path": str(state), "url": ""})
         ctx.obj = CliContext(settings=settings)
         if ctx.invoked_subcommand is None:
             from console.launch import open_console  # Textual loads only when the console is really opened

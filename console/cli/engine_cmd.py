@@ -48,6 +48,9 @@ def register(app: typer.Typer) -> None:
         if ctx.invoked_subcommand is not None:
             return
         settings = settings_of(ctx)
+        from engine.runtime.preflight import check_startup
+
+        check_startup(settings)  # unknown strategy or bad params: one line, exit 2, nothing started
         if live:
             from engine.execution.ccxt_broker import check_env_keys
 

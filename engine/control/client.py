@@ -15,22 +15,21 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert, select
 
 from engine.clock import now_ms
 from engine.store.db import Store, open_store
 from engine.store.ops import audit, current_user
-from engine.store.schema import commands, engine_status, equity_snapshots, orders, positions
-from engine.risk.trading_state import get_state
+from engine.store.schema import commands, engine_status
 from engine.control.doorbell import doorbell_address, ring
+from engine.control.snapshots import StatusSnapshot
+from engine.control.views import engine_alive, status_view
 
 SOURCES = ("console", "cli")
-OPEN_ORDER_STATUSES = ("new", "open", "partial")
 COMMANDS = ("halt", "flatten", "emergency_stop", "reduce", "resume", "pause_strategy", "resume_strategy", "promote",
             "demote", "retrain_now", "rollback_model", "ack_alert", "stop")
 # Commands whose trading-state part the client persists itself before the engine acts on them.
@@ -56,7 +55,7 @@ class CommandResult:
 
 @dataclass(frozen=True)
 class EngineStatus:
-    """A snapshot of the desk for `quantdesk status` and the console header."""
+    """`quantdesk status`'s view of the desk: a StatusSnapshot (engine/control/views.py) under the CLI's names."""
 
     trading_state: str
     reason: str
@@ -75,27 +74,14 @@ class EngineStatus:
     state_changed_at: int
     state_changed_by: str
 
-
-def heartbeat_fresh(heartbeat_at: int | None, timeout_s: float, now: int | None = None) -> bool:
-    """True when a heartbeat timestamp is younger than the timeout."""
-    if heartbeat_at is None:
-        return False
-    return ((now if now is not None else now_ms()) - heartbeat_at) <= timeout_s * 1000
-
-
-def pid_running(pid: int) -> bool:
-    """True when a process with this pid exists on this host (and is not a zombie)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
+    @classmethod
+    def from_snapshot(cls, snap: StatusSnapshot) -> "EngineStatus":
+        """The same numbers as the console header's StatusSnapshot, named for the CLI's JSON."""
+        return cls(trading_state=snap.state, reason=snap.reason, mode=snap.mode, engine_alive=snap.engine_alive,
+                   pid=snap.engine_pid, equity=snap.equity, day_pnl=snap.day_pnl, drawdown=snap.drawdown,
+                   gross_exposure=snap.gross_exposure, net_exposure=snap.net_exposure, open_orders=snap.open_orders,
+                   open_positions=snap.positions, heartbeat_at=snap.heartbeat_at, started_at=snap.started_at,
+                   state_changed_at=snap.changed_at, state_changed_by=snap.changed_by)
 
 
 def engine_row(store: Store) -> Mapping[str, Any] | None:
@@ -105,14 +91,13 @@ def engine_row(store: Store) -> Mapping[str, Any] | None:
 
 
 def is_engine_alive(store: Store, heartbeat_timeout_s: float = 5.0) -> bool:
-    """True when the engine's heartbeat is fresh and (on this host) its process still exists."""
+    """True when the engine's heartbeat is fresh and (on this host) its process still exists (views.engine_alive)."""
     row = engine_row(store)
-    if row is None or not heartbeat_fresh(row["heartbeat_at"], heartbeat_timeout_s):
+    if row is None:
         return False
-    if row["host"] == socket.gethostname() and not pid_running(int(row["pid"])):
-        return False
-    info = json.loads(row["info"] or "{}")
-    return not info.get("stopped", False)
+    stopped = bool(json.loads(row["info"] or "{}").get("stopped", False))
+    return engine_alive(int(row["pid"]), row["host"], row["heartbeat_at"], stopped, now_ms(),
+                        int(heartbeat_timeout_s * 1000))
 
 
 class ControlClient:
@@ -324,37 +309,7 @@ def wait_result(store: Store, cmd_id: int, timeout_s: float, poll_s: float = 0.0
 
 
 def read_status(store: Store, heartbeat_timeout_s: float = 5.0) -> EngineStatus:
-    """Assemble EngineStatus from trading_state, engine_status, equity_snapshots, orders and positions."""
-    rec = get_state(store)
-    row = engine_row(store)
-    alive = is_engine_alive(store, heartbeat_timeout_s)
+    """The desk's status for `quantdesk status`: the read model's status_view, in the CLI's field names."""
     with store.connect() as conn:
-        last = conn.execute(select(equity_snapshots).where(equity_snapshots.c.scope == "portfolio")
-                            .order_by(equity_snapshots.c.ts.desc()).limit(1)).mappings().first()
-        # the day in market time (snapshots are stamped with the source's clock, simulated time for the simulator)
-        ref = int(last["ts"]) if last else now_ms()
-        day_start = ref - ref % 86_400_000
-        peak = conn.execute(select(func.max(equity_snapshots.c.equity))
-                            .where(equity_snapshots.c.scope == "portfolio")).scalar()
-        day_open = conn.execute(select(equity_snapshots.c.equity).where(
-            equity_snapshots.c.scope == "portfolio", equity_snapshots.c.ts <= day_start)
-            .order_by(equity_snapshots.c.ts.desc()).limit(1)).scalar()
-        if day_open is None:
-            day_open = conn.execute(select(equity_snapshots.c.equity).where(
-                equity_snapshots.c.scope == "portfolio", equity_snapshots.c.ts >= day_start)
-                .order_by(equity_snapshots.c.ts.asc()).limit(1)).scalar()
-        n_orders = conn.execute(select(func.count()).select_from(orders)
-                                .where(orders.c.status.in_(OPEN_ORDER_STATUSES))).scalar() or 0
-        n_pos = conn.execute(select(func.count()).select_from(positions)
-                             .where(func.abs(positions.c.qty) > 1e-12)).scalar() or 0
-    equity = float(last["equity"]) if last else None
-    return EngineStatus(
-        trading_state=rec.state.value, reason=rec.reason, mode=row["mode"] if row else "unknown", engine_alive=alive,
-        pid=int(row["pid"]) if row else None, equity=equity,
-        day_pnl=(equity - float(day_open)) if equity is not None and day_open is not None else None,
-        drawdown=(max(0.0, 1.0 - equity / float(peak)) if equity is not None and peak else None),
-        gross_exposure=float(last["gross_exposure"]) if last else None,
-        net_exposure=float(last["net_exposure"]) if last else None,
-        open_orders=int(n_orders), open_positions=int(n_pos),
-        heartbeat_at=int(row["heartbeat_at"]) if row else None, started_at=int(row["started_at"]) if row else None,
-        state_changed_at=rec.changed_at, state_changed_by=rec.changed_by)
+        snap = status_view(conn, now_ms(), int(heartbeat_timeout_s * 1000))
+    return EngineStatus.from_snapshot(snap)

@@ -1,4 +1,4 @@
-"""What the console's reads return: frozen snapshots of the engine status and the desk (no queries here)."""
+"""What the read model returns: frozen snapshots of the engine status and the desk (no queries here)."""
 
 from __future__ import annotations
 
@@ -34,6 +34,8 @@ class StatusSnapshot:
     pending_stops: int = 0  # halt / emergency_stop commands the engine has not picked up yet
     flattening: int = 0  # emergency_stop / flatten commands the engine is executing right now
     engine_stopped: bool = False  # the engine said it stopped (a clean stop leaves a fresh last heartbeat)
+    engine_host: str | None = None  # where the engine runs: its pid is checked only on this host
+    started_at: int | None = None  # when the engine process started (wall clock)
 
     @property
     def confirmed_state(self) -> str:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.config import load_settings, settings_with
+from engine.config import ConfigError, load_settings, settings_with
+from engine.config_rules import state_target
+from engine.runtime.preflight import check_startup
 
 # CPython hands the GIL to a waiting thread after this long at most (default 5 ms). The engine's command poller and
 # the console's UI thread and stop lane are I/O threads that share a process with CPU-bound work (strategy ticks,
@@ -31,14 +33,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state", required=True, help="state.db path or SQLAlchemy URL")
     parser.add_argument("--config", default=None, help="TOML config file")
     parser.add_argument("--live-confirmed", action="store_true", help="live trading, already confirmed")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
     args = parser.parse_args(argv)
     prefer_low_latency()
-    settings = load_settings(args.config)
-    if "://" in args.state and not args.state.startswith("sqlite"):
-        settings = settings_with(settings, store={"url": args.state})
-    else:
-        path = args.state.split(":///", 1)[1] if args.state.startswith("sqlite") else args.state
-        settings = settings_with(settings, store={"path": path, "url": ""})
+    from engine.store.db import StoreError
+
+    try:
+        settings = settings_with(load_settings(args.config), store=state_target(args.state))
+        check_startup(settings)
+    except ConfigError as exc:
+        _report("config error", exc)
+        return 2
     from engine.runtime.lockfile import EngineLockedError
     from engine.runtime.service import EngineService
 
@@ -47,6 +52,17 @@ def main(argv: list[str] | None = None) -> int:
     except EngineLockedError as exc:
         print(str(exc), file=sys.stderr)
         return 1
+    except (ConfigError, StoreError) as exc:
+        if args.debug:
+            raise
+        _report("store error" if isinstance(exc, StoreError) else "config error", exc)
+        return 3 if isinstance(exc, StoreError) else 2
+
+
+def _report(label: str, exc: BaseException) -> None:
+    """One line per problem on stderr (the detached engine's only channel before its log is set up)."""
+    for line in str(exc).splitlines():
+        print(f"{label}: {line}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ def _create_all(conn: Connection) -> None:
 # Forward migrations: MIGRATIONS[i] takes the schema from version i to i+1. Never edit a released step; append one.
 MIGRATIONS: list[Callable[[Connection], None]] = [_create_all]
 SCHEMA_VERSION = len(MIGRATIONS)
+MIGRATION_LOCK_KEY = 0x51D35C  # PostgreSQL advisory-lock key that serialises quantdesk migrations on one database
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -120,9 +121,19 @@ class Store:
 
     @contextlib.contextmanager
     def _migration_lock(self) -> Iterator[None]:
-        """Serialise migrations across processes (an engine and a console opening a fresh state.db together)."""
+        """Serialise migrations across processes (an engine and a console opening a fresh store together): a lock
+        file beside a SQLite database, a session advisory lock on PostgreSQL (held on its own connection)."""
         if self.path is None:
-            yield
+            if self.engine.dialect.name != "postgresql":
+                yield
+                return
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
+                try:
+                    yield
+                finally:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK_KEY})
+                    conn.commit()
             return
         fd = os.open(f"{self.path}.migrate-lock", os.O_CREAT | os.O_RDWR, 0o600)
         try:
@@ -197,7 +208,9 @@ def open_readonly(url_or_path: str | os.PathLike[str], *, busy_timeout_ms: int =
 
 
 def _as_url(url_or_path: str | os.PathLike[str]) -> str:
-    text_value = os.fspath(url_or_path)
-    if "://" in text_value:
-        return text_value
-    return f"sqlite:///{Path(text_value).expanduser().resolve()}"
+    from engine.store.urls import StoreTargetError, store_url_for
+
+    try:
+        return store_url_for(url_or_path)
+    except StoreTargetError as exc:
+        raise StoreError(str(exc)) from exc

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import insert
 
 from console.launch import engine_running
-from engine.control.views import StateReader
+from engine.control.reader import StateReader
 from engine.clock import now_ms
 from engine.config import load_settings, settings_with
 from engine.store import open_store
