@@ -210,9 +210,15 @@ def _alerts_marker(conn: Connection, q: DeskQuery) -> Hashable:
     return row and (row["m"], row["a"])
 
 
+_ALERT_COLUMNS = ("a.id, a.ts, a.severity, a.rule, a.source, a.message, a.acked, a.acked_by, a.values_json, "
+                  "g.n AS repeats, g.first AS first_ts")
+
+
 def _latest_alerts(conn: Connection, q: DeskQuery, marker: Any) -> list[dict[str, Any]]:
-    """The newest alerts, newest first."""
-    return _rows(conn, "SELECT id, ts, severity, rule, source, message, acked FROM alerts ORDER BY id DESC LIMIT :n",
+    """The newest alert of each distinct rule + message, newest first, with how often it was raised (a flood of one
+    error takes one row, not the whole panel)."""
+    return _rows(conn, f"SELECT {_ALERT_COLUMNS} FROM alerts a JOIN (SELECT MAX(id) AS id, COUNT(*) AS n, MIN(ts) "
+                       "AS first FROM alerts GROUP BY rule, message) g ON a.id = g.id ORDER BY a.id DESC LIMIT :n",
                  n=q.alert_rows)
 
 
@@ -355,12 +361,14 @@ def coverage_view(conn: Connection, now: int | None = None) -> list[dict[str, An
 
 def alerts_view(conn: Connection, severities: Sequence[str] = ("info", "warning", "critical"),
                 unacked_only: bool = False, limit: int = 300) -> list[dict[str, Any]]:
-    """Alerts newest first, filtered by severity and acknowledgement."""
+    """Alerts newest first, filtered by severity and acknowledgement, each with the count (and first time) of alerts
+    with the same rule and message: the alerts table has no count column, identical alerts are rows of their own."""
     sev = tuple(severities) or ("none",)
     params: Mapping[str, Any] = {f"s{i}": s for i, s in enumerate(sev)}
-    where = f"severity IN ({','.join(':' + k for k in params)})" + (" AND acked = 0" if unacked_only else "")
-    return _rows(conn, f"SELECT id, ts, severity, rule, source, message, acked, acked_by FROM alerts WHERE {where} "
-                       "ORDER BY id DESC LIMIT :n", n=limit, **params)
+    where = f"a.severity IN ({','.join(':' + k for k in params)})" + (" AND a.acked = 0" if unacked_only else "")
+    return _rows(conn, f"SELECT {_ALERT_COLUMNS} FROM alerts a JOIN (SELECT rule, message, COUNT(*) AS n, MIN(ts) "
+                       "AS first FROM alerts GROUP BY rule, message) g ON g.rule = a.rule AND g.message = a.message "
+                       f"WHERE {where} ORDER BY a.id DESC LIMIT :n", n=limit, **params)
 
 
 def audit_view(conn: Connection, limit: int = 200) -> list[dict[str, Any]]:
