@@ -27,9 +27,9 @@ WIDTH_BY_KEY = {
 # Text columns that share the width left over, with their minimum width. A "greedy" one (a message, details) takes
 # everything that is left; the others (names, rules) grow only to their widest value. All are cut with an ellipsis
 # when the panel is narrow.
-FLEX_MIN = {"message": 24, "details": 24, "reason": 16, "params": 16, "error": 16, "trigger": 12, "estimator": 10,
+FLEX_MIN = {"message": 24, "details": 24, "reason": 16, "params": 16, "error": 12, "trigger": 12, "estimator": 10,
             "strategy": 8, "rule": 10, "action": 12, "job": 8, "result": 8}
-GREEDY = frozenset({"message", "details", "reason", "params", "error", "trigger"})
+GREEDY = frozenset({"message", "details", "reason", "params", "error"})
 # Every other column (money, quantities, symbols, ratios) is sized to its widest value so far and never cut.
 
 
@@ -155,7 +155,6 @@ class KeyedTable(DataTable):
         self._ensure_columns()
         wanted = {str(k): tuple(v) for k, v in rows.items()}
         touched = 0
-        added = False
         grew = False
         columns = [spec[0] for spec in self._column_spec]
         selected = self.selected_key() if self.cursor_row > 0 else None  # a cursor on top follows the newest row
@@ -174,7 +173,6 @@ class KeyedTable(DataTable):
                         grew = self._grow(col, value) or grew
                     self.add_row(*(_safe(c, col in self._want) for col, c in zip(columns, cells)), key=key)
                     touched += len(cells)
-                    added = True
                 elif old != cells:
                     for col, new, prev in zip(columns, cells, old):
                         if new != prev:
@@ -184,7 +182,7 @@ class KeyedTable(DataTable):
                 else:
                     continue
                 self._cells[key] = cells
-            if added and list(self._cells) != list(wanted):
+            if list(self._cells) != list(wanted):  # new rows, or a new order (a leaderboard rank moved)
                 self._reorder(list(wanted), selected)
             self._cells = {k: self._cells[k] for k in wanted}
             if grew:

@@ -4,6 +4,7 @@ truncate, tables that keep refreshing under a modal, and a text summary of an HT
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from rich.text import Text
@@ -80,7 +81,7 @@ async def test_alert_message_is_shown_whole_with_its_repeat_count(tmp_path: Path
         await wait_until(pilot, lambda: alerts.row_count == 8, what="alerts")
         newest = alerts.row_keys[0]
         row = alerts.get_row(newest)
-        assert "3" in [str(c) for c in row], row  # the repeat count of identical rule + message
+        assert "×3" in [str(c) for c in row], row  # the repeat count of identical rule + message
         assert alerts.selected_key() == newest
         alerts.focus()
         await pilot.press("enter")
@@ -132,6 +133,23 @@ async def test_money_columns_and_cap_reason_are_whole_at_140_columns(tmp_path: P
         assert "-123,456.78" in wanted
         wanted += ["max_position_notional", "0.000123456"]
         await shows(pilot, app, *wanted)
+    store.dispose()
+
+
+@run_async
+async def test_leaderboard_has_the_dsr_column_and_ranks_by_it(tmp_path: Path) -> None:
+    """The console's leaderboard shows DSR and P(DSR) and ranks as the CLI does (the engine's DSR rank)."""
+    path, store = _live(tmp_path)
+    board = [{"instance_id": "macro_trend", "dsr": 0.123, "dsr_prob": 0.83, "rank": 1},
+             {"instance_id": "quantum_momentum", "dsr": -0.045, "dsr_prob": 0.41, "rank": 2}]
+    with store.begin() as conn:
+        conn.execute(text("UPDATE engine_status SET info = :i"), {"i": json.dumps({"leaderboard": board})})
+    app = QuantdeskApp(console_settings(path))
+    async with app.run_test(size=WIDE) as pilot:
+        await pilot.press("2")
+        table = _table(app, "leaderboard")
+        await wait_until(pilot, lambda: table.row_keys == ["macro_trend", "quantum_momentum"], what="DSR rank order")
+        await shows(pilot, app, "DSR", "P(DSR)", "0.123", "0.83", "-0.045")
     store.dispose()
 
 
