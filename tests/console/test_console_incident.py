@@ -60,11 +60,11 @@ async def test_event_tables_show_the_newest_row_first(tmp_path: Path) -> None:
         with store.begin() as conn:
             conn.execute(text(
                 "INSERT INTO models (created_at, strategy, version, path, sha256, features, train_start, train_end, "
-                "data_hash, cv_scores, oos_score, lib_versions, estimator, role) VALUES (:t, 'aaa_first_by_name', 1, "
+                "data_hash, cv_scores, oos_score, lib_versions, estimator, role) VALUES (:t, 'zzz_last_by_name', 1, "
                 "'m.joblib', :h, '[]', 0, :t, 'x', '[]', 0.6, '{}', 'LogisticRegression', 'challenger')"),
                 {"t": FIXED_NOW, "h": "f" * 64})
         await wait_until(pilot, lambda: models.row_count == 4, what="new model")
-        assert models.row_keys[0] == "aaa_first_by_name:1"
+        assert models.row_keys[0] == "zzz_last_by_name:1"
     store.dispose()
 
 
