@@ -31,6 +31,7 @@ from engine.clock import now_ms
 from engine.config import Settings
 
 EMERGENCY_KEY = "ctrl+x"  # not taken by tmux (ctrl+b) or screen (ctrl+a); priority beats a focused Input's cut
+STOP_REASON = "operator emergency stop (console)"
 STOP_HOLD_S = 2.0  # longest that screens hold their table refreshes while a stop waits for the engine
 
 
@@ -203,8 +204,7 @@ class QuantdeskApp(App):
 
         # poll_s 20 ms: the command thread waits for the engine's result without hogging the GIL that the UI
         # thread and the status poll need to show HALTED.
-        return ControlClient(self.state_target, source="console", poll_s=0.02,
-                             heartbeat_timeout_s=self.settings.runtime.heartbeat_timeout_s)
+        return ControlClient.from_settings(self.settings, "console", poll_s=0.02)
 
     @property
     def control(self) -> Any:
@@ -214,16 +214,16 @@ class QuantdeskApp(App):
                 self._control = self._control_factory()
             return self._control
 
-    def send_command(self, label: str, method: str, *args: Any) -> None:
-        """Run `ControlClient.<method>(*args)` in a thread worker; the result arrives as CommandCompleted."""
-        self.run_worker(lambda: self._command_thread(label, method, args), thread=True, group="control",
-                        exit_on_error=False, name=f"command-{method}")
+    def send_command(self, label: str, call: Callable[[Any], Any]) -> None:
+        """Run a typed call on the ControlClient (`lambda c: c.resume(True)`) in a thread worker; the result arrives
+        as CommandCompleted."""
+        self.run_worker(lambda: self._command_thread(label, call), thread=True, group="control",
+                        exit_on_error=False, name=f"command-{label}")
 
-    def _command_thread(self, label: str, method: str, args: tuple[Any, ...],
-                        progress: Callable[[str], None] | None = None) -> None:
+    def _command_thread(self, label: str, call: Callable[[Any], Any]) -> None:
         try:
             client = self.control
-            result = getattr(client, method)(*args, progress=progress) if progress else getattr(client, method)(*args)
+            result = call(client)
             ok, text = bool(result.ok), str(result.message)  # offline: HALTED is stored, the stop queued
         except Exception as exc:  # noqa: BLE001 - any failure is reported to the operator, never a crash
             ok, text = False, f"{type(exc).__name__}: {exc}"
@@ -272,8 +272,7 @@ class QuantdeskApp(App):
             return
 
         def run() -> None:
-            self._command_thread("emergency stop", "emergency_stop", ("operator emergency stop (console)",),
-                                 self._stop_progress)
+            self._command_thread("emergency stop", lambda c: c.emergency_stop(STOP_REASON, progress=self._stop_progress))
 
         lane = self.stop_lane
         if lane is not None and lane.alive:
@@ -332,7 +331,7 @@ class QuantdeskApp(App):
         """Resume needs the word RESUME typed; then the control API moves HALTED/REDUCING -> ACTIVE."""
         def answered(ok: bool | None) -> None:
             if ok:
-                self.send_command("resume", "resume", True)
+                self.send_command("resume", lambda c: c.resume(True))
 
         self.push_screen(TypedConfirm("RESUME TRADING", "Move the desk back to ACTIVE: strategies may open new "
                                       "positions again.", "RESUME"), callback=answered)

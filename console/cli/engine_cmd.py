@@ -1,4 +1,8 @@
-"""`quantdesk engine [--detach] [--live]` runs the engine; `quantdesk engine stop` stops it gracefully."""
+"""`quantdesk engine [--detach] [--live [--confirm-live]]` runs the engine; `quantdesk engine stop` stops it.
+
+A live start first connects to the exchange and prints what is about to trade (exchange, account, every instance with
+stage, broker and capital, the risk budget, the names of the key variables) and asks for the typed word LIVE;
+`--confirm-live` answers it for scripts and systemd units. A start that cannot proceed exits 2 with one line."""
 
 from __future__ import annotations
 
@@ -25,10 +29,21 @@ def _engine_argv(ctx: typer.Context, live: bool) -> list[str]:
     return argv
 
 
-def _confirm_live(exchange: str) -> None:
-    """Typed confirmation for live trading; aborts unless the operator types LIVE."""
-    typer.secho(f"Live trading on {exchange} with real money. Keys are read from QUANTDESK_API_KEY / "
-                "QUANTDESK_API_SECRET only.", fg="yellow", err=True)
+def _confirm_live(settings: object, confirmed: bool) -> None:
+    """Show the live summary, then require the typed word LIVE (or --confirm-live); exits 2 when it cannot start."""
+    from engine.execution.live_start import LiveStartError
+    from engine.runtime.live_prompt import live_start_lines
+
+    try:
+        lines = live_start_lines(settings, os.environ)  # type: ignore[arg-type]
+    except LiveStartError as exc:
+        typer.secho(f"live start refused: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    for i, line in enumerate(lines):
+        typer.secho(line, fg="yellow" if i == 0 else None, err=True)
+    if confirmed:
+        typer.secho("confirmed by --confirm-live", err=True)
+        return
     typed = typer.prompt(f"Type {LIVE_WORD} to continue", default="", show_default=False)
     if typed.strip() != LIVE_WORD:
         typer.secho("live trading not confirmed; nothing started", fg="red", err=True)
@@ -42,20 +57,22 @@ def register(app: typer.Typer) -> None:
     def engine(ctx: typer.Context,
                detach: bool = typer.Option(False, "--detach", "-d", help="run in the background"),
                live: bool = typer.Option(False, "--live", help="trade live (asks for a typed confirmation)"),
+               confirm_live: bool = typer.Option(False, "--confirm-live",
+                                                 help="with --live: answer the LIVE prompt (scripts, systemd)"),
                wait_s: float = typer.Option(20.0, "--wait", help="with --detach: seconds to wait for a heartbeat")
                ) -> None:
         """Run the engine in the foreground (logs to stderr and a rotating file; SIGTERM/SIGINT exit cleanly)."""
         if ctx.invoked_subcommand is not None:
             return
         settings = settings_of(ctx)
+        if confirm_live and not live:
+            typer.secho("--confirm-live only makes sense with --live", fg="red", err=True)
+            raise typer.Exit(2)
         from engine.runtime.preflight import check_startup
 
         check_startup(settings)  # unknown strategy or bad params: one line, exit 2, nothing started
         if live:
-            from engine.execution.ccxt_broker import check_env_keys
-
-            check_env_keys(os.environ)
-            _confirm_live(settings.execution.exchange)
+            _confirm_live(settings, confirm_live)
         from engine.runtime.lockfile import read_pid
 
         holder = read_pid(settings)
@@ -79,10 +96,16 @@ def register(app: typer.Typer) -> None:
                     raise typer.Exit(1)
                 if read_pid(settings) == proc.pid:
                     typer.echo(f"engine started in the background (pid {proc.pid}); log {log_path(settings)}")
+                    if settings.alerts.watchdog_with_engine:
+                        from console.cli.watchdog_cmd import spawn_watchdog
+
+                        wd = spawn_watchdog(settings)
+                        typer.echo("watchdog already running" if wd is None else f"watchdog started (pid {wd})")
                     return
                 time.sleep(0.1)
             typer.echo(f"engine starting in the background (pid {proc.pid}); log {log_path(settings)}")
             return
+        from engine.execution.live_start import LiveStartError
         from engine.runtime.lockfile import EngineLockedError
         from engine.runtime.main import prefer_low_latency
         from engine.runtime.service import EngineService
@@ -93,6 +116,9 @@ def register(app: typer.Typer) -> None:
         except EngineLockedError as exc:
             typer.secho(str(exc), fg="red", err=True)
             raise typer.Exit(1) from exc
+        except LiveStartError as exc:
+            typer.secho(f"live start refused: {exc}", fg="red", err=True)
+            raise typer.Exit(2) from None
         raise typer.Exit(code)
 
     @engine_app.command("stop")
@@ -107,8 +133,7 @@ def register(app: typer.Typer) -> None:
         if pid is None:
             from engine.control.client import ControlClient
 
-            client = ControlClient(settings.store_url(), source="cli",
-                                   heartbeat_timeout_s=settings.runtime.heartbeat_timeout_s)
+            client = ControlClient.from_settings(settings, "cli")
             if not client.engine_alive():
                 typer.echo("no engine is running")
                 return

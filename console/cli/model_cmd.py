@@ -77,28 +77,20 @@ def list_models(ctx: typer.Context, strategy: Optional[str] = typer.Argument(Non
 
 
 def _registry_cmd(ctx: typer.Context, action: str, strategy: str, version: int | None) -> None:
-    from engine.ml.registry import ModelIntegrityError, ModelRegistry
-    from engine.ml.retrain import models_dir
-    from engine.store import open_store
-    from engine.store.ops import current_user
+    """Promote or roll back through the control API (the same command, rules and audit as the console's)."""
+    from engine.control.client import ControlClient
 
-    settings = settings_of(ctx)
-    store = open_store(settings.store_url())
-    reg = ModelRegistry(store, models_dir(settings))
-    try:
-        if action == "promote":
-            loaded = reg.promote(strategy, int(version or 0), source="cli", user=current_user(),
-                                 reason="operator promote")
-        else:
-            loaded = reg.rollback(strategy, source="cli", user=current_user())
-    except (ModelIntegrityError, ValueError, KeyError) as exc:
-        champ = reg.champion_record(strategy)
-        typer.secho(f"refused: {exc}", fg="red", err=True)
-        typer.echo(f"champion unchanged: {'none' if champ is None else f'v{champ.version}'}", err=True)
-        raise typer.Exit(1) from exc
-    finally:
-        store.dispose()
-    typer.echo(f"{strategy}: v{loaded.version} is now champion")
+    client = ControlClient.from_settings(settings_of(ctx), "cli")
+    result = client.promote_model(strategy, int(version or 0)) if action == "promote" else \
+        client.rollback_model(strategy)
+    if not result.ok:
+        typer.secho(result.message if result.message.startswith("refused") else f"refused: {result.message}",
+                    fg="red", err=True)
+        if "champion" in result.data:  # the registry refused: say what still serves
+            champ = result.data["champion"]
+            typer.echo(f"champion unchanged: {'none' if champ is None else f'v{champ}'}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{strategy}: v{result.data['version']} is now champion")
 
 
 @model_app.command("promote")

@@ -32,7 +32,7 @@ def alert_rows(rows: list[dict[str, Any]]) -> Rows:
     return {r["id"]: (str(r["id"]), fmt.stamp(r["ts"]), fmt.severity(r["severity"]), r["rule"], r["source"],
                       Text(f"✓ {r['acked_by'] or ''}", style="dim") if r["acked"] else Text("NEW", style="bold"),
                       fmt.repeats(r.get("repeats")), r["message"])
-            for r in sorted(rows, key=lambda r: r["id"], reverse=True)}
+            for r in rows}  # the read model's order: most recently raised first
 
 
 def show_alert(screen: Screen, row: dict[str, Any] | None) -> None:
@@ -137,4 +137,4 @@ class AlertsScreen(PolledScreen):
         if key is None:
             self.notify("no alert selected", severity="warning")
             return
-        self.run_command(f"ack alert {key}", "ack_alert", int(key))
+        self.run_command(f"ack alert {key}", lambda c: c.ack_alert(int(key)))

@@ -8,7 +8,7 @@ the screen is in the showing mode, on top or under a modal; a screen of another 
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Callable, ClassVar
 
 from textual import work
 from textual.app import ComposeResult
@@ -25,6 +25,7 @@ from console.widgets.status import EngineBanner, StatusHeader, engine_problem
 
 if TYPE_CHECKING:
     from console.app import QuantdeskApp
+    from engine.control.client import CommandResult, ControlClient
 
 
 class PollFinished(Message):
@@ -162,6 +163,6 @@ class PolledScreen(PausedByStopConfirm, Screen):
             self.last_error = None
             self.remove_class("-poll-error")
 
-    def run_command(self, label: str, call: str, *args: Any) -> None:
-        """Send a control command through the app (never from this thread), then refresh."""
-        self.qapp.send_command(label, call, *args)
+    def run_command(self, label: str, call: Callable[[ControlClient], CommandResult]) -> None:
+        """Send a control command (a typed ControlClient call) through the app (never from this thread)."""
+        self.qapp.send_command(label, call)

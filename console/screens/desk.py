@@ -75,7 +75,7 @@ def sizing_rows(rows: list[dict[str, Any]]) -> Rows:
 def alert_rows(rows: list[dict[str, Any]]) -> Rows:
     """Format alerts keyed by id, newest first, each with how often its rule + message has been raised."""
     return {r["id"]: (fmt.clock(r["ts"]), fmt.severity(r["severity"]), r["rule"], fmt.repeats(r.get("repeats")),
-                      r["message"]) for r in sorted(rows, key=lambda r: r["id"], reverse=True)}
+                      r["message"]) for r in rows}  # the read model's order: most recently raised first
 
 
 class DeskScreen(PolledScreen):

@@ -71,7 +71,7 @@ class ModelsScreen(PolledScreen):
         self.app.push_screen(
             ConfirmKey(f"Retrain {strategy} now?", "The engine runs the retraining job; a new version enters the "
                        "registry as challenger."),
-            lambda ok: ok and self.run_command(f"retrain {strategy}", "retrain_now", strategy))
+            lambda ok: ok and self.run_command(f"retrain {strategy}", lambda c: c.retrain_now(strategy)))
 
     def action_rollback(self) -> None:
         """Confirm, then restore the previous champion through the control API (audited; refused if none verifies)."""
@@ -80,4 +80,4 @@ class ModelsScreen(PolledScreen):
             return
         self.app.push_screen(
             ConfirmKey(f"Roll back {strategy}?", "Retire the current champion and restore the previous one."),
-            lambda ok: ok and self.run_command(f"rollback {strategy}", "rollback_model", strategy))
+            lambda ok: ok and self.run_command(f"rollback {strategy}", lambda c: c.rollback_model(strategy)))

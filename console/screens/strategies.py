@@ -76,12 +76,11 @@ class StrategiesScreen(PolledScreen):
         def answered(ok: bool | None) -> None:
             if not ok:
                 return
-            if command == "promote":
-                self.run_command(f"promote {instance}", "promote", instance, True)
-            elif command == "demote":
-                self.run_command(f"demote {instance}", "demote", instance, "operator demote (console)")
-            else:
-                self.run_command(f"{verb.lower()} {instance}", command, instance)
+            calls = {"promote": lambda c: c.promote(instance, True),
+                     "demote": lambda c: c.demote(instance, "operator demote (console)"),
+                     "pause_strategy": lambda c: c.pause_strategy(instance),
+                     "resume_strategy": lambda c: c.resume_strategy(instance)}
+            self.run_command(f"{verb.lower()} {instance}", calls[command])
 
         self.app.push_screen(ConfirmKey(f"{verb} {instance}?", f"{verb} strategy instance {instance} through the "
                                         "engine's control API. The result appears as a notification."), answered)

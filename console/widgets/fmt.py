@@ -79,18 +79,19 @@ def repeats(count: int | None) -> str:
 def alert_detail(r: dict[str, Any]) -> str:
     """The whole alert as plain text for the detail panel: message, when, what raised it, its values, its repeats."""
     lines = [str(r["message"]), "", f"raised {stamp(r['ts'])} UTC by {r.get('source') or DASH}, rule {r['rule']}"]
+    try:
+        values = json.loads(r.get("values_json") or "{}")
+    except ValueError:
+        values = {"values_json": r.get("values_json")}
+    values = values if isinstance(values, dict) else {"values": values}
     count = int(r.get("repeats") or 1)
+    first = values.get("first_ts") or r.get("first_ts")  # a merge_key alert keeps its first time in its values
     lines.append(f"{count} alert{'s' if count != 1 else ''} with this rule and message"
-                 + (f", first {stamp(r['first_ts'])}" if count > 1 and r.get("first_ts") else ""))
+                 + (f", first {stamp(first)} UTC" if count > 1 and first else ""))
     if r.get("acked"):
         lines.append(f"acknowledged by {r.get('acked_by') or DASH}")
-    values = r.get("values_json")
-    if values and values != "{}":
-        try:
-            parsed = json.loads(values)
-            lines += ["", "values:"] + [f"  {k} = {v}" for k, v in parsed.items()]
-        except (ValueError, AttributeError):
-            lines += ["", f"values: {values}"]
+    if values:
+        lines += ["", "values:"] + [f"  {k} = {v}" for k, v in values.items()]
     return "\n".join(lines)
 
 

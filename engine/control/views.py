@@ -206,20 +206,20 @@ def _sizing(conn: Connection, q: DeskQuery, marker: Any) -> list[dict[str, Any]]
 
 
 def _alerts_marker(conn: Connection, q: DeskQuery) -> Hashable:
-    row = _one(conn, "SELECT MAX(id) AS m, SUM(acked) AS a FROM alerts")
-    return row and (row["m"], row["a"])
+    row = _one(conn, "SELECT MAX(id) AS m, SUM(acked) AS a, SUM(count) AS c FROM alerts")
+    return row and (row["m"], row["a"], row["c"])
 
 
-_ALERT_COLUMNS = ("a.id, a.ts, a.severity, a.rule, a.source, a.message, a.acked, a.acked_by, a.values_json, "
-                  "g.n AS repeats, g.first AS first_ts")
+# Identical alerts are merged into one row by raise_alert (its `count` and `last_ts`): `repeats` is that count, `ts` the
+# last time it was raised and `first_ts` the first. Newest first means most recently raised first.
+_ALERT_COLUMNS = ("id, COALESCE(last_ts, ts) AS ts, ts AS first_ts, count AS repeats, severity, rule, source, message, "
+                  "acked, acked_by, values_json")
+_ALERT_ORDER = "ORDER BY COALESCE(last_ts, ts) DESC, id DESC"
 
 
 def _latest_alerts(conn: Connection, q: DeskQuery, marker: Any) -> list[dict[str, Any]]:
-    """The newest alert of each distinct rule + message, newest first, with how often it was raised (a flood of one
-    error takes one row, not the whole panel)."""
-    return _rows(conn, f"SELECT {_ALERT_COLUMNS} FROM alerts a JOIN (SELECT MAX(id) AS id, COUNT(*) AS n, MIN(ts) "
-                       "AS first FROM alerts GROUP BY rule, message) g ON a.id = g.id ORDER BY a.id DESC LIMIT :n",
-                 n=q.alert_rows)
+    """The most recently raised alerts, newest first, with their repeat counts."""
+    return _rows(conn, f"SELECT {_ALERT_COLUMNS} FROM alerts {_ALERT_ORDER} LIMIT :n", n=q.alert_rows)
 
 
 def _equity_marker(conn: Connection, q: DeskQuery) -> Hashable:
@@ -361,14 +361,12 @@ def coverage_view(conn: Connection, now: int | None = None) -> list[dict[str, An
 
 def alerts_view(conn: Connection, severities: Sequence[str] = ("info", "warning", "critical"),
                 unacked_only: bool = False, limit: int = 300) -> list[dict[str, Any]]:
-    """Alerts newest first, filtered by severity and acknowledgement, each with the count (and first time) of alerts
-    with the same rule and message: the alerts table has no count column, identical alerts are rows of their own."""
+    """Alerts most recently raised first, filtered by severity and acknowledgement, with their repeat counts."""
     sev = tuple(severities) or ("none",)
     params: Mapping[str, Any] = {f"s{i}": s for i, s in enumerate(sev)}
-    where = f"a.severity IN ({','.join(':' + k for k in params)})" + (" AND a.acked = 0" if unacked_only else "")
-    return _rows(conn, f"SELECT {_ALERT_COLUMNS} FROM alerts a JOIN (SELECT rule, message, COUNT(*) AS n, MIN(ts) "
-                       "AS first FROM alerts GROUP BY rule, message) g ON g.rule = a.rule AND g.message = a.message "
-                       f"WHERE {where} ORDER BY a.id DESC LIMIT :n", n=limit, **params)
+    where = f"severity IN ({','.join(':' + k for k in params)})" + (" AND acked = 0" if unacked_only else "")
+    return _rows(conn, f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE {where} {_ALERT_ORDER} LIMIT :n", n=limit,
+                 **params)
 
 
 def audit_view(conn: Connection, limit: int = 200) -> list[dict[str, Any]]:

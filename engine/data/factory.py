@@ -23,8 +23,10 @@ def make_source(spec: str, settings: Any = None, *, alert: AlertSink | None = No
         exchange_id = spec[5:]
         if not exchange_id:
             raise SourceSpecError("source: expected ccxt:<exchange id>, e.g. ccxt:binance")
+        ex_cfg = getattr(settings, "exchange", None)
+        base_url = ex_cfg.base_url if ex_cfg is not None and ex_cfg.id == exchange_id else ""
         try:
-            exchange = build_ccxt_exchange(exchange_id)
+            exchange = build_ccxt_exchange(exchange_id, base_url=base_url)
         except ValueError as exc:
             raise SourceSpecError(str(exc)) from exc
         retries = getattr(getattr(settings, "execution", None), "max_retries", 4)

@@ -33,10 +33,23 @@ class OrderBlocked(RuntimeError):
     """The trading state (or a capital cap) does not allow this order right now."""
 
 
+CLIENT_ID_PREFIX = "qd-"  # every order this desk sends carries it: orphans on the exchange are recognised by it
+VENUES = ("paper", "exchange")
+
+
+def instance_tag(instance_id: str) -> str:
+    """The instance as it appears inside client order ids: its letters and digits, at most 8 of them."""
+    tag = "".join(ch for ch in instance_id if ch.isalnum())[:8]
+    return tag or "x"
+
+
 def client_order_id(instance_id: str, symbol: str, bar_ts: int, purpose: str = "target") -> str:
-    """Deterministic, exchange-safe (<= 32 chars, [A-Za-z0-9-]) client order id for one decision."""
-    digest = hashlib.sha1(f"{instance_id}|{symbol}|{bar_ts}|{purpose}".encode()).hexdigest()[:24]
-    return f"qd-{digest}"
+    """Deterministic, exchange-safe (<= 32 chars, [A-Za-z0-9-]) client order id for one decision.
+
+    Shape `qd-<instance tag>-<digest>`: the instance is readable in the id on the exchange (attribution after a lost
+    state.db, orphan triage), and the digest of (instance, symbol, bar, purpose) keeps it idempotent."""
+    digest = hashlib.sha1(f"{instance_id}|{symbol}|{bar_ts}|{purpose}".encode()).hexdigest()[:20]
+    return f"{CLIENT_ID_PREFIX}{instance_tag(instance_id)}-{digest}"
 
 
 @dataclass(frozen=True)
@@ -96,8 +109,11 @@ def get_order(conn: Connection | Store, coid: str) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
-def insert_order(store: Store, req: OrderRequest, ts: int, status: str = "new") -> tuple[dict[str, Any], bool]:
-    """Insert the order unless its client id exists; returns (row, created)."""
+def insert_order(store: Store, req: OrderRequest, ts: int, status: str = "new",
+                 venue: str = "paper") -> tuple[dict[str, Any], bool]:
+    """Insert the order unless its client id exists; returns (row, created). `venue` says which broker owns it."""
+    if venue not in VENUES:
+        raise OrderError(f"venue: must be one of {VENUES}, got {venue!r}")
     with store.begin() as conn:
         existing = get_order(conn, req.client_order_id)
         if existing is not None:
@@ -105,7 +121,7 @@ def insert_order(store: Store, req: OrderRequest, ts: int, status: str = "new") 
         conn.execute(insert(orders).values(
             client_order_id=req.client_order_id, instance_id=req.instance_id, symbol=req.symbol, side=req.side,
             type=req.type, qty=req.qty, price=req.price, reduce_only=int(req.reduce_only), status=status,
-            filled_qty=0.0, reason=req.reason, created_at=ts, updated_at=ts))
+            filled_qty=0.0, reason=req.reason, created_at=ts, updated_at=ts, venue=venue))
         return get_order(conn, req.client_order_id) or {}, True
 
 
@@ -195,11 +211,13 @@ def next_fill_seq(store: Store, coid: str) -> int:
                                 .where(fills.c.client_order_id == coid)).scalar() or 0) + 1
 
 
-def open_orders(store: Store, instance_id: str | None = None) -> list[dict[str, Any]]:
-    """Orders in new/open/partial status, oldest first."""
+def open_orders(store: Store, instance_id: str | None = None, venue: str | None = None) -> list[dict[str, Any]]:
+    """Orders in new/open/partial status (of one instance, on one venue), oldest first."""
     stmt = select(orders).where(orders.c.status.in_(OPEN_STATUSES)).order_by(orders.c.id)
     if instance_id is not None:
         stmt = stmt.where(orders.c.instance_id == instance_id)
+    if venue is not None:
+        stmt = stmt.where(orders.c.venue == venue)
     with store.connect() as conn:
         return [dict(r) for r in conn.execute(stmt).mappings()]
 
@@ -241,3 +259,16 @@ def check_positions_match_fills(store: Store, tol: float = 1e-9) -> list[str]:
         if abs(implied.get(key, 0.0) - stored.get(key, 0.0)) > tol * max(1.0, abs(implied.get(key, 0.0))):
             bad.append(f"{key[0]}/{key[1]}: position {stored.get(key, 0.0)} != fills {implied.get(key, 0.0)}")
     return sorted(bad)
+
+
+def positions_on_venue(store: Store, venue: str, nonzero: bool = True) -> list[dict[str, Any]]:
+    """Positions (non-zero by default) held through one venue: those of instances whose latest order went there.
+
+    An instance trades on one venue at a time (its stage picks the broker), and a change of venue first closes what
+    it held on the old one, so the venue of its latest order is the venue of what it holds."""
+    latest = select(orders.c.instance_id, func.max(orders.c.id).label("last_id")).group_by(
+        orders.c.instance_id).subquery()
+    stmt = select(latest.c.instance_id).join(orders, orders.c.id == latest.c.last_id).where(orders.c.venue == venue)
+    with store.connect() as conn:
+        owners = {r[0] for r in conn.execute(stmt)}
+    return [p for p in load_positions(store, nonzero=nonzero) if p["instance_id"] in owners]

@@ -5,7 +5,8 @@ them from the configured source when missing), build the meta-label data set, tr
 it. `retrain_job` is the plain function the scheduler calls: the same steps, each written to the audit log, and any
 failure turned into an alert and re-raised so the job listener records it.
 
-Gate: the challenger replaces the champion only when its out-of-sample ROC AUC is at least the champion's. The
+Gate (engine.ml.promotion): the challenger replaces the champion only on out-of-sample evidence of value - overlay
+Sharpe and Brier score at least the champion's and one better by a margin; an AUC tie never promotes. The
 champion is scored on the same test events when they all lie after its training window (a like-for-like test);
 otherwise its own recorded out-of-sample score stands.
 """
@@ -98,32 +99,6 @@ def model_panel(store: Store, source: Any, symbols: Sequence[str], timeframe: st
     return panel
 
 
-def _champion_score(registry: Any, strategy: str, ds: Any, report: Any) -> tuple[float | None, str]:
-    """The champion's score to beat and how it was obtained."""
-    from sklearn.metrics import roc_auc_score
-
-    from engine.ml.registry import ModelIntegrityError
-
-    rec = registry.champion_record(strategy)
-    if rec is None:
-        return None, "no champion"
-    try:
-        champ = registry.champion(strategy)
-    except ModelIntegrityError as exc:
-        return None, f"champion unusable: {exc}"
-    if champ is None:
-        return None, "no champion"
-    rows = report.test_rows
-    if champ.features == ds.features and len(rows):
-        test_start = int(ds.X.index[rows].as_unit("ms").asi8.min())
-        y = ds.y[rows]
-        if champ.record.train_end < test_start and len(np.unique(y)) > 1:
-            prob = champ.predict_proba(ds.X.iloc[rows])
-            return float(roc_auc_score(y, prob)), f"v{champ.version} on the challenger's test events"
-    score = champ.record.oos_score
-    return (None if score is None else float(score)), f"v{champ.version} recorded out-of-sample score"
-
-
 def train_model(settings: Settings, strategy_name: str, store: Store | None = None, *, days: int | None = None,
                 timeframe: str | None = None, source: Any = None, audit_source: str = "cli",
                 user: str | None = None, gate: bool = True, progress: Any = None) -> dict[str, Any]:
@@ -133,6 +108,7 @@ def train_model(settings: Settings, strategy_name: str, store: Store | None = No
     from engine.ml.dataset import build_dataset
     from engine.ml.labels import BarrierSpec
     from engine.ml.meta_model import train_meta_model
+    from engine.ml.promotion import promotion_gate
     from engine.ml.registry import ModelRegistry
     from engine.strategy.registry import load_strategy
 
@@ -181,23 +157,25 @@ def train_model(settings: Settings, strategy_name: str, store: Store | None = No
         audit(store, audit_source, "model.train.done", {"strategy": strategy_name, "version": rec.version,
                                                         "oos": report.oos, "estimator": report.estimator},
               user=user)
-        decision, champ_score, basis = "saved", None, "gate disabled"
-        if gate:
-            champ_score, basis = _champion_score(registry, strategy_name, ds, report)
-            ok = champ_score is None or (np.isfinite(report.oos_score) and report.oos_score >= champ_score)
-            if ok:
+        decision, champ_score, basis, gate_numbers = "saved", None, "gate disabled", None
+        if gate:  # out-of-sample evidence of value (overlay Sharpe, Brier), never AUC alone: engine.ml.promotion
+            verdict = promotion_gate(registry, strategy_name, ds, report, panel, 365 * 86_400_000 / step)
+            champ_score = None if verdict.champion is None else verdict.champion.get("roc_auc")
+            basis, gate_numbers = verdict.basis, verdict.as_dict()
+            if verdict.promote:
                 registry.promote(strategy_name, rec.version, source=audit_source, user=user,
-                                 reason=f"gate: challenger {report.oos_score:.4f} >= champion {champ_score} ({basis})")
+                                 reason=f"gate: {verdict.reason}")
                 decision = "promoted"
             else:
                 decision = "kept champion"
             audit(store, audit_source, "model.gate", {"strategy": strategy_name, "challenger": rec.version,
                                                       "challenger_score": report.oos_score,
                                                       "champion_score": champ_score, "basis": basis,
-                                                      "decision": decision}, user=user)
+                                                      "decision": decision, "reason": verdict.reason,
+                                                      "numbers": gate_numbers}, user=user)
         return {"strategy": strategy_name, "version": rec.version, "decision": decision, "estimator": report.estimator,
                 "oos": report.oos, "cv_auc": {k: float(np.mean(v)) if v else None for k, v in report.cv_auc.items()},
-                "champion_score": champ_score, "gate_basis": basis, "events": len(ds.y), "features": len(ds.features),
+                "champion_score": champ_score, "gate_basis": basis, "gate": gate_numbers, "events": len(ds.y), "features": len(ds.features),
                 "timeframe": timeframe, "symbols": list(panel), "flow": flow, "path": rec.path, "pulled": pulled,
                 "elapsed_s": {"data": t_data, "dataset": t_ds, "train": t_train,
                               "total": time.perf_counter() - t0}}

@@ -333,7 +333,24 @@ def load_candles(store: Store, exchange: str, symbol: str, timeframe: str, since
         frame = _load_native(store, where, args)
         if frame is not None:
             return frame
+    elif store.engine.dialect.name == "postgresql":
+        return _load_pg_packed(store, exchange, symbol, timeframe, since, until)
     return load_candles_dbapi(store, exchange, symbol, timeframe, since, until)
+
+
+def _load_pg_packed(store: Store, exchange: str, symbol: str, timeframe: str, since: int | None,
+                  until: int | None) -> "pd.DataFrame":
+    """The frame read in packed binary chunks on PostgreSQL (engine/store/candles_pg.py)."""
+    from engine.store.candles_pg import packed_candles
+
+    where, args = _series_where(exchange, symbol, timeframe, since, until, "%s")
+    conn = store.engine.raw_connection()
+    try:
+        ts, values = packed_candles(conn.driver_connection, where, args)
+        conn.commit()
+    finally:
+        conn.close()
+    return _frame(ts, values)
 
 
 def candle_series(store: Store) -> list[tuple[str, str, str, int, int, int]]:

@@ -148,3 +148,22 @@ def _quantdesk(cwd, *args: str) -> subprocess.CompletedProcess:  # noqa: ANN001
     """Run the real command line in `cwd`."""
     return subprocess.run([sys.executable, "-c", "from console.cli import main; main()", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=120)
+
+
+def test_fast_candle_load_equals_the_generic_path_across_chunks(st, monkeypatch) -> None:  # noqa: ANN001
+    """The fast load (native SQLite reader / packed PostgreSQL chunks) returns exactly what the DB-API path does,
+    including ranges, an empty range and several keyset-paged chunks."""
+    import numpy as np
+
+    monkeypatch.setattr("engine.store.candles_pg.CHUNK_ROWS", 700)
+    monkeypatch.setattr("engine.store.candles.NATIVE_MIN_ROWS", 10)
+    rng = np.random.default_rng(3)
+    n = 2_500
+    ts = 1_600_000_000_000 + np.arange(n, dtype=np.int64) * MIN
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 1e-3, n)))
+    rows = np.column_stack([ts.astype(float), close, close * 1.001, close * 0.999, close, rng.uniform(0, 5, n)])
+    upsert_candles(st, "x", "A/B", "1m", rows)
+    for since, until in [(None, None), (int(ts[100]), int(ts[1_901])), (int(ts[-1]) + 1, None)]:
+        fast = load_candles(st, "x", "A/B", "1m", since, until)
+        assert fast.equals(load_candles_dbapi(st, "x", "A/B", "1m", since, until))
+    assert len(load_candles(st, "x", "A/B", "1m")) == n
