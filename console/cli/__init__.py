@@ -52,5 +52,5 @@ def main(argv: list[str] | None = None) -> None:
         known = one_line_error(exc)
         if known is None or "--debug" in args:
             raise
-        report_error(known[0], exc)
+        report_error(known[0], known[2])
         raise SystemExit(known[1]) from exc

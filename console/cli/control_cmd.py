@@ -58,10 +58,43 @@ def _show(result: Any, as_json: bool = False, client: Any = None) -> None:
         raise typer.Exit(1)
 
 
-def _run(ctx: typer.Context, call: Any, as_json: bool = False) -> None:
-    """Open the client, run one command on it and show the result with the desk it went to."""
-    client = _client(ctx)
-    _show(call(client), as_json, client)
+def _run(ctx: typer.Context, call: Any, as_json: bool = False, halting: bool = False) -> None:
+    """Open the client, run one command on it and show the result with the desk it went to. A halting command on a
+    store that cannot be written (corrupt, read-only, locked) still reaches a live engine: by signal."""
+    try:
+        client = _client(ctx)
+        result = call(client)
+    except Exception as exc:
+        from console.cli.common import one_line_error, report_error
+
+        known = one_line_error(exc)
+        if not halting or known is None or known[0] != "store error":
+            raise
+        pid = _signal_halt(ctx)
+        if pid is None:
+            raise
+        report_error(known[0], known[2])
+        typer.echo(f"halt: HALT signalled to engine pid {pid} (SIGUSR1): it halts in memory at once, cancels its "
+                   "orders and persists HALTED when the store allows")
+        return
+    _show(result, as_json, client)
+
+
+def _signal_halt(ctx: typer.Context) -> int | None:
+    """Send SIGUSR1 (in-memory HALT) to the engine holding this store's lock; its pid, or None when none is live."""
+    import os
+    import signal
+
+    from engine.runtime.lockfile import read_pid
+
+    pid = read_pid(settings_of(ctx))
+    if pid is None:
+        return None
+    try:
+        os.kill(pid, signal.SIGUSR1)
+    except OSError:
+        return None
+    return pid
 
 
 def register(app: typer.Typer) -> None:
@@ -71,7 +104,7 @@ def register(app: typer.Typer) -> None:
     def halt(ctx: typer.Context, reason: str = typer.Option("operator halt", "--reason", "-r"),
              json_out: bool = typer.Option(False, "--json")) -> None:
         """HALT: no new orders, cancel open orders (persisted even with no engine running)."""
-        _run(ctx, lambda c: c.halt(reason), json_out)
+        _run(ctx, lambda c: c.halt(reason), json_out, halting=True)
 
     @app.command()
     def flatten(ctx: typer.Context, json_out: bool = typer.Option(False, "--json")) -> None:

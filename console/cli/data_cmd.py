@@ -279,7 +279,37 @@ def status(ctx: typer.Context) -> None:
         console.print(other)
     console.print(f"quarantined rows in total: {sum(quarantined.values())}"
                   + ("  (see `quantdesk data quarantine`)" if quarantined else ""), highlight=False)
+    _print_streams(console, store)
     store.dispose()
+
+
+def _print_streams(console: Any, store: Any) -> None:
+    """The engine's websocket streams as it last published them (engine_status info.streams)."""
+    import json
+    import time
+
+    from sqlalchemy import select
+
+    from engine.store.schema import engine_status
+
+    with store.connect() as conn:
+        row = conn.execute(select(engine_status.c.info).where(engine_status.c.id == 1)).first()
+    info = json.loads(row[0] or "{}") if row else {}
+    streams = info.get("streams")
+    if not streams:
+        return
+    from rich.table import Table
+
+    age = (time.time() * 1000 - int(info.get("streams_at", 0))) / 1000
+    table = Table(title=f"streams (published {age:.0f}s ago{', engine stopped' if info.get('stopped') else ''})")
+    for col in ("stream", "connected", "last msg", "msgs/min", "reconnects", "gaps backfilled", "last error"):
+        table.add_column(col)
+    for st in streams:
+        last = "-" if st.get("last_message_age_s") is None else f"{st['last_message_age_s']:.1f}s ago"
+        table.add_row(st["stream"], "yes" if st.get("connected") else "NO", last, f"{st.get('msgs_per_min', 0):.0f}",
+                      str(st.get("reconnects", 0)), str(st.get("gaps_backfilled", 0)),
+                      (st.get("last_error") or "")[:60])
+    console.print(table)
 
 
 def export(ctx: typer.Context,

@@ -96,14 +96,15 @@ def register(app: typer.Typer) -> None:
                     raise typer.Exit(1)
                 if read_pid(settings) == proc.pid:
                     typer.echo(f"engine started in the background (pid {proc.pid}); log {log_path(settings)}")
-                    if settings.alerts.watchdog_with_engine:
-                        from console.cli.watchdog_cmd import spawn_watchdog
-
-                        wd = spawn_watchdog(settings)
-                        typer.echo("watchdog already running" if wd is None else f"watchdog started (pid {wd})")
-                    return
+                    break
                 time.sleep(0.1)
-            typer.echo(f"engine starting in the background (pid {proc.pid}); log {log_path(settings)}")
+            else:
+                typer.echo(f"engine starting in the background (pid {proc.pid}); log {log_path(settings)}")
+            if settings.alerts.watchdog_with_engine:  # the dead-man switch runs beside a background engine
+                from console.cli.watchdog_cmd import spawn_watchdog
+
+                wd = spawn_watchdog(settings)
+                typer.echo("watchdog already running" if wd is None else f"watchdog started (pid {wd})")
             return
         from engine.execution.live_start import LiveStartError
         from engine.runtime.lockfile import EngineLockedError

@@ -77,6 +77,10 @@ class PaperBroker:
         self._funding_ts: dict[tuple[str, str], int] = {}
         self.capital_caps: dict[str, float] = {}  # instance -> capital it may deploy (set per tick by its stage)
 
+    def min_amount(self, symbol: str) -> float:
+        """Paper fills any size: only float noise is dust."""
+        return EPS
+
     def set_capital_cap(self, instance_id: str, capital: float) -> None:
         """The gross notional an instance may hold through this broker (its stage's capital)."""
         self.capital_caps[instance_id] = float(capital)

@@ -73,8 +73,29 @@ def read_state(conn: Connection, scope: str = GLOBAL) -> StateRecord:
     return _read(conn, scope) or StateRecord(TradingState.ACTIVE, "initial", 0, "engine")
 
 
+_latched: dict[str, StateRecord] = {}  # in-memory HALT of this process (storage fault, signal): beats the store
+
+
+def latch_halt(reason: str, source: str = "engine", scope: str = GLOBAL) -> None:
+    """HALT this process now, without touching the store (which may be broken or locked): every `get_state` in this
+    process answers HALTED until `clear_latch`, so brokers refuse new orders at once."""
+    _latched[scope] = StateRecord(TradingState.HALTED, reason, now_ms(), source)
+
+
+def clear_latch(scope: str = GLOBAL) -> None:
+    """Drop the in-memory HALT once HALTED is persisted (the store then answers for itself)."""
+    _latched.pop(scope, None)
+
+
+def latched(scope: str = GLOBAL) -> StateRecord | None:
+    """The in-memory HALT of this process, if any."""
+    return _latched.get(scope)
+
+
 def get_state(store: Store, scope: str = GLOBAL) -> StateRecord:
-    """The persisted trading state; a store that never had one is ACTIVE."""
+    """The trading state: an in-memory HALT of this process if latched, else the persisted one (never set = ACTIVE)."""
+    if scope in _latched:
+        return _latched[scope]
     with store.connect() as conn:
         rec = _read(conn, scope)
     return rec or StateRecord(TradingState.ACTIVE, "initial", 0, "engine")
@@ -110,11 +131,11 @@ def _set(conn: Connection, target: TradingState, reason: str, source: str, user:
     current = rec.state if rec else TradingState.ACTIVE
     check_transition(current, target, source, confirmed)
     ts = now_ms()
-    values = {"scope": scope, "state": target.value, "reason": reason, "changed_at": ts, "changed_by": source}
+    row = {"scope": scope, "state": target.value, "reason": reason, "changed_at": ts, "changed_by": source}
     if rec is None:
-        conn.execute(trading_state.insert().values(**values))
+        conn.execute(trading_state.insert().values(**row))
     else:
-        conn.execute(trading_state.update().where(trading_state.c.scope == scope).values(**values))
+        conn.execute(trading_state.update().where(trading_state.c.scope == scope).values(**row))
     audit(conn, source, "trading_state.changed",
           {"scope": scope, "from": current.value, "to": target.value, "reason": reason}, user=user)
     if target is not current:

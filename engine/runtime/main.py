@@ -56,9 +56,14 @@ def main(argv: list[str] | None = None) -> int:
     except LiveStartError as exc:  # no keys, no network, unknown symbols, exchange down: one line, no traceback
         print(f"live start refused: {exc}", file=sys.stderr)
         return 2
-    except (ConfigError, StoreError) as exc:
-        if args.debug:
+    except Exception as exc:
+        from engine.store.health import describe, is_database_error
+
+        if args.debug or not isinstance(exc, (ConfigError, StoreError)) and not is_database_error(exc):
             raise
+        if is_database_error(exc):
+            _report("store error", describe(settings.store.url or settings.store.path, exc))
+            return 3
         _report("store error" if isinstance(exc, StoreError) else "config error", exc)
         return 3 if isinstance(exc, StoreError) else 2
 

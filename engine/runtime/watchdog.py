@@ -37,7 +37,7 @@ log = logging.getLogger("quantdesk.watchdog")
 def watchdog_lock_path(settings: Settings) -> Path:
     """The watchdog's pid/lock file, beside the engine's."""
     engine_lock = lock_path(settings)
-    return engine_lock.with_name(engine_lock.name.replace(".engine.pid", ".watchdog.pid"))
+    return engine_lock.with_name(f"{engine_lock.stem}.watchdog{engine_lock.suffix}")
 
 
 @dataclass
@@ -116,12 +116,14 @@ class Watchdog:
             self.alerting.sender.kick()
 
     def _live_broker(self) -> Any:
-        """The engine's exchange broker, keys from the environment (as the live engine builds it)."""
-        from engine.execution.ccxt_broker import CcxtBroker, exchange_from_env
+        """The engine's exchange broker, connected as the live engine connects it (keys from the environment,
+        `[exchange] base_url` honoured, markets loaded)."""
+        from engine.execution.ccxt_broker import CcxtBroker
+        from engine.execution.live_start import connect_exchange, live_symbols
 
-        exchange = exchange_from_env(self.settings.execution.exchange, self.environ)
+        exchange = connect_exchange(self.settings, self.environ)
         return CcxtBroker(self.store, exchange, max_retries=self.settings.execution.max_retries,
-                          symbols=list(self.settings.data.symbols))
+                          symbols=live_symbols(self.settings))
 
     def run(self) -> int:
         """Check until SIGTERM/SIGINT; returns the exit code."""

@@ -67,8 +67,18 @@ def _alert_delivery(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
+def _fills_fee_base(conn: Connection) -> None:
+    """fills.fee_base: a spot buy whose commission is paid in the base asset holds less than it bought; without it
+    every such buy leaves state.db a fee above the exchange and reconciliation cries wolf."""
+    from sqlalchemy import inspect
+
+    if "fee_base" not in {c["name"] for c in inspect(conn).get_columns("fills")}:
+        conn.execute(text("ALTER TABLE fills ADD COLUMN fee_base FLOAT NOT NULL DEFAULT 0"))
+
+
 # Forward migrations: MIGRATIONS[i] takes the schema from version i to i+1. Never edit a released step; append one.
-MIGRATIONS: list[Callable[[Connection], None]] = [_create_all, _trial_identity, _orders_venue, _alert_delivery]
+MIGRATIONS: list[Callable[[Connection], None]] = [_create_all, _trial_identity, _orders_venue, _alert_delivery,
+                                                  _fills_fee_base]
 SCHEMA_VERSION = len(MIGRATIONS)
 MIGRATION_LOCK_KEY = 0x51D35C  # PostgreSQL advisory-lock key that serialises quantdesk migrations on one database
 
@@ -95,7 +105,9 @@ def probe_version(path: Path) -> int:
         finally:
             conn.close()
     except sqlite3.Error as exc:
-        raise StoreError(f"{path}: cannot read the state store ({exc}); run `quantdesk doctor`") from exc
+        from engine.store.health import describe
+
+        raise StoreError(describe(path, exc)) from exc
 
 
 def _touch_private(path: Path) -> None:
@@ -105,8 +117,12 @@ def _touch_private(path: Path) -> None:
         fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
         os.close(fd)
     for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-        if candidate.exists():
-            os.chmod(candidate, 0o600)
+        if candidate.exists() and candidate.stat().st_mode & 0o077:
+            try:
+                os.chmod(candidate, 0o600)
+            except OSError as exc:  # not ours or immutable: writes will tell; `quantdesk doctor` shows the mode
+                raise StoreError(f"{candidate}: cannot restrict its mode to 0600 ({exc.strerror}); "
+                                 "run `quantdesk doctor`") from exc
 
 
 class Store:
