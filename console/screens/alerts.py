@@ -1,4 +1,7 @@
-"""Alerts & audit: alerts filtered by severity (and unacknowledged), acknowledge; the audit log below."""
+"""Alerts & audit: alerts filtered by severity (and unacknowledged), acknowledge; the audit log below.
+
+Repeats merged by the store's dedup show as `×N` before the message; the off-box outbox per channel (sent, pending,
+held by the rate limit, failed) is the alerts panel's subtitle."""
 
 from __future__ import annotations
 
@@ -28,7 +31,23 @@ def alert_rows(rows: list[dict[str, Any]]) -> Rows:
     """Format alerts keyed by id."""
     return {r["id"]: (str(r["id"]), fmt.stamp(r["ts"]), fmt.severity(r["severity"]), r["rule"], r["source"],
                       Text(f"✓ {r['acked_by'] or ''}", style="dim") if r["acked"] else Text("NEW", style="bold"),
-                      r["message"]) for r in rows}
+                      _counted(r)) for r in rows}
+
+
+def _counted(r: dict[str, Any]) -> str:
+    """The message, with the number of merged repeats in front when there were any."""
+    count = int(r.get("count") or 1)
+    return f"×{count} {r['message']}" if count > 1 else r["message"]
+
+
+def outbox_line(rows: list[dict[str, Any]]) -> str:
+    """One line per screen for the off-box outbox: each channel's redacted URL and its message counts."""
+    parts = []
+    for r in rows:
+        url = r["url"] if len(r["url"]) <= 40 else r["url"][:39] + "…"
+        counts = " ".join(f"{k} {r[k]}" for k in ("sent", "pending", "held", "failed") if r[k] or k == "sent")
+        parts.append(f"[{r['channel']}] {url}: {counts}")
+    return ("outbox " + "  ".join(parts)) if parts else ""
 
 
 def audit_rows(rows: list[dict[str, Any]]) -> Rows:
@@ -88,11 +107,15 @@ class AlertsScreen(PolledScreen):
         severities = FILTERS[self.filter_index][1]
         key = (self.filter_index, self.unacked_only)
         return [TableRefreshed(self.MODE, "alerts", alert_rows(reader.alerts(severities, self.unacked_only)), key),
-                TableRefreshed(self.MODE, "audit", audit_rows(reader.audit()))]
+                TableRefreshed(self.MODE, "audit", audit_rows(reader.audit())),
+                TableRefreshed(self.MODE, "outbox", {}, outbox_line(reader.outbox()))]
 
     def on_table_refreshed(self, message: TableRefreshed) -> None:
         """Apply a read (an alerts read made under an older filter is dropped)."""
         self.clear_poll_error()
+        if message.table == "outbox":
+            self.query_one("#alerts").border_subtitle = message.extra
+            return
         if message.table == "alerts" and message.extra != (self.filter_index, self.unacked_only):
             return
         self.query_one(f"#{message.table}", KeyedTable).sync(message.rows)
