@@ -206,14 +206,20 @@ def _sizing(conn: Connection, q: DeskQuery, marker: Any) -> list[dict[str, Any]]
 
 
 def _alerts_marker(conn: Connection, q: DeskQuery) -> Hashable:
-    row = _one(conn, "SELECT MAX(id) AS m, SUM(acked) AS a FROM alerts")
-    return row and (row["m"], row["a"])
+    row = _one(conn, "SELECT MAX(id) AS m, SUM(acked) AS a, SUM(count) AS c FROM alerts")
+    return row and (row["m"], row["a"], row["c"])
+
+
+# Identical alerts are merged into one row by raise_alert (its `count` and `last_ts`): `repeats` is that count, `ts` the
+# last time it was raised and `first_ts` the first. Newest first means most recently raised first.
+_ALERT_COLUMNS = ("id, COALESCE(last_ts, ts) AS ts, ts AS first_ts, count AS repeats, severity, rule, source, message, "
+                  "acked, acked_by, values_json")
+_ALERT_ORDER = "ORDER BY COALESCE(last_ts, ts) DESC, id DESC"
 
 
 def _latest_alerts(conn: Connection, q: DeskQuery, marker: Any) -> list[dict[str, Any]]:
-    """The newest alerts, newest first."""
-    return _rows(conn, "SELECT id, ts, severity, rule, source, message, acked FROM alerts ORDER BY id DESC LIMIT :n",
-                 n=q.alert_rows)
+    """The most recently raised alerts, newest first, with their repeat counts."""
+    return _rows(conn, f"SELECT {_ALERT_COLUMNS} FROM alerts {_ALERT_ORDER} LIMIT :n", n=q.alert_rows)
 
 
 def _equity_marker(conn: Connection, q: DeskQuery) -> Hashable:
@@ -355,12 +361,12 @@ def coverage_view(conn: Connection, now: int | None = None) -> list[dict[str, An
 
 def alerts_view(conn: Connection, severities: Sequence[str] = ("info", "warning", "critical"),
                 unacked_only: bool = False, limit: int = 300) -> list[dict[str, Any]]:
-    """Alerts newest first, filtered by severity and acknowledgement."""
+    """Alerts most recently raised first, filtered by severity and acknowledgement, with their repeat counts."""
     sev = tuple(severities) or ("none",)
     params: Mapping[str, Any] = {f"s{i}": s for i, s in enumerate(sev)}
     where = f"severity IN ({','.join(':' + k for k in params)})" + (" AND acked = 0" if unacked_only else "")
-    return _rows(conn, f"SELECT id, ts, severity, rule, source, message, acked, acked_by, count FROM alerts "
-                       f"WHERE {where} ORDER BY id DESC LIMIT :n", n=limit, **params)
+    return _rows(conn, f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE {where} {_ALERT_ORDER} LIMIT :n", n=limit,
+                 **params)
 
 
 def outbox_view(conn: Connection) -> list[dict[str, Any]]:

@@ -249,6 +249,6 @@ class MarketStreams:
         inserted, ok = await asyncio.to_thread(run)
         st.backfills += 1
         st.gaps_backfilled += inserted
-        log.info("stream %s: backfilled %d rows over REST after reconnect (%s)", st.name, inserted,
+        log.info("stream %s: backfilled %d rows over REST after (re)connecting (%s)", st.name, inserted,
                  "complete" if ok else "source failed; retried at the next message")
         return ok

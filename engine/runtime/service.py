@@ -14,7 +14,6 @@ import os
 import signal
 import socket
 import threading
-import time
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -55,6 +54,7 @@ class EngineService:
         self.source: Any = None
         self.broker: Any = None
         self.trader: Any = None
+        self.monitors: Any = None
         self.scheduler: Any = None
         self.poller: Any = None
         self._hb_thread: threading.Thread | None = None
@@ -122,6 +122,7 @@ class EngineService:
     def _build_trading(self) -> None:
         """Brokers by stage behind one router: paper always, the exchange only when started with --live."""
         from engine.execution.paper_broker import PaperBroker
+        from engine.monitoring.monitors import Monitors
         from engine.execution.router import StageRouter
         from engine.trading.lifecycle import get_instance, sync_instances
         from engine.trading.trader import Trader
@@ -145,7 +146,9 @@ class EngineService:
                                   lambda inst_id: get_instance(self.store, inst_id).stage)
         if self.mode == "live":
             self._say_live_instances()
-        self.trader = Trader(self.store, self.settings, self.broker, self.source)
+        self.monitors = Monitors(self.store, self.settings, self.source)
+        # the sizer reads the monitors' VPIN readings (one shared mapping, given at start)
+        self.trader = Trader(self.store, self.settings, self.broker, self.source, vpin_cdf=self.monitors.toxicity.cdf)
 
     def _say_live_instances(self) -> None:
         """A live engine names the instances that trade on the exchange, or says that none does."""
@@ -162,34 +165,19 @@ class EngineService:
         log.warning(msg)
 
     def _make_source(self) -> Any:
-        """The market source; the simulator resumes its clock from the last market time in state.db.
-
-        SimulatedExchange maps wall time to simulated time from its creation; at speed > 1 a restarted engine would
-        otherwise jump back in simulated time and re-decide bars it already traded.
-        """
-        if self.settings.data.source != "sim":
-            from engine.data.factory import make_source
-
-            source = make_source(self.settings.data.source, self.settings)
-            base_url = self.settings.exchange.base_url
-            if base_url and getattr(source, "exchange", None) is not None:  # market data from the twin too
-                from engine.data.ccxt_urls import point_at
-
-                point_at(source.exchange, base_url)
-            return source
-        from engine.data.simulator import SimulatedExchange
+        """The engine's one market source, handed to the broker, trader, monitors, pulls and retraining; the
+        simulator resumes its clock from the last market time in state.db."""
+        from engine.data.factory import make_source
         from engine.trading.portfolio import last_market_ts
 
-        resume_ms = last_market_ts(self.store)
-        offset = max(0.0, resume_ms / 1000 - time.time()) if resume_ms else 0.0
-        from engine.data.symbols import perp_symbol
+        source = make_source(self.settings.data.source, self.settings, resume_ms=last_market_ts(self.store),
+                             symbols=self.settings.data.symbols)
+        base_url = self.settings.exchange.base_url
+        if self.settings.data.source != "sim" and base_url and getattr(source, "exchange", None) is not None:
+            from engine.data.ccxt_urls import point_at
 
-        sim = self.settings.simulator
-        spot = list(self.settings.data.symbols)
-        listed = spot + [p for p in dict.fromkeys(perp_symbol(s) for s in spot) if p not in spot]  # funding, basis
-        return SimulatedExchange(seed=sim.seed, symbols=listed, speed=sim.speed,
-                                 history_days=sim.history_days, clock=lambda: time.time() + offset,
-                                 start_price_btc=sim.start_price_btc)
+            point_at(source.exchange, base_url)  # market data from the twin too
+        return source
 
     def _recover(self) -> None:
         """Reconcile in-flight orders; a HALTED desk cancels whatever is still open."""
@@ -378,14 +366,9 @@ class EngineService:
         return {k: round(v["equity"], 2) for k, v in val.items()}
 
     def _monitors(self) -> dict[str, Any]:
-        if not hasattr(self, "_monitor_obj"):
-            from engine.monitoring.monitors import Monitors
-
-            self._monitor_obj = Monitors(self.store, self.settings, self.source)
-            self.trader.sizer.vpin_cdf = self._monitor_obj.toxicity.cdf  # the sizer reads the same readings
         from engine.runtime.jobs import prune_job_runs
 
-        out = self._monitor_obj.run()
+        out = self.monitors.run()
         out["job_runs_pruned"] = prune_job_runs(self.store)
         return out
 
@@ -420,7 +403,7 @@ class EngineService:
     def _retrain(self, strategy: str) -> Any:
         from engine.ml.retrain import retrain_job
 
-        return retrain_job(self.settings, strategy, self.store)
+        return retrain_job(self.settings, strategy, self.store, source=self.source)
 
     def _retrain_now(self, strategy: str) -> str:
         from engine.runtime import jobs

@@ -40,13 +40,14 @@ def market_rules(market: Mapping[str, Any]) -> Any:
 class LiveSizer:
     """Sizes each instance's per-symbol signal; caches the model registry."""
 
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(self, store: Store, settings: Settings, vpin_cdf: Mapping[str, float] | None = None) -> None:
         self.store = store
         self.settings = settings
         self._registry: Any = None
         self._model_error_reported: set[str] = set()
         self._probs: dict[tuple[str, int, int], dict[str, float]] = {}  # (instance, model version, model bar)
-        self.vpin_cdf: dict[str, float] = {}  # filled by the monitors' ToxicityBook (shared dict)
+        # the monitors' ToxicityBook readings (a live mapping it keeps filling); empty means no toxicity input
+        self.vpin_cdf: Mapping[str, float] = vpin_cdf if vpin_cdf is not None else {}
         self._overlay: dict[str, tuple[float, Any]] = {}  # strategy -> (read at, OverlayDecision)
 
     def overlay(self, strategy: str) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 from engine.clock import floor_ts, timeframe_ms
 from engine.config import Settings
@@ -54,13 +54,14 @@ def round_qty(qty: float, market: dict[str, Any]) -> float:
 class Trader:
     """Runs strategy ticks for instances against one broker and source."""
 
-    def __init__(self, store: Store, settings: Settings, broker: Broker, source: Any) -> None:
+    def __init__(self, store: Store, settings: Settings, broker: Broker, source: Any,
+                 vpin_cdf: Mapping[str, float] | None = None) -> None:
         self.store = store
         self.settings = settings
         self.broker = broker
         self.source = source
         self._strategies: dict[str, Any] = {}
-        self.sizer = LiveSizer(store, settings)
+        self.sizer = LiveSizer(store, settings, vpin_cdf=vpin_cdf)
         self.last_panel: dict[str, Any] = {}
         self._last_bar: dict[str, int] = {}
 

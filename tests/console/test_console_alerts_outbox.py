@@ -29,6 +29,6 @@ async def test_alerts_screen_shows_counts_and_the_outbox(tmp_path: Path) -> None
         await pilot.press("7")
         table = app.screen.query_one("#alerts", KeyedTable)
         await wait_until(pilot, lambda: table.row_count == 6, what="5 fixture alerts + 1 merged row")
-        await shows(pilot, app, "×12 sim: fetch failed: timeout")
+        await shows(pilot, app, "×12", "sim: fetch failed: timeout")
         await wait_until(pilot, lambda: str(table.border_subtitle) ==
                          "outbox [0] json://127.0.0.1:9/hook: sent 0 pending 3 held 3", what="the outbox line")
