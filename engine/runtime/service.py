@@ -116,7 +116,11 @@ class EngineService:
         from engine.runtime.streaming import StreamStatus, start_streams
 
         self.streams = start_streams(self.settings, self.store, self.source)
-        self._stream_status = StreamStatus(self.streams)
+        self._stream_status = StreamStatus(self.streams, self.store)
+        if self.streams is not None and hasattr(self.broker, "source"):  # paper fills against the streamed book
+            from engine.data.streams import StreamedBookSource
+
+            self.broker.source = StreamedBookSource(self.source, self.streams)
         self._start_scheduler()
 
     def _build_trading(self) -> None:
