@@ -95,6 +95,13 @@ class MLConfig:
     max_model_age_hours: float = ranged(72.0, gt=0)
     train_at_start: bool = True  # a strategy with no champion trains soon after engine start, not a day later
     first_train_delay_s: float = ranged(20.0, ge=0)  # after start (staggered per strategy), out of the start-up rush
+    # walk-forward evidence (`quantdesk model evaluate`) and the overlay's on/off rule
+    eval_retrain_every_days: float = ranged(90.0, gt=0)  # the evaluation's retraining schedule
+    eval_anchored: bool = True  # anchored (all past labels) or rolling (the last 4 retrain intervals)
+    eval_bootstrap: int = ranged(1000, ge=10)  # block-bootstrap samples for the Sharpe-difference interval
+    eval_ci: float = ranged(0.9, gt=0, lt=1)  # its confidence level
+    overlay_sharpe_floor: float = ranged(0.0, ge=-10, le=10)  # the interval's lower bound must exceed this to switch on
+    overlay_requires_evidence: bool = True  # no recorded evidence -> overlay off (primary signal with its own Kelly)
 
 
 @dataclass(frozen=True)
@@ -162,8 +169,9 @@ class TriggerConfig:
 
 @dataclass(frozen=True)
 class ExchangeConfig:
-    """The ccxt venue behind `data.source = "ccxt:<id>"`: its id, an optional base URL (e.g. the exchange twin of
-    `quantdesk venue serve`; rewrites ccxt's REST and websocket URLs, empty = the real exchange) and streaming."""
+    """The exchange a ccxt source, its streams and the live broker talk to: the ccxt id, an optional base URL (e.g.
+    the twin of `quantdesk venue serve`; rewrites ccxt's REST and websocket URLs, empty = the real exchange) and
+    streaming."""
 
     id: str = ranged("binance", kind="exchange_id")
     base_url: str = ranged("", kind="base_url")
@@ -187,14 +195,6 @@ class ExecutionConfig:
     min_order_notional: float = ranged(10.0, ge=0)  # quote units; smaller orders are not sent
     flatten_max_rounds: int = ranged(5, ge=1, le=100)  # cancel / re-read / close rounds before a flatten alerts
     flatten_round_wait_s: float = ranged(0.5, ge=0, le=60)  # pause between flatten rounds (fills, cancels settle)
-
-
-@dataclass(frozen=True)
-class ExchangeConfig:
-    """The exchange a ccxt source and the live broker talk to; base_url points them at the twin (empty = real)."""
-
-    id: str = ranged("binance", kind="text")
-    base_url: str = ""  # e.g. http://127.0.0.1:8765 (`quantdesk venue serve`); empty = real
 
 
 @dataclass(frozen=True)

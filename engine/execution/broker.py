@@ -40,6 +40,10 @@ class Broker(Protocol):
         """The current mid price used for valuation."""
         ...
 
+    def min_amount(self, symbol: str) -> float:
+        """The smallest quantity this venue accepts; a holding below it is dust (flat for a flatten)."""
+        ...
+
     def set_capital_cap(self, instance_id: str, capital: float) -> None:
         """The gross notional an instance may hold through this broker (follows its stage)."""
         ...

@@ -120,6 +120,29 @@ class CcxtBroker:
         """The gross notional an instance may hold on the exchange (its stage's capital: live-small a fraction)."""
         self.capital_caps[instance_id] = float(capital)
 
+    def min_amount(self, symbol: str) -> float:
+        """The smallest quantity the exchange accepts (amount limit or precision step): less is dust, not a position."""
+        market = (getattr(self.exchange, "markets", None) or {}).get(symbol) or {}
+        lim = float(((market.get("limits") or {}).get("amount") or {}).get("min") or 0.0)
+        step = float((market.get("precision") or {}).get("amount") or 0.0)
+        return max(lim, step if 0 < step < 1 else 0.0)
+
+    def _closable(self, req: OrderRequest) -> OrderRequest:
+        """A flatten order sized to what the exchange will take: floored to the amount step and, for a spot sell, to
+        the free base balance (base-asset fees leave a little less than the ledger's gross); OrderBlocked for dust."""
+        import dataclasses
+
+        qty = req.qty
+        market = self.exchange.markets.get(req.symbol) or {}
+        if req.side == "sell" and market.get("spot"):
+            bal = self._call("fetch_balance", self.exchange.fetch_balance)
+            qty = min(qty, float((bal.get(market.get("base")) or {}).get("free") or 0.0))
+        qty = float(self.exchange.amount_to_precision(req.symbol, qty)) if qty > 0 else 0.0
+        if qty < max(self.min_amount(req.symbol), EPS):
+            raise OrderBlocked(f"dust: {req.instance_id} {req.symbol} {req.qty:.8g} is below the exchange's minimum "
+                               f"amount {self.min_amount(req.symbol):g}")
+        return dataclasses.replace(req, qty=qty)
+
     def _check_cap(self, req: OrderRequest) -> None:
         """Per-strategy capital cap: gross notional after this order may not exceed the instance's capital."""
         check_capital_cap(self.store, req, self.capital_caps.get(req.instance_id), self.mark_price)
@@ -135,6 +158,8 @@ class CcxtBroker:
             if existing is None:
                 check_order_allowed(self.store, req)
                 self._market_id_ok(req.symbol)
+                if req.intent == "flatten":
+                    req = self._closable(req)
                 self._check_cap(req)
                 existing, _ = insert_order(self.store, req, self.exchange.milliseconds(), venue=self.venue)
             else:
@@ -193,6 +218,7 @@ class CcxtBroker:
             price = (avg * filled - prev_cost) / delta if avg else float(order.get("price") or 0.0)
             fee_total = self._fee_quote(order, avg)
             fee = max(0.0, fee_total * delta / filled) if filled else 0.0
+            fee_base = max(0.0, self._fee_base(order) * delta / filled) if filled else 0.0
             trade_ids = [str(t.get("id")) for t in (order.get("trades") or []) if t.get("id") is not None]
             fill_id = f"{coid}:{'+'.join(trade_ids)[:40]}" if trade_ids and row["filled_qty"] == 0 else \
                 f"{coid}:cum{filled:.10g}"
@@ -201,7 +227,7 @@ class CcxtBroker:
                                                       instance_id=row["instance_id"], symbol=row["symbol"],
                                                       side=row["side"], qty=delta, price=price, fee=fee,
                                                       liquidity="taker" if row["type"] == "market" else "maker",
-                                                      ts=ts), final_status=final))
+                                                      ts=ts, fee_base=fee_base), final_status=final))
         if status != "open" or filled <= EPS:
             current = get_order(self.store, coid) or row
             target = status if status != "open" else ("partial" if current["filled_qty"] > EPS else "open")
@@ -209,6 +235,15 @@ class CcxtBroker:
         else:
             set_order_status(self.store, coid, "partial", ts)
         return added
+
+    def _fee_base(self, order: Mapping[str, Any]) -> float:
+        """Commission paid in the base asset of a spot market (the holding is that much smaller than `filled`)."""
+        market = self.exchange.markets.get(order.get("symbol")) if getattr(self.exchange, "markets", None) else None
+        if not market or not market.get("spot"):
+            return 0.0
+        fees = order.get("fees") or ([order["fee"]] if order.get("fee") else [])
+        return sum(float(f["cost"]) for f in fees if f and f.get("cost") is not None
+                   and f.get("currency") == market.get("base"))
 
     def _fee_quote(self, order: Mapping[str, Any], avg: float) -> float:
         """Total fee of an order in quote currency (base-currency fees converted at the average price)."""
@@ -347,7 +382,14 @@ class CcxtBroker:
         return out
 
     def reconcile(self) -> dict[str, Any]:
-        """Sync open orders, then adopt (and alert on) exchange holdings that state.db does not explain."""
+        """Sync open orders, then adopt (and alert on) exchange holdings that state.db does not explain.
+
+        Runs under the submit lock: a holding read while an order's fill is on its way back would otherwise look
+        unexplained and be adopted (seen on the twin: a buy adopted as external, then reversed a second later)."""
+        with self._lock:
+            return self._reconcile_locked()
+
+    def _reconcile_locked(self) -> dict[str, Any]:
         if getattr(self.exchange, "markets", None) is None:
             self._call("load_markets", self.exchange.load_markets)
         synced = self.process()

@@ -81,9 +81,7 @@ def _reread(broker: Broker, report: FlattenReport) -> None:
 def _close(broker: Broker, store: Store, instance_id: str | None, stamp: int, rnd: int,
            report: FlattenReport) -> None:
     """One reduce-only market order per held (instance, symbol) on this venue."""
-    for p in positions_on_venue(store, broker.venue):
-        if instance_id is not None and p["instance_id"] != instance_id:
-            continue
+    for p in _held(broker, store, instance_id):
         req = OrderRequest(instance_id=p["instance_id"], symbol=p["symbol"], side="sell" if p["qty"] > 0 else "buy",
                            qty=abs(p["qty"]), client_order_id=client_order_id(p["instance_id"], p["symbol"], stamp,
                                                                               f"flatten{rnd}"),
@@ -120,8 +118,7 @@ def flatten_until_flat(store: Store, brokers: Iterable[Broker], *, instance_id: 
             break
         if rnd + 1 < max_rounds:
             wait(round_wait_s)
-    report.leftover_positions = [p for b in brokers for p in positions_on_venue(store, b.venue)
-                                 if instance_id is None or p["instance_id"] == instance_id]
+    report.leftover_positions = [p for b in brokers for p in _held(b, store, instance_id)]
     report.leftover_orders = [o for b in brokers for o in open_orders(store, instance_id, b.venue)]
     details = report.summary()
     audit(store, source, "flatten.done" if report.flat else "flatten.incomplete", details, user=user)
@@ -134,14 +131,16 @@ def flatten_until_flat(store: Store, brokers: Iterable[Broker], *, instance_id: 
     return report
 
 
+def _held(broker: Broker, store: Store, instance_id: str | None) -> list[dict[str, Any]]:
+    """Positions on the broker's venue (of one instance) that are more than dust (below the venue's minimum amount
+    nothing can be sent: a spot account keeps such crumbs, and so does its ledger)."""
+    return [p for p in positions_on_venue(store, broker.venue)
+            if (instance_id is None or p["instance_id"] == instance_id)
+            and abs(p["qty"]) > max(EPS, broker.min_amount(p["symbol"]) * (1 - 1e-9))]
+
+
 def _is_flat(store: Store, brokers: list[Broker], instance_id: str | None) -> bool:
-    for b in brokers:
-        if open_orders(store, instance_id, b.venue):
-            return False
-        if any(abs(p["qty"]) > EPS and (instance_id is None or p["instance_id"] == instance_id)
-               for p in positions_on_venue(store, b.venue)):
-            return False
-    return True
+    return not any(open_orders(store, instance_id, b.venue) or _held(b, store, instance_id) for b in brokers)
 
 
 def settle_venue(store: Store, brokers: Iterable[Broker], instance_id: str, venue_now: str | None, *,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, Iterable, Mapping
 
 from sqlalchemy import func, insert, select, update
@@ -18,8 +19,25 @@ from sqlalchemy.engine import Connection
 from engine.store.db import Store
 from engine.store.schema import fills, orders, positions
 
-OPEN_STATUSES = ("new", "open", "partial")
-FINAL_STATUSES = ("filled", "canceled", "rejected")
+class OrderStatus(str, Enum):
+    """Where an order is in its life: open (new, open, partial) or final (filled, canceled, rejected)."""
+
+    NEW = "new"  # stored, not yet acknowledged by the venue
+    OPEN = "open"  # resting at the venue, nothing filled
+    PARTIAL = "partial"  # resting, partly filled
+    FILLED = "filled"
+    CANCELED = "canceled"
+    REJECTED = "rejected"
+
+    @property
+    def is_open(self) -> bool:
+        """True while the order can still fill or be canceled."""
+        return self in _OPEN
+
+
+_OPEN = frozenset({OrderStatus.NEW, OrderStatus.OPEN, OrderStatus.PARTIAL})
+OPEN_STATUSES = tuple(s.value for s in OrderStatus if s.is_open)  # the one open set (SQL IN lists use these)
+FINAL_STATUSES = tuple(s.value for s in OrderStatus if not s.is_open)
 SIDES = ("buy", "sell")
 TYPES = ("market", "limit")
 EPS = 1e-12
@@ -96,6 +114,12 @@ class Fill:
     fee: float
     liquidity: str
     ts: int
+    fee_base: float = 0.0  # commission paid in the base asset (Binance spot buys): the holding moves by qty - fee_base
+
+    @property
+    def net_qty(self) -> float:
+        """Signed change of the holding: buys add qty less base fees, sells remove qty plus base fees."""
+        return self.qty - self.fee_base if self.side == "buy" else -(self.qty + self.fee_base)
 
 
 def get_order(conn: Connection | Store, coid: str) -> dict[str, Any] | None:
@@ -109,7 +133,7 @@ def get_order(conn: Connection | Store, coid: str) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
-def insert_order(store: Store, req: OrderRequest, ts: int, status: str = "new",
+def insert_order(store: Store, req: OrderRequest, ts: int, status: str = OrderStatus.NEW.value,
                  venue: str = "paper") -> tuple[dict[str, Any], bool]:
     """Insert the order unless its client id exists; returns (row, created). `venue` says which broker owns it."""
     if venue not in VENUES:
@@ -156,10 +180,10 @@ def _apply_to_position(conn: Connection, f: Fill) -> None:
                                                positions.c.symbol == f.symbol)).mappings().first()
     qty, avg, realized, fees_paid = (0.0, 0.0, 0.0, 0.0) if row is None else (
         row["qty"], row["avg_price"], row["realized_pnl"], row["fees"])
-    delta = f.qty if f.side == "buy" else -f.qty
+    delta = f.net_qty
     if abs(qty) < EPS or (qty > 0) == (delta > 0):
         new_qty = qty + delta
-        avg = (abs(qty) * avg + abs(delta) * f.price) / abs(new_qty)
+        avg = (abs(qty) * avg + abs(delta) * f.price) / abs(new_qty)  # the base fee is in f.fee (quote), not here
     else:
         closing = min(abs(qty), abs(delta))
         realized += closing * (f.price - avg) * (1 if qty > 0 else -1)
@@ -187,10 +211,12 @@ def record_fill(store: Store, f: Fill, *, final_status: str | None = None) -> bo
             raise OrderError(f"client_order_id: no order {f.client_order_id!r} for fill {f.fill_id!r}")
         conn.execute(insert(fills).values(fill_id=f.fill_id, client_order_id=f.client_order_id,
                                           instance_id=f.instance_id, symbol=f.symbol, side=f.side, qty=f.qty,
-                                          price=f.price, fee=f.fee, liquidity=f.liquidity, ts=f.ts))
+                                          price=f.price, fee=f.fee, liquidity=f.liquidity, ts=f.ts,
+                                          fee_base=f.fee_base))
         filled = order["filled_qty"] + f.qty
         avg = ((order["avg_price"] or 0.0) * order["filled_qty"] + f.price * f.qty) / filled
-        status = final_status or ("filled" if filled >= order["qty"] * (1 - 1e-9) else "partial")
+        status = final_status or (OrderStatus.FILLED.value if filled >= order["qty"] * (1 - 1e-9)
+                                   else OrderStatus.PARTIAL.value)
         conn.execute(update(orders).where(orders.c.client_order_id == f.client_order_id).values(
             filled_qty=filled, avg_price=avg, status=status, updated_at=f.ts))
         _apply_to_position(conn, f)
@@ -245,7 +271,8 @@ def positions_from_fills(rows: Iterable[Mapping[str, Any]]) -> dict[tuple[str, s
     out: dict[tuple[str, str], float] = {}
     for r in rows:
         key = (r["instance_id"], r["symbol"])
-        out[key] = out.get(key, 0.0) + (r["qty"] if r["side"] == "buy" else -r["qty"])
+        base_fee = float(r.get("fee_base") or 0.0)
+        out[key] = out.get(key, 0.0) + (r["qty"] - base_fee if r["side"] == "buy" else -(r["qty"] + base_fee))
     return out
 
 

@@ -123,6 +123,10 @@ class StageRouter:
         """Valuation from the exchange when trading live (the account's own marks), else the paper source."""
         return (self.exchange or self.paper).mark_price(symbol)
 
+    def min_amount(self, symbol: str) -> float:
+        """The exchange's minimum when trading live, else the paper broker's."""
+        return (self.exchange or self.paper).min_amount(symbol)
+
     def set_capital_cap(self, instance_id: str, capital: float) -> None:
         """Tell every broker the instance's capital at its current stage."""
         for b in self.brokers:

@@ -77,8 +77,10 @@ def _attach_flow(panel: dict, source: Any, store: Store, timeframe: str) -> str:
             tape = trades.rename(columns={"ts": "timestamp"})
             tape["side"] = np.where(tape["side"].to_numpy() > 0, "buy", "sell")
             flow = taker_flow_from_trades(tape, frame.index, timeframe)
-            covered = flow > 0
-            frame["taker_buy_volume"] = flow.where(covered).to_numpy()  # NaN outside the tape -> BVC-like fill
+            first, last = int(tape["timestamp"].min()), int(tape["timestamp"].max())
+            step = timeframe_ms(timeframe)
+            covered = (ms >= first - first % step) & (ms <= last)
+            frame["taker_buy_volume"] = np.where(covered, flow.to_numpy(), np.nan)  # NaN outside the tape
             origin = "trades"
     return origin
 
@@ -99,12 +101,51 @@ def model_panel(store: Store, source: Any, symbols: Sequence[str], timeframe: st
     return panel
 
 
+def training_range(source: Any, timeframe: str, days: float | None, since: int | None,
+                   until: int | None) -> tuple[int, int]:
+    """[since, until) in ms, bar-aligned: explicit bounds of any stored range, else the last `days` before now."""
+    step = timeframe_ms(timeframe)
+    end = int(until) if until is not None else int(source.milliseconds())
+    end = end // step * step
+    if since is None:
+        if days is None or days < 1:
+            raise ValueError(f"days: training window must be >= 1 day, got {days}")
+        since = end - int(days * 86_400_000)
+    if since >= end:
+        raise ValueError(f"since: start {since} must be before the end {end}")
+    return int(since), end
+
+
+def history_panel(store: Store, source: Any, symbols: Sequence[str], timeframe: str, since: int, until: int,
+                  pull: bool = True) -> tuple[dict, dict, str]:
+    """(panel, pulled, taker-flow origin) for [since, until): stored bars of any range and source, with missing
+    candles and, where the source has them, real funding history (perpetuals) pulled first when `pull` is set."""
+    from engine.features.panel import load_panel
+
+    pulled: dict = {}
+    if pull:
+        from engine.backtest.dataset import DatasetSpec, ensure_history
+
+        pulled = ensure_history(store, source, DatasetSpec(getattr(source, "id", "sim"), tuple(symbols), timeframe,
+                                                           since, until))
+        pulled = {k: v for k, v in pulled.items() if v}
+    panel = load_panel(store, source.id, list(symbols), timeframe, since, until - 1)
+    panel = {s: f for s, f in panel.items() if len(f)}
+    if not panel:
+        raise ValueError(f"panel: no stored {timeframe} bars for {', '.join(symbols)} on {source.id} in "
+                         f"[{since}, {until}) (import them with `quantdesk data pull --source ...`)")
+    flow = _attach_flow(panel, source, store, timeframe)
+    return panel, pulled, flow
+
+
 def train_model(settings: Settings, strategy_name: str, store: Store | None = None, *, days: int | None = None,
                 timeframe: str | None = None, source: Any = None, audit_source: str = "cli",
-                user: str | None = None, gate: bool = True, progress: Any = None) -> dict[str, Any]:
-    """Pull data if needed, train, save the challenger and apply the gate; returns a summary dict."""
+                user: str | None = None, gate: bool = True, progress: Any = None, since: int | None = None,
+                until: int | None = None, symbols: Sequence[str] | None = None, pull: bool = True) -> dict[str, Any]:
+    """Pull data if needed, train, save the challenger and apply the gate; returns a summary dict.
+
+    The window is [since, until) of stored history when given (any range, any source), else the last `days`."""
     from engine.data.factory import make_source
-    from engine.features.panel import load_panel
     from engine.ml.dataset import build_dataset
     from engine.ml.labels import BarrierSpec
     from engine.ml.meta_model import train_meta_model
@@ -116,26 +157,19 @@ def train_model(settings: Settings, strategy_name: str, store: Store | None = No
     store = store or open_store(settings.store_url())
     say = progress or (lambda msg: None)
     try:
-        cls_name, symbols, params = _instance(settings, strategy_name)
+        cls_name, inst_symbols, params = _instance(settings, strategy_name)
+        symbols = tuple(symbols or inst_symbols)
         strategy = load_strategy(cls_name, params)
         timeframe = timeframe or strategy.default_timeframe
-        days = int(days or settings.ml.train_window_days)
-        if days < 1:
-            raise ValueError(f"days: training window must be >= 1 day, got {days}")
-        source = source or make_source(settings.data.source, settings)
         step = timeframe_ms(timeframe)
-        until = int(source.milliseconds()) // step * step
-        since = until - days * 86_400_000
+        source = source or make_source(settings.data.source, settings)
         t0 = time.perf_counter()
+        since, until = training_range(source, timeframe, days or settings.ml.train_window_days, since, until)
+        days = int(round((until - since) / 86_400_000))
         say(f"checking {len(symbols)} symbols x {days} days of {timeframe} bars in state.db")
-        pulled = ensure_bars(store, source, symbols, timeframe, since, until)
+        panel, pulled, flow = history_panel(store, source, symbols, timeframe, since, until, pull=pull)
         audit(store, audit_source, "model.train.data", {"strategy": strategy_name, "timeframe": timeframe,
                                                         "since": since, "until": until, "pulled": pulled}, user=user)
-        panel = load_panel(store, source.id, list(symbols), timeframe, since, until - 1)
-        panel = {s: f for s, f in panel.items() if len(f)}
-        if not panel:
-            raise ValueError(f"panel: no {timeframe} bars for {symbols} in [{since}, {until})")
-        flow = _attach_flow(panel, source, store, timeframe)
         t_data = time.perf_counter() - t0
         say(f"building meta-labels on {sum(len(f) for f in panel.values())} bars (taker flow: {flow})")
         spec = BarrierSpec(settings.ml.pt_mult, settings.ml.sl_mult, settings.ml.max_holding_bars, settings.ml.vol_span)
@@ -184,8 +218,11 @@ def train_model(settings: Settings, strategy_name: str, store: Store | None = No
             store.dispose()
 
 
-def retrain_job(settings: Settings, strategy_name: str, store: Store | None = None) -> dict[str, Any]:
-    """Scheduled retrain (APScheduler job function): audited start/result; failures alert and re-raise."""
+def retrain_job(settings: Settings, strategy_name: str, store: Store | None = None, source: Any = None
+                ) -> dict[str, Any]:
+    """Scheduled retrain (APScheduler job function): audited start/result; failures alert and re-raise.
+
+    An engine passes its own market source (the simulator with its resumed clock); None builds one from settings."""
     own_store = store is None
     store = store or open_store(settings.store_url())
     started = now_ms()
@@ -193,7 +230,8 @@ def retrain_job(settings: Settings, strategy_name: str, store: Store | None = No
         audit(store, "scheduler", "model.retrain.started", {"strategy": strategy_name, "window_days":
                                                             settings.ml.train_window_days}, user="scheduler")
         try:
-            result = train_model(settings, strategy_name, store, audit_source="scheduler", user="scheduler")
+            result = train_model(settings, strategy_name, store, source=source, audit_source="scheduler",
+                                 user="scheduler")
         except Exception as exc:
             raise_alert(store, "warning", "model.retrain", f"retraining {strategy_name} failed: "
                         f"{type(exc).__name__}: {exc}", {"strategy": strategy_name}, source="scheduler")
@@ -204,6 +242,59 @@ def retrain_job(settings: Settings, strategy_name: str, store: Store | None = No
               {"strategy": strategy_name, "version": result["version"], "decision": result["decision"],
                "oos_score": result["oos"].get("roc_auc"), "elapsed_ms": now_ms() - started}, user="scheduler")
         return result
+    finally:
+        if own_store:
+            store.dispose()
+
+
+def evaluate_model(settings: Settings, strategy_name: str, store: Store | None = None, *, source: Any = None,
+                   symbols: Sequence[str] | None = None, timeframe: str | None = None, since: int | None = None,
+                   until: int | None = None, days: float | None = None, retrain_every_days: float | None = None,
+                   anchored: bool | None = None, n_boot: int | None = None, pull: bool = True, record: bool = True,
+                   audit_source: str = "cli", user: str | None = None, progress: Any = None) -> tuple[Any, Any]:
+    """Walk-forward evaluation of a strategy's overlay on stored history; records the evidence; (Evaluation, evidence).
+
+    On bars other than the strategy's own timeframe its bar-count parameters are rescaled to the same wall-clock
+    horizons (Strategy.rescaled), as research backtests do.
+    """
+    import pandas as pd
+
+    from engine.data.factory import make_source
+    from engine.ml.dataset import build_dataset
+    from engine.ml.evaluate import EvalSpec, evaluate_walk_forward
+    from engine.ml.evidence import evidence_from, record_evidence
+    from engine.ml.labels import BarrierSpec
+    from engine.strategy.registry import load_strategy
+
+    own_store = store is None
+    store = store or open_store(settings.store_url())
+    say = progress or (lambda msg: None)
+    ml = settings.ml
+    try:
+        cls_name, inst_symbols, params = _instance(settings, strategy_name)
+        strategy = load_strategy(cls_name, params)
+        timeframe = timeframe or strategy.default_timeframe
+        if timeframe != strategy.default_timeframe:
+            strategy = strategy.rescaled(timeframe)
+        source = source or make_source(settings.data.source, settings)
+        since, until = training_range(source, timeframe, days or ml.train_window_days, since, until)
+        panel, pulled, flow = history_panel(store, source, tuple(symbols or inst_symbols), timeframe, since, until,
+                                            pull=pull)
+        say(f"{sum(len(f) for f in panel.values())} {timeframe} bars of {', '.join(panel)} (taker flow: {flow})")
+        spec = BarrierSpec(ml.pt_mult, ml.sl_mult, ml.max_holding_bars, ml.vol_span)
+        ds = build_dataset(strategy, panel, spec, features=None, select=False)
+        say(f"{len(ds.y)} labelled events, {ds.X.shape[1]} candidate features")
+        espec = EvalSpec(retrain_every=pd.Timedelta(days=retrain_every_days or ml.eval_retrain_every_days),
+                         anchored=ml.eval_anchored if anchored is None else anchored,
+                         n_boot=n_boot or ml.eval_bootstrap, ci=ml.eval_ci, sharpe_floor=ml.overlay_sharpe_floor,
+                         rebalance_band=settings.execution.rebalance_band)
+        evaluation = evaluate_walk_forward(ds, panel, strategy, espec, settings.backtest, progress=say)
+        evaluation.meta.update(strategy=strategy_name, timeframe=timeframe, flow=flow, pulled=pulled,
+                               since=since, until=until, events=len(ds.y))
+        evidence = evidence_from(evaluation, strategy_name, timeframe)
+        if record:
+            record_evidence(store, evidence, source=audit_source, user=user)
+        return evaluation, evidence
     finally:
         if own_store:
             store.dispose()

@@ -14,7 +14,6 @@ import os
 import signal
 import socket
 import threading
-import time
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -55,6 +54,7 @@ class EngineService:
         self.source: Any = None
         self.broker: Any = None
         self.trader: Any = None
+        self.monitors: Any = None
         self.scheduler: Any = None
         self.poller: Any = None
         self._hb_thread: threading.Thread | None = None
@@ -113,11 +113,16 @@ class EngineService:
         self._recover()
         self.ready.set()
         self._backfill()
+        from engine.runtime.streaming import StreamStatus, start_streams
+
+        self.streams = start_streams(self.settings, self.store, self.source)
+        self._stream_status = StreamStatus(self.streams)
         self._start_scheduler()
 
     def _build_trading(self) -> None:
         """Brokers by stage behind one router: paper always, the exchange only when started with --live."""
         from engine.execution.paper_broker import PaperBroker
+        from engine.monitoring.monitors import Monitors
         from engine.execution.router import StageRouter
         from engine.trading.lifecycle import get_instance, sync_instances
         from engine.trading.trader import Trader
@@ -141,7 +146,9 @@ class EngineService:
                                   lambda inst_id: get_instance(self.store, inst_id).stage)
         if self.mode == "live":
             self._say_live_instances()
-        self.trader = Trader(self.store, self.settings, self.broker, self.source)
+        self.monitors = Monitors(self.store, self.settings, self.source)
+        # the sizer reads the monitors' VPIN readings (one shared mapping, given at start)
+        self.trader = Trader(self.store, self.settings, self.broker, self.source, vpin_cdf=self.monitors.toxicity.cdf)
 
     def _say_live_instances(self) -> None:
         """A live engine names the instances that trade on the exchange, or says that none does."""
@@ -158,34 +165,19 @@ class EngineService:
         log.warning(msg)
 
     def _make_source(self) -> Any:
-        """The market source; the simulator resumes its clock from the last market time in state.db.
-
-        SimulatedExchange maps wall time to simulated time from its creation; at speed > 1 a restarted engine would
-        otherwise jump back in simulated time and re-decide bars it already traded.
-        """
-        if self.settings.data.source != "sim":
-            from engine.data.factory import make_source
-
-            source = make_source(self.settings.data.source, self.settings)
-            base_url = self.settings.exchange.base_url
-            if base_url and getattr(source, "exchange", None) is not None:  # market data from the twin too
-                from engine.data.ccxt_urls import point_at
-
-                point_at(source.exchange, base_url)
-            return source
-        from engine.data.simulator import SimulatedExchange
+        """The engine's one market source, handed to the broker, trader, monitors, pulls and retraining; the
+        simulator resumes its clock from the last market time in state.db."""
+        from engine.data.factory import make_source
         from engine.trading.portfolio import last_market_ts
 
-        resume_ms = last_market_ts(self.store)
-        offset = max(0.0, resume_ms / 1000 - time.time()) if resume_ms else 0.0
-        from engine.data.symbols import perp_symbol
+        source = make_source(self.settings.data.source, self.settings, resume_ms=last_market_ts(self.store),
+                             symbols=self.settings.data.symbols)
+        base_url = self.settings.exchange.base_url
+        if self.settings.data.source != "sim" and base_url and getattr(source, "exchange", None) is not None:
+            from engine.data.ccxt_urls import point_at
 
-        sim = self.settings.simulator
-        spot = list(self.settings.data.symbols)
-        listed = spot + [p for p in dict.fromkeys(perp_symbol(s) for s in spot) if p not in spot]  # funding, basis
-        return SimulatedExchange(seed=sim.seed, symbols=listed, speed=sim.speed,
-                                 history_days=sim.history_days, clock=lambda: time.time() + offset,
-                                 start_price_btc=sim.start_price_btc)
+            point_at(source.exchange, base_url)  # market data from the twin too
+        return source
 
     def _recover(self) -> None:
         """Reconcile in-flight orders; a HALTED desk cancels whatever is still open."""
@@ -212,7 +204,9 @@ class EngineService:
         from engine.runtime import jobs
         from engine.runtime.scheduler import install_jobs, make_scheduler
 
-        speed = self.settings.simulator.speed if self.settings.data.source == "sim" else 1.0
+        # the simulator, or the exchange twin on a base URL (its --speed given as [simulator] speed), runs sped up
+        sped_up = self.settings.data.source == "sim" or bool(self.settings.exchange.base_url)
+        speed = self.settings.simulator.speed if sped_up else 1.0
         intervals = job_intervals(self.settings, speed)
         backup_every_s = self.settings.store.backup_interval_hours * 3600
         if self.store.path is not None and backup_every_s > 0:
@@ -254,6 +248,8 @@ class EngineService:
                 self.store.dispose()
             return
         log.info("engine stopping")
+        if getattr(self, "streams", None) is not None:
+            self.streams.stop()
         if self.scheduler is not None:
             try:
                 self.scheduler.shutdown(wait=True)
@@ -297,7 +293,10 @@ class EngineService:
     def _heartbeat_loop(self) -> None:
         while not self.stop_event.is_set():
             try:
-                self.guard.check(self._write_status)  # a persistent storage fault halts and exits from here
+                status = getattr(self, "_stream_status", None)
+                update = status.due() if status else None
+                self.guard.check(lambda: self._write_status(info_update=update))  # a persistent storage fault
+                # halts and exits from here
             except Exception:  # noqa: BLE001 - a busy database must not kill the heartbeat
                 log.exception("heartbeat failed")
             self.stop_event.wait(self.settings.runtime.heartbeat_interval_s)
@@ -320,10 +319,13 @@ class EngineService:
             raise ValueError(f"job {name!r}: unknown job kind {kind!r}")
         return table[kind]
 
-    def _pull(self, symbol: str, timeframe: str, warmup: bool = False) -> dict[str, Any]:
+    def _pull(self, symbol: str, timeframe: str, warmup: bool = False, force: bool = False) -> dict[str, Any]:
         from engine.data.pulls import pull_candles
         from engine.trading.warmup import warmup_bars
 
+        streams = getattr(self, "streams", None)
+        if not (warmup or force) and streams is not None and streams.healthy("ohlcv", symbol, timeframe):
+            return {"skipped": "streaming"}  # REST polling is the fallback while the stream is down
         return pull_candles(self.store, self.source, symbol, timeframe, self.settings,
                             warmup_bars=warmup_bars(self.settings) if warmup else None)
 
@@ -355,7 +357,7 @@ class EngineService:
         bar = self.trader.last_closed_bar(inst)
         if not self.trader.bar_stored(inst, bar):  # the bar just closed: pull it now rather than wait for a pull job
             for symbol in inst.symbols:
-                self._pull(symbol, inst.timeframe)
+                self._pull(symbol, inst.timeframe, force=True)  # the stream is late: REST now
         capital = inst.effective_capital(self.settings.lifecycle)
         self.broker.set_capital_cap(inst.id, capital)  # the cap follows the stage (live-small: a fraction)
         settled = self._settle_venue(inst)
@@ -371,14 +373,9 @@ class EngineService:
         return {k: round(v["equity"], 2) for k, v in val.items()}
 
     def _monitors(self) -> dict[str, Any]:
-        if not hasattr(self, "_monitor_obj"):
-            from engine.monitoring.monitors import Monitors
-
-            self._monitor_obj = Monitors(self.store, self.settings, self.source)
-            self.trader.sizer.vpin_cdf = self._monitor_obj.toxicity.cdf  # the sizer reads the same readings
         from engine.runtime.jobs import prune_job_runs
 
-        out = self._monitor_obj.run()
+        out = self.monitors.run()
         out["job_runs_pruned"] = prune_job_runs(self.store)
         return out
 
@@ -423,7 +420,7 @@ class EngineService:
     def _retrain(self, strategy: str) -> Any:
         from engine.ml.retrain import retrain_job
 
-        return retrain_job(self.settings, strategy, self.store)
+        return retrain_job(self.settings, strategy, self.store, source=self.source)
 
     def _retrain_now(self, strategy: str) -> str:
         from engine.runtime import jobs

@@ -67,8 +67,18 @@ def _alert_delivery(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
+def _fills_fee_base(conn: Connection) -> None:
+    """fills.fee_base: a spot buy whose commission is paid in the base asset holds less than it bought; without it
+    every such buy leaves state.db a fee above the exchange and reconciliation cries wolf."""
+    from sqlalchemy import inspect
+
+    if "fee_base" not in {c["name"] for c in inspect(conn).get_columns("fills")}:
+        conn.execute(text("ALTER TABLE fills ADD COLUMN fee_base FLOAT NOT NULL DEFAULT 0"))
+
+
 # Forward migrations: MIGRATIONS[i] takes the schema from version i to i+1. Never edit a released step; append one.
-MIGRATIONS: list[Callable[[Connection], None]] = [_create_all, _trial_identity, _orders_venue, _alert_delivery]
+MIGRATIONS: list[Callable[[Connection], None]] = [_create_all, _trial_identity, _orders_venue, _alert_delivery,
+                                                  _fills_fee_base]
 SCHEMA_VERSION = len(MIGRATIONS)
 MIGRATION_LOCK_KEY = 0x51D35C  # PostgreSQL advisory-lock key that serialises quantdesk migrations on one database
 

@@ -221,6 +221,8 @@ fills = Table(
     Column("fee", Float, nullable=False, default=0.0),
     Column("liquidity", String(5), nullable=False, default="taker"),
     Column("ts", BigInteger, nullable=False),
+    # commission paid in the base asset (spot buys on Binance): the holding grows by qty - fee_base
+    Column("fee_base", Float, nullable=False, default=0.0, server_default="0"),
     Index("ix_fills_order", "client_order_id"),
 )
 

@@ -53,7 +53,8 @@ def test_create_market_order_records_fills_through_the_real_parser(store, live):
     assert f["qty"] == pytest.approx(0.01) and f["price"] == pytest.approx(42415.03)
     assert f["fee"] == pytest.approx(0.00001 * 42415.03)  # commission in BTC, converted to USDT
     assert "3325510001" in f["fill_id"]  # fill ids come from the exchange's trade ids
-    assert position_qty(store, "qm", "BTC/USDT") == pytest.approx(0.01)
+    # the commission was paid in BTC: the account holds 0.01 - 0.00001, and so does the sub-ledger
+    assert position_qty(store, "qm", "BTC/USDT") == pytest.approx(0.00999) and f["fee_base"] == pytest.approx(0.00001)
     again = broker.submit(_req("qd-mkt-1"))  # a retried submit of a known id never reaches the exchange
     assert again["id"] == order["id"] and len(replay.calls_to("/api/v3/order")) == 1
 

@@ -38,7 +38,9 @@ def test_retrain_job_audits_every_step_and_gates(sim_state: Path) -> None:
     store = open_store(sim_state)
     first = retrain_job(settings, "quantum_momentum", store=store)
     assert first["decision"] == "promoted" and first["version"] == 1 and first["flow"] == "sim_klines"
-    assert not any(first["pulled"].values())  # the store already held the window: nothing pulled
+    # the store already held the window's candles: none pulled (the source's funding history and feeds are added)
+    assert not any(v for k, v in first["pulled"].items() if k.startswith("candles"))
+    assert any(k.startswith("funding") for k in first["pulled"])
     actions = [a for s, a, _ in _actions(store) if s == "scheduler"]
     for step in ("model.retrain.started", "model.train.data", "model.saved", "model.train.done", "model.gate",
                  "model.promoted", "model.retrain.finished"):
