@@ -15,16 +15,22 @@ from console.widgets.keyed_table import KeyedTable
 from console.widgets.modals import ConfirmKey
 
 COLUMNS = [("rank", "#"), ("id", "Instance", 16), ("strategy", "Strategy"), ("stage", "Stage"), ("status", "Status"),
-           ("capital", "Capital"), ("equity", "Equity"), ("ret", "Return"), ("dd", "DD"), ("fills", "Fills"),
-           ("drift_n", "Twin n"), ("drift", "Drift bps"), ("drift_abs", "|Drift| bps")]
+           ("dsr", "DSR"), ("dsr_prob", "P(DSR)"), ("capital", "Capital"), ("equity", "Equity"), ("ret", "Return"),
+           ("dd", "DD"), ("fills", "Fills"), ("drift_n", "Twin n"), ("drift", "Drift bps"), ("drift_abs", "|Drift| bps")]
+
+
+def ranked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The CLI's order: the engine's deflated-Sharpe rank first; instances it has not ranked yet by return after."""
+    return sorted(rows, key=lambda r: (r.get("rank") is None, r.get("rank") or 0, r["ret"] is None, -(r["ret"] or 0)))
 
 
 def leaderboard_rows(rows: list[dict[str, Any]]) -> Rows:
-    """Format the leaderboard keyed by instance id (rows arrive best return first)."""
+    """Format the leaderboard keyed by instance id, best first (DSR = deflated Sharpe of the paper/live record)."""
     return {r["id"]: (
-        str(i + 1), r["id"], r["strategy"], r["stage"], r["status"], fmt.money(r["capital"]), fmt.money(r["equity"]),
+        str(i + 1), r["id"], r["strategy"], r["stage"], r["status"], fmt.num(r.get("dsr"), 3),
+        fmt.num(r.get("dsr_prob"), 2), fmt.money(r["capital"]), fmt.money(r["equity"]),
         fmt.pct(r["ret"], signed=True), fmt.pct(r["drawdown"]), str(r["fills"]), str(r["drift_n"]),
-        fmt.num(r["drift_mean"], 2), fmt.num(r["drift_abs"], 2)) for i, r in enumerate(rows)}
+        fmt.num(r["drift_mean"], 2), fmt.num(r["drift_abs"], 2)) for i, r in enumerate(ranked(rows))}
 
 
 class StrategiesScreen(PolledScreen):
@@ -47,7 +53,7 @@ class StrategiesScreen(PolledScreen):
     def compose_body(self) -> ComposeResult:
         """The leaderboard."""
         table = KeyedTable(COLUMNS, id="leaderboard", classes="panel")
-        table.border_title = "Leaderboard (drift = live fill vs backtest twin)"
+        table.border_title = "Leaderboard by deflated Sharpe (DSR; drift = live fill vs backtest twin)"
         yield table
 
     def poll(self) -> list[Message]:
@@ -55,11 +61,9 @@ class StrategiesScreen(PolledScreen):
         return [TableRefreshed(self.MODE, "leaderboard", leaderboard_rows(self.qapp.reader.strategies()))]
 
     def on_table_refreshed(self, message: TableRefreshed) -> None:
-        """Apply the read and keep rows in rank order."""
+        """Apply the read (the rows arrive in rank order and the table keeps it)."""
         self.clear_poll_error()
-        table = self.query_one("#leaderboard", KeyedTable)
-        if table.sync(message.rows):
-            table.sort("rank", key=lambda v: int(v))
+        self.query_one("#leaderboard", KeyedTable).sync(message.rows)
 
     def action_act(self, command: str) -> None:
         """Confirm, then send the lifecycle command for the selected instance."""

@@ -246,8 +246,11 @@ def train_model(settings: Settings, strategy_name: str, store: Store | None = No
             store.dispose()
 
 
-def retrain_job(settings: Settings, strategy_name: str, store: Store | None = None) -> dict[str, Any]:
-    """Scheduled retrain (APScheduler job function): audited start/result; failures alert and re-raise."""
+def retrain_job(settings: Settings, strategy_name: str, store: Store | None = None, source: Any = None
+                ) -> dict[str, Any]:
+    """Scheduled retrain (APScheduler job function): audited start/result; failures alert and re-raise.
+
+    An engine passes its own market source (the simulator with its resumed clock); None builds one from settings."""
     own_store = store is None
     store = store or open_store(settings.store_url())
     started = now_ms()
@@ -255,7 +258,8 @@ def retrain_job(settings: Settings, strategy_name: str, store: Store | None = No
         audit(store, "scheduler", "model.retrain.started", {"strategy": strategy_name, "window_days":
                                                             settings.ml.train_window_days}, user="scheduler")
         try:
-            result = train_model(settings, strategy_name, store, audit_source="scheduler", user="scheduler")
+            result = train_model(settings, strategy_name, store, source=source, audit_source="scheduler",
+                                 user="scheduler")
         except Exception as exc:
             raise_alert(store, "warning", "model.retrain", f"retraining {strategy_name} failed: "
                         f"{type(exc).__name__}: {exc}", {"strategy": strategy_name}, source="scheduler")

@@ -14,7 +14,6 @@ import os
 import signal
 import socket
 import threading
-import time
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -55,6 +54,7 @@ class EngineService:
         self.source: Any = None
         self.broker: Any = None
         self.trader: Any = None
+        self.monitors: Any = None
         self.scheduler: Any = None
         self.poller: Any = None
         self._hb_thread: threading.Thread | None = None
@@ -94,7 +94,7 @@ class EngineService:
         self.store = open_store(self.settings.store_url())
         self._write_status(started=True)
         self.guard = StorageGuard(self.store.path, on_cancel=lambda: self._cancel_all(None),
-                                  on_alert=lambda line: raise_alert(self.store, "critical", "store.fault", line, {}))
+                                  on_alert=self._storage_alert)
         self.guard.arm()
         audit(self.store, "engine", "engine.start", {"pid": os.getpid(), "mode": self.mode}, user="engine")
         self.alerting.start(self.store)  # sender threads: outbox delivery, ack escalation, daily summary
@@ -116,12 +116,17 @@ class EngineService:
         from engine.runtime.streaming import StreamStatus, start_streams
 
         self.streams = start_streams(self.settings, self.store, self.source)
-        self._stream_status = StreamStatus(self.streams)
+        self._stream_status = StreamStatus(self.streams, self.store)
+        if self.streams is not None and hasattr(self.broker, "source"):  # paper fills against the streamed book
+            from engine.data.streams import StreamedBookSource
+
+            self.broker.source = StreamedBookSource(self.source, self.streams)
         self._start_scheduler()
 
     def _build_trading(self) -> None:
         """Brokers by stage behind one router: paper always, the exchange only when started with --live."""
         from engine.execution.paper_broker import PaperBroker
+        from engine.monitoring.monitors import Monitors
         from engine.execution.router import StageRouter
         from engine.trading.lifecycle import get_instance, sync_instances
         from engine.trading.trader import Trader
@@ -145,7 +150,9 @@ class EngineService:
                                   lambda inst_id: get_instance(self.store, inst_id).stage)
         if self.mode == "live":
             self._say_live_instances()
-        self.trader = Trader(self.store, self.settings, self.broker, self.source)
+        self.monitors = Monitors(self.store, self.settings, self.source)
+        # the sizer reads the monitors' VPIN readings (one shared mapping, given at start)
+        self.trader = Trader(self.store, self.settings, self.broker, self.source, vpin_cdf=self.monitors.toxicity.cdf)
 
     def _say_live_instances(self) -> None:
         """A live engine names the instances that trade on the exchange, or says that none does."""
@@ -162,34 +169,19 @@ class EngineService:
         log.warning(msg)
 
     def _make_source(self) -> Any:
-        """The market source; the simulator resumes its clock from the last market time in state.db.
-
-        SimulatedExchange maps wall time to simulated time from its creation; at speed > 1 a restarted engine would
-        otherwise jump back in simulated time and re-decide bars it already traded.
-        """
-        if self.settings.data.source != "sim":
-            from engine.data.factory import make_source
-
-            source = make_source(self.settings.data.source, self.settings)
-            base_url = self.settings.exchange.base_url
-            if base_url and getattr(source, "exchange", None) is not None:  # market data from the twin too
-                from engine.data.ccxt_urls import point_at
-
-                point_at(source.exchange, base_url)
-            return source
-        from engine.data.simulator import SimulatedExchange
+        """The engine's one market source, handed to the broker, trader, monitors, pulls and retraining; the
+        simulator resumes its clock from the last market time in state.db."""
+        from engine.data.factory import make_source
         from engine.trading.portfolio import last_market_ts
 
-        resume_ms = last_market_ts(self.store)
-        offset = max(0.0, resume_ms / 1000 - time.time()) if resume_ms else 0.0
-        from engine.data.symbols import perp_symbol
+        source = make_source(self.settings.data.source, self.settings, resume_ms=last_market_ts(self.store),
+                             symbols=self.settings.data.symbols)
+        base_url = self.settings.exchange.base_url
+        if self.settings.data.source != "sim" and base_url and getattr(source, "exchange", None) is not None:
+            from engine.data.ccxt_urls import point_at
 
-        sim = self.settings.simulator
-        spot = list(self.settings.data.symbols)
-        listed = spot + [p for p in dict.fromkeys(perp_symbol(s) for s in spot) if p not in spot]  # funding, basis
-        return SimulatedExchange(seed=sim.seed, symbols=listed, speed=sim.speed,
-                                 history_days=sim.history_days, clock=lambda: time.time() + offset,
-                                 start_price_btc=sim.start_price_btc)
+            point_at(source.exchange, base_url)  # market data from the twin too
+        return source
 
     def _recover(self) -> None:
         """Reconcile in-flight orders; a HALTED desk cancels whatever is still open."""
@@ -255,6 +247,10 @@ class EngineService:
         return delays
 
     def _shutdown(self) -> None:
+        if self.guard is None:  # the store never took a write (corrupt, read-only, ...): main prints the cause
+            if self.store is not None:
+                self.store.dispose()
+            return
         log.info("engine stopping")
         if getattr(self, "streams", None) is not None:
             self.streams.stop()
@@ -266,8 +262,11 @@ class EngineService:
         if self.poller is not None:
             self.poller.stop()
         if self.store is not None:
-            self._write_status(info_update={"stopped": True, "phase": "stopped"})
-            audit(self.store, "engine", "engine.stop", {"pid": os.getpid()}, user="engine")
+            try:
+                self._write_status(info_update={"stopped": True, "phase": "stopped"})
+                audit(self.store, "engine", "engine.stop", {"pid": os.getpid()}, user="engine")
+            except Exception as exc:  # noqa: BLE001 - a store refusing writes: the cause is reported by main
+                log.error("could not record the stop in the store: %s", exc)
             if self.alerting.sender is not None:
                 self.alerting.notify("engine", "info", *engine_notice(False, self.mode), rule="engine.stop")
                 self.alerting.stop()
@@ -378,14 +377,9 @@ class EngineService:
         return {k: round(v["equity"], 2) for k, v in val.items()}
 
     def _monitors(self) -> dict[str, Any]:
-        if not hasattr(self, "_monitor_obj"):
-            from engine.monitoring.monitors import Monitors
-
-            self._monitor_obj = Monitors(self.store, self.settings, self.source)
-            self.trader.sizer.vpin_cdf = self._monitor_obj.toxicity.cdf  # the sizer reads the same readings
         from engine.runtime.jobs import prune_job_runs
 
-        out = self._monitor_obj.run()
+        out = self.monitors.run()
         out["job_runs_pruned"] = prune_job_runs(self.store)
         return out
 
@@ -395,6 +389,16 @@ class EngineService:
         board = compute_leaderboard(self.store, self.settings.lifecycle)
         store_leaderboard(self.store, board)
         return len(board)
+
+    def _storage_alert(self, line: str) -> None:
+        """A storage fault's critical alert: straight to every alert channel (their outbox lives in the broken
+        store), then the alerts table if it still takes the write."""
+        for channel in getattr(self.alerting, "channels", []):
+            try:
+                channel.send("quantdesk: storage fault, trading HALTED", line, "critical")
+            except Exception as exc:  # noqa: BLE001 - every other channel still gets its chance
+                log.critical("storage fault: alert channel failed: %s", exc)
+        raise_alert(self.store, "critical", "store.fault", line, {})
 
     def _backup(self) -> dict[str, Any]:
         from engine.store.backup import scheduled_backup
@@ -420,7 +424,7 @@ class EngineService:
     def _retrain(self, strategy: str) -> Any:
         from engine.ml.retrain import retrain_job
 
-        return retrain_job(self.settings, strategy, self.store)
+        return retrain_job(self.settings, strategy, self.store, source=self.source)
 
     def _retrain_now(self, strategy: str) -> str:
         from engine.runtime import jobs

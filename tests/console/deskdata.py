@@ -118,7 +118,8 @@ def build_state(path: Path, *, positions: int = 4, orders: int = 3, alerts: int 
             raise_alert(conn, sev[i % 3], ("ingest.quarantine", "trigger.vpin_cdf", "job.error")[i % 3],
                         f"fixture alert {i}", {"i": i}, source="engine")
     with store.begin() as conn:
-        conn.exec_driver_sql(f"UPDATE alerts SET ts = {FIXED_NOW} - (100 - id) * 1000")
+        fixed = f"{FIXED_NOW} - (100 - id) * 1000"
+        conn.exec_driver_sql(f"UPDATE alerts SET ts = {fixed}, last_ts = {fixed}")
         audit(conn, "engine", "engine.started", {"pid": 4242}, user="fixture")
         conn.exec_driver_sql(f"UPDATE audit_log SET ts = {FIXED_NOW}")
     return store

@@ -139,7 +139,7 @@ def check_channel(index: int, url_template: str, min_severity: str, environ: Map
     if obj is None:
         reason = "; ".join(problems) or "apprise could not parse it"
         raise ConfigError(f"{where}: malformed {scheme}:// URL: {redact_text(reason, url, fallback_redaction(url))}")
-    redacted = str(obj.url(privacy=True))
+    redacted = str(obj.url(privacy=True)).split("?", 1)[0]  # apprise's secret-free form, without its option list
     return Channel(index=index, redacted=redacted, min_severity=min_severity, _url=url, _obj=obj)
 
 
