@@ -68,7 +68,9 @@ def test_csv_pull_quarantines_bad_rows_status_and_export_round_trip(run, tmp_pat
 
     second = run("data", "pull", "--source", f"csv:{folder}", "--timeframe", "1m", "--since", "2024-01-01")
     assert second.exit_code == 0, second.output
-    assert "total: 0 rows inserted" in second.output and "0 quarantined" in second.output
+    assert "total: 35 rows read = 0 inserted + 0 changed + 32 already stored + 0 duplicates + 3 quarantined" \
+        in second.output
+    assert "nothing new stored: 30 rows were already stored" in second.output
 
     status = run("data", "status")
     assert status.exit_code == 0, status.output
