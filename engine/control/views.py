@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 
 from engine.clock import now_ms, timeframe_ms
 from engine.control.snapshots import DeskData, StateUnavailable, StatusSnapshot
-from engine.execution.orders import OPEN_STATUSES
+from engine.execution.orders import OPEN_STATUSES, OrderStatus
 
 __all__ = ["DAY_MS", "DeskData", "DeskPart", "DESK_PARTS", "PeakTracker", "StateUnavailable", "StatusSnapshot",
            "alerts_view", "audit_view", "backtest_runs_view", "coverage_view", "desk_view", "engine_alive",
@@ -181,7 +181,7 @@ def _positions(conn: Connection, q: DeskQuery, marker: Any) -> list[tuple[Any, .
 def _orders_marker(conn: Connection, q: DeskQuery) -> Hashable:
     # the engine stamps updated_at on every change; fills and cancels also move the totals
     omark = _one(conn, "SELECT COUNT(*) AS n, MAX(updated_at) AS u, MAX(id) AS i, TOTAL(filled_qty) AS f, "
-                       f"TOTAL(id * (status = 'partial')) AS p FROM orders WHERE {OPEN_ORDERS_SQL}")
+                       f"TOTAL(id * (status = '{OrderStatus.PARTIAL.value}')) AS p FROM orders WHERE {OPEN_ORDERS_SQL}")
     return tuple(omark.values()) if omark else None
 
 
@@ -325,7 +325,8 @@ def jobs_view(conn: Connection) -> list[dict[str, Any]]:
     jobs: dict[str, dict[str, Any]] = {}
     for table in tables:
         for r in _rows(conn, f'SELECT id, next_run_time, job_state FROM "{table}"'):
-            jobs[r["id"]] = {"job_id": r["id"], "next_run": r["next_run_time"], "trigger": _trigger_text(r["job_state"])}
+            jobs[r["id"]] = {"job_id": r["id"], "next_run": r["next_run_time"],
+                             "trigger": _trigger_text(r["job_state"])}
     for r in _rows(conn, "SELECT j.job_id, j.started_at, j.finished_at, j.ok, j.result, j.error, "
                          "(SELECT COUNT(*) FROM job_runs e WHERE e.job_id = j.job_id AND e.ok = 0) AS errors, "
                          "(SELECT COUNT(*) FROM job_runs e WHERE e.job_id = j.job_id) AS runs "
@@ -367,6 +368,20 @@ def alerts_view(conn: Connection, severities: Sequence[str] = ("info", "warning"
     where = f"severity IN ({','.join(':' + k for k in params)})" + (" AND acked = 0" if unacked_only else "")
     return _rows(conn, f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE {where} {_ALERT_ORDER} LIMIT :n", n=limit,
                  **params)
+
+
+def outbox_view(conn: Connection) -> list[dict[str, Any]]:
+    """Off-box delivery per channel: its redacted URL and how many messages are sent, pending, held or failed."""
+    rows = _rows(conn, "SELECT channel, status, COUNT(*) AS n, MAX(channel_url) AS url FROM alert_outbox "
+                       "GROUP BY channel, status ORDER BY channel")
+    out: dict[int, dict[str, Any]] = {}
+    for r in rows:
+        ch = out.setdefault(int(r["channel"]), {"channel": int(r["channel"]), "url": r["url"], "sent": 0,
+                                                "pending": 0, "held": 0, "failed": 0})
+        key = {"sending": "pending", "digested": "held"}.get(r["status"], r["status"])
+        if key in ch:
+            ch[key] += int(r["n"])
+    return list(out.values())
 
 
 def audit_view(conn: Connection, limit: int = 200) -> list[dict[str, Any]]:

@@ -179,6 +179,8 @@ class MarketStreams:
             except Exception as exc:  # noqa: BLE001 - every failure is a reconnect, an alert and a backoff
                 st.connected, had_gap = False, True
                 st.reconnects += 1
+                if kind == "ohlcv":  # the cached forming bar is stale now: never store it as closed later
+                    (getattr(self._exchange, "ohlcvs", None) or {}).get(symbol, {}).pop(tf, None)
                 st.last_error = f"{type(exc).__name__}: {exc}"[:300]
                 delay = min(self.backoff_max_s, self.backoff_s * (2 ** min(attempt, 16)))
                 attempt += 1
@@ -249,6 +251,29 @@ class MarketStreams:
         inserted, ok = await asyncio.to_thread(run)
         st.backfills += 1
         st.gaps_backfilled += inserted
-        log.info("stream %s: backfilled %d rows over REST after reconnect (%s)", st.name, inserted,
+        log.info("stream %s: backfilled %d rows over REST after (re)connecting (%s)", st.name, inserted,
                  "complete" if ok else "source failed; retried at the next message")
         return ok
+
+
+class StreamedBookSource:
+    """A MarketSource view that answers `fetch_order_book` from the live book stream while it is healthy (so the
+    paper broker fills against the streamed book) and delegates everything else, and stale books, to REST."""
+
+    def __init__(self, rest: Any, streams: MarketStreams) -> None:
+        self._rest = rest
+        self._streams = streams
+        self.id = rest.id
+        self.book_hits = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._rest, name)
+
+    def fetch_order_book(self, symbol: str, limit: int | None = None) -> dict[str, Any]:
+        """The streamed book (top `limit` levels) when its stream is healthy, else a REST snapshot."""
+        book = self._streams.books.get(symbol)
+        if book is not None and self._streams.healthy("book", symbol):
+            self.book_hits += 1
+            n = limit or len(book["bids"])
+            return {**book, "bids": book["bids"][:n], "asks": book["asks"][:n]}
+        return self._rest.fetch_order_book(symbol, limit)

@@ -94,7 +94,7 @@ class EngineService:
         self.store = open_store(self.settings.store_url())
         self._write_status(started=True)
         self.guard = StorageGuard(self.store.path, on_cancel=lambda: self._cancel_all(None),
-                                  on_alert=lambda line: raise_alert(self.store, "critical", "store.fault", line, {}))
+                                  on_alert=self._storage_alert)
         self.guard.arm()
         audit(self.store, "engine", "engine.start", {"pid": os.getpid(), "mode": self.mode}, user="engine")
         self.alerting.start(self.store)  # sender threads: outbox delivery, ack escalation, daily summary
@@ -116,7 +116,11 @@ class EngineService:
         from engine.runtime.streaming import StreamStatus, start_streams
 
         self.streams = start_streams(self.settings, self.store, self.source)
-        self._stream_status = StreamStatus(self.streams)
+        self._stream_status = StreamStatus(self.streams, self.store)
+        if self.streams is not None and hasattr(self.broker, "source"):  # paper fills against the streamed book
+            from engine.data.streams import StreamedBookSource
+
+            self.broker.source = StreamedBookSource(self.source, self.streams)
         self._start_scheduler()
 
     def _build_trading(self) -> None:
@@ -243,6 +247,10 @@ class EngineService:
         return delays
 
     def _shutdown(self) -> None:
+        if self.guard is None:  # the store never took a write (corrupt, read-only, ...): main prints the cause
+            if self.store is not None:
+                self.store.dispose()
+            return
         log.info("engine stopping")
         if getattr(self, "streams", None) is not None:
             self.streams.stop()
@@ -254,8 +262,11 @@ class EngineService:
         if self.poller is not None:
             self.poller.stop()
         if self.store is not None:
-            self._write_status(info_update={"stopped": True, "phase": "stopped"})
-            audit(self.store, "engine", "engine.stop", {"pid": os.getpid()}, user="engine")
+            try:
+                self._write_status(info_update={"stopped": True, "phase": "stopped"})
+                audit(self.store, "engine", "engine.stop", {"pid": os.getpid()}, user="engine")
+            except Exception as exc:  # noqa: BLE001 - a store refusing writes: the cause is reported by main
+                log.error("could not record the stop in the store: %s", exc)
             if self.alerting.sender is not None:
                 self.alerting.notify("engine", "info", *engine_notice(False, self.mode), rule="engine.stop")
                 self.alerting.stop()
@@ -378,6 +389,16 @@ class EngineService:
         board = compute_leaderboard(self.store, self.settings.lifecycle)
         store_leaderboard(self.store, board)
         return len(board)
+
+    def _storage_alert(self, line: str) -> None:
+        """A storage fault's critical alert: straight to every alert channel (their outbox lives in the broken
+        store), then the alerts table if it still takes the write."""
+        for channel in getattr(self.alerting, "channels", []):
+            try:
+                channel.send("quantdesk: storage fault, trading HALTED", line, "critical")
+            except Exception as exc:  # noqa: BLE001 - every other channel still gets its chance
+                log.critical("storage fault: alert channel failed: %s", exc)
+        raise_alert(self.store, "critical", "store.fault", line, {})
 
     def _backup(self) -> dict[str, Any]:
         from engine.store.backup import scheduled_backup

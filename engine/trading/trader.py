@@ -8,7 +8,6 @@ sending a second one. The trading-state gate runs in the broker before every ord
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -17,6 +16,7 @@ from engine.config import Settings
 from engine.execution.broker import Broker
 from engine.execution.orders import OrderBlocked, OrderRequest, client_order_id, load_positions
 from engine.trading.lifecycle import Instance
+from engine.risk.limits import MarketRules, round_to_lot
 from engine.trading.live_sizing import LiveSizer
 from engine.store.db import Store
 
@@ -40,15 +40,6 @@ def load_strategy_for(inst: Instance, store: Store) -> Any:
     from engine.strategy.wrapper import SafeStrategy
 
     return SafeStrategy(load_strategy(inst.strategy, inst.params or None), store=store, instance_id=inst.id)
-
-
-def round_qty(qty: float, market: dict[str, Any]) -> float:
-    """Round a quantity down to the market's amount precision (ccxt TICK_SIZE or DECIMAL_PLACES)."""
-    prec = (market.get("precision") or {}).get("amount")
-    if prec is None or prec <= 0:
-        return qty
-    step = float(prec) if prec < 1 else 10.0 ** -int(prec)  # tick size, or a count of decimal places
-    return math.floor(abs(qty) / step + 1e-9) * step * (1 if qty >= 0 else -1)
 
 
 class Trader:
@@ -141,7 +132,7 @@ class Trader:
             target = self.sizer.size(inst, symbol, max(-1.0, min(1.0, w)), mark, capital, bar_ts, market, book,
                                      probs, model, marks)
             targets[symbol] = target
-            delta = round_qty(target - held.get(symbol, 0.0), market)
+            delta = round_to_lot(target - held.get(symbol, 0.0), MarketRules.from_market(market).lot_size)
             flip_or_exit = target == 0 or target * held.get(symbol, 0.0) <= 0
             ex = self.settings.execution
             if abs(delta) * mark < ex.min_order_notional or (not flip_or_exit and abs(delta)

@@ -195,6 +195,10 @@ def build_app(twin: Twin) -> web.Application:
         task.cancel()
         await twin.hub.drop_all()
 
+    async def close_sockets(app: web.Application) -> None:
+        await twin.hub.drop_all(b"server shutdown")  # before the runner waits for open handlers
+
+    app.on_shutdown.append(close_sockets)
     app.cleanup_ctx.append(ticker)
     return app
 
@@ -223,7 +227,7 @@ class TwinThread:
         self._loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self._loop)
         try:
-            self._runner = web.AppRunner(build_app(self.twin), access_log=None)
+            self._runner = web.AppRunner(build_app(self.twin), access_log=None, shutdown_timeout=2.0)
             self._loop.run_until_complete(self._runner.setup())
             site = web.TCPSite(self._runner, self.host, self.port)
             self._loop.run_until_complete(site.start())
@@ -254,7 +258,7 @@ class TwinThread:
 
 async def serve_forever(twin: Twin, host: str, port: int, on_ready: Callable[[str], None]) -> None:
     """Serve until cancelled; calls on_ready with the base URL once bound."""
-    runner = web.AppRunner(build_app(twin), access_log=None)
+    runner = web.AppRunner(build_app(twin), access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

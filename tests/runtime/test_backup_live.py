@@ -7,7 +7,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from fault_kit import _running
+from tests.support.faults import running
 from rt_helpers import start_engine, stop_engine, wait_for, write_config
 
 from tests.store.cli_run import quantdesk
@@ -19,7 +19,7 @@ def test_backup_while_the_engine_runs_and_the_scheduled_job(tmp_path: Path) -> N
     env = {**os.environ, "QUANTDESK__STORE__BACKUP_INTERVAL_HOURS": "0.0005", "QUANTDESK__STORE__BACKUP_KEEP": "2"}
     proc = start_engine(tmp_path, cfg, state, env=env)
     try:
-        wait_for(lambda: _running(state, proc.pid), 90, "engine running")
+        wait_for(lambda: running(state, proc.pid), 90, "engine running")
         out = quantdesk("--config", str(cfg), "--state", str(state), "backup", "--out", str(tmp_path / "b.db"),
                         cwd=tmp_path)
         assert out.returncode == 0, out.stderr
