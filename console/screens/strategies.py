@@ -16,7 +16,7 @@ from console.widgets.modals import ConfirmKey
 
 COLUMNS = [("rank", "#"), ("id", "Instance", 16), ("strategy", "Strategy"), ("stage", "Stage"), ("status", "Status"),
            ("dsr", "DSR"), ("dsr_prob", "P(DSR)"), ("capital", "Capital"), ("equity", "Equity"), ("ret", "Return"),
-           ("dd", "DD"), ("fills", "Fills"), ("drift_n", "Twin n"), ("drift", "Drift bps"), ("drift_abs", "|Drift| bps")]
+           ("dd", "DD"), ("fills", "Fills"), ("drift_n", "Twins"), ("drift", "Drift"), ("drift_abs", "|Drift|")]
 
 
 def ranked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -53,7 +53,7 @@ class StrategiesScreen(PolledScreen):
     def compose_body(self) -> ComposeResult:
         """The leaderboard."""
         table = KeyedTable(COLUMNS, id="leaderboard", classes="panel")
-        table.border_title = "Leaderboard by deflated Sharpe (DSR; drift = live fill vs backtest twin)"
+        table.border_title = "Leaderboard by deflated Sharpe (DSR); drift = live fill vs backtest twin, in bps"
         yield table
 
     def poll(self) -> list[Message]:

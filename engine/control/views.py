@@ -370,6 +370,20 @@ def alerts_view(conn: Connection, severities: Sequence[str] = ("info", "warning"
                  **params)
 
 
+def outbox_view(conn: Connection) -> list[dict[str, Any]]:
+    """Off-box delivery per channel: its redacted URL and how many messages are sent, pending, held or failed."""
+    rows = _rows(conn, "SELECT channel, status, COUNT(*) AS n, MAX(channel_url) AS url FROM alert_outbox "
+                       "GROUP BY channel, status ORDER BY channel")
+    out: dict[int, dict[str, Any]] = {}
+    for r in rows:
+        ch = out.setdefault(int(r["channel"]), {"channel": int(r["channel"]), "url": r["url"], "sent": 0,
+                                                "pending": 0, "held": 0, "failed": 0})
+        key = {"sending": "pending", "digested": "held"}.get(r["status"], r["status"])
+        if key in ch:
+            ch[key] += int(r["n"])
+    return list(out.values())
+
+
 def audit_view(conn: Connection, limit: int = 200) -> list[dict[str, Any]]:
     """The audit log, newest first."""
     return _rows(conn, "SELECT id, ts, source, user, action, details FROM audit_log ORDER BY id DESC LIMIT :n",
