@@ -47,6 +47,7 @@ class DeskRefreshed(_Refreshed):
     sizing: Rows | None
     alerts: Rows | None
     equity: list[tuple[int, float]] | None
+    alert_details: dict[str, dict[str, Any]] | None = None  # the raw alerts by row key, for the detail panel
 
 
 @dataclass

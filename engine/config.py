@@ -36,6 +36,9 @@ class StoreConfig:
     path: str = ranged("state.db", kind="store_path")
     url: str = ranged("", kind="store_url")  # e.g. postgresql+psycopg://user@host/quantdesk; empty = sqlite at `path`
     busy_timeout_ms: int = ranged(5000, ge=0, le=600_000)
+    backup_dir: str = ""  # empty: a `backups` folder beside state.db
+    backup_interval_hours: float = ranged(6.0, ge=0, le=8760)  # the engine's scheduled backup; 0 turns it off
+    backup_keep: int = ranged(7, ge=1, le=10_000)  # newest backups kept; older ones are deleted after each backup
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,13 @@ class MLConfig:
     max_model_age_hours: float = ranged(72.0, gt=0)
     train_at_start: bool = True  # a strategy with no champion trains soon after engine start, not a day later
     first_train_delay_s: float = ranged(20.0, ge=0)  # after start (staggered per strategy), out of the start-up rush
+    # walk-forward evidence (`quantdesk model evaluate`) and the overlay's on/off rule
+    eval_retrain_every_days: float = ranged(90.0, gt=0)  # the evaluation's retraining schedule
+    eval_anchored: bool = True  # anchored (all past labels) or rolling (the last 4 retrain intervals)
+    eval_bootstrap: int = ranged(1000, ge=10)  # block-bootstrap samples for the Sharpe-difference interval
+    eval_ci: float = ranged(0.9, gt=0, lt=1)  # its confidence level
+    overlay_sharpe_floor: float = ranged(0.0, ge=-10, le=10)  # the interval's lower bound must exceed this to switch on
+    overlay_requires_evidence: bool = True  # no recorded evidence -> overlay off (primary signal with its own Kelly)
 
 
 @dataclass(frozen=True)
@@ -158,6 +168,19 @@ class TriggerConfig:
 
 
 @dataclass(frozen=True)
+class ExchangeConfig:
+    """The exchange a ccxt source, its streams and the live broker talk to: the ccxt id, an optional base URL (e.g.
+    the twin of `quantdesk venue serve`; rewrites ccxt's REST and websocket URLs, empty = the real exchange) and
+    streaming."""
+
+    id: str = ranged("binance", kind="exchange_id")
+    base_url: str = ranged("", kind="base_url")
+    stream: bool = True  # websocket streams (ccxt.pro) with REST backfill; false = REST polling only
+    reconnect_max_s: float = ranged(30.0, gt=0, le=3600)  # cap of the exponential reconnect backoff
+    stream_stale_s: float = ranged(30.0, gt=0, le=86_400)  # no message for this long: the stream counts as down
+
+
+@dataclass(frozen=True)
 class ExecutionConfig:
     """Broker choice and execution realism."""
 
@@ -170,6 +193,8 @@ class ExecutionConfig:
     reconcile_interval_s: float = ranged(60.0, gt=0)
     rebalance_band: float = ranged(0.1, ge=0, le=1)  # re-size a held position only when off target by this share
     min_order_notional: float = ranged(10.0, ge=0)  # quote units; smaller orders are not sent
+    flatten_max_rounds: int = ranged(5, ge=1, le=100)  # cancel / re-read / close rounds before a flatten alerts
+    flatten_round_wait_s: float = ranged(0.5, ge=0, le=60)  # pause between flatten rounds (fills, cancels settle)
 
 
 @dataclass(frozen=True)
@@ -199,7 +224,8 @@ class LifecycleConfig:
 
     min_paper_days: float = ranged(14.0, ge=0)
     min_paper_trades: int = ranged(30, ge=0)
-    min_dsr: float = ranged(0.0, ge=-10, le=10)
+    # a probability: P(true Sharpe > expected max Sharpe of the trial family), engine.backtest.stats' one DSR
+    min_dsr: float = ranged(0.95, ge=0, le=1)
     max_drift_bps: float = ranged(25.0, ge=0)
     live_small_fraction: float = ranged(0.1, gt=0, le=1)
     demote_drawdown: float = ranged(0.2, gt=0, le=1)
@@ -227,6 +253,52 @@ class ConsoleConfig:
     theme: str = ranged("textual-dark", kind="text")
 
 
+_SEVERITIES = ("info", "warning", "critical")
+
+
+@dataclass(frozen=True)
+class AlertChannelConfig:
+    """One off-box channel: an apprise URL (`${ENV}` expanded at start, never stored) and the lowest severity sent."""
+
+    url: str = ranged("", kind="text")  # checked against apprise when the engine starts (monitoring/alerts/channels)
+    min_severity: str = ranged("warning", choices=_SEVERITIES)
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    """Off-box alert delivery (apprise channels), dedup and rate limits, ack escalation, daily summary, watchdog."""
+
+    channels: tuple[AlertChannelConfig, ...] = ()
+    # identical unacknowledged alerts within this window merge into one with a count (one repeat notice per window)
+    dedup_window_s: float = ranged(300.0, ge=0, le=86_400)
+    rate_limit_count: int = ranged(10, ge=1)  # per channel: at most this many messages per window (critical pass) ...
+    rate_limit_window_s: float = ranged(60.0, gt=0, le=86_400)  # ... the rest go out as one digest after the window
+    poll_s: float = ranged(0.5, gt=0, le=60)  # how often the sender looks for new events and due retries
+    retry_base_s: float = ranged(2.0, gt=0, le=3600)  # backoff after a failure: base * 2^(attempts-1), capped ...
+    retry_max_s: float = ranged(60.0, gt=0, le=86_400)  # ... at this
+    send_timeout_s: float = ranged(10.0, gt=0, le=300)  # connect/read timeout of one attempt
+    channel_down_after: int = ranged(3, ge=1)  # consecutive failures before the channel raises its own alert (once)
+    give_up_after_s: float = ranged(86_400.0, gt=0)  # non-critical messages older than this stop retrying
+    ack_timeout_s: float = ranged(900.0, ge=0)  # unacknowledged critical alert -> REDUCING after this; 0 = off
+    halt_after_s: float = ranged(900.0, ge=0)  # ... and -> HALTED this long after that; 0 = stop at REDUCING
+    escalation_lookback_s: float = ranged(86_400.0, gt=0)  # older unacknowledged alerts do not escalate
+    daily_summary_at: str = ""  # "HH:MM" UTC; empty = no daily summary
+    watchdog_threshold_s: float = ranged(30.0, gt=0, le=86_400)  # heartbeat older than this: the watchdog alerts
+    watchdog_poll_s: float = ranged(1.0, gt=0, le=60)
+    watchdog_cancel_orders: bool = False  # live engine down: cancel resting non-protective orders on the exchange
+    watchdog_with_engine: bool = False  # `quantdesk engine --detach` also starts `quantdesk watchdog`
+
+    def relations(self) -> list[tuple[str, str]]:
+        """The summary time must be HH:MM (UTC)."""
+        at = self.daily_summary_at
+        if not at:
+            return []
+        hh, _, mm = at.partition(":")
+        if hh.isdigit() and mm.isdigit() and len(mm) == 2 and int(hh) < 24 and int(mm) < 60:
+            return []
+        return [("daily_summary_at", f"expected HH:MM (UTC) or empty, got {at!r}")]
+
+
 def _default_instances() -> dict[str, StrategyInstanceConfig]:
     return {
         "quantum_momentum": StrategyInstanceConfig(strategy="quantum_momentum", timeframe="1m"),
@@ -246,9 +318,11 @@ class Settings:
     risk: RiskConfig = field(default_factory=RiskConfig)
     triggers: TriggerConfig = field(default_factory=TriggerConfig)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+    exchange: ExchangeConfig = field(default_factory=ExchangeConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     strategies: dict[str, StrategyInstanceConfig] = field(default_factory=_default_instances)
     config_path: str = ""
 

@@ -85,7 +85,32 @@ def _nonempty_text_problem(value: str) -> str | None:
     return None if value.strip() else "must not be empty"
 
 
+def _exchange_id_problem(value: str) -> str | None:
+    if value and value.replace("_", "").isalnum() and value.islower() and value[0].isalpha():
+        return None
+    return "must be a ccxt exchange id such as binance (lower-case letters, digits, _)"
+
+
+def _base_url_problem(value: str) -> str | None:
+    from urllib.parse import urlsplit
+
+    if value == "":
+        return None
+    try:
+        parts = urlsplit(value)
+        port_ok = parts.port is None or 0 < parts.port < 65536
+    except ValueError:
+        port_ok = False
+        parts = urlsplit("")
+    if parts.scheme in ("http", "https") and parts.hostname and port_ok and parts.path in ("", "/") \
+            and not parts.query:
+        return None
+    return "must be empty (the real exchange) or http(s)://host[:port] with no path, e.g. http://127.0.0.1:8765"
+
+
 KINDS: dict[str, Callable[[Any], str | None]] = {
+    "exchange_id": _exchange_id_problem,
+    "base_url": _base_url_problem,
     "timeframe": _timeframe_problem,
     "source": _source_problem,
     "store_url": _store_url_problem,

@@ -23,10 +23,13 @@ _COMMAND_MODULES = [
     "console.cli.common",
     "console.cli.console_cmd",
     "console.cli.engine_cmd",  # runtime: quantdesk engine [--detach] [--live], engine stop
-    "console.cli.control_cmd",  # runtime: halt/flatten/reduce/resume/status, strategy ..., alerts
+    "console.cli.control_cmd",  # runtime: halt/flatten/reduce/resume/status, strategy ...
+    "console.cli.alerts_cmd",  # monitoring: alerts [list] / ack / test
+    "console.cli.watchdog_cmd",  # runtime: quantdesk watchdog (dead-man switch over the engine heartbeat)
     "console.cli.research_cmd",  # backtest: quantdesk backtest / optimize
     "console.cli.data_cmd",  # market data: quantdesk data pull / status / export / quarantine
     "console.cli.model_cmd",  # ML: quantdesk model train / list / promote / rollback
+    "console.cli.store_cmd",  # store: quantdesk init / backup / doctor
     "console.cli.venue_cmd",  # exchange twin: quantdesk venue serve / status
     "console.cli.store_copy_cmd",  # store: quantdesk store copy --from SRC --to DST
 ]
@@ -49,5 +52,5 @@ def main(argv: list[str] | None = None) -> None:
         known = one_line_error(exc)
         if known is None or "--debug" in args:
             raise
-        report_error(known[0], exc)
+        report_error(known[0], known[2])
         raise SystemExit(known[1]) from exc

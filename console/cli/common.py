@@ -17,17 +17,33 @@ ONE_LINE_ERRORS = {"ConfigError": ("config error", 2), "StoreError": ("store err
                    "SourceSpecError": ("source error", 2), "UnknownStrategyError": ("error", 2)}
 
 
-def report_error(label: str, exc: BaseException) -> None:
+def report_error(label: str, exc: BaseException | str) -> None:
     """Print an error as one line per problem on stderr, prefixed with what kind of error it is."""
     for line in str(exc).splitlines() or [type(exc).__name__]:
         typer.secho(f"{label}: {line}", fg="red", err=True)
 
 
-def one_line_error(exc: BaseException) -> tuple[str, int] | None:
-    """(label, exit code) when `exc` is an operator error shown without a traceback, else None."""
+_loaded: list[Settings] = []  # the settings of this invocation, so an error report can name the store
+
+
+def one_line_error(exc: BaseException) -> tuple[str, int, str] | None:
+    """(label, exit code, message) when `exc` is an operator error shown without a traceback, else None. A raw
+    database error (corrupt, read-only, locked, full) becomes one line naming the store and the cause."""
     for cls in type(exc).__mro__:
         if cls.__name__ in ONE_LINE_ERRORS:
-            return ONE_LINE_ERRORS[cls.__name__]
+            label, code = ONE_LINE_ERRORS[cls.__name__]
+            return label, code, str(exc)
+    from engine.store.health import describe, is_database_error
+
+    if is_database_error(exc):
+        where = None
+        if _loaded:
+            from engine.store.db import sqlite_path
+            from engine.store.urls import redact
+
+            url = _loaded[-1].store_url()
+            where = sqlite_path(url) or redact(url)
+        return "store error", 3, describe(where, exc)
     return None
 
 
@@ -57,6 +73,7 @@ def register(app: typer.Typer) -> None:
             report_error("config error", exc)
             raise typer.Exit(2) from exc
         ctx.obj = CliContext(settings=settings)
+        _loaded.append(settings)
         if ctx.invoked_subcommand is None:
             from console.launch import open_console  # Textual loads only when the console is really opened
 

@@ -1,4 +1,4 @@
-"""`quantdesk halt|flatten|reduce|status|resume`, `quantdesk strategy ...`, `quantdesk alerts [ack]`: the control API.
+"""`quantdesk halt|flatten|reduce|status|resume`, `quantdesk strategy ...`: the control API (alerts: alerts_cmd.py).
 
 Only the control module and the store are imported at call time; nothing heavy, so `quantdesk halt` starts fast.
 """
@@ -13,28 +13,106 @@ import typer
 from console.cli.common import settings_of
 
 strategy_app = typer.Typer(help="Strategy instances: pause, resume, promote, demote, leaderboard.", no_args_is_help=True)
-alerts_app = typer.Typer(help="List and acknowledge alerts.", invoke_without_command=True)
+
+
+def _existing_store(ctx: typer.Context) -> Any:
+    """The configured store, which must already exist: a control command never creates an empty desk."""
+    from engine.store.db import open_existing
+
+    settings = settings_of(ctx)
+    return open_existing(settings.store_url(), busy_timeout_ms=settings.store.busy_timeout_ms)
 
 
 def _client(ctx: typer.Context) -> Any:
-    """A ControlClient on the configured store, as source 'cli'."""
+    """A ControlClient on the configured (existing) store, as source 'cli'."""
     from engine.control.client import ControlClient
 
+    return ControlClient.from_settings(settings_of(ctx), "cli")
+
+
+def _overlay_reasons(ctx: typer.Context) -> dict[str, str]:
+    """Per strategy, whether sizing uses the ML overlay and why (its latest walk-forward evidence)."""
+    from engine.ml.evidence import overlay_status
+    from engine.store import open_readonly
+    from engine.store.db import StoreError
+
     settings = settings_of(ctx)
-    return ControlClient(settings.store_url(), source="cli", timeout_s=max(2.0, settings.execution.order_timeout_s),
-                         heartbeat_timeout_s=settings.runtime.heartbeat_timeout_s, lifecycle=settings.lifecycle)
+    try:
+        store = open_readonly(settings.store_url())
+    except StoreError:
+        return {}
+    try:
+        return overlay_status(store, settings.strategies, settings.ml.overlay_sharpe_floor,
+                              settings.ml.overlay_requires_evidence)
+    finally:
+        store.dispose()
 
 
-def _show(result: Any, as_json: bool = False) -> None:
-    """Print a CommandResult and exit non-zero when it failed."""
+def desk_line(client: Any) -> tuple[str, str]:
+    """(desk location, engine description) of the store a client talks to, e.g. ('/x/state.db', 'engine pid 42')."""
+    from engine.control.client import engine_row
+    from engine.store.urls import redact
+
+    where = str(client.store.path) if client.store.path is not None else redact(client.store.url)
+    row = engine_row(client.store)
+    if client.engine_alive() and row is not None:
+        return where, f"engine pid {row['pid']} on {row['host']}"
+    return where, "no engine running"
+
+
+def _show(result: Any, as_json: bool = False, client: Any = None) -> None:
+    """Print a CommandResult (and which desk it went to) and exit non-zero when it failed."""
+    desk, engine = desk_line(client) if client is not None else ("", "")
     if as_json:
         typer.echo(json.dumps({"ok": result.ok, "command": result.command, "id": result.id,
-                               "message": result.message, "data": result.data}, default=str))
+                               "message": result.message, "data": result.data, "desk": desk or None,
+                               "engine": engine or None}, default=str))
     else:
         typer.secho(f"{result.command}: {result.message}", fg="green" if result.ok else "red",
                     err=not result.ok)
+        if desk:
+            typer.echo(f"desk {desk} ({engine})")
     if not result.ok:
         raise typer.Exit(1)
+
+
+def _run(ctx: typer.Context, call: Any, as_json: bool = False, halting: bool = False) -> None:
+    """Open the client, run one command on it and show the result with the desk it went to. A halting command on a
+    store that cannot be written (corrupt, read-only, locked) still reaches a live engine: by signal."""
+    try:
+        client = _client(ctx)
+        result = call(client)
+    except Exception as exc:
+        from console.cli.common import one_line_error, report_error
+
+        known = one_line_error(exc)
+        if not halting or known is None or known[0] != "store error":
+            raise
+        pid = _signal_halt(ctx)
+        if pid is None:
+            raise
+        report_error(known[0], known[2])
+        typer.echo(f"halt: HALT signalled to engine pid {pid} (SIGUSR1): it halts in memory at once, cancels its "
+                   "orders and persists HALTED when the store allows")
+        return
+    _show(result, as_json, client)
+
+
+def _signal_halt(ctx: typer.Context) -> int | None:
+    """Send SIGUSR1 (in-memory HALT) to the engine holding this store's lock; its pid, or None when none is live."""
+    import os
+    import signal
+
+    from engine.runtime.lockfile import read_pid
+
+    pid = read_pid(settings_of(ctx))
+    if pid is None:
+        return None
+    try:
+        os.kill(pid, signal.SIGUSR1)
+    except OSError:
+        return None
+    return pid
 
 
 def register(app: typer.Typer) -> None:
@@ -44,35 +122,59 @@ def register(app: typer.Typer) -> None:
     def halt(ctx: typer.Context, reason: str = typer.Option("operator halt", "--reason", "-r"),
              json_out: bool = typer.Option(False, "--json")) -> None:
         """HALT: no new orders, cancel open orders (persisted even with no engine running)."""
-        _show(_client(ctx).halt(reason), json_out)
+        _run(ctx, lambda c: c.halt(reason), json_out, halting=True)
 
     @app.command()
     def flatten(ctx: typer.Context, json_out: bool = typer.Option(False, "--json")) -> None:
         """Cancel all open orders and close all positions (queued if no engine is running)."""
-        _show(_client(ctx).flatten(), json_out)
+        _run(ctx, lambda c: c.flatten(), json_out)
 
     @app.command()
     def reduce(ctx: typer.Context, reason: str = typer.Option("operator reduce", "--reason", "-r"),
                json_out: bool = typer.Option(False, "--json")) -> None:
         """REDUCING: only exposure-reducing orders pass."""
-        _show(_client(ctx).reduce(reason), json_out)
+        _run(ctx, lambda c: c.reduce(reason), json_out)
 
     @app.command()
     def resume(ctx: typer.Context, confirm: bool = typer.Option(False, "--confirm",
                                                                help="required to leave HALTED"),
                json_out: bool = typer.Option(False, "--json")) -> None:
         """Back to ACTIVE (from HALTED only with --confirm)."""
-        _show(_client(ctx).resume(confirm), json_out)
+        _run(ctx, lambda c: c.resume(confirm), json_out)
+
+    def _instance_brokers(ctx: typer.Context, mode: str) -> list[dict[str, str]]:
+        """Each stored instance with its stage and the broker its orders go to in this engine's mode."""
+        from engine.execution.router import broker_label
+        from engine.store import open_readonly
+        from engine.trading.lifecycle import list_instances
+
+        settings = settings_of(ctx)
+        try:
+            ro = open_readonly(settings.store_url())
+        except Exception:  # noqa: BLE001 - no state.db yet: no instances to show
+            return []
+        try:
+            exchange = settings.data.source.split(":", 1)[-1]
+            return [{"id": i.id, "stage": i.stage, "status": i.status,
+                     "broker": broker_label(i.stage, mode == "live", exchange)} for i in list_instances(ro)]
+        finally:
+            ro.dispose()
 
     @app.command()
     def status(ctx: typer.Context, json_out: bool = typer.Option(False, "--json")) -> None:
         """Trading state, engine liveness, equity, P&L, drawdown, exposure, open orders and positions."""
         import dataclasses
 
-        st = _client(ctx).status()
+        client = _client(ctx)
+        st = client.status()
+        desk, engine = desk_line(client)
+        brokers = _instance_brokers(ctx, st.mode)
+        overlays = _overlay_reasons(ctx)
         if json_out:
-            typer.echo(json.dumps(dataclasses.asdict(st), default=str))
+            typer.echo(json.dumps({**dataclasses.asdict(st), "desk": desk, "instances": brokers,
+                                   "overlay": overlays}, default=str))
             return
+        typer.echo(f"desk          : {desk} ({engine})")
         fmt = (lambda v, f="{:,.2f}": "-" if v is None else f.format(v))
         typer.echo(f"trading state : {st.trading_state} ({st.reason}; by {st.state_changed_by})")
         typer.echo(f"engine        : {'alive' if st.engine_alive else 'not running'} (mode {st.mode}, pid {st.pid})")
@@ -80,37 +182,40 @@ def register(app: typer.Typer) -> None:
                    f"drawdown {fmt(st.drawdown, '{:.2%}')}")
         typer.echo(f"exposure      : gross {fmt(st.gross_exposure)}   net {fmt(st.net_exposure)}")
         typer.echo(f"open orders   : {st.open_orders}   open positions {st.open_positions}")
+        for b in brokers:
+            typer.echo(f"  {b['id']:<20} stage {b['stage']:<10} broker {b['broker']:<24} {b['status']}")
+        for name, reason in overlays.items():
+            typer.echo(f"ml overlay    : {name}: {reason}")
 
     @strategy_app.command("pause")
     def strategy_pause(ctx: typer.Context, instance_id: str) -> None:
         """Pause one strategy instance (its open orders are canceled)."""
-        _show(_client(ctx).pause_strategy(instance_id))
+        _run(ctx, lambda c: c.pause_strategy(instance_id))
 
     @strategy_app.command("resume")
     def strategy_resume(ctx: typer.Context, instance_id: str) -> None:
         """Resume a paused strategy instance."""
-        _show(_client(ctx).resume_strategy(instance_id))
+        _run(ctx, lambda c: c.resume_strategy(instance_id))
 
     @strategy_app.command("promote")
     def strategy_promote(ctx: typer.Context, instance_id: str,
                          confirm: bool = typer.Option(False, "--confirm", help="operator confirmation")) -> None:
         """Promote one stage when the configured gates pass (needs --confirm)."""
-        _show(_client(ctx).promote(instance_id, confirm))
+        _run(ctx, lambda c: c.promote(instance_id, confirm))
 
     @strategy_app.command("demote")
     def strategy_demote(ctx: typer.Context, instance_id: str,
                         reason: str = typer.Option("operator demote", "--reason", "-r")) -> None:
         """Demote one stage."""
-        _show(_client(ctx).demote(instance_id, reason))
+        _run(ctx, lambda c: c.demote(instance_id, reason))
 
     @strategy_app.command("list")
     def strategy_list(ctx: typer.Context) -> None:
         """Strategy instances with stage, status, capital and timeframe."""
         from engine.trading.lifecycle import list_instances
-        from engine.store.db import open_store
 
         settings = settings_of(ctx)
-        for inst in list_instances(open_store(settings.store_url())):
+        for inst in list_instances(_existing_store(ctx)):
             typer.echo(f"{inst.id:<20} {inst.strategy:<18} {inst.stage:<10} {inst.status:<8} "
                        f"capital {inst.effective_capital(settings.lifecycle):>12,.2f}  {inst.timeframe}  "
                        f"{','.join(inst.symbols)}")
@@ -119,38 +224,20 @@ def register(app: typer.Typer) -> None:
     def strategy_leaderboard(ctx: typer.Context, json_out: bool = typer.Option(False, "--json")) -> None:
         """Instances ranked by deflated Sharpe of their paper/live record."""
         from engine.monitoring.leaderboard import compute_leaderboard
-        from engine.store.db import open_store
 
         settings = settings_of(ctx)
-        board = compute_leaderboard(open_store(settings.store_url()), settings.lifecycle)
+        board = compute_leaderboard(_existing_store(ctx), settings.lifecycle)
         if json_out:
             typer.echo(json.dumps([r.__dict__ for r in board], default=str))
             return
-        typer.echo(f"{'#':>2} {'instance':<20} {'stage':<10} {'DSR':>8} {'P(DSR)':>7} {'P&L':>12} {'trades':>6} "
+        typer.echo(f"{'#':>2} {'instance':<20} {'stage':<10} {'DSR':>6} {'SR-SR0':>8} {'N':>5} {'P&L':>12} {'trades':>6} "
                    f"{'hit':>5} {'drift bps':>9}")
         for r in board:
             hit = "-" if r.hit_rate is None else f"{r.hit_rate:.0%}"
             drift = "-" if r.drift_bps is None else f"{r.drift_bps:.1f}"
-            typer.echo(f"{r.rank:>2} {r.instance_id:<20} {r.stage:<10} {r.dsr:>8.3f} {r.dsr_prob:>7.2f} "
+            dsr = "n/a" if r.dsr is None else f"{r.dsr:.3f}"
+            margin = "n/a" if r.sharpe_margin is None else f"{r.sharpe_margin:.4f}"
+            typer.echo(f"{r.rank:>2} {r.instance_id:<20} {r.stage:<10} {dsr:>6} {margin:>8} {r.n_trials:>5} "
                        f"{r.pnl:>12,.2f} {r.trades:>6} {hit:>5} {drift:>9}")
 
-    @alerts_app.callback()
-    def alerts_list(ctx: typer.Context, limit: int = typer.Option(20, "--limit", "-n"),
-                    unacked: bool = typer.Option(False, "--unacked")) -> None:
-        """List recent alerts (newest first)."""
-        if ctx.invoked_subcommand is not None:
-            return
-        from engine.store.db import open_store
-        from engine.store.ops import list_alerts
-
-        for a in list_alerts(open_store(settings_of(ctx).store_url()), limit=limit, unacked_only=unacked):
-            mark = "acked" if a.acked else "NEW  "
-            typer.echo(f"#{a.id:<5} {mark} {a.severity:<8} {a.rule:<24} {a.message}")
-
-    @alerts_app.command("ack")
-    def alerts_ack(ctx: typer.Context, alert_id: int) -> None:
-        """Acknowledge an alert (audited with your user)."""
-        _show(_client(ctx).ack_alert(alert_id))
-
     app.add_typer(strategy_app, name="strategy")
-    app.add_typer(alerts_app, name="alerts")

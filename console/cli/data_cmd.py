@@ -94,6 +94,9 @@ def pull(ctx: typer.Context,
         timeframe_ms(tf)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--timeframe") from exc
+    if spec.startswith("csv:"):  # a file: import it whole, every row stored or quarantined, nothing dropped
+        _pull_files(ctx, console, spec, symbols, timeframe, since, until)
+        return
     store = _open_writable(ctx)
 
     def alert_sink(severity: str, rule: str, message: str, values: Any) -> None:
@@ -162,6 +165,76 @@ def pull(ctx: typer.Context,
         raise typer.Exit(1)
 
 
+def _pull_files(ctx: typer.Context, console: Any, spec: str, symbols: Optional[str], timeframe: Optional[str],
+                since: Optional[str], until: Optional[str]) -> None:
+    """`data pull --source csv:PATH`: import every OHLCV, trades and funding file for the symbols, whole by default."""
+    from engine.clock import now_ms
+    from engine.data.csv_source import CsvFormatError, CsvSource
+    from engine.data.file_import import accounted, import_candles, import_funding, import_trades, why_nothing_stored
+    from engine.store.ops import audit
+
+    chosen = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else []
+    if len(chosen) > 1 and Path(spec[4:]).expanduser().is_file():
+        typer.secho(f"error: --symbols: one file holds one symbol; got {', '.join(chosen)}", fg="red", err=True)
+        raise typer.Exit(2)
+    try:
+        src = CsvSource(spec[4:], symbol=chosen[0] if len(chosen) == 1 else None)
+    except (FileNotFoundError, CsvFormatError) as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from exc
+    now = src.milliseconds()
+    since_ms = parse_time(since, now) if since else None  # a file is imported whole unless told otherwise
+    until_ms = parse_time(until, now, "--until") if until else None
+    wanted = set(chosen) or {f.symbol for f in src.files}
+    perps = {f"{s}:{s.split('/')[1]}" for s in wanted if ":" not in s and "/" in s}
+    series = sorted({(f.kind, f.symbol, f.timeframe) for f in src.files
+                     if f.symbol in wanted or (f.kind == "funding" and f.symbol in perps)},
+                    key=lambda x: (x[0], x[1], x[2] or ""))
+    if timeframe:
+        have = sorted({tf for kind, _s, tf in series if kind == "ohlcv" and tf})
+        if have and timeframe not in have:
+            typer.secho(f"error: --timeframe {timeframe}: the file holds {', '.join(have)} bars; import them as "
+                        f"they are (backtests resample {have[0]} to larger bars on load)", fg="red", err=True)
+            raise typer.Exit(2)
+        series = [x for x in series if x[0] != "ohlcv" or x[2] == timeframe]
+    if not series:
+        names = ", ".join(sorted({f.symbol for f in src.files}))
+        typer.secho(f"error: no file for {', '.join(sorted(wanted))} in {spec[4:]} (it holds {names})", fg="red",
+                    err=True)
+        raise typer.Exit(2)
+    store = _open_writable(ctx)
+    reports = []
+    try:
+        for kind, sym, tf in series:
+            if kind == "ohlcv":
+                reports.append(import_candles(store, src, sym, tf, since_ms, until_ms))
+            elif kind == "trades":
+                reports.append(import_trades(store, src, sym, since_ms, until_ms))
+            elif kind == "funding":
+                reports.append(import_funding(store, src, sym, since_ms, until_ms))
+        for rep in reports:
+            for note in dict.fromkeys(rep.notes):
+                console.print(f"read {note}", highlight=False, soft_wrap=True, markup=False)
+            colour = "yellow" if rep.quarantined or rep.requarantined else "green"
+            console.print(rep.summary(), style=colour, highlight=False, soft_wrap=True, markup=False)
+            if accounted(rep) != rep.rows_read:  # never expected: say it loudly rather than lose rows quietly
+                console.print(f"{rep.series}: {rep.rows_read - accounted(rep)} rows unaccounted for", style="red")
+            why = why_nothing_stored(rep)
+            if why:
+                console.print(why, style="yellow", highlight=False, soft_wrap=True, markup=False)
+        total = sum(r.rows_read for r in reports)
+        console.print(f"total: {total:,} rows read = {sum(r.inserted for r in reports):,} inserted + "
+                      f"{sum(r.changed for r in reports):,} changed + {sum(r.unchanged for r in reports):,} already "
+                      f"stored + {sum(r.duplicates for r in reports):,} duplicates + "
+                      f"{sum(r.quarantined + r.requarantined for r in reports):,} quarantined + "
+                      f"{sum(r.outside_range for r in reports):,} outside the range", highlight=False)
+        audit(store, "cli", "data.pull", {"source": spec, "symbols": sorted(wanted), "series": series,
+                                          "since": since_ms, "until": until_ms, "at": now_ms(),
+                                          "rows_read": total, "inserted": sum(r.inserted for r in reports)})
+    finally:
+        store.dispose()
+
+
 def status(ctx: typer.Context) -> None:
     """Coverage, last timestamp, gaps and quarantined rows per stored series."""
     from rich.table import Table
@@ -206,7 +279,37 @@ def status(ctx: typer.Context) -> None:
         console.print(other)
     console.print(f"quarantined rows in total: {sum(quarantined.values())}"
                   + ("  (see `quantdesk data quarantine`)" if quarantined else ""), highlight=False)
+    _print_streams(console, store)
     store.dispose()
+
+
+def _print_streams(console: Any, store: Any) -> None:
+    """The engine's websocket streams as it last published them (engine_status info.streams)."""
+    import json
+    import time
+
+    from sqlalchemy import select
+
+    from engine.store.schema import engine_status
+
+    with store.connect() as conn:
+        row = conn.execute(select(engine_status.c.info).where(engine_status.c.id == 1)).first()
+    info = json.loads(row[0] or "{}") if row else {}
+    streams = info.get("streams")
+    if not streams:
+        return
+    from rich.table import Table
+
+    age = (time.time() * 1000 - int(info.get("streams_at", 0))) / 1000
+    table = Table(title=f"streams (published {age:.0f}s ago{', engine stopped' if info.get('stopped') else ''})")
+    for col in ("stream", "connected", "last msg", "msgs/min", "reconnects", "gaps backfilled", "last error"):
+        table.add_column(col)
+    for st in streams:
+        last = "-" if st.get("last_message_age_s") is None else f"{st['last_message_age_s']:.1f}s ago"
+        table.add_row(st["stream"], "yes" if st.get("connected") else "NO", last, f"{st.get('msgs_per_min', 0):.0f}",
+                      str(st.get("reconnects", 0)), str(st.get("gaps_backfilled", 0)),
+                      (st.get("last_error") or "")[:60])
+    console.print(table)
 
 
 def export(ctx: typer.Context,
@@ -217,8 +320,9 @@ def export(ctx: typer.Context,
            kind: str = typer.Option("ohlcv", "--kind", help="ohlcv | trades | funding"),
            timeframe: Optional[str] = typer.Option(None, "--timeframe", help="for ohlcv"),
            since: Optional[str] = typer.Option(None, "--since"), until: Optional[str] = typer.Option(None, "--until"),
+           fmt: str = typer.Option("csv", "--format", help="csv | parquet (columnar, for bulk data)"),
            ) -> None:
-    """Write stored data as CSV in the shared-data format (timestamp in epoch ms, UTC)."""
+    """Write stored data as CSV or Parquet in the shared-data layout (timestamp in epoch ms, UTC)."""
     from engine.clock import now_ms
     from engine.data.csv_source import symbol_token
     from engine.store import open_readonly
@@ -226,6 +330,9 @@ def export(ctx: typer.Context,
     settings = settings_of(ctx)
     if kind not in ("ohlcv", "trades", "funding"):
         raise typer.BadParameter(f"--kind: must be ohlcv, trades or funding, got {kind!r}")
+    if fmt not in ("csv", "parquet"):
+        raise typer.BadParameter(f"--format: must be csv or parquet, got {fmt!r}")
+    suffix = f".{fmt}"
     default_src = settings.data.source
     ex = exchange or ("csv" if default_src.startswith("csv:") else default_src.removeprefix("ccxt:"))
     tf = timeframe or settings.data.timeframes[0]
@@ -248,16 +355,35 @@ def export(ctx: typer.Context,
     if not rows:
         typer.secho(f"nothing stored for {ex} {symbol} {kind}{' ' + tf if kind == 'ohlcv' else ''}", fg="yellow")
         raise typer.Exit(1)
-    if out.is_dir() or out.suffix.lower() != ".csv":  # a folder: name the file the shared-data way
+    if out.is_dir() or out.suffix.lower() != suffix:  # a folder: name the file the shared-data way
         span = f"{_fmt_ts(rows[0][0])[:10].replace('-', '')}-{_fmt_ts(rows[-1][0])[:10].replace('-', '')}"
         middle = tf if kind == "ohlcv" else kind
-        out = out / f"{ex}_{symbol_token(symbol)}_{middle}_{span}.csv"
+        out = out / f"{ex}_{symbol_token(symbol)}_{middle}_{span}{suffix}"
     out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "parquet":
+        _write_parquet(out, header, rows)
+        typer.echo(f"wrote {len(rows)} rows to {out}")
+        return
     with out.open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(header)
         writer.writerows([(int(r[0]), *(repr(v) if isinstance(v, float) else v for v in r[1:])) for r in rows])
     typer.echo(f"wrote {len(rows)} rows to {out}")
+
+
+def _write_parquet(path: Path, header: tuple[str, ...], rows: list[Any]) -> None:
+    """Rows as a Parquet file with the CSV layout's column names (timestamp int64 epoch ms), written atomically."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = list(zip(*rows)) if rows else [[] for _ in header]
+    arrays = [pa.array([int(v) for v in columns[0]], type=pa.int64())]
+    for name, values in zip(header[1:], columns[1:]):
+        arrays.append(pa.array([str(v) for v in values]) if name in ("id", "side") else
+                      pa.array([None if v is None else float(v) for v in values], type=pa.float64()))
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    pq.write_table(pa.table(arrays, names=list(header)), tmp)
+    tmp.replace(path)
 
 
 CSV_HEADERS = {

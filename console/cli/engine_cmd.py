@@ -1,9 +1,12 @@
-"""`quantdesk engine [--detach] [--live]` runs the engine; `quantdesk engine stop` stops it gracefully."""
+"""`quantdesk engine [--detach] [--live [--confirm-live]]` runs the engine; `quantdesk engine stop` stops it.
+
+A live start first connects to the exchange and prints what is about to trade (exchange, account, every instance with
+stage, broker and capital, the risk budget, the names of the key variables) and asks for the typed word LIVE;
+`--confirm-live` answers it for scripts and systemd units. A start that cannot proceed exits 2 with one line."""
 
 from __future__ import annotations
 
 import os
-import sys
 import time
 
 import typer
@@ -14,21 +17,21 @@ engine_app = typer.Typer(help="Run or stop the trading engine.", invoke_without_
 LIVE_WORD = "LIVE"
 
 
-def _engine_argv(ctx: typer.Context, live: bool) -> list[str]:
-    """Command line of a detached engine process with the same config and state."""
-    settings = settings_of(ctx)
-    argv = [sys.executable, "-m", "engine.runtime.main", "--state", settings.store_url()]
-    if settings.config_path and os.path.exists(settings.config_path):
-        argv += ["--config", os.path.abspath(settings.config_path)]
-    if live:
-        argv.append("--live-confirmed")
-    return argv
+def _confirm_live(settings: object, confirmed: bool) -> None:
+    """Show the live summary, then require the typed word LIVE (or --confirm-live); exits 2 when it cannot start."""
+    from engine.execution.live_start import LiveStartError
+    from engine.runtime.live_prompt import live_start_lines
 
-
-def _confirm_live(exchange: str) -> None:
-    """Typed confirmation for live trading; aborts unless the operator types LIVE."""
-    typer.secho(f"Live trading on {exchange} with real money. Keys are read from QUANTDESK_API_KEY / "
-                "QUANTDESK_API_SECRET only.", fg="yellow", err=True)
+    try:
+        lines = live_start_lines(settings, os.environ)  # type: ignore[arg-type]
+    except LiveStartError as exc:
+        typer.secho(f"live start refused: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    for i, line in enumerate(lines):
+        typer.secho(line, fg="yellow" if i == 0 else None, err=True)
+    if confirmed:
+        typer.secho("confirmed by --confirm-live", err=True)
+        return
     typed = typer.prompt(f"Type {LIVE_WORD} to continue", default="", show_default=False)
     if typed.strip() != LIVE_WORD:
         typer.secho("live trading not confirmed; nothing started", fg="red", err=True)
@@ -42,20 +45,22 @@ def register(app: typer.Typer) -> None:
     def engine(ctx: typer.Context,
                detach: bool = typer.Option(False, "--detach", "-d", help="run in the background"),
                live: bool = typer.Option(False, "--live", help="trade live (asks for a typed confirmation)"),
+               confirm_live: bool = typer.Option(False, "--confirm-live",
+                                                 help="with --live: answer the LIVE prompt (scripts, systemd)"),
                wait_s: float = typer.Option(20.0, "--wait", help="with --detach: seconds to wait for a heartbeat")
                ) -> None:
         """Run the engine in the foreground (logs to stderr and a rotating file; SIGTERM/SIGINT exit cleanly)."""
         if ctx.invoked_subcommand is not None:
             return
         settings = settings_of(ctx)
+        if confirm_live and not live:
+            typer.secho("--confirm-live only makes sense with --live", fg="red", err=True)
+            raise typer.Exit(2)
         from engine.runtime.preflight import check_startup
 
         check_startup(settings)  # unknown strategy or bad params: one line, exit 2, nothing started
         if live:
-            from engine.execution.ccxt_broker import check_env_keys
-
-            check_env_keys(os.environ)
-            _confirm_live(settings.execution.exchange)
+            _confirm_live(settings, confirm_live)
         from engine.runtime.lockfile import read_pid
 
         holder = read_pid(settings)
@@ -63,15 +68,11 @@ def register(app: typer.Typer) -> None:
             typer.secho(f"an engine (pid {holder}) is already running on {settings.store_url()}", fg="red", err=True)
             raise typer.Exit(1)
         if detach:
-            import subprocess
-
+            from engine.runtime.launch import engine_output_file, start_detached
             from engine.runtime.service import log_path
 
-            out = log_path(settings).with_name("engine.out")
-            out.parent.mkdir(parents=True, exist_ok=True)
-            with open(out, "ab") as fh:
-                proc = subprocess.Popen(_engine_argv(ctx, live), stdin=subprocess.DEVNULL, stdout=fh, stderr=fh,
-                                        start_new_session=True, cwd=os.getcwd())
+            out = engine_output_file(settings)
+            proc = start_detached(settings, live)
             deadline = time.monotonic() + wait_s
             while time.monotonic() < deadline:
                 if proc.poll() is not None:
@@ -79,10 +80,17 @@ def register(app: typer.Typer) -> None:
                     raise typer.Exit(1)
                 if read_pid(settings) == proc.pid:
                     typer.echo(f"engine started in the background (pid {proc.pid}); log {log_path(settings)}")
-                    return
+                    break
                 time.sleep(0.1)
-            typer.echo(f"engine starting in the background (pid {proc.pid}); log {log_path(settings)}")
+            else:
+                typer.echo(f"engine starting in the background (pid {proc.pid}); log {log_path(settings)}")
+            if settings.alerts.watchdog_with_engine:  # the dead-man switch runs beside a background engine
+                from console.cli.watchdog_cmd import spawn_watchdog
+
+                wd = spawn_watchdog(settings)
+                typer.echo("watchdog already running" if wd is None else f"watchdog started (pid {wd})")
             return
+        from engine.execution.live_start import LiveStartError
         from engine.runtime.lockfile import EngineLockedError
         from engine.runtime.main import prefer_low_latency
         from engine.runtime.service import EngineService
@@ -93,6 +101,9 @@ def register(app: typer.Typer) -> None:
         except EngineLockedError as exc:
             typer.secho(str(exc), fg="red", err=True)
             raise typer.Exit(1) from exc
+        except LiveStartError as exc:
+            typer.secho(f"live start refused: {exc}", fg="red", err=True)
+            raise typer.Exit(2) from None
         raise typer.Exit(code)
 
     @engine_app.command("stop")
@@ -107,8 +118,7 @@ def register(app: typer.Typer) -> None:
         if pid is None:
             from engine.control.client import ControlClient
 
-            client = ControlClient(settings.store_url(), source="cli",
-                                   heartbeat_timeout_s=settings.runtime.heartbeat_timeout_s)
+            client = ControlClient.from_settings(settings, "cli")
             if not client.engine_alive():
                 typer.echo("no engine is running")
                 return

@@ -36,7 +36,8 @@ def _open(ctx: typer.Context) -> tuple[Any, Any]:
 
 
 def _load(ctx: typer.Context, console: Any, strategy: str, params: list[str], symbols: Optional[str],
-          timeframe: Optional[str], since: str, until: str, source: str, pull: bool) -> tuple[Any, Any, Any]:
+          timeframe: Optional[str], since: Optional[str], until: str, source: Optional[str], pull: bool,
+          exchange: Optional[str] = None) -> tuple[Any, Any, Any]:
     """Settings, store and research data, with a progress bar while missing history is pulled."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -53,12 +54,69 @@ def _load(ctx: typer.Context, console: Any, strategy: str, params: list[str], sy
 
         try:
             data = load_research(settings, store, strategy, parse_params(params), syms, timeframe, since, until,
-                                 source, pull=pull, progress=progress)
+                                 source, pull=pull, progress=progress, exchange=exchange)
         except (ValueError, KeyError) as exc:
             store.dispose()
             typer.secho(f"error: {exc}", fg="red", err=True)
             raise typer.Exit(2) from exc
     return settings, store, data
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: NaN/inf as null, numpy scalars as numbers, nested containers cleaned."""
+    import math
+
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
+
+
+def backtest_json(result: Any, data: Any, path: Any) -> str:
+    """ONE JSON object for scripts: headline numbers, trial count, lookahead verdict, data provenance, report."""
+    import json
+
+    m = result.metrics
+    la = result.lookahead
+    out = {"strategy": result.strategy, "params": result.params, "symbols": list(data.spec.symbols),
+           "timeframe": data.spec.timeframe, "final_equity": m["final_equity"], "total_return": m["total_return"],
+           "trades": m["trades"], "sharpe": m["sharpe"], "psr": m["psr"], "dsr": m["dsr"],
+           "dsr_note": m.get("dsr_note"), "n_trials": m["n_trials"], "n_trials_by_strategy": m["n_trials_by_strategy"],
+           "trial_family": m["trial_family"], "dsr_conventions": m["dsr_conventions"],
+           "lookahead": None if la is None else {"ok": la.ok, "result": "passed" if la.ok else "FAILED",
+                                                 "summary": la.summary()},
+           "data": data.provenance(), "synthetic": data.synthetic, "dataset_hash": result.dataset_hash,
+           "report": str(path), "metrics": m}
+    return json.dumps(_clean(out))
+
+
+def _print_backtest(console: Any, strategy: str, result: Any, data: Any, path: Any) -> None:
+    """The human summary: FAILED first, then provenance, metrics, DSR with N by strategy, tearsheet path."""
+    m = result.metrics
+    if result.lookahead is not None and not result.lookahead.ok:
+        console.print(f"[bold red]FAILED: lookahead check — {result.lookahead.summary()}. The results below use "
+                      "future data; this trial is marked and never counted, ranked or promoted.[/]")
+    idx = result.equity.index
+    console.print(f"[bold]{strategy}[/] {', '.join(data.spec.symbols)} {data.spec.timeframe} "
+                  f"{idx[0]:%Y-%m-%d} to {idx[-1]:%Y-%m-%d} ({len(idx):,} bars) from {data.exchange}")
+    if data.synthetic:
+        console.print("[yellow]synthetic data: simulator bars, not a market; these numbers promise nothing[/]")
+    if data.resample_rule:
+        console.print(f"{data.resample_rule} ({data.resample_dropped} incomplete buckets dropped)", highlight=False)
+    console.print(_metrics_table("metrics", m, _SUMMARY_KEYS))
+    if result.lookahead is not None:
+        style = "green" if result.lookahead.ok else "bold red"
+        console.print(f"lookahead check [{style}]{result.lookahead.summary()}[/]")
+    by = ", ".join(f"{k} {v:,}" for k, v in m["n_trials_by_strategy"].items())
+    dsr = f"{m['dsr']:.3f}" if m["dsr"] == m["dsr"] else f"n/a ({m.get('dsr_note', 'undefined')})"
+    console.print(f"DSR {dsr} over {m['n_trials']:,} trials ({by}) in family {m['trial_family']} on dataset "
+                  f"{result.dataset_hash[:12]}", highlight=False)
+    console.print(f"tearsheet: {path}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
@@ -71,9 +129,16 @@ def register(app: typer.Typer) -> None:
                                                        "(default: data.symbols)"),
                  timeframe: Optional[str] = typer.Option(None, "--timeframe", "-t", help="bar size (default: the "
                                                          "strategy's)"),
-                 since: str = typer.Option("365d", "--since", help="look-back like 365d, or a start date"),
-                 until: str = typer.Option("now", "--until", help="end date (default now)"),
-                 source: str = typer.Option("sim", "--source", help="sim | ccxt:<id> | csv:<path>"),
+                 since: Optional[str] = typer.Option(None, "--since", help="look-back like 365d, or a start date "
+                                                     "(default: the whole stored series; 365d from a source)"),
+                 until: str = typer.Option("now", "--until", help="end date (default: the end of the data)"),
+                 source: Optional[str] = typer.Option(None, "--source", help="sim | ccxt:<id> | csv:<path> "
+                                                      "(default: stored bars when state.db has them, else sim)"),
+                 exchange: Optional[str] = typer.Option(None, "--exchange", help="which stored exchange's bars, "
+                                                        "when several hold the symbols"),
+                 trial_family: Optional[str] = typer.Option(None, "--trial-family", help="name the research "
+                                                            "question the DSR deflates over (default: every "
+                                                            "configuration ever tried on this dataset)"),
                  param: List[str] = typer.Option([], "--param", "-p", help="parameter override key=value"),
                  sizer: str = typer.Option("fixed", "--sizer", help="fixed | vol_target"),
                  stop_loss: Optional[float] = typer.Option(None, "--stop-loss", help="fraction, e.g. 0.05"),
@@ -82,10 +147,10 @@ def register(app: typer.Typer) -> None:
                  lookahead: bool = typer.Option(True, "--lookahead/--no-lookahead", help="run the lookahead check"),
                  pull: bool = typer.Option(True, "--pull/--no-pull", help="pull missing history into state.db"),
                  out: Optional[str] = typer.Option(None, "--out", "-o", help="tearsheet path (.html)"),
-                 json_out: bool = typer.Option(False, "--json", help="print metrics as JSON")) -> None:
-        """Backtest a strategy, record it as a trial, print metrics (with DSR) and write an HTML tearsheet."""
-        import json
+                 json_out: bool = typer.Option(False, "--json", help="print one JSON object for scripts")) -> None:
+        """Backtest a strategy, record it as a trial, print metrics (with DSR) and write an HTML tearsheet.
 
+        Exits 1 when the lookahead check FAILED (the trial is marked and never counted or ranked)."""
         from rich.console import Console
 
         from engine.backtest.engine import Barriers, run_backtest
@@ -99,14 +164,15 @@ def register(app: typer.Typer) -> None:
             typer.secho(f"error: --sizer must be one of {', '.join(SIZERS)}, got {sizer!r}", fg="red", err=True)
             raise typer.Exit(2)
         settings, store, data = _load(ctx, console, strategy, param, symbols, timeframe, since, until, source,
-                                      pull)
+                                      pull, exchange)
         try:
             barriers = Barriers(stop_loss, take_profit, max_bars)
             strat = data.strategy_cls(**data.params)
             with console.status("backtesting"):
                 result = run_backtest(strat, data.panel, settings, sizer=SIZERS[sizer](), barriers=barriers,
-                                      store=store, lookahead=lookahead, timeframe=data.spec.timeframe)
-            path = write_tearsheet(result, report_path(settings, "backtest", strategy, out))
+                                      store=store, lookahead=lookahead, timeframe=data.spec.timeframe,
+                                      trial_family=trial_family)
+            path = write_tearsheet(result, report_path(settings, "backtest", strategy, out), data.provenance())
             if result.run_id is not None:
                 set_report_path(store, result.run_id, str(path.resolve()))
         except ValueError as exc:
@@ -114,30 +180,27 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2) from exc
         finally:
             store.dispose()
-        m = result.metrics
+        failed = result.lookahead is not None and not result.lookahead.ok
         if json_out:
-            typer.echo(json.dumps({"metrics": m, "report": str(path), "dataset_hash": result.dataset_hash,
-                                   "lookahead": None if result.lookahead is None else result.lookahead.to_dict()},
-                                  default=str))
-            return
-        idx = result.equity.index
-        console.print(f"[bold]{strategy}[/] {', '.join(data.spec.symbols)} {data.spec.timeframe} "
-                      f"{idx[0]:%Y-%m-%d} to {idx[-1]:%Y-%m-%d} ({len(idx):,} bars)")
-        console.print(_metrics_table("metrics", m, _SUMMARY_KEYS))
-        if result.lookahead is not None:
-            style = "green" if result.lookahead.ok else "bold red"
-            console.print(f"lookahead check [{style}]{result.lookahead.summary()}[/]")
-        console.print(f"DSR {m['dsr']:.3f} over {m['n_trials']:,} trials on dataset {result.dataset_hash[:12]}")
-        console.print(f"tearsheet: {path}")
+            typer.echo(backtest_json(result, data, path))
+        else:
+            _print_backtest(console, strategy, result, data, path)
+        if failed:
+            raise typer.Exit(1)
 
     @app.command()
     def optimize(ctx: typer.Context,
                  strategy: str = typer.Argument(..., help="strategy name"),
                  symbols: Optional[str] = typer.Option(None, "--symbols", "-s", help="comma-separated symbols"),
                  timeframe: Optional[str] = typer.Option(None, "--timeframe", "-t", help="bar size"),
-                 since: str = typer.Option("730d", "--since", help="look-back like 730d, or a start date"),
-                 until: str = typer.Option("now", "--until", help="end date (default now)"),
-                 source: str = typer.Option("sim", "--source", help="sim | ccxt:<id> | csv:<path>"),
+                 since: Optional[str] = typer.Option(None, "--since", help="look-back like 730d, or a start date "
+                                                     "(default: the whole stored series; 730d from a source)"),
+                 until: str = typer.Option("now", "--until", help="end date (default: the end of the data)"),
+                 source: Optional[str] = typer.Option(None, "--source", help="sim | ccxt:<id> | csv:<path> "
+                                                      "(default: stored bars when state.db has them, else sim)"),
+                 exchange: Optional[str] = typer.Option(None, "--exchange", help="which stored exchange's bars"),
+                 trial_family: Optional[str] = typer.Option(None, "--trial-family", help="name the research "
+                                                            "question the DSR deflates over"),
                  param: List[str] = typer.Option([], "--param", "-p", help="fix a parameter: key=value"),
                  trials: int = typer.Option(50, "--trials", "-n", help="parameter sets (each runs in every window)"),
                  windows: int = typer.Option(4, "--windows", "-w", help="walk-forward windows"),
@@ -161,7 +224,10 @@ def register(app: typer.Typer) -> None:
         from engine.backtest.walkforward import run_walkforward
 
         console = Console()
-        settings, store, data = _load(ctx, console, strategy, param, symbols, timeframe, since, until, source, pull)
+        if since is None and source is not None:
+            since = "730d"
+        settings, store, data = _load(ctx, console, strategy, param, symbols, timeframe, since, until, source, pull,
+                                      exchange)
 
         client = None
         try:
@@ -180,9 +246,10 @@ def register(app: typer.Typer) -> None:
                 wf = run_walkforward(data.strategy_cls, data.panel, settings.backtest, n_trials=trials,
                                      n_windows=windows, is_fraction=is_fraction, anchored=anchored, search=search,
                                      seed=seed, fixed_params=parse_params(param), store=store, n_jobs=jobs,
-                                     backend=backend, timeframe=data.spec.timeframe,
+                                     backend=backend, timeframe=data.spec.timeframe, trial_family=trial_family,
                                      progress=lambda done, total: bar.update(task, completed=done, total=total))
-            path = write_walkforward_tearsheet(wf, report_path(settings, "walkforward", strategy, out))
+            path = write_walkforward_tearsheet(wf, report_path(settings, "walkforward", strategy, out),
+                                               data.provenance())
             if wf.run_id is not None:
                 from engine.backtest.registry import set_report_path
 
@@ -204,6 +271,11 @@ def register(app: typer.Typer) -> None:
                                     for k, v in r.best_params.items()))
         console.print(table)
         m = wf.metrics
-        console.print(_metrics_table("stitched out-of-sample", m, ["total_return", "sharpe", "max_drawdown", "psr",
-                                                                   "dsr", "n_trials", "pbo"]))
+        if data.synthetic:
+            console.print("[yellow]synthetic data: simulator bars, not a market; these numbers promise nothing[/]")
+        console.print(_metrics_table("stitched out-of-sample", m, ["total_return", "sharpe", "max_drawdown", "trades",
+                                                                   "hit_rate", "profit_factor", "psr", "dsr",
+                                                                   "n_trials", "pbo"]))
+        by = ", ".join(f"{k} {v:,}" for k, v in m["n_trials_by_strategy"].items())
+        console.print(f"N = {m['n_trials']:,} trials ({by}) in family {m['trial_family']}", highlight=False)
         console.print(f"tearsheet: {path}")

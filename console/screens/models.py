@@ -21,7 +21,8 @@ ROLE_STYLE = {"champion": "bold green", "challenger": "yellow", "retired": "dim"
 
 
 def model_rows(rows: list[dict[str, Any]]) -> Rows:
-    """Format registry rows keyed by strategy:version."""
+    """Format registry rows keyed by strategy:version, newest first across strategies (a new version is on top)."""
+    rows = sorted(rows, key=lambda r: (r["created_at"] or 0, r["version"]), reverse=True)
     return {f"{r['strategy']}:{r['version']}": (
         r["strategy"], str(r["version"]), Text(r["role"], style=ROLE_STYLE.get(r["role"], "")),
         fmt.stamp(r["created_at"]), fmt.num(r["oos_score"], 3), fmt.num(r["cv_mean"], 3), r["estimator"] or "—",
@@ -70,7 +71,7 @@ class ModelsScreen(PolledScreen):
         self.app.push_screen(
             ConfirmKey(f"Retrain {strategy} now?", "The engine runs the retraining job; a new version enters the "
                        "registry as challenger."),
-            lambda ok: ok and self.run_command(f"retrain {strategy}", "retrain_now", strategy))
+            lambda ok: ok and self.run_command(f"retrain {strategy}", lambda c: c.retrain_now(strategy)))
 
     def action_rollback(self) -> None:
         """Confirm, then restore the previous champion through the control API (audited; refused if none verifies)."""
@@ -79,4 +80,4 @@ class ModelsScreen(PolledScreen):
             return
         self.app.push_screen(
             ConfirmKey(f"Roll back {strategy}?", "Retire the current champion and restore the previous one."),
-            lambda ok: ok and self.run_command(f"rollback {strategy}", "rollback_model", strategy))
+            lambda ok: ok and self.run_command(f"rollback {strategy}", lambda c: c.rollback_model(strategy)))

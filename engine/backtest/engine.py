@@ -58,6 +58,7 @@ class BacktestResult:
     lookahead: LookaheadResult | None = None
     run_id: int | None = None
     elapsed_s: dict = field(default_factory=dict)
+    strategy_obj: Any = field(default=None, repr=False)
 
     @functools.cached_property
     def dataset_hash(self) -> str:
@@ -279,11 +280,14 @@ def _params_of(strategy: Any) -> dict:
 
 def run_backtest(strategy: Any, panel: Mapping[str, pd.DataFrame], settings_or_backtest_config: Settings | BacktestConfig,
                  sizer: Sizer | None = None, barriers: Barriers | None = None, store: Any = None,
-                 lookahead: bool = True, record: bool = True, timeframe: str | None = None) -> BacktestResult:
+                 lookahead: bool = True, record: bool = True, timeframe: str | None = None,
+                 trial_family: str | None = None) -> BacktestResult:
     """Signals -> sizer -> simulated fills -> metrics, with the lookahead check and, given a store, the trial registry.
 
-    With a store, the run is recorded as a trial on its dataset hash (when `record`), and the DSR uses the number of
-    trials ever run on that dataset and the variance of their Sharpe ratios.
+    With a store, the run is recorded as a trial identified by its content (an identical rerun reuses it), and the
+    DSR uses N = distinct configurations in the trial family (default: every one ever tried on this dataset;
+    `trial_family` names a research question) and the variance of their Sharpe ratios. A run whose lookahead check
+    FAILED is recorded as such, is never counted, and gets no DSR (NaN with the reason).
     """
     name = str(getattr(strategy, "name", type(strategy).__name__))
     t0 = time.perf_counter()
@@ -293,13 +297,15 @@ def run_backtest(strategy: Any, panel: Mapping[str, pd.DataFrame], settings_or_b
     index = panel_index(panel)
     signals = clean_signals(strategy.signals(panel), index, symbols, name)
     t1 = time.perf_counter()
-    targets = (sizer or fixed_fraction())(signals, panel)
+    sizer = sizer or fixed_fraction()
+    targets = sizer(signals, panel)
     tf_ms = None
     if timeframe:
         from engine.clock import timeframe_ms as tfm
         tf_ms = tfm(timeframe)
     result = simulate_targets(targets, panel, settings_or_backtest_config, barriers, timeframe_ms=tf_ms)
     result.strategy, result.params, result.signals = name, _params_of(strategy), signals
+    result.strategy_obj = strategy
     result.elapsed_s["signals"] = t1 - t0
     if lookahead:
         t2 = time.perf_counter()
@@ -307,19 +313,8 @@ def run_backtest(strategy: Any, panel: Mapping[str, pd.DataFrame], settings_or_b
                                            warmup_bars=int(getattr(strategy, "warmup_bars", 0) or 0))
         result.metrics["lookahead_ok"] = result.lookahead.ok
         result.elapsed_s["lookahead"] = time.perf_counter() - t2
+    _deflate(result, store, record, sizer, barriers, trial_family)
     m = result.metrics
-    n_trials, var = 1, 0.0
-    if store is not None:  # the registry (and the store behind it) is only imported when recording
-        from engine.backtest.registry import count_trials, record_trial, trial_sharpe_variance
-
-        if record:
-            record_trial(store, result.dataset_hash, name, result.params, result.returns.to_numpy(), phase="full",
-                         metrics={k: m[k] for k in ("sharpe", "total_return", "max_drawdown", "trades")})
-        n_trials = count_trials(store, result.dataset_hash)
-        var = trial_sharpe_variance(store, result.dataset_hash)
-    m["n_trials"] = max(n_trials, 1)
-    m["trial_sharpe_variance"] = var
-    m["dsr"] = deflated_sharpe(m["sharpe_per_bar"], m["n_trials"], var, max(m["n_obs"], 2), m["skew"], m["kurtosis"])
     if store is not None and record:
         from engine.backtest.registry import record_run
 
@@ -329,3 +324,39 @@ def run_backtest(strategy: Any, panel: Mapping[str, pd.DataFrame], settings_or_b
             end_ts=int(index[-1].value // 1_000_000), dataset_hash=result.dataset_hash, metrics=m,
             lookahead=None if result.lookahead is None else result.lookahead.to_dict())
     return result
+
+
+def _deflate(result: BacktestResult, store: Any, record: bool, sizer: Sizer, barriers: Barriers | None,
+             family: str | None) -> None:
+    """Record the trial (by content) and put N, N by strategy, V[SR] and the DSR (or why it is undefined) in metrics."""
+    from engine.backtest.stats import CONVENTIONS, undefined_reason
+
+    m = result.metrics
+    failed = result.lookahead is not None and not result.lookahead.ok
+    n_trials, var, by_strategy = 1, 0.0, {result.strategy: 1}
+    if store is not None:  # the registry (and the store behind it) is only imported when recording
+        from engine.backtest.registry import (TrialIdentity, code_version, cost_model, record_trial, trial_counts,
+                                              trial_sharpe_variance)
+
+        if record:
+            identity = TrialIdentity(cost_model(result.config, sizer, barriers), code_version(result.strategy_obj),
+                                     family)
+            record_trial(store, result.dataset_hash, result.strategy, result.params, result.returns.to_numpy(),
+                         phase="full", identity=identity,
+                         lookahead_ok=None if result.lookahead is None else result.lookahead.ok,
+                         metrics={k: m[k] for k in ("sharpe", "total_return", "max_drawdown", "trades")})
+        by_strategy = trial_counts(store, result.dataset_hash, family)
+        n_trials = sum(by_strategy.values())
+        var = trial_sharpe_variance(store, result.dataset_hash, family)
+    m["n_trials"] = max(n_trials, 1)
+    m["n_trials_by_strategy"] = by_strategy
+    m["trial_family"] = family or f"dataset:{result.dataset_hash[:12]}"
+    m["trial_sharpe_variance"] = var
+    m["dsr_conventions"] = CONVENTIONS
+    if failed:
+        m["dsr"], m["dsr_note"] = float("nan"), "not computed: the lookahead check FAILED (trial excluded)"
+        return
+    m["dsr"] = deflated_sharpe(m["sharpe_per_bar"], m["n_trials"], var, max(m["n_obs"], 2), m["skew"], m["kurtosis"])
+    reason = undefined_reason(m["sharpe_per_bar"], m["skew"], m["kurtosis"], m["n_obs"])
+    if reason:
+        m["dsr_note"] = reason

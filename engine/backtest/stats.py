@@ -1,20 +1,46 @@
 """Selection-bias statistics: probabilistic and deflated Sharpe ratios (Bailey & Lopez de Prado) and PBO via CSCV.
 
-Sharpe ratios here are per bar (not annualised): PSR and DSR are defined on the sampling frequency of the returns.
-Kurtosis is the plain (non-excess) fourth standardised moment, 3 for a normal distribution.
+This is the ONE implementation of PSR and DSR in quantdesk: research backtests, walk-forward, the leaderboard and the
+promotion gates all call it. Conventions (`CONVENTIONS` is printed in reports):
+- Sharpe ratios are per observation (per bar), not annualised: PSR and DSR are defined on the sampling frequency.
+- Moments: mean and standard deviation with ddof=1; skewness and kurtosis are the population (ddof=0) standardised
+  third and fourth moments; kurtosis is non-excess (3 for a normal distribution).
+- PSR(SR*) = Phi((SR - SR*) sqrt(n - 1) / sqrt(1 - skew SR + (kurt - 1)/4 SR^2)), n = number of returns.
+- DSR = PSR(SR0) with SR0 = sqrt(V) ((1 - gamma) Phi^-1(1 - 1/N) + gamma Phi^-1(1 - 1/(N e))), the expected maximum
+  Sharpe of N unskilled trials; N = distinct configurations in the trial family, V = variance (ddof=1) of their
+  per-bar Sharpe ratios (the dispersion across trials, not the estimation variance of one Sharpe).
+- Both are probabilities in [0, 1]; a gate threshold is a probability (e.g. DSR >= 0.95).
+- When 1 - skew SR + (kurt - 1)/4 SR^2 <= 0 the statistic is undefined: NaN, and `undefined_reason` says why.
+- Phi is scipy's ndtr (the function behind scipy.stats.norm.cdf), exact in the lower tail (Phi(-10) = 7.6e-24).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from statistics import NormalDist
+from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
-_NORM = NormalDist()  # stdlib normal: importing scipy.stats costs seconds of CLI start-up for two functions
-
 EULER_GAMMA = 0.5772156649015329
+CONVENTIONS = ("per-bar Sharpe; skew/kurtosis population moments, kurtosis non-excess; N = distinct configurations "
+               "in the trial family; V[SR] = variance of per-bar Sharpe across those trials; DSR = P(true SR > "
+               "expected max SR of N unskilled trials)")
+
+
+def norm_cdf(x: float) -> float:
+    """Standard normal CDF via scipy.special.ndtr (scipy.special, not scipy.stats: a fraction of the import time)."""
+    from scipy.special import ndtr
+
+    return float(ndtr(x))
+
+
+def norm_ppf(p: float) -> float:
+    """Standard normal quantile via scipy.special.ndtri."""
+    from scipy.special import ndtri
+
+    return float(ndtri(p))
 
 
 def sample_moments(returns: np.ndarray) -> tuple[float, float, float, float]:
@@ -35,14 +61,31 @@ def sample_moments(returns: np.ndarray) -> tuple[float, float, float, float]:
     return mean, std, m3 / m2 ** 1.5, m4 / (m2 * m2)
 
 
+def psr_denominator(sharpe: float, skew: float, kurt: float) -> float:
+    """1 - skew SR + (kurt - 1)/4 SR^2: the variance factor of the Sharpe estimate (Mertens / Bailey-LdP)."""
+    return 1.0 - skew * sharpe + (kurt - 1.0) / 4.0 * sharpe * sharpe
+
+
+def undefined_reason(sharpe: float, skew: float, kurt: float, n_obs: int | None = None) -> str | None:
+    """Why PSR/DSR is undefined for these statistics (None when it is defined)."""
+    if n_obs is not None and n_obs < 2:
+        return f"undefined: {n_obs} returns (need at least 2)"
+    if not all(math.isfinite(v) for v in (sharpe, skew, kurt)):
+        return f"undefined: non-finite statistics (SR {sharpe}, skew {skew}, kurtosis {kurt})"
+    d = psr_denominator(sharpe, skew, kurt)
+    if d <= 0.0:
+        return (f"undefined: 1 - skew*SR + (kurt-1)/4*SR^2 = {d:.3g} <= 0 (SR {sharpe:.4g}, skew {skew:.4g}, "
+                f"kurtosis {kurt:.4g})")
+    return None
+
+
 def probabilistic_sharpe(sharpe: float, benchmark: float, n_obs: int, skew: float, kurt: float) -> float:
-    """P(true Sharpe > benchmark) given an observed per-bar Sharpe over n_obs returns with this skew and kurtosis."""
+    """P(true Sharpe > benchmark) given an observed per-bar Sharpe over n_obs returns; NaN when undefined."""
     if n_obs < 2:
         raise ValueError(f"n_obs: need at least 2 observations, got {n_obs}")
-    denom = 1.0 - skew * sharpe + (kurt - 1.0) / 4.0 * sharpe * sharpe
-    if denom <= 0.0 or not math.isfinite(denom):
-        denom = 1e-12
-    return float(_NORM.cdf((sharpe - benchmark) * math.sqrt(n_obs - 1) / math.sqrt(denom)))
+    if undefined_reason(sharpe, skew, kurt) is not None:
+        return float("nan")
+    return norm_cdf((sharpe - benchmark) * math.sqrt(n_obs - 1) / math.sqrt(psr_denominator(sharpe, skew, kurt)))
 
 
 def expected_max_sharpe(n_trials: int, sharpe_variance: float) -> float:
@@ -53,16 +96,61 @@ def expected_max_sharpe(n_trials: int, sharpe_variance: float) -> float:
         raise ValueError(f"sharpe_variance_across_trials: must be >= 0, got {sharpe_variance}")
     if n_trials == 1 or sharpe_variance == 0.0:
         return 0.0
-    z1 = _NORM.inv_cdf(1.0 - 1.0 / n_trials)
-    z2 = _NORM.inv_cdf(1.0 - 1.0 / (n_trials * math.e))
+    z1 = norm_ppf(1.0 - 1.0 / n_trials)
+    z2 = norm_ppf(1.0 - 1.0 / (n_trials * math.e))
     return math.sqrt(sharpe_variance) * ((1.0 - EULER_GAMMA) * z1 + EULER_GAMMA * z2)
 
 
 def deflated_sharpe(sharpe: float, n_trials: int, sharpe_variance_across_trials: float, n_obs: int,
                     skew: float, kurt: float) -> float:
-    """PSR against the expected maximum Sharpe of n_trials: the chance the best of many trials is not luck."""
+    """PSR against the expected maximum Sharpe of n_trials: the chance the best of many trials is not luck (or NaN)."""
     sr0 = expected_max_sharpe(n_trials, sharpe_variance_across_trials)
     return probabilistic_sharpe(sharpe, sr0, n_obs, skew, kurt)
+
+
+@dataclass(frozen=True)
+class DsrResult:
+    """A deflated Sharpe ratio with every input it used, so a report or gate can show its numbers."""
+
+    dsr: float  # probability in [0, 1], NaN when undefined
+    sharpe: float  # per observation
+    sr0: float  # expected maximum per-observation Sharpe of n_trials unskilled trials
+    n_trials: int
+    sharpe_variance: float
+    n_obs: int
+    skew: float
+    kurt: float
+    reason: str | None = None  # why dsr is NaN
+
+    @property
+    def defined(self) -> bool:
+        """True when the DSR is a number."""
+        return self.reason is None
+
+    def describe(self) -> str:
+        """One line: 'DSR 0.912 (SR/bar 0.041 vs SR0 0.020, N=12, n=2,000)' or the reason it is undefined."""
+        if not self.defined:
+            return f"DSR {self.reason}"
+        return (f"DSR {self.dsr:.3f} (SR/bar {self.sharpe:.4f} vs expected max SR0 {self.sr0:.4f}, "
+                f"N={self.n_trials:,}, n={self.n_obs:,})")
+
+
+def deflated_sharpe_of_returns(returns: Sequence[float] | np.ndarray, n_trials: int,
+                               sharpe_variance_across_trials: float) -> DsrResult:
+    """The DSR of a return series (moments by `sample_moments`), with its inputs and any reason it is undefined."""
+    r = np.asarray(returns, dtype="float64")
+    r = r[np.isfinite(r)]
+    n = int(r.size)
+    n_trials = max(int(n_trials), 1)
+    var = max(float(sharpe_variance_across_trials), 0.0)
+    sr0 = expected_max_sharpe(n_trials, var)
+    mean, std, skew, kurt = sample_moments(r)
+    sr = mean / std if std > 0 else float("nan")
+    reason = undefined_reason(sr, skew, kurt, n)
+    if n >= 2 and std <= 0:
+        reason = "undefined: the returns have zero variance (no Sharpe ratio)"
+    dsr = float("nan") if reason else probabilistic_sharpe(sr, sr0, n, skew, kurt)
+    return DsrResult(dsr, sr, sr0, n_trials, var, n, skew, kurt, reason)
 
 
 def pbo_cscv(returns_matrix: np.ndarray, n_splits: int = 16) -> dict:

@@ -71,7 +71,9 @@ def line_chart(x_ms: np.ndarray, series: Sequence[tuple[str, np.ndarray, str]], 
     for frac in (0.0, 0.25, 0.5, 0.75, 1.0):
         xv = x0 + frac * (x1 - x0)
         label = np.datetime64(int(xv), "ms").astype("datetime64[D]")
-        parts.append(f'<text x="{float(px(np.array(xv))):.1f}" y="{height - 8}" text-anchor="middle">{label}</text>')
+        # the end labels anchor inward so they stay inside the frame instead of being clipped at its edge
+        anchor = "start" if frac == 0.0 else ("end" if frac == 1.0 else "middle")
+        parts.append(f'<text x="{float(px(np.array(xv))):.1f}" y="{height - 8}" text-anchor="{anchor}">{label}</text>')
     for i, (name, tx, ty, color) in enumerate(thinned):
         ok = np.isfinite(ty)
         pts = " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(px(tx[ok]), py(ty[ok])))
@@ -109,8 +111,9 @@ def histogram(values: np.ndarray, *, bins: int = 40, width: int = 440, height: i
                      f'height="{h:.1f}" fill="{color}"><title>{int(c)}</title></rect>')
     for frac in (0.0, 0.5, 1.0):
         xv = edges[0] + frac * (edges[-1] - edges[0])
+        anchor = "start" if frac == 0.0 else ("end" if frac == 1.0 else "middle")
         parts.append(f'<text x="{pad_l + frac * (width - pad_l - pad_r):.1f}" y="{height - 8}" '
-                     f'text-anchor="middle">{html.escape(x_fmt.format(xv))}</text>')
+                     f'text-anchor="{anchor}">{html.escape(x_fmt.format(xv))}</text>')
     parts.append(f'<text x="{pad_l - 4}" y="{pad_t + 8}" text-anchor="end">{top}</text></svg>')
     return "".join(parts)
 

@@ -53,6 +53,17 @@ def fmt(key: str, value: Any) -> str:
     return html.escape(str(value))
 
 
+def fmt_price(value: float) -> str:
+    """A price in plain digits with thousands separators (48,450.12; 0.00012346), never scientific notation."""
+    v = float(value)
+    if not math.isfinite(v):
+        return "n/a"
+    if v == 0.0:
+        return "0.00"
+    digits = math.floor(math.log10(abs(v))) + 1
+    return f"{v:,.{min(max(2, 6 - digits), 12)}f}"
+
+
 def _kv_table(metrics: Mapping[str, Any], keys: list[str]) -> str:
     rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{fmt(k, metrics[k])}</td></tr>" for k in keys if k in metrics)
     return f'<table class="kv">{rows}</table>'
@@ -112,14 +123,44 @@ def _page(title: str, subtitle: str, sections: list[tuple[str, str]]) -> str:
 
 
 def _dsr_line(metrics: Mapping[str, Any]) -> str:
+    by = metrics.get("n_trials_by_strategy") or {}
+    split = ", ".join(f"{html.escape(str(k))} {int(v):,}" for k, v in by.items())
+    note = metrics.get("dsr_note")
     return (f'<p><b>Deflated Sharpe ratio {fmt("dsr", metrics.get("dsr", float("nan")))}</b> '
-            f'(probability the Sharpe beats the best of {metrics.get("n_trials", 1):,} trials by luck alone; '
+            + (f'<b>({html.escape(str(note))})</b> ' if note else "")
+            + f'(probability the Sharpe beats the best of N = {metrics.get("n_trials", 1):,} trials by luck alone'
+            + (f": {split}" if split else "")
+            + f'; trial family {html.escape(str(metrics.get("trial_family", "this dataset")))}; '
             f'PSR vs 0: {fmt("psr", metrics.get("psr", float("nan")))}, annualised Sharpe '
-            f'{fmt("sharpe", metrics.get("sharpe", float("nan")))}).</p>')
+            f'{fmt("sharpe", metrics.get("sharpe", float("nan")))}).<br><span class="sub">Conventions: '
+            f'{html.escape(str(metrics.get("dsr_conventions", "")))}</span></p>')
 
 
-def backtest_html(result: Any) -> str:
-    """HTML tearsheet of one BacktestResult."""
+def provenance_block(provenance: Mapping[str, Any] | None) -> str:
+    """Where the bars came from; a synthetic-data warning and the resampling rule when they apply."""
+    if not provenance:
+        return ""
+    out = [f'<p class="sub">data: {html.escape(str(provenance.get("exchange")))} '
+           f'({html.escape(str(provenance.get("source")))})</p>']
+    if provenance.get("synthetic"):
+        out.append('<div class="bad"><b>Synthetic data</b>: these bars come from the built-in simulator, not a '
+                   "market. Returns and Sharpe ratios here say nothing about real performance.</div>")
+    if provenance.get("resampled"):
+        out.append(f'<p class="sub">{html.escape(str(provenance["resampled"]))} '
+                   f'({int(provenance.get("resample_dropped_buckets", 0))} incomplete buckets dropped)</p>')
+    return "".join(out)
+
+
+def _failed_first(lookahead: Any) -> str:
+    """A FAILED lookahead check heads the report, before any number that might look good."""
+    if lookahead is None or getattr(lookahead, "ok", True):
+        return ""
+    return ('<div class="bad"><b>FAILED: the lookahead check found signals that use future data. Every number below '
+            "is invalid; this trial is excluded from trial counts, gates and leaderboards.</b></div>")
+
+
+def backtest_html(result: Any, provenance: Mapping[str, Any] | None = None) -> str:
+    """HTML tearsheet of one BacktestResult (with where its data came from, when known)."""
     m = result.metrics
     eq = result.equity
     x = _x_ms(eq.index)
@@ -133,10 +174,11 @@ def backtest_html(result: Any) -> str:
     last = trades.tail(20)
     trade_rows = "".join(
         f"<tr><td>{html.escape(t.symbol)}</td><td>{'long' if t.side > 0 else 'short'}</td><td>{t.entry_ts}</td>"
-        f"<td>{t.exit_ts}</td><td>{t.entry_price:,.4g}</td><td>{t.exit_price:,.4g}</td><td>{t.pnl:,.2f}</td>"
+        f"<td>{t.exit_ts}</td><td>{fmt_price(t.entry_price)}</td><td>{fmt_price(t.exit_price)}</td><td>{t.pnl:,.2f}</td>"
         f"<td>{t.fees:,.2f}</td><td>{html.escape(t.exit_reason)}</td></tr>" for t in last.itertuples())
     sections = [
-        ("Summary", _dsr_line(m) + lookahead_block(result.lookahead) + metrics_block(m)),
+        ("Summary", _failed_first(result.lookahead) + provenance_block(provenance) + _dsr_line(m)
+         + lookahead_block(result.lookahead) + metrics_block(m)),
         ("Equity", line_chart(x, [("equity", eq.to_numpy(), "#1f5fa8")], title="Equity")),
         ("Drawdown", line_chart(x, [("drawdown", drawdown(eq).to_numpy(), "#c0392b")], fill=True,
                                 y_fmt="{:.0%}", height=180, title="Drawdown from peak")),
@@ -156,7 +198,19 @@ def backtest_html(result: Any) -> str:
     return _page(f"Backtest: {result.strategy}", sub, sections)
 
 
-def walkforward_html(wf: Any) -> str:
+def _oos_trades_block(trades: pd.DataFrame | None) -> str:
+    """Stitched out-of-sample trades: counts per window and the return distribution."""
+    if trades is None or not len(trades):
+        return "<p>No trades were entered out of sample.</p>"
+    per = trades.groupby("window")["pnl"].agg(["count", "sum"])
+    rows = "".join(f"<tr><td>{int(w)}</td><td>{int(c):,}</td><td>{v:,.2f}</td></tr>" for w, (c, v) in per.iterrows())
+    return ('<div class="grid">' + histogram(trades["return"].to_numpy(), title="OOS trade return distribution")
+            + f"<table><tr><th>window</th><th>OOS trades</th><th>PnL</th></tr>{rows}</table></div>"
+            '<p class="sub">Trades entered inside each out-of-sample segment by the parameters selected in-sample; '
+            "a trade still open at a segment's end is closed there.</p>")
+
+
+def walkforward_html(wf: Any, provenance: Mapping[str, Any] | None = None) -> str:
     """HTML tearsheet of a WalkForwardResult: the window table, stitched OOS equity, DSR and PBO."""
     m = wf.metrics
     eq = wf.oos_equity
@@ -174,7 +228,8 @@ def walkforward_html(wf: Any) -> str:
            f"&middot; backend {html.escape(wf.backend)} &middot; {wf.elapsed_s:.1f} s &middot; dataset "
            f"<code>{wf.dataset_hash[:16]}</code>")
     sections = [
-        ("Summary", _dsr_line(m) + pbo_text + metrics_block(m)),
+        ("Summary", provenance_block(provenance) + _dsr_line(m) + pbo_text + metrics_block(m)),
+        ("Out-of-sample trades", _oos_trades_block(getattr(wf, "oos_trades", None))),
         ("Walk-forward windows", "<table><tr><th>window</th><th>IS start</th><th>OOS start</th><th>OOS end</th>"
          f"<th>best params</th><th>IS Sharpe</th><th>OOS Sharpe</th><th>OOS return</th></tr>{rows}</table>"),
         ("Out-of-sample equity", line_chart(x, [("stitched OOS equity", eq.to_numpy(), "#1f5fa8")])),
@@ -198,11 +253,11 @@ def write_html(text: str, path: str | Path) -> Path:
     return target
 
 
-def write_tearsheet(result: Any, path: str | Path) -> Path:
+def write_tearsheet(result: Any, path: str | Path, provenance: Mapping[str, Any] | None = None) -> Path:
     """Write a BacktestResult's tearsheet to `path`."""
-    return write_html(backtest_html(result), path)
+    return write_html(backtest_html(result, provenance), path)
 
 
-def write_walkforward_tearsheet(wf: Any, path: str | Path) -> Path:
+def write_walkforward_tearsheet(wf: Any, path: str | Path, provenance: Mapping[str, Any] | None = None) -> Path:
     """Write a WalkForwardResult's tearsheet to `path`."""
-    return write_html(walkforward_html(wf), path)
+    return write_html(walkforward_html(wf, provenance), path)

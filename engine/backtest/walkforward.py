@@ -23,7 +23,7 @@ from engine.backtest.costs import market_arrays
 from engine.backtest.engine import Barriers, clean_signals, run_kernel, target_array
 from engine.backtest.metrics import compute_metrics, periods_per_year
 from engine.backtest.sizing import Sizer, fixed_fraction
-from engine.backtest.stats import deflated_sharpe, pbo_cscv, sample_moments
+from engine.backtest.stats import CONVENTIONS, deflated_sharpe, pbo_cscv, sample_moments
 from engine.config import BacktestConfig
 
 BACKENDS = ("loky", "threading", "sequential", "dask")
@@ -125,6 +125,29 @@ def _evaluate(strategy_cls: type, jobs: Sequence[tuple[int, dict]], panel: Mappi
     return out
 
 
+def oos_trades(strategy_cls: type, params: dict, panel: Mapping[str, pd.DataFrame], window: Window,
+               config: BacktestConfig, sizer: Sizer | None, barriers: Barriers | None) -> pd.DataFrame:
+    """Trades of the selected parameters entered inside the window's out-of-sample segment (the stitched OOS trades).
+
+    The run covers the window's in-sample + out-of-sample span, as in the evaluation, so positions are what the
+    stitched equity holds; a trade still open at the segment's end is closed there (exit reason `end`).
+    """
+    from engine.backtest.engine import _trades_frame
+
+    index = panel_index(panel)
+    lo, mid, hi = window.is_start, window.oos_start, window.oos_end
+    part = {s: f.loc[index[lo]:index[hi - 1]] for s, f in panel.items()}
+    market = market_arrays(part, config)
+    strategy = strategy_cls(**params)
+    sig = clean_signals(strategy.signals(part), panel_index(part), tuple(part), strategy.name)
+    targets = target_array((sizer or fixed_fraction())(sig, part), market.index, market.symbols)
+    raw = run_kernel(targets, market, config, barriers)[2]
+    trades = _trades_frame(raw, market.index, market.symbols)
+    trades = trades[trades["entry_bar"] >= mid - lo].copy()
+    trades["window"] = window.number
+    return trades
+
+
 @dataclass
 class WalkForwardResult:
     """Per-window table, stitched out-of-sample equity and metrics (with DSR and PBO), and every trial's score."""
@@ -141,6 +164,7 @@ class WalkForwardResult:
     elapsed_s: float = 0.0
     backend: str = "loky"
     windows: list[Window] = field(default_factory=list)
+    oos_trades: pd.DataFrame | None = None  # trades entered in each out-of-sample segment, stitched
 
 
 def _sharpe_pp(r: np.ndarray) -> float:
@@ -180,10 +204,11 @@ def run_walkforward(strategy_cls: type, panel: Mapping[str, pd.DataFrame], confi
                     search: str = "random", seed: int = 0, fixed_params: Mapping[str, Any] | None = None,
                     sizer: Sizer | None = None, barriers: Barriers | None = None, store: Any = None,
                     n_jobs: int = 2, backend: str = "loky", timeframe: str | None = None,
-                    progress: Progress | None = None, pbo_splits: int = 8) -> WalkForwardResult:
+                    progress: Progress | None = None, pbo_splits: int = 8,
+                    trial_family: str | None = None) -> WalkForwardResult:
     """Optimise on each in-sample window, evaluate out of sample, record every trial, and score DSR and PBO."""
-    from engine.backtest.registry import (count_trials, dataset_hash, record_run, record_trials, trial_row,
-                                          trial_sharpe_variance)
+    from engine.backtest.registry import (TrialIdentity, code_version, cost_model, dataset_hash, record_run,
+                                          record_trials, trial_counts, trial_row, trial_sharpe_variance)
     from engine.backtest.metrics import infer_timeframe_ms
     from engine.clock import timeframe_ms as tf_ms_of
 
@@ -227,32 +252,40 @@ def run_walkforward(strategy_cls: type, panel: Mapping[str, pd.DataFrame], confi
     eq_values = config.initial_capital * np.concatenate(([1.0], np.cumprod(1.0 + stitched)))
     oos_index = index[windows[0].oos_start - 1: windows[-1].oos_end]
     oos_equity = pd.Series(eq_values, index=oos_index, name="oos_equity")
-    metrics = compute_metrics(oos_equity, None, ppy)
+    stitched_trades = pd.concat([oos_trades(strategy_cls, params[best], panel, windows[w_num], config, sizer,
+                                            barriers) for w_num, best in oos_is_rows], ignore_index=True)
+    metrics = compute_metrics(oos_equity, stitched_trades, ppy)
     matrix = np.column_stack([np.concatenate([by_key[(w.number, i)][1] for w in windows])
                               for i in range(len(params))])
     pbo = pbo_cscv(matrix, pbo_splits) if len(params) >= 2 and len(matrix) >= 2 * pbo_splits else \
         {"pbo": float("nan"), "n_combinations": 0}
+    by_strategy = {name: len(params) * len(windows)}
     if store is not None:
+        identity = TrialIdentity(cost_model(config, sizer, barriers), code_version(strategy_cls), trial_family)
         for w in windows:
             record_trials(store, d_hash, name, [trial_row(params[i], by_key[(w.number, i)][0])
-                                                for i in range(len(params))], "in_sample", window=w.number)
+                                                for i in range(len(params))], "in_sample", window=w.number,
+                          identity=identity)
         for w_num, best in oos_is_rows:
             record_trials(store, d_hash, name, [trial_row(params[best], by_key[(w_num, best)][1])],
-                          "out_of_sample", window=w_num)
-        n_total = count_trials(store, d_hash)
-        var = trial_sharpe_variance(store, d_hash)
+                          "out_of_sample", window=w_num, identity=identity)
+        by_strategy = trial_counts(store, d_hash, trial_family)
+        n_total = sum(by_strategy.values())
+        var = trial_sharpe_variance(store, d_hash, trial_family)
     else:
         n_total = len(params) * len(windows)
         var = float(np.var([_sharpe_pp(by_key[(w.number, i)][0]) for w in windows for i in range(len(params))],
                            ddof=1)) if n_total > 1 else 0.0
-    metrics.update({"n_trials": n_total, "trial_sharpe_variance": var, "pbo": pbo["pbo"],
+    metrics.update({"n_trials": n_total, "n_trials_by_strategy": by_strategy, "trial_sharpe_variance": var,
+                    "trial_family": trial_family or f"dataset:{d_hash[:12]}", "dsr_conventions": CONVENTIONS,
+                    "pbo": pbo["pbo"],
                     "dsr": deflated_sharpe(metrics["sharpe_per_bar"], max(n_total, 1), var,
                                            max(metrics["n_obs"], 2), metrics["skew"], metrics["kurtosis"])})
     elapsed = time.perf_counter() - t0
     metrics["elapsed_s"] = elapsed
     result = WalkForwardResult(table=table, oos_equity=oos_equity, metrics=metrics, pbo=pbo,
                                trials=pd.DataFrame(trial_rows), params=params, dataset_hash=d_hash, strategy=name,
-                               elapsed_s=elapsed, backend=backend, windows=windows)
+                               elapsed_s=elapsed, backend=backend, windows=windows, oos_trades=stitched_trades)
     if store is not None:
         result.run_id = record_run(
             store, kind="walkforward", strategy=name,

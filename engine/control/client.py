@@ -16,41 +16,26 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from sqlalchemy import insert, select
 
 from engine.clock import now_ms
-from engine.store.db import Store, open_store
+from engine.config import LifecycleConfig, Settings
+from engine.store.db import Store, open_existing, open_store
 from engine.store.ops import audit, current_user
 from engine.store.schema import commands, engine_status
+from engine.control.catalogue import CATALOGUE, CommandResult, command as catalogue_entry
 from engine.control.doorbell import doorbell_address, ring
 from engine.control.snapshots import StatusSnapshot
 from engine.control.views import engine_alive, status_view
 
 SOURCES = ("console", "cli")
-COMMANDS = ("halt", "flatten", "emergency_stop", "reduce", "resume", "pause_strategy", "resume_strategy", "promote",
-            "demote", "retrain_now", "rollback_model", "ack_alert", "stop")
-# Commands whose trading-state part the client persists itself before the engine acts on them.
-TIGHTENING = frozenset({"halt", "emergency_stop", "reduce"})
+COMMANDS = tuple(CATALOGUE)
 CLAIM_POLL_S = 0.004  # how often a waiting client looks whether the engine has taken its command yet ...
 CLAIM_WINDOW_S = 0.3  # ... during this long after queuing it (a doorbell-woken engine claims within milliseconds)
 Progress = Callable[[str], None]  # called with 'persisted' / 'claimed' as a command advances
-# Commands the client may apply itself when no engine is alive (they only change persisted state).
-OFFLINE_OK = frozenset({"halt", "reduce", "resume", "pause_strategy", "resume_strategy", "promote", "demote",
-                        "ack_alert", "rollback_model"})
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    """The typed outcome of one control command."""
-
-    ok: bool
-    command: str
-    id: int | None
-    message: str
-    data: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -105,7 +90,7 @@ class ControlClient:
 
     def __init__(self, store_path_or_url: str | os.PathLike[str] | Store, source: str, user: str | None = None,
                  timeout_s: float = 5.0, heartbeat_timeout_s: float = 5.0, poll_s: float = 0.005,
-                 lifecycle: Any = None) -> None:
+                 lifecycle: LifecycleConfig | None = None) -> None:
         if source not in SOURCES:
             raise ValueError(f"source: must be one of {SOURCES}, got {source!r}")
         if timeout_s <= 0:
@@ -119,6 +104,18 @@ class ControlClient:
         self.poll_s = poll_s
         self.lifecycle = lifecycle  # LifecycleConfig for offline promotion gates; None means defaults
         self.doorbell = doorbell_address(self.store)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, source: str, **overrides: Any) -> "ControlClient":
+        """The one way a front end builds its client: the configured store, heartbeat timeout, command timeout and
+        lifecycle gates (so an offline promotion checks the same gates whichever front end sends it)."""
+        kwargs: dict[str, Any] = dict(timeout_s=max(2.0, settings.execution.order_timeout_s),
+                                      heartbeat_timeout_s=settings.runtime.heartbeat_timeout_s,
+                                      lifecycle=settings.lifecycle)
+        kwargs.update(overrides)
+        # a front end never creates an empty desk: a missing store is a StoreError naming it
+        store = open_existing(settings.store_url(), busy_timeout_ms=settings.store.busy_timeout_ms)
+        return cls(store, source=source, **kwargs)
 
     # --- commands ------------------------------------------------------------------------------------------------
     def halt(self, reason: str = "operator halt", progress: Progress | None = None) -> CommandResult:
@@ -161,6 +158,10 @@ class ControlClient:
         """Reinstate a strategy's previous champion meta-model; the current one is marked rejected (audited)."""
         return self._send("rollback_model", {"strategy": strategy})
 
+    def promote_model(self, strategy: str, version: int) -> CommandResult:
+        """Make a saved meta-model version the champion (verified first; a bad file is refused, audited)."""
+        return self._send("promote_model", {"strategy": strategy, "version": int(version)})
+
     def retrain_now(self, strategy: str) -> CommandResult:
         """Ask the engine to run the retraining job for a strategy now (queued if no engine)."""
         return self._send("retrain_now", {"strategy": strategy})
@@ -190,16 +191,26 @@ class ControlClient:
         command's state is in state.db, 'claimed' once the running engine has taken the command (before its
         result, which for a FLATTEN waits for the cancels and closes)."""
         t0 = time.perf_counter()
+        spec = catalogue_entry(command)
+        args = spec.parse(args)  # a bad argument fails here, before anything is written
         state_ms = None
-        if command not in TIGHTENING:
+        if not spec.tightening:
             alive = self.engine_alive()
-            if not alive and command in OFFLINE_OK:
+            if not alive and spec.offline:
                 return self._apply_offline(command, args)
         else:
             # Safety first: the stop takes effect in state.db before the engine even sees the command (brokers read
             # the state before every order), so HALTED never waits behind a busy engine. The engine then cancels.
-            from engine.risk.trading_state import TradingState, TransitionError, set_state
+            from engine.risk.trading_state import TradingState, TransitionError, get_state, set_state
 
+            prior = get_state(self.store)
+            if command == "reduce" and prior.state is TradingState.REDUCING:  # nothing to persist, nothing to queue
+                from engine.control.catalogue import already_in_state
+
+                cmd_id = submit_command(self.store, command, args, self.source, self.user, status="running")
+                result = already_in_state(prior, command, cmd_id)
+                finish_command(self.store, cmd_id, result)
+                return result
             try:
                 set_state(self.store, TradingState.REDUCING if command == "reduce" else TradingState.HALTED,
                           str(args.get("reason", command)), self.source, self.user)
@@ -209,7 +220,7 @@ class ControlClient:
             if progress is not None:
                 progress("persisted")
             alive = self.engine_alive()  # asked only after the stop is in state.db: nothing delays HALTED
-            if not alive and command in OFFLINE_OK:  # halt / reduce: the state change was the whole command
+            if not alive and spec.offline:  # halt / reduce: the state change was the whole command
                 target = "REDUCING" if command == "reduce" else "HALTED"
                 cmd_id = submit_command(self.store, command, args, self.source, self.user, status="running")
                 result = CommandResult(True, command, cmd_id, f"{target}; no engine running, state persisted",
@@ -229,7 +240,7 @@ class ControlClient:
             if state_ms is not None:
                 result.data["state_persisted_ms"] = round(state_ms, 2)
             return result
-        if command in OFFLINE_OK and not self.engine_alive():
+        if spec.offline and not self.engine_alive():
             _cancel_pending(self.store, cmd_id)
             return self._apply_offline(command, args)
         if state_ms is not None:
@@ -252,9 +263,8 @@ class ControlClient:
 
 def submit_command(store: Store, command: str, args: Mapping[str, Any], source: str, user: str,
                    status: str = "pending") -> int:
-    """Insert a command row and audit its submission; returns the command id."""
-    if command not in COMMANDS:
-        raise ValueError(f"command: unknown command {command!r} (known: {', '.join(COMMANDS)})")
+    """Insert a command row and audit its submission; returns the command id (CommandError for unknown verbs)."""
+    catalogue_entry(command)
     with store.begin() as conn:
         cmd_id = int(conn.execute(insert(commands).values(
             created_at=now_ms(), source=source, user=user, command=command, args=json.dumps(dict(args)),

@@ -112,7 +112,9 @@ class CcxtSource:
     def _alert(self, severity: str, rule: str, message: str, what: str, exc: Exception) -> bool:
         if self.alert is None:
             return False
-        self.alert(severity, rule, message, {"exchange": self.id, "call": what, "error": type(exc).__name__})
+        series = what.split(", since=")[0]  # the call without its cursor: repeats of one failure merge into one alert
+        self.alert(severity, rule, message, {"exchange": self.id, "call": what, "error": type(exc).__name__,
+                                             "merge_key": f"{self.id}:{series}:{type(exc).__name__}"})
         return True
 
     # --- MarketSource ---------------------------------------------------------------------------------------
@@ -177,8 +179,13 @@ class CcxtSource:
                           self.exchange.fetch_funding_rate_history, symbol, since, limit)
 
 
-def build_ccxt_exchange(exchange_id: str, options: Mapping[str, Any] | None = None) -> Any:
-    """Build the real ccxt class for an id (public data only, no keys); raises naming an unknown id."""
+def build_ccxt_exchange(exchange_id: str, options: Mapping[str, Any] | None = None, *, base_url: str = "",
+                        pro: bool = False, credentials: Mapping[str, str] | None = None) -> Any:
+    """Build the real ccxt class (or its ccxt.pro websocket class) for an id; raises naming an unknown id.
+
+    base_url (e.g. the exchange twin's) rewrites every REST and websocket URL; credentials (apiKey, secret) only for
+    private streams and orders.
+    """
     import ccxt
 
     if exchange_id not in ccxt.exchanges:
@@ -186,7 +193,22 @@ def build_ccxt_exchange(exchange_id: str, options: Mapping[str, Any] | None = No
     config: dict[str, Any] = {"enableRateLimit": True}
     if exchange_id.startswith("binance"):
         # Only the market types this desk trades: spot and USD-M perpetuals (skips COIN-M and options on load).
-        config["options"] = {"fetchMarkets": {"types": ["spot", "linear"]}}
+        config["options"] = {"fetchMarkets": {"types": ["spot", "linear"]}, "fetchCurrencies": False,
+                             "fetchMargins": False}
     if options:
         config.setdefault("options", {}).update(dict(options))
-    return getattr(ccxt, exchange_id)(config)
+    if credentials:
+        config.update(credentials)
+    if pro:
+        import ccxt.pro
+
+        if exchange_id not in ccxt.pro.exchanges:
+            raise ValueError(f"exchange.id: {exchange_id!r} has no websocket client in ccxt.pro")
+        exchange = getattr(ccxt.pro, exchange_id)(config)
+    else:
+        exchange = getattr(ccxt, exchange_id)(config)
+    if base_url:
+        from engine.data.ccxt_urls import point_at
+
+        point_at(exchange, base_url)
+    return exchange

@@ -50,6 +50,8 @@ class IngestReport:
     last_ts: int | None = None
     errors: list[str] = field(default_factory=list)
     reasons: dict[str, int] = field(default_factory=dict)
+    rows_read: int = 0  # file imports: every row read, which the other counts add up to
+    notes: list[str] = field(default_factory=list)  # file imports: how each file was read (unit, delimiter, ...)
 
     @property
     def inserted(self) -> int:
@@ -73,9 +75,14 @@ class IngestReport:
             parts.append(f"{self.duplicates} exact duplicates")
         if self.gaps_remaining:
             parts.append(f"{self.gaps_remaining} bars still missing")
+        if self.outside_range and self.rows_read:
+            parts.append(f"{self.outside_range} outside --since/--until")
         if self.errors:
             parts.append(f"errors: {'; '.join(self.errors)}")
-        return ", ".join(parts)
+        line = ", ".join(parts)
+        if self.rows_read:
+            line = f"{self.rows_read:,} rows read -> " + line
+        return line
 
     def as_dict(self) -> dict[str, Any]:
         """The report as plain data (for job_runs.result and JSON output)."""
@@ -109,7 +116,8 @@ def _source_failed(store: Store, report: IngestReport, what: str, exc: Exception
     report.errors.append(message)
     if not getattr(exc, "alerted", False):
         raise_alert(store, "warning", "ingest.source_error", f"{report.series}: {message}",
-                    {"series": report.series, "error": type(exc).__name__}, source="engine")
+                    {"series": report.series, "error": type(exc).__name__}, source="engine",
+                    merge_key=f"{report.series}:{type(exc).__name__}")
 
 
 def find_gaps(store: Store, exchange: str, symbol: str, timeframe: str) -> list[repo.Gap]:
@@ -256,6 +264,30 @@ def ingest_trades(store: Store, source: MarketSource, symbol: str, since_ms: int
             break
     report.duplicates = validator.duplicates
     report.last_ts = repo.last_trade_ts(store, source.id, symbol)
+    return report
+
+
+def store_streamed_candles(store: Store, exchange: str, symbol: str, timeframe: str, rows: list[list[Any]],
+                           forming_ts: int) -> IngestReport:
+    """Validate and store closed bars that arrived over a stream (bars at or after `forming_ts` are not closed)."""
+    report = IngestReport("candle", exchange, f"{exchange}:{symbol}:{timeframe}")
+    _count, first, last = repo.candle_bounds(store, exchange, symbol, timeframe)
+    good, bad = CandleValidator(timeframe_ms(timeframe)).check(rows)
+    closed = [r for r in good if r[0] < forming_ts]
+    report.fetched, report.outside_range = len(rows), len(good) - len(closed)
+    _quarantine(store, report, "candle", bad)
+    _write_candles(store, report, exchange, symbol, timeframe, closed, first, last)
+    return report
+
+
+def store_streamed_trades(store: Store, exchange: str, symbol: str, trades: list[Any]) -> IngestReport:
+    """Validate and store trades that arrived over a stream (same checks and quarantine as a REST pull)."""
+    report = IngestReport("trade", exchange, f"{exchange}:{symbol}:trades")
+    good, bad = TradeValidator().check(trades)
+    report.fetched, report.duplicates = len(trades), 0
+    _quarantine(store, report, "trade", bad)
+    counts = repo.write_trades(store, exchange, symbol, good)
+    report.new_after_end, report.changed, report.unchanged = counts.inserted, counts.changed, counts.unchanged
     return report
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Callable, Protocol, runtime_checkable
 
-from engine.execution.orders import OrderBlocked, OrderRequest, position_qty
+from engine.execution.orders import OrderBlocked, OrderRequest, load_positions, position_qty
 from engine.risk.trading_state import get_state, order_allowed
 from engine.store.db import Store
 
@@ -14,6 +14,7 @@ class Broker(Protocol):
     """Submits, cancels and reports orders; PaperBroker simulates, CcxtBroker trades live."""
 
     mode: str  # paper | live
+    venue: str  # paper | exchange: the orders rows this broker owns
 
     def submit(self, req: OrderRequest) -> dict[str, Any]:
         """Send an order (idempotent by client order id); returns the stored order row."""
@@ -37,6 +38,22 @@ class Broker(Protocol):
 
     def mark_price(self, symbol: str) -> float:
         """The current mid price used for valuation."""
+        ...
+
+    def min_amount(self, symbol: str) -> float:
+        """The smallest quantity this venue accepts; a holding below it is dust (flat for a flatten)."""
+        ...
+
+    def set_capital_cap(self, instance_id: str, capital: float) -> None:
+        """The gross notional an instance may hold through this broker (follows its stage)."""
+        ...
+
+    def reconcile(self) -> dict[str, Any]:
+        """Compare what this broker's venue holds with state.db (paper: nothing to compare)."""
+        ...
+
+    def apply_funding(self) -> int:
+        """Book funding payments of perpetual positions on this venue; returns how many."""
         ...
 
 
@@ -64,3 +81,16 @@ def check_order_allowed(store: Store, req: OrderRequest) -> None:
     if not order_allowed(state, reduces_exposure=reduces):
         raise OrderBlocked(f"trading state {state.value} blocks {req.side} {req.qty} {req.symbol} "
                            f"({'reducing' if reduces else 'increasing'} exposure) for {req.instance_id}")
+
+
+def check_capital_cap(store: Store, req: OrderRequest, cap: float | None, mark: Callable[[str], float]) -> None:
+    """Raise OrderBlocked when an exposure-adding order would take the instance's gross notional past its capital.
+
+    Reduce-only and flatten orders always pass (closing must never be blocked by a cap)."""
+    if cap is None or req.intent == "flatten" or req.reduce_only:
+        return
+    price = req.price or mark(req.symbol)
+    gross = sum(abs(p["qty"]) * mark(p["symbol"]) for p in load_positions(store, req.instance_id))
+    if gross + req.qty * price > cap * (1 + 1e-9):
+        raise OrderBlocked(f"capital cap: {req.instance_id} would hold {gross + req.qty * price:,.2f} > cap "
+                           f"{cap:,.2f}")

@@ -22,9 +22,10 @@ import threading
 import time
 from typing import Any, Callable, Mapping
 
-from engine.execution.broker import check_order_allowed
-from engine.execution.orders import (EPS, Fill, OrderBlocked, OrderRequest, get_order, insert_order, load_positions,
-                                     open_orders, record_fill, set_exchange_order_id, set_order_status)
+from engine.execution.broker import check_capital_cap, check_order_allowed
+from engine.execution.orders import (EPS, Fill, OrderBlocked, OrderRequest, get_order, insert_order,
+                                     open_orders, positions_on_venue, record_fill, set_exchange_order_id,
+                                     set_order_status)
 from engine.store.db import Store
 from engine.store.ops import raise_alert
 
@@ -44,8 +45,10 @@ def check_env_keys(environ: Mapping[str, str]) -> tuple[str, str]:
     return environ[API_KEY_ENV], environ[API_SECRET_ENV]
 
 
-def exchange_from_env(exchange_id: str, environ: Mapping[str, str]) -> Any:
-    """A ccxt exchange instance with keys from the environment and ccxt's rate limiter on."""
+def exchange_from_env(exchange_id: str, environ: Mapping[str, str], base_url: str = "") -> Any:
+    """A ccxt exchange instance with keys from the environment and ccxt's rate limiter on.
+
+    `base_url` (the exchange twin on 127.0.0.1) rewrites every REST URL of the exchange to that host."""
     import ccxt
 
     if exchange_id not in ccxt.exchanges:
@@ -56,13 +59,19 @@ def exchange_from_env(exchange_id: str, environ: Mapping[str, str]) -> Any:
         # with keys set ccxt would also call the heavy, rate-limited /sapi capital and margin endpoints on load
         config["options"] = {"fetchMarkets": {"types": ["spot", "linear"]}, "fetchCurrencies": False,
                              "fetchMargins": False}  # cash spot and USD-M only: no margin pair list
-    return getattr(ccxt, exchange_id)(config)
+    exchange = getattr(ccxt, exchange_id)(config)
+    if base_url:
+        from engine.data.ccxt_urls import point_at
+
+        point_at(exchange, base_url)
+    return exchange
 
 
 class CcxtBroker:
     """A live broker over one ccxt exchange instance (injected, so tests pass one with a replaying `fetch`)."""
 
     mode = "live"
+    venue = "exchange"
 
     def __init__(self, store: Store, exchange: Any, *, max_retries: int = 4, retry_base_s: float = 0.25,
                  capital_caps: Mapping[str, float] | None = None, symbols: list[str] | None = None,
@@ -77,6 +86,7 @@ class CcxtBroker:
         self.symbols = list(symbols or [])
         self._sleep = sleep
         self._lock = threading.RLock()
+        self._funding_ts: dict[tuple[str, str], int] = {}
 
     # --- error handling -------------------------------------------------------------------------------------------
     def _call(self, what: str, fn: Callable[[], Any], *, retry_check: Callable[[], Any] | None = None) -> Any:
@@ -106,16 +116,36 @@ class CcxtBroker:
             raise ValueError(f"symbol: {symbol!r} is not a market on {self.exchange.id}")
 
     # --- orders ---------------------------------------------------------------------------------------------------
+    def set_capital_cap(self, instance_id: str, capital: float) -> None:
+        """The gross notional an instance may hold on the exchange (its stage's capital: live-small a fraction)."""
+        self.capital_caps[instance_id] = float(capital)
+
+    def min_amount(self, symbol: str) -> float:
+        """The smallest quantity the exchange accepts (amount limit or precision step): less is dust, not a position."""
+        market = (getattr(self.exchange, "markets", None) or {}).get(symbol) or {}
+        lim = float(((market.get("limits") or {}).get("amount") or {}).get("min") or 0.0)
+        step = float((market.get("precision") or {}).get("amount") or 0.0)
+        return max(lim, step if 0 < step < 1 else 0.0)
+
+    def _closable(self, req: OrderRequest) -> OrderRequest:
+        """A flatten order sized to what the exchange will take: floored to the amount step and, for a spot sell, to
+        the free base balance (base-asset fees leave a little less than the ledger's gross); OrderBlocked for dust."""
+        import dataclasses
+
+        qty = req.qty
+        market = self.exchange.markets.get(req.symbol) or {}
+        if req.side == "sell" and market.get("spot"):
+            bal = self._call("fetch_balance", self.exchange.fetch_balance)
+            qty = min(qty, float((bal.get(market.get("base")) or {}).get("free") or 0.0))
+        qty = float(self.exchange.amount_to_precision(req.symbol, qty)) if qty > 0 else 0.0
+        if qty < max(self.min_amount(req.symbol), EPS):
+            raise OrderBlocked(f"dust: {req.instance_id} {req.symbol} {req.qty:.8g} is below the exchange's minimum "
+                               f"amount {self.min_amount(req.symbol):g}")
+        return dataclasses.replace(req, qty=qty)
+
     def _check_cap(self, req: OrderRequest) -> None:
         """Per-strategy capital cap: gross notional after this order may not exceed the instance's capital."""
-        cap = self.capital_caps.get(req.instance_id)
-        if cap is None or req.intent == "flatten" or req.reduce_only:
-            return
-        price = req.price or self.mark_price(req.symbol)
-        gross = sum(abs(p["qty"]) * self.mark_price(p["symbol"]) for p in load_positions(self.store, req.instance_id))
-        if gross + req.qty * price > cap * (1 + 1e-9):
-            raise OrderBlocked(f"capital cap: {req.instance_id} would hold {gross + req.qty * price:,.2f} > cap "
-                               f"{cap:,.2f}")
+        check_capital_cap(self.store, req, self.capital_caps.get(req.instance_id), self.mark_price)
 
     def submit(self, req: OrderRequest) -> dict[str, Any]:
         """Gate, record, then send with our client order id; a timeout is resolved by looking the id up first."""
@@ -128,8 +158,10 @@ class CcxtBroker:
             if existing is None:
                 check_order_allowed(self.store, req)
                 self._market_id_ok(req.symbol)
+                if req.intent == "flatten":
+                    req = self._closable(req)
                 self._check_cap(req)
-                existing, _ = insert_order(self.store, req, self.exchange.milliseconds())
+                existing, _ = insert_order(self.store, req, self.exchange.milliseconds(), venue=self.venue)
             else:
                 try:  # recorded but never confirmed sent: the state may have changed since (HALTED stays HALTED)
                     check_order_allowed(self.store, req)
@@ -186,6 +218,7 @@ class CcxtBroker:
             price = (avg * filled - prev_cost) / delta if avg else float(order.get("price") or 0.0)
             fee_total = self._fee_quote(order, avg)
             fee = max(0.0, fee_total * delta / filled) if filled else 0.0
+            fee_base = max(0.0, self._fee_base(order) * delta / filled) if filled else 0.0
             trade_ids = [str(t.get("id")) for t in (order.get("trades") or []) if t.get("id") is not None]
             fill_id = f"{coid}:{'+'.join(trade_ids)[:40]}" if trade_ids and row["filled_qty"] == 0 else \
                 f"{coid}:cum{filled:.10g}"
@@ -194,7 +227,7 @@ class CcxtBroker:
                                                       instance_id=row["instance_id"], symbol=row["symbol"],
                                                       side=row["side"], qty=delta, price=price, fee=fee,
                                                       liquidity="taker" if row["type"] == "market" else "maker",
-                                                      ts=ts), final_status=final))
+                                                      ts=ts, fee_base=fee_base), final_status=final))
         if status != "open" or filled <= EPS:
             current = get_order(self.store, coid) or row
             target = status if status != "open" else ("partial" if current["filled_qty"] > EPS else "open")
@@ -202,6 +235,15 @@ class CcxtBroker:
         else:
             set_order_status(self.store, coid, "partial", ts)
         return added
+
+    def _fee_base(self, order: Mapping[str, Any]) -> float:
+        """Commission paid in the base asset of a spot market (the holding is that much smaller than `filled`)."""
+        market = self.exchange.markets.get(order.get("symbol")) if getattr(self.exchange, "markets", None) else None
+        if not market or not market.get("spot"):
+            return 0.0
+        fees = order.get("fees") or ([order["fee"]] if order.get("fee") else [])
+        return sum(float(f["cost"]) for f in fees if f and f.get("cost") is not None
+                   and f.get("currency") == market.get("base"))
 
     def _fee_quote(self, order: Mapping[str, Any], avg: float) -> float:
         """Total fee of an order in quote currency (base-currency fees converted at the average price)."""
@@ -225,6 +267,8 @@ class CcxtBroker:
             row = get_order(self.store, client_order_id)
             if row is None:
                 raise ValueError(f"client_order_id: no order {client_order_id!r}")
+            if row.get("venue", self.venue) != self.venue:
+                raise ValueError(f"client_order_id: {client_order_id!r} is a {row['venue']} order, not an exchange one")
             if row["status"] in ("filled", "canceled", "rejected"):
                 return row["status"] == "canceled"
             try:
@@ -242,7 +286,7 @@ class CcxtBroker:
     def cancel_all(self, instance_id: str | None = None) -> int:
         """Cancel every open order (of one instance); exchange errors become alerts, not a stop."""
         n = 0
-        for o in open_orders(self.store, instance_id):
+        for o in open_orders(self.store, instance_id, self.venue):
             try:
                 n += int(self.cancel(o["client_order_id"]))
             except Exception as exc:  # noqa: BLE001 - keep canceling the rest
@@ -250,10 +294,48 @@ class CcxtBroker:
                             f"failed: {exc}", {"client_order_id": o["client_order_id"]})
         return n
 
+    def cancel_resting(self) -> dict[str, Any]:
+        """Cancel resting non-protective orders (the dead-man watchdog's action): every open order in state.db that
+        is neither reduce-only nor a protective stop / take-profit, then any of our own (`qd-` client id) non-reduce-only orders the exchange still shows
+        for the desk's symbols that state.db does not list. Protective (reduce-only) orders stay. Errors become
+        alerts and the rest are still tried."""
+        from engine.execution.flatten import is_protective
+
+        canceled, kept, errors = [], [], []
+        for o in open_orders(self.store):
+            if o["reduce_only"] or is_protective(o):
+                kept.append(o["client_order_id"])
+                continue
+            try:
+                if self.cancel(o["client_order_id"]):
+                    canceled.append(o["client_order_id"])
+            except Exception as exc:  # noqa: BLE001 - keep canceling the rest
+                errors.append(f"{o['client_order_id']}: {exc}")
+        known = set(canceled) | set(kept)
+        for symbol in self.symbols:
+            try:
+                listed = self._call(f"fetch_open_orders {symbol}", lambda s=symbol: self.exchange.fetch_open_orders(s))
+            except Exception as exc:  # noqa: BLE001
+                errors.append(f"fetch_open_orders {symbol}: {exc}")
+                continue
+            for o in listed:
+                coid = str(o.get("clientOrderId") or "")
+                if not coid.startswith("qd-") or coid in known or o.get("reduceOnly"):
+                    continue
+                try:
+                    self._call(f"cancel_order {coid}", lambda o=o, s=symbol: self.exchange.cancel_order(o["id"], s))
+                    canceled.append(coid)
+                except Exception as exc:  # noqa: BLE001
+                    errors.append(f"{coid}: {exc}")
+        for err in errors:
+            raise_alert(self.store, "critical", "broker.cancel_failed", f"cancel resting order failed: {err}"[:500],
+                        {"error": err[:300]}, source="watchdog")
+        return {"canceled": canceled, "kept_protective": kept, "errors": errors}
+
     def process(self) -> int:
         """Poll every open order on the exchange and record new fills; unsent (`new`) orders are resolved."""
         added = 0
-        for o in open_orders(self.store):
+        for o in open_orders(self.store, venue=self.venue):
             try:
                 found = self._call(f"fetch_order {o['client_order_id']}",
                                    lambda o=o: self._lookup(o["symbol"], o["client_order_id"]))
@@ -274,6 +356,14 @@ class CcxtBroker:
         """At start: reconcile orders and holdings with the exchange."""
         return self.reconcile()
 
+    def apply_funding(self) -> int:
+        """Book perpetual funding into the sub-ledgers of the instances holding perps on this account."""
+        from engine.execution.funding import book_funding
+
+        return book_funding(self.store, self.venue, lambda s: self._call(f"fetch_funding_rate {s}",
+                                                                         lambda: self.exchange.fetch_funding_rate(s)),
+                            self.mark_price, self._funding_ts)
+
     # --- reconciliation -------------------------------------------------------------------------------------------
     def _holdings(self, symbols: list[str]) -> dict[str, float]:
         """Signed exchange holdings per symbol: spot base-currency totals, swap positions."""
@@ -292,14 +382,23 @@ class CcxtBroker:
         return out
 
     def reconcile(self) -> dict[str, Any]:
-        """Sync open orders, then adopt (and alert on) exchange holdings that state.db does not explain."""
+        """Sync open orders, then adopt (and alert on) exchange holdings that state.db does not explain.
+
+        Runs under the submit lock: a holding read while an order's fill is on its way back would otherwise look
+        unexplained and be adopted (seen on the twin: a buy adopted as external, then reversed a second later)."""
+        with self._lock:
+            return self._reconcile_locked()
+
+    def _reconcile_locked(self) -> dict[str, Any]:
         if getattr(self.exchange, "markets", None) is None:
             self._call("load_markets", self.exchange.load_markets)
         synced = self.process()
-        symbols = sorted(set(self.symbols) | {p["symbol"] for p in load_positions(self.store, nonzero=False)})
+        # paper instances' virtual positions are not on the account: only exchange-venue sub-ledgers are compared
+        mine = positions_on_venue(self.store, self.venue)
+        symbols = sorted(set(self.symbols) | {p["symbol"] for p in positions_on_venue(self.store, self.venue, False)})
         holdings = self._holdings(symbols) if symbols else {}
         local: dict[str, float] = {}
-        for p in load_positions(self.store):
+        for p in mine:
             local[p["symbol"]] = local.get(p["symbol"], 0.0) + p["qty"]
         adopted = []
         for symbol, qty in holdings.items():
@@ -322,7 +421,7 @@ class CcxtBroker:
         price = self.mark_price(symbol)
         req = OrderRequest(instance_id=EXTERNAL_INSTANCE, symbol=symbol, side="buy" if qty > 0 else "sell",
                            qty=abs(qty), client_order_id=coid, reason="reconciliation: found on exchange")
-        insert_order(self.store, req, ts, status="new")
+        insert_order(self.store, req, ts, status="new", venue=self.venue)
         record_fill(self.store, Fill(fill_id=f"{coid}:recon", client_order_id=coid, instance_id=EXTERNAL_INSTANCE,
                                      symbol=symbol, side=req.side, qty=abs(qty), price=price, fee=0.0,
                                      liquidity="taker", ts=ts), final_status="filled")

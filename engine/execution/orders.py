@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, Iterable, Mapping
 
 from sqlalchemy import func, insert, select, update
@@ -18,8 +19,25 @@ from sqlalchemy.engine import Connection
 from engine.store.db import Store
 from engine.store.schema import fills, orders, positions
 
-OPEN_STATUSES = ("new", "open", "partial")
-FINAL_STATUSES = ("filled", "canceled", "rejected")
+class OrderStatus(str, Enum):
+    """Where an order is in its life: open (new, open, partial) or final (filled, canceled, rejected)."""
+
+    NEW = "new"  # stored, not yet acknowledged by the venue
+    OPEN = "open"  # resting at the venue, nothing filled
+    PARTIAL = "partial"  # resting, partly filled
+    FILLED = "filled"
+    CANCELED = "canceled"
+    REJECTED = "rejected"
+
+    @property
+    def is_open(self) -> bool:
+        """True while the order can still fill or be canceled."""
+        return self in _OPEN
+
+
+_OPEN = frozenset({OrderStatus.NEW, OrderStatus.OPEN, OrderStatus.PARTIAL})
+OPEN_STATUSES = tuple(s.value for s in OrderStatus if s.is_open)  # the one open set (SQL IN lists use these)
+FINAL_STATUSES = tuple(s.value for s in OrderStatus if not s.is_open)
 SIDES = ("buy", "sell")
 TYPES = ("market", "limit")
 EPS = 1e-12
@@ -33,10 +51,23 @@ class OrderBlocked(RuntimeError):
     """The trading state (or a capital cap) does not allow this order right now."""
 
 
+CLIENT_ID_PREFIX = "qd-"  # every order this desk sends carries it: orphans on the exchange are recognised by it
+VENUES = ("paper", "exchange")
+
+
+def instance_tag(instance_id: str) -> str:
+    """The instance as it appears inside client order ids: its letters and digits, at most 8 of them."""
+    tag = "".join(ch for ch in instance_id if ch.isalnum())[:8]
+    return tag or "x"
+
+
 def client_order_id(instance_id: str, symbol: str, bar_ts: int, purpose: str = "target") -> str:
-    """Deterministic, exchange-safe (<= 32 chars, [A-Za-z0-9-]) client order id for one decision."""
-    digest = hashlib.sha1(f"{instance_id}|{symbol}|{bar_ts}|{purpose}".encode()).hexdigest()[:24]
-    return f"qd-{digest}"
+    """Deterministic, exchange-safe (<= 32 chars, [A-Za-z0-9-]) client order id for one decision.
+
+    Shape `qd-<instance tag>-<digest>`: the instance is readable in the id on the exchange (attribution after a lost
+    state.db, orphan triage), and the digest of (instance, symbol, bar, purpose) keeps it idempotent."""
+    digest = hashlib.sha1(f"{instance_id}|{symbol}|{bar_ts}|{purpose}".encode()).hexdigest()[:20]
+    return f"{CLIENT_ID_PREFIX}{instance_tag(instance_id)}-{digest}"
 
 
 @dataclass(frozen=True)
@@ -83,6 +114,12 @@ class Fill:
     fee: float
     liquidity: str
     ts: int
+    fee_base: float = 0.0  # commission paid in the base asset (Binance spot buys): the holding moves by qty - fee_base
+
+    @property
+    def net_qty(self) -> float:
+        """Signed change of the holding: buys add qty less base fees, sells remove qty plus base fees."""
+        return self.qty - self.fee_base if self.side == "buy" else -(self.qty + self.fee_base)
 
 
 def get_order(conn: Connection | Store, coid: str) -> dict[str, Any] | None:
@@ -96,8 +133,11 @@ def get_order(conn: Connection | Store, coid: str) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
-def insert_order(store: Store, req: OrderRequest, ts: int, status: str = "new") -> tuple[dict[str, Any], bool]:
-    """Insert the order unless its client id exists; returns (row, created)."""
+def insert_order(store: Store, req: OrderRequest, ts: int, status: str = OrderStatus.NEW.value,
+                 venue: str = "paper") -> tuple[dict[str, Any], bool]:
+    """Insert the order unless its client id exists; returns (row, created). `venue` says which broker owns it."""
+    if venue not in VENUES:
+        raise OrderError(f"venue: must be one of {VENUES}, got {venue!r}")
     with store.begin() as conn:
         existing = get_order(conn, req.client_order_id)
         if existing is not None:
@@ -105,7 +145,7 @@ def insert_order(store: Store, req: OrderRequest, ts: int, status: str = "new") 
         conn.execute(insert(orders).values(
             client_order_id=req.client_order_id, instance_id=req.instance_id, symbol=req.symbol, side=req.side,
             type=req.type, qty=req.qty, price=req.price, reduce_only=int(req.reduce_only), status=status,
-            filled_qty=0.0, reason=req.reason, created_at=ts, updated_at=ts))
+            filled_qty=0.0, reason=req.reason, created_at=ts, updated_at=ts, venue=venue))
         return get_order(conn, req.client_order_id) or {}, True
 
 
@@ -140,10 +180,10 @@ def _apply_to_position(conn: Connection, f: Fill) -> None:
                                                positions.c.symbol == f.symbol)).mappings().first()
     qty, avg, realized, fees_paid = (0.0, 0.0, 0.0, 0.0) if row is None else (
         row["qty"], row["avg_price"], row["realized_pnl"], row["fees"])
-    delta = f.qty if f.side == "buy" else -f.qty
+    delta = f.net_qty
     if abs(qty) < EPS or (qty > 0) == (delta > 0):
         new_qty = qty + delta
-        avg = (abs(qty) * avg + abs(delta) * f.price) / abs(new_qty)
+        avg = (abs(qty) * avg + abs(delta) * f.price) / abs(new_qty)  # the base fee is in f.fee (quote), not here
     else:
         closing = min(abs(qty), abs(delta))
         realized += closing * (f.price - avg) * (1 if qty > 0 else -1)
@@ -171,10 +211,12 @@ def record_fill(store: Store, f: Fill, *, final_status: str | None = None) -> bo
             raise OrderError(f"client_order_id: no order {f.client_order_id!r} for fill {f.fill_id!r}")
         conn.execute(insert(fills).values(fill_id=f.fill_id, client_order_id=f.client_order_id,
                                           instance_id=f.instance_id, symbol=f.symbol, side=f.side, qty=f.qty,
-                                          price=f.price, fee=f.fee, liquidity=f.liquidity, ts=f.ts))
+                                          price=f.price, fee=f.fee, liquidity=f.liquidity, ts=f.ts,
+                                          fee_base=f.fee_base))
         filled = order["filled_qty"] + f.qty
         avg = ((order["avg_price"] or 0.0) * order["filled_qty"] + f.price * f.qty) / filled
-        status = final_status or ("filled" if filled >= order["qty"] * (1 - 1e-9) else "partial")
+        status = final_status or (OrderStatus.FILLED.value if filled >= order["qty"] * (1 - 1e-9)
+                                   else OrderStatus.PARTIAL.value)
         conn.execute(update(orders).where(orders.c.client_order_id == f.client_order_id).values(
             filled_qty=filled, avg_price=avg, status=status, updated_at=f.ts))
         _apply_to_position(conn, f)
@@ -195,11 +237,13 @@ def next_fill_seq(store: Store, coid: str) -> int:
                                 .where(fills.c.client_order_id == coid)).scalar() or 0) + 1
 
 
-def open_orders(store: Store, instance_id: str | None = None) -> list[dict[str, Any]]:
-    """Orders in new/open/partial status, oldest first."""
+def open_orders(store: Store, instance_id: str | None = None, venue: str | None = None) -> list[dict[str, Any]]:
+    """Orders in new/open/partial status (of one instance, on one venue), oldest first."""
     stmt = select(orders).where(orders.c.status.in_(OPEN_STATUSES)).order_by(orders.c.id)
     if instance_id is not None:
         stmt = stmt.where(orders.c.instance_id == instance_id)
+    if venue is not None:
+        stmt = stmt.where(orders.c.venue == venue)
     with store.connect() as conn:
         return [dict(r) for r in conn.execute(stmt).mappings()]
 
@@ -227,7 +271,8 @@ def positions_from_fills(rows: Iterable[Mapping[str, Any]]) -> dict[tuple[str, s
     out: dict[tuple[str, str], float] = {}
     for r in rows:
         key = (r["instance_id"], r["symbol"])
-        out[key] = out.get(key, 0.0) + (r["qty"] if r["side"] == "buy" else -r["qty"])
+        base_fee = float(r.get("fee_base") or 0.0)
+        out[key] = out.get(key, 0.0) + (r["qty"] - base_fee if r["side"] == "buy" else -(r["qty"] + base_fee))
     return out
 
 
@@ -241,3 +286,16 @@ def check_positions_match_fills(store: Store, tol: float = 1e-9) -> list[str]:
         if abs(implied.get(key, 0.0) - stored.get(key, 0.0)) > tol * max(1.0, abs(implied.get(key, 0.0))):
             bad.append(f"{key[0]}/{key[1]}: position {stored.get(key, 0.0)} != fills {implied.get(key, 0.0)}")
     return sorted(bad)
+
+
+def positions_on_venue(store: Store, venue: str, nonzero: bool = True) -> list[dict[str, Any]]:
+    """Positions (non-zero by default) held through one venue: those of instances whose latest order went there.
+
+    An instance trades on one venue at a time (its stage picks the broker), and a change of venue first closes what
+    it held on the old one, so the venue of its latest order is the venue of what it holds."""
+    latest = select(orders.c.instance_id, func.max(orders.c.id).label("last_id")).group_by(
+        orders.c.instance_id).subquery()
+    stmt = select(latest.c.instance_id).join(orders, orders.c.id == latest.c.last_id).where(orders.c.venue == venue)
+    with store.connect() as conn:
+        owners = {r[0] for r in conn.execute(stmt)}
+    return [p for p in load_positions(store, nonzero=nonzero) if p["instance_id"] in owners]

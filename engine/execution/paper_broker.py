@@ -18,8 +18,8 @@ import time
 from typing import Any, Callable
 
 from engine.data.source import MarketSource
-from engine.execution.broker import check_order_allowed
-from engine.execution.orders import (EPS, Fill, OrderBlocked, OrderRequest, apply_funding, get_order, insert_order, load_positions,
+from engine.execution.broker import check_capital_cap, check_order_allowed
+from engine.execution.orders import (EPS, Fill, OrderBlocked, OrderRequest, OrderStatus, get_order, insert_order,
                                      next_fill_seq, open_orders, record_fill, set_order_status)
 from engine.store.db import Store
 from engine.store.ops import raise_alert
@@ -54,6 +54,7 @@ class PaperBroker:
     """A simulated broker over any MarketSource; state (orders, fills, positions) lives in state.db."""
 
     mode = "paper"
+    venue = "paper"
 
     def __init__(self, store: Store, source: MarketSource, *, fee_maker: float = 0.0002, fee_taker: float = 0.0005,
                  latency_ms: float = 50.0, queue_ahead_fraction: float = 0.5, book_depth: int = 50,
@@ -74,6 +75,15 @@ class PaperBroker:
         self._queue: dict[str, float] = {}  # client id -> volume still ahead of us at our price
         self._seen_until: dict[str, int] = {}  # client id -> last trade ts already matched
         self._funding_ts: dict[tuple[str, str], int] = {}
+        self.capital_caps: dict[str, float] = {}  # instance -> capital it may deploy (set per tick by its stage)
+
+    def min_amount(self, symbol: str) -> float:
+        """Paper fills any size: only float noise is dust."""
+        return EPS
+
+    def set_capital_cap(self, instance_id: str, capital: float) -> None:
+        """The gross notional an instance may hold through this broker (its stage's capital)."""
+        self.capital_caps[instance_id] = float(capital)
 
     # --- orders ---------------------------------------------------------------------------------------------------
     def submit(self, req: OrderRequest) -> dict[str, Any]:
@@ -83,8 +93,9 @@ class PaperBroker:
             if existing is not None:
                 return existing
             check_order_allowed(self.store, req)
+            check_capital_cap(self.store, req, self.capital_caps.get(req.instance_id), self.mark_price)
             now = self.source.milliseconds()
-            row, created = insert_order(self.store, req, now)
+            row, created = insert_order(self.store, req, now, venue=self.venue)
             if not created:
                 return row
             if self.latency_ms > 0:
@@ -118,7 +129,8 @@ class PaperBroker:
         ahead = sum(a for p, a in own_side if abs(p - limit) <= 1e-12 * max(1.0, limit))
         self._queue[coid] = ahead * self.queue_ahead_fraction
         self._seen_until[coid] = now
-        set_order_status(self.store, coid, "partial" if order["filled_qty"] > 0 else "open", now)
+        set_order_status(self.store, coid, OrderStatus.PARTIAL.value if order["filled_qty"] > 0
+                         else OrderStatus.OPEN.value, now)
 
     def _fill(self, order: dict[str, Any], qty: float, price: float, liquidity: str, ts: int,
               final_status: str | None = None) -> None:
@@ -135,6 +147,9 @@ class PaperBroker:
             order = get_order(self.store, client_order_id)
             if order is None:
                 raise ValueError(f"client_order_id: no order {client_order_id!r}")
+            if order.get("venue", self.venue) != self.venue:
+                raise ValueError(f"client_order_id: {client_order_id!r} is an order on the {order['venue']}, "
+                                 "not a paper order")
             if order["status"] in ("filled", "rejected"):
                 return False
             set_order_status(self.store, client_order_id, "canceled", self.source.milliseconds(), reason="canceled")
@@ -144,14 +159,14 @@ class PaperBroker:
 
     def cancel_all(self, instance_id: str | None = None) -> int:
         """Cancel every open order (of one instance)."""
-        return sum(1 for o in open_orders(self.store, instance_id) if self.cancel(o["client_order_id"]))
+        return sum(1 for o in open_orders(self.store, instance_id, self.venue) if self.cancel(o["client_order_id"]))
 
     def process(self) -> int:
         """Match resting limit orders against public trades printed since we last looked; returns fills made."""
         made = 0
         with self._lock:
-            for order in open_orders(self.store):
-                if order["status"] == "new":
+            for order in open_orders(self.store, venue=self.venue):
+                if order["status"] == OrderStatus.NEW:
                     self._send_unsent(order)
                     continue
                 if order["type"] != "limit":  # a market remainder left by a crash between fill and cancel
@@ -204,10 +219,10 @@ class PaperBroker:
 
     def recover(self) -> dict[str, Any]:
         """After a restart: orders recorded but never sent (status new) arrive now, if the state allows them."""
-        pending = [o for o in open_orders(self.store) if o["status"] == "new"]
+        pending = [o for o in open_orders(self.store, venue=self.venue) if o["status"] == OrderStatus.NEW]
         with self._lock:
             sent = sum(self._send_unsent(o) for o in pending)
-        return {"resubmitted": sent, "blocked": len(pending) - sent, "resting": len(open_orders(self.store))}
+        return {"resubmitted": sent, "blocked": len(pending) - sent, "resting": len(open_orders(self.store, venue=self.venue))}
 
     # --- valuation and funding -----------------------------------------------------------------------------------
     def mark_price(self, symbol: str) -> float:
@@ -218,24 +233,10 @@ class PaperBroker:
 
     def apply_funding(self) -> int:
         """Charge perpetual positions at each new funding timestamp; returns how many payments were booked."""
-        booked = 0
-        for pos in load_positions(self.store):
-            if ":" not in pos["symbol"]:
-                continue
-            try:
-                fr = self.source.fetch_funding_rate(pos["symbol"])
-            except Exception as exc:  # noqa: BLE001 - funding data missing is an alert, not a crash
-                raise_alert(self.store, "warning", "paper.funding", f"funding rate unavailable for {pos['symbol']}",
-                            {"error": str(exc)})
-                continue
-            key = (pos["instance_id"], pos["symbol"])
-            ts = int(fr.get("fundingTimestamp") or fr.get("timestamp") or 0)
-            last = self._funding_ts.setdefault(key, ts)
-            if ts <= last:
-                continue
-            mark = float(fr.get("markPrice") or self.mark_price(pos["symbol"]))
-            apply_funding(self.store, pos["instance_id"], pos["symbol"], float(fr["fundingRate"]) * pos["qty"] * mark,
-                          ts)
-            self._funding_ts[key] = ts
-            booked += 1
-        return booked
+        from engine.execution.funding import book_funding
+
+        return book_funding(self.store, self.venue, self.source.fetch_funding_rate, self.mark_price, self._funding_ts)
+
+    def reconcile(self) -> dict[str, Any]:
+        """Paper positions are virtual: nothing outside state.db to compare them with."""
+        return {"venue": self.venue, "skipped": "paper positions live only in state.db"}

@@ -22,7 +22,7 @@ from engine.clock import timeframe_ms
 from engine.ml.labels import BarrierSpec, triple_barrier_events
 from engine.ml.weights import uniqueness_weights
 from engine.risk.liquidity import amihud
-from engine.risk.vpin import bulk_volume_classification, vpin_from_volume
+from engine.risk.vpin import bulk_volume_classification, volume_in_day_units, vpin_from_volume
 
 MICRO_FEATURES = ["mf_taker_imb", "mf_taker_imb_3", "mf_vpin", "mf_vpin_cdf", "mf_amihud", "mf_ret_1", "mf_ret_4",
                   "mf_range", "mf_volume_z"]
@@ -34,12 +34,12 @@ MIN_FEATURE_COVERAGE = 0.8  # share of training events on which a feature must b
 class MicroParams:
     """Windows of the microstructure features (in bars, VPIN in buckets)."""
 
-    bucket_frac: float = 0.02  # bucket volume as a fraction of mean daily volume
+    bucket_frac: float = 0.02  # bucket volume as a fraction of the recent median daily volume
     vpin_window: int = 50
     vpin_cdf_window: int = 500
     amihud_window: int = 24
     volume_window: int = 168
-    calib_days: int = 30  # days at the start of the history that fix the bucket volume
+    volume_days: int = 30  # trailing completed days whose median daily volume sets the bucket size
 
 
 @dataclass
@@ -54,7 +54,7 @@ class MetaDataset:
     features: list[str]
     data_hash: str
     spec: BarrierSpec
-    dropped_features: dict[str, float] = field(default_factory=dict)  # feature -> coverage, below the minimum
+    dropped_features: dict[str, str] = field(default_factory=dict)  # feature -> why it was not used
 
     @property
     def train_window(self) -> tuple[int, int]:
@@ -103,30 +103,35 @@ def micro_features(bars: pd.DataFrame, params: MicroParams | None = None) -> pd.
         if col not in bars:
             raise ValueError(f"bars: missing column {col!r}")
     vol = bars["volume"].astype(float)
+    bvc = bulk_volume_classification(bars)["buy_volume"]
     if "taker_buy_volume" in bars and bars["taker_buy_volume"].notna().any():
-        buy = bars["taker_buy_volume"].astype(float).fillna(vol * 0.5)
+        # a tape (or kline field) covering only part of the bars: outside it the order flow is unknown (NaN), not
+        # half the volume; VPIN's buckets run on BVC there so they stay continuous, but its readings are masked
+        tape = bars["taker_buy_volume"].astype(float)
+        known = tape.notna().to_numpy()
+        buy = tape.where(known, bvc)
     else:
-        buy = bulk_volume_classification(bars)["buy_volume"]
-    imb = (2.0 * buy / vol.where(vol > 0) - 1.0).fillna(0.0)
+        known = np.ones(len(bars), dtype=bool)
+        buy = tape = bvc
+    imb = 2.0 * tape / vol.where(vol > 0) - 1.0
+    imb = imb.mask(known & (vol <= 0).to_numpy(), 0.0).where(known)  # a bar without volume has no imbalance
     out = pd.DataFrame(index=bars.index)
     out["mf_taker_imb"] = imb
-    out["mf_taker_imb_3"] = imb.rolling(3, min_periods=1).mean()
-    step = int(np.median(np.diff(bars.index.as_unit("ms").asi8[:1000]))) if len(bars) > 1 else 3_600_000
-    per_day = max(1, 86_400_000 // max(step, 1))
-    # bucket size from the first `calib_days` only, so no bar's reading depends on later volume (point-in-time)
-    daily = float(vol.iloc[: per_day * p.calib_days].mean()) * per_day
-    if daily > 0 and len(bars) > 1:
+    out["mf_taker_imb_3"] = imb.rolling(3, min_periods=3).mean()
+    out["mf_vpin"] = np.nan
+    out["mf_vpin_cdf"] = np.nan
+    if len(bars) > 1:
         ts = bars.index.as_unit("ms").asi8
-        b = vpin_from_volume(ts, vol.to_numpy(), buy.to_numpy(), p.bucket_frac * daily, p.vpin_window,
-                             p.vpin_cdf_window)
-        last = b.groupby("ts")[["vpin", "cdf"]].last()  # the reading after the bar's last completed bucket
-        out["mf_vpin"] = pd.Series(last["vpin"].to_numpy(), index=pd.to_datetime(last.index, unit="ms", utc=True)) \
-            .reindex(bars.index).ffill().to_numpy()
-        out["mf_vpin_cdf"] = pd.Series(last["cdf"].to_numpy(), index=pd.to_datetime(last.index, unit="ms", utc=True)) \
-            .reindex(bars.index).ffill().to_numpy()
-    else:
-        out["mf_vpin"] = np.nan
-        out["mf_vpin_cdf"] = np.nan
+        # buckets in units of the recent median daily volume (point-in-time, robust to a near-empty first month)
+        units = volume_in_day_units(ts, vol.to_numpy(), p.volume_days)
+        share = (buy / vol.where(vol > 0)).clip(0.0, 1.0).fillna(0.5).to_numpy()
+        b = vpin_from_volume(ts, units, units * share, p.bucket_frac, p.vpin_window, p.vpin_cdf_window)
+        if len(b):
+            last = b.groupby("ts")[["vpin", "cdf"]].last()  # the reading after the bar's last completed bucket
+            at = pd.to_datetime(last.index, unit="ms", utc=True)
+            out["mf_vpin"] = pd.Series(last["vpin"].to_numpy(), index=at).reindex(bars.index).ffill().to_numpy()
+            out["mf_vpin_cdf"] = pd.Series(last["cdf"].to_numpy(), index=at).reindex(bars.index).ffill().to_numpy()
+        out.loc[~known, ["mf_vpin", "mf_vpin_cdf"]] = np.nan
     out["mf_amihud"] = amihud(bars, p.amihud_window)
     logc = np.log(bars["close"].astype(float))
     out["mf_ret_1"] = logc.diff()
@@ -155,6 +160,27 @@ def event_feature_frame(strategy_features: pd.DataFrame, micro: pd.DataFrame, si
     return joined
 
 
+def usable_features(X: pd.DataFrame, min_coverage: float = MIN_FEATURE_COVERAGE) -> tuple[list[str], dict[str, str]]:
+    """Features worth learning from on these rows, and why each other one was dropped (missing or constant).
+
+    A feature missing on most events (a feed stored for only part of the window) cannot be learned and breaks a CV
+    fold where it is entirely missing; a constant one (a macro gate reading neutral on a CSV import) carries nothing.
+    """
+    keep: list[str] = []
+    dropped: dict[str, str] = {}
+    clean = X.replace([np.inf, -np.inf], np.nan)
+    for col in X.columns:
+        known = clean[col].dropna()
+        coverage = len(known) / len(X) if len(X) else 0.0
+        if coverage < min_coverage:
+            dropped[col] = f"missing on {1 - coverage:.0%} of events"
+        elif known.nunique() <= 1:
+            dropped[col] = f"constant ({known.iloc[0]:.6g})" if len(known) else "constant"
+        else:
+            keep.append(col)
+    return keep, dropped
+
+
 def dataset_hash(panel: Mapping[str, pd.DataFrame]) -> str:
     """sha256 over symbols, bar times and OHLCV values: which data a model was trained on."""
     h = hashlib.sha256()
@@ -167,8 +193,13 @@ def dataset_hash(panel: Mapping[str, pd.DataFrame]) -> str:
 
 
 def build_dataset(strategy: Any, panel: Mapping[str, pd.DataFrame], spec: BarrierSpec,
-                  micro: MicroParams | None = None, features: Sequence[str] | None = None) -> MetaDataset:
-    """Events, meta-labels, uniqueness weights and features for every symbol, stacked in time order."""
+                  micro: MicroParams | None = None, features: Sequence[str] | None = None,
+                  select: bool = True) -> MetaDataset:
+    """Events, meta-labels, uniqueness weights and features for every symbol, stacked in time order.
+
+    Without `features`, constant and mostly-missing features are dropped and listed (`dropped_features`) unless
+    `select` is off: walk-forward evaluation keeps every candidate and chooses on each window's training rows only.
+    """
     if not panel:
         raise ValueError("panel: empty (no symbols)")
     signals = strategy.signals(panel)
@@ -193,13 +224,9 @@ def build_dataset(strategy: Any, panel: Mapping[str, pd.DataFrame], spec: Barrie
     X = pd.concat(frames)
     order = np.lexsort((events["symbol"].to_numpy(), events.index.as_unit("ns").asi8))
     events, X = events.iloc[order], X.iloc[order]
-    dropped: dict[str, float] = {}
+    dropped: dict[str, str] = {}
     if features is None:
-        # a feature missing on most events (a feed stored for only part of the window) cannot be learned, and a CV
-        # fold where it is entirely missing breaks the estimators: train on features known for most events
-        coverage = X.notna().mean()
-        features = [c for c in X.columns if coverage[c] >= MIN_FEATURE_COVERAGE]
-        dropped = {c: round(float(coverage[c]), 4) for c in X.columns if coverage[c] < MIN_FEATURE_COVERAGE}
+        features, dropped = usable_features(X) if select else (list(X.columns), {})
     X = X.reindex(columns=list(features))
     w = events["weight"].to_numpy()
     return MetaDataset(X=X, y=events["label"].to_numpy(dtype=int), weight=w / w.mean(),

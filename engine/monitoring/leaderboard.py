@@ -1,4 +1,5 @@
-"""The leaderboard: strategy instances ranked by the deflated Sharpe of their paper or live record.
+"""The leaderboard: strategy instances ranked by the deflated Sharpe ratio (a probability) of their paper or live
+record, computed by the one DSR implementation (engine.backtest.stats via engine.trading.deflation).
 
 Computed from state.db (equity snapshots, fills, twin trades) and stored by the engine in engine_status.info
 ["leaderboard"] so front ends read it without recomputing.
@@ -12,7 +13,8 @@ from dataclasses import asdict, dataclass
 from sqlalchemy import select, update
 
 from engine.config import LifecycleConfig
-from engine.trading.lifecycle import count_trials, deflated_sharpe, instance_record, list_instances
+from engine.trading.deflation import record_dsr
+from engine.trading.lifecycle import instance_record, list_instances
 from engine.store.db import Store
 from engine.store.schema import engine_status, fills, positions
 
@@ -26,8 +28,10 @@ class LeaderboardRow:
     strategy: str
     stage: str
     status: str
-    dsr: float  # deflated Sharpe (per observation): SR minus the expected max SR of the strategy's trials
-    dsr_prob: float  # probability the true Sharpe exceeds that benchmark
+    dsr: float | None  # the DSR (engine.backtest.stats): P(true Sharpe > expected max Sharpe of the trial family)
+    sharpe_margin: float | None  # per-observation Sharpe minus that expected maximum (SR - SR0)
+    n_trials: int  # N of the family the instance's parameters were selected from
+    dsr_note: str  # the family, or why the DSR is undefined
     pnl: float
     return_pct: float
     trades: int
@@ -61,17 +65,20 @@ def compute_leaderboard(store: Store, cfg: LifecycleConfig) -> list[LeaderboardR
     rows = []
     for inst in list_instances(store):
         with store.connect() as conn:
-            rec = instance_record(conn, inst.id, 0 if inst.stage == "paper" else inst.stage_changed_at)
-            n_trials = count_trials(conn, inst.strategy)
+            since = 0 if inst.stage == "paper" else inst.stage_changed_at
+            rec = instance_record(conn, inst.id, since)
+            deflated = record_dsr(conn, inst.id, inst.strategy, inst.params, since, rec["returns"])
             pos = conn.execute(select(positions).where(positions.c.instance_id == inst.id)).mappings().all()
-        dsr, prob = deflated_sharpe(rec["returns"], n_trials)
+        d = deflated.result
         eq = rec["equity"]
         pnl = (eq[-1] - eq[0]) if len(eq) >= 2 else sum(p["realized_pnl"] - p["fees"] for p in pos)
         base = eq[0] if eq else inst.effective_capital(cfg)
-        rows.append(dict(instance_id=inst.id, strategy=inst.strategy, stage=inst.stage, status=inst.status, dsr=dsr,
-                         dsr_prob=prob, pnl=pnl, return_pct=(pnl / base * 100 if base else 0.0),
-                         trades=rec["trades"], hit_rate=_hit_rate(store, inst.id), drift_bps=rec["drift_bps"]))
-    rows.sort(key=lambda r: (r["dsr_prob"], r["dsr"]), reverse=True)
+        rows.append(dict(instance_id=inst.id, strategy=inst.strategy, stage=inst.stage, status=inst.status,
+                         dsr=d.dsr if d.defined else None, sharpe_margin=(d.sharpe - d.sr0) if d.defined else None,
+                         n_trials=d.n_trials, dsr_note=deflated.describe(), pnl=pnl,
+                         return_pct=(pnl / base * 100 if base else 0.0), trades=rec["trades"], hit_rate=_hit_rate(store, inst.id), drift_bps=rec["drift_bps"]))
+    # undefined DSRs rank last; ties broken by the Sharpe margin
+    rows.sort(key=lambda r: (r["dsr"] is not None, r["dsr"] or 0.0, r["sharpe_margin"] or 0.0), reverse=True)
     return [LeaderboardRow(rank=i + 1, **r) for i, r in enumerate(rows)]
 
 

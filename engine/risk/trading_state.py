@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 
 from engine.clock import now_ms
 from engine.store.db import Store
+from engine.store.notify import desk_snapshot, enqueue_event
 from engine.store.ops import audit
 from engine.store.schema import trading_state
 
@@ -72,8 +73,29 @@ def read_state(conn: Connection, scope: str = GLOBAL) -> StateRecord:
     return _read(conn, scope) or StateRecord(TradingState.ACTIVE, "initial", 0, "engine")
 
 
+_latched: dict[str, StateRecord] = {}  # in-memory HALT of this process (storage fault, signal): beats the store
+
+
+def latch_halt(reason: str, source: str = "engine", scope: str = GLOBAL) -> None:
+    """HALT this process now, without touching the store (which may be broken or locked): every `get_state` in this
+    process answers HALTED until `clear_latch`, so brokers refuse new orders at once."""
+    _latched[scope] = StateRecord(TradingState.HALTED, reason, now_ms(), source)
+
+
+def clear_latch(scope: str = GLOBAL) -> None:
+    """Drop the in-memory HALT once HALTED is persisted (the store then answers for itself)."""
+    _latched.pop(scope, None)
+
+
+def latched(scope: str = GLOBAL) -> StateRecord | None:
+    """The in-memory HALT of this process, if any."""
+    return _latched.get(scope)
+
+
 def get_state(store: Store, scope: str = GLOBAL) -> StateRecord:
-    """The persisted trading state; a store that never had one is ACTIVE."""
+    """The trading state: an in-memory HALT of this process if latched, else the persisted one (never set = ACTIVE)."""
+    if scope in _latched:
+        return _latched[scope]
     with store.connect() as conn:
         rec = _read(conn, scope)
     return rec or StateRecord(TradingState.ACTIVE, "initial", 0, "engine")
@@ -93,28 +115,51 @@ def check_transition(current: TradingState, target: TradingState, source: str, c
 
 
 def set_state(store: Store | Connection, target: TradingState, reason: str, source: str, user: str = "engine",
-              confirmed: bool = False, scope: str = GLOBAL) -> TradingStateChanged:
-    """Move the trading state (validated by the state machine) and audit it in the same transaction."""
+              confirmed: bool = False, scope: str = GLOBAL,
+              values: dict[str, object] | None = None) -> TradingStateChanged:
+    """Move the trading state (validated by the state machine); audit it and, when it changed, queue its off-box
+    notification (rule values, positions, exposure) in the same transaction."""
     if isinstance(store, Connection):
-        return _set(store, target, reason, source, user, confirmed, scope)
+        return _set(store, target, reason, source, user, confirmed, scope, values)
     with store.begin() as conn:
-        return _set(conn, target, reason, source, user, confirmed, scope)
+        return _set(conn, target, reason, source, user, confirmed, scope, values)
 
 
 def _set(conn: Connection, target: TradingState, reason: str, source: str, user: str, confirmed: bool,
-         scope: str) -> TradingStateChanged:
+         scope: str, values: dict[str, object] | None = None) -> TradingStateChanged:
     rec = _read(conn, scope)
     current = rec.state if rec else TradingState.ACTIVE
     check_transition(current, target, source, confirmed)
     ts = now_ms()
-    values = {"scope": scope, "state": target.value, "reason": reason, "changed_at": ts, "changed_by": source}
+    row = {"scope": scope, "state": target.value, "reason": reason, "changed_at": ts, "changed_by": source}
     if rec is None:
-        conn.execute(trading_state.insert().values(**values))
+        conn.execute(trading_state.insert().values(**row))
     else:
-        conn.execute(trading_state.update().where(trading_state.c.scope == scope).values(**values))
+        conn.execute(trading_state.update().where(trading_state.c.scope == scope).values(**row))
     audit(conn, source, "trading_state.changed",
           {"scope": scope, "from": current.value, "to": target.value, "reason": reason}, user=user)
+    if target is not current:
+        _notify(conn, current, target, reason, source, user, values or {})
     return TradingStateChanged(scope, current, target, reason, source, user, ts)
+
+
+def _notify(conn: Connection, current: TradingState, target: TradingState, reason: str, source: str, user: str,
+            values: dict[str, object]) -> None:
+    """Queue the notification of a state change with the rule's values, open positions and exposure."""
+    desk = desk_snapshot(conn)
+    exposure = desk["exposure"]
+    lines = [f"{current.value} -> {target.value} by {source} ({user}): {reason}"]
+    if values:
+        lines.append("values: " + ", ".join(f"{k}={v}" for k, v in values.items()))
+    if exposure:
+        lines.append(f"equity {exposure['equity']:,.2f}, gross exposure {exposure['gross_exposure']:,.2f}"
+                     + (f", net {exposure['net_exposure']:,.2f}" if "net_exposure" in exposure else ""))
+    lines.append(f"open positions: {len(desk['positions'])}" + "".join(
+        f"\n  {p['instance']} {p['symbol']} {p['qty']:+.6g} @ {p['avg_price']:,.2f}" for p in desk["positions"][:20]))
+    severity = "critical" if target is not TradingState.ACTIVE else "warning"
+    enqueue_event(conn, "state", severity, f"[{severity.upper()}] trading state {target.value}", "\n".join(lines),
+                  {"from": current.value, "to": target.value, "reason": reason, "source": source, "user": user,
+                   "values": values, **desk}, rule=str(values.get("rule", "trading_state")))
 
 
 def order_allowed(state: TradingState, reduces_exposure: bool, is_cancel: bool = False) -> bool:

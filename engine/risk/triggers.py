@@ -210,7 +210,7 @@ class TriggerEngine:
             values = {"rule": rule.name, "key": key, "value": value, "threshold": threshold, "level": level.value,
                       "from": current.value, "to": target.value, "obs_ts": ts}
             if target is not current:
-                set_state(conn, target, reason, source="trigger", user="trigger")
+                set_state(conn, target, reason, source="trigger", user="trigger", values=values)
             severity = "critical" if level is TradingState.HALTED else "warning"
             alert_id = raise_alert(conn, severity, f"trigger.{rule.name}", reason, values, source="trigger")
             audit_id = audit(conn, "trigger", "trigger.fired", dict(values, alert_id=alert_id), user="trigger")

@@ -75,15 +75,21 @@ def trade_arrays(trades: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def bulk_volume_classification(bars: pd.DataFrame, sigma_window: int = 50) -> pd.DataFrame:
-    """Split each candle's volume into buy/sell by Phi(log return / rolling sigma), point-in-time (BVC)."""
+    """Split each candle's volume into buy/sell by Phi(log return / rolling sigma), point-in-time (BVC).
+
+    Until `sigma_window` past returns exist the split is undefined: buy and sell volume are NaN there (never a 50/50
+    guess that would read as a perfectly balanced, non-toxic market).
+    """
     for col in ("close", "volume"):
         if col not in bars:
             raise ValueError(f"bars: missing column {col!r}")
     if sigma_window < 2:
         raise ValueError(f"sigma_window: must be >= 2, got {sigma_window}")
     ret = np.log(bars["close"].astype(float)).diff()
-    sigma = ret.rolling(sigma_window, min_periods=min(sigma_window, 10)).std().shift(1)  # past bars only
-    z = (ret / sigma.replace(0.0, np.nan)).fillna(0.0)
+    sigma = ret.rolling(sigma_window, min_periods=sigma_window).std().shift(1)  # past bars only, window full
+    z = ret / sigma
+    # a flat window (sigma 0): an up-move is all buying, a down-move all selling, no move balanced
+    z = z.where(sigma != 0.0, np.sign(ret) * np.inf).where(sigma.notna())
     buy_frac = ndtr(z.to_numpy())
     vol = bars["volume"].to_numpy(dtype=float)
     return pd.DataFrame({"volume": vol, "buy_volume": vol * buy_frac, "sell_volume": vol * (1 - buy_frac)},
@@ -146,6 +152,7 @@ class VpinTracker:
         self.vpin = float("nan")
         self.cdf = float("nan")
         self.last_ts: int | None = None
+        self._bar_tail: pd.DataFrame | None = None  # the last closes, so BVC sigma continues across update_bars
 
     @property
     def buckets_completed(self) -> int:
@@ -158,11 +165,19 @@ class VpinTracker:
         return self.update_volume(ts, vol, buy)
 
     def update_bars(self, bars: pd.DataFrame, sigma_window: int = 50) -> list[VpinBucket]:
-        """Add candles classified by BVC (for when trades are missing); index = bar open time."""
-        bvc = bulk_volume_classification(bars, sigma_window)
+        """Add candles classified by BVC (for when trades are missing); index = bar open time.
+
+        Bars inside the sigma warm-up are not classified and fill no bucket, so VPIN stays NaN until the sigma window
+        is full and `window` buckets have filled. The sigma window continues across calls (chunks equal one batch).
+        """
+        frame = bars[["close", "volume"]]
+        joined = frame if self._bar_tail is None else pd.concat([self._bar_tail, frame])
+        bvc = bulk_volume_classification(joined, sigma_window).iloc[len(joined) - len(frame):]
+        self._bar_tail = joined.iloc[-(sigma_window + 1):]
         ts = pd.DatetimeIndex(bars.index).as_unit("ms").asi8 if isinstance(bars.index, pd.DatetimeIndex) \
             else bars.index.to_numpy(dtype=np.int64)
-        return self.update_volume(ts, bvc["volume"].to_numpy(), bvc["buy_volume"].to_numpy())
+        keep = bvc["buy_volume"].notna().to_numpy()
+        return self.update_volume(ts[keep], bvc["volume"].to_numpy()[keep], bvc["buy_volume"].to_numpy()[keep])
 
     def update_volume(self, ts: np.ndarray, volume: np.ndarray, buy_volume: np.ndarray) -> list[VpinBucket]:
         """Add raw (ts, volume, buy volume) items in time order; the core both live and batch share."""
@@ -249,12 +264,16 @@ def vpin_batch(trades_df: pd.DataFrame, bucket_volume: float, window: int = 50,
 
 def vpin_from_bars(bars: pd.DataFrame, bucket_volume: float, window: int = 50, cdf_window: int = 500,
                    sigma_window: int = 50) -> pd.DataFrame:
-    """Batch VPIN from candles via bulk-volume classification (bucket ts = the bar that completed it)."""
+    """Batch VPIN from candles via bulk-volume classification (bucket ts = the bar that completed it).
+
+    Bars in the BVC sigma warm-up are unclassified and fill no bucket: no VPIN exists before the window is full.
+    """
     bvc = bulk_volume_classification(bars, sigma_window)
     ts = pd.DatetimeIndex(bars.index).as_unit("ms").asi8 if isinstance(bars.index, pd.DatetimeIndex) \
         else bars.index.to_numpy(dtype=np.int64)
-    return vpin_from_volume(ts, bvc["volume"].to_numpy(), bvc["buy_volume"].to_numpy(), bucket_volume, window,
-                            cdf_window)
+    keep = bvc["buy_volume"].notna().to_numpy()
+    return vpin_from_volume(ts[keep], bvc["volume"].to_numpy()[keep], bvc["buy_volume"].to_numpy()[keep],
+                            bucket_volume, window, cdf_window)
 
 
 def buckets_frame(buckets: Iterable[VpinBucket]) -> pd.DataFrame:
@@ -262,3 +281,29 @@ def buckets_frame(buckets: Iterable[VpinBucket]) -> pd.DataFrame:
     rows = [(b.index, b.ts, b.buy_volume, b.sell_volume, abs(b.buy_volume - b.sell_volume), b.vpin, b.cdf)
             for b in buckets]
     return pd.DataFrame(rows, columns=BUCKET_COLUMNS)
+
+
+MAX_BAR_DAY_UNITS = 5.0  # one bar never counts for more than five typical days of volume (bounds the bucket count)
+
+
+def volume_in_day_units(ts: np.ndarray, volume: np.ndarray, window_days: int = 30) -> np.ndarray:
+    """Each item's volume in units of the median daily volume of the previous `window_days` completed UTC days.
+
+    Bucket sizing that stays robust when volume changes by orders of magnitude (a 2014 BTC file whose first month
+    traded almost nothing): buckets of `frac` day-units adapt to the recent volume level, point-in-time (only days
+    that ended before the item count). Items before the first completed day with volume get 0 (no bucket fills), and
+    no item counts for more than MAX_BAR_DAY_UNITS days, so the number of buckets stays about days / frac.
+    """
+    if window_days < 1:
+        raise ValueError(f"window_days: must be >= 1, got {window_days}")
+    ts = np.asarray(ts, dtype=np.int64)
+    vol = np.nan_to_num(np.asarray(volume, dtype=float), nan=0.0, posinf=0.0, neginf=0.0).clip(min=0.0)
+    if len(ts) == 0:
+        return np.zeros(0)
+    day = ts // 86_400_000
+    days, inverse = np.unique(day, return_inverse=True)
+    totals = np.bincount(inverse, weights=vol, minlength=len(days))
+    med = pd.Series(np.where(totals > 0, totals, np.nan)).rolling(window_days, min_periods=1).median().shift(1)
+    scale = med.to_numpy()[inverse]
+    out = np.where(np.isfinite(scale) & (scale > 0), vol / np.where(scale > 0, scale, 1.0), 0.0)
+    return np.minimum(np.nan_to_num(out, nan=0.0), MAX_BAR_DAY_UNITS)

@@ -1,29 +1,46 @@
-"""One engine per state.db: an flock()ed pid file beside the database (or in runtime.run_dir).
+"""One engine per store: an flock()ed lock file bound to the database itself, `state.db.lock` beside state.db.
 
-The kernel drops an flock when its process dies (even by SIGKILL), so a stale pid file never blocks a restart.
+The lock's place depends only on the database's resolved path, never on `runtime.run_dir` or the working folder, so
+no second engine can start on one store by any configuration, and every front end finds the live engine (its pid is
+written inside the lock file) whatever its own config. A server database (PostgreSQL) has no file to sit beside: its
+lock lives in `runtime.run_dir` (default: the working folder), named after the URL. The kernel drops an flock when
+its process dies (even by SIGKILL), so a stale lock file never blocks a restart. The engine also records a lease
+(pid, host, boot id) in engine_status, renewed by its heartbeat.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 from pathlib import Path
 
 from engine.config import Settings
 from engine.store.db import sqlite_path
 
+BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
+
 
 class EngineLockedError(RuntimeError):
     """Another engine already holds the lock for this state store."""
 
 
+def boot_id() -> str:
+    """This host's boot id (Linux), so a lease from before a reboot is never mistaken for a live engine."""
+    try:
+        return BOOT_ID_FILE.read_text().strip()
+    except OSError:
+        return ""
+
+
 def lock_path(settings: Settings) -> Path:
-    """Where the engine's pid/lock file lives for these settings."""
+    """Where the engine's lock file lives: beside the SQLite database, whatever run_dir says."""
     db = sqlite_path(settings.store_url())
-    base = Path(settings.runtime.run_dir).expanduser() if settings.runtime.run_dir else (
-        db.parent if db is not None else Path.cwd())
-    stem = db.name if db is not None else "quantdesk"
-    return base / f"{stem}.engine.pid"
+    if db is not None:
+        return db.with_name(f"{db.name}.lock")
+    base = Path(settings.runtime.run_dir).expanduser() if settings.runtime.run_dir else Path.cwd()
+    digest = hashlib.sha256(settings.store_url().encode()).hexdigest()[:16]
+    return base / f"quantdesk-{digest}.engine.lock"
 
 
 class EngineLock:
@@ -49,20 +66,19 @@ class EngineLock:
         self._fd = fd
 
     def release(self) -> None:
-        """Drop the lock and remove the pid file."""
+        """Drop the lock (the file stays: unlinking it would let a racing engine lock a different inode)."""
         if self._fd is None:
             return
         try:
-            self.path.unlink(missing_ok=True)
+            os.ftruncate(self._fd, 0)
         finally:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
 
 
-def read_pid(settings: Settings) -> int | None:
-    """The pid of a running engine holding the lock, or None when nothing holds it."""
-    path = lock_path(settings)
+def read_pid_at(path: Path) -> int | None:
+    """The pid of the engine holding the lock file at `path`, or None when nothing holds it."""
     if not path.exists():
         return None
     fd = os.open(path, os.O_RDONLY)
@@ -76,3 +92,8 @@ def read_pid(settings: Settings) -> int | None:
         return None
     finally:
         os.close(fd)
+
+
+def read_pid(settings: Settings) -> int | None:
+    """The pid of a running engine holding the lock for this store, or None when nothing holds it."""
+    return read_pid_at(lock_path(settings))

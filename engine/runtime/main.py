@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         _report("config error", exc)
         return 2
+    from engine.execution.live_start import LiveStartError
     from engine.runtime.lockfile import EngineLockedError
     from engine.runtime.service import EngineService
 
@@ -52,9 +53,17 @@ def main(argv: list[str] | None = None) -> int:
     except EngineLockedError as exc:
         print(str(exc), file=sys.stderr)
         return 1
-    except (ConfigError, StoreError) as exc:
-        if args.debug:
+    except LiveStartError as exc:  # no keys, no network, unknown symbols, exchange down: one line, no traceback
+        print(f"live start refused: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        from engine.store.health import describe, is_database_error
+
+        if args.debug or not isinstance(exc, (ConfigError, StoreError)) and not is_database_error(exc):
             raise
+        if is_database_error(exc):
+            _report("store error", describe(settings.store.url or settings.store.path, exc))
+            return 3
         _report("store error" if isinstance(exc, StoreError) else "config error", exc)
         return 3 if isinstance(exc, StoreError) else 2
 

@@ -1,5 +1,8 @@
 """Checks that need more than the config file alone, run before the engine takes its lock or opens the store.
 
+Alert channel URLs are checked here too (against apprise, after `${ENV}` expansion): a malformed or unknown channel
+stops the engine naming `alerts.channels[i].url` and apprise's reason.
+
 `engine.config` validates every value's range at load but is a leaf module: it cannot know which strategies exist or
 whether a strategy's parameters fit its `Config`. These checks do, so a typo in a strategy name or parameter stops
 the engine at start with one line per problem instead of failing on every tick.
@@ -25,6 +28,13 @@ def startup_problems(settings: Settings) -> list[str]:
             load_strategy(inst.strategy, inst.params)
         except (TypeError, ValueError) as exc:
             problems.append(f"strategies.{inst_id}.params: {exc}")
+    if settings.alerts.channels:
+        from engine.monitoring.alerts.channels import build_channels
+
+        try:
+            build_channels(settings.alerts)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
     return problems
 
 

@@ -14,22 +14,22 @@ import os
 import signal
 import socket
 import threading
-import time
 from typing import Any
 
 from sqlalchemy import insert, select, update
 
 from engine.clock import now_ms
 from engine.config import Settings
-from engine.runtime.lockfile import EngineLock, lock_path
+from engine.monitoring.alerts.service import AlertService, engine_notice
+from engine.runtime.lockfile import EngineLock, boot_id, lock_path
 from engine.runtime.logs import log_path, setup_logging  # noqa: F401 - log_path is part of this module's API
 from engine.runtime.scheduler import job_intervals
+from engine.runtime.storage_guard import StorageGuard, signal_halt
 from engine.store.ops import audit, raise_alert
 from engine.store.schema import engine_status
 
 log = logging.getLogger("quantdesk.engine")
 VERSION = "0.1.0"
-API_KEY_ENV, API_SECRET_ENV = "QUANTDESK_API_KEY", "QUANTDESK_API_SECRET"
 
 
 class EngineService:
@@ -49,14 +49,17 @@ class EngineService:
         self.stop_event = threading.Event()
         self.ready = threading.Event()  # broker built and recovered
         self.lock = EngineLock(lock_path(settings))
+        self.alerting = AlertService(settings, self.environ)  # a bad channel URL stops the engine here (ConfigError)
         self.store: Any = None
         self.source: Any = None
         self.broker: Any = None
         self.trader: Any = None
+        self.monitors: Any = None
         self.scheduler: Any = None
         self.poller: Any = None
         self._hb_thread: threading.Thread | None = None
         self._instances: dict[str, Any] = {}
+        self.guard: StorageGuard | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------------------------
     def run(self) -> int:
@@ -83,11 +86,19 @@ class EngineService:
         if self.install_signals and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self.request_stop)
             signal.signal(signal.SIGINT, self.request_stop)
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file-size limit is a write error (EFBIG), not a kill
+            # a front end that cannot write the store (locked, read-only) halts the engine by signal
+            signal.signal(signal.SIGUSR1, lambda *_: signal_halt(lambda: self.store, lambda: self._cancel_all(None)))
         from engine.store import open_store
 
         self.store = open_store(self.settings.store_url())
         self._write_status(started=True)
+        self.guard = StorageGuard(self.store.path, on_cancel=lambda: self._cancel_all(None),
+                                  on_alert=self._storage_alert)
+        self.guard.arm()
         audit(self.store, "engine", "engine.start", {"pid": os.getpid(), "mode": self.mode}, user="engine")
+        self.alerting.start(self.store)  # sender threads: outbox delivery, ack escalation, daily summary
+        self.alerting.notify("engine", "info", *engine_notice(True, self.mode), rule="engine.start")
         self._hb_thread = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         self._hb_thread.start()
         hooks = EngineHooks(cancel_all=self._cancel_all, flatten=self._flatten, retrain=self._retrain_now,
@@ -102,56 +113,75 @@ class EngineService:
         self._recover()
         self.ready.set()
         self._backfill()
+        from engine.runtime.streaming import StreamStatus, start_streams
+
+        self.streams = start_streams(self.settings, self.store, self.source)
+        self._stream_status = StreamStatus(self.streams, self.store)
+        if self.streams is not None and hasattr(self.broker, "source"):  # paper fills against the streamed book
+            from engine.data.streams import StreamedBookSource
+
+            self.broker.source = StreamedBookSource(self.source, self.streams)
         self._start_scheduler()
 
     def _build_trading(self) -> None:
-        from engine.trading.lifecycle import sync_instances
+        """Brokers by stage behind one router: paper always, the exchange only when started with --live."""
+        from engine.execution.paper_broker import PaperBroker
+        from engine.monitoring.monitors import Monitors
+        from engine.execution.router import StageRouter
+        from engine.trading.lifecycle import get_instance, sync_instances
         from engine.trading.trader import Trader
 
-        self.source = self._make_source()
+        exchange_broker = None
         if self.mode == "live":
-            from engine.execution.ccxt_broker import CcxtBroker, exchange_from_env
+            from engine.execution.live_start import LiveStartError, connect_exchange_broker
 
-            if not self.settings.data.source.startswith("ccxt:"):
-                raise ValueError(f"data.source: live trading needs the exchange's own data (ccxt:<id>), got "
-                                 f"{self.settings.data.source!r}")
-            exchange = exchange_from_env(self.settings.execution.exchange, self.environ)
-            self.broker = CcxtBroker(self.store, exchange, max_retries=self.settings.execution.max_retries,
-                                     capital_caps={k: v.capital for k, v in self.settings.strategies.items()},
-                                     symbols=list(self.settings.data.symbols))
-        else:
-            from engine.execution.paper_broker import PaperBroker
-
-            bt = self.settings.backtest
-            self.broker = PaperBroker(self.store, self.source, fee_maker=bt.fee_maker, fee_taker=bt.fee_taker,
-                                      latency_ms=self.settings.execution.paper_latency_ms,
-                                      queue_ahead_fraction=self.settings.execution.queue_ahead_fraction)
+            try:
+                exchange_broker = connect_exchange_broker(self.store, self.settings, self.environ)
+            except LiveStartError as exc:
+                raise_alert(self.store, "critical", "engine.live_start", f"live start refused: {exc}", {})
+                raise
+        self.source = self._make_source()
+        bt = self.settings.backtest
+        paper = PaperBroker(self.store, self.source, fee_maker=bt.fee_maker, fee_taker=bt.fee_taker,
+                            latency_ms=self.settings.execution.paper_latency_ms,
+                            queue_ahead_fraction=self.settings.execution.queue_ahead_fraction)
         self._instances = {i.id: i for i in sync_instances(self.store, self.settings)}
-        self.trader = Trader(self.store, self.settings, self.broker, self.source)
+        self.broker = StageRouter(self.store, paper, exchange_broker,
+                                  lambda inst_id: get_instance(self.store, inst_id).stage)
+        if self.mode == "live":
+            self._say_live_instances()
+        self.monitors = Monitors(self.store, self.settings, self.source)
+        # the sizer reads the monitors' VPIN readings (one shared mapping, given at start)
+        self.trader = Trader(self.store, self.settings, self.broker, self.source, vpin_cdf=self.monitors.toxicity.cdf)
+
+    def _say_live_instances(self) -> None:
+        """A live engine names the instances that trade on the exchange, or says that none does."""
+        from engine.execution.router import EXCHANGE_STAGES
+
+        live = sorted(i.id for i in self._instances.values() if i.stage in EXCHANGE_STAGES)
+        if not live:
+            msg = ("started with --live but no instance is at stage live-small or live: nothing trades on the "
+                   "exchange (promote one with `quantdesk strategy promote ID --confirm`)")
+            raise_alert(self.store, "warning", "engine.no_live_instance", msg, {"instances": sorted(self._instances)})
+        else:
+            msg = f"live instances on the exchange: {', '.join(live)}"
+        audit(self.store, "engine", "engine.live_instances", {"live": live}, user="engine")
+        log.warning(msg)
 
     def _make_source(self) -> Any:
-        """The market source; the simulator resumes its clock from the last market time in state.db.
-
-        SimulatedExchange maps wall time to simulated time from its creation; at speed > 1 a restarted engine would
-        otherwise jump back in simulated time and re-decide bars it already traded.
-        """
-        if self.settings.data.source != "sim":
-            from engine.data.factory import make_source
-
-            return make_source(self.settings.data.source, self.settings)
-        from engine.data.simulator import SimulatedExchange
+        """The engine's one market source, handed to the broker, trader, monitors, pulls and retraining; the
+        simulator resumes its clock from the last market time in state.db."""
+        from engine.data.factory import make_source
         from engine.trading.portfolio import last_market_ts
 
-        resume_ms = last_market_ts(self.store)
-        offset = max(0.0, resume_ms / 1000 - time.time()) if resume_ms else 0.0
-        from engine.data.symbols import perp_symbol
+        source = make_source(self.settings.data.source, self.settings, resume_ms=last_market_ts(self.store),
+                             symbols=self.settings.data.symbols)
+        base_url = self.settings.exchange.base_url
+        if self.settings.data.source != "sim" and base_url and getattr(source, "exchange", None) is not None:
+            from engine.data.ccxt_urls import point_at
 
-        sim = self.settings.simulator
-        spot = list(self.settings.data.symbols)
-        listed = spot + [p for p in dict.fromkeys(perp_symbol(s) for s in spot) if p not in spot]  # funding, basis
-        return SimulatedExchange(seed=sim.seed, symbols=listed, speed=sim.speed,
-                                 history_days=sim.history_days, clock=lambda: time.time() + offset,
-                                 start_price_btc=sim.start_price_btc)
+            point_at(source.exchange, base_url)  # market data from the twin too
+        return source
 
     def _recover(self) -> None:
         """Reconcile in-flight orders; a HALTED desk cancels whatever is still open."""
@@ -178,14 +208,21 @@ class EngineService:
         from engine.runtime import jobs
         from engine.runtime.scheduler import install_jobs, make_scheduler
 
-        speed = self.settings.simulator.speed if self.settings.data.source == "sim" else 1.0
+        # the simulator, or the exchange twin on a base URL (its --speed given as [simulator] speed), runs sped up
+        sped_up = self.settings.data.source == "sim" or bool(self.settings.exchange.base_url)
+        speed = self.settings.simulator.speed if sped_up else 1.0
         intervals = job_intervals(self.settings, speed)
+        backup_every_s = self.settings.store.backup_interval_hours * 3600
+        if self.store.path is not None and backup_every_s > 0:
+            intervals["backup"] = backup_every_s  # consistent copy + retention (engine/store/backup.py)
         handlers = {name: self._handler(name) for name in intervals}
         jobs.install(self.store, handlers)
         self.scheduler = make_scheduler(self.store, self.settings.runtime.misfire_grace_s)
         self.scheduler.start(paused=True)
         delays = {n: iv for n, iv in intervals.items() if n.split(":")[0] in ("monitors", "reconcile", "funding")}
         delays.update(self._retrain_delays(intervals))
+        if "backup" in intervals:
+            delays["backup"] = min(intervals["backup"], 300.0)  # a new desk gets its first backup within minutes
         install_jobs(self.scheduler, intervals, delays=delays)
         self.scheduler.resume()
         self._write_status(info_update={"jobs": sorted(intervals), "phase": "running"})
@@ -210,7 +247,13 @@ class EngineService:
         return delays
 
     def _shutdown(self) -> None:
+        if self.guard is None:  # the store never took a write (corrupt, read-only, ...): main prints the cause
+            if self.store is not None:
+                self.store.dispose()
+            return
         log.info("engine stopping")
+        if getattr(self, "streams", None) is not None:
+            self.streams.stop()
         if self.scheduler is not None:
             try:
                 self.scheduler.shutdown(wait=True)
@@ -219,8 +262,14 @@ class EngineService:
         if self.poller is not None:
             self.poller.stop()
         if self.store is not None:
-            self._write_status(info_update={"stopped": True, "phase": "stopped"})
-            audit(self.store, "engine", "engine.stop", {"pid": os.getpid()}, user="engine")
+            try:
+                self._write_status(info_update={"stopped": True, "phase": "stopped"})
+                audit(self.store, "engine", "engine.stop", {"pid": os.getpid()}, user="engine")
+            except Exception as exc:  # noqa: BLE001 - a store refusing writes: the cause is reported by main
+                log.error("could not record the stop in the store: %s", exc)
+            if self.alerting.sender is not None:
+                self.alerting.notify("engine", "info", *engine_notice(False, self.mode), rule="engine.stop")
+                self.alerting.stop()
             self.store.dispose()
 
     # --- heartbeat ------------------------------------------------------------------------------------------------
@@ -230,7 +279,8 @@ class EngineService:
             row = conn.execute(select(engine_status).where(engine_status.c.id == 1)).mappings().first()
             if started or row is None:
                 values = dict(pid=os.getpid(), host=socket.gethostname(), mode=self.mode, started_at=now,
-                              heartbeat_at=now, version=VERSION, info=json.dumps({"stopped": False, "phase": "starting"}))
+                              heartbeat_at=now, version=VERSION, info=json.dumps({"stopped": False, "phase": "starting",
+                                                                     "boot_id": boot_id()}))
                 if row is None:
                     conn.execute(insert(engine_status).values(id=1, **values))
                 else:
@@ -247,7 +297,10 @@ class EngineService:
     def _heartbeat_loop(self) -> None:
         while not self.stop_event.is_set():
             try:
-                self._write_status()
+                status = getattr(self, "_stream_status", None)
+                update = status.due() if status else None
+                self.guard.check(lambda: self._write_status(info_update=update))  # a persistent storage fault
+                # halts and exits from here
             except Exception:  # noqa: BLE001 - a busy database must not kill the heartbeat
                 log.exception("heartbeat failed")
             self.stop_event.wait(self.settings.runtime.heartbeat_interval_s)
@@ -265,15 +318,18 @@ class EngineService:
             return lambda: self._retrain(rest)
         table = {"broker": self.broker.process, "equity": self._equity, "monitors": self._monitors,
                  "leaderboard": self._leaderboard, "reconcile": self._reconcile, "funding": self._funding,
-                 "pull-feeds": self._pull_feeds, "pull-funding": self._pull_funding}
+                 "pull-feeds": self._pull_feeds, "pull-funding": self._pull_funding, "backup": self._backup}
         if kind not in table:
             raise ValueError(f"job {name!r}: unknown job kind {kind!r}")
         return table[kind]
 
-    def _pull(self, symbol: str, timeframe: str, warmup: bool = False) -> dict[str, Any]:
+    def _pull(self, symbol: str, timeframe: str, warmup: bool = False, force: bool = False) -> dict[str, Any]:
         from engine.data.pulls import pull_candles
         from engine.trading.warmup import warmup_bars
 
+        streams = getattr(self, "streams", None)
+        if not (warmup or force) and streams is not None and streams.healthy("ohlcv", symbol, timeframe):
+            return {"skipped": "streaming"}  # REST polling is the fallback while the stream is down
         return pull_candles(self.store, self.source, symbol, timeframe, self.settings,
                             warmup_bars=warmup_bars(self.settings) if warmup else None)
 
@@ -291,9 +347,13 @@ class EngineService:
         from engine.risk.trading_state import TradingState, get_state
         from engine.trading.lifecycle import get_instance
 
+        from engine.execution.router import venue_for
+
         inst = get_instance(self.store, inst_id)
         if inst.status != "running" or inst.stage == "research":
             return {"skipped": inst.status if inst.status != "running" else "research stage"}
+        if venue_for(inst.stage, self.mode == "live") is None:
+            return {"skipped": f"stage {inst.stage} trades only in an engine started with --live"}
         if get_state(self.store).state is TradingState.HALTED:
             return {"skipped": "HALTED"}
         if not self.trader.due(inst):
@@ -301,10 +361,12 @@ class EngineService:
         bar = self.trader.last_closed_bar(inst)
         if not self.trader.bar_stored(inst, bar):  # the bar just closed: pull it now rather than wait for a pull job
             for symbol in inst.symbols:
-                self._pull(symbol, inst.timeframe)
+                self._pull(symbol, inst.timeframe, force=True)  # the stream is late: REST now
         capital = inst.effective_capital(self.settings.lifecycle)
-        if hasattr(self.broker, "capital_caps"):  # live: the per-strategy cap follows the current stage
-            self.broker.capital_caps[inst.id] = capital
+        self.broker.set_capital_cap(inst.id, capital)  # the cap follows the stage (live-small: a fraction)
+        settled = self._settle_venue(inst)
+        if settled:
+            return {"settling": settled}
         res = self.trader.tick(inst, capital)
         return {"bar": res.bar_ts, "orders": res.orders, "targets": res.targets, "note": res.note}
 
@@ -315,14 +377,9 @@ class EngineService:
         return {k: round(v["equity"], 2) for k, v in val.items()}
 
     def _monitors(self) -> dict[str, Any]:
-        if not hasattr(self, "_monitor_obj"):
-            from engine.monitoring.monitors import Monitors
-
-            self._monitor_obj = Monitors(self.store, self.settings, self.source)
-            self.trader.sizer.vpin_cdf = self._monitor_obj.toxicity.cdf  # the sizer reads the same readings
         from engine.runtime.jobs import prune_job_runs
 
-        out = self._monitor_obj.run()
+        out = self.monitors.run()
         out["job_runs_pruned"] = prune_job_runs(self.store)
         return out
 
@@ -333,16 +390,41 @@ class EngineService:
         store_leaderboard(self.store, board)
         return len(board)
 
+    def _storage_alert(self, line: str) -> None:
+        """A storage fault's critical alert: straight to every alert channel (their outbox lives in the broken
+        store), then the alerts table if it still takes the write."""
+        for channel in getattr(self.alerting, "channels", []):
+            try:
+                channel.send("quantdesk: storage fault, trading HALTED", line, "critical")
+            except Exception as exc:  # noqa: BLE001 - every other channel still gets its chance
+                log.critical("storage fault: alert channel failed: %s", exc)
+        raise_alert(self.store, "critical", "store.fault", line, {})
+
+    def _backup(self) -> dict[str, Any]:
+        from engine.store.backup import scheduled_backup
+
+        cfg = self.settings.store
+        return dict(scheduled_backup(self.store.url, cfg.backup_dir, cfg.backup_keep))
+
     def _reconcile(self) -> Any:
-        return self.broker.reconcile() if hasattr(self.broker, "reconcile") else {"mode": self.mode, "skipped": True}
+        return self.broker.reconcile()
 
     def _funding(self) -> Any:
-        return self.broker.apply_funding() if hasattr(self.broker, "apply_funding") else None
+        return self.broker.apply_funding()
+
+    def _settle_venue(self, inst: Any) -> str:
+        """Close what an instance still holds on a venue it no longer trades on (promotion/demotion across venues)."""
+        from engine.execution.flatten import settle_venue
+        from engine.execution.router import venue_for
+
+        ex = self.settings.execution
+        return settle_venue(self.store, self.broker.brokers, inst.id, venue_for(inst.stage, self.mode == "live"),
+                            max_rounds=ex.flatten_max_rounds, round_wait_s=ex.flatten_round_wait_s)
 
     def _retrain(self, strategy: str) -> Any:
         from engine.ml.retrain import retrain_job
 
-        return retrain_job(self.settings, strategy, self.store)
+        return retrain_job(self.settings, strategy, self.store, source=self.source)
 
     def _retrain_now(self, strategy: str) -> str:
         from engine.runtime import jobs
@@ -361,34 +443,19 @@ class EngineService:
         return int(self.broker.cancel_all(instance_id))
 
     def _flatten(self) -> dict[str, Any]:
-        """Cancel every open order, then close every position with reduce-only market orders."""
-        from engine.execution.orders import OrderRequest, client_order_id, load_positions
+        """Emergency flatten: REDUCING at least, then engine.execution.flatten until flat on every venue."""
+        from engine.execution.flatten import flatten_until_flat
         from engine.risk.trading_state import TradingState, get_state, set_state
 
         if get_state(self.store).state is TradingState.ACTIVE:
             set_state(self.store, TradingState.REDUCING, "flatten: stay flat until an operator resumes", "engine")
         if not self.ready.wait(120):
             raise RuntimeError("flatten: the broker did not finish start-up recovery within 120s")
-        canceled = self._cancel_all(None)
-        closed = 0
-        for attempt in range(3):
-            pos = load_positions(self.store)
-            if not pos:
-                break
-            stamp = now_ms()
-            for p in pos:
-                req = OrderRequest(instance_id=p["instance_id"], symbol=p["symbol"],
-                                   side="sell" if p["qty"] > 0 else "buy", qty=abs(p["qty"]),
-                                   client_order_id=client_order_id(p["instance_id"], p["symbol"], stamp,
-                                                                   f"flatten{attempt}"),
-                                   reduce_only=True, reason="operator flatten", intent="flatten")
-                order = self.broker.submit(req)
-                closed += int(order.get("status") == "filled")
-            if hasattr(self.broker, "process"):
-                self.broker.process()
-        left = len(load_positions(self.store))
+        ex = self.settings.execution
+        report = flatten_until_flat(self.store, self.broker.brokers, max_rounds=ex.flatten_max_rounds,
+                                    round_wait_s=ex.flatten_round_wait_s)
         try:
             self._equity()  # exposure on the desk and in `quantdesk status` drops now, not at the next snapshot
         except Exception:  # noqa: BLE001 - the flatten itself succeeded; the equity job will retry the snapshot
             log.exception("equity snapshot after flatten failed")
-        return {"canceled": canceled, "closed": closed, "positions_left": left}
+        return report.summary()

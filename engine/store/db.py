@@ -24,8 +24,61 @@ def _create_all(conn: Connection) -> None:
     metadata.create_all(conn)
 
 
+def _trial_identity(conn: Connection) -> None:
+    """trials gain trial_key (content identity), family and lookahead_ok (issue 15); no-op where create_all has them."""
+    from sqlalchemy import inspect
+
+    have = {c["name"] for c in inspect(conn).get_columns("trials")}
+    for name, kind in (("trial_key", "VARCHAR(64)"), ("family", "VARCHAR(128)"), ("lookahead_ok", "INTEGER")):
+        if name not in have:
+            conn.exec_driver_sql(f"ALTER TABLE trials ADD COLUMN {name} {kind}")
+    indexes = {i["name"] for i in inspect(conn).get_indexes("trials")}
+    if "ux_trials_key" not in indexes:
+        conn.exec_driver_sql("CREATE UNIQUE INDEX ux_trials_key ON trials (trial_key)")
+    if "ix_trials_family" not in indexes:
+        conn.exec_driver_sql("CREATE INDEX ix_trials_family ON trials (family)")
+
+
+def _orders_venue(conn: Connection) -> None:
+    """orders.venue (paper | exchange): brokers by stage share one orders table, each must see only its own orders.
+    Rows written before it went to the exchange when the exchange gave them an id (or reconciliation adopted them)."""
+    from sqlalchemy import inspect
+
+    if "venue" in {c["name"] for c in inspect(conn).get_columns("orders")}:
+        return  # a fresh database got the column from _create_all
+    conn.execute(text("ALTER TABLE orders ADD COLUMN venue VARCHAR(12) NOT NULL DEFAULT 'paper'"))
+    conn.execute(text("UPDATE orders SET venue = 'exchange' WHERE exchange_order_id IS NOT NULL "
+                      "OR client_order_id LIKE 'qd-recon-%'"))
+
+
+def _alert_delivery(conn: Connection) -> None:
+    """v4 (issue 14): alert dedup columns on `alerts`, and the notify_events / alert_outbox / alert_attempts /
+    alert_escalations tables. Idempotent, because a fresh store already got them from `_create_all`."""
+    from sqlalchemy import inspect
+
+    from engine.store.schema import alert_attempts, alert_escalations, alert_outbox, notify_events
+
+    have = {c["name"] for c in inspect(conn).get_columns("alerts")}
+    for name, ddl in (("count", "INTEGER NOT NULL DEFAULT 1"), ("last_ts", "BIGINT"), ("dedup_key", "VARCHAR(40)")):
+        if name not in have:
+            conn.execute(text(f"ALTER TABLE alerts ADD COLUMN {name} {ddl}"))
+    conn.execute(text("CREATE INDEX IF NOT EXISTS ix_alerts_dedup ON alerts (dedup_key, acked)"))
+    for table in (notify_events, alert_outbox, alert_attempts, alert_escalations):
+        table.create(conn, checkfirst=True)
+
+
+def _fills_fee_base(conn: Connection) -> None:
+    """fills.fee_base: a spot buy whose commission is paid in the base asset holds less than it bought; without it
+    every such buy leaves state.db a fee above the exchange and reconciliation cries wolf."""
+    from sqlalchemy import inspect
+
+    if "fee_base" not in {c["name"] for c in inspect(conn).get_columns("fills")}:
+        conn.execute(text("ALTER TABLE fills ADD COLUMN fee_base FLOAT NOT NULL DEFAULT 0"))
+
+
 # Forward migrations: MIGRATIONS[i] takes the schema from version i to i+1. Never edit a released step; append one.
-MIGRATIONS: list[Callable[[Connection], None]] = [_create_all]
+MIGRATIONS: list[Callable[[Connection], None]] = [_create_all, _trial_identity, _orders_venue, _alert_delivery,
+                                                  _fills_fee_base]
 SCHEMA_VERSION = len(MIGRATIONS)
 MIGRATION_LOCK_KEY = 0x51D35C  # PostgreSQL advisory-lock key that serialises quantdesk migrations on one database
 
@@ -41,6 +94,22 @@ def sqlite_path(url: str) -> Path | None:
     return Path(path) if path and path != ":memory:" else None
 
 
+def probe_version(path: Path) -> int:
+    """The schema version of an existing SQLite file, read without changing it (read-only, no WAL switch)."""
+    import sqlite3
+
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2.0)
+        try:
+            return int(conn.execute("PRAGMA user_version").fetchone()[0])
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        from engine.store.health import describe
+
+        raise StoreError(describe(path, exc)) from exc
+
+
 def _touch_private(path: Path) -> None:
     """Create the database file (and its WAL companions when present) with mode 0600."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -48,22 +117,28 @@ def _touch_private(path: Path) -> None:
         fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
         os.close(fd)
     for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-        if candidate.exists():
-            os.chmod(candidate, 0o600)
+        if candidate.exists() and candidate.stat().st_mode & 0o077:
+            try:
+                os.chmod(candidate, 0o600)
+            except OSError as exc:  # not ours or immutable: writes will tell; `quantdesk doctor` shows the mode
+                raise StoreError(f"{candidate}: cannot restrict its mode to 0600 ({exc.strerror}); "
+                                 "run `quantdesk doctor`") from exc
 
 
 class Store:
     """A handle on state.db (or a server database): SQLAlchemy engine plus a fast DB-API bulk path."""
 
-    def __init__(self, url: str, *, readonly: bool = False, busy_timeout_ms: int = 5000, migrate: bool = True) -> None:
+    def __init__(self, url: str, *, readonly: bool = False, busy_timeout_ms: int = 5000, migrate: bool = True,
+                 create: bool = True) -> None:
         self.url = url
         self.readonly = readonly
         self.path = sqlite_path(url)
         self._lock = threading.RLock()
         if self.path is not None:
+            if (readonly or not create) and not self.path.exists():
+                raise StoreError(f"state store not found: {self.path} (check --state / store.path; "
+                                 "`quantdesk init` creates a new one)")
             if readonly:
-                if not self.path.exists():
-                    raise StoreError(f"state store not found: {self.path}")
                 engine_url = f"sqlite:///file:{self.path}?mode=ro&uri=true"
             else:
                 _touch_private(self.path)
@@ -74,6 +149,9 @@ class Store:
             self._install_sqlite_pragmas(busy_timeout_ms)
         else:
             self.engine = create_engine(url, pool_pre_ping=True)
+        if not create and self.path is not None and probe_version(self.path) == 0:
+            self.engine.dispose()
+            raise StoreError(f"{self.path}: not a quantdesk store (schema version 0); check --state / store.path")
         if migrate and not readonly:
             self.migrate()
             if self.path is not None:
@@ -200,6 +278,12 @@ class Store:
 def open_store(url_or_path: str | os.PathLike[str], *, busy_timeout_ms: int = 5000) -> Store:
     """Open (creating and migrating if needed) a writable store from a SQLAlchemy URL or a SQLite path."""
     return Store(_as_url(url_or_path), busy_timeout_ms=busy_timeout_ms)
+
+
+def open_existing(url_or_path: str | os.PathLike[str], *, busy_timeout_ms: int = 5000) -> Store:
+    """Open a writable store that must already exist (control commands, status): a missing path or a file that is
+    not a quantdesk store is a StoreError naming it, never a new empty desk."""
+    return Store(_as_url(url_or_path), busy_timeout_ms=busy_timeout_ms, create=False)
 
 
 def open_readonly(url_or_path: str | os.PathLike[str], *, busy_timeout_ms: int = 2000) -> Store:

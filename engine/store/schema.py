@@ -103,7 +103,12 @@ alerts = Table(
     Column("acked", Integer, nullable=False, default=0),
     Column("acked_by", String(64)),
     Column("acked_at", BigInteger),
+    # deduplication (engine/store/notify.py): identical unacknowledged alerts within the window merge into one row
+    Column("count", Integer, nullable=False, default=1, server_default="1"),
+    Column("last_ts", BigInteger),
+    Column("dedup_key", String(40)),
     Index("ix_alerts_ts", "ts"),
+    Index("ix_alerts_dedup", "dedup_key", "acked"),
 )
 
 audit_log = Table(
@@ -198,6 +203,8 @@ orders = Table(
     Column("reason", Text, nullable=False, default=""),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    # where the order went: paper (the paper broker) | exchange (the live account); each broker sees only its own
+    Column("venue", String(12), nullable=False, default="paper", server_default="paper"),
     Index("ix_orders_status", "status"),
 )
 
@@ -214,6 +221,8 @@ fills = Table(
     Column("fee", Float, nullable=False, default=0.0),
     Column("liquidity", String(5), nullable=False, default="taker"),
     Column("ts", BigInteger, nullable=False),
+    # commission paid in the base asset (spot buys on Binance): the holding grows by qty - fee_base
+    Column("fee_base", Float, nullable=False, default=0.0, server_default="0"),
     Index("ix_fills_order", "client_order_id"),
 )
 
@@ -317,7 +326,13 @@ trials = Table(
     Column("kurtosis", Float),
     Column("metrics", Text, nullable=False, default="{}"),
     Column("run_id", Integer, ForeignKey("backtest_runs.id")),
+    # content identity (strategy, params, dataset, cost model, code version, phase, window): a rerun reuses its trial
+    Column("trial_key", String(64)),
+    Column("family", String(128)),  # an explicit research question (--trial-family); NULL = the dataset's default
+    Column("lookahead_ok", Integer),  # 0 = its lookahead check FAILED: never counted, never used by gates
     Index("ix_trials_dataset", "dataset_hash"),
+    Index("ux_trials_key", "trial_key", unique=True),
+    Index("ix_trials_family", "family"),
 )
 
 models = Table(
@@ -339,4 +354,69 @@ models = Table(
     Column("role", String(12), nullable=False),  # champion | challenger | retired | rejected
     Column("promoted_at", BigInteger),
     UniqueConstraint("strategy", "version"),
+)
+
+
+# --- off-box alert delivery (engine/store/notify.py writes events; engine/monitoring/alerts delivers them) --------
+# Every alert and trading-state change writes a notify event in its own transaction (the transactional outbox); the
+# sender routes each event to the configured channels as outbox rows and records every delivery attempt.
+notify_events = Table(
+    "notify_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),  # alert | state | flatten | engine | escalation | watchdog | summary ...
+    Column("severity", String(8), nullable=False),
+    Column("rule", String(64), nullable=False, default=""),
+    Column("alert_id", Integer),  # the alerts row this event announces (kind alert)
+    Column("title", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("values_json", Text, nullable=False, default="{}"),
+    Column("channel", Integer),  # only this channel index (a test message); NULL routes by severity to every channel
+    Column("routed", Integer, nullable=False, default=0),
+    Column("notified", Integer, nullable=False, default=1),  # occurrences of the alert announced so far (repeats)
+    Column("notified_at", BigInteger),
+    Index("ix_notify_events_routed", "routed", "id"),
+    Index("ix_notify_events_alert", "alert_id"),
+)
+
+alert_outbox = Table(
+    "alert_outbox", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", Integer),  # NULL for a rate-limit digest
+    Column("created_at", BigInteger, nullable=False),
+    Column("channel", Integer, nullable=False),  # index into alerts.channels
+    Column("channel_url", String(512), nullable=False),  # redacted: secrets are never stored
+    Column("severity", String(8), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("status", String(10), nullable=False),  # pending | sending | sent | held | digested | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", BigInteger, nullable=False),
+    Column("last_error", Text),
+    Column("sent_at", BigInteger),
+    Column("claimed_by", String(64)),  # engine or watchdog process that is sending it now
+    Column("claim_until", BigInteger),
+    Index("ix_alert_outbox_due", "channel", "status", "next_attempt_at"),
+    Index("ix_alert_outbox_created", "channel", "created_at"),
+)
+
+alert_attempts = Table(
+    "alert_attempts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("outbox_id", Integer, nullable=False),
+    Column("channel", Integer, nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("ok", Integer, nullable=False),
+    Column("error", Text),
+    Column("elapsed_ms", Integer, nullable=False, default=0),
+    Column("sender", String(64), nullable=False, default=""),  # process that tried (engine pid / watchdog pid)
+    Index("ix_alert_attempts_outbox", "outbox_id"),
+)
+
+alert_escalations = Table(
+    "alert_escalations", metadata,
+    Column("alert_id", Integer, primary_key=True),
+    Column("step", Integer, nullable=False),  # 1 = REDUCING, 2 = HALTED
+    Column("ts", BigInteger, nullable=False),
+    Column("state", String(12), nullable=False),
 )

@@ -19,6 +19,7 @@ from engine.config import LifecycleConfig, Settings
 from engine.store.db import Store
 from engine.store.ops import audit, raise_alert
 from engine.store.schema import equity_snapshots, fills, strategy_instances, twin_trades
+from engine.trading.deflation import record_dsr
 
 STAGES = ("research", "paper", "live-small", "live")
 STATUSES = ("running", "paused")
@@ -86,9 +87,20 @@ def _row_to_instance(row: Mapping[str, Any]) -> Instance:
                     stage_changed_at=int(row["stage_changed_at"]))
 
 
+SEED_STAGE_MAX = "paper"  # config may declare an instance, never place it past paper
+
+
+def seed_stage(configured: str) -> str:
+    """The stage a configured instance starts at: its configured stage, but never past paper (only a promotion with
+    a passing gate report and an operator's confirmation reaches live-small or live)."""
+    return configured if STAGES.index(configured) <= STAGES.index(SEED_STAGE_MAX) else SEED_STAGE_MAX
+
+
 def sync_instances(store: Store, settings: Settings) -> list[Instance]:
-    """Insert configured instances missing from state.db (stored stage/status win); return enabled instances."""
+    """Insert configured instances missing from state.db (stored stage/status win, a configured stage past paper
+    is seeded at paper, with an alert and an audit entry); return enabled instances."""
     now = now_ms()
+    clamped = []
     with store.begin() as conn:
         existing = {r["id"] for r in conn.execute(select(strategy_instances.c.id)).mappings()}
         for inst_id, cfg in settings.strategies.items():
@@ -97,10 +109,19 @@ def sync_instances(store: Store, settings: Settings) -> list[Instance]:
                     capital=cfg.capital, symbols=json.dumps(list(cfg.symbols)), timeframe=cfg.timeframe,
                     params=json.dumps(cfg.params, default=str), updated_at=now))
                 continue
+            stage = seed_stage(cfg.stage)
             conn.execute(insert(strategy_instances).values(
-                id=inst_id, strategy=cfg.strategy or inst_id, stage=cfg.stage, status="running", capital=cfg.capital,
+                id=inst_id, strategy=cfg.strategy or inst_id, stage=stage, status="running", capital=cfg.capital,
                 symbols=json.dumps(list(cfg.symbols)), timeframe=cfg.timeframe,
                 params=json.dumps(cfg.params, default=str), created_at=now, stage_changed_at=now, updated_at=now))
+            audit(conn, "engine", "strategy.seed", {"instance_id": inst_id, "configured_stage": cfg.stage,
+                                                    "stage": stage}, user="engine")
+            if stage != cfg.stage:
+                clamped.append((inst_id, cfg.stage))
+    for inst_id, configured in clamped:
+        raise_alert(store, "warning", "lifecycle.seed_clamped", f"{inst_id}: config says stage {configured}, seeded at "
+                    f"{SEED_STAGE_MAX}; live-small and live are reached only by `quantdesk strategy promote {inst_id} "
+                    "--confirm` with a passing gate report", {"instance_id": inst_id, "configured": configured})
     enabled = {k for k, v in settings.strategies.items() if v.enabled}
     return [i for i in list_instances(store) if i.id in enabled]
 
@@ -138,42 +159,6 @@ def set_status(store: Store, instance_id: str, status: str, source: str, user: s
     return get_instance(store, instance_id)
 
 
-def _sharpe_stats(returns: list[float]) -> tuple[float, float, float, int]:
-    """Per-observation Sharpe, skew and (non-excess) kurtosis of a return series."""
-    import numpy as np
-
-    r = np.asarray(returns, dtype="float64")
-    n = int(r.size)
-    if n < 3:
-        return 0.0, 0.0, 3.0, n
-    sd = float(r.std(ddof=1))
-    if not sd > 0:
-        return 0.0, 0.0, 3.0, n
-    z = (r - r.mean()) / sd
-    return float(r.mean() / sd), float((z ** 3).mean()), float((z ** 4).mean()), n
-
-
-def deflated_sharpe(returns: list[float], n_trials: int, trial_sr_var: float | None = None) -> tuple[float, float]:
-    """(deflated Sharpe = SR - expected max SR of n_trials, probability SR beats it) per Bailey & Lopez de Prado."""
-    from statistics import NormalDist  # stdlib: scipy.stats costs seconds to import in a busy engine
-
-    norm = NormalDist()
-    sr, skew, kurt, n = _sharpe_stats(returns)
-    if n < 3:
-        return 0.0, 0.0
-    var_sr = trial_sr_var if trial_sr_var is not None else (1 - skew * sr + (kurt - 1) / 4 * sr * sr) / (n - 1)
-    n_trials = max(1, int(n_trials))
-    if n_trials > 1:
-        gamma = 0.5772156649
-        sr0 = (max(var_sr, 0.0) ** 0.5) * ((1 - gamma) * norm.inv_cdf(1 - 1 / n_trials)
-                                           + gamma * norm.inv_cdf(1 - 1 / (n_trials * 2.718281828)))
-    else:
-        sr0 = 0.0
-    denom = (max(1e-12, 1 - skew * sr + (kurt - 1) / 4 * sr * sr)) ** 0.5
-    prob = float(norm.cdf((sr - sr0) * (n - 1) ** 0.5 / denom))
-    return float(sr - sr0), prob
-
-
 def instance_record(conn: Connection, instance_id: str, since: int) -> dict[str, Any]:
     """Equity returns, trade count, span and drift of an instance's record since a timestamp."""
     eq = [float(r.equity) for r in conn.execute(select(equity_snapshots.c.equity).where(
@@ -191,14 +176,6 @@ def instance_record(conn: Connection, instance_id: str, since: int) -> dict[str,
             "twin_trades": int(drift[1]) if drift else 0}
 
 
-def count_trials(conn: Connection, strategy: str) -> int:
-    """How many backtest trials the research registry holds for a strategy (>= 1), for deflation."""
-    from engine.store.schema import trials
-
-    return max(1, int(conn.execute(select(func.count()).select_from(trials)
-                                   .where(trials.c.strategy == strategy)).scalar() or 0))
-
-
 def gate_report(store: Store, instance_id: str, cfg: LifecycleConfig) -> GateReport:
     """Evaluate the promotion gates of an instance's current-stage record."""
     with store.connect() as conn:
@@ -209,13 +186,15 @@ def gate_report(store: Store, instance_id: str, cfg: LifecycleConfig) -> GateRep
         if inst.stage == "research":
             return GateReport(instance_id, inst.stage, to_stage, ())
         rec = instance_record(conn, instance_id, inst.stage_changed_at)
-        n_trials = count_trials(conn, inst.strategy)
-    dsr, prob = deflated_sharpe(rec["returns"], n_trials)
+        deflated = record_dsr(conn, instance_id, inst.strategy, inst.params, inst.stage_changed_at, rec["returns"])
+    dsr = deflated.result
     drift = rec["drift_bps"]
     checks = (
         GateCheck("days", rec["days"] >= cfg.min_paper_days, rec["days"], cfg.min_paper_days),
         GateCheck("trades", rec["trades"] >= cfg.min_paper_trades, float(rec["trades"]), cfg.min_paper_trades),
-        GateCheck("dsr", len(rec["returns"]) >= 3 and dsr > cfg.min_dsr, dsr, f"> {cfg.min_dsr}"),
+        # the DSR is a probability; undefined (NaN) never passes, and the threshold names N and SR0
+        GateCheck("dsr", dsr.defined and dsr.dsr >= cfg.min_dsr, None if not dsr.defined else dsr.dsr,
+                  f">= {cfg.min_dsr} probability; {deflated.describe()}"),
         GateCheck("drift_bps", drift is not None and drift <= cfg.max_drift_bps, drift, f"<= {cfg.max_drift_bps}"),
     )
     return GateReport(instance_id, inst.stage, to_stage, checks)

@@ -1,46 +1,57 @@
 """Live sizing: the risk package's `size_position` with the ML champion's probability, exposures and market rules.
 
-No champion (or a failing one) means sizing without the overlay; the sizing record says which, so "why is this size
-what it is" always has an answer in `sizing_decisions`.
+The overlay is used for a strategy only while its latest walk-forward evidence shows value (engine.ml.evidence:
+Brier skill > 0 and the Sharpe-difference interval's lower bound above ml.overlay_sharpe_floor). Without that
+evidence sizing uses the primary signal with Kelly from the strategy's own out-of-sample hit rate and payoff (fixed
+sizing when even those are unknown). No champion (or a failing one) also means sizing without the overlay. The sizing
+record says which and why ("overlay off: Brier skill -0.010 over 6 windows"), so "why is this size what it is" always
+has an answer in `sizing_decisions`.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import time
 from typing import Any, Mapping
 
 from engine.clock import floor_ts
 from engine.config import Settings
 from engine.execution.orders import load_positions
+from engine.risk.limits import MarketRules
 from engine.trading.lifecycle import Instance
 from engine.store.db import Store
 from engine.store.ops import raise_alert
 
 log = logging.getLogger("quantdesk.sizing")
-
-
-def market_rules(market: Mapping[str, Any]) -> Any:
-    """MarketRules (lot step, min qty, min notional) from a ccxt market structure."""
-    from engine.risk.limits import MarketRules
-
-    prec = (market.get("precision") or {}).get("amount")
-    step = 0.0 if not prec else (float(prec) if prec < 1 else 10.0 ** -int(prec))
-    limits = market.get("limits") or {}
-    return MarketRules(lot_size=step, min_qty=float((limits.get("amount") or {}).get("min") or 0.0),
-                       min_notional=float((limits.get("cost") or {}).get("min") or 0.0))
+EVIDENCE_TTL_S = 300.0  # how long a strategy's evidence read from the audit log is reused
 
 
 class LiveSizer:
     """Sizes each instance's per-symbol signal; caches the model registry."""
 
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(self, store: Store, settings: Settings, vpin_cdf: Mapping[str, float] | None = None) -> None:
         self.store = store
         self.settings = settings
         self._registry: Any = None
         self._model_error_reported: set[str] = set()
         self._probs: dict[tuple[str, int, int], dict[str, float]] = {}  # (instance, model version, model bar)
-        self.vpin_cdf: dict[str, float] = {}  # filled by the monitors' ToxicityBook (shared dict)
+        # the monitors' ToxicityBook readings (a live mapping it keeps filling); empty means no toxicity input
+        self.vpin_cdf: Mapping[str, float] = vpin_cdf if vpin_cdf is not None else {}
+        self._overlay: dict[str, tuple[float, Any]] = {}  # strategy -> (read at, OverlayDecision)
+
+    def overlay(self, strategy: str) -> Any:
+        """The overlay on/off decision for a strategy from its latest walk-forward evidence (cached for a while)."""
+        from engine.ml.evidence import latest_evidence, overlay_decision
+
+        hit = self._overlay.get(strategy)
+        if hit is not None and time.monotonic() - hit[0] < EVIDENCE_TTL_S:
+            return hit[1]
+        ml = self.settings.ml
+        decision = overlay_decision(latest_evidence(self.store, strategy), ml.overlay_sharpe_floor,
+                                    ml.overlay_requires_evidence)
+        self._overlay[strategy] = (time.monotonic(), decision)
+        return decision
 
     def meta_probs(self, inst: Instance, strategy: Any, panel: Mapping[str, Any], source: Any = None,
                    now: int | None = None) -> tuple[dict[str, float], Any]:
@@ -48,6 +59,8 @@ class LiveSizer:
 
         A model trained on other bars than the instance trades (1h model, 1m instance) is fed a panel of its own
         timeframe built the way training built it (`engine.ml.retrain.model_panel`)."""
+        if not self.overlay(inst.strategy).on:
+            return {}, None  # no evidence of value: the model is not even asked
         try:
             if self._registry is None:
                 from engine.ml.registry import ModelRegistry
@@ -117,12 +130,22 @@ class LiveSizer:
             except ValueError:
                 spread = depth = None
         p = probs.get(symbol)
+        payoff = model.payoff_ratio if model is not None and p is not None else None
+        gate = self.overlay(inst.strategy)
+        if not gate.on:
+            p, payoff = gate.hit_rate, gate.payoff  # Kelly from the primary's own out-of-sample record (or fixed)
         decision = size_position(symbol, side, mark, self.exposure(inst, symbol, capital, marks), self.settings.risk,
-                                 meta_prob=p, payoff_ratio=model.payoff_ratio if model is not None and p is not None
-                                 else None, rules=market_rules(market), vpin_cdf=self.vpin_cdf.get(symbol),
-                                 spread_bps=spread, depth=depth, ts=bar_ts)
-        decision.inputs["overlay"] = (f"meta-model {inst.strategy} v{model.version}" if model is not None and
-                                      p is not None else "none: no champion model, sized without the overlay")
+                                 meta_prob=p, payoff_ratio=payoff, rules=MarketRules.from_market(market),
+                                 vpin_cdf=self.vpin_cdf.get(symbol), spread_bps=spread, depth=depth, ts=bar_ts,
+                                 method="kelly" if not gate.on and p is not None else None)
+        if not gate.on:
+            decision.inputs["overlay"] = gate.reason
+            decision.inputs["kelly_inputs"] = ("primary out-of-sample hit rate and payoff" if p is not None else
+                                               "none recorded: fixed size on the primary signal")
+        elif model is not None and p is not None:
+            decision.inputs["overlay"] = f"meta-model {inst.strategy} v{model.version} ({gate.reason})"
+        else:
+            decision.inputs["overlay"] = "none: no champion model, sized without the overlay"
         decision.inputs["strategy_weight"] = weight
         record_decision(self.store, inst.id, decision)
         return decision.signed_qty

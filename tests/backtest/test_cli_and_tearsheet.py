@@ -73,20 +73,65 @@ def test_cli_backtest_pulls_sim_history_and_counts_trials(run, tmp_path: Path, m
             "-p", "slow=30"]
     first = run(*args, "--out", str(tmp_path / "r1.html"))
     assert first.exit_code == 0, first.output
-    assert "DSR" in first.output and "over 1 trials" in first.output and "lookahead check passed" in first.output
+    assert "DSR" in first.output and "over 1 trials (sma_cross 1)" in first.output
+    assert "lookahead check passed" in first.output and "synthetic data" in first.output
     assert (tmp_path / "r1.html").stat().st_size > 10_000
     second = run(*args, "--json", "--no-pull")
     assert second.exit_code == 0, second.output
-    data = json.loads(second.output.strip().splitlines()[-1])
-    assert data["metrics"]["n_trials"] == 2 and 0.0 <= data["metrics"]["dsr"] <= 1.0
+    data = json.loads(second.stdout)  # ONE JSON object on stdout, nothing else
+    assert data["n_trials"] == 1 and data["dsr"] == json.loads(json.dumps(data))["dsr"]  # an identical rerun
+    for key in ("final_equity", "trades", "sharpe", "psr", "dsr", "n_trials", "lookahead", "data", "synthetic",
+                "report"):
+        assert key in data, key
+    assert data["lookahead"]["result"] == "passed" and data["synthetic"] is True and data["data"]["exchange"] == "sim"
     assert Path(data["report"]).exists()
+    third = run(*args[:-4], "-p", "fast=8", "-p", "slow=30", "--json", "--no-pull")
+    assert json.loads(third.stdout)["n_trials"] == 2
     peek = run("backtest", "peeking_oracle", "--symbols", "BTC/USDT", "--timeframe", "1h", "--since", "90d",
                "--no-pull", "--out", str(tmp_path / "peek.html"))
-    assert peek.exit_code == 0, peek.output
-    assert "FAILED" in peek.output
+    assert peek.exit_code == 1, peek.output
+    assert peek.stdout.lstrip().startswith("FAILED")
+    peek_json = run("backtest", "peeking_oracle", "--symbols", "BTC/USDT", "--timeframe", "1h", "--since", "90d",
+                    "--no-pull", "--json")
+    assert peek_json.exit_code == 1 and json.loads(peek_json.stdout)["lookahead"]["result"] == "FAILED"
+    assert json.loads(peek_json.stdout)["dsr"] is None and json.loads(peek_json.stdout)["n_trials"] == 2
     bad = run("backtest", "sma_cross", "--symbols", "BTC/USDT", "--since", "90d", "-p", "fast=500")
     assert bad.exit_code == 2 and "fast" in bad.output
     opt = run("optimize", "sma_cross", "--symbols", "BTC/USDT", "--timeframe", "1h", "--since", "90d", "--no-pull",
               "--trials", "4", "--windows", "2", "--backend", "sequential", "--out", str(tmp_path / "wf.html"))
     assert opt.exit_code == 0, opt.output
     assert "walk-forward" in opt.output and "pbo" in opt.output and (tmp_path / "wf.html").exists()
+
+
+def test_walkforward_counts_the_stitched_out_of_sample_trades(make_panel) -> None:  # noqa: ANN001
+    """Trades entered out of sample are counted with hit rate and profit factor, in the metrics and the report."""
+    wf = run_walkforward(SmaCross, make_panel(3000), BacktestConfig(), n_trials=4, n_windows=2,
+                         backend="sequential", fixed_params={"long_only": False})
+    m = wf.metrics
+    trades = wf.oos_trades
+    assert m["trades"] == len(trades) > 0
+    assert m["hit_rate"] == pytest.approx(float((trades["pnl"] > 0).mean()))
+    assert 0 < m["profit_factor"] < float("inf")
+    oos_start = wf.table["oos_start"].min()
+    assert (trades["entry_ts"] >= oos_start).all()
+    text = walkforward_html(wf)
+    assert "Out-of-sample trades" in text and "OOS trade return distribution" in text
+
+
+def test_tearsheet_prices_are_plain_and_axis_labels_stay_inside(make_panel) -> None:  # noqa: ANN001
+    """Prices print as 48,450.12 (never 4.845e+04); the first and last x labels anchor inward."""
+    from engine.backtest.tearsheet import fmt_price
+
+    assert fmt_price(48450.1234) == "48,450.12" and fmt_price(0.000123456) == "0.000123456"
+    assert fmt_price(1.5) == "1.50000"
+    panel = {s: f.assign(open=f["open"] * 1000, high=f["high"] * 1000, low=f["low"] * 1000,
+                         close=f["close"] * 1000) for s, f in make_panel(1500).items()}
+    text = backtest_html(run_backtest(SmaCross(fast=5, slow=40, long_only=False), panel, BacktestConfig()))
+    assert not re.search(r"\de[+-]\d\d", text)
+    assert 'text-anchor="start">' in text and 'text-anchor="end">2' in text
+
+
+def test_a_failed_lookahead_heads_the_tearsheet(make_panel) -> None:  # noqa: ANN001
+    bad = backtest_html(run_backtest(PeekingOracle(), make_panel(600), BacktestConfig()))
+    summary = bad[bad.index("<h2>Summary</h2>"):]
+    assert summary.index("FAILED") < summary.index("Deflated Sharpe ratio")

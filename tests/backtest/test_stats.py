@@ -73,3 +73,41 @@ def test_pbo_is_high_for_noise_and_low_for_a_real_edge(report) -> None:  # noqa:
         pbo_cscv(noise, 7)
     with pytest.raises(ValueError, match="configurations"):
         pbo_cscv(noise[:, :1], 10)
+
+
+def test_psr_keeps_the_lower_tail() -> None:
+    """Phi(-10) is 7.6e-24, not 0: a clearly losing record still has an exact (tiny) PSR, as scipy's norm says."""
+    sr, n = -0.1, 10_001  # z = -0.1 * 100 / sqrt(1 + 0.99 * 0.01 / 4) ~ -10
+    expected = norm.cdf(sr * math.sqrt(n - 1) / math.sqrt(1 + (3 - 1) / 4 * sr * sr))
+    got = probabilistic_sharpe(sr, 0.0, n, 0.0, 3.0)
+    assert 0.0 < got == pytest.approx(expected, rel=1e-9)
+    assert deflated_sharpe(-0.2, 5, 0.0004, n, 0.0, 3.0) > 0.0
+
+
+def test_psr_is_undefined_not_clamped_when_the_variance_factor_is_not_positive() -> None:
+    """1 - skew*SR + (kurt-1)/4*SR^2 <= 0 makes PSR and DSR NaN with a reason, never 0 or 1."""
+    from engine.backtest.stats import undefined_reason
+
+    sr, sk, ku = 0.5, 4.0, 1.0  # 1 - 2 + 0 = -1
+    assert math.isnan(probabilistic_sharpe(sr, 0.0, 500, sk, ku))
+    assert math.isnan(deflated_sharpe(sr, 10, 0.001, 500, sk, ku))
+    reason = undefined_reason(sr, sk, ku)
+    assert reason is not None and "<= 0" in reason and "-1" in reason
+    assert undefined_reason(0.05, 0.0, 3.0) is None
+
+
+def test_dsr_of_returns_reports_its_inputs_and_conventions() -> None:
+    """One entry point for a return series: the DSR with SR, SR0, N, V[SR] and the conventions in the docstring."""
+    import engine.backtest.stats as stats
+
+    rng = np.random.default_rng(5)
+    r = rng.normal(0.001, 0.01, 2000)
+    res = stats.deflated_sharpe_of_returns(r, 20, 0.0004)
+    mean, std, sk, ku = sample_moments(r)
+    assert res.dsr == pytest.approx(deflated_sharpe(mean / std, 20, 0.0004, 2000, sk, ku), rel=1e-12)
+    assert res.sr0 == pytest.approx(expected_max_sharpe(20, 0.0004)) and res.n_trials == 20
+    assert "N=20" in res.describe()
+    flat = stats.deflated_sharpe_of_returns(np.zeros(50), 3, 0.0)
+    assert math.isnan(flat.dsr) and "zero variance" in flat.reason
+    for phrase in ("per bar", "non-excess", "across trials", "probabilit", "NaN"):
+        assert phrase in stats.__doc__

@@ -38,7 +38,9 @@ def test_retrain_job_audits_every_step_and_gates(sim_state: Path) -> None:
     store = open_store(sim_state)
     first = retrain_job(settings, "quantum_momentum", store=store)
     assert first["decision"] == "promoted" and first["version"] == 1 and first["flow"] == "sim_klines"
-    assert not any(first["pulled"].values())  # the store already held the window: nothing pulled
+    # the store already held the window's candles: none pulled (the source's funding history and feeds are added)
+    assert not any(v for k, v in first["pulled"].items() if k.startswith("candles"))
+    assert any(k.startswith("funding") for k in first["pulled"])
     actions = [a for s, a, _ in _actions(store) if s == "scheduler"]
     for step in ("model.retrain.started", "model.train.data", "model.saved", "model.train.done", "model.gate",
                  "model.promoted", "model.retrain.finished"):
@@ -51,13 +53,16 @@ def test_retrain_job_audits_every_step_and_gates(sim_state: Path) -> None:
     meta = champ.record
     assert meta.features and meta.data_hash and meta.train_end > meta.train_start and "sklearn" in meta.lib_versions
     assert {"cv_auc", "oos", "estimator"} <= set(meta.cv_scores)
-    # a second run on the same window: the gate decides by score, and says on what basis
+    # a second run on the same window trains the same model: an AUC tie is no evidence of value, the champion stays,
+    # and the gate's audit entry carries the numbers it compared
     second = retrain_job(settings, "quantum_momentum", store=store)
     gate = [d for s, a, d in _actions(store) if a == "model.gate"][-1]
-    assert gate["challenger"] == 2 and gate["champion_score"] is not None
-    expected = "promoted" if second["oos"]["roc_auc"] >= gate["champion_score"] else "kept champion"
-    assert second["decision"] == expected == gate["decision"]
-    assert reg.champion("quantum_momentum").version == (2 if expected == "promoted" else 1)
+    assert gate["challenger"] == 2 and gate["champion_score"] == second["oos"]["roc_auc"]
+    assert second["decision"] == "kept champion" == gate["decision"]
+    nums = gate["numbers"]
+    assert nums["challenger"]["overlay_sharpe"] == nums["champion"]["overlay_sharpe"]
+    assert "not better by a margin" in gate["reason"] and "overlay Sharpe" in gate["reason"]
+    assert reg.champion("quantum_momentum").version == 1
     store.dispose()
 
 

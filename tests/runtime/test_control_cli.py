@@ -34,6 +34,9 @@ def test_cli_controls_work_without_an_engine(tmp_path):
     assert res.exit_code == 0 and "HALTED" in res.output
     status = json.loads(_run(state, "status", "--json").output)
     assert status["trading_state"] == "HALTED" and status["engine_alive"] is False
+    assert {(i["id"], i["stage"], i["broker"]) for i in status["instances"]} == {
+        ("quantum_momentum", "paper", "paper"), ("macro_trend", "paper", "paper")}
+    assert "stage paper      broker paper" in _run(state, "status").output
     assert _run(state, "resume").exit_code == 1  # leaving HALTED needs --confirm
     assert _run(state, "resume", "--confirm").exit_code == 0
     listing = _run(state, "strategy", "list").output

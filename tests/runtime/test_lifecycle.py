@@ -17,7 +17,7 @@ from engine.store.ops import list_alerts
 from engine.store.schema import equity_snapshots, twin_trades
 
 DAY = 86_400_000
-CFG = LifecycleConfig(min_paper_days=14.0, min_paper_trades=30, min_dsr=0.0, max_drift_bps=25.0)
+CFG = LifecycleConfig(min_paper_days=14.0, min_paper_trades=30, min_dsr=0.5, max_drift_bps=25.0)  # DSR: a probability
 
 
 def _settings() -> Settings:
@@ -119,3 +119,15 @@ def test_leaderboard_ranks_by_deflated_sharpe(seeded):
     good = next(r for r in board if r.instance_id == "good")
     assert good.trades == 40 and good.drift_bps == pytest.approx(5.0) and good.pnl > 0
     assert 0 <= good.hit_rate <= 1 and good.rank == 1
+
+
+def test_console_and_cli_clients_check_the_configured_gates(seeded, state_path) -> None:  # noqa: ANN001
+    """Both front ends build their client from settings, so a relaxed gate is the same gate in the console."""
+    from console.app import QuantdeskApp
+    from engine.config import settings_with
+
+    settings = settings_with(_settings(), store={"path": str(state_path)},
+                             lifecycle={"min_paper_days": 1.0, "min_paper_trades": 5})
+    console_client = QuantdeskApp(settings)._default_control()
+    assert console_client.lifecycle == ControlClient.from_settings(settings, "cli").lifecycle == settings.lifecycle
+    assert console_client.promote("young", confirm=True).ok  # 2 days, 5 trades: passes the configured gates

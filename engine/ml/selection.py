@@ -1,0 +1,223 @@
+"""Model selection on the past only: walk-forward CV with an embargo, and past-only calibration.
+
+Purged k-fold trains on events after the test fold, and its 1% embargo is far shorter than the 336-720-bar feature
+lookbacks, so a family or calibration chosen by it is chosen partly on the future. Here every candidate (model
+family x calibration) is scored by `WalkForwardSplit`: each test block is graded by a model trained only on events
+whose labels end at least `embargo` before the block starts, where the embargo is at least the longest feature
+lookback plus the label horizon (`required_embargo_bars`; the splitter refuses a shorter one). The candidate with the
+lowest mean Brier score wins. Calibration is past-only too: the estimator is fitted on the older 75% of the training
+events and the calibration map (sigmoid or isotonic) on the newest 25%, after a purge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import brier_score_loss, roc_auc_score
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+from engine.ml.meta_model import QuantileBinner, finite_or_nan
+
+FAMILIES = ("hist_gradient_boosting", "random_forest", "logistic")
+CALIBRATIONS = ("sigmoid", "isotonic")
+CALIB_FRAC = 0.25  # newest share of the training events that fits the calibration map
+
+
+def required_embargo_bars(strategy: Any, spec: Any, micro: Any = None) -> int:
+    """Longest feature lookback (strategy warm-up, microstructure windows) plus the label horizon, in bars."""
+    from engine.ml.dataset import MicroParams
+
+    p = micro or MicroParams()
+    warm = int(strategy.warmup()) if hasattr(strategy, "warmup") else int(getattr(strategy, "warmup_bars", 0))
+    return max(warm, p.volume_window, p.amihud_window, 4) + int(spec.max_holding)
+
+
+def _ns(values: Any) -> np.ndarray:
+    return pd.DatetimeIndex(values).as_unit("ns").asi8
+
+
+class WalkForwardSplit:
+    """Past-only splits: `n_splits` consecutive test blocks, each trained on events that ended before it by `embargo`.
+
+    Events are cut into n_splits + 1 contiguous groups; group k (k >= 1) is a test block and its training set is every
+    earlier event whose label ended at least `embargo` before the block's first event. Nothing after a test block is
+    ever trained on. `min_embargo` (the lookback + horizon rule) makes a too-short embargo an error.
+    """
+
+    def __init__(self, n_splits: int, t1: pd.Series, embargo: pd.Timedelta,
+                 min_embargo: pd.Timedelta | None = None) -> None:
+        if n_splits < 1:
+            raise ValueError(f"n_splits: must be >= 1, got {n_splits}")
+        embargo = pd.Timedelta(embargo)
+        if min_embargo is not None and embargo < pd.Timedelta(min_embargo):
+            raise ValueError(f"embargo: {embargo} is shorter than the longest feature lookback plus the label "
+                             f"horizon ({pd.Timedelta(min_embargo)}); raise it")
+        self.n_splits = n_splits
+        self.embargo = embargo
+        self._t0 = _ns(t1.index)
+        self._t1 = _ns(t1.to_numpy())
+        if len(self._t0) and np.any(np.diff(self._t0) < 0):
+            raise ValueError("t1: index (event starts) must be sorted ascending")
+
+    def get_n_splits(self, X: Any = None, y: Any = None, groups: Any = None) -> int:
+        """Number of test blocks (sklearn protocol)."""
+        return self.n_splits
+
+    def split(self, X: Any, y: Any = None, groups: Any = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield (train, test) index arrays; train rows all end `embargo` before the test block starts."""
+        n = len(X)
+        if n != len(self._t0):
+            raise ValueError(f"X: has {n} rows but t1 has {len(self._t0)} events")
+        bounds = np.linspace(0, n, self.n_splits + 2).astype(int)
+        gap = self.embargo.value
+        for k in range(1, self.n_splits + 1):
+            i0, i1 = int(bounds[k]), int(bounds[k + 1])
+            if i1 <= i0:
+                continue
+            start = self._t0[i0]
+            train = np.flatnonzero((self._t0 < start) & (self._t1 < start - gap))
+            yield train, np.arange(i0, i1)
+
+
+def make_estimator(family: str, random_state: int = 0) -> Pipeline:
+    """An unfitted pipeline (clean -> bin or scale -> classifier) for one model family."""
+    clean = ("clean", FunctionTransformer(finite_or_nan))
+    if family == "hist_gradient_boosting":
+        model = HistGradientBoostingClassifier(max_iter=60, learning_rate=0.1, max_leaf_nodes=15, min_samples_leaf=30,
+                                               l2_regularization=1.0, early_stopping=False, random_state=random_state)
+        return Pipeline([clean, ("bin", QuantileBinner()), ("model", model)])
+    if family == "random_forest":
+        model = RandomForestClassifier(n_estimators=40, max_depth=8, min_samples_leaf=20, max_features="sqrt",
+                                       max_samples=0.3, n_jobs=1, random_state=random_state)
+        return Pipeline([clean, ("bin", QuantileBinner()), ("model", model)])
+    if family == "logistic":
+        return Pipeline([clean, ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+                         ("scale", StandardScaler()), ("model", LogisticRegression(C=0.05, max_iter=300))])
+    raise ValueError(f"family: must be one of {FAMILIES}, got {family!r}")
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    q = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(q / (1 - q)).reshape(-1, 1)
+
+
+def _split_fit_calib(y: np.ndarray, t1: pd.Series, calibration: str) -> tuple[np.ndarray, np.ndarray]:
+    """Rows for the estimator (older, purged) and for the calibration map (newest CALIB_FRAC)."""
+    n = len(y)
+    c0 = int(n * (1 - CALIB_FRAC))
+    if calibration == "none" or c0 >= n:
+        return np.arange(n), np.zeros(0, dtype=int)
+    start = _ns(t1.index)[c0]
+    fit_rows = np.flatnonzero((np.arange(n) < c0) & (_ns(t1.to_numpy()) < start))
+    cal_rows = np.arange(c0, n)
+    if len(np.unique(y[fit_rows])) < 2 or len(np.unique(y[cal_rows])) < 2:
+        return np.arange(n), np.zeros(0, dtype=int)
+    return fit_rows, cal_rows
+
+
+def fit_calibrator(raw: np.ndarray, y: np.ndarray, w: np.ndarray, calibration: str) -> Any:
+    """A sigmoid (Platt, on the logit) or isotonic map from raw scores to probabilities."""
+    if calibration == "isotonic":
+        return IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y, sample_weight=w)
+    if calibration == "sigmoid":
+        return LogisticRegression(C=1.0).fit(_logit(raw), y, sample_weight=w)
+    raise ValueError(f"calibration: must be one of {CALIBRATIONS}, got {calibration!r}")
+
+
+def apply_calibrator(calibrator: Any, raw: np.ndarray) -> np.ndarray:
+    """Probabilities from raw scores through a fitted calibration map (identity without one)."""
+    if calibrator is None:
+        return raw
+    if isinstance(calibrator, IsotonicRegression):
+        return calibrator.predict(raw)
+    return calibrator.predict_proba(_logit(raw))[:, 1]
+
+
+@dataclass
+class PastCalibratedModel:
+    """An estimator fitted on older events and a calibration map fitted on the newest ones (never the reverse)."""
+
+    family: str
+    calibration: str
+    random_state: int = 0
+    estimator_: Any = field(default=None, repr=False)
+    calibrator_: Any = field(default=None, repr=False)
+    constant_: float | None = None  # a one-class training set predicts its base rate
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray, w: np.ndarray, t1: pd.Series) -> "PastCalibratedModel":
+        """Fit on (X, y, w) in time order: estimator on the older part, calibration on the newest part."""
+        y = np.asarray(y)
+        if len(np.unique(y)) < 2:
+            self.constant_ = float(y.mean()) if len(y) else 0.5
+            return self
+        fit_rows, cal_rows = _split_fit_calib(y, t1, self.calibration)
+        self.estimator_ = make_estimator(self.family, self.random_state)
+        self.estimator_.fit(X.iloc[fit_rows], y[fit_rows], model__sample_weight=w[fit_rows])
+        self.calibrator_ = None
+        if len(cal_rows):
+            raw = self.estimator_.predict_proba(X.iloc[cal_rows])[:, 1]
+            self.calibrator_ = fit_calibrator(raw, y[cal_rows], w[cal_rows], self.calibration)
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """(n, 2) class probabilities, calibrated; the sklearn shape the registry and live sizing expect."""
+        if self.constant_ is not None:
+            p = np.full(len(X), self.constant_)
+        else:
+            p = apply_calibrator(self.calibrator_, self.estimator_.predict_proba(X)[:, 1])
+        p = np.clip(np.asarray(p, dtype=float), 0.0, 1.0)
+        return np.column_stack([1 - p, p])
+
+
+@dataclass
+class Selection:
+    """Which candidate won the past-only CV, and every candidate's mean Brier and AUC."""
+
+    family: str
+    calibration: str
+    scores: dict[str, dict[str, float]]
+    folds: int
+
+
+def select_model(X: pd.DataFrame, y: np.ndarray, w: np.ndarray, t1: pd.Series, embargo: pd.Timedelta,
+                 min_embargo: pd.Timedelta | None = None, families: tuple[str, ...] = FAMILIES[:2],
+                 calibrations: tuple[str, ...] = CALIBRATIONS, n_splits: int = 3, random_state: int = 0,
+                 min_train: int = 100) -> Selection:
+    """Score every family x calibration by walk-forward CV (Brier, lower is better) and pick the best."""
+    cv = WalkForwardSplit(n_splits, t1, embargo, min_embargo)
+    y = np.asarray(y)
+    briers: dict[str, list[float]] = {}
+    aucs: dict[str, list[float]] = {}
+    used = 0
+    for train, test in cv.split(X):
+        if len(train) < min_train or len(np.unique(y[train])) < 2 or len(np.unique(y[test])) < 2:
+            continue
+        used += 1
+        Xtr, ytr, wtr = X.iloc[train], y[train], w[train]
+        fit_rows, cal_rows = _split_fit_calib(ytr, t1.iloc[train], "sigmoid")
+        for fam in families:  # one estimator fit per family and fold; the calibrations share it
+            est = make_estimator(fam, random_state).fit(Xtr.iloc[fit_rows], ytr[fit_rows],
+                                                        model__sample_weight=wtr[fit_rows])
+            raw_test = est.predict_proba(X.iloc[test])[:, 1]
+            raw_cal = est.predict_proba(Xtr.iloc[cal_rows])[:, 1] if len(cal_rows) else None
+            for cal in calibrations:
+                key = f"{fam}+{cal}"
+                calib = fit_calibrator(raw_cal, ytr[cal_rows], wtr[cal_rows], cal) if raw_cal is not None else None
+                p = np.clip(apply_calibrator(calib, raw_test), 0.0, 1.0)
+                briers.setdefault(key, []).append(float(brier_score_loss(y[test], p)))
+                aucs.setdefault(key, []).append(float(roc_auc_score(y[test], p)))
+    scores = {k: {"brier": float(np.mean(v)), "auc": float(np.mean(aucs[k]))} for k, v in briers.items()}
+    if not scores:
+        return Selection(families[0], calibrations[0], {}, 0)
+    best = min(scores, key=lambda k: scores[k]["brier"])
+    fam, cal = best.split("+")
+    return Selection(fam, cal, scores, used)
+

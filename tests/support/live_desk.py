@@ -1,0 +1,105 @@
+"""A live desk on the exchange twin for tests: config, a promoted live-small instance, engine processes.
+
+`live_config(folder, twin, ...)` writes a quantdesk.toml whose market data and live broker both talk to the twin
+(`[exchange] base_url`), with two instances: `pp` (paper) and `ls` (promoted to live-small through the real gate
+report with gates lowered by config and a seeded paper record). Keys reach the engine only through its environment.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert
+
+REPO = Path(__file__).resolve().parents[2]
+LOWERED_GATES = """
+[lifecycle]
+min_paper_days = 0.0
+min_paper_trades = 0
+min_dsr = 0.0
+max_drift_bps = 1000000.0
+live_small_fraction = 0.1
+"""
+
+
+def live_config(folder: Path, base_url: str, *, speed: float = 60.0, extra: str = "") -> Path:
+    """A fast live config on the twin: one paper and one (to-be-promoted) live-small instance on BTC/USDT."""
+    path = folder / "quantdesk.toml"
+    path.write_text(f"""
+[data]
+source = "ccxt:binance"
+symbols = ["BTC/USDT"]
+timeframes = ["1m"]
+[exchange]
+base_url = "{base_url}"
+[simulator]
+speed = {speed}
+[runtime]
+equity_interval_s = 1.0
+monitor_interval_s = 2.0
+heartbeat_interval_s = 0.5
+heartbeat_timeout_s = 3.0
+command_poll_ms = 50
+[ml]
+train_at_start = false
+[execution]
+rebalance_band = 0.0
+min_order_notional = 1.0
+reconcile_interval_s = 2.0
+flatten_round_wait_s = 0.2
+{LOWERED_GATES}
+[strategies.pp]
+strategy = "quantum_momentum"
+symbols = ["BTC/USDT"]
+capital = 20000.0
+[strategies.ls]
+strategy = "quantum_momentum"
+symbols = ["BTC/USDT"]
+capital = 20000.0
+stage = "live"
+{extra}
+""")
+    return path
+
+
+def promote_live_small(state: Path, config: Path) -> Any:
+    """Seed state.db from the config and promote `ls` to live-small through the real gate report (gates lowered)."""
+    from engine.clock import now_ms
+    from engine.config import load_settings, settings_with
+    from engine.store import open_store
+    from engine.store.schema import equity_snapshots, twin_trades
+    from engine.trading import lifecycle
+
+    settings = settings_with(load_settings(config), store={"path": str(state), "url": ""})
+    store = open_store(state)
+    lifecycle.sync_instances(store, settings)  # config says live: seeded at paper
+    t0 = now_ms() + 1
+    with store.begin() as conn:
+        conn.execute(insert(equity_snapshots), [
+            {"ts": t0 + i, "scope": "ls", "equity": 20_000.0 + 10 * i + (i % 2), "cash": 20_000.0,
+             "gross_exposure": 0.0, "net_exposure": 0.0, "unrealized_pnl": 0.0, "realized_pnl": 0.0}
+            for i in range(5)])
+        conn.execute(insert(twin_trades).values(ts=t0, instance_id="ls", symbol="BTC/USDT", client_order_id="seed",
+                                                live_price=1.0, twin_price=1.0, live_fee=0.0, twin_fee=0.0,
+                                                slippage_bps=0.0, drift_bps=0.0))
+    report = lifecycle.promote(store, "ls", settings.lifecycle, confirm=True, source="cli", user="rehearsal")
+    assert report.to_stage == "live-small"
+    return store
+
+
+def engine_env(key: str, secret: str) -> dict[str, str]:
+    """The engine's environment: the twin's keys in the two variables, nothing else of ours."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUANTDESK")}
+    env.update(PYTHONPATH=str(REPO), QUANTDESK_API_KEY=key, QUANTDESK_API_SECRET=secret)
+    return env
+
+
+def start_live_engine(folder: Path, config: Path, state: Path, env: dict[str, str]) -> subprocess.Popen:
+    """`python -m engine.runtime.main --live-confirmed` as a real process, logging to folder/engine.stderr."""
+    err = open(folder / "engine.stderr", "ab")  # noqa: SIM115 - closed with the process
+    return subprocess.Popen([sys.executable, "-m", "engine.runtime.main", "--state", str(state), "--config",
+                             str(config), "--live-confirmed"], cwd=folder, stdout=err, stderr=err, env=env)
