@@ -202,8 +202,16 @@ class ControlClient:
         else:
             # Safety first: the stop takes effect in state.db before the engine even sees the command (brokers read
             # the state before every order), so HALTED never waits behind a busy engine. The engine then cancels.
-            from engine.risk.trading_state import TradingState, TransitionError, set_state
+            from engine.risk.trading_state import TradingState, TransitionError, get_state, set_state
 
+            prior = get_state(self.store)
+            if command == "reduce" and prior.state is TradingState.REDUCING:  # nothing to persist, nothing to queue
+                from engine.control.catalogue import already_in_state
+
+                cmd_id = submit_command(self.store, command, args, self.source, self.user, status="running")
+                result = already_in_state(prior, command, cmd_id)
+                finish_command(self.store, cmd_id, result)
+                return result
             try:
                 set_state(self.store, TradingState.REDUCING if command == "reduce" else TradingState.HALTED,
                           str(args.get("reason", command)), self.source, self.user)

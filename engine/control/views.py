@@ -248,7 +248,7 @@ def leaderboard_view(conn: Connection) -> list[dict[str, Any]]:
                     "drawdown": (1.0 - equity / p) if (equity is not None and p) else None,
                     "fills": int(agg.get("fills") or 0), "drift_n": int(agg.get("dn") or 0),
                     "drift_mean": agg.get("dmean"), "drift_abs": agg.get("dabs"),
-                    "dsr": rank.get("dsr"), "dsr_prob": rank.get("dsr_prob"), "rank": rank.get("rank")})
+                    "dsr": rank.get("dsr"), "n_trials": rank.get("n_trials"), "rank": rank.get("rank")})
     out.sort(key=lambda x: (x["ret"] is None, -(x["ret"] or 0.0)))
     return out
 
