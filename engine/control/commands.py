@@ -70,6 +70,7 @@ class CommandProcessor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.doorbell: Doorbell | None = None
+        self.polls = 0
 
     def recover_interrupted(self) -> dict[str, int]:
         """Commands left `running` by a killed engine: re-queue idempotent ones, fail the others (e.g. promote).
@@ -111,6 +112,7 @@ class CommandProcessor:
         while not self._stop.is_set():
             try:
                 self.poll_once()
+                self.polls += 1  # completed polls: tests wait on this instead of sleeping
             except Exception as exc:  # noqa: BLE001 - the poller must survive anything
                 log.exception("command poll failed")
                 try:
