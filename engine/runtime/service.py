@@ -22,7 +22,7 @@ from engine.clock import now_ms
 from engine.config import Settings
 from engine.monitoring.alerts.service import AlertService, engine_notice
 from engine.runtime.job_handlers import JobHandlers
-from engine.runtime.lockfile import EngineLock, boot_id, lock_path
+from engine.runtime.lockfile import boot_id, engine_lock
 from engine.runtime.logs import log_path, setup_logging  # noqa: F401 - log_path is part of this module's API
 from engine.runtime.scheduler import job_intervals
 from engine.runtime.storage_guard import StorageGuard, signal_halt
@@ -49,7 +49,7 @@ class EngineService(JobHandlers):
         self.install_signals = install_signals
         self.stop_event = threading.Event()
         self.ready = threading.Event()  # broker built and recovered
-        self.lock = EngineLock(lock_path(settings))
+        self.lock = engine_lock(settings)
         self.alerting = AlertService(settings, self.environ)  # a bad channel URL stops the engine here (ConfigError)
         self.store: Any = None
         self.source: Any = None
