@@ -152,6 +152,8 @@ def pull(ctx: typer.Context,
     for rep in reports:
         colour = "red" if rep.errors else ("yellow" if rep.quarantined else "green")
         console.print(rep.summary(), style=colour, highlight=False, soft_wrap=True, markup=False)
+    if src.id == "sim":
+        console.print("note: sim is the built-in simulator: synthetic data, not a market", style="yellow")
     total_new = sum(r.inserted for r in reports)
     console.print(f"total: {total_new} rows inserted "
                   f"({sum(r.backfilled_before_start + r.gaps_filled for r in reports)} in or before the "

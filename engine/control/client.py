@@ -29,7 +29,8 @@ from engine.store.schema import commands, engine_status
 from engine.control.catalogue import CATALOGUE, CommandResult, command as catalogue_entry
 from engine.control.doorbell import doorbell_address, ring
 from engine.control.snapshots import StatusSnapshot
-from engine.control.views import engine_alive, status_view
+from engine.control.liveness import engine_alive
+from engine.control.views import status_view
 
 SOURCES = ("console", "cli")
 COMMANDS = tuple(CATALOGUE)
@@ -201,8 +202,16 @@ class ControlClient:
         else:
             # Safety first: the stop takes effect in state.db before the engine even sees the command (brokers read
             # the state before every order), so HALTED never waits behind a busy engine. The engine then cancels.
-            from engine.risk.trading_state import TradingState, TransitionError, set_state
+            from engine.risk.trading_state import TradingState, TransitionError, get_state, set_state
 
+            prior = get_state(self.store)
+            if command == "reduce" and prior.state is TradingState.REDUCING:  # nothing to persist, nothing to queue
+                from engine.control.catalogue import already_in_state
+
+                cmd_id = submit_command(self.store, command, args, self.source, self.user, status="running")
+                result = already_in_state(prior, command, cmd_id)
+                finish_command(self.store, cmd_id, result)
+                return result
             try:
                 set_state(self.store, TradingState.REDUCING if command == "reduce" else TradingState.HALTED,
                           str(args.get("reason", command)), self.source, self.user)
