@@ -118,10 +118,13 @@ class EngineService(JobHandlers):
 
         self.streams = start_streams(self.settings, self.store, self.source)
         self._stream_status = StreamStatus(self.streams, self.store)
-        if self.streams is not None and hasattr(self.broker, "source"):  # paper fills against the streamed book
-            from engine.data.streams import StreamedBookSource
+        if self.streams is not None:  # paper fills on the streamed book, VPIN on the streamed tape
+            from engine.data.streams import StreamedSource
 
-            self.broker.source = StreamedBookSource(self.source, self.streams)
+            self.source = StreamedSource(self.source, self.streams)
+            for user in (self.broker, self.trader):
+                if hasattr(user, "source"):
+                    user.source = self.source
         self._start_scheduler()
 
     def _build_trading(self) -> None:
