@@ -29,7 +29,8 @@ from engine.store.schema import commands, engine_status
 from engine.control.catalogue import CATALOGUE, CommandResult, command as catalogue_entry
 from engine.control.doorbell import doorbell_address, ring
 from engine.control.snapshots import StatusSnapshot
-from engine.control.views import engine_alive, status_view
+from engine.control.liveness import engine_alive
+from engine.control.views import status_view
 
 SOURCES = ("console", "cli")
 COMMANDS = tuple(CATALOGUE)
