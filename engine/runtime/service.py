@@ -22,7 +22,7 @@ from engine.clock import now_ms
 from engine.config import Settings
 from engine.monitoring.alerts.service import AlertService, engine_notice
 from engine.runtime.job_handlers import JobHandlers
-from engine.runtime.lockfile import EngineLock, boot_id, lock_path
+from engine.runtime.lockfile import boot_id, engine_lock
 from engine.runtime.logs import log_path, setup_logging  # noqa: F401 - log_path is part of this module's API
 from engine.runtime.scheduler import job_intervals
 from engine.runtime.storage_guard import StorageGuard, signal_halt
@@ -49,7 +49,7 @@ class EngineService(JobHandlers):
         self.install_signals = install_signals
         self.stop_event = threading.Event()
         self.ready = threading.Event()  # broker built and recovered
-        self.lock = EngineLock(lock_path(settings))
+        self.lock = engine_lock(settings)
         self.alerting = AlertService(settings, self.environ)  # a bad channel URL stops the engine here (ConfigError)
         self.store: Any = None
         self.source: Any = None
@@ -118,10 +118,13 @@ class EngineService(JobHandlers):
 
         self.streams = start_streams(self.settings, self.store, self.source)
         self._stream_status = StreamStatus(self.streams, self.store)
-        if self.streams is not None and hasattr(self.broker, "source"):  # paper fills against the streamed book
-            from engine.data.streams import StreamedBookSource
+        if self.streams is not None:  # paper fills on the streamed book, VPIN on the streamed tape
+            from engine.data.streams import StreamedSource
 
-            self.broker.source = StreamedBookSource(self.source, self.streams)
+            self.source = StreamedSource(self.source, self.streams)
+            for user in (self.broker, self.trader):
+                if hasattr(user, "source"):
+                    user.source = self.source
         self._start_scheduler()
 
     def _build_trading(self) -> None:
