@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import pandas as pd
 
 from engine.clock import now_ms, timeframe_ms
 from engine.config import Settings
@@ -207,8 +208,11 @@ def train_model(settings: Settings, strategy_name: str, store: Store | None = No
         say(f"training on {len(ds.y)} events ({len(ds.features)} features"
             + (f"; too sparse to use: {', '.join(ds.dropped_features)})" if ds.dropped_features else ")"))
         t2 = time.perf_counter()
+        from engine.ml.selection import required_embargo_bars
+
+        gap = pd.Timedelta(milliseconds=required_embargo_bars(strategy, spec) * step)
         model, report = train_meta_model(ds, panel, cv_folds=settings.ml.cv_folds, embargo_pct=settings.ml.embargo_pct,
-                                         periods_per_year=365 * 86_400_000 / step)
+                                         periods_per_year=365 * 86_400_000 / step, embargo=gap, report_kfold=False)
         t_train = time.perf_counter() - t2
         registry = ModelRegistry(store, models_dir(settings))
         start, end = ds.train_window
