@@ -1,4 +1,6 @@
-"""Alerts & audit: alerts filtered by severity (and unacknowledged), acknowledge; the audit log below."""
+"""Alerts & audit: alerts filtered by severity (and unacknowledged), acknowledge; the audit log below.
+
+The off-box outbox per channel (sent, pending, held by the rate limit, failed) is the alerts panel's subtitle."""
 
 from __future__ import annotations
 
@@ -18,9 +20,10 @@ from console.screens.base import PolledScreen
 from console.widgets import fmt
 from console.widgets.keyed_table import KeyedTable
 from console.widgets.modals import InfoModal
+from console.widgets.nav import hint
 
 ALERT_COLUMNS = [("id", "Id"), ("time", "Time", 16), ("sev", "Severity"), ("rule", "Rule"), ("source", "Source"),
-                 ("ack", "Ack"), ("repeats", "×"), ("message", "Message (enter: whole)")]
+                 ("ack", "Ack"), ("repeats", "×"), ("message", "Message")]
 AUDIT_COLUMNS = [("id", "Id"), ("time", "Time", 16), ("source", "Source"), ("user", "User"), ("action", "Action"),
                  ("details", "Details")]
 FILTERS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -41,6 +44,16 @@ def show_alert(screen: Screen, row: dict[str, Any] | None) -> None:
         return
     title = f"Alert {row['id']} — {str(row['severity']).upper()} {row['rule']}"
     screen.app.push_screen(InfoModal(title, "", fmt.alert_detail(row), copy_text=str(row["message"])))
+
+
+def outbox_line(rows: list[dict[str, Any]]) -> str:
+    """One line per screen for the off-box outbox: each channel's redacted URL and its message counts."""
+    parts = []
+    for r in rows:
+        url = r["url"] if len(r["url"]) <= 40 else r["url"][:39] + "…"
+        counts = " ".join(f"{k} {r[k]}" for k in ("sent", "pending", "held", "failed") if r[k] or k == "sent")
+        parts.append(f"[{r['channel']}] {url}: {counts}")
+    return ("outbox " + "  ".join(parts)) if parts else ""
 
 
 def audit_rows(rows: list[dict[str, Any]]) -> Rows:
@@ -93,7 +106,8 @@ class AlertsScreen(PolledScreen):
 
     def _retitle(self) -> None:
         self.query_one("#alerts").border_title = (f"Alerts — severity: {self.severity_filter}"
-                                                  + (", unacknowledged only" if self.unacked_only else ""))
+                                                  + (", unacknowledged only" if self.unacked_only else "")
+                                                  + f" — {hint(self, 'table.open', 'enter')}: whole message")
 
     def poll(self) -> list[Message]:
         """Read alerts (filtered) and the audit log (worker thread)."""
@@ -102,11 +116,15 @@ class AlertsScreen(PolledScreen):
         key = (self.filter_index, self.unacked_only)
         alerts = reader.alerts(severities, self.unacked_only)
         return [TableRefreshed(self.MODE, "alerts", alert_rows(alerts), (key, {str(r["id"]): r for r in alerts})),
-                TableRefreshed(self.MODE, "audit", audit_rows(reader.audit()))]
+                TableRefreshed(self.MODE, "audit", audit_rows(reader.audit())),
+                TableRefreshed(self.MODE, "outbox", {}, outbox_line(reader.outbox()))]
 
     def on_table_refreshed(self, message: TableRefreshed) -> None:
         """Apply a read (an alerts read made under an older filter is dropped)."""
         self.clear_poll_error()
+        if message.table == "outbox":
+            self.query_one("#alerts").border_subtitle = message.extra
+            return
         if message.table == "alerts":
             key, raw = message.extra
             if key != (self.filter_index, self.unacked_only):

@@ -16,6 +16,7 @@ from console.screens.base import PolledScreen
 from console.widgets import fmt
 from console.widgets.keyed_table import KeyedTable
 from console.widgets.modals import InfoModal
+from console.widgets.nav import hint
 from console.widgets.report_text import report_summary
 
 RUN_COLUMNS = [("id", "Run"), ("created", "Created", 16), ("kind", "Kind"), ("strategy", "Strategy"), ("tf", "TF"),
@@ -55,7 +56,7 @@ class ResearchScreen(PolledScreen):
     POLL_EVERY: ClassVar[float | None] = 2.0
     BINDINGS = [
         Binding("o", "open_tearsheet", "Tearsheet", id="research.tearsheet",
-                tooltip="Show the selected run's tearsheet path and its text; c there copies the path"),
+                tooltip="Show the selected run's tearsheet path and its text (the path can be copied from there)"),
     ]
 
     def __init__(self) -> None:
@@ -114,4 +115,5 @@ class ResearchScreen(PolledScreen):
         if not path:
             self.notify("the selected run has no tearsheet", severity="warning")
             return
-        self.app.push_screen(InfoModal(f"Tearsheet of run {key}", path, report_summary(path)))
+        self.app.push_screen(InfoModal(f"Tearsheet of run {key}", path,
+                                       report_summary(path, hint(self, "info.copy", "c"))))

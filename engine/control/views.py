@@ -9,16 +9,15 @@ function takes an open SQLAlchemy connection and returns frozen dataclasses or p
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import socket
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Mapping, Sequence
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from engine.clock import now_ms, timeframe_ms
+from engine.control.liveness import engine_alive, pid_running, with_liveness
 from engine.control.snapshots import DeskData, StateUnavailable, StatusSnapshot
 from engine.execution.orders import OPEN_STATUSES, OrderStatus
 
@@ -41,37 +40,6 @@ def _rows(conn: Connection, sql: str, **params: Any) -> list[dict[str, Any]]:
 def _one(conn: Connection, sql: str, **params: Any) -> dict[str, Any] | None:
     row = conn.execute(text(sql), params).mappings().first()
     return dict(row) if row is not None else None
-
-
-# --- liveness -----------------------------------------------------------------------------------------------------
-def pid_running(pid: int) -> bool:
-    """True when a process with this pid exists on this host (and is not a zombie)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
-def engine_alive(pid: int | None, host: str | None, heartbeat_at: int | None, stopped: bool, now: int,
-                 heartbeat_timeout_ms: int) -> bool:
-    """The one liveness rule: a fresh heartbeat, not stopped, and (on this host) the process still exists."""
-    if stopped or heartbeat_at is None or now - heartbeat_at > heartbeat_timeout_ms:
-        return False
-    return not (pid is not None and host == socket.gethostname() and not pid_running(pid))
-
-
-def with_liveness(status: StatusSnapshot, now: int, heartbeat_timeout_ms: int) -> StatusSnapshot:
-    """The same snapshot re-judged at `now` (nothing else can change while state.db is unchanged)."""
-    alive = engine_alive(status.engine_pid, status.engine_host, status.heartbeat_at, status.engine_stopped, now,
-                         heartbeat_timeout_ms)
-    return replace(status, now=now, engine_alive=alive)
 
 
 # --- status -------------------------------------------------------------------------------------------------------
@@ -280,7 +248,7 @@ def leaderboard_view(conn: Connection) -> list[dict[str, Any]]:
                     "drawdown": (1.0 - equity / p) if (equity is not None and p) else None,
                     "fills": int(agg.get("fills") or 0), "drift_n": int(agg.get("dn") or 0),
                     "drift_mean": agg.get("dmean"), "drift_abs": agg.get("dabs"),
-                    "dsr": rank.get("dsr"), "dsr_prob": rank.get("dsr_prob"), "rank": rank.get("rank")})
+                    "dsr": rank.get("dsr"), "n_trials": rank.get("n_trials"), "rank": rank.get("rank")})
     out.sort(key=lambda x: (x["ret"] is None, -(x["ret"] or 0.0)))
     return out
 
@@ -368,6 +336,20 @@ def alerts_view(conn: Connection, severities: Sequence[str] = ("info", "warning"
     where = f"severity IN ({','.join(':' + k for k in params)})" + (" AND acked = 0" if unacked_only else "")
     return _rows(conn, f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE {where} {_ALERT_ORDER} LIMIT :n", n=limit,
                  **params)
+
+
+def outbox_view(conn: Connection) -> list[dict[str, Any]]:
+    """Off-box delivery per channel: its redacted URL and how many messages are sent, pending, held or failed."""
+    rows = _rows(conn, "SELECT channel, status, COUNT(*) AS n, MAX(channel_url) AS url FROM alert_outbox "
+                       "GROUP BY channel, status ORDER BY channel")
+    out: dict[int, dict[str, Any]] = {}
+    for r in rows:
+        ch = out.setdefault(int(r["channel"]), {"channel": int(r["channel"]), "url": r["url"], "sent": 0,
+                                                "pending": 0, "held": 0, "failed": 0})
+        key = {"sending": "pending", "digested": "held"}.get(r["status"], r["status"])
+        if key in ch:
+            ch[key] += int(r["n"])
+    return list(out.values())
 
 
 def audit_view(conn: Connection, limit: int = 200) -> list[dict[str, Any]]:

@@ -126,11 +126,27 @@ def read_table(path: str | Path) -> Table:
     header = next(reader, None)
     if not header:
         raise FileFormatError(f"{p.name}: the file is empty")
-    cols = [canonical(h) for h in header]
-    renamed = {h: c for h, c in zip(header, cols) if h.strip() != c}
+    headerless = _numeric(header[0]) and len(header) >= 6 and all(_numeric(h) for h in header[1:5])
+    if headerless:  # exchange dumps such as Binance's klines files have no header: its column order is assumed
+        cols = list(KIND_COLUMNS["ohlcv"]) + [f"column_{i + 7}" for i in range(len(header) - 6)]
+        renamed = {"(no header)": "timestamp,open,high,low,close,volume"}
+    else:
+        cols = [canonical(h) for h in header]
+        renamed = {h: c for h, c in zip(header, cols) if h.strip() != c}
     cell = _cell if delim == "," else _decimal_comma_cell  # 1.234,5 style numbers only where ',' is not the delimiter
     rows = [[cell(c) for c in row] for row in reader if row and any(c.strip() for c in row)]
+    if headerless:
+        rows.insert(0, [cell(c) for c in header])
     return Table(p, cols, rows, delim, bom, renamed)
+
+
+def _numeric(text: str) -> bool:
+    """True when a header cell is a number (the file has no header row)."""
+    try:
+        float(text.strip().replace(",", "."))
+        return True
+    except ValueError:
+        return False
 
 
 def _decimal_comma_cell(text: str) -> Any:

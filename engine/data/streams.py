@@ -179,6 +179,8 @@ class MarketStreams:
             except Exception as exc:  # noqa: BLE001 - every failure is a reconnect, an alert and a backoff
                 st.connected, had_gap = False, True
                 st.reconnects += 1
+                if kind == "ohlcv":  # the cached forming bar is stale now: never store it as closed later
+                    (getattr(self._exchange, "ohlcvs", None) or {}).get(symbol, {}).pop(tf, None)
                 st.last_error = f"{type(exc).__name__}: {exc}"[:300]
                 delay = min(self.backoff_max_s, self.backoff_s * (2 ** min(attempt, 16)))
                 attempt += 1
@@ -252,3 +254,35 @@ class MarketStreams:
         log.info("stream %s: backfilled %d rows over REST after (re)connecting (%s)", st.name, inserted,
                  "complete" if ok else "source failed; retried at the next message")
         return ok
+
+
+class StreamedSource:
+    """A MarketSource view over the streams: `fetch_order_book` from the live book stream and `fetch_trades` from
+    the streamed tape stored in state.db while those streams are healthy (so the paper broker fills against the
+    streamed book and live VPIN runs on the streamed tape); everything else, and any stale stream, goes to REST."""
+
+    def __init__(self, rest: Any, streams: MarketStreams) -> None:
+        self._rest = rest
+        self._streams = streams
+        self.id = rest.id
+        self.book_hits = 0
+        self.trade_hits = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._rest, name)
+
+    def fetch_order_book(self, symbol: str, limit: int | None = None) -> dict[str, Any]:
+        """The streamed book (top `limit` levels) when its stream is healthy, else a REST snapshot."""
+        book = self._streams.books.get(symbol)
+        if book is not None and self._streams.healthy("book", symbol):
+            self.book_hits += 1
+            n = limit or len(book["bids"])
+            return {**book, "bids": book["bids"][:n], "asks": book["asks"][:n]}
+        return self._rest.fetch_order_book(symbol, limit)
+
+    def fetch_trades(self, symbol: str, since: int | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Streamed trades from state.db when the trade stream is healthy and `since` is given, else REST."""
+        if since is not None and self._streams.healthy("trades", symbol):
+            self.trade_hits += 1
+            return repo.stored_trades(self._streams.store, self.id, symbol, since, limit or 100_000)
+        return self._rest.fetch_trades(symbol, since, limit)

@@ -21,7 +21,8 @@ from sqlalchemy import insert, select, update
 from engine.clock import now_ms
 from engine.config import Settings
 from engine.monitoring.alerts.service import AlertService, engine_notice
-from engine.runtime.lockfile import EngineLock, boot_id, lock_path
+from engine.runtime.job_handlers import JobHandlers
+from engine.runtime.lockfile import boot_id, engine_lock
 from engine.runtime.logs import log_path, setup_logging  # noqa: F401 - log_path is part of this module's API
 from engine.runtime.scheduler import job_intervals
 from engine.runtime.storage_guard import StorageGuard, signal_halt
@@ -32,7 +33,7 @@ log = logging.getLogger("quantdesk.engine")
 VERSION = "0.1.0"
 
 
-class EngineService:
+class EngineService(JobHandlers):
     """One engine over one state.db; `run()` blocks until SIGTERM/SIGINT or a stop command."""
 
     def __init__(self, settings: Settings, *, live: bool = False, environ: dict[str, str] | None = None,
@@ -49,7 +50,7 @@ class EngineService:
         self.log_to_stderr = log_to_stderr  # a detached engine logs to its rotating file only (no engine.out copy)
         self.stop_event = threading.Event()
         self.ready = threading.Event()  # broker built and recovered
-        self.lock = EngineLock(lock_path(settings))
+        self.lock = engine_lock(settings)
         self.alerting = AlertService(settings, self.environ)  # a bad channel URL stops the engine here (ConfigError)
         self.store: Any = None
         self.source: Any = None
@@ -121,7 +122,14 @@ class EngineService:
         from engine.runtime.streaming import StreamStatus, start_streams
 
         self.streams = start_streams(self.settings, self.store, self.source)
-        self._stream_status = StreamStatus(self.streams)
+        self._stream_status = StreamStatus(self.streams, self.store)
+        if self.streams is not None:  # paper fills on the streamed book, VPIN on the streamed tape
+            from engine.data.streams import StreamedSource
+
+            self.source = StreamedSource(self.source, self.streams)
+            for user in (self.broker, self.trader):
+                if hasattr(user, "source"):
+                    user.source = self.source
         self._start_scheduler()
 
     def _build_trading(self) -> None:
@@ -305,136 +313,6 @@ class EngineService:
             except Exception:  # noqa: BLE001 - a busy database must not kill the heartbeat
                 log.exception("heartbeat failed")
             self.stop_event.wait(self.settings.runtime.heartbeat_interval_s)
-
-    # --- jobs -----------------------------------------------------------------------------------------------------
-    def _handler(self, name: str) -> Any:
-        kind, _, rest = name.partition(":")
-        if kind == "pull":
-            symbol_tf = rest[len(self.settings.data.source) + 1:]
-            symbol, tf = symbol_tf.rsplit(":", 1)
-            return lambda: self._pull(symbol, tf)
-        if kind == "tick":
-            return lambda: self._tick(rest)
-        if kind == "retrain":
-            return lambda: self._retrain(rest)
-        table = {"broker": self.broker.process, "equity": self._equity, "monitors": self._monitors,
-                 "leaderboard": self._leaderboard, "reconcile": self._reconcile, "funding": self._funding,
-                 "pull-feeds": self._pull_feeds, "pull-funding": self._pull_funding, "backup": self._backup}
-        if kind not in table:
-            raise ValueError(f"job {name!r}: unknown job kind {kind!r}")
-        return table[kind]
-
-    def _pull(self, symbol: str, timeframe: str, warmup: bool = False, force: bool = False) -> dict[str, Any]:
-        from engine.data.pulls import pull_candles
-        from engine.trading.warmup import warmup_bars
-
-        streams = getattr(self, "streams", None)
-        if not (warmup or force) and streams is not None and streams.healthy("ohlcv", symbol, timeframe):
-            return {"skipped": "streaming"}  # REST polling is the fallback while the stream is down
-        return pull_candles(self.store, self.source, symbol, timeframe, self.settings,
-                            warmup_bars=warmup_bars(self.settings) if warmup else None)
-
-    def _pull_feeds(self) -> dict[str, Any]:
-        from engine.data.pulls import pull_feeds
-
-        return pull_feeds(self.store, self.source, self.settings)
-
-    def _pull_funding(self) -> dict[str, Any]:
-        from engine.data.pulls import pull_funding
-
-        return pull_funding(self.store, self.source, self.settings)
-
-    def _tick(self, inst_id: str) -> Any:
-        from engine.risk.trading_state import TradingState, get_state
-        from engine.trading.lifecycle import get_instance
-
-        from engine.execution.router import venue_for
-
-        inst = get_instance(self.store, inst_id)
-        if inst.status != "running" or inst.stage == "research":
-            return {"skipped": inst.status if inst.status != "running" else "research stage"}
-        if venue_for(inst.stage, self.mode == "live") is None:
-            return {"skipped": f"stage {inst.stage} trades only in an engine started with --live"}
-        if get_state(self.store).state is TradingState.HALTED:
-            return {"skipped": "HALTED"}
-        if not self.trader.due(inst):
-            return None
-        bar = self.trader.last_closed_bar(inst)
-        if not self.trader.bar_stored(inst, bar):  # the bar just closed: pull it now rather than wait for a pull job
-            for symbol in inst.symbols:
-                self._pull(symbol, inst.timeframe, force=True)  # the stream is late: REST now
-        capital = inst.effective_capital(self.settings.lifecycle)
-        self.broker.set_capital_cap(inst.id, capital)  # the cap follows the stage (live-small: a fraction)
-        settled = self._settle_venue(inst)
-        if settled:
-            return {"settling": settled}
-        res = self.trader.tick(inst, capital)
-        return {"bar": res.bar_ts, "orders": res.orders, "targets": res.targets, "note": res.note}
-
-    def _equity(self) -> dict[str, Any]:
-        from engine.trading.portfolio import snapshot_equity
-
-        val = snapshot_equity(self.store, self.broker.mark_price, self.source.milliseconds(), self.settings.lifecycle)
-        return {k: round(v["equity"], 2) for k, v in val.items()}
-
-    def _monitors(self) -> dict[str, Any]:
-        from engine.runtime.jobs import prune_job_runs
-
-        out = self.monitors.run()
-        out["job_runs_pruned"] = prune_job_runs(self.store)
-        return out
-
-    def _leaderboard(self) -> int:
-        from engine.monitoring.leaderboard import compute_leaderboard, store_leaderboard
-
-        board = compute_leaderboard(self.store, self.settings.lifecycle)
-        store_leaderboard(self.store, board)
-        return len(board)
-
-    def _storage_alert(self, line: str) -> None:
-        """A storage fault's critical alert: straight to every alert channel (their outbox lives in the broken
-        store), then the alerts table if it still takes the write."""
-        for channel in getattr(self.alerting, "channels", []):
-            try:
-                channel.send("quantdesk: storage fault, trading HALTED", line, "critical")
-            except Exception as exc:  # noqa: BLE001 - every other channel still gets its chance
-                log.critical("storage fault: alert channel failed: %s", exc)
-        raise_alert(self.store, "critical", "store.fault", line, {})
-
-    def _backup(self) -> dict[str, Any]:
-        from engine.store.backup import scheduled_backup
-
-        cfg = self.settings.store
-        return dict(scheduled_backup(self.store.url, cfg.backup_dir, cfg.backup_keep))
-
-    def _reconcile(self) -> Any:
-        return self.broker.reconcile()
-
-    def _funding(self) -> Any:
-        return self.broker.apply_funding()
-
-    def _settle_venue(self, inst: Any) -> str:
-        """Close what an instance still holds on a venue it no longer trades on (promotion/demotion across venues)."""
-        from engine.execution.flatten import settle_venue
-        from engine.execution.router import venue_for
-
-        ex = self.settings.execution
-        return settle_venue(self.store, self.broker.brokers, inst.id, venue_for(inst.stage, self.mode == "live"),
-                            max_rounds=ex.flatten_max_rounds, round_wait_s=ex.flatten_round_wait_s)
-
-    def _retrain(self, strategy: str) -> Any:
-        from engine.ml.retrain import retrain_job
-
-        return retrain_job(self.settings, strategy, self.store, source=self.source)
-
-    def _retrain_now(self, strategy: str) -> str:
-        from engine.runtime import jobs
-        from engine.runtime.scheduler import add_one_off
-
-        name = f"retrain:{strategy}"
-        jobs.add_handler(name, lambda: self._retrain(strategy))
-        add_one_off(self.scheduler, name)
-        return f"retraining of {strategy} scheduled now"
 
     # --- operator actions (command poller thread) ----------------------------------------------------------------
     def _cancel_all(self, instance_id: str | None) -> int:

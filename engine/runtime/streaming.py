@@ -48,10 +48,12 @@ def start_streams(settings: Settings, store: Store, source: Any) -> Any:
 
 
 class StreamStatus:
-    """Rate-limits writing the streams' statistics into engine_status (every `every_s` seconds)."""
+    """Writes the streams' statistics into engine_status every `every_s` seconds, and raises a stale-data alert
+    naming each stream that has been silent for longer than its stale limit (merged while it stays silent)."""
 
-    def __init__(self, streams: Any, every_s: float = 2.0) -> None:
+    def __init__(self, streams: Any, store: Store | None = None, every_s: float = 2.0) -> None:
         self.streams = streams
+        self.store = store
         self.every_s = every_s
         self._last = 0.0
 
@@ -60,4 +62,12 @@ class StreamStatus:
         if self.streams is None or time.monotonic() - self._last < self.every_s:
             return None
         self._last = time.monotonic()
-        return {"streams": self.streams.snapshot(), "streams_at": int(time.time() * 1000)}
+        snapshot = self.streams.snapshot()
+        if self.store is not None:
+            for st in snapshot:
+                age = st["last_message_age_s"]
+                if age is not None and age > self.streams.stale_s:
+                    raise_alert(self.store, "warning", "stream.stale", f"stream {st['stream']} silent for {age:.0f}s "
+                                f"(REST polling covers it meanwhile)", {"stream": st["stream"], "age_s": age},
+                                source="engine", merge_key=f"stale:{st['stream']}")
+        return {"streams": snapshot, "streams_at": int(time.time() * 1000)}

@@ -138,10 +138,10 @@ async def test_money_columns_and_cap_reason_are_whole_at_140_columns(tmp_path: P
 
 @run_async
 async def test_leaderboard_has_the_dsr_column_and_ranks_by_it(tmp_path: Path) -> None:
-    """The console's leaderboard shows DSR and P(DSR) and ranks as the CLI does (the engine's DSR rank)."""
+    """The console's leaderboard shows the DSR (a probability) and its N and ranks as the CLI does."""
     path, store = _live(tmp_path)
-    board = [{"instance_id": "macro_trend", "dsr": 0.123, "dsr_prob": 0.83, "rank": 1},
-             {"instance_id": "quantum_momentum", "dsr": -0.045, "dsr_prob": 0.41, "rank": 2}]
+    board = [{"instance_id": "macro_trend", "dsr": 0.83, "n_trials": 12, "rank": 1},
+             {"instance_id": "quantum_momentum", "dsr": 0.41, "n_trials": 7, "rank": 2}]
     with store.begin() as conn:
         conn.execute(text("UPDATE engine_status SET info = :i"), {"i": json.dumps({"leaderboard": board})})
     app = QuantdeskApp(console_settings(path))
@@ -149,7 +149,7 @@ async def test_leaderboard_has_the_dsr_column_and_ranks_by_it(tmp_path: Path) ->
         await pilot.press("2")
         table = _table(app, "leaderboard")
         await wait_until(pilot, lambda: table.row_keys == ["macro_trend", "quantum_momentum"], what="DSR rank order")
-        await shows(pilot, app, "DSR", "P(DSR)", "0.123", "0.83", "-0.045")
+        await shows(pilot, app, "DSR", "N", "0.830", "0.410", "12")
     store.dispose()
 
 

@@ -163,3 +163,16 @@ def test_bad_files_fail_with_one_line(run, tmp_path) -> None:  # noqa: ANN001
     assert "Traceback" not in out.output
     wrong_tf = run("data", "pull", "--source", f"csv:{path}", "--symbols", "BTC/USD", "--timeframe", "1m")
     assert wrong_tf.exit_code == 2 and "holds 1h bars" in wrong_tf.output
+
+
+def test_a_headerless_exchange_dump_reads_as_binance_klines(run, tmp_path) -> None:  # noqa: ANN001
+    """Binance's kline files have no header and 12 columns: the first six are read as time, OHLC and volume."""
+    frame = bars(24)
+    lines = [f"{r.ts},{r.open},{r.high},{r.low},{r.close},{r.volume},{r.ts + HOUR - 1},1.0,10,0.5,0.5,0"
+             for r in frame.itertuples()]
+    path = tmp_path / "BTCUSDT-1h-2024-01.csv"
+    path.write_text("\n".join(lines) + "\n")
+    out = run("data", "pull", "--source", f"csv:{path}")
+    assert out.exit_code == 0, out.output
+    assert "(no header)" in out.output and "24 rows read" in out.output
+    assert stored(tmp_path, "BTC/USDT") == _expect(frame)
