@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import getpass
 import json
+import os
 import logging
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -40,11 +40,14 @@ class Alert:
 
 
 def current_user() -> str:
-    """The OS user issuing a command, for the audit log."""
+    """The OS user of this process (its effective uid), for the audit log; never $USER/$LOGNAME, which anyone can set."""
+    import pwd
+
+    uid = os.geteuid()
     try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no passwd entry in some containers
-        return "unknown"
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:  # no passwd entry in some containers
+        return f"uid {uid}"
 
 
 def _json(values: Mapping[str, Any] | None) -> str:
