@@ -37,7 +37,7 @@ class EngineService(JobHandlers):
     """One engine over one state.db; `run()` blocks until SIGTERM/SIGINT or a stop command."""
 
     def __init__(self, settings: Settings, *, live: bool = False, environ: dict[str, str] | None = None,
-                 install_signals: bool = True) -> None:
+                 install_signals: bool = True, log_to_stderr: bool = True) -> None:
         if live and settings.execution.mode != "live":
             import dataclasses
             settings = dataclasses.replace(settings, execution=dataclasses.replace(settings.execution, mode="live"))
@@ -47,6 +47,7 @@ class EngineService(JobHandlers):
         self.mode = settings.execution.mode
         self.environ = dict(os.environ if environ is None else environ)
         self.install_signals = install_signals
+        self.log_to_stderr = log_to_stderr  # a detached engine logs to its rotating file only (no engine.out copy)
         self.stop_event = threading.Event()
         self.ready = threading.Event()  # broker built and recovered
         self.lock = engine_lock(settings)
@@ -65,8 +66,12 @@ class EngineService(JobHandlers):
     # --- lifecycle ------------------------------------------------------------------------------------------------
     def run(self) -> int:
         """Start everything, wait for a stop request, shut down cleanly; returns the exit code."""
-        setup_logging(self.settings)
+        from engine.runtime.hardening import harden_desk, harden_process
+
+        harden_process()  # 0700 folders, 0600 files from here on (logs, lock, backups, models, reports)
+        setup_logging(self.settings, to_stderr=self.log_to_stderr)
         self.lock.acquire()
+        harden_desk(self.settings)
         try:
             self._start()
             log.info("engine running (pid %s, mode %s); waiting for stop", os.getpid(), self.mode)
