@@ -256,15 +256,17 @@ class MarketStreams:
         return ok
 
 
-class StreamedBookSource:
-    """A MarketSource view that answers `fetch_order_book` from the live book stream while it is healthy (so the
-    paper broker fills against the streamed book) and delegates everything else, and stale books, to REST."""
+class StreamedSource:
+    """A MarketSource view over the streams: `fetch_order_book` from the live book stream and `fetch_trades` from
+    the streamed tape stored in state.db while those streams are healthy (so the paper broker fills against the
+    streamed book and live VPIN runs on the streamed tape); everything else, and any stale stream, goes to REST."""
 
     def __init__(self, rest: Any, streams: MarketStreams) -> None:
         self._rest = rest
         self._streams = streams
         self.id = rest.id
         self.book_hits = 0
+        self.trade_hits = 0
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._rest, name)
@@ -277,3 +279,10 @@ class StreamedBookSource:
             n = limit or len(book["bids"])
             return {**book, "bids": book["bids"][:n], "asks": book["asks"][:n]}
         return self._rest.fetch_order_book(symbol, limit)
+
+    def fetch_trades(self, symbol: str, since: int | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Streamed trades from state.db when the trade stream is healthy and `since` is given, else REST."""
+        if since is not None and self._streams.healthy("trades", symbol):
+            self.trade_hits += 1
+            return repo.stored_trades(self._streams.store, self.id, symbol, since, limit or 100_000)
+        return self._rest.fetch_trades(symbol, since, limit)

@@ -22,7 +22,7 @@ from engine.clock import now_ms
 from engine.config import Settings
 from engine.monitoring.alerts.service import AlertService, engine_notice
 from engine.runtime.job_handlers import JobHandlers
-from engine.runtime.lockfile import EngineLock, boot_id, lock_path
+from engine.runtime.lockfile import boot_id, engine_lock
 from engine.runtime.logs import log_path, setup_logging  # noqa: F401 - log_path is part of this module's API
 from engine.runtime.scheduler import job_intervals
 from engine.runtime.storage_guard import StorageGuard, signal_halt
@@ -37,7 +37,7 @@ class EngineService(JobHandlers):
     """One engine over one state.db; `run()` blocks until SIGTERM/SIGINT or a stop command."""
 
     def __init__(self, settings: Settings, *, live: bool = False, environ: dict[str, str] | None = None,
-                 install_signals: bool = True) -> None:
+                 install_signals: bool = True, log_to_stderr: bool = True) -> None:
         if live and settings.execution.mode != "live":
             import dataclasses
             settings = dataclasses.replace(settings, execution=dataclasses.replace(settings.execution, mode="live"))
@@ -47,9 +47,10 @@ class EngineService(JobHandlers):
         self.mode = settings.execution.mode
         self.environ = dict(os.environ if environ is None else environ)
         self.install_signals = install_signals
+        self.log_to_stderr = log_to_stderr  # a detached engine logs to its rotating file only (no engine.out copy)
         self.stop_event = threading.Event()
         self.ready = threading.Event()  # broker built and recovered
-        self.lock = EngineLock(lock_path(settings))
+        self.lock = engine_lock(settings)
         self.alerting = AlertService(settings, self.environ)  # a bad channel URL stops the engine here (ConfigError)
         self.store: Any = None
         self.source: Any = None
@@ -65,8 +66,12 @@ class EngineService(JobHandlers):
     # --- lifecycle ------------------------------------------------------------------------------------------------
     def run(self) -> int:
         """Start everything, wait for a stop request, shut down cleanly; returns the exit code."""
-        setup_logging(self.settings)
+        from engine.runtime.hardening import harden_desk, harden_process
+
+        harden_process()  # 0700 folders, 0600 files from here on (logs, lock, backups, models, reports)
+        setup_logging(self.settings, to_stderr=self.log_to_stderr)
         self.lock.acquire()
+        harden_desk(self.settings)
         try:
             self._start()
             log.info("engine running (pid %s, mode %s); waiting for stop", os.getpid(), self.mode)
@@ -118,10 +123,13 @@ class EngineService(JobHandlers):
 
         self.streams = start_streams(self.settings, self.store, self.source)
         self._stream_status = StreamStatus(self.streams, self.store)
-        if self.streams is not None and hasattr(self.broker, "source"):  # paper fills against the streamed book
-            from engine.data.streams import StreamedBookSource
+        if self.streams is not None:  # paper fills on the streamed book, VPIN on the streamed tape
+            from engine.data.streams import StreamedSource
 
-            self.broker.source = StreamedBookSource(self.source, self.streams)
+            self.source = StreamedSource(self.source, self.streams)
+            for user in (self.broker, self.trader):
+                if hasattr(user, "source"):
+                    user.source = self.source
         self._start_scheduler()
 
     def _build_trading(self) -> None:
