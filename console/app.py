@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-import time
 from typing import Any, Callable, Iterable
 
 from textual import work
@@ -24,6 +23,7 @@ from engine.control.reader import StateReader
 from engine.control.snapshots import StateUnavailable, StatusSnapshot
 from console.screens.base import PolledScreen
 from console.screens.registry import SCREEN_CLASSES
+from console.stop_flow import StopFlow, StopPhase
 from console.stop_lane import StopLane
 from console.terminal_watch import controlling_fd, terminal_lost
 from console.widgets.modals import StopConfirmBar, TypedConfirm
@@ -31,7 +31,6 @@ from engine.clock import now_ms
 from engine.config import Settings
 
 EMERGENCY_KEY = "ctrl+x"  # not taken by tmux (ctrl+b) or screen (ctrl+a); priority beats a focused Input's cut
-STOP_PENDING = "STOP SENT — waiting for engine"
 STOP_REASON = "operator emergency stop (console)"
 STOP_HOLD_S = 2.0  # longest that screens hold their table refreshes while a stop waits for the engine
 
@@ -43,9 +42,11 @@ class QuantdeskApp(App):
     TITLE = "quantdesk"
     MODES = dict(SCREEN_CLASSES)
     VERTICAL_BREAKPOINTS = [(0, "-short"), (34, "-tall")]  # 80x24 terminals get a tighter desk grid
+    # under 100 columns positions take the full width; 120+ columns: full-width order and sizing tables too
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-medium"), (120, "-wide")]
     BINDINGS = [
         Binding(EMERGENCY_KEY, "emergency_stop", "STOP", id="emergency-stop", priority=True,
-                tooltip="Emergency stop: HALT + FLATTEN (asks for one key: y)"),
+                tooltip="Emergency stop: HALT + FLATTEN (asks to confirm with one key)"),
         Binding("1", "switch_mode('desk')", "Desk", id="screen.desk", show=False, tooltip="Show the desk"),
         Binding("2", "switch_mode('strategies')", "Strategies", id="screen.strategies", show=False,
                 tooltip="Leaderboard, lifecycle stage, drift; pause/resume/promote/demote"),
@@ -77,7 +78,7 @@ class QuantdeskApp(App):
         self.stop_event = threading.Event()
         self.last_status: StatusSnapshot | None = None
         self.last_status_error: str | None = None
-        self.pending_command = ""
+        self.stop_flow = StopFlow(STOP_HOLD_S)
         self.status_polls = 0
         self.completed: list[CommandCompleted] = []
         self._control_factory = control_factory or self._default_control
@@ -85,23 +86,23 @@ class QuantdeskApp(App):
         self._control_lock = threading.Lock()
         self._status_timer: Timer | None = None
         self.stop_lane: StopLane | None = None
-        self._stop_sent_at = 0.0
-        self._stop_unconfirmed = False  # from the stop key until the engine claims the stop or the command ends
         self.unknown_keys: list[str] = []
+        self.key_hints: dict[str, str] = {}  # binding id -> the key(s) the live keymap gives it, as shown
         if settings.console.theme:
             self.theme = settings.console.theme
 
     # --- lifecycle ------------------------------------------------------------------------------------------------
     def on_mount(self) -> None:
         """Apply the user's keymap, show the desk and start the status poll."""
-        from console.keymap import build_keymap
+        from console.keymap import build_keymap, key_hints
 
         keymap, self.unknown_keys = build_keymap(self.settings.console.keys)
         if keymap:
             self.set_keymap(keymap)
-        if self.unknown_keys:
+        self.key_hints = key_hints(keymap, self.get_key_display)
+        if self.unknown_keys:  # markup off: '[console]' is the config's section name, not a style tag
             self.notify(f"unknown action ids in [console] keys: {', '.join(self.unknown_keys)}", severity="warning",
-                        timeout=30)  # a config mistake should stay readable, not flash by
+                        timeout=30, markup=False)  # a config mistake should stay readable, not flash by
         self.stop_lane = StopLane()
         tty = controlling_fd()
         if tty is not None:
@@ -171,8 +172,8 @@ class QuantdeskApp(App):
             self.run_worker(lambda: self.control, thread=True, group="control", exit_on_error=False,
                             name="control-warmup")  # open the control store now, not when the stop key is pressed
         self.last_status, self.last_status_error = message.status, None
-        if self.pending_command and self._shown(message.status).confirmed_state == "HALTED":
-            self.pending_command = ""
+        if self.stop_flow.phase is StopPhase.FAILED and self._shown(message.status).confirmed_state == "HALTED":
+            self.stop_flow.move(StopPhase.IDLE)  # the failure marker goes once the desk reads HALTED after all
         self._push_status()
         self._arm_status()
 
@@ -180,7 +181,7 @@ class QuantdeskApp(App):
         """The status as the header may show it. Between the client's HALTED write and its queuing of the stop
         command, a status read finds HALTED and no pending stop; that is not the engine's confirmation, so until the
         engine claims the stop (or the command ends) a live engine's HALTED reads HALTING."""
-        if self._stop_unconfirmed and status.state == "HALTED" and status.engine_alive and not status.pending_stops:
+        if self.stop_flow.unconfirmed and status.state == "HALTED" and status.engine_alive and not status.pending_stops:
             return dataclasses.replace(status, pending_stops=1)
         return status
 
@@ -223,11 +224,7 @@ class QuantdeskApp(App):
         try:
             client = self.control
             result = call(client)
-            ok, text = bool(result.ok), str(result.message)
-            if label == "emergency stop" and result.data.get("queued") and not client.engine_alive():
-                # No engine to run FLATTEN now (it stays queued); HALT is persisted directly so nothing can trade.
-                halted = client.halt(STOP_REASON)
-                ok, text = ok and bool(halted.ok), f"{halted.message}; flatten queued for the engine's next start"
+            ok, text = bool(result.ok), str(result.message)  # offline: HALTED is stored, the stop queued
         except Exception as exc:  # noqa: BLE001 - any failure is reported to the operator, never a crash
             ok, text = False, f"{type(exc).__name__}: {exc}"
         if not self.stop_event.is_set():
@@ -237,11 +234,10 @@ class QuantdeskApp(App):
         """Tell the operator what the engine answered; refresh the screen."""
         self.completed = [*self.completed[-49:], message]
         if message.command == "emergency stop":
-            self._stop_unconfirmed = False  # the command row exists now: status reads say what the engine did
+            # the command row exists now: status reads say what the engine did
+            self.stop_flow.move(StopPhase.DONE if message.ok else StopPhase.FAILED)
             for bar in self.screen.query(StopConfirmBar):
                 bar.close()
-        if not message.ok and self.pending_command == STOP_PENDING:
-            self.pending_command = "STOP FAILED — see notification"
         self.notify(f"{message.command}: {message.message}", severity="information" if message.ok else "error",
                     timeout=6 if message.ok else 15)
         self._push_status()
@@ -260,20 +256,24 @@ class QuantdeskApp(App):
         if screen.query(StopConfirmBar):
             screen.query_one(StopConfirmBar).focus()
             return
+        if not self.stop_flow.move(StopPhase.CONFIRMING):
+            self.notify("the previous emergency stop is still waiting for the engine", severity="warning")
+            return
         bar = StopConfirmBar(self._stop_answered, restore_focus=self.focused)
         screen.mount(bar)
         bar.focus()
 
     def _stop_answered(self, confirmed: bool) -> None:
         """y sends HALT + FLATTEN at once (the overlay closes after); n/escape send nothing."""
+        if not self.stop_flow.move(StopPhase.SENT if confirmed else StopPhase.IDLE):
+            return
         if not confirmed:
             self.notify("emergency stop cancelled; nothing was sent")
             return
-        self.pending_command = STOP_PENDING
-        self._stop_sent_at = time.monotonic()
-        self._stop_unconfirmed = True
+
         def run() -> None:
-            self._command_thread("emergency stop", lambda c: c.emergency_stop(STOP_REASON, progress=self._stop_progress))
+            self._command_thread("emergency stop",
+                                 lambda c: c.emergency_stop(STOP_REASON, progress=self._stop_progress))
 
         lane = self.stop_lane
         if lane is not None and lane.alive:
@@ -282,9 +282,14 @@ class QuantdeskApp(App):
             self.run_worker(run, thread=True, group="control", exit_on_error=False, name="command-emergency_stop")
         self._push_status()
 
+    @property
+    def pending_command(self) -> str:
+        """The header's stop marker ('' when no stop is pending or failed)."""
+        return self.stop_flow.pending_text
+
     def stop_in_flight(self) -> bool:
         """True from the stop key until the engine has taken the stop (bounded by STOP_HOLD_S)."""
-        return self.pending_command == STOP_PENDING and time.monotonic() - self._stop_sent_at < STOP_HOLD_S
+        return self.stop_flow.in_flight()
 
     def _stop_progress(self, stage: str) -> None:
         """Called on the stop's thread as the control client advances; the UI hears it as StopProgress."""
@@ -299,6 +304,8 @@ class QuantdeskApp(App):
         before the command was queued, so 'claimed' is the same fact the status poll reports as pending_stops == 0.
         """
         if message.stage == "persisted":
+            if not self.stop_flow.move(StopPhase.PERSISTED):
+                return
             for bar in self.screen.query(StopConfirmBar):
                 bar.show_persisted()
             if self.last_status is not None and self.last_status.state != "HALTED":
@@ -307,12 +314,8 @@ class QuantdeskApp(App):
                 self.last_status = dataclasses.replace(self.last_status, state="HALTED")
                 self._push_status()
             return
-        if message.stage != "claimed":
+        if message.stage != "claimed" or not self.stop_flow.move(StopPhase.CLAIMED):
             return
-        self._stop_unconfirmed = False
-        if self.pending_command != STOP_PENDING:
-            return
-        self.pending_command = ""
         if self.last_status is not None:
             self.last_status = dataclasses.replace(self.last_status, state="HALTED", pending_stops=0,
                                                    flattening=max(1, self.last_status.flattening))
@@ -333,6 +336,10 @@ class QuantdeskApp(App):
 
         self.push_screen(TypedConfirm("RESUME TRADING", "Move the desk back to ACTIVE: strategies may open new "
                                       "positions again.", "RESUME"), callback=answered)
+
+    def key_hint(self, binding_id: str, fallback: str) -> str:
+        """The key(s) of a binding as the live keymap has them ('^x', 'f12', 'n / esc'), for hints in text."""
+        return self.key_hints.get(binding_id, fallback)
 
     def action_toggle_help(self) -> None:
         """Show or hide the key panel (every binding with its description)."""

@@ -7,7 +7,7 @@ of silently ignored, and so the README and help panel can list every binding.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 from textual.binding import Binding
 
@@ -26,12 +26,13 @@ class BindingInfo:
 def _binding_classes() -> list[tuple[str, type]]:
     from console.app import QuantdeskApp
     from console.screens import registry
+    from console.widgets.keyed_table import KeyedTable
     from console.widgets.modals import ConfirmKey, InfoModal, StopConfirmBar, TypedConfirm
 
     classes: list[tuple[str, type]] = [("app", QuantdeskApp)]
     classes += [(mode, cls) for mode, cls in registry.SCREEN_CLASSES.items()]
     classes += [("stop confirm", StopConfirmBar), ("confirm", ConfirmKey), ("typed confirm", TypedConfirm),
-                ("info", InfoModal)]
+                ("info", InfoModal), ("tables", KeyedTable)]
     return classes
 
 
@@ -51,6 +52,16 @@ def build_keymap(keys: Mapping[str, str], known: Iterable[str] | None = None) ->
     keymap = {k: v for k, v in keys.items() if k in ids}
     unknown = sorted(k for k in keys if k not in ids)
     return keymap, unknown
+
+
+def key_hints(keymap: Mapping[str, str], display: Callable[[Binding], str]) -> dict[str, str]:
+    """Binding id -> its live key(s) as the footer shows them ('^x', 'f12', 'n / esc'): every hint in the console's
+    text comes from here, so a remapped key is never advertised under its old name."""
+    out: dict[str, str] = {}
+    for b in all_bindings():
+        keys = [k.strip() for k in keymap.get(b.id, b.key).split(",") if k.strip()]
+        out[b.id] = " / ".join(display(Binding(k, "")) for k in keys)
+    return out
 
 
 def bindings_markdown() -> str:

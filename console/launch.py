@@ -7,7 +7,6 @@ does not wait for the engine: the "engine not responding" banner says what is ha
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
@@ -37,21 +36,16 @@ def engine_running(settings: Settings) -> bool:
 
 def engine_log_file(settings: Settings) -> Path:
     """Where a console-started engine's stdout/stderr go (beside the engine's own rotating log)."""
-    from engine.runtime.service import log_path
+    from engine.runtime.launch import engine_output_file
 
-    return log_path(settings).with_name("engine.out")
+    return engine_output_file(settings)
 
 
 def start_engine(settings: Settings) -> subprocess.Popen:
-    """Start `python -m engine.runtime.main` for these settings in its own session; returns the process."""
-    argv = [sys.executable, "-m", "engine.runtime.main", "--state", settings.store_url()]
-    if settings.config_path and os.path.exists(settings.config_path):
-        argv += ["--config", os.path.abspath(settings.config_path)]
-    out = engine_log_file(settings)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "ab") as fh:
-        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=fh, stderr=fh, start_new_session=True,
-                                cwd=os.getcwd())
+    """Start a paper engine for these settings in its own session (engine.runtime.launch, as `engine --detach`)."""
+    from engine.runtime.launch import start_detached
+
+    return start_detached(settings)
 
 
 def open_console(settings: Settings, *, start: bool = True) -> None:

@@ -47,6 +47,7 @@ class DeskRefreshed(_Refreshed):
     sizing: Rows | None
     alerts: Rows | None
     equity: list[tuple[int, float]] | None
+    alert_details: dict[str, dict[str, Any]] | None = None  # the raw alerts by row key, for the detail panel
 
 
 @dataclass
@@ -77,6 +78,15 @@ class StopProgress(Message):
     """The emergency stop advanced: 'persisted' (HALTED is in state.db) or 'claimed' (the engine has taken it)."""
 
     stage: str
+
+
+@dataclass
+class ReportRead(Message):
+    """A run's report file was read and summarised as text (in a worker: a tearsheet can be megabytes)."""
+
+    run: str
+    path: str
+    text: str
 
 
 @dataclass

@@ -169,8 +169,9 @@ class TriggerConfig:
 
 @dataclass(frozen=True)
 class ExchangeConfig:
-    """The ccxt venue behind `data.source = "ccxt:<id>"`: its id, an optional base URL (e.g. the exchange twin of
-    `quantdesk venue serve`; rewrites ccxt's REST and websocket URLs, empty = the real exchange) and streaming."""
+    """The exchange a ccxt source, its streams and the live broker talk to: the ccxt id, an optional base URL (e.g.
+    the twin of `quantdesk venue serve`; rewrites ccxt's REST and websocket URLs, empty = the real exchange) and
+    streaming."""
 
     id: str = ranged("binance", kind="exchange_id")
     base_url: str = ranged("", kind="base_url")
@@ -194,14 +195,6 @@ class ExecutionConfig:
     min_order_notional: float = ranged(10.0, ge=0)  # quote units; smaller orders are not sent
     flatten_max_rounds: int = ranged(5, ge=1, le=100)  # cancel / re-read / close rounds before a flatten alerts
     flatten_round_wait_s: float = ranged(0.5, ge=0, le=60)  # pause between flatten rounds (fills, cancels settle)
-
-
-@dataclass(frozen=True)
-class ExchangeConfig:
-    """The exchange a ccxt source and the live broker talk to; base_url points them at the twin (empty = real)."""
-
-    id: str = ranged("binance", kind="text")
-    base_url: str = ""  # e.g. http://127.0.0.1:8765 (`quantdesk venue serve`); empty = real
 
 
 @dataclass(frozen=True)

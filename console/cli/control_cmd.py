@@ -30,6 +30,24 @@ def _client(ctx: typer.Context) -> Any:
     return ControlClient.from_settings(settings_of(ctx), "cli")
 
 
+def _overlay_reasons(ctx: typer.Context) -> dict[str, str]:
+    """Per strategy, whether sizing uses the ML overlay and why (its latest walk-forward evidence)."""
+    from engine.ml.evidence import overlay_status
+    from engine.store import open_readonly
+    from engine.store.db import StoreError
+
+    settings = settings_of(ctx)
+    try:
+        store = open_readonly(settings.store_url())
+    except StoreError:
+        return {}
+    try:
+        return overlay_status(store, settings.strategies, settings.ml.overlay_sharpe_floor,
+                              settings.ml.overlay_requires_evidence)
+    finally:
+        store.dispose()
+
+
 def desk_line(client: Any) -> tuple[str, str]:
     """(desk location, engine description) of the store a client talks to, e.g. ('/x/state.db', 'engine pid 42')."""
     from engine.control.client import engine_row
@@ -151,8 +169,10 @@ def register(app: typer.Typer) -> None:
         st = client.status()
         desk, engine = desk_line(client)
         brokers = _instance_brokers(ctx, st.mode)
+        overlays = _overlay_reasons(ctx)
         if json_out:
-            typer.echo(json.dumps({**dataclasses.asdict(st), "desk": desk, "instances": brokers}, default=str))
+            typer.echo(json.dumps({**dataclasses.asdict(st), "desk": desk, "instances": brokers,
+                                   "overlay": overlays}, default=str))
             return
         typer.echo(f"desk          : {desk} ({engine})")
         fmt = (lambda v, f="{:,.2f}": "-" if v is None else f.format(v))
@@ -164,6 +184,8 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"open orders   : {st.open_orders}   open positions {st.open_positions}")
         for b in brokers:
             typer.echo(f"  {b['id']:<20} stage {b['stage']:<10} broker {b['broker']:<24} {b['status']}")
+        for name, reason in overlays.items():
+            typer.echo(f"ml overlay    : {name}: {reason}")
 
     @strategy_app.command("pause")
     def strategy_pause(ctx: typer.Context, instance_id: str) -> None:

@@ -94,6 +94,11 @@ def pull(ctx: typer.Context,
         timeframe_ms(tf)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--timeframe") from exc
+    if spec.startswith("csv:"):  # a file: import it whole, every row stored or quarantined, nothing dropped
+        from console.cli.data_files import pull_files
+
+        pull_files(ctx, console, spec, symbols, timeframe, since, until)
+        return
     store = _open_writable(ctx)
 
     def alert_sink(severity: str, rule: str, message: str, values: Any) -> None:
@@ -149,6 +154,8 @@ def pull(ctx: typer.Context,
     for rep in reports:
         colour = "red" if rep.errors else ("yellow" if rep.quarantined else "green")
         console.print(rep.summary(), style=colour, highlight=False, soft_wrap=True, markup=False)
+    if src.id == "sim":
+        console.print("note: sim is the built-in simulator: synthetic data, not a market", style="yellow")
     total_new = sum(r.inserted for r in reports)
     console.print(f"total: {total_new} rows inserted "
                   f"({sum(r.backfilled_before_start + r.gaps_filled for r in reports)} in or before the "
@@ -206,7 +213,37 @@ def status(ctx: typer.Context) -> None:
         console.print(other)
     console.print(f"quarantined rows in total: {sum(quarantined.values())}"
                   + ("  (see `quantdesk data quarantine`)" if quarantined else ""), highlight=False)
+    _print_streams(console, store)
     store.dispose()
+
+
+def _print_streams(console: Any, store: Any) -> None:
+    """The engine's websocket streams as it last published them (engine_status info.streams)."""
+    import json
+    import time
+
+    from sqlalchemy import select
+
+    from engine.store.schema import engine_status
+
+    with store.connect() as conn:
+        row = conn.execute(select(engine_status.c.info).where(engine_status.c.id == 1)).first()
+    info = json.loads(row[0] or "{}") if row else {}
+    streams = info.get("streams")
+    if not streams:
+        return
+    from rich.table import Table
+
+    age = (time.time() * 1000 - int(info.get("streams_at", 0))) / 1000
+    table = Table(title=f"streams (published {age:.0f}s ago{', engine stopped' if info.get('stopped') else ''})")
+    for col in ("stream", "connected", "last msg", "msgs/min", "reconnects", "gaps backfilled", "last error"):
+        table.add_column(col)
+    for st in streams:
+        last = "-" if st.get("last_message_age_s") is None else f"{st['last_message_age_s']:.1f}s ago"
+        table.add_row(st["stream"], "yes" if st.get("connected") else "NO", last, f"{st.get('msgs_per_min', 0):.0f}",
+                      str(st.get("reconnects", 0)), str(st.get("gaps_backfilled", 0)),
+                      (st.get("last_error") or "")[:60])
+    console.print(table)
 
 
 def export(ctx: typer.Context,
@@ -217,8 +254,9 @@ def export(ctx: typer.Context,
            kind: str = typer.Option("ohlcv", "--kind", help="ohlcv | trades | funding"),
            timeframe: Optional[str] = typer.Option(None, "--timeframe", help="for ohlcv"),
            since: Optional[str] = typer.Option(None, "--since"), until: Optional[str] = typer.Option(None, "--until"),
+           fmt: str = typer.Option("csv", "--format", help="csv | parquet (columnar, for bulk data)"),
            ) -> None:
-    """Write stored data as CSV in the shared-data format (timestamp in epoch ms, UTC)."""
+    """Write stored data as CSV or Parquet in the shared-data layout (timestamp in epoch ms, UTC)."""
     from engine.clock import now_ms
     from engine.data.csv_source import symbol_token
     from engine.store import open_readonly
@@ -226,6 +264,9 @@ def export(ctx: typer.Context,
     settings = settings_of(ctx)
     if kind not in ("ohlcv", "trades", "funding"):
         raise typer.BadParameter(f"--kind: must be ohlcv, trades or funding, got {kind!r}")
+    if fmt not in ("csv", "parquet"):
+        raise typer.BadParameter(f"--format: must be csv or parquet, got {fmt!r}")
+    suffix = f".{fmt}"
     default_src = settings.data.source
     ex = exchange or ("csv" if default_src.startswith("csv:") else default_src.removeprefix("ccxt:"))
     tf = timeframe or settings.data.timeframes[0]
@@ -248,11 +289,17 @@ def export(ctx: typer.Context,
     if not rows:
         typer.secho(f"nothing stored for {ex} {symbol} {kind}{' ' + tf if kind == 'ohlcv' else ''}", fg="yellow")
         raise typer.Exit(1)
-    if out.is_dir() or out.suffix.lower() != ".csv":  # a folder: name the file the shared-data way
+    if out.is_dir() or out.suffix.lower() != suffix:  # a folder: name the file the shared-data way
         span = f"{_fmt_ts(rows[0][0])[:10].replace('-', '')}-{_fmt_ts(rows[-1][0])[:10].replace('-', '')}"
         middle = tf if kind == "ohlcv" else kind
-        out = out / f"{ex}_{symbol_token(symbol)}_{middle}_{span}.csv"
+        out = out / f"{ex}_{symbol_token(symbol)}_{middle}_{span}{suffix}"
     out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "parquet":
+        from console.cli.data_files import write_parquet
+
+        write_parquet(out, header, rows)
+        typer.echo(f"wrote {len(rows)} rows to {out}")
+        return
     with out.open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(header)

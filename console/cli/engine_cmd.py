@@ -7,7 +7,6 @@ stage, broker and capital, the risk budget, the names of the key variables) and 
 from __future__ import annotations
 
 import os
-import sys
 import time
 
 import typer
@@ -16,17 +15,6 @@ from console.cli.common import settings_of
 
 engine_app = typer.Typer(help="Run or stop the trading engine.", invoke_without_command=True)
 LIVE_WORD = "LIVE"
-
-
-def _engine_argv(ctx: typer.Context, live: bool) -> list[str]:
-    """Command line of a detached engine process with the same config and state."""
-    settings = settings_of(ctx)
-    argv = [sys.executable, "-m", "engine.runtime.main", "--state", settings.store_url()]
-    if settings.config_path and os.path.exists(settings.config_path):
-        argv += ["--config", os.path.abspath(settings.config_path)]
-    if live:
-        argv.append("--live-confirmed")
-    return argv
 
 
 def _confirm_live(settings: object, confirmed: bool) -> None:
@@ -80,15 +68,11 @@ def register(app: typer.Typer) -> None:
             typer.secho(f"an engine (pid {holder}) is already running on {settings.store_url()}", fg="red", err=True)
             raise typer.Exit(1)
         if detach:
-            import subprocess
-
+            from engine.runtime.launch import engine_output_file, start_detached
             from engine.runtime.service import log_path
 
-            out = log_path(settings).with_name("engine.out")
-            out.parent.mkdir(parents=True, exist_ok=True)
-            with open(out, "ab") as fh:
-                proc = subprocess.Popen(_engine_argv(ctx, live), stdin=subprocess.DEVNULL, stdout=fh, stderr=fh,
-                                        start_new_session=True, cwd=os.getcwd())
+            out = engine_output_file(settings)
+            proc = start_detached(settings, live)
             deadline = time.monotonic() + wait_s
             while time.monotonic() < deadline:
                 if proc.poll() is not None:
@@ -96,14 +80,15 @@ def register(app: typer.Typer) -> None:
                     raise typer.Exit(1)
                 if read_pid(settings) == proc.pid:
                     typer.echo(f"engine started in the background (pid {proc.pid}); log {log_path(settings)}")
-                    if settings.alerts.watchdog_with_engine:
-                        from console.cli.watchdog_cmd import spawn_watchdog
-
-                        wd = spawn_watchdog(settings)
-                        typer.echo("watchdog already running" if wd is None else f"watchdog started (pid {wd})")
-                    return
+                    break
                 time.sleep(0.1)
-            typer.echo(f"engine starting in the background (pid {proc.pid}); log {log_path(settings)}")
+            else:
+                typer.echo(f"engine starting in the background (pid {proc.pid}); log {log_path(settings)}")
+            if settings.alerts.watchdog_with_engine:  # the dead-man switch runs beside a background engine
+                from console.cli.watchdog_cmd import spawn_watchdog
+
+                wd = spawn_watchdog(settings)
+                typer.echo("watchdog already running" if wd is None else f"watchdog started (pid {wd})")
             return
         from engine.execution.live_start import LiveStartError
         from engine.runtime.lockfile import EngineLockedError

@@ -234,7 +234,12 @@ def register(app: typer.Typer) -> None:
             if backend == "dask" and scheduler:
                 from distributed import Client
 
-                client = Client(scheduler)
+                try:
+                    client = Client(scheduler, timeout="10s")
+                except (OSError, TimeoutError) as exc:
+                    typer.secho(f"--scheduler: cannot reach the dask scheduler at {scheduler} ({exc}); start it "
+                                "with `dask scheduler` and its workers with `dask worker ADDRESS`", fg="red", err=True)
+                    raise typer.Exit(2) from exc
             with Progress(TextColumn("[bold]walk-forward"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                           console=console) as bar:
                 task = bar.add_task("trials", total=trials * windows)

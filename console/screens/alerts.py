@@ -1,4 +1,6 @@
-"""Alerts & audit: alerts filtered by severity (and unacknowledged), acknowledge; the audit log below."""
+"""Alerts & audit: alerts filtered by severity (and unacknowledged), acknowledge; the audit log below.
+
+The off-box outbox per channel (sent, pending, held by the rate limit, failed) is the alerts panel's subtitle."""
 
 from __future__ import annotations
 
@@ -10,14 +12,18 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable
 
 from console.messages import Rows, TableRefreshed
 from console.screens.base import PolledScreen
 from console.widgets import fmt
 from console.widgets.keyed_table import KeyedTable
+from console.widgets.modals import InfoModal
+from console.widgets.nav import hint
 
 ALERT_COLUMNS = [("id", "Id"), ("time", "Time", 16), ("sev", "Severity"), ("rule", "Rule"), ("source", "Source"),
-                 ("ack", "Ack"), ("message", "Message")]
+                 ("ack", "Ack"), ("repeats", "×"), ("message", "Message")]
 AUDIT_COLUMNS = [("id", "Id"), ("time", "Time", 16), ("source", "Source"), ("user", "User"), ("action", "Action"),
                  ("details", "Details")]
 FILTERS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -25,10 +31,29 @@ FILTERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 
 def alert_rows(rows: list[dict[str, Any]]) -> Rows:
-    """Format alerts keyed by id."""
+    """Format alerts keyed by id, newest first, with the repeat count of their rule + message."""
     return {r["id"]: (str(r["id"]), fmt.stamp(r["ts"]), fmt.severity(r["severity"]), r["rule"], r["source"],
                       Text(f"✓ {r['acked_by'] or ''}", style="dim") if r["acked"] else Text("NEW", style="bold"),
-                      r["message"]) for r in rows}
+                      fmt.repeats(r.get("repeats")), r["message"])
+            for r in rows}  # the read model's order: most recently raised first
+
+
+def show_alert(screen: Screen, row: dict[str, Any] | None) -> None:
+    """Open the detail panel of one alert (nothing when the row has gone since the last read)."""
+    if row is None:
+        return
+    title = f"Alert {row['id']} — {str(row['severity']).upper()} {row['rule']}"
+    screen.app.push_screen(InfoModal(title, "", fmt.alert_detail(row), copy_text=str(row["message"])))
+
+
+def outbox_line(rows: list[dict[str, Any]]) -> str:
+    """One line per screen for the off-box outbox: each channel's redacted URL and its message counts."""
+    parts = []
+    for r in rows:
+        url = r["url"] if len(r["url"]) <= 40 else r["url"][:39] + "…"
+        counts = " ".join(f"{k} {r[k]}" for k in ("sent", "pending", "held", "failed") if r[k] or k == "sent")
+        parts.append(f"[{r['channel']}] {url}: {counts}")
+    return ("outbox " + "  ".join(parts)) if parts else ""
 
 
 def audit_rows(rows: list[dict[str, Any]]) -> Rows:
@@ -39,8 +64,8 @@ def audit_rows(rows: list[dict[str, Any]]) -> Rows:
             details = ", ".join(f"{k}={v}" for k, v in json.loads(r["details"] or "{}").items())
         except (ValueError, AttributeError):
             details = str(r["details"])
-        out[r["id"]] = (str(r["id"]), fmt.stamp(r["ts"]), r["source"], r["user"], r["action"], details[:100])
-    return out
+        out[r["id"]] = (str(r["id"]), fmt.stamp(r["ts"]), r["source"], r["user"], r["action"], details[:300])
+    return dict(sorted(out.items(), key=lambda kv: kv[0], reverse=True))  # newest first
 
 
 class AlertsScreen(PolledScreen):
@@ -60,6 +85,7 @@ class AlertsScreen(PolledScreen):
         super().__init__()
         self.filter_index = 0
         self.unacked_only = False
+        self.alert_raw: dict[str, dict[str, Any]] = {}
 
     @property
     def severity_filter(self) -> str:
@@ -80,22 +106,36 @@ class AlertsScreen(PolledScreen):
 
     def _retitle(self) -> None:
         self.query_one("#alerts").border_title = (f"Alerts — severity: {self.severity_filter}"
-                                                  + (", unacknowledged only" if self.unacked_only else ""))
+                                                  + (", unacknowledged only" if self.unacked_only else "")
+                                                  + f" — {hint(self, 'table.open', 'enter')}: whole message")
 
     def poll(self) -> list[Message]:
         """Read alerts (filtered) and the audit log (worker thread)."""
         reader = self.qapp.reader
         severities = FILTERS[self.filter_index][1]
         key = (self.filter_index, self.unacked_only)
-        return [TableRefreshed(self.MODE, "alerts", alert_rows(reader.alerts(severities, self.unacked_only)), key),
-                TableRefreshed(self.MODE, "audit", audit_rows(reader.audit()))]
+        alerts = reader.alerts(severities, self.unacked_only)
+        return [TableRefreshed(self.MODE, "alerts", alert_rows(alerts), (key, {str(r["id"]): r for r in alerts})),
+                TableRefreshed(self.MODE, "audit", audit_rows(reader.audit())),
+                TableRefreshed(self.MODE, "outbox", {}, outbox_line(reader.outbox()))]
 
     def on_table_refreshed(self, message: TableRefreshed) -> None:
         """Apply a read (an alerts read made under an older filter is dropped)."""
         self.clear_poll_error()
-        if message.table == "alerts" and message.extra != (self.filter_index, self.unacked_only):
+        if message.table == "outbox":
+            self.query_one("#alerts").border_subtitle = message.extra
             return
+        if message.table == "alerts":
+            key, raw = message.extra
+            if key != (self.filter_index, self.unacked_only):
+                return
+            self.alert_raw = raw
         self.query_one(f"#{message.table}", KeyedTable).sync(message.rows)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter on an alert opens its whole message, values and repeat count."""
+        if event.data_table.id == "alerts":
+            show_alert(self, self.alert_raw.get(str(event.row_key.value)))
 
     def action_cycle_severity(self) -> None:
         """Next severity filter."""

@@ -1,8 +1,8 @@
 """The shared screen shell: nav bar, status header, engine banner, footer and a self-rearming poll.
 
 A poll is one thread worker (`exclusive`, own group) that reads state.db and only posts messages; the handler updates
-widgets and re-arms a one-shot timer, so polls never overlap however slow the disk or the terminal. Polling runs only
-while the screen is the one showing (suspended screens stop their timers).
+widgets and re-arms a one-shot timer, so polls never overlap however slow the disk or the terminal. Polling runs while
+the screen is in the showing mode, on top or under a modal; a screen of another mode stops its timer.
 """
 
 from __future__ import annotations
@@ -84,7 +84,15 @@ class PolledScreen(PausedByStopConfirm, Screen):
         self._arm(0.01)
 
     def on_screen_suspend(self) -> None:
-        """Stop polling while hidden (a modal on top also suspends; the header keeps its last values)."""
+        """Keep polling under a modal (its tables stay as live as the header); stop once another mode shows."""
+        if not self._in_current_mode():
+            self._stop_polling()
+
+    def _in_current_mode(self) -> bool:
+        """True while this screen is in the showing mode's stack (on top, or under a modal)."""
+        return self.is_attached and self in self.app.screen_stack
+
+    def _stop_polling(self) -> None:
         self._active = False
         if self._timer is not None:
             self._timer.stop()
@@ -101,6 +109,9 @@ class PolledScreen(PausedByStopConfirm, Screen):
     def _start_poll(self) -> None:
         self._timer = None
         if not self._active:
+            return
+        if not self._in_current_mode():  # switched to another mode while a modal was open
+            self._stop_polling()
             return
         if self.qapp.stop_in_flight():
             # An emergency stop waits for the engine: hold table refreshes (at most STOP_HOLD_S) so the UI thread

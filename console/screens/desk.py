@@ -8,12 +8,15 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid
 from textual.message import Message
+from textual.widgets import DataTable
 
 from console.messages import DeskRefreshed, Rows
+from console.screens.alerts import show_alert
 from console.screens.base import PolledScreen
 from console.widgets import fmt
 from console.widgets.chart import SeriesChart
 from console.widgets.keyed_table import KeyedTable
+from console.widgets.nav import hint
 
 POSITION_COLUMNS = [("strategy", "Strategy"), ("symbol", "Symbol"), ("qty", "Qty"), ("avg", "Avg"),
                     ("mark", "Mark"), ("upnl", "uPnL"), ("rpnl", "rPnL")]
@@ -22,7 +25,7 @@ ORDER_COLUMNS = [("created", "Time"), ("strategy", "Strategy"), ("symbol", "Symb
 SIZING_COLUMNS = [("strategy", "Strategy"), ("symbol", "Symbol"), ("side", "Side"), ("prob", "P(meta)"),
                   ("kelly", "Kelly"), ("cap", "Cap"), ("size", "Size"), ("vpin", "VPIN cdf"),
                   ("spread", "Spr bps"), ("depth", "Depth")]
-ALERT_COLUMNS = [("time", "Time"), ("sev", "Sev"), ("rule", "Rule"), ("message", "Message")]
+ALERT_COLUMNS = [("time", "Time"), ("sev", "Sev"), ("rule", "Rule"), ("repeats", "×"), ("message", "Message")]
 
 
 def position_cells(r: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -71,8 +74,9 @@ def sizing_rows(rows: list[dict[str, Any]]) -> Rows:
 
 
 def alert_rows(rows: list[dict[str, Any]]) -> Rows:
-    """Format alerts keyed by id."""
-    return {r["id"]: (fmt.clock(r["ts"]), fmt.severity(r["severity"]), r["rule"], r["message"]) for r in rows}
+    """Format alerts keyed by id, newest first, each with how often its rule + message has been raised."""
+    return {r["id"]: (fmt.clock(r["ts"]), fmt.severity(r["severity"]), r["rule"], fmt.repeats(r.get("repeats")),
+                      r["message"]) for r in rows}  # the read model's order: most recently raised first
 
 
 class DeskScreen(PolledScreen):
@@ -90,6 +94,7 @@ class DeskScreen(PolledScreen):
         super().__init__()
         self.position_format = RowFormatter(lambda r: f"{r[0]}|{r[1]}", position_cells)
         self.order_format = RowFormatter(lambda r: str(r[0]), order_cells)
+        self.alert_raw: dict[str, dict[str, Any]] = {}
 
     def compose_body(self) -> ComposeResult:
         """Positions and chart on top, orders and sizing below, alerts at the bottom."""
@@ -103,7 +108,7 @@ class DeskScreen(PolledScreen):
     def on_mount(self) -> None:
         """Titles on the panels."""
         titles = {"positions": "Positions", "orders": "Open orders", "sizing": "Sizing (latest per strategy × symbol)",
-                  "desk-alerts": "Latest alerts"}
+                  "desk-alerts": f"Latest alerts — {hint(self, 'table.open', 'enter')}: whole message"}
         for wid, title in titles.items():
             self.query_one(f"#{wid}").border_title = title
 
@@ -113,9 +118,10 @@ class DeskScreen(PolledScreen):
         if d.positions is None and d.orders is None and d.sizing is None and d.alerts is None and d.equity is None:
             return []  # a quiet desk: nothing to format, nothing for the UI thread to do
         return [DeskRefreshed(self.position_format.rows(d.positions) if d.positions is not None else None,
-                              self.order_format.rows(d.orders) if d.orders is not None else None,
+                              self.order_format.rows(d.orders[::-1]) if d.orders is not None else None,  # newest first
                               sizing_rows(d.sizing) if d.sizing is not None else None,
-                              alert_rows(d.alerts) if d.alerts is not None else None, d.equity)]
+                              alert_rows(d.alerts) if d.alerts is not None else None, d.equity,
+                              {str(r["id"]): r for r in d.alerts} if d.alerts is not None else None)]
 
     def on_desk_refreshed(self, message: DeskRefreshed) -> None:
         """Apply a desk read: only changed cells are touched."""
@@ -130,8 +136,14 @@ class DeskScreen(PolledScreen):
             self.query_one("#sizing", KeyedTable).sync(message.sizing)
         if message.alerts is not None:
             self.query_one("#desk-alerts", KeyedTable).sync(message.alerts)
+            self.alert_raw = message.alert_details or {}
         if message.equity is not None:
             self.query_one("#equity-chart", SeriesChart).set_series(message.equity)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter on a latest alert opens its whole message, values and repeat count."""
+        if event.data_table.id == "desk-alerts":
+            show_alert(self, self.alert_raw.get(str(event.row_key.value)))
 
     def action_resume_trading(self) -> None:
         """Typed confirmation, then resume through the control API."""

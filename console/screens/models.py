@@ -21,7 +21,8 @@ ROLE_STYLE = {"champion": "bold green", "challenger": "yellow", "retired": "dim"
 
 
 def model_rows(rows: list[dict[str, Any]]) -> Rows:
-    """Format registry rows keyed by strategy:version."""
+    """Format registry rows keyed by strategy:version, newest first across strategies (a new version is on top)."""
+    rows = sorted(rows, key=lambda r: (r["created_at"] or 0, r["version"]), reverse=True)
     return {f"{r['strategy']}:{r['version']}": (
         r["strategy"], str(r["version"]), Text(r["role"], style=ROLE_STYLE.get(r["role"], "")),
         fmt.stamp(r["created_at"]), fmt.num(r["oos_score"], 3), fmt.num(r["cv_mean"], 3), r["estimator"] or "—",
@@ -35,9 +36,9 @@ class ModelsScreen(PolledScreen):
     POLL_EVERY: ClassVar[float | None] = 2.0
     BINDINGS = [
         Binding("t", "retrain", "Retrain now", id="models.retrain",
-                tooltip="Run the selected strategy's retraining job now; asks y/n"),
+                tooltip="Run the selected strategy's retraining job now; asks to confirm"),
         Binding("b", "rollback", "Rollback", id="models.rollback",
-                tooltip="Restore the previous champion of the selected strategy; asks y/n"),
+                tooltip="Restore the previous champion of the selected strategy; asks to confirm"),
     ]
 
     def compose_body(self) -> ComposeResult:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any, ClassVar
 
 from textual.app import ComposeResult
@@ -12,18 +11,19 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable
 
-from console.messages import Rows, TableRefreshed
+from console.messages import ReportRead, Rows, TableRefreshed
 from console.screens.base import PolledScreen
 from console.widgets import fmt
 from console.widgets.keyed_table import KeyedTable
 from console.widgets.modals import InfoModal
+from console.widgets.nav import hint
+from console.widgets.report_text import report_summary
 
 RUN_COLUMNS = [("id", "Run"), ("created", "Created", 16), ("kind", "Kind"), ("strategy", "Strategy"), ("tf", "TF"),
-               ("sharpe", "Sharpe"), ("dsr", "DSR"), ("trials", "Trials"), ("lookahead", "Lookahead"),
+               ("sharpe", "Sharpe ann."), ("dsr", "DSR"), ("trials", "Trials"), ("lookahead", "Lookahead"),
                ("report", "Tearsheet")]
-TRIAL_COLUMNS = [("id", "Trial"), ("phase", "Phase"), ("window", "Win"), ("sharpe", "Sharpe"), ("n", "Obs"),
-                 ("skew", "Skew"), ("kurt", "Kurt"), ("params", "Params")]
-PREVIEW_CHARS = 4000
+TRIAL_COLUMNS = [("id", "Trial"), ("phase", "Phase"), ("window", "Win"), ("sharpe", "Sharpe ann."),
+                 ("sharpe_bar", "per bar"), ("n", "Obs"), ("skew", "Skew"), ("kurt", "Kurt"), ("params", "Params")]
 
 
 def run_rows(rows: list[dict[str, Any]]) -> Rows:
@@ -34,8 +34,8 @@ def run_rows(rows: list[dict[str, Any]]) -> Rows:
         {1: "ok", 0: "FAIL"}.get(r["lookahead_ok"], "—"), "yes" if r["report_path"] else "—") for r in rows}
 
 
-def trial_rows(rows: list[dict[str, Any]]) -> Rows:
-    """Format trials keyed by id."""
+def trial_rows(rows: list[dict[str, Any]], timeframe: str | None) -> Rows:
+    """Format trials keyed by id; the registry's per-bar Sharpe is shown annualised (as the runs' Sharpe is)."""
     out: Rows = {}
     for r in rows:
         try:
@@ -43,20 +43,10 @@ def trial_rows(rows: list[dict[str, Any]]) -> Rows:
         except (ValueError, AttributeError):
             params = str(r["params"])
         out[r["id"]] = (str(r["id"]), r["phase"], "—" if r["window"] is None else str(r["window"]),
-                        fmt.num(r["sharpe"], 2), str(r["n_obs"] or "—"), fmt.num(r["skew"], 2),
+                        fmt.num(fmt.annualised(r["sharpe"], timeframe), 2), fmt.num(r["sharpe"], 4),
+                        str(r["n_obs"] or "—"), fmt.num(r["skew"], 2),
                         fmt.num(r["kurtosis"], 2), params)
     return out
-
-
-def tearsheet_preview(path: str) -> str:
-    """The start of a tearsheet file (text formats), or why it cannot be shown."""
-    p = Path(path).expanduser()
-    if not p.exists():
-        return f"(file not found on this machine: {p})"
-    if p.suffix.lower() not in (".md", ".txt", ".json", ".csv", ".html", ".htm"):
-        return f"({p.suffix} file, {p.stat().st_size:,} bytes; press c to copy the path)"
-    with p.open(errors="replace") as fh:
-        return fh.read(PREVIEW_CHARS)
 
 
 class ResearchScreen(PolledScreen):
@@ -66,7 +56,7 @@ class ResearchScreen(PolledScreen):
     POLL_EVERY: ClassVar[float | None] = 2.0
     BINDINGS = [
         Binding("o", "open_tearsheet", "Tearsheet", id="research.tearsheet",
-                tooltip="Show the selected run's tearsheet path and a preview; c there copies the path"),
+                tooltip="Show the selected run's tearsheet path and its text (the path can be copied from there)"),
     ]
 
     def __init__(self) -> None:
@@ -92,15 +82,21 @@ class ResearchScreen(PolledScreen):
                                              {str(r["id"]): r["report_path"] or "" for r in runs})]
         run_id = self.selected_run if self.selected_run is not None else (runs[0]["id"] if runs else None)
         if run_id is not None:
-            out.append(TableRefreshed(self.MODE, "trials", trial_rows(reader.trials(int(run_id))), run_id))
+            timeframe = next((r["timeframe"] for r in runs if r["id"] == run_id), None)
+            out.append(TableRefreshed(self.MODE, "trials", trial_rows(reader.trials(int(run_id)), timeframe), run_id))
         return out
 
     def on_table_refreshed(self, message: TableRefreshed) -> None:
         """Apply runs or trials."""
         self.clear_poll_error()
-        self.query_one(f"#{message.table}", KeyedTable).sync(message.rows)
+        table = self.query_one(f"#{message.table}", KeyedTable)
+        table.sync(message.rows)
         if message.table == "runs":
             self.report_paths = message.extra
+            key = table.selected_key()  # a new run arriving under a cursor on top is the selected one now
+            if self.selected_run is not None and key is not None and int(key) != self.selected_run:
+                self.selected_run = int(key)
+                self.poll_now()
         else:
             self.query_one("#trials").border_title = f"Trials of run {message.extra}"
 
@@ -113,10 +109,16 @@ class ResearchScreen(PolledScreen):
                 self.poll_now()
 
     def action_open_tearsheet(self) -> None:
-        """Show the selected run's tearsheet path and the start of the file."""
+        """Read the selected run's tearsheet in a thread worker (a report can be megabytes); show it when read."""
         key = self.query_one("#runs", KeyedTable).selected_key()
         path = self.report_paths.get(key or "", "")
         if not path:
             self.notify("the selected run has no tearsheet", severity="warning")
             return
-        self.app.push_screen(InfoModal(f"Tearsheet of run {key}", path, tearsheet_preview(path)))
+        copy_key = hint(self, "info.copy", "c")
+        self.run_worker(lambda: self.post_message(ReportRead(str(key), path, report_summary(path, copy_key))),
+                        thread=True, exclusive=True, group="report", exit_on_error=False, name="read-report")
+
+    def on_report_read(self, message: ReportRead) -> None:
+        """Show the report's path and text summary."""
+        self.app.push_screen(InfoModal(f"Tearsheet of run {message.run}", message.path, message.text))

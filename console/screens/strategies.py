@@ -15,16 +15,23 @@ from console.widgets.keyed_table import KeyedTable
 from console.widgets.modals import ConfirmKey
 
 COLUMNS = [("rank", "#"), ("id", "Instance", 16), ("strategy", "Strategy"), ("stage", "Stage"), ("status", "Status"),
-           ("capital", "Capital"), ("equity", "Equity"), ("ret", "Return"), ("dd", "DD"), ("fills", "Fills"),
-           ("drift_n", "Twin n"), ("drift", "Drift bps"), ("drift_abs", "|Drift| bps")]
+           ("dsr", "DSR"), ("n_trials", "N"), ("capital", "Capital"), ("equity", "Equity"), ("ret", "Return"),
+           ("dd", "DD"), ("fills", "Fills"), ("drift_n", "Twins"), ("drift", "Drift"), ("drift_abs", "|Drift|")]
+
+
+def ranked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The CLI's order: the engine's deflated-Sharpe rank first; instances it has not ranked yet by return after."""
+    return sorted(rows, key=lambda r: (r.get("rank") is None, r.get("rank") or 0, r["ret"] is None, -(r["ret"] or 0)))
 
 
 def leaderboard_rows(rows: list[dict[str, Any]]) -> Rows:
-    """Format the leaderboard keyed by instance id (rows arrive best return first)."""
+    """Format the leaderboard keyed by instance id, best first (DSR = deflated Sharpe ratio of the paper/live record,
+    a probability; N = the trials it is deflated by)."""
     return {r["id"]: (
-        str(i + 1), r["id"], r["strategy"], r["stage"], r["status"], fmt.money(r["capital"]), fmt.money(r["equity"]),
+        str(i + 1), r["id"], r["strategy"], r["stage"], r["status"], fmt.num(r.get("dsr"), 3),
+        "—" if r.get("n_trials") is None else str(r["n_trials"]), fmt.money(r["capital"]), fmt.money(r["equity"]),
         fmt.pct(r["ret"], signed=True), fmt.pct(r["drawdown"]), str(r["fills"]), str(r["drift_n"]),
-        fmt.num(r["drift_mean"], 2), fmt.num(r["drift_abs"], 2)) for i, r in enumerate(rows)}
+        fmt.num(r["drift_mean"], 2), fmt.num(r["drift_abs"], 2)) for i, r in enumerate(ranked(rows))}
 
 
 class StrategiesScreen(PolledScreen):
@@ -34,20 +41,20 @@ class StrategiesScreen(PolledScreen):
     POLL_EVERY: ClassVar[float | None] = 1.0
     BINDINGS = [
         Binding("p", "act('pause_strategy')", "Pause", id="strategies.pause",
-                tooltip="Pause the selected strategy (cancels its open orders); asks y/n"),
+                tooltip="Pause the selected strategy (cancels its open orders); asks to confirm"),
         Binding("r", "act('resume_strategy')", "Resume", id="strategies.resume",
-                tooltip="Resume the selected paused strategy; asks y/n"),
+                tooltip="Resume the selected paused strategy; asks to confirm"),
         Binding("P", "act('promote')", "Promote", id="strategies.promote",
-                tooltip="Promote the selected strategy one stage if its gates pass; asks y/n"),
+                tooltip="Promote the selected strategy one stage if its gates pass; asks to confirm"),
         Binding("D", "act('demote')", "Demote", id="strategies.demote",
-                tooltip="Demote the selected strategy one stage; asks y/n"),
+                tooltip="Demote the selected strategy one stage; asks to confirm"),
     ]
     _VERBS = {"pause_strategy": "Pause", "resume_strategy": "Resume", "promote": "Promote", "demote": "Demote"}
 
     def compose_body(self) -> ComposeResult:
         """The leaderboard."""
         table = KeyedTable(COLUMNS, id="leaderboard", classes="panel")
-        table.border_title = "Leaderboard (drift = live fill vs backtest twin)"
+        table.border_title = "Leaderboard by deflated Sharpe (DSR); drift = live fill vs backtest twin, in bps"
         yield table
 
     def poll(self) -> list[Message]:
@@ -55,11 +62,10 @@ class StrategiesScreen(PolledScreen):
         return [TableRefreshed(self.MODE, "leaderboard", leaderboard_rows(self.qapp.reader.strategies()))]
 
     def on_table_refreshed(self, message: TableRefreshed) -> None:
-        """Apply the read and keep rows in rank order."""
+        """Apply the read (the rows arrive in rank order and the table keeps it)."""
         self.clear_poll_error()
-        table = self.query_one("#leaderboard", KeyedTable)
-        if table.sync(message.rows):
-            table.sort("rank", key=lambda v: int(v))
+        self._status = {key: row[4] for key, row in message.rows.items()}  # for "already paused" without a y/n
+        self.query_one("#leaderboard", KeyedTable).sync(message.rows)
 
     def action_act(self, command: str) -> None:
         """Confirm, then send the lifecycle command for the selected instance."""
@@ -68,6 +74,10 @@ class StrategiesScreen(PolledScreen):
             self.notify("no strategy selected", severity="warning")
             return
         verb = self._VERBS[command]
+        already = {"pause_strategy": "paused", "resume_strategy": "running"}.get(command)
+        if already is not None and getattr(self, "_status", {}).get(instance) == already:
+            self.notify(f"{instance} is already {already}; nothing to do")
+            return
 
         def answered(ok: bool | None) -> None:
             if not ok:

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import math
+from typing import Any
 
 from rich.text import Text
 
+from engine.clock import timeframe_ms
+
 DASH = "—"
+YEAR_MS = 365 * 86_400_000  # crypto trades every day: the backtest's periods_per_year uses the same year
 SEVERITY_STYLE = {"info": "cyan", "warning": "yellow", "critical": "bold red"}
 STATE_STYLE = {"ACTIVE": "bold black on green", "REDUCING": "bold black on yellow", "HALTED": "bold white on red",
                "HALTING": "bold yellow on red"}
@@ -52,6 +58,41 @@ def qty(value: float | None) -> str:
     if value is None:
         return DASH
     return f"{value:+.6g}"
+
+
+def annualised(sharpe_per_bar: float | None, timeframe: str | None) -> float | None:
+    """A per-bar Sharpe ratio annualised over a 24/7 year of bars of this timeframe (None when either is unknown)."""
+    if sharpe_per_bar is None or not timeframe:
+        return None
+    try:
+        bars_per_year = YEAR_MS / timeframe_ms(timeframe)
+    except ValueError:
+        return None
+    return sharpe_per_bar * math.sqrt(bars_per_year)
+
+
+def repeats(count: int | None) -> str:
+    """How many alerts share a rule and message ('×3'; blank for a single one)."""
+    return f"×{count}" if count and count > 1 else ""
+
+
+def alert_detail(r: dict[str, Any]) -> str:
+    """The whole alert as plain text for the detail panel: message, when, what raised it, its values, its repeats."""
+    lines = [str(r["message"]), "", f"raised {stamp(r['ts'])} UTC by {r.get('source') or DASH}, rule {r['rule']}"]
+    try:
+        values = json.loads(r.get("values_json") or "{}")
+    except ValueError:
+        values = {"values_json": r.get("values_json")}
+    values = values if isinstance(values, dict) else {"values": values}
+    count = int(r.get("repeats") or 1)
+    first = values.get("first_ts") or r.get("first_ts")  # a merge_key alert keeps its first time in its values
+    lines.append(f"{count} alert{'s' if count != 1 else ''} with this rule and message"
+                 + (f", first {stamp(first)} UTC" if count > 1 and first else ""))
+    if r.get("acked"):
+        lines.append(f"acknowledged by {r.get('acked_by') or DASH}")
+    if values:
+        lines += ["", "values:"] + [f"  {k} = {v}" for k, v in values.items()]
+    return "\n".join(lines)
 
 
 def clock(ts_ms: int | None) -> str:

@@ -8,7 +8,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
+from textual.markup import escape
 from textual.widgets import Input, Label, Static
+
+from console.widgets.nav import hint
 
 
 class PausedByStopConfirm:
@@ -45,7 +48,8 @@ class ConfirmKey(PausedByStopConfirm, ModalScreen[bool]):
         with Vertical():
             yield Label(self.title_text, classes="prompt")
             yield Static(self.body)
-            yield Static("[b]y[/b] confirm    [b]n[/b] / [b]esc[/b] cancel")
+            yield Static(f"[b]{escape(hint(self, 'confirm.yes', 'y'))}[/b] confirm    "
+                         f"[b]{escape(hint(self, 'confirm.no', 'n / esc'))}[/b] cancel")
 
     def action_answer(self, yes: bool) -> None:
         """Close the modal with the answer."""
@@ -74,7 +78,8 @@ class TypedConfirm(PausedByStopConfirm, ModalScreen[bool]):
         with Vertical():
             yield Label(self.title_text, classes="prompt")
             yield Static(self.body)
-            yield Static(f"Type [b]{self.word}[/b] and press enter:")
+            yield Static(f"Type [b]{self.word}[/b] and press enter ([b]{escape(hint(self, 'typed.cancel', 'esc'))}[/b] "
+                         "cancels):")
             yield Input(placeholder=self.word, id="typed-input")
             yield Static("", id="typed-error")
 
@@ -91,7 +96,7 @@ class TypedConfirm(PausedByStopConfirm, ModalScreen[bool]):
 
 
 class InfoModal(PausedByStopConfirm, ModalScreen[None]):
-    """A read-only panel (e.g. a tearsheet's path and preview); c copies the path, escape closes."""
+    """A read-only panel (a tearsheet's summary, an alert's whole message); c copies its path or text, esc closes."""
 
     DEFAULT_CSS = """
     InfoModal { align: center middle; }
@@ -100,26 +105,29 @@ class InfoModal(PausedByStopConfirm, ModalScreen[None]):
     """
     BINDINGS = [
         Binding("escape,q", "close", "Close", id="info.close", tooltip="Close this panel"),
-        Binding("c", "copy", "Copy path", id="info.copy", tooltip="Copy the path to the clipboard (OSC 52, works over SSH)"),
+        Binding("c", "copy", "Copy", id="info.copy",
+                tooltip="Copy the path (or the text) to the clipboard (OSC 52, works over SSH)"),
     ]
 
-    def __init__(self, title: str, path: str, body: str) -> None:
+    def __init__(self, title: str, path: str, body: str, *, copy_text: str | None = None) -> None:
         super().__init__()
         self.title_text = title
         self.path = path
         self.body = body
+        self.copy_text = copy_text if copy_text is not None else path
 
     def compose(self) -> ComposeResult:
-        """Title, path and body."""
+        """Title, path (when there is one) and body; data is never read as markup."""
         with Vertical():
-            yield Label(self.title_text, classes="prompt")
-            yield Static(f"path: {self.path}", markup=False)
+            yield Label(self.title_text, classes="prompt", markup=False)
+            if self.path:
+                yield Static(f"path: {self.path}", markup=False)
             yield Static(self.body, id="info-body", markup=False)
 
     def action_copy(self) -> None:
-        """Copy the path to the terminal clipboard."""
-        self.app.copy_to_clipboard(self.path)
-        self.notify(f"copied {self.path}")
+        """Copy the path (or the text) to the terminal clipboard."""
+        self.app.copy_to_clipboard(self.copy_text)
+        self.notify(f"copied {self.copy_text[:60]}", markup=False)
 
     def action_close(self) -> None:
         """Close the panel."""
@@ -145,12 +153,17 @@ class StopConfirmBar(Static, can_focus=True):
     ]
 
     def __init__(self, on_answer: Callable[[bool], None], restore_focus: Any = None) -> None:
-        super().__init__("[b red]EMERGENCY STOP[/]\nHALT trading and FLATTEN: cancel every open order and close "
-                         "every position with reduce-only orders. The header shows the stop once the engine has it."
-                         "\n[b]y[/b] confirm    [b]n[/b] / [b]esc[/b] cancel", id="stop-confirm")
+        super().__init__(id="stop-confirm")
         self.on_answer = on_answer
         self.restore_focus = restore_focus
         self.sent = False
+
+    def on_mount(self) -> None:
+        """The question, with the keys of the live keymap."""
+        self.update("[b red]EMERGENCY STOP[/]\nHALT trading and FLATTEN: cancel every open order and close every "
+                    "position with reduce-only orders. The header shows the stop once the engine has it.\n"
+                    f"[b]{escape(hint(self, 'stop.yes', 'y'))}[/b] confirm    "
+                    f"[b]{escape(hint(self, 'stop.no', 'n / esc'))}[/b] cancel")
 
     def action_answer(self, yes: bool) -> None:
         """Answer once. y sends the stop and the bar stays until the engine answers (closing it at once would repaint
@@ -168,7 +181,8 @@ class StopConfirmBar(Static, can_focus=True):
     def show_persisted(self) -> None:
         """Say that HALTED is in state.db and the engine is being asked to cancel and close everything."""
         self.update("[b red]STOP SENT[/] HALTED is stored; the engine cancels every order and closes every "
-                    "position. This closes when the engine answers.\n[b]esc[/b] close")
+                    f"position. This closes when the engine answers.\n[b]{escape(hint(self, 'stop.no', 'esc'))}[/b] "
+                    "close")
 
     def close(self) -> None:
         """Remove the bar and give focus back to where it was."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual.dom import DOMNode
 from textual.widgets import Static
 
 SCREENS: tuple[tuple[str, str, str], ...] = (
@@ -11,22 +12,32 @@ SCREENS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+def hint(widget: DOMNode, binding_id: str, fallback: str) -> str:
+    """The live key of a binding for a widget's text (the app's keymap; the default key outside the console app)."""
+    lookup = getattr(widget.app, "key_hint", None)
+    return lookup(binding_id, fallback) if lookup is not None else fallback
+
+
 class NavBar(Static):
-    """Shows every screen with its key; the current one highlighted."""
+    """Shows every screen with its key and the emergency stop key, as the live keymap has them."""
 
     DEFAULT_CSS = """
     NavBar { height: 1; background: $boost; }
     """
 
     def __init__(self, current: str) -> None:
-        super().__init__(self._text(current))
+        super().__init__()
+        self.current = current
 
-    @staticmethod
-    def _text(current: str) -> Text:
+    def on_mount(self) -> None:
+        """Draw with the keys of the live keymap."""
+        self.update(self._text())
+
+    def _text(self) -> Text:
         parts: list[tuple[str, str] | str] = []
         for mode, key, label in SCREENS:
-            style = "bold reverse" if mode == current else ""
-            parts.append((f"{key} {label}", style))
+            style = "bold reverse" if mode == self.current else ""
+            parts.append((f"{hint(self, f'screen.{mode}', key)} {label}", style))
             parts.append(" ")
-        parts.append((" ^x STOP ", "bold white on red"))
+        parts.append((f" {hint(self, 'emergency-stop', '^x')} STOP ", "bold white on red"))
         return Text.assemble(*parts, no_wrap=True, overflow="ellipsis")

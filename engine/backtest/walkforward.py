@@ -308,9 +308,26 @@ def _run_dask(tasks: list[tuple], n_jobs: int, progress: Progress | None, total:
         cluster = LocalCluster(n_workers=max(n_jobs, 1), threads_per_worker=1, processes=True,
                                dashboard_address=None)
         own = (Client(cluster), cluster)
+    _ship_user_strategies_by_value(tasks)
     try:
         return _run_parallel(tasks, n_jobs, "dask", progress, total)
     finally:
         if own is not None:
             own[0].close()
             own[1].close()
+
+
+def _ship_user_strategies_by_value(tasks: list[tuple]) -> None:
+    """A user's strategy loaded from a folder (QUANTDESK_STRATEGY_PATH) is not importable by name on remote dask
+    workers: pickle its module by value so the workers receive the code itself."""
+    import sys
+
+    import cloudpickle
+
+    from engine.strategy.registry import USER_MODULE_PREFIX
+
+    for task in tasks:
+        for item in task:
+            module = getattr(item, "__module__", "") if isinstance(item, type) else ""
+            if module.startswith(USER_MODULE_PREFIX) and module in sys.modules:
+                cloudpickle.register_pickle_by_value(sys.modules[module])

@@ -133,9 +133,24 @@ def _halt(ctx: StateContext, name: str, args: dict[str, Any]) -> CommandResult:
                          {"state": "HALTED", "previous": ch.previous.value})
 
 
-def _reduce(ctx: StateContext, name: str, args: dict[str, Any]) -> CommandResult:
-    from engine.risk.trading_state import TradingState, set_state
+def already_in_state(rec: Any, name: str, cmd_id: int | None) -> CommandResult:
+    """The result of a command whose target state the desk already has: says since when, by whom and why."""
+    from datetime import datetime, timezone
 
+    when = datetime.fromtimestamp(rec.changed_at / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return CommandResult(True, name, cmd_id, f"already {rec.state.value} since {when} (set by {rec.changed_by}: "
+                         f"{rec.reason}); nothing changed", {"state": rec.state.value, "unchanged": True,
+                                                             "since": rec.changed_at, "by": rec.changed_by})
+
+
+def _reduce(ctx: StateContext, name: str, args: dict[str, Any]) -> CommandResult:
+    from engine.risk.trading_state import TradingState, get_state, set_state
+
+    rec = get_state(ctx.store)
+    if rec.state is TradingState.REDUCING:
+        if ctx.engine:  # the client persisted it before queuing (an already-REDUCING desk never reaches here)
+            return CommandResult(True, name, ctx.cmd_id, "REDUCING (set by the front end)", {"state": "REDUCING"})
+        return already_in_state(rec, name, ctx.cmd_id)
     ch = set_state(ctx.store, TradingState.REDUCING, args["reason"], ctx.source, ctx.user)
     return CommandResult(True, name, ctx.cmd_id, f"{ch.current.value} ({ch.previous.value} -> REDUCING)",
                          {"state": ch.current.value})
@@ -151,8 +166,12 @@ def _resume(ctx: StateContext, name: str, args: dict[str, Any]) -> CommandResult
 def _strategy_status(ctx: StateContext, name: str, args: dict[str, Any]) -> CommandResult:
     from engine.trading import lifecycle
 
-    inst = lifecycle.set_status(ctx.store, args["instance_id"], "paused" if name == "pause_strategy" else "running",
-                                ctx.source, ctx.user)
+    target = "paused" if name == "pause_strategy" else "running"
+    current = lifecycle.get_instance(ctx.store, args["instance_id"])
+    if current.status == target:
+        return CommandResult(True, name, ctx.cmd_id, f"{current.id} is already {target}; nothing changed",
+                             {"instance_id": current.id, "status": target, "unchanged": True})
+    inst = lifecycle.set_status(ctx.store, args["instance_id"], target, ctx.source, ctx.user)
     return CommandResult(True, name, ctx.cmd_id, f"{inst.id} {inst.status}", {"instance_id": inst.id,
                                                                                 "status": inst.status})
 
@@ -196,8 +215,28 @@ def _ack(ctx: StateContext, name: str, args: dict[str, Any]) -> CommandResult:
     from engine.store.ops import ack_alert
 
     done = ack_alert(ctx.store, args["alert_id"], ctx.user, source=ctx.source)
-    return CommandResult(done, name, ctx.cmd_id, "acknowledged" if done else
-                         f"alert {args['alert_id']} does not exist or is already acknowledged")
+    if done:
+        return CommandResult(True, name, ctx.cmd_id, "acknowledged", {"alert_id": args["alert_id"]})
+    return _ack_refused(ctx, name, args["alert_id"])
+
+
+def _ack_refused(ctx: StateContext, name: str, alert_id: int) -> CommandResult:
+    """Why an acknowledgement changed nothing: no such alert, or who acknowledged it and when."""
+    from datetime import datetime, timezone
+
+    from sqlalchemy import select
+
+    from engine.store.schema import alerts
+
+    with ctx.store.connect() as conn:
+        row = conn.execute(select(alerts.c.acked_by, alerts.c.acked_at).where(alerts.c.id == alert_id)).first()
+    if row is None:
+        return CommandResult(False, name, ctx.cmd_id, f"alert {alert_id} does not exist", {"alert_id": alert_id})
+    when = "-" if row.acked_at is None else \
+        datetime.fromtimestamp(row.acked_at / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return CommandResult(True, name, ctx.cmd_id, f"alert {alert_id} was already acknowledged by {row.acked_by} at "
+                         f"{when}; nothing changed", {"alert_id": alert_id, "unchanged": True,
+                                                      "acked_by": row.acked_by, "acked_at": row.acked_at})
 
 
 # --- engine handlers (broker work, running engine only; `prior` is the state handler's result) ---------------------

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 
 from engine.clock import now_ms
 from engine.config import LifecycleConfig, Settings
@@ -29,7 +29,8 @@ from engine.store.schema import commands, engine_status
 from engine.control.catalogue import CATALOGUE, CommandResult, command as catalogue_entry
 from engine.control.doorbell import doorbell_address, ring
 from engine.control.snapshots import StatusSnapshot
-from engine.control.views import engine_alive, status_view
+from engine.control.liveness import engine_alive
+from engine.control.views import status_view
 
 SOURCES = ("console", "cli")
 COMMANDS = tuple(CATALOGUE)
@@ -201,8 +202,16 @@ class ControlClient:
         else:
             # Safety first: the stop takes effect in state.db before the engine even sees the command (brokers read
             # the state before every order), so HALTED never waits behind a busy engine. The engine then cancels.
-            from engine.risk.trading_state import TradingState, TransitionError, set_state
+            from engine.risk.trading_state import TradingState, TransitionError, get_state, set_state
 
+            prior = get_state(self.store)
+            if command == "reduce" and prior.state is TradingState.REDUCING:  # nothing to persist, nothing to queue
+                from engine.control.catalogue import already_in_state
+
+                cmd_id = submit_command(self.store, command, args, self.source, self.user, status="running")
+                result = already_in_state(prior, command, cmd_id)
+                finish_command(self.store, cmd_id, result)
+                return result
             try:
                 set_state(self.store, TradingState.REDUCING if command == "reduce" else TradingState.HALTED,
                           str(args.get("reason", command)), self.source, self.user)
@@ -262,6 +271,11 @@ def submit_command(store: Store, command: str, args: Mapping[str, Any], source: 
             created_at=now_ms(), source=source, user=user, command=command, args=json.dumps(dict(args)),
             status=status)).inserted_primary_key[0])
         audit(conn, source, f"command.{command}", {"command_id": cmd_id, **dict(args)}, user=user)
+        if status == "pending" and conn.dialect.name == "postgresql":  # delivered at commit, with the row
+            from engine.control.doorbell_pg import COMMANDS_CHANNEL
+
+            conn.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": COMMANDS_CHANNEL,
+                                                                         "payload": str(cmd_id)})
     return cmd_id
 
 

@@ -69,7 +69,8 @@ class CommandProcessor:
         self.lifecycle_cfg = lifecycle_cfg
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.doorbell: Doorbell | None = None
+        self.doorbell: Any = None  # Doorbell (Unix socket) or PgDoorbell (LISTEN/NOTIFY)
+        self.polls = 0
 
     def recover_interrupted(self) -> dict[str, int]:
         """Commands left `running` by a killed engine: re-queue idempotent ones, fail the others (e.g. promote).
@@ -93,7 +94,12 @@ class CommandProcessor:
 
     def start(self) -> None:
         """Bind the doorbell (front ends ring it after queuing a command), then start the poller thread."""
-        self.doorbell = Doorbell(doorbell_address(self.store), self._stop)
+        if self.store.engine.dialect.name == "postgresql":  # front ends on other hosts ring through the database
+            from engine.control.doorbell_pg import PgDoorbell
+
+            self.doorbell = PgDoorbell(self.store.url, self._stop)
+        else:
+            self.doorbell = Doorbell(doorbell_address(self.store), self._stop)
         self._thread = threading.Thread(target=self._run, name="command-poller", daemon=True)
         self._thread.start()
 
@@ -111,6 +117,7 @@ class CommandProcessor:
         while not self._stop.is_set():
             try:
                 self.poll_once()
+                self.polls += 1  # completed polls: tests wait on this instead of sleeping
             except Exception as exc:  # noqa: BLE001 - the poller must survive anything
                 log.exception("command poll failed")
                 try:

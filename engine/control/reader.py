@@ -149,6 +149,10 @@ class StateReader:
         """Alerts newest first (views.alerts_view)."""
         return self._query(lambda c: views.alerts_view(c, severities, unacked_only, limit))
 
+    def outbox(self) -> list[dict[str, Any]]:
+        """Off-box alert delivery per channel (views.outbox_view)."""
+        return self._query(views.outbox_view)
+
     def audit(self, limit: int = 200) -> list[dict[str, Any]]:
         """The audit log, newest first (views.audit_view)."""
         return self._query(lambda c: views.audit_view(c, limit))

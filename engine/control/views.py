@@ -9,18 +9,17 @@ function takes an open SQLAlchemy connection and returns frozen dataclasses or p
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import socket
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Mapping, Sequence
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from engine.clock import now_ms, timeframe_ms
+from engine.control.liveness import engine_alive, pid_running, with_liveness
 from engine.control.snapshots import DeskData, StateUnavailable, StatusSnapshot
-from engine.execution.orders import OPEN_STATUSES
+from engine.execution.orders import OPEN_STATUSES, OrderStatus
 
 __all__ = ["DAY_MS", "DeskData", "DeskPart", "DESK_PARTS", "PeakTracker", "StateUnavailable", "StatusSnapshot",
            "alerts_view", "audit_view", "backtest_runs_view", "coverage_view", "desk_view", "engine_alive",
@@ -41,37 +40,6 @@ def _rows(conn: Connection, sql: str, **params: Any) -> list[dict[str, Any]]:
 def _one(conn: Connection, sql: str, **params: Any) -> dict[str, Any] | None:
     row = conn.execute(text(sql), params).mappings().first()
     return dict(row) if row is not None else None
-
-
-# --- liveness -----------------------------------------------------------------------------------------------------
-def pid_running(pid: int) -> bool:
-    """True when a process with this pid exists on this host (and is not a zombie)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
-def engine_alive(pid: int | None, host: str | None, heartbeat_at: int | None, stopped: bool, now: int,
-                 heartbeat_timeout_ms: int) -> bool:
-    """The one liveness rule: a fresh heartbeat, not stopped, and (on this host) the process still exists."""
-    if stopped or heartbeat_at is None or now - heartbeat_at > heartbeat_timeout_ms:
-        return False
-    return not (pid is not None and host == socket.gethostname() and not pid_running(pid))
-
-
-def with_liveness(status: StatusSnapshot, now: int, heartbeat_timeout_ms: int) -> StatusSnapshot:
-    """The same snapshot re-judged at `now` (nothing else can change while state.db is unchanged)."""
-    alive = engine_alive(status.engine_pid, status.engine_host, status.heartbeat_at, status.engine_stopped, now,
-                         heartbeat_timeout_ms)
-    return replace(status, now=now, engine_alive=alive)
 
 
 # --- status -------------------------------------------------------------------------------------------------------
@@ -181,7 +149,7 @@ def _positions(conn: Connection, q: DeskQuery, marker: Any) -> list[tuple[Any, .
 def _orders_marker(conn: Connection, q: DeskQuery) -> Hashable:
     # the engine stamps updated_at on every change; fills and cancels also move the totals
     omark = _one(conn, "SELECT COUNT(*) AS n, MAX(updated_at) AS u, MAX(id) AS i, TOTAL(filled_qty) AS f, "
-                       f"TOTAL(id * (status = 'partial')) AS p FROM orders WHERE {OPEN_ORDERS_SQL}")
+                       f"TOTAL(id * (status = '{OrderStatus.PARTIAL.value}')) AS p FROM orders WHERE {OPEN_ORDERS_SQL}")
     return tuple(omark.values()) if omark else None
 
 
@@ -206,14 +174,20 @@ def _sizing(conn: Connection, q: DeskQuery, marker: Any) -> list[dict[str, Any]]
 
 
 def _alerts_marker(conn: Connection, q: DeskQuery) -> Hashable:
-    row = _one(conn, "SELECT MAX(id) AS m, SUM(acked) AS a FROM alerts")
-    return row and (row["m"], row["a"])
+    row = _one(conn, "SELECT MAX(id) AS m, SUM(acked) AS a, SUM(count) AS c FROM alerts")
+    return row and (row["m"], row["a"], row["c"])
+
+
+# Identical alerts are merged into one row by raise_alert (its `count` and `last_ts`): `repeats` is that count, `ts` the
+# last time it was raised and `first_ts` the first. Newest first means most recently raised first.
+_ALERT_COLUMNS = ("id, COALESCE(last_ts, ts) AS ts, ts AS first_ts, count AS repeats, severity, rule, source, message, "
+                  "acked, acked_by, values_json")
+_ALERT_ORDER = "ORDER BY COALESCE(last_ts, ts) DESC, id DESC"
 
 
 def _latest_alerts(conn: Connection, q: DeskQuery, marker: Any) -> list[dict[str, Any]]:
-    """The newest alerts, newest first."""
-    return _rows(conn, "SELECT id, ts, severity, rule, source, message, acked FROM alerts ORDER BY id DESC LIMIT :n",
-                 n=q.alert_rows)
+    """The most recently raised alerts, newest first, with their repeat counts."""
+    return _rows(conn, f"SELECT {_ALERT_COLUMNS} FROM alerts {_ALERT_ORDER} LIMIT :n", n=q.alert_rows)
 
 
 def _equity_marker(conn: Connection, q: DeskQuery) -> Hashable:
@@ -274,7 +248,7 @@ def leaderboard_view(conn: Connection) -> list[dict[str, Any]]:
                     "drawdown": (1.0 - equity / p) if (equity is not None and p) else None,
                     "fills": int(agg.get("fills") or 0), "drift_n": int(agg.get("dn") or 0),
                     "drift_mean": agg.get("dmean"), "drift_abs": agg.get("dabs"),
-                    "dsr": rank.get("dsr"), "dsr_prob": rank.get("dsr_prob"), "rank": rank.get("rank")})
+                    "dsr": rank.get("dsr"), "n_trials": rank.get("n_trials"), "rank": rank.get("rank")})
     out.sort(key=lambda x: (x["ret"] is None, -(x["ret"] or 0.0)))
     return out
 
@@ -319,7 +293,8 @@ def jobs_view(conn: Connection) -> list[dict[str, Any]]:
     jobs: dict[str, dict[str, Any]] = {}
     for table in tables:
         for r in _rows(conn, f'SELECT id, next_run_time, job_state FROM "{table}"'):
-            jobs[r["id"]] = {"job_id": r["id"], "next_run": r["next_run_time"], "trigger": _trigger_text(r["job_state"])}
+            jobs[r["id"]] = {"job_id": r["id"], "next_run": r["next_run_time"],
+                             "trigger": _trigger_text(r["job_state"])}
     for r in _rows(conn, "SELECT j.job_id, j.started_at, j.finished_at, j.ok, j.result, j.error, "
                          "(SELECT COUNT(*) FROM job_runs e WHERE e.job_id = j.job_id AND e.ok = 0) AS errors, "
                          "(SELECT COUNT(*) FROM job_runs e WHERE e.job_id = j.job_id) AS runs "
@@ -355,12 +330,26 @@ def coverage_view(conn: Connection, now: int | None = None) -> list[dict[str, An
 
 def alerts_view(conn: Connection, severities: Sequence[str] = ("info", "warning", "critical"),
                 unacked_only: bool = False, limit: int = 300) -> list[dict[str, Any]]:
-    """Alerts newest first, filtered by severity and acknowledgement."""
+    """Alerts most recently raised first, filtered by severity and acknowledgement, with their repeat counts."""
     sev = tuple(severities) or ("none",)
     params: Mapping[str, Any] = {f"s{i}": s for i, s in enumerate(sev)}
     where = f"severity IN ({','.join(':' + k for k in params)})" + (" AND acked = 0" if unacked_only else "")
-    return _rows(conn, f"SELECT id, ts, severity, rule, source, message, acked, acked_by FROM alerts WHERE {where} "
-                       "ORDER BY id DESC LIMIT :n", n=limit, **params)
+    return _rows(conn, f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE {where} {_ALERT_ORDER} LIMIT :n", n=limit,
+                 **params)
+
+
+def outbox_view(conn: Connection) -> list[dict[str, Any]]:
+    """Off-box delivery per channel: its redacted URL and how many messages are sent, pending, held or failed."""
+    rows = _rows(conn, "SELECT channel, status, COUNT(*) AS n, MAX(channel_url) AS url FROM alert_outbox "
+                       "GROUP BY channel, status ORDER BY channel")
+    out: dict[int, dict[str, Any]] = {}
+    for r in rows:
+        ch = out.setdefault(int(r["channel"]), {"channel": int(r["channel"]), "url": r["url"], "sent": 0,
+                                                "pending": 0, "held": 0, "failed": 0})
+        key = {"sending": "pending", "digested": "held"}.get(r["status"], r["status"])
+        if key in ch:
+            ch[key] += int(r["n"])
+    return list(out.values())
 
 
 def audit_view(conn: Connection, limit: int = 200) -> list[dict[str, Any]]:

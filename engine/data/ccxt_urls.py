@@ -43,6 +43,8 @@ def rewrite_urls(api: Any, base: str, ws: bool = False) -> Any:
     if isinstance(api, dict):
         return {k: rewrite_urls(v, base, ws or k == "ws") for k, v in api.items()}
     if isinstance(api, str) and "://" in api:
+        if urlsplit(api).netloc == urlsplit(base).netloc:
+            return api  # already on the base (pointing twice changes nothing)
         return _ws(api, base) if ws or api.startswith("ws") else _rest(api, base)
     return api
 

@@ -1,31 +1,29 @@
-"""CsvSource: a MarketSource over user CSV files in the shared-data layout (see ../shared/data/README.md).
+"""CsvSource: a MarketSource over user data files (CSV or Parquet), as downloaded from anywhere.
 
-Formats (UTC, `timestamp` in epoch ms): ohlcv `timestamp,open,high,low,close,volume`; trades
-`timestamp,id,side,price,amount` (side = taker side); funding `timestamp,funding_rate`; quotes
-`timestamp,[local_ts,]bid,bid_size,ask,ask_size`. `csv:<path>` may name one file or a folder holding any of
-ohlcv/, trades/, funding/, quotes/ (or files directly). File names say venue, symbol and timeframe, e.g.
-`binance_BTCUSDT_5m_20230102-20230209.csv`, `BTC-USDT_1m.csv`, `binanceusdm_XRPUSDT-PERP_1h_....csv`.
+Files are read by engine.data.csv_format: any common delimiter, a UTF-8 BOM, columns in any order under common
+aliases (time, date, open_time, Open, vol, qty, ...), timestamps in s / ms / us / ns or ISO 8601, detected per file.
+The kind (ohlcv, trades, funding, quotes) comes from the folder (ohlcv/, trades/, ...) or the columns. The symbol and
+timeframe come from the file name when it says them (`binance_BTCUSDT_5m_20230102-20230209.csv`, `BTC-USDT_1m.csv`,
+`binanceusdm_XRPUSDT-PERP_1h_....csv`); otherwise `symbol` (`data pull --symbols X`) names the symbol and an OHLCV
+file's timeframe is its most common bar spacing.
 
-Rows are passed on as read, in file order: unparseable fields stay as their text so validation quarantines them with
-a reason instead of this reader dropping them.
+Nothing is dropped here: `parsed()` gives every row with its timestamp in ms or the reason it has none, for the file
+import (engine.data.file_import) to store or quarantine; the MarketSource methods pass rows on in file order.
 """
 
 from __future__ import annotations
 
-import csv
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.data.csv_format import (ALIASES, KIND_COLUMNS, FileFormatError, convert_timestamps, infer_timeframe,
+                                    read_table)
+
 _TIMEFRAME = re.compile(r"^\d+[smhdwM]$")
 _QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "TUSD", "USD", "EUR", "BTC", "ETH", "BNB")
 KINDS = ("ohlcv", "trades", "funding", "quotes")
-_HEADERS = {
-    "ohlcv": ("timestamp", "open", "high", "low", "close", "volume"),
-    "trades": ("timestamp", "id", "side", "price", "amount"),
-    "funding": ("timestamp", "funding_rate"),
-}
 
 
 class CsvFormatError(ValueError):
@@ -41,6 +39,8 @@ def parse_symbol(token: str) -> str:
     for sep in ("-", "_", "/"):
         if sep in text:
             base, quote = text.split(sep, 1)
+            if quote not in _QUOTES:  # BTCUSDT-trades, BTCUSDT-1h: a file-name part, not a quote currency
+                raise CsvFormatError(f"symbol: {token!r} has no known quote currency after {sep!r} ({_QUOTES})")
             break
     else:
         quote = next((q for q in _QUOTES if text.endswith(q) and len(text) > len(q)), "")
@@ -63,63 +63,104 @@ def symbol_token(symbol: str) -> str:
 
 @dataclass(frozen=True)
 class CsvFile:
-    """One recognised file: its kind, symbol, timeframe (ohlcv only) and venue if named."""
+    """One recognised file: its kind, symbol, timeframe (ohlcv only), venue if named, and how its data was read."""
 
     path: Path
     kind: str
     symbol: str
     timeframe: str | None
     venue: str | None
+    unit: str = "ms"  # timestamp unit detected in the file: s | ms | us | ns | iso8601
+    delimiter: str | None = ","
+    bom: bool = False
+    renamed: tuple[tuple[str, str], ...] = ()
+
+    def describe(self) -> str:
+        """How the file was read, for the import report."""
+        parts = [f"{self.path.name}: {self.kind} {self.symbol}" + (f" {self.timeframe}" if self.timeframe else ""),
+                 f"timestamps {self.unit}"]
+        if self.delimiter is None:
+            parts.append("parquet")
+        elif self.delimiter != ",":
+            parts.append(f"delimiter {self.delimiter!r}")
+        if self.bom:
+            parts.append("UTF-8 BOM stripped")
+        if self.renamed:
+            parts.append("columns " + ", ".join(f"{a}->{b}" for a, b in self.renamed))
+        return ", ".join(parts)
 
 
-def _classify(path: Path, kind_hint: str | None) -> CsvFile:
-    """Work out kind (from folder or header), symbol and timeframe (from the file name)."""
-    with path.open(newline="") as fh:
-        header = tuple(h.strip().lower() for h in next(csv.reader(fh), []))
-    kind = kind_hint
-    if kind is None:
-        kind = next((k for k, cols in _HEADERS.items() if header[: len(cols)] == cols), None)
-        if kind is None and header[:1] == ("timestamp",) and "bid" in header and "ask" in header:
-            kind = "quotes"
-    if kind is None:
-        raise CsvFormatError(f"{path}: header {','.join(header)!r} matches none of the formats {KINDS}")
-    if kind in _HEADERS and header[: len(_HEADERS[kind])] != _HEADERS[kind]:
-        raise CsvFormatError(f"{path}: expected header {','.join(_HEADERS[kind])}, got {','.join(header)}")
+@dataclass
+class ParsedRows:
+    """A file's rows in canonical order (ts in epoch ms, or None with the reason in `reasons`)."""
+
+    file: CsvFile
+    rows: list[list[Any]]
+    reasons: list[str | None]
+    raw: list[list[Any]]
+
+
+def _name_tokens(path: Path) -> tuple[str | None, str | None, str | None]:
+    """(symbol, timeframe, venue) as far as the file name says them."""
     tokens = [t for t in path.stem.split("_") if t]
-    timeframe = next((t for t in tokens if _TIMEFRAME.match(t)), None)
-    symbol, venue = None, None
-    # single tokens first (BTCUSDT, BTC-USDT, XRPUSDT-PERP), then adjacent pairs (BTC_USDT)
-    candidates = [(i, t) for i, t in enumerate(tokens)] + [
+    parts = [(i, p) for i, t in enumerate(tokens) if "-" in t for p in t.split("-") if p]  # BTCUSDT-1h-2024-01
+    timeframe = next((t for t in tokens + [p for _i, p in parts] if _TIMEFRAME.match(t)), None)
+    candidates = [(i, t) for i, t in enumerate(tokens)] + parts + [
         (i, f"{tokens[i]}_{tokens[i + 1]}") for i in range(len(tokens) - 1)
         if tokens[i].isalpha() and tokens[i + 1].upper() in _QUOTES]
     for i, token in candidates:
         if token == timeframe or token.lower() in KINDS or token.lower() in ("bbo", "quotes"):
             continue
         try:
-            symbol = parse_symbol(token)
-            venue = tokens[0] if i > 0 else None
-            break
+            return parse_symbol(token), timeframe, (tokens[0] if i > 0 else None)
         except CsvFormatError:
             continue
-    if symbol is None:
-        raise CsvFormatError(f"{path.name}: no symbol in the file name (e.g. BTCUSDT_1m.csv)")
-    if kind == "funding" and ":" not in symbol:  # funding only exists for perpetuals
-        symbol = f"{symbol}:{symbol.split('/')[1]}"
-    if kind == "ohlcv" and timeframe is None:
-        raise CsvFormatError(f"{path.name}: an OHLCV file name must include its timeframe (e.g. BTCUSDT_1m.csv)")
-    return CsvFile(path, kind, symbol, timeframe if kind == "ohlcv" else None, venue)
+    return None, timeframe, None
 
 
-def _cell(text: str) -> Any:
-    """A number when the text is one (ints stay ints), else the text itself for validation to reject."""
-    s = text.strip()
+def _classify(path: Path, kind_hint: str | None, symbol: str | None = None
+              ) -> tuple[CsvFile, list[list[Any]], list[str | None], list[list[Any]]]:
+    """Read one file; work out kind, symbol and timeframe; convert its timestamps (reasons for the rejects)."""
     try:
-        return int(s)
-    except ValueError:
-        try:
-            return float(s)
-        except ValueError:
-            return s
+        table = read_table(path)
+    except FileFormatError as exc:
+        raise CsvFormatError(str(exc)) from exc
+    kind = kind_hint or table.kind()
+    if kind is None:
+        raise CsvFormatError(f"{path.name}: columns {', '.join(table.columns)} match none of the layouts "
+                             "(ohlcv needs time/open/high/low/close[/volume]; trades time/price/amount[/side]; "
+                             "funding time/funding_rate)")
+    wanted = KIND_COLUMNS[kind]
+    if "timestamp" not in table.columns:
+        raise CsvFormatError(f"{path.name}: no timestamp column (accepted names: {', '.join(ALIASES['timestamp'])})")
+    named_symbol, timeframe, venue = _name_tokens(path)
+    sym = symbol or named_symbol
+    if sym is None:
+        raise CsvFormatError(f"{path.name}: the file name names no symbol; pass one with --symbols (e.g. BTC/USDT)")
+    if kind == "funding" and ":" not in sym:  # funding only exists for perpetuals
+        sym = f"{sym}:{sym.split('/')[1]}"
+    ts, reasons, unit = convert_timestamps(table.column("timestamp"))
+    if kind == "ohlcv" and timeframe is None:
+        timeframe = infer_timeframe(ts)
+        if timeframe is None:
+            raise CsvFormatError(f"{path.name}: cannot tell the bar timeframe (name it in the file name, e.g. "
+                                 "BTCUSDT_1h.csv)")
+    cols = {c: table.column(c) for c in wanted if c in table.columns}
+    if kind == "ohlcv" and "volume" not in cols:
+        cols["volume"] = [0.0] * len(table.rows)  # price-only bars: volume unknown, stored as 0
+    if kind == "trades":
+        if "side" not in cols and "is_buyer_maker" in table.columns:  # Binance: buyer is maker -> taker sold
+            cols["side"] = ["sell" if str(v).strip().lower() in ("true", "1") else "buy"
+                            for v in table.column("is_buyer_maker")]
+        if "id" not in cols:
+            cols["id"] = [f"row{i}" for i in range(len(table.rows))]
+    missing = [c for c in wanted if c not in cols and c != "timestamp" and not (kind == "quotes" and "size" in c)]
+    if missing:
+        raise CsvFormatError(f"{path.name}: no {', '.join(missing)} column for {kind} data")
+    rows = [[t] + [cols[c][i] if c in cols else None for c in wanted[1:]] for i, t in enumerate(ts)]
+    info = CsvFile(path, kind, sym, timeframe if kind == "ohlcv" else None, venue, unit, table.delimiter, table.bom,
+                   tuple(table.renamed.items()))
+    return info, rows, reasons, table.rows
 
 
 class CsvSource:
@@ -127,37 +168,44 @@ class CsvSource:
 
     ohlcv_page_limit = None  # a file is read in one page
 
-    def __init__(self, path: str | Path, exchange_id: str = "csv", now_ms: int | None = None) -> None:
+    def __init__(self, path: str | Path, exchange_id: str = "csv", now_ms: int | None = None,
+                 symbol: str | None = None) -> None:
         root = Path(path).expanduser()
         if not root.exists():
             raise FileNotFoundError(f"csv source: {root} does not exist")
         self.id = exchange_id
         self.root = root
         self.files: list[CsvFile] = []
+        self._parsed: dict[Path, ParsedRows] = {}
         candidates = [(root, None)] if root.is_file() else [
-            (p, p.parent.name if p.parent.name in KINDS else None) for p in sorted(root.rglob("*.csv"))]
+            (p, p.parent.name if p.parent.name in KINDS else None) for p in sorted(root.rglob("*"))
+            if p.suffix.lower() in (".csv", ".parquet", ".pq", ".txt", ".tsv")]
         for file, hint in candidates:
-            self.files.append(_classify(file, hint))
+            named = _name_tokens(file)[0]
+            # --symbols names a single file whatever its name says, and in a folder the files whose names say none
+            override = symbol if (root.is_file() or named is None) else None
+            info, rows, reasons, raw = _classify(file, hint, override)
+            self.files.append(info)
+            self._parsed[file] = ParsedRows(info, rows, reasons, raw)
         if not self.files:
-            raise CsvFormatError(f"csv source: no .csv files under {root}")
+            raise CsvFormatError(f"csv source: no .csv or .parquet files under {root}")
         self._now = now_ms
-        self._cache: dict[Path, list[list[Any]]] = {}
 
-    def _rows(self, kind: str, symbol: str, timeframe: str | None = None) -> list[list[Any]]:
-        matches = [f for f in self.files if f.kind == kind and f.symbol == symbol
+    def parsed(self, kind: str, symbol: str, timeframe: str | None = None) -> list[ParsedRows]:
+        """Every row of the matching files, timestamps converted (None + reason where a cell is not one)."""
+        matches = [self._parsed[f.path] for f in self.files if f.kind == kind and f.symbol == symbol
                    and (timeframe is None or f.timeframe == timeframe)]
         if not matches:
-            have = sorted({(f.kind, f.symbol, f.timeframe or "") for f in self.files})
-            raise KeyError(f"csv source: no {kind} file for {symbol} {timeframe or ''} (have {have})")
-        rows: list[list[Any]] = []
-        for f in matches:
-            if f.path not in self._cache:
-                with f.path.open(newline="") as fh:
-                    reader = csv.reader(fh)
-                    next(reader, None)
-                    self._cache[f.path] = [[_cell(c) for c in row] for row in reader if row]
-            rows.extend(self._cache[f.path])
-        return rows
+            have = ", ".join(sorted({f"{f.kind} {f.symbol} {f.timeframe or ''}".strip() for f in self.files}))
+            raise KeyError(f"csv source: no {kind} file for {symbol} {timeframe or ''} (have: {have})")
+        return matches
+
+    def _rows(self, kind: str, symbol: str, timeframe: str | None = None) -> list[list[Any]]:
+        """Rows in canonical order; a timestamp that could not be read is replaced by its reason (quarantined)."""
+        out: list[list[Any]] = []
+        for p in self.parsed(kind, symbol, timeframe):
+            out.extend(r if r[0] is not None else [why] + r[1:] for r, why in zip(p.rows, p.reasons))
+        return out
 
     def series(self) -> list[tuple[str, str, str | None]]:
         """(kind, symbol, timeframe) of every file, for `data pull --source csv:...` without --symbols."""

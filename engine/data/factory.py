@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import time
+from typing import Any, Callable, Sequence
 
 from engine.data.ccxt_source import AlertSink
 
@@ -12,11 +13,16 @@ class SourceSpecError(ValueError):
 
 
 def make_source(spec: str, settings: Any = None, *, alert: AlertSink | None = None,
-                clock: Callable[[], int] | None = None) -> Any:
-    """Build the MarketSource named by `spec` (`sim`, `ccxt:<exchange id>`, `csv:<path>`)."""
+                clock: Callable[[], int] | None = None, resume_ms: int | None = None,
+                symbols: Sequence[str] | None = None) -> Any:
+    """Build the MarketSource named by `spec` (`sim`, `ccxt:<exchange id>`, `csv:<path>`).
+
+    For the simulator, `resume_ms` (the last market time a store holds) moves its clock forward to there, and
+    `symbols` lists the spot symbols to simulate (their perpetuals are added for funding and basis); both are
+    ignored by real sources. An engine builds its one source here and hands it to everything."""
     spec = (spec or "").strip()
     if spec == "sim":
-        return _make_sim(settings, clock)
+        return _make_sim(settings, clock, resume_ms, symbols)
     if spec.startswith("ccxt:"):
         from engine.data.ccxt_source import CcxtSource, build_ccxt_exchange
 
@@ -44,15 +50,25 @@ def make_source(spec: str, settings: Any = None, *, alert: AlertSink | None = No
     raise SourceSpecError(f"source: expected sim, ccxt:<exchange id> or csv:<path>, got {spec!r}")
 
 
-def _make_sim(settings: Any, clock: Callable[[], int] | None) -> Any:
-    """The embedded simulated exchange, configured from settings.simulator and settings.data."""
+def _make_sim(settings: Any, clock: Callable[[], int] | None, resume_ms: int | None,
+              symbols: Sequence[str] | None) -> Any:
+    """The embedded simulated exchange, configured from settings.simulator and settings.data.
+
+    SimulatedExchange maps wall time to simulated time from its creation; at speed > 1 a restarted engine would
+    otherwise jump back in simulated time and re-decide bars it already traded, hence `resume_ms`."""
     from engine.data.simulator import SimulatedExchange
+    from engine.data.symbols import perp_symbol
 
     sim_cfg = getattr(settings, "simulator", None)
     kwargs: dict[str, Any] = {}
     if sim_cfg is not None:
         kwargs.update(seed=sim_cfg.seed, speed=sim_cfg.speed, history_days=sim_cfg.history_days,
                       start_price_btc=sim_cfg.start_price_btc)
-    if clock is not None:
-        kwargs["clock"] = lambda: clock() / 1000.0  # the simulator's clock is in seconds, like time.time
-    return SimulatedExchange(**kwargs)  # every simulated symbol; --symbols picks among them
+    wall: Callable[[], float] = (lambda: clock() / 1000.0) if clock is not None else time.time  # seconds
+    offset = max(0.0, resume_ms / 1000 - wall()) if resume_ms else 0.0
+    if clock is not None or offset:
+        kwargs["clock"] = (lambda: wall() + offset) if offset else wall
+    if symbols:  # else every simulated symbol (--symbols picks among them)
+        spot = list(symbols)
+        kwargs["symbols"] = spot + [p for p in dict.fromkeys(perp_symbol(s) for s in spot) if p not in spot]
+    return SimulatedExchange(**kwargs)

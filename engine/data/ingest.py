@@ -50,6 +50,8 @@ class IngestReport:
     last_ts: int | None = None
     errors: list[str] = field(default_factory=list)
     reasons: dict[str, int] = field(default_factory=dict)
+    rows_read: int = 0  # file imports: every row read, which the other counts add up to
+    notes: list[str] = field(default_factory=list)  # file imports: how each file was read (unit, delimiter, ...)
 
     @property
     def inserted(self) -> int:
@@ -73,9 +75,14 @@ class IngestReport:
             parts.append(f"{self.duplicates} exact duplicates")
         if self.gaps_remaining:
             parts.append(f"{self.gaps_remaining} bars still missing")
+        if self.outside_range and self.rows_read:
+            parts.append(f"{self.outside_range} outside --since/--until")
         if self.errors:
             parts.append(f"errors: {'; '.join(self.errors)}")
-        return ", ".join(parts)
+        line = ", ".join(parts)
+        if self.rows_read:
+            line = f"{self.rows_read:,} rows read -> " + line
+        return line
 
     def as_dict(self) -> dict[str, Any]:
         """The report as plain data (for job_runs.result and JSON output)."""

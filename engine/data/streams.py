@@ -25,6 +25,7 @@ from engine.store import market_repo as repo
 from engine.store.db import Store
 
 log = logging.getLogger("quantdesk.streams")
+FLUSH_S = 0.1  # streamed trades are written in batches this often
 
 
 @dataclass
@@ -85,6 +86,7 @@ class MarketStreams:
         self.books: dict[str, dict[str, Any]] = {}  # symbol -> latest streamed order book
         self.marks: dict[str, dict[str, Any]] = {}  # perp symbol -> latest mark price / funding
         self._plan: list[tuple[str, str, str | None]] = []
+        self._pending: dict[str, list[dict[str, Any]]] = {s: [] for s in self.symbols}
         for symbol in self.symbols:
             self._plan += [("ohlcv", symbol, tf) for tf in self.timeframes]
             if trades:
@@ -130,8 +132,12 @@ class MarketStreams:
 
     async def _main(self) -> None:
         self._exchange = self._make_exchange()
+        # ccxt keeps the last `tradesLimit` trades per symbol between two watch calls; a burst larger than that
+        # would be lost before the next call, so keep a generous cache (the writer drains it every FLUSH_S)
+        self._exchange.options["tradesLimit"] = max(50_000, int(self._exchange.options.get("tradesLimit", 0)))
         try:
-            await asyncio.gather(*(self._supervise(kind, symbol, tf) for kind, symbol, tf in self._plan))
+            await asyncio.gather(self._writer(), *(self._supervise(kind, symbol, tf)
+                                                   for kind, symbol, tf in self._plan))
         finally:
             try:
                 await self._exchange.close()
@@ -164,12 +170,17 @@ class MarketStreams:
                     had_gap = not await self._backfill(kind, symbol, tf, st)  # a failed backfill is retried
                 attempt = 0
                 st.touch(len(data) if isinstance(data, list) else 1)
-                await asyncio.to_thread(handle, data)
+                if kind == "trades":
+                    handle(data)  # queued for the writer: the next watch call starts at once
+                else:
+                    await asyncio.to_thread(handle, data)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - every failure is a reconnect, an alert and a backoff
                 st.connected, had_gap = False, True
                 st.reconnects += 1
+                if kind == "ohlcv":  # the cached forming bar is stale now: never store it as closed later
+                    (getattr(self._exchange, "ohlcvs", None) or {}).get(symbol, {}).pop(tf, None)
                 st.last_error = f"{type(exc).__name__}: {exc}"[:300]
                 delay = min(self.backoff_max_s, self.backoff_s * (2 ** min(attempt, 16)))
                 attempt += 1
@@ -191,7 +202,7 @@ class MarketStreams:
                 return list(ex.ohlcvs[symbol][tf])  # the whole cache: the closed bar and the forming one
             return watch_ohlcv, lambda rows: self._on_candles(symbol, tf, rows)
         if kind == "trades":
-            return (lambda: ex.watch_trades(symbol)), lambda trades: self._on_trades(symbol, trades)
+            return (lambda: ex.watch_trades(symbol)), lambda trades: self._pending[symbol].extend(trades)
         if kind == "book":
             return (lambda: ex.watch_order_book(symbol)), lambda book: self.books.__setitem__(symbol, {
                 "symbol": symbol, "bids": [list(x) for x in book["bids"][:50]],
@@ -207,8 +218,18 @@ class MarketStreams:
         if report.quarantined:
             log.warning("stream candles %s %s: %s", symbol, tf, report.summary())
 
-    def _on_trades(self, symbol: str, trades: list[dict[str, Any]]) -> None:
-        store_streamed_trades(self.store, self.exchange_id, symbol, trades)
+    async def _writer(self) -> None:
+        """Write queued trades in batches (one validation + transaction per symbol per FLUSH_S)."""
+        while True:
+            await asyncio.sleep(FLUSH_S)
+            for symbol, pending in self._pending.items():
+                if pending:
+                    batch, self._pending[symbol] = pending, []
+                    try:
+                        await asyncio.to_thread(store_streamed_trades, self.store, self.exchange_id, symbol, batch)
+                    except Exception:  # noqa: BLE001 - a failed write is retried with the next batch
+                        log.exception("storing %d streamed %s trades failed", len(batch), symbol)
+                        self._pending[symbol] = batch + self._pending[symbol]
 
     async def _backfill(self, kind: str, symbol: str, tf: str | None, st: StreamStats) -> bool:
         """REST backfill of the gap a disconnect left (candles, trades; books and marks need none); True when done."""
@@ -230,6 +251,38 @@ class MarketStreams:
         inserted, ok = await asyncio.to_thread(run)
         st.backfills += 1
         st.gaps_backfilled += inserted
-        log.info("stream %s: backfilled %d rows over REST after reconnect (%s)", st.name, inserted,
+        log.info("stream %s: backfilled %d rows over REST after (re)connecting (%s)", st.name, inserted,
                  "complete" if ok else "source failed; retried at the next message")
         return ok
+
+
+class StreamedSource:
+    """A MarketSource view over the streams: `fetch_order_book` from the live book stream and `fetch_trades` from
+    the streamed tape stored in state.db while those streams are healthy (so the paper broker fills against the
+    streamed book and live VPIN runs on the streamed tape); everything else, and any stale stream, goes to REST."""
+
+    def __init__(self, rest: Any, streams: MarketStreams) -> None:
+        self._rest = rest
+        self._streams = streams
+        self.id = rest.id
+        self.book_hits = 0
+        self.trade_hits = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._rest, name)
+
+    def fetch_order_book(self, symbol: str, limit: int | None = None) -> dict[str, Any]:
+        """The streamed book (top `limit` levels) when its stream is healthy, else a REST snapshot."""
+        book = self._streams.books.get(symbol)
+        if book is not None and self._streams.healthy("book", symbol):
+            self.book_hits += 1
+            n = limit or len(book["bids"])
+            return {**book, "bids": book["bids"][:n], "asks": book["asks"][:n]}
+        return self._rest.fetch_order_book(symbol, limit)
+
+    def fetch_trades(self, symbol: str, since: int | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Streamed trades from state.db when the trade stream is healthy and `since` is given, else REST."""
+        if since is not None and self._streams.healthy("trades", symbol):
+            self.trade_hits += 1
+            return repo.stored_trades(self._streams.store, self.id, symbol, since, limit or 100_000)
+        return self._rest.fetch_trades(symbol, since, limit)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, Iterable, Mapping
 
 from sqlalchemy import func, insert, select, update
@@ -18,8 +19,25 @@ from sqlalchemy.engine import Connection
 from engine.store.db import Store
 from engine.store.schema import fills, orders, positions
 
-OPEN_STATUSES = ("new", "open", "partial")
-FINAL_STATUSES = ("filled", "canceled", "rejected")
+class OrderStatus(str, Enum):
+    """Where an order is in its life: open (new, open, partial) or final (filled, canceled, rejected)."""
+
+    NEW = "new"  # stored, not yet acknowledged by the venue
+    OPEN = "open"  # resting at the venue, nothing filled
+    PARTIAL = "partial"  # resting, partly filled
+    FILLED = "filled"
+    CANCELED = "canceled"
+    REJECTED = "rejected"
+
+    @property
+    def is_open(self) -> bool:
+        """True while the order can still fill or be canceled."""
+        return self in _OPEN
+
+
+_OPEN = frozenset({OrderStatus.NEW, OrderStatus.OPEN, OrderStatus.PARTIAL})
+OPEN_STATUSES = tuple(s.value for s in OrderStatus if s.is_open)  # the one open set (SQL IN lists use these)
+FINAL_STATUSES = tuple(s.value for s in OrderStatus if not s.is_open)
 SIDES = ("buy", "sell")
 TYPES = ("market", "limit")
 EPS = 1e-12
@@ -115,7 +133,7 @@ def get_order(conn: Connection | Store, coid: str) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
-def insert_order(store: Store, req: OrderRequest, ts: int, status: str = "new",
+def insert_order(store: Store, req: OrderRequest, ts: int, status: str = OrderStatus.NEW.value,
                  venue: str = "paper") -> tuple[dict[str, Any], bool]:
     """Insert the order unless its client id exists; returns (row, created). `venue` says which broker owns it."""
     if venue not in VENUES:
@@ -197,7 +215,8 @@ def record_fill(store: Store, f: Fill, *, final_status: str | None = None) -> bo
                                           fee_base=f.fee_base))
         filled = order["filled_qty"] + f.qty
         avg = ((order["avg_price"] or 0.0) * order["filled_qty"] + f.price * f.qty) / filled
-        status = final_status or ("filled" if filled >= order["qty"] * (1 - 1e-9) else "partial")
+        status = final_status or (OrderStatus.FILLED.value if filled >= order["qty"] * (1 - 1e-9)
+                                   else OrderStatus.PARTIAL.value)
         conn.execute(update(orders).where(orders.c.client_order_id == f.client_order_id).values(
             filled_qty=filled, avg_price=avg, status=status, updated_at=f.ts))
         _apply_to_position(conn, f)

@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from engine.data.source import MarketSource
 from engine.execution.broker import check_capital_cap, check_order_allowed
-from engine.execution.orders import (EPS, Fill, OrderBlocked, OrderRequest, get_order, insert_order,
+from engine.execution.orders import (EPS, Fill, OrderBlocked, OrderRequest, OrderStatus, get_order, insert_order,
                                      next_fill_seq, open_orders, record_fill, set_order_status)
 from engine.store.db import Store
 from engine.store.ops import raise_alert
@@ -129,7 +129,8 @@ class PaperBroker:
         ahead = sum(a for p, a in own_side if abs(p - limit) <= 1e-12 * max(1.0, limit))
         self._queue[coid] = ahead * self.queue_ahead_fraction
         self._seen_until[coid] = now
-        set_order_status(self.store, coid, "partial" if order["filled_qty"] > 0 else "open", now)
+        set_order_status(self.store, coid, OrderStatus.PARTIAL.value if order["filled_qty"] > 0
+                         else OrderStatus.OPEN.value, now)
 
     def _fill(self, order: dict[str, Any], qty: float, price: float, liquidity: str, ts: int,
               final_status: str | None = None) -> None:
@@ -165,7 +166,7 @@ class PaperBroker:
         made = 0
         with self._lock:
             for order in open_orders(self.store, venue=self.venue):
-                if order["status"] == "new":
+                if order["status"] == OrderStatus.NEW:
                     self._send_unsent(order)
                     continue
                 if order["type"] != "limit":  # a market remainder left by a crash between fill and cancel
@@ -218,7 +219,7 @@ class PaperBroker:
 
     def recover(self) -> dict[str, Any]:
         """After a restart: orders recorded but never sent (status new) arrive now, if the state allows them."""
-        pending = [o for o in open_orders(self.store, venue=self.venue) if o["status"] == "new"]
+        pending = [o for o in open_orders(self.store, venue=self.venue) if o["status"] == OrderStatus.NEW]
         with self._lock:
             sent = sum(self._send_unsent(o) for o in pending)
         return {"resubmitted": sent, "blocked": len(pending) - sent, "resting": len(open_orders(self.store, venue=self.venue))}

@@ -83,8 +83,3 @@ def build_features(frame: pd.DataFrame, spec: FeatureSpec | None = None) -> pd.D
     out = pd.concat(parts, axis=1)
     out.index.name = "ts"
     return out.replace([np.inf, -np.inf], np.nan)
-
-
-def build_panel_features(panel: Mapping[str, pd.DataFrame], spec: FeatureSpec | None = None) -> dict[str, pd.DataFrame]:
-    """build_features for every symbol of a panel."""
-    return {symbol: build_features(frame, spec) for symbol, frame in panel.items()}

@@ -48,12 +48,6 @@ def _series_rows(store: Store, columns: str, table: str, exchange: str, symbol: 
     return _query(store, sql + " ORDER BY ts", args)
 
 
-def _to_index(ms: np.ndarray) -> pd.DatetimeIndex:
-    index = pd.DatetimeIndex(pd.to_datetime(np.asarray(ms, dtype="int64"), unit="ms", utc=True))
-    index.name = "ts"
-    return index
-
-
 def bar_close_ms(index: pd.DatetimeIndex, timeframe: str) -> np.ndarray:
     """Epoch ms at which each bar closes (open + timeframe): the moment its data is complete."""
     return _index_ms(index) + timeframe_ms(timeframe)

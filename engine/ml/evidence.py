@@ -150,3 +150,11 @@ def overlay_decision(evidence: OverlayEvidence | None, sharpe_floor: float = 0.0
     hit, payoff = evidence.primary_hit_rate, evidence.primary_payoff
     ok = _finite(hit) and _finite(payoff) and payoff > 0 and 0 <= hit <= 1
     return OverlayDecision(on, reason, hit if ok else None, payoff if ok else None)
+
+
+def overlay_status(store: Store, strategies: Any, sharpe_floor: float = 0.0,
+                   require_evidence: bool = True) -> dict[str, str]:
+    """strategy -> "overlay on/off: why" for each distinct strategy of the configured instances (for `status`)."""
+    names = sorted({getattr(inst, "strategy", "") or inst_id for inst_id, inst in dict(strategies).items()})
+    return {name: overlay_decision(latest_evidence(store, name), sharpe_floor, require_evidence).reason
+            for name in names}

@@ -1,9 +1,10 @@
 """The meta-model: a calibrated classifier that says how likely acting on a primary signal is to pay off.
 
-Model choice: HistGradientBoosting and RandomForest are scored by purged, embargoed k-fold CV (ROC AUC, uniqueness
-weights in the fit) on the training period; the better one is wrapped in a pipeline (clean -> quantile bins ->
-CalibratedClassifierCV, isotonic or sigmoid calibration over 3 purged folds) and fitted. The last `test_frac` of events, after a purge and an
-embargo, is never seen in training: it gives the out-of-sample report - precision, recall, F1, ROC AUC and Brier of
+Model choice on the past only (engine.ml.selection): HistGradientBoosting and RandomForest, each with sigmoid or
+isotonic calibration, are scored by walk-forward CV (Brier) on the training period with an embargo of at least the
+longest feature lookback plus the label horizon; the winner is fitted on the older training events and calibrated on
+the newest ones. Purged k-fold AUC (`cv_auc`) may be reported, never used to choose. The last `test_frac` of events,
+after a purge and an embargo, is never seen in training: it gives the out-of-sample report - precision, recall, F1, ROC AUC and Brier of
 the meta-model, the primary signal's own precision, and the Sharpe of primary-only against primary-plus-overlay
 positions over the same bars (the default overlay scales a primary position by min(1, p / base rate); the Kelly
 and gated overlays are reported too, see `overlay_sizes`).
@@ -18,7 +19,6 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin, clone
-from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.metrics import brier_score_loss, f1_score, precision_score, recall_score, roc_auc_score
 from sklearn.pipeline import Pipeline
@@ -52,9 +52,11 @@ class QuantileBinner(TransformerMixin, BaseEstimator):
         arr = np.asarray(finite_or_nan(X), dtype=float)
         qs = np.linspace(0, 1, self.n_bins + 1)[1:-1]
         self.edges_ = []
+        self.empty_ = []  # features never seen in training: a constant 0 column (a tree cannot bin all-NaN)
         for j in range(arr.shape[1]):
             col = arr[:, j][np.isfinite(arr[:, j])]
             self.edges_.append(np.unique(np.quantile(col, qs)) if len(col) else np.zeros(0))
+            self.empty_.append(not len(col))
         self.n_features_in_ = arr.shape[1]
         return self
 
@@ -67,6 +69,9 @@ class QuantileBinner(TransformerMixin, BaseEstimator):
         for j, edges in enumerate(self.edges_):
             out[:, j] = np.searchsorted(edges, arr[:, j], side="right")
         out[~np.isfinite(arr)] = np.nan
+        empty = np.asarray(getattr(self, "empty_", []), dtype=bool)
+        if empty.any():
+            out[:, empty] = 0.0
         return out
 
 
@@ -94,6 +99,7 @@ class TrainReport:
     elapsed_s: dict[str, float] = field(default_factory=dict)
     test_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))  # dataset rows graded OOS
     test_prob: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    selection: dict[str, Any] = field(default_factory=dict)  # the past-only walk-forward choice and its scores
 
     @property
     def oos_score(self) -> float:
@@ -103,7 +109,7 @@ class TrainReport:
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form for the registry row and the audit log."""
         return {"estimator": self.estimator, "cv_auc": self.cv_auc, "oos": self.oos, "n_train": self.n_train,
-                "n_test": self.n_test, "elapsed_s": self.elapsed_s}
+                "n_test": self.n_test, "elapsed_s": self.elapsed_s, "selection": self.selection}
 
 
 def purged_cv_auc(estimator: Any, X: pd.DataFrame, y: np.ndarray, w: np.ndarray, t1: pd.Series, folds: int,
@@ -119,16 +125,6 @@ def purged_cv_auc(estimator: Any, X: pd.DataFrame, y: np.ndarray, w: np.ndarray,
         prob = model.predict_proba(binner.transform(Xc.iloc[test]))[:, 1]
         scores.append(float(roc_auc_score(y[test], prob)))
     return scores
-
-
-def fit_calibrated(estimator: Any, X: pd.DataFrame, y: np.ndarray, w: np.ndarray, t1: pd.Series,
-                   embargo_pct: float, folds: int = 3) -> Pipeline:
-    """Pipeline(clean -> bin -> CalibratedClassifierCV over purged folds) fitted with uniqueness weights."""
-    method = "isotonic" if len(y) >= 5000 else "sigmoid"
-    calib = CalibratedClassifierCV(clone(estimator), method=method,
-                                   cv=PurgedKFold(folds, t1=t1, embargo_pct=embargo_pct))
-    pipe = Pipeline([("clean", FunctionTransformer(finite_or_nan)), ("bin", QuantileBinner()), ("model", calib)])
-    return pipe.fit(X, y, model__sample_weight=w)
 
 
 def split_train_test(ds: MetaDataset, test_frac: float, embargo_pct: float) -> tuple[np.ndarray, np.ndarray]:
@@ -207,11 +203,24 @@ def backtest_sharpe(targets: pd.DataFrame, panel: Mapping[str, pd.DataFrame]) ->
     return float(simulate_targets(targets, sub, BacktestConfig()).metrics["sharpe"])
 
 
+def default_embargo(ds: MetaDataset) -> pd.Timedelta:
+    """Without the strategy's lookback: the microstructure windows plus the label horizon, in bar time."""
+    from engine.ml.dataset import MicroParams
+
+    ts = np.unique(ds.X.index.as_unit("ms").asi8)
+    step = int(np.median(np.diff(ts[:2000]))) if len(ts) > 1 else 3_600_000
+    return pd.Timedelta(milliseconds=step * (MicroParams().volume_window + ds.spec.max_holding))
+
+
 def train_meta_model(ds: MetaDataset, panel: Mapping[str, pd.DataFrame] | None = None, cv_folds: int = 5,
                      embargo_pct: float = 0.01, test_frac: float = 0.25, refit_full: bool = False,
                      random_state: int = 0, periods_per_year: float = 8760.0,
-                     decision_threshold: float | None = None, threads: int = 1) -> tuple[Pipeline, TrainReport]:
-    """Choose the model by purged CV, calibrate, report out-of-sample; optionally refit on all events.
+                     decision_threshold: float | None = None, threads: int = 1,
+                     embargo: pd.Timedelta | None = None, report_kfold: bool = True) -> tuple[Any, TrainReport]:
+    """Choose family and calibration by past-only walk-forward CV, fit, report out-of-sample; optionally refit.
+
+    `embargo` is the selection CV's gap (the longest feature lookback plus the label horizon; see
+    engine.ml.selection.required_embargo_bars); purged k-fold AUC (`cv_auc`) is computed for the report only.
 
     Precision/recall/F1 count a prediction of 1 when p > `decision_threshold` (default: the training base rate,
     i.e. "better odds than the primary signal usually has"); precision_at_0.5 is reported as well.
@@ -222,12 +231,15 @@ def train_meta_model(ds: MetaDataset, panel: Mapping[str, pd.DataFrame] | None =
 
     with threadpool_limits(threads):
         return _train(ds, panel, cv_folds, embargo_pct, test_frac, refit_full, random_state, periods_per_year,
-                      decision_threshold)
+                      decision_threshold, embargo, report_kfold)
 
 
 def _train(ds: MetaDataset, panel: Mapping[str, pd.DataFrame] | None, cv_folds: int, embargo_pct: float,
            test_frac: float, refit_full: bool, random_state: int, periods_per_year: float,
-           decision_threshold: float | None) -> tuple[Pipeline, TrainReport]:
+           decision_threshold: float | None, embargo: pd.Timedelta | None,
+           report_kfold: bool) -> tuple[Any, TrainReport]:
+    from engine.ml.selection import PastCalibratedModel, select_model
+
     if len(ds.y) < 200 or len(np.unique(ds.y)) < 2:
         raise ValueError(f"dataset: need at least 200 events with both labels, got {len(ds.y)} events "
                          f"with labels {sorted(set(ds.y.tolist()))}")
@@ -235,13 +247,15 @@ def _train(ds: MetaDataset, panel: Mapping[str, pd.DataFrame] | None, cv_folds: 
     t = time.perf_counter()
     train, test = split_train_test(ds, test_frac, embargo_pct)
     Xtr, ytr, wtr, t1tr = ds.X.iloc[train], ds.y[train], ds.weight[train], ds.t1.iloc[train]
+    # purged k-fold AUC is reported only: it trains on events after the test fold, so it never chooses
     cv_auc = {name: purged_cv_auc(est, Xtr, ytr, wtr, t1tr, cv_folds, embargo_pct)
-              for name, est in candidate_estimators(random_state).items()}
-    best = max(cv_auc, key=lambda k: np.mean(cv_auc[k]) if cv_auc[k] else -1.0)
+              for name, est in candidate_estimators(random_state).items()} if report_kfold else {}
     times["cv"] = time.perf_counter() - t
     t = time.perf_counter()
-    base = candidate_estimators(random_state)[best]
-    model = fit_calibrated(base, Xtr, ytr, wtr, t1tr, embargo_pct)
+    gap = embargo if embargo is not None else default_embargo(ds)
+    sel = select_model(Xtr, ytr, wtr, t1tr, gap, gap, n_splits=3, random_state=random_state)
+    best = sel.family
+    model = PastCalibratedModel(sel.family, sel.calibration, random_state).fit(Xtr, ytr, wtr, t1tr)
     times["fit"] = time.perf_counter() - t
     prob = model.predict_proba(ds.X.iloc[test])[:, 1]
     yte = ds.y[test]
@@ -273,9 +287,11 @@ def _train(ds: MetaDataset, panel: Mapping[str, pd.DataFrame] | None, cv_folds: 
                 oos["bt_sharpe_overlay"] = backtest_sharpe(overlay, panel)
     if refit_full:
         t = time.perf_counter()
-        model = fit_calibrated(base, ds.X, ds.y, ds.weight, ds.t1, embargo_pct)
+        model = PastCalibratedModel(sel.family, sel.calibration, random_state).fit(ds.X, ds.y, ds.weight, ds.t1)
         times["refit"] = time.perf_counter() - t
     report = TrainReport(best, cv_auc, oos, len(train), len(test), times)
+    report.selection = {"family": sel.family, "calibration": sel.calibration, "scores": sel.scores,
+                        "folds": sel.folds, "embargo": str(gap)}
     report.test_rows = test
     report.test_prob = prob
     return model, report

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import pandas as pd
 
 from engine.clock import now_ms, timeframe_ms
 from engine.config import Settings
@@ -116,21 +117,49 @@ def training_range(source: Any, timeframe: str, days: float | None, since: int |
     return int(since), end
 
 
+def _stored_timeframes(store: Store, exchange: str, symbol: str) -> list[str]:
+    from sqlalchemy import select
+
+    from engine.store.schema import candles
+
+    stmt = select(candles.c.timeframe).where(candles.c.exchange == exchange, candles.c.symbol == symbol).distinct()
+    with store.connect() as conn:
+        return [r[0] for r in conn.execute(stmt)]
+
+
 def history_panel(store: Store, source: Any, symbols: Sequence[str], timeframe: str, since: int, until: int,
                   pull: bool = True) -> tuple[dict, dict, str]:
     """(panel, pulled, taker-flow origin) for [since, until): stored bars of any range and source, with missing
-    candles and, where the source has them, real funding history (perpetuals) pulled first when `pull` is set."""
+    candles and, where the source has them, real funding history (perpetuals) pulled first when `pull` is set.
+
+    A symbol whose `timeframe` is neither stored nor at the source is built from a finer stored timeframe
+    (engine.backtest.resample: complete buckets only), e.g. 1h bars from an imported 1m file."""
+    from engine.backtest.resample import base_timeframe, resample_panel
     from engine.features.panel import load_panel
 
     pulled: dict = {}
     if pull:
         from engine.backtest.dataset import DatasetSpec, ensure_history
 
-        pulled = ensure_history(store, source, DatasetSpec(getattr(source, "id", "sim"), tuple(symbols), timeframe,
-                                                           since, until))
-        pulled = {k: v for k, v in pulled.items() if v}
+        for sym in symbols:
+            try:
+                got = ensure_history(store, source, DatasetSpec(getattr(source, "id", "sim"), (sym,), timeframe,
+                                                                since, until))
+            except KeyError as exc:  # the source has no such series (a CSV folder without this timeframe)
+                pulled[f"candles {sym}"] = f"not at the source: {exc}"
+                continue
+            pulled.update({k: v for k, v in got.items() if v})
     panel = load_panel(store, source.id, list(symbols), timeframe, since, until - 1)
-    panel = {s: f for s, f in panel.items() if len(f)}
+    panel = {s: f for s, f in panel.items() if len(f) > 1}
+    for sym in [s for s in symbols if s not in panel]:
+        base = base_timeframe(_stored_timeframes(store, source.id, sym), timeframe)
+        if base is None:
+            continue
+        fine = load_panel(store, source.id, [sym], base, since, until - 1)
+        built, dropped = resample_panel(fine, base, timeframe)
+        if len(built.get(sym, ())) > 1:
+            panel[sym] = built[sym]
+            pulled[f"resampled {sym}"] = f"{len(built[sym])} {timeframe} bars from {base} ({dropped} incomplete dropped)"
     if not panel:
         raise ValueError(f"panel: no stored {timeframe} bars for {', '.join(symbols)} on {source.id} in "
                          f"[{since}, {until}) (import them with `quantdesk data pull --source ...`)")
@@ -179,8 +208,11 @@ def train_model(settings: Settings, strategy_name: str, store: Store | None = No
         say(f"training on {len(ds.y)} events ({len(ds.features)} features"
             + (f"; too sparse to use: {', '.join(ds.dropped_features)})" if ds.dropped_features else ")"))
         t2 = time.perf_counter()
+        from engine.ml.selection import required_embargo_bars
+
+        gap = pd.Timedelta(milliseconds=required_embargo_bars(strategy, spec) * step)
         model, report = train_meta_model(ds, panel, cv_folds=settings.ml.cv_folds, embargo_pct=settings.ml.embargo_pct,
-                                         periods_per_year=365 * 86_400_000 / step)
+                                         periods_per_year=365 * 86_400_000 / step, embargo=gap, report_kfold=False)
         t_train = time.perf_counter() - t2
         registry = ModelRegistry(store, models_dir(settings))
         start, end = ds.train_window
@@ -218,8 +250,11 @@ def train_model(settings: Settings, strategy_name: str, store: Store | None = No
             store.dispose()
 
 
-def retrain_job(settings: Settings, strategy_name: str, store: Store | None = None) -> dict[str, Any]:
-    """Scheduled retrain (APScheduler job function): audited start/result; failures alert and re-raise."""
+def retrain_job(settings: Settings, strategy_name: str, store: Store | None = None, source: Any = None
+                ) -> dict[str, Any]:
+    """Scheduled retrain (APScheduler job function): audited start/result; failures alert and re-raise.
+
+    An engine passes its own market source (the simulator with its resumed clock); None builds one from settings."""
     own_store = store is None
     store = store or open_store(settings.store_url())
     started = now_ms()
@@ -227,7 +262,8 @@ def retrain_job(settings: Settings, strategy_name: str, store: Store | None = No
         audit(store, "scheduler", "model.retrain.started", {"strategy": strategy_name, "window_days":
                                                             settings.ml.train_window_days}, user="scheduler")
         try:
-            result = train_model(settings, strategy_name, store, audit_source="scheduler", user="scheduler")
+            result = train_model(settings, strategy_name, store, source=source, audit_source="scheduler",
+                                 user="scheduler")
         except Exception as exc:
             raise_alert(store, "warning", "model.retrain", f"retraining {strategy_name} failed: "
                         f"{type(exc).__name__}: {exc}", {"strategy": strategy_name}, source="scheduler")
@@ -287,7 +323,7 @@ def evaluate_model(settings: Settings, strategy_name: str, store: Store | None =
         evaluation = evaluate_walk_forward(ds, panel, strategy, espec, settings.backtest, progress=say)
         evaluation.meta.update(strategy=strategy_name, timeframe=timeframe, flow=flow, pulled=pulled,
                                since=since, until=until, events=len(ds.y))
-        evidence = evidence_from(evaluation, strategy_name, timeframe)
+        evidence = evidence_from(evaluation, cls_name, timeframe)  # the key live sizing looks it up by
         if record:
             record_evidence(store, evidence, source=audit_source, user=user)
         return evaluation, evidence

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 from engine.config import RiskConfig
 
@@ -47,6 +48,24 @@ class MarketRules:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)}")
 
+    @classmethod
+    def from_market(cls, market: Mapping[str, Any]) -> "MarketRules":
+        """The rules in a ccxt market structure: amount precision (a tick size, or a count of decimal places) and
+        the amount / cost minimums."""
+        prec = (market.get("precision") or {}).get("amount")
+        step = 0.0 if not prec or prec <= 0 else (float(prec) if prec < 1 else 10.0 ** -int(prec))
+        limits = market.get("limits") or {}
+        return cls(lot_size=step, min_qty=float((limits.get("amount") or {}).get("min") or 0.0),
+                   min_notional=float((limits.get("cost") or {}).get("min") or 0.0))
+
+
+def round_to_lot(qty: float, lot_size: float) -> float:
+    """The one lot rounding: a (signed) quantity rounded toward zero to whole lots; lot_size 0 leaves it as is."""
+    if lot_size <= 0:
+        return qty
+    steps = math.floor(abs(qty) / lot_size + 1e-9)  # 1e-9: 0.3 / 0.1 is 2.9999999999999996 in floats
+    return math.copysign(round(steps * lot_size, 12), qty) if steps else 0.0
+
 
 def headrooms(exposure: Exposure, risk: RiskConfig) -> dict[str, float]:
     """Notional each cap still allows for one new trade (never negative)."""
@@ -75,9 +94,7 @@ def round_to_market(qty: float, price: float, rules: MarketRules) -> tuple[float
         raise ValueError(f"price: must be a positive number, got {price}")
     if qty < 0:
         raise ValueError(f"qty: must be >= 0, got {qty}")
-    if rules.lot_size > 0:
-        steps = math.floor(qty / rules.lot_size + 1e-9)
-        qty = round(steps * rules.lot_size, 12)
+    qty = round_to_lot(qty, rules.lot_size)
     if qty > 0 and qty < rules.min_qty:
         return 0.0, "min_qty"
     if qty > 0 and qty * price < rules.min_notional:

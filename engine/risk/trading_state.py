@@ -131,11 +131,11 @@ def _set(conn: Connection, target: TradingState, reason: str, source: str, user:
     current = rec.state if rec else TradingState.ACTIVE
     check_transition(current, target, source, confirmed)
     ts = now_ms()
-    values = {"scope": scope, "state": target.value, "reason": reason, "changed_at": ts, "changed_by": source}
+    row = {"scope": scope, "state": target.value, "reason": reason, "changed_at": ts, "changed_by": source}
     if rec is None:
-        conn.execute(trading_state.insert().values(**values))
+        conn.execute(trading_state.insert().values(**row))
     else:
-        conn.execute(trading_state.update().where(trading_state.c.scope == scope).values(**values))
+        conn.execute(trading_state.update().where(trading_state.c.scope == scope).values(**row))
     audit(conn, source, "trading_state.changed",
           {"scope": scope, "from": current.value, "to": target.value, "reason": reason}, user=user)
     if target is not current:

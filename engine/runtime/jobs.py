@@ -41,12 +41,6 @@ def add_handler(name: str, fn: Callable[[], Any]) -> None:
         _handlers[name] = fn
 
 
-def handler_names() -> list[str]:
-    """Names of every registered job."""
-    with _lock:
-        return sorted(_handlers)
-
-
 def run_job(name: str) -> Any:
     """Run a registered job, record it in job_runs, and turn an exception into a job.error alert."""
     with _lock:

@@ -14,7 +14,6 @@ import os
 import signal
 import socket
 import threading
-import time
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -22,7 +21,8 @@ from sqlalchemy import insert, select, update
 from engine.clock import now_ms
 from engine.config import Settings
 from engine.monitoring.alerts.service import AlertService, engine_notice
-from engine.runtime.lockfile import EngineLock, boot_id, lock_path
+from engine.runtime.job_handlers import JobHandlers
+from engine.runtime.lockfile import boot_id, engine_lock
 from engine.runtime.logs import log_path, setup_logging  # noqa: F401 - log_path is part of this module's API
 from engine.runtime.scheduler import job_intervals
 from engine.runtime.storage_guard import StorageGuard, signal_halt
@@ -33,11 +33,11 @@ log = logging.getLogger("quantdesk.engine")
 VERSION = "0.1.0"
 
 
-class EngineService:
+class EngineService(JobHandlers):
     """One engine over one state.db; `run()` blocks until SIGTERM/SIGINT or a stop command."""
 
     def __init__(self, settings: Settings, *, live: bool = False, environ: dict[str, str] | None = None,
-                 install_signals: bool = True) -> None:
+                 install_signals: bool = True, log_to_stderr: bool = True) -> None:
         if live and settings.execution.mode != "live":
             import dataclasses
             settings = dataclasses.replace(settings, execution=dataclasses.replace(settings.execution, mode="live"))
@@ -47,14 +47,16 @@ class EngineService:
         self.mode = settings.execution.mode
         self.environ = dict(os.environ if environ is None else environ)
         self.install_signals = install_signals
+        self.log_to_stderr = log_to_stderr  # a detached engine logs to its rotating file only (no engine.out copy)
         self.stop_event = threading.Event()
         self.ready = threading.Event()  # broker built and recovered
-        self.lock = EngineLock(lock_path(settings))
+        self.lock = engine_lock(settings)
         self.alerting = AlertService(settings, self.environ)  # a bad channel URL stops the engine here (ConfigError)
         self.store: Any = None
         self.source: Any = None
         self.broker: Any = None
         self.trader: Any = None
+        self.monitors: Any = None
         self.scheduler: Any = None
         self.poller: Any = None
         self._hb_thread: threading.Thread | None = None
@@ -64,8 +66,12 @@ class EngineService:
     # --- lifecycle ------------------------------------------------------------------------------------------------
     def run(self) -> int:
         """Start everything, wait for a stop request, shut down cleanly; returns the exit code."""
-        setup_logging(self.settings)
+        from engine.runtime.hardening import harden_desk, harden_process
+
+        harden_process()  # 0700 folders, 0600 files from here on (logs, lock, backups, models, reports)
+        setup_logging(self.settings, to_stderr=self.log_to_stderr)
         self.lock.acquire()
+        harden_desk(self.settings)
         try:
             self._start()
             log.info("engine running (pid %s, mode %s); waiting for stop", os.getpid(), self.mode)
@@ -94,7 +100,7 @@ class EngineService:
         self.store = open_store(self.settings.store_url())
         self._write_status(started=True)
         self.guard = StorageGuard(self.store.path, on_cancel=lambda: self._cancel_all(None),
-                                  on_alert=lambda line: raise_alert(self.store, "critical", "store.fault", line, {}))
+                                  on_alert=self._storage_alert)
         self.guard.arm()
         audit(self.store, "engine", "engine.start", {"pid": os.getpid(), "mode": self.mode}, user="engine")
         self.alerting.start(self.store)  # sender threads: outbox delivery, ack escalation, daily summary
@@ -113,11 +119,23 @@ class EngineService:
         self._recover()
         self.ready.set()
         self._backfill()
+        from engine.runtime.streaming import StreamStatus, start_streams
+
+        self.streams = start_streams(self.settings, self.store, self.source)
+        self._stream_status = StreamStatus(self.streams, self.store)
+        if self.streams is not None:  # paper fills on the streamed book, VPIN on the streamed tape
+            from engine.data.streams import StreamedSource
+
+            self.source = StreamedSource(self.source, self.streams)
+            for user in (self.broker, self.trader):
+                if hasattr(user, "source"):
+                    user.source = self.source
         self._start_scheduler()
 
     def _build_trading(self) -> None:
         """Brokers by stage behind one router: paper always, the exchange only when started with --live."""
         from engine.execution.paper_broker import PaperBroker
+        from engine.monitoring.monitors import Monitors
         from engine.execution.router import StageRouter
         from engine.trading.lifecycle import get_instance, sync_instances
         from engine.trading.trader import Trader
@@ -141,7 +159,9 @@ class EngineService:
                                   lambda inst_id: get_instance(self.store, inst_id).stage)
         if self.mode == "live":
             self._say_live_instances()
-        self.trader = Trader(self.store, self.settings, self.broker, self.source)
+        self.monitors = Monitors(self.store, self.settings, self.source)
+        # the sizer reads the monitors' VPIN readings (one shared mapping, given at start)
+        self.trader = Trader(self.store, self.settings, self.broker, self.source, vpin_cdf=self.monitors.toxicity.cdf)
 
     def _say_live_instances(self) -> None:
         """A live engine names the instances that trade on the exchange, or says that none does."""
@@ -158,34 +178,19 @@ class EngineService:
         log.warning(msg)
 
     def _make_source(self) -> Any:
-        """The market source; the simulator resumes its clock from the last market time in state.db.
-
-        SimulatedExchange maps wall time to simulated time from its creation; at speed > 1 a restarted engine would
-        otherwise jump back in simulated time and re-decide bars it already traded.
-        """
-        if self.settings.data.source != "sim":
-            from engine.data.factory import make_source
-
-            source = make_source(self.settings.data.source, self.settings)
-            base_url = self.settings.exchange.base_url
-            if base_url and getattr(source, "exchange", None) is not None:  # market data from the twin too
-                from engine.data.ccxt_urls import point_at
-
-                point_at(source.exchange, base_url)
-            return source
-        from engine.data.simulator import SimulatedExchange
+        """The engine's one market source, handed to the broker, trader, monitors, pulls and retraining; the
+        simulator resumes its clock from the last market time in state.db."""
+        from engine.data.factory import make_source
         from engine.trading.portfolio import last_market_ts
 
-        resume_ms = last_market_ts(self.store)
-        offset = max(0.0, resume_ms / 1000 - time.time()) if resume_ms else 0.0
-        from engine.data.symbols import perp_symbol
+        source = make_source(self.settings.data.source, self.settings, resume_ms=last_market_ts(self.store),
+                             symbols=self.settings.data.symbols)
+        base_url = self.settings.exchange.base_url
+        if self.settings.data.source != "sim" and base_url and getattr(source, "exchange", None) is not None:
+            from engine.data.ccxt_urls import point_at
 
-        sim = self.settings.simulator
-        spot = list(self.settings.data.symbols)
-        listed = spot + [p for p in dict.fromkeys(perp_symbol(s) for s in spot) if p not in spot]  # funding, basis
-        return SimulatedExchange(seed=sim.seed, symbols=listed, speed=sim.speed,
-                                 history_days=sim.history_days, clock=lambda: time.time() + offset,
-                                 start_price_btc=sim.start_price_btc)
+            point_at(source.exchange, base_url)  # market data from the twin too
+        return source
 
     def _recover(self) -> None:
         """Reconcile in-flight orders; a HALTED desk cancels whatever is still open."""
@@ -251,7 +256,13 @@ class EngineService:
         return delays
 
     def _shutdown(self) -> None:
+        if self.guard is None:  # the store never took a write (corrupt, read-only, ...): main prints the cause
+            if self.store is not None:
+                self.store.dispose()
+            return
         log.info("engine stopping")
+        if getattr(self, "streams", None) is not None:
+            self.streams.stop()
         if self.scheduler is not None:
             try:
                 self.scheduler.shutdown(wait=True)
@@ -260,8 +271,11 @@ class EngineService:
         if self.poller is not None:
             self.poller.stop()
         if self.store is not None:
-            self._write_status(info_update={"stopped": True, "phase": "stopped"})
-            audit(self.store, "engine", "engine.stop", {"pid": os.getpid()}, user="engine")
+            try:
+                self._write_status(info_update={"stopped": True, "phase": "stopped"})
+                audit(self.store, "engine", "engine.stop", {"pid": os.getpid()}, user="engine")
+            except Exception as exc:  # noqa: BLE001 - a store refusing writes: the cause is reported by main
+                log.error("could not record the stop in the store: %s", exc)
             if self.alerting.sender is not None:
                 self.alerting.notify("engine", "info", *engine_notice(False, self.mode), rule="engine.stop")
                 self.alerting.stop()
@@ -292,132 +306,13 @@ class EngineService:
     def _heartbeat_loop(self) -> None:
         while not self.stop_event.is_set():
             try:
-                self.guard.check(self._write_status)  # a persistent storage fault halts and exits from here
+                status = getattr(self, "_stream_status", None)
+                update = status.due() if status else None
+                self.guard.check(lambda: self._write_status(info_update=update))  # a persistent storage fault
+                # halts and exits from here
             except Exception:  # noqa: BLE001 - a busy database must not kill the heartbeat
                 log.exception("heartbeat failed")
             self.stop_event.wait(self.settings.runtime.heartbeat_interval_s)
-
-    # --- jobs -----------------------------------------------------------------------------------------------------
-    def _handler(self, name: str) -> Any:
-        kind, _, rest = name.partition(":")
-        if kind == "pull":
-            symbol_tf = rest[len(self.settings.data.source) + 1:]
-            symbol, tf = symbol_tf.rsplit(":", 1)
-            return lambda: self._pull(symbol, tf)
-        if kind == "tick":
-            return lambda: self._tick(rest)
-        if kind == "retrain":
-            return lambda: self._retrain(rest)
-        table = {"broker": self.broker.process, "equity": self._equity, "monitors": self._monitors,
-                 "leaderboard": self._leaderboard, "reconcile": self._reconcile, "funding": self._funding,
-                 "pull-feeds": self._pull_feeds, "pull-funding": self._pull_funding, "backup": self._backup}
-        if kind not in table:
-            raise ValueError(f"job {name!r}: unknown job kind {kind!r}")
-        return table[kind]
-
-    def _pull(self, symbol: str, timeframe: str, warmup: bool = False) -> dict[str, Any]:
-        from engine.data.pulls import pull_candles
-        from engine.trading.warmup import warmup_bars
-
-        return pull_candles(self.store, self.source, symbol, timeframe, self.settings,
-                            warmup_bars=warmup_bars(self.settings) if warmup else None)
-
-    def _pull_feeds(self) -> dict[str, Any]:
-        from engine.data.pulls import pull_feeds
-
-        return pull_feeds(self.store, self.source, self.settings)
-
-    def _pull_funding(self) -> dict[str, Any]:
-        from engine.data.pulls import pull_funding
-
-        return pull_funding(self.store, self.source, self.settings)
-
-    def _tick(self, inst_id: str) -> Any:
-        from engine.risk.trading_state import TradingState, get_state
-        from engine.trading.lifecycle import get_instance
-
-        from engine.execution.router import venue_for
-
-        inst = get_instance(self.store, inst_id)
-        if inst.status != "running" or inst.stage == "research":
-            return {"skipped": inst.status if inst.status != "running" else "research stage"}
-        if venue_for(inst.stage, self.mode == "live") is None:
-            return {"skipped": f"stage {inst.stage} trades only in an engine started with --live"}
-        if get_state(self.store).state is TradingState.HALTED:
-            return {"skipped": "HALTED"}
-        if not self.trader.due(inst):
-            return None
-        bar = self.trader.last_closed_bar(inst)
-        if not self.trader.bar_stored(inst, bar):  # the bar just closed: pull it now rather than wait for a pull job
-            for symbol in inst.symbols:
-                self._pull(symbol, inst.timeframe)
-        capital = inst.effective_capital(self.settings.lifecycle)
-        self.broker.set_capital_cap(inst.id, capital)  # the cap follows the stage (live-small: a fraction)
-        settled = self._settle_venue(inst)
-        if settled:
-            return {"settling": settled}
-        res = self.trader.tick(inst, capital)
-        return {"bar": res.bar_ts, "orders": res.orders, "targets": res.targets, "note": res.note}
-
-    def _equity(self) -> dict[str, Any]:
-        from engine.trading.portfolio import snapshot_equity
-
-        val = snapshot_equity(self.store, self.broker.mark_price, self.source.milliseconds(), self.settings.lifecycle)
-        return {k: round(v["equity"], 2) for k, v in val.items()}
-
-    def _monitors(self) -> dict[str, Any]:
-        if not hasattr(self, "_monitor_obj"):
-            from engine.monitoring.monitors import Monitors
-
-            self._monitor_obj = Monitors(self.store, self.settings, self.source)
-            self.trader.sizer.vpin_cdf = self._monitor_obj.toxicity.cdf  # the sizer reads the same readings
-        from engine.runtime.jobs import prune_job_runs
-
-        out = self._monitor_obj.run()
-        out["job_runs_pruned"] = prune_job_runs(self.store)
-        return out
-
-    def _leaderboard(self) -> int:
-        from engine.monitoring.leaderboard import compute_leaderboard, store_leaderboard
-
-        board = compute_leaderboard(self.store, self.settings.lifecycle)
-        store_leaderboard(self.store, board)
-        return len(board)
-
-    def _backup(self) -> dict[str, Any]:
-        from engine.store.backup import scheduled_backup
-
-        cfg = self.settings.store
-        return dict(scheduled_backup(self.store.url, cfg.backup_dir, cfg.backup_keep))
-
-    def _reconcile(self) -> Any:
-        return self.broker.reconcile()
-
-    def _funding(self) -> Any:
-        return self.broker.apply_funding()
-
-    def _settle_venue(self, inst: Any) -> str:
-        """Close what an instance still holds on a venue it no longer trades on (promotion/demotion across venues)."""
-        from engine.execution.flatten import settle_venue
-        from engine.execution.router import venue_for
-
-        ex = self.settings.execution
-        return settle_venue(self.store, self.broker.brokers, inst.id, venue_for(inst.stage, self.mode == "live"),
-                            max_rounds=ex.flatten_max_rounds, round_wait_s=ex.flatten_round_wait_s)
-
-    def _retrain(self, strategy: str) -> Any:
-        from engine.ml.retrain import retrain_job
-
-        return retrain_job(self.settings, strategy, self.store)
-
-    def _retrain_now(self, strategy: str) -> str:
-        from engine.runtime import jobs
-        from engine.runtime.scheduler import add_one_off
-
-        name = f"retrain:{strategy}"
-        jobs.add_handler(name, lambda: self._retrain(strategy))
-        add_one_off(self.scheduler, name)
-        return f"retraining of {strategy} scheduled now"
 
     # --- operator actions (command poller thread) ----------------------------------------------------------------
     def _cancel_all(self, instance_id: str | None) -> int:

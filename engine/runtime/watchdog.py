@@ -37,7 +37,7 @@ log = logging.getLogger("quantdesk.watchdog")
 def watchdog_lock_path(settings: Settings) -> Path:
     """The watchdog's pid/lock file, beside the engine's."""
     engine_lock = lock_path(settings)
-    return engine_lock.with_name(engine_lock.name.replace(".engine.pid", ".watchdog.pid"))
+    return engine_lock.with_name(f"{engine_lock.stem}.watchdog{engine_lock.suffix}")
 
 
 @dataclass

@@ -131,6 +131,15 @@ def write_trades(store: Store, exchange: str, symbol: str, rows: Sequence[tuple[
     return WriteCount(len(new), len(changed), same)
 
 
+def stored_trades(store: Store, exchange: str, symbol: str, since: int, limit: int = 100_000
+                  ) -> list[dict[str, Any]]:
+    """Stored trades with ts >= since, oldest first, as ccxt trade dicts (id, timestamp, side, price, amount, cost)."""
+    rows = _query(store, "SELECT trade_id, ts, price, amount, side FROM trades WHERE exchange = ? AND symbol = ? AND "
+                  "ts >= ? ORDER BY ts, trade_id LIMIT ?", (exchange, symbol, int(since), int(limit)))
+    return [{"id": str(r[0]), "timestamp": int(r[1]), "symbol": symbol, "side": str(r[4]), "price": float(r[2]),
+             "amount": float(r[3]), "cost": float(r[2]) * float(r[3])} for r in rows]
+
+
 def last_trade_ts(store: Store, exchange: str, symbol: str) -> int | None:
     """Timestamp of the newest stored trade of a series."""
     row = _query(store, "SELECT MAX(ts) FROM trades WHERE exchange = ? AND symbol = ?", (exchange, symbol))[0]

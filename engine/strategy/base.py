@@ -246,17 +246,3 @@ def to_sides(frame: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(values, index=frame.index, columns=frame.columns)
     out.index.name = "ts"
     return out
-
-
-def hysteresis_sides(score: pd.DataFrame, entry: float, exit_: float) -> pd.DataFrame:
-    """Enter +/-1 when |score| >= entry, leave when the score falls back inside +/-exit_, otherwise hold.
-
-    Two independent vectorised latches (long and short) built with forward-fill: each only carries its previous state
-    forward, so the side at bar t depends on data up to bar t alone. A NaN score means flat.
-    """
-    from engine.strategy.numeric import latch
-
-    out = pd.DataFrame(latch(score.to_numpy(dtype="float64"), entry, exit_), index=score.index,
-                       columns=score.columns)
-    out.index.name = "ts"
-    return out

@@ -21,6 +21,7 @@ from typing import Any, Iterable, Mapping
 
 from engine.strategy.base import Strategy
 
+USER_MODULE_PREFIX = "strategies__user_"  # module names of strategies loaded from folders (not importable by name)
 PACKAGE = "strategies"  # the package of shipped strategy modules (users add folders via ENV_PATH)
 ENV_PATH = "QUANTDESK_STRATEGY_PATH"
 _errors: dict[str, str] = {}
@@ -54,7 +55,7 @@ def _load_file(path: Path) -> ModuleType:
     cached = _file_cache.get(path)
     if cached is not None and cached[0] == mtime:
         return cached[1]
-    module_name = f"strategies._user_{path.parent.name}_{path.stem}".replace("-", "_").replace(".", "_")
+    module_name = f"{USER_MODULE_PREFIX}{path.parent.name}_{path.stem}".replace("-", "_").replace(".", "_")
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load strategy module {path}")

@@ -18,6 +18,7 @@ from typing import Any, Mapping
 from engine.clock import floor_ts
 from engine.config import Settings
 from engine.execution.orders import load_positions
+from engine.risk.limits import MarketRules
 from engine.trading.lifecycle import Instance
 from engine.store.db import Store
 from engine.store.ops import raise_alert
@@ -26,27 +27,17 @@ log = logging.getLogger("quantdesk.sizing")
 EVIDENCE_TTL_S = 300.0  # how long a strategy's evidence read from the audit log is reused
 
 
-def market_rules(market: Mapping[str, Any]) -> Any:
-    """MarketRules (lot step, min qty, min notional) from a ccxt market structure."""
-    from engine.risk.limits import MarketRules
-
-    prec = (market.get("precision") or {}).get("amount")
-    step = 0.0 if not prec else (float(prec) if prec < 1 else 10.0 ** -int(prec))
-    limits = market.get("limits") or {}
-    return MarketRules(lot_size=step, min_qty=float((limits.get("amount") or {}).get("min") or 0.0),
-                       min_notional=float((limits.get("cost") or {}).get("min") or 0.0))
-
-
 class LiveSizer:
     """Sizes each instance's per-symbol signal; caches the model registry."""
 
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(self, store: Store, settings: Settings, vpin_cdf: Mapping[str, float] | None = None) -> None:
         self.store = store
         self.settings = settings
         self._registry: Any = None
         self._model_error_reported: set[str] = set()
         self._probs: dict[tuple[str, int, int], dict[str, float]] = {}  # (instance, model version, model bar)
-        self.vpin_cdf: dict[str, float] = {}  # filled by the monitors' ToxicityBook (shared dict)
+        # the monitors' ToxicityBook readings (a live mapping it keeps filling); empty means no toxicity input
+        self.vpin_cdf: Mapping[str, float] = vpin_cdf if vpin_cdf is not None else {}
         self._overlay: dict[str, tuple[float, Any]] = {}  # strategy -> (read at, OverlayDecision)
 
     def overlay(self, strategy: str) -> Any:
@@ -144,7 +135,7 @@ class LiveSizer:
         if not gate.on:
             p, payoff = gate.hit_rate, gate.payoff  # Kelly from the primary's own out-of-sample record (or fixed)
         decision = size_position(symbol, side, mark, self.exposure(inst, symbol, capital, marks), self.settings.risk,
-                                 meta_prob=p, payoff_ratio=payoff, rules=market_rules(market),
+                                 meta_prob=p, payoff_ratio=payoff, rules=MarketRules.from_market(market),
                                  vpin_cdf=self.vpin_cdf.get(symbol), spread_bps=spread, depth=depth, ts=bar_ts,
                                  method="kelly" if not gate.on and p is not None else None)
         if not gate.on:

@@ -7,7 +7,6 @@ from typing import Any, Callable
 from sqlalchemy import func, insert, select
 
 from engine.config import LifecycleConfig
-from engine.execution.orders import load_positions
 from engine.trading.lifecycle import list_instances
 from engine.store.db import Store
 from engine.store.schema import equity_snapshots, fills, orders, positions
@@ -52,11 +51,6 @@ def snapshot_equity(store: Store, mark: Callable[[str], float], ts: int, lifecyc
         for scope, v in val.items():
             conn.execute(insert(equity_snapshots).values(ts=ts, scope=scope, **{k: float(x) for k, x in v.items()}))
     return val
-
-
-def open_position_count(store: Store) -> int:
-    """Number of non-zero positions across instances."""
-    return len(load_positions(store))
 
 
 def last_market_ts(store: Store) -> int | None:

@@ -8,15 +8,15 @@ sending a second one. The trading-state gate runs in the broker before every ord
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 from engine.clock import floor_ts, timeframe_ms
 from engine.config import Settings
 from engine.execution.broker import Broker
 from engine.execution.orders import OrderBlocked, OrderRequest, client_order_id, load_positions
 from engine.trading.lifecycle import Instance
+from engine.risk.limits import MarketRules, round_to_lot
 from engine.trading.live_sizing import LiveSizer
 from engine.store.db import Store
 
@@ -42,25 +42,17 @@ def load_strategy_for(inst: Instance, store: Store) -> Any:
     return SafeStrategy(load_strategy(inst.strategy, inst.params or None), store=store, instance_id=inst.id)
 
 
-def round_qty(qty: float, market: dict[str, Any]) -> float:
-    """Round a quantity down to the market's amount precision (ccxt TICK_SIZE or DECIMAL_PLACES)."""
-    prec = (market.get("precision") or {}).get("amount")
-    if prec is None or prec <= 0:
-        return qty
-    step = float(prec) if prec < 1 else 10.0 ** -int(prec)  # tick size, or a count of decimal places
-    return math.floor(abs(qty) / step + 1e-9) * step * (1 if qty >= 0 else -1)
-
-
 class Trader:
     """Runs strategy ticks for instances against one broker and source."""
 
-    def __init__(self, store: Store, settings: Settings, broker: Broker, source: Any) -> None:
+    def __init__(self, store: Store, settings: Settings, broker: Broker, source: Any,
+                 vpin_cdf: Mapping[str, float] | None = None) -> None:
         self.store = store
         self.settings = settings
         self.broker = broker
         self.source = source
         self._strategies: dict[str, Any] = {}
-        self.sizer = LiveSizer(store, settings)
+        self.sizer = LiveSizer(store, settings, vpin_cdf=vpin_cdf)
         self.last_panel: dict[str, Any] = {}
         self._last_bar: dict[str, int] = {}
 
@@ -140,7 +132,7 @@ class Trader:
             target = self.sizer.size(inst, symbol, max(-1.0, min(1.0, w)), mark, capital, bar_ts, market, book,
                                      probs, model, marks)
             targets[symbol] = target
-            delta = round_qty(target - held.get(symbol, 0.0), market)
+            delta = round_to_lot(target - held.get(symbol, 0.0), MarketRules.from_market(market).lot_size)
             flip_or_exit = target == 0 or target * held.get(symbol, 0.0) <= 0
             ex = self.settings.execution
             if abs(delta) * mark < ex.min_order_notional or (not flip_or_exit and abs(delta)

@@ -54,6 +54,16 @@ class Books:
                         self.conn.execute("INSERT INTO balances (wallet, asset, free) VALUES (?, ?, ?)",
                                           (wallet, asset, float(amount)))
 
+    def meta(self, key: str) -> str | None:
+        """A value of the meta table (None when unset)."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row["value"])
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set a value of the meta table."""
+        self.conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET "
+                          "value=excluded.value", (key, value))
+
     def tx(self) -> Any:
         """A transaction context (BEGIN IMMEDIATE ... COMMIT/ROLLBACK)."""
         return _Tx(self.conn)

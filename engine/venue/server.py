@@ -38,11 +38,11 @@ class Twin:
 
     def __init__(self, state: str | Path, keys: list[ApiKey], *, seed: int = 7, speed: float = 1.0,
                  history_days: int = 30, faults: Faults | None = None, start_price_btc: float = 60000.0) -> None:
+        self.books = Books(state)
         self.sim = SimulatedExchange(seed=seed, symbols=list(DEFAULT_SYMBOLS), speed=speed, history_days=history_days,
-                                     start_price_btc=start_price_btc)
+                                     start_price_btc=start_price_btc, clock=self._resumed_clock(speed))
         self.listings = Listings(self.sim._instruments)
         self.feed = MarketFeed(self.sim, self.listings)
-        self.books = Books(state)
         self.faults = faults or Faults()
         self.hub = Hub()
         self.keys_clock: Callable[[], int] = lambda: int(time.time() * 1000)
@@ -56,6 +56,17 @@ class Twin:
         self.weight_used = 0
         self._weight_minute = 0
         self._last_mark = 0.0
+
+    def _resumed_clock(self, speed: float) -> Callable[[], float]:
+        """A simulator clock that keeps the books' market time across restarts: simulated now = wall0 + (now -
+        wall0) * speed, with wall0 the books' first start (time ran on while the twin was down, as on a venue)."""
+        wall0 = self.books.meta("sim_wall0")
+        if wall0 is None or self.books.meta("sim_speed") != repr(float(speed)):
+            wall0 = repr(time.time())  # a new book, or a new speed: market time starts again from now
+            self.books.set_meta("sim_wall0", wall0)
+            self.books.set_meta("sim_speed", repr(float(speed)))
+        offset = (time.time() - float(wall0)) * (float(speed) - 1.0)
+        return lambda: time.time() + offset
 
     async def flush_events(self) -> None:
         """Send user-data events queued by the matcher."""
@@ -195,6 +206,10 @@ def build_app(twin: Twin) -> web.Application:
         task.cancel()
         await twin.hub.drop_all()
 
+    async def close_sockets(app: web.Application) -> None:
+        await twin.hub.drop_all(b"server shutdown")  # before the runner waits for open handlers
+
+    app.on_shutdown.append(close_sockets)
     app.cleanup_ctx.append(ticker)
     return app
 
@@ -223,7 +238,7 @@ class TwinThread:
         self._loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self._loop)
         try:
-            self._runner = web.AppRunner(build_app(self.twin), access_log=None)
+            self._runner = web.AppRunner(build_app(self.twin), access_log=None, shutdown_timeout=2.0)
             self._loop.run_until_complete(self._runner.setup())
             site = web.TCPSite(self._runner, self.host, self.port)
             self._loop.run_until_complete(site.start())
@@ -254,7 +269,7 @@ class TwinThread:
 
 async def serve_forever(twin: Twin, host: str, port: int, on_ready: Callable[[str], None]) -> None:
     """Serve until cancelled; calls on_ready with the base URL once bound."""
-    runner = web.AppRunner(build_app(twin), access_log=None)
+    runner = web.AppRunner(build_app(twin), access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

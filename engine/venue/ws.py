@@ -8,6 +8,7 @@ spot websocket API /ws-api/ws-api/v3. Messages are raw events (no combined-strea
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections import defaultdict
@@ -77,12 +78,21 @@ class Hub:
             except (ConnectionError, RuntimeError):
                 self._forget(ws)
 
-    async def drop_all(self) -> int:
-        """Close every websocket (the drop_ws fault); returns how many were open."""
+    async def drop_all(self, message: bytes = b"dropped by fault injection") -> int:
+        """Close every websocket at once (the drop_ws fault, and shutdown); returns how many were open.
+
+        Each close waits at most 1 s for the client's close frame, all in parallel, so a stop is never held up by
+        clients that do not answer."""
         socks = list(self.sockets)
         for ws in socks:
-            await ws.close(code=1011, message=b"dropped by fault injection")
             self._forget(ws)
+
+        async def close(ws: web.WebSocketResponse) -> None:
+            try:
+                await asyncio.wait_for(ws.close(code=1011, message=message), 1.0)
+            except (asyncio.TimeoutError, ConnectionError, RuntimeError):
+                pass
+        await asyncio.gather(*(close(ws) for ws in socks))
         return len(socks)
 
     def _forget(self, ws: web.WebSocketResponse) -> None:

@@ -36,8 +36,10 @@ def build_state(path: Path, *, positions: int = 4, orders: int = 3, alerts: int 
                         (inst, inst, "paper", "running", 50_000.0, json.dumps(list(SYMBOLS)), "1m", "{}",
                          FIXED_NOW - 86_400_000, FIXED_NOW - 86_400_000, FIXED_NOW - 86_400_000))
         if heartbeat_at is not None:
-            cur.execute("INSERT INTO engine_status VALUES (1, 4242, 'testhost', 'paper', ?, ?, '0.1.0', '{}')",
-                        (FIXED_NOW - 3_600_000, heartbeat_at))
+            board = [{"instance_id": "quantum_momentum", "dsr": 0.0412, "dsr_prob": 0.74, "rank": 1},
+                     {"instance_id": "macro_trend", "dsr": -0.0135, "dsr_prob": 0.38, "rank": 2}]
+            cur.execute("INSERT INTO engine_status VALUES (1, 4242, 'testhost', 'paper', ?, ?, '0.1.0', ?)",
+                        (FIXED_NOW - 3_600_000, heartbeat_at, json.dumps({"leaderboard": board})))
         cur.execute("INSERT INTO trading_state VALUES ('global', ?, ?, ?, 'engine')",
                     (state, "fixture" if state == "ACTIVE" else "emergency stop (fixture)", FIXED_NOW - 60_000))
         for i in range(positions):
@@ -118,7 +120,8 @@ def build_state(path: Path, *, positions: int = 4, orders: int = 3, alerts: int 
             raise_alert(conn, sev[i % 3], ("ingest.quarantine", "trigger.vpin_cdf", "job.error")[i % 3],
                         f"fixture alert {i}", {"i": i}, source="engine")
     with store.begin() as conn:
-        conn.exec_driver_sql(f"UPDATE alerts SET ts = {FIXED_NOW} - (100 - id) * 1000")
+        fixed = f"{FIXED_NOW} - (100 - id) * 1000"
+        conn.exec_driver_sql(f"UPDATE alerts SET ts = {fixed}, last_ts = {fixed}")
         audit(conn, "engine", "engine.started", {"pid": 4242}, user="fixture")
         conn.exec_driver_sql(f"UPDATE audit_log SET ts = {FIXED_NOW}")
     return store

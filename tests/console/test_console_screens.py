@@ -29,7 +29,7 @@ async def test_every_screen_shows_its_data(tmp_path: Path) -> None:
     app = QuantdeskApp(console_settings(path))
     async with app.run_test(size=(120, 36)) as pilot:
         await wait_until(pilot, lambda: _table(app, "positions").row_count == 4, what="positions")
-        assert _table(app, "orders").row_keys == ["qd-00000", "qd-00001", "qd-00002"]
+        assert _table(app, "orders").row_keys == ["qd-00002", "qd-00001", "qd-00000"]  # newest first
         await wait_until(pilot, lambda: _table(app, "sizing").row_count == 6, what="sizing")
         assert _table(app, "desk-alerts").row_count == 5
         chart = app.screen.query_one(SeriesChart)

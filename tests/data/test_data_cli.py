@@ -68,7 +68,9 @@ def test_csv_pull_quarantines_bad_rows_status_and_export_round_trip(run, tmp_pat
 
     second = run("data", "pull", "--source", f"csv:{folder}", "--timeframe", "1m", "--since", "2024-01-01")
     assert second.exit_code == 0, second.output
-    assert "total: 0 rows inserted" in second.output and "0 quarantined" in second.output
+    assert "total: 35 rows read = 0 inserted + 0 changed + 32 already stored + 0 duplicates + 3 quarantined" \
+        in second.output
+    assert "nothing new stored: 30 rows were already stored" in second.output
 
     status = run("data", "status")
     assert status.exit_code == 0, status.output
@@ -145,3 +147,31 @@ def test_sim_pull_with_trades_funding_book_and_feeds(run, tmp_path):
     assert exported.exit_code == 0, exported.output
     files = list((tmp_path / "exports").glob("sim_BTCUSDT-PERP_funding_*.csv"))
     assert len(files) == 1 and files[0].read_text().startswith("timestamp,funding_rate\n")
+
+
+def test_data_status_lists_each_stream_the_engine_published(run, tmp_path):
+    import json
+    import time
+
+    from sqlalchemy import insert
+
+    from engine.store import open_store
+    from engine.store.schema import engine_status
+
+    assert run("data", "pull", "--symbols", "BTC/USDT", "--since", "1h").exit_code == 0
+    streams = [{"stream": "ohlcv:BTC/USDT:1m", "connected": True, "last_message_age_s": 0.4, "msgs_per_min": 61.0,
+                "reconnects": 2, "gaps_backfilled": 7, "last_error": ""},
+               {"stream": "trades:BTC/USDT", "connected": False, "last_message_age_s": 42.0, "msgs_per_min": 0.0,
+                "reconnects": 3, "gaps_backfilled": 120, "last_error": "NetworkError: connection refused"}]
+    store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+    with store.begin() as conn:
+        conn.execute(insert(engine_status).values(id=1, pid=1, host="h", mode="paper", started_at=0, heartbeat_at=0,
+                                                  version="t", info=json.dumps({"streams": streams, "streams_at":
+                                                                                int(time.time() * 1000)})))
+    store.dispose()
+    res = run("data", "status")
+    assert res.exit_code == 0, res.output
+    lines = [ln for ln in res.output.splitlines() if "BTC/USDT:1m" in ln and "yes" in ln]
+    assert lines and "61" in lines[0] and "7" in lines[0]
+    down = [ln for ln in res.output.splitlines() if "trades:BTC/USDT" in ln]
+    assert down and "NO" in down[0] and "42.0s ago" in down[0] and "120" in down[0] and "connection refused" in down[0]

@@ -135,13 +135,13 @@ def test_csv_source_reads_all_kinds_and_bad_rows_reach_quarantine(tmp_path, stor
 
 def test_csv_source_rejects_unknown_layouts(tmp_path):
     bad = tmp_path / "BTCUSDT_1m.csv"
-    bad.write_text("time,o,h,l,c,v\n1,2,3,4,5,6\n")
-    with pytest.raises(CsvFormatError, match="matches none of the formats"):
+    bad.write_text("when,alpha,beta\n1,2,3\n")
+    with pytest.raises(CsvFormatError, match="match none of the layouts"):
         CsvSource(bad)
     nots = tmp_path / "x" / "prices.csv"
     nots.parent.mkdir()
     nots.write_text("timestamp,open,high,low,close,volume\n")
-    with pytest.raises(CsvFormatError, match="no symbol in the file name"):
+    with pytest.raises(CsvFormatError, match="names no symbol; pass one with --symbols"):
         CsvSource(nots)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         CsvSource(tmp_path / "nope")

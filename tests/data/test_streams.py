@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from engine.data.ccxt_source import CcxtSource
 from engine.data.ingest import ingest_candles
-from engine.data.streams import MarketStreams
+from engine.data.streams import MarketStreams, StreamedSource
+from engine.runtime.streaming import StreamStatus
 from engine.store import list_alerts
 from engine.store import market_repo as repo
 from engine.store.candles import load_candles
@@ -34,10 +35,24 @@ def test_streams_store_candles_and_trades_reconnect_and_backfill_without_gaps(tm
         wait_for(lambda: repo.last_trade_ts(store, "binance", "BTC/USDT"), 20, "streamed trades stored")
         assert streams.healthy("ohlcv", "BTC/USDT", "1m") and streams.healthy("trades", "BTC/USDT")
         wait_for(lambda: "BTC/USDT" in streams.books and "BTC/USDT:USDT" in streams.marks, 20, "book and mark")
+        view = StreamedSource(rest, streams)  # what the paper broker fills against
+        book = view.fetch_order_book("BTC/USDT", 5)
+        assert view.book_hits == 1 and len(book["bids"]) == 5 and book["bids"][0][0] < book["asks"][0][0]
+        since = repo.last_trade_ts(store, "binance", "BTC/USDT") - 30_000
+        tape = view.fetch_trades("BTC/USDT", since=since)  # what live VPIN reads: the streamed tape in state.db
+        assert view.trade_hits == 1 and tape and all(t["timestamp"] >= since for t in tape)
+        rest_tape = sim.fetch_trades("BTC/USDT", since=since, limit=len(tape))
+        assert [(t["id"], t["price"], t["side"]) for t in tape] == [(t["id"], t["price"], t["side"]) for t in rest_tape]
         # a stale stream (bars pass unseen), then a drop: ccxt fails, reconnects, and the gap is backfilled
         handle.set_faults(stale_streams=True)
         stale_from = repo.candle_bounds(store, "binance", "BTC/USDT", "1m")[2]
         wait_for(lambda: sim.milliseconds() > stale_from + 5 * MIN, 20, "five bars while the stream is stale")
+        wait_for(lambda: not streams.healthy("trades", "BTC/USDT"), 20, "the trade stream counts as down")
+        assert view.fetch_order_book("BTC/USDT", 5) and view.book_hits == 1  # a stale book goes to REST
+        StreamStatus(streams, store, every_s=0).due()
+        StreamStatus(streams, store, every_s=0).due()
+        stale = [a for a in list_alerts(store) if a.rule == "stream.stale" and "trades:BTC/USDT" in a.message]
+        assert len(stale) == 1 and stale[0].values["count"] == 2  # one alert naming the stream, merged
         handle.set_faults(drop_ws=True, stale_streams=False)
         wait_for(lambda: streams.stats["ohlcv:BTC/USDT:1m"].gaps_backfilled >= 3, 30, "candle gap backfilled")
         wait_for(lambda: streams.stats["trades:BTC/USDT"].backfills >= 1, 30, "trade gap backfilled")

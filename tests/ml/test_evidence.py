@@ -88,7 +88,9 @@ def test_planted_informative_feature_switches_the_overlay_on(tmp_path: Path) -> 
 
 def test_noise_feature_leaves_the_overlay_off_and_absent_evidence_too(tmp_path: Path) -> None:
     ev, _ = _evaluate(False)
-    assert ev.brier_skill < 0.01  # noise has no out-of-sample skill
+    # no drift to find: at most the barriers' mechanical predictability, far below the planted world's skill
+    assert ev.brier_skill < 0.03
+    assert max(lo for lo, _hi in ev.sharpe_diff_ci.values()) <= 0
     store = open_store(tmp_path / "state.db")
     assert not overlay_decision(latest_evidence(store, "planted")).on  # nothing recorded yet
     assert "no walk-forward evidence" in overlay_decision(None).reason

@@ -18,7 +18,7 @@ import pytest
 
 from engine.control.client import ControlClient
 from engine.store import open_store
-from tests.support.receivers import WebhookReceiver
+from tests.support.receivers import SmtpReceiver, WebhookReceiver
 from tests.support.waiting import wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))
@@ -34,10 +34,11 @@ def webhook() -> Iterator[WebhookReceiver]:
     rx.stop()
 
 
-def _config(folder: Path, url: str) -> Path:
+def _config(folder: Path, url: str, mail_url: str = "") -> Path:
+    mail = f', {{ url = "{mail_url}", min_severity = "critical" }}' if mail_url else ""
     return write_config(folder, extra=f"""
 [alerts]
-channels = [{{ url = "{url}", min_severity = "warning" }}]
+channels = [{{ url = "{url}", min_severity = "warning" }}{mail}]
 poll_s = 0.1
 retry_base_s = 0.2
 retry_max_s = 1.0
@@ -59,7 +60,8 @@ def _has(webhook: WebhookReceiver, needle: str) -> bool:
 
 @pytest.mark.slow
 def test_engine_start_halt_and_stop_arrive_off_box(tmp_path: Path, webhook: WebhookReceiver, report) -> None:
-    config, state = _config(tmp_path, webhook.url), tmp_path / "state.db"
+    smtp = SmtpReceiver().start()
+    config, state = _config(tmp_path, webhook.url, smtp.url), tmp_path / "state.db"
     proc = start_engine(tmp_path, config, state)
     try:
         wait_for(lambda: _has(webhook, "engine started (paper)"), 60, "the engine start notice")
@@ -69,11 +71,14 @@ def test_engine_start_halt_and_stop_arrive_off_box(tmp_path: Path, webhook: Webh
         assert client.halt("operator test halt").ok
         wait_for(lambda: _has(webhook, "trading state HALTED"), 5, "the halt notice", interval=0.02)
         t_halt = time.monotonic() - t0
+        wait_for(lambda: any("trading state HALTED" in m for m in smtp.messages), 5, "the halt e-mail", interval=0.02)
+        t_mail = time.monotonic() - t0
         wait_for(lambda: _has(webhook, "halt done (by cli/alice)"), 5, "the halt result (orders canceled)")
     finally:
         assert stop_engine(proc) == 0
+        smtp.stop()
     wait_for(lambda: _has(webhook, "engine stopped (paper)"), 5, "the engine stop notice")
-    report("engine halt off-box", {"halt_to_webhook_s": t_halt})
+    report("engine halt off-box", {"halt_to_webhook_s": t_halt, "halt_to_smtp_s": t_mail})
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ import pytest
 
 from engine.config import LifecycleConfig
 from engine.control.commands import CommandProcessor, EngineHooks
+from tests.support.waiting import wait_for
 from engine.control.client import ControlClient
 from engine.control.doorbell import Doorbell, doorbell_address, ring
 from engine.store import open_store
@@ -30,8 +31,8 @@ def test_a_ring_wakes_the_poller_and_the_client_hears_the_claim(tmp_path):
     proc.start()
     try:
         assert proc.doorbell is not None and proc.doorbell.bound
-        # the first poll runs at start; wait until the poller sleeps on its doorbell
-        time.sleep(0.3)
+        # the first poll runs at start; after it the poller sleeps on its doorbell (a ring sent earlier still wakes it)
+        wait_for(lambda: proc.polls >= 1, 10, "the poller's first poll")
         client = ControlClient(tmp_path / "state.db", source="cli", user="ops", timeout_s=10.0,
                                heartbeat_timeout_s=3600)
         client.engine_alive = lambda: True  # no engine heartbeat in this test: the poller above is the engine

@@ -50,7 +50,8 @@ def _fill_store(state: Path) -> list[int]:
     now = now_ms()
     with store.begin() as conn:
         conn.execute(insert(engine_status).values(id=1, pid=os.getpid(), host=socket.gethostname(), mode="paper",
-                                                  started_at=now - 60_000, heartbeat_at=now, version="t", info="{}"))
+                                                  started_at=now - 60_000, heartbeat_at=now + 600_000,  # fresh for the
+                                                  version="t", info="{}"))  # whole test on a loaded machine
         conn.execute(insert(positions).values(instance_id=inst, symbol="BTC/USDT", qty=0.05, avg_price=20_000.0,
                                               realized_pnl=0.0, fees=0.0, funding=0.0, updated_at=sim.milliseconds()))
         conn.execute(insert(orders).values(client_order_id="qd-parity", instance_id=inst, symbol="BTC/USDT",

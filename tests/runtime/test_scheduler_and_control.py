@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 
 import pytest
 
 from engine.config import LifecycleConfig, Settings, settings_with
 from engine.runtime import jobs
 from engine.control.commands import CommandProcessor, EngineHooks
+from tests.support.waiting import wait_for
 from engine.control.client import ControlClient, submit_command
 from engine.runtime.lockfile import EngineLock, EngineLockedError, lock_path, read_pid
 from engine.runtime.scheduler import JOBSTORE_TABLE, install_jobs, make_scheduler
@@ -34,10 +34,8 @@ def test_failing_job_becomes_an_alert_and_the_scheduler_keeps_running(store):
     install_jobs(sched, {"ok": 0.2, "boom": 0.2})
     sched.resume()
     try:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and (counts["boom"] < 3 or counts["ok"] < 3):
-            time.sleep(0.05)
-        assert sched.running and counts["boom"] >= 3 and counts["ok"] >= 3
+        wait_for(lambda: counts["boom"] >= 3 and counts["ok"] >= 3, 15, "three runs of each job", interval=0.05)
+        assert sched.running
         job = sched.get_job("ok")
         assert job.coalesce is True and job.max_instances == 1 and job.misfire_grace_time == 7
     finally:
@@ -119,14 +117,14 @@ def test_command_poller_thread_stops_on_request(store):
     proc = CommandProcessor(store, hooks, poll_ms=5, lifecycle_cfg=LifecycleConfig())
     proc.start()
     cid = submit_command(store, "reduce", {"reason": "x"}, "cli", "bob")
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        with store.raw() as conn:
-            if conn.execute("SELECT status FROM commands WHERE id=?", (cid,)).fetchone()[0] == "done":
-                break
-        time.sleep(0.01)
+    wait_for(lambda: _status(store, cid) == "done", 5, "the reduce command", interval=0.01)
     proc.stop()
     assert not any(t.name == "command-poller" and t.is_alive() for t in threading.enumerate())
+
+
+def _status(store, cmd_id):  # noqa: ANN001, ANN202
+    with store.raw() as conn:
+        return conn.execute("SELECT status FROM commands WHERE id=?", (cmd_id,)).fetchone()[0]
 
 
 def test_status_reports_equity_day_pnl_drawdown_and_counts(store):

@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from fault_kit import FAULTS, _running, run_fault
+from tests.support.faults import FAULTS, run_fault, running
 from rt_helpers import start_engine, stop_engine, wait_for, write_config
 
 from engine.runtime.storage_guard import EXIT_STORAGE_FAULT
@@ -30,7 +30,7 @@ def test_halt_reaches_a_live_engine_while_the_store_is_locked(tmp_path: Path) ->
     state = tmp_path / "state.db"
     proc = start_engine(tmp_path, cfg, state)
     try:
-        wait_for(lambda: _running(state, proc.pid), 90, "engine running")
+        wait_for(lambda: running(state, proc.pid), 90, "engine running")
         fast = tmp_path / "fast.toml"
         fast.write_text("[store]\nbusy_timeout_ms = 200\n")
         holder = sqlite3.connect(state, isolation_level=None, timeout=20)

@@ -179,3 +179,22 @@ def test_rejected_orders_and_partial_fills_faults(twin):
     twin.set_faults(reject_orders=False, partial_fill=0.5)
     order = ex.create_order("BTC/USDT", "market", "buy", 0.01)
     assert order["filled"] == pytest.approx(0.005) and order["status"] == "expired"
+
+
+def test_a_restarted_twin_keeps_its_market_time_at_speed(tmp_path):
+    import time
+
+    from engine.venue.server import Twin
+    from engine.venue.signing import generate_key_pair
+
+    first = Twin(tmp_path / "v.db", [generate_key_pair()], speed=100)
+    before = first.sim.milliseconds()
+    first.books.close()
+    time.sleep(0.5)
+    again = Twin(tmp_path / "v.db", [generate_key_pair()], speed=100)
+    jumped = again.sim.milliseconds() - before
+    again.books.close()
+    assert 40_000 <= jumped <= 5 * 60_000  # ~50 simulated seconds later, not back at wall time
+    other = Twin(tmp_path / "v.db", [generate_key_pair()], speed=1)  # a new speed starts market time from now
+    assert abs(other.sim.milliseconds() - time.time() * 1000) < 5_000
+    other.books.close()

@@ -19,6 +19,7 @@ from typing import Any, Mapping
 from engine.config import AlertsConfig, ConfigError
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
+MAX_THROTTLE_S = 1.0  # longest pause apprise may take between two sends on one channel
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _APPRISE_LOCK = threading.Lock()  # apprise's plugin registry loads once; its log capture is per call
 
@@ -47,6 +48,7 @@ class Channel:
             self._obj, problems = _instantiate(self._url)
             if self._obj is None:
                 return redact_text("; ".join(problems) or "apprise could not load the URL", self._url, self.redacted)
+            self._obj.request_rate_per_sec = min(float(self._obj.request_rate_per_sec or 0.0), MAX_THROTTLE_S)
         with _Capture() as cap:
             ok = self._obj.notify(body=body, title=title, notify_type=notify_type)
         if ok:
@@ -139,7 +141,10 @@ def check_channel(index: int, url_template: str, min_severity: str, environ: Map
     if obj is None:
         reason = "; ".join(problems) or "apprise could not parse it"
         raise ConfigError(f"{where}: malformed {scheme}:// URL: {redact_text(reason, url, fallback_redaction(url))}")
-    redacted = str(obj.url(privacy=True))
+    redacted = str(obj.url(privacy=True)).split("?", 1)[0]  # apprise's secret-free form, without its option list
+    # apprise sleeps up to 5.5 s between two sends of one plugin object (its default politeness throttle): a halt
+    # right after another message would miss the 5 s goal. Our per-channel rate limit governs volume, so cap it at 1 s.
+    obj.request_rate_per_sec = min(float(getattr(obj, "request_rate_per_sec", 0.0) or 0.0), MAX_THROTTLE_S)
     return Channel(index=index, redacted=redacted, min_severity=min_severity, _url=url, _obj=obj)
 
 

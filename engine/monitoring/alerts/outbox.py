@@ -11,7 +11,7 @@ import socket
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 
 from engine.config import AlertsConfig
 from engine.monitoring.alerts.channels import Channel
@@ -20,6 +20,7 @@ from engine.store.notify import enqueue_event
 from engine.store.schema import alert_attempts, alert_outbox, alerts, notify_events
 
 ROUTE_BATCH = 500
+RETAIN_MS = 30 * 86_400_000  # delivered/failed messages, attempts and routed events older than this are pruned
 CLAIM_MS = 120_000  # a claimed row whose sender died is retried after this long
 OPEN = ("pending", "sending", "sent", "failed")  # rows that count against the rate limit
 HOST = socket.gethostname()
@@ -201,3 +202,18 @@ def record_attempt(store: Store, row: OutboxRow, error: str | None, elapsed_ms: 
         conn.execute(update(alert_outbox).where(alert_outbox.c.id == row.id, alert_outbox.c.claimed_by == sender)
                      .values(status=status, attempts=attempts, claimed_by=None, claim_until=None, **values))
     return status
+
+
+def prune(store: Store, now: int, keep_ms: int = RETAIN_MS) -> int:
+    """Delete finished outbox rows, attempts and routed events older than `keep_ms` (the outbox must not grow
+    forever); an unacknowledged alert keeps its event, which tracks its repeat notices. Returns rows deleted."""
+    cutoff = now - keep_ms
+    open_alerts = select(alerts.c.id).where(alerts.c.acked == 0)
+    with store.begin() as conn:
+        n = conn.execute(delete(alert_attempts).where(alert_attempts.c.ts < cutoff)).rowcount
+        n += conn.execute(delete(alert_outbox).where(alert_outbox.c.created_at < cutoff,
+                                                     alert_outbox.c.status.in_(("sent", "digested", "failed")))).rowcount
+        n += conn.execute(delete(notify_events).where(
+            notify_events.c.ts < cutoff, notify_events.c.routed == 1,
+            or_(notify_events.c.alert_id.is_(None), notify_events.c.alert_id.not_in(open_alerts)))).rowcount
+    return int(n)

@@ -16,7 +16,7 @@ from typing import Callable
 from engine.clock import now_ms
 from engine.config import AlertsConfig
 from engine.monitoring.alerts.channels import Channel, timed_send
-from engine.monitoring.alerts.outbox import (claim_due, emit_repeats, make_digests, record_attempt, release,
+from engine.monitoring.alerts.outbox import (claim_due, emit_repeats, make_digests, prune, record_attempt, release,
                                              route_events)
 from engine.store.db import Store
 from engine.store.notify import dedup_window_ms
@@ -24,6 +24,7 @@ from engine.store.ops import raise_alert
 
 log = logging.getLogger("quantdesk.alerts")
 Duty = Callable[[int], object]  # called with now_ms on the coordinator thread
+PRUNE_EVERY_MS = 3_600_000
 
 
 class AlertSender:
@@ -42,6 +43,7 @@ class AlertSender:
         self._threads: list[threading.Thread] = []
         self._failures = {ch.index: 0 for ch in channels}
         self._down = {ch.index: False for ch in channels}
+        self._pruned_at = 0
 
     def start(self) -> "AlertSender":
         """Start the coordinator and one worker per channel (daemon threads)."""
@@ -80,6 +82,9 @@ class AlertSender:
         emit_repeats(self.store, max(dedup_window_ms(), 1), now)
         routed += route_events(self.store, self.channels, self.cfg, now)
         make_digests(self.store, self.channels, self.cfg, now)
+        if now - self._pruned_at >= PRUNE_EVERY_MS:
+            self._pruned_at = now
+            prune(self.store, now)
         for ev in self._wake.values():
             ev.set()
         return routed

@@ -19,9 +19,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from rt_helpers import REPO, write_config
 
 from tests.support.waiting import wait_for
+
+
+REPO = Path(__file__).resolve().parents[2]
+FAST_CONFIG = """
+[simulator]
+speed = 60.0
+[runtime]
+equity_interval_s = 1.0
+monitor_interval_s = 2.0
+heartbeat_interval_s = 0.5
+heartbeat_timeout_s = 3.0
+[ml]
+train_at_start = false
+[execution]
+paper_latency_ms = 20.0
+"""
+
+
+def write_config(folder: Path) -> Path:
+    """A fast simulated engine's config (speed-up, short intervals) in `folder`."""
+    path = folder / "quantdesk.toml"
+    path.write_text(FAST_CONFIG)
+    return path
 
 
 @dataclass
@@ -65,7 +87,8 @@ def _integrity(db: Path) -> str:
         conn.close()
 
 
-def _running(db: Path, pid: int) -> bool:
+def running(db: Path, pid: int) -> bool:
+    """The engine process `pid` reports phase running in engine_status (read without changing the store)."""
     try:
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
         try:
@@ -142,7 +165,7 @@ def run_fault(folder: Path, name: str, timeout_s: float = 30.0) -> FaultOutcome:
     tail = _Tail(proc)
     t0 = time.monotonic()
     try:
-        wait_for(lambda: _running(db, proc.pid) or proc.poll() is not None, 90, "engine running")
+        wait_for(lambda: running(db, proc.pid) or proc.poll() is not None, 90, "engine running")
         assert proc.poll() is None, tail.text()
         _checkpoint(db)
         before = _counts(db)
@@ -164,3 +187,81 @@ def run_fault(folder: Path, name: str, timeout_s: float = 30.0) -> FaultOutcome:
     return FaultOutcome(name, proc.returncode if exit_s is not None else None,
                         None if halt_at is None else halt_at - t0, exit_s, integrity, before,
                         _counts(db) if integrity == "ok" else {}, tail.text(t0))
+
+
+def _hash(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def run_start_fault(folder: Path, name: str) -> tuple[str, bool, float]:
+    """An engine started on a corrupt or read-only store: (outcome, store bytes unchanged, seconds to refuse)."""
+    cfg = write_config(folder)
+    db = folder / "state.db"
+    sqlite3.connect(db).close()
+    subprocess.run([sys.executable, "-c", "from console.cli import main; main()", "--state", str(db), "init"],
+                   cwd=folder, check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    immutable = False
+    if name == "corrupt store":
+        with open(db, "r+b") as fh:
+            fh.write(b"\x00garbage" * 16)
+    else:  # read-only: an immutable file (root ignores the mode bits)
+        immutable = subprocess.run(["chattr", "+i", str(db)], capture_output=True).returncode == 0
+        if not immutable:
+            return "skipped (chattr unavailable)", True, 0.0
+    before = _hash(db)
+    t0 = time.monotonic()
+    try:
+        out = subprocess.run([sys.executable, "-m", "engine.runtime.main", "--state", str(db), "--config", str(cfg)],
+                             cwd=folder, capture_output=True, text=True, timeout=60,
+                             env={**os.environ, "PYTHONPATH": str(REPO)})
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(db)], check=True)
+    took = time.monotonic() - t0
+    lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+    outcome = (f"refused to start, exit {out.returncode}, one line" if len(lines) == 1 and "Traceback" not in
+               out.stderr else f"exit {out.returncode}, {len(lines)} stderr lines")
+    return outcome, _hash(db) == before, took
+
+
+def run_locked_halt(folder: Path) -> tuple[str, float | None, bool]:
+    """`quantdesk halt` while another process holds the write lock and an engine runs: (outcome, seconds from the
+    halt command to the engine's in-memory HALT, HALTED persisted after the lock is released)."""
+    cfg = write_config(folder)
+    fast = folder / "fast.toml"
+    fast.write_text("[store]\nbusy_timeout_ms = 200\n")
+    db = folder / "state.db"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "engine.runtime.main", "--state", str(db), "--config", str(cfg)],
+                            cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    tail = _Tail(proc)
+    try:
+        wait_for(lambda: running(db, proc.pid) or proc.poll() is not None, 90, "engine running")
+        holder = sqlite3.connect(db, isolation_level=None, timeout=20)
+        holder.execute("BEGIN IMMEDIATE")
+        t0 = time.monotonic()
+        try:
+            out = subprocess.run([sys.executable, "-c", "from console.cli import main; main()", "--config", str(fast),
+                                  "--state", str(db), "halt"], cwd=folder, capture_output=True, text=True, env=env)
+            wait_for(lambda: tail.first("HALT by signal: trading halted", t0), 10, "in-memory HALT")
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        halt_at = tail.first("HALT by signal: trading halted", t0)
+
+        def persisted() -> bool:
+            conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+            try:
+                row = conn.execute("SELECT state FROM trading_state WHERE scope = 'global'").fetchone()
+            finally:
+                conn.close()
+            return bool(row) and row[0] == "HALTED"
+
+        wait_for(persisted, 30, "HALTED persisted")
+        outcome = f"halt exit {out.returncode}; HALT by signal, HALTED persisted after the lock"
+        return outcome, None if halt_at is None else halt_at - t0, True
+    finally:
+        proc.terminate()
+        proc.wait(30)
