@@ -11,7 +11,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable
 
-from console.messages import Rows, TableRefreshed
+from console.messages import ReportRead, Rows, TableRefreshed
 from console.screens.base import PolledScreen
 from console.widgets import fmt
 from console.widgets.keyed_table import KeyedTable
@@ -109,11 +109,16 @@ class ResearchScreen(PolledScreen):
                 self.poll_now()
 
     def action_open_tearsheet(self) -> None:
-        """Show the selected run's tearsheet path and the start of the file."""
+        """Read the selected run's tearsheet in a thread worker (a report can be megabytes); show it when read."""
         key = self.query_one("#runs", KeyedTable).selected_key()
         path = self.report_paths.get(key or "", "")
         if not path:
             self.notify("the selected run has no tearsheet", severity="warning")
             return
-        self.app.push_screen(InfoModal(f"Tearsheet of run {key}", path,
-                                       report_summary(path, hint(self, "info.copy", "c"))))
+        copy_key = hint(self, "info.copy", "c")
+        self.run_worker(lambda: self.post_message(ReportRead(str(key), path, report_summary(path, copy_key))),
+                        thread=True, exclusive=True, group="report", exit_on_error=False, name="read-report")
+
+    def on_report_read(self, message: ReportRead) -> None:
+        """Show the report's path and text summary."""
+        self.app.push_screen(InfoModal(f"Tearsheet of run {message.run}", message.path, message.text))
