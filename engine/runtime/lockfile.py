@@ -17,6 +17,8 @@ from pathlib import Path
 
 from engine.config import Settings
 from engine.store.db import sqlite_path
+from engine.store.server_lock import ServerLock, ServerLockHeld
+from engine.store.urls import is_postgres_url, redact
 
 BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
 
@@ -44,11 +46,13 @@ def lock_path(settings: Settings) -> Path:
 
 
 class EngineLock:
-    """Holds the exclusive lock and the pid written inside it."""
+    """Holds the exclusive lock and the pid written inside it; on a PostgreSQL store also the store's advisory lock,
+    so engines on other hosts (whose lock files this host cannot see) are excluded too."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, server_url: str | None = None) -> None:
         self.path = path
         self._fd: int | None = None
+        self._server: ServerLock | None = ServerLock(server_url) if server_url else None
 
     def acquire(self) -> None:
         """Take the lock or raise EngineLockedError naming the holder's pid."""
@@ -60,6 +64,13 @@ class EngineLock:
             holder = os.read(fd, 32).decode().strip() or "?"
             os.close(fd)
             raise EngineLockedError(f"another engine (pid {holder}) is running on this state store ({self.path})")
+        if self._server is not None:
+            try:
+                self._server.acquire()
+            except ServerLockHeld as exc:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
+                raise EngineLockedError(f"{exc} on {redact(self._server.url)}") from exc
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         os.fsync(fd)
@@ -67,6 +78,8 @@ class EngineLock:
 
     def release(self) -> None:
         """Drop the lock (the file stays: unlinking it would let a racing engine lock a different inode)."""
+        if self._server is not None:
+            self._server.release()
         if self._fd is None:
             return
         try:
@@ -75,6 +88,12 @@ class EngineLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+
+def engine_lock(settings: Settings) -> EngineLock:
+    """The engine's lock for this store: the lock file, plus the advisory lock when the store is PostgreSQL."""
+    url = settings.store_url()
+    return EngineLock(lock_path(settings), server_url=url if is_postgres_url(url) else None)
 
 
 def read_pid_at(path: Path) -> int | None:

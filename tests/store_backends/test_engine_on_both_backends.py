@@ -130,3 +130,33 @@ def test_store_copy_moves_a_traded_desk_from_sqlite_to_postgres(postgres_server,
         distinct = conn.execute(select(func.count(func.distinct(orders.c.client_order_id)))).scalar()
     assert distinct == _count(pg, orders)
     assert check_positions_match_fills(pg) == []
+
+
+def test_one_engine_per_postgres_desk_whatever_the_host_or_run_dir(postgres_server, tmp_path: Path) -> None:  # noqa: ANN001
+    """Two engines on one PostgreSQL database with different run dirs (as on two hosts, whose lock files cannot see
+    each other): the second is refused naming the holder; after the first is killed with SIGKILL the server drops
+    its lock and an engine starts at once."""
+    url = postgres_server.fresh_database()
+    first_dir, second_dir = tmp_path / "host-a", tmp_path / "host-b"
+    first_dir.mkdir()
+    second_dir.mkdir()
+    cfg_a = write_config(first_dir)
+    cfg_a.write_text(cfg_a.read_text().replace("[runtime]", f'[runtime]\nrun_dir = "{first_dir}"', 1))
+    cfg_b = write_config(second_dir)
+    cfg_b.write_text(cfg_b.read_text().replace("[runtime]", f'[runtime]\nrun_dir = "{second_dir}"', 1))
+    proc = start_engine(first_dir, cfg_a, url)
+    try:
+        store = wait_for(lambda: _try_open(url), 60, "the first engine's store")
+        client = ControlClient(store, source="cli", user="lock-test", heartbeat_timeout_s=3.0)
+        wait_for(client.engine_alive, 60, "the first engine")
+        second = start_engine(second_dir, cfg_b, url)
+        assert second.wait(60) == 1
+        err = (second_dir / "engine.stderr").read_text()
+        assert "another engine holds this store's lock" in err and "Traceback" not in err
+        proc.kill()
+        proc.wait(10)
+        proc = start_engine(second_dir, cfg_b, url)
+        wait_for(lambda: client.engine_alive() and client.status().pid == proc.pid, 60,
+                 "the second host's engine after the first was killed")
+    finally:
+        stop_engine(proc)
