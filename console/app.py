@@ -46,7 +46,7 @@ class QuantdeskApp(App):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-medium"), (120, "-wide")]
     BINDINGS = [
         Binding(EMERGENCY_KEY, "emergency_stop", "STOP", id="emergency-stop", priority=True,
-                tooltip="Emergency stop: HALT + FLATTEN (asks for one key: y)"),
+                tooltip="Emergency stop: HALT + FLATTEN (asks to confirm with one key)"),
         Binding("1", "switch_mode('desk')", "Desk", id="screen.desk", show=False, tooltip="Show the desk"),
         Binding("2", "switch_mode('strategies')", "Strategies", id="screen.strategies", show=False,
                 tooltip="Leaderboard, lifecycle stage, drift; pause/resume/promote/demote"),
@@ -272,7 +272,8 @@ class QuantdeskApp(App):
             return
 
         def run() -> None:
-            self._command_thread("emergency stop", lambda c: c.emergency_stop(STOP_REASON, progress=self._stop_progress))
+            self._command_thread("emergency stop",
+                                 lambda c: c.emergency_stop(STOP_REASON, progress=self._stop_progress))
 
         lane = self.stop_lane
         if lane is not None and lane.alive:

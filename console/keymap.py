@@ -26,12 +26,13 @@ class BindingInfo:
 def _binding_classes() -> list[tuple[str, type]]:
     from console.app import QuantdeskApp
     from console.screens import registry
+    from console.widgets.keyed_table import KeyedTable
     from console.widgets.modals import ConfirmKey, InfoModal, StopConfirmBar, TypedConfirm
 
     classes: list[tuple[str, type]] = [("app", QuantdeskApp)]
     classes += [(mode, cls) for mode, cls in registry.SCREEN_CLASSES.items()]
     classes += [("stop confirm", StopConfirmBar), ("confirm", ConfirmKey), ("typed confirm", TypedConfirm),
-                ("info", InfoModal)]
+                ("info", InfoModal), ("tables", KeyedTable)]
     return classes
 
 

@@ -81,6 +81,15 @@ class StopProgress(Message):
 
 
 @dataclass
+class ReportRead(Message):
+    """A run's report file was read and summarised as text (in a worker: a tearsheet can be megabytes)."""
+
+    run: str
+    path: str
+    text: str
+
+
+@dataclass
 class PollFailed(Message):
     """A screen's poll failed; the screen shows the error instead of frozen numbers."""
 

@@ -7,6 +7,7 @@ commands, never at module top, so `quantdesk halt` starts fast.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import typer
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     from console.cli.common import one_line_error, report_error
 
     args = argv if argv is not None else sys.argv[1:]
+    os.umask(0o077)  # reports, models, backups and stores made by the CLI are private to their user (0700 / 0600)
     try:
         app(args=args, standalone_mode=True)
     except Exception as exc:

@@ -84,6 +84,7 @@ def evaluate(ctx: typer.Context, strategy: str = typer.Argument(..., help="strat
              source: Optional[str] = typer.Option(None, "--source", help="sim | ccxt:<id> | csv:<path>"),
              bootstrap: Optional[int] = typer.Option(None, "--bootstrap", help="bootstrap samples (ml.eval_bootstrap)"),
              no_record: bool = typer.Option(False, "--no-record", help="do not store the result as evidence"),
+             report: Optional[str] = typer.Option(None, "--report", help="also write an HTML tearsheet here"),
              json_out: bool = typer.Option(False, "--json", help="print one JSON object")) -> None:
     """Walk-forward evaluation on the engine's retraining schedule: is the overlay worth using?"""
     import json
@@ -107,6 +108,13 @@ def evaluate(ctx: typer.Context, strategy: str = typer.Argument(..., help="strat
     except (ValueError, KeyError) as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(2) from exc
+    if report:
+        from pathlib import Path
+
+        from engine.ml.report import evaluation_page
+
+        Path(report).expanduser().write_text(evaluation_page(ev))
+        say(f"tearsheet: {report}")
     if json_out:
         typer.echo(json.dumps(_json_safe(ev.as_json()), default=str))
         return

@@ -20,9 +20,10 @@ from console.screens.base import PolledScreen
 from console.widgets import fmt
 from console.widgets.keyed_table import KeyedTable
 from console.widgets.modals import InfoModal
+from console.widgets.nav import hint
 
 ALERT_COLUMNS = [("id", "Id"), ("time", "Time", 16), ("sev", "Severity"), ("rule", "Rule"), ("source", "Source"),
-                 ("ack", "Ack"), ("repeats", "×"), ("message", "Message (enter: whole)")]
+                 ("ack", "Ack"), ("repeats", "×"), ("message", "Message")]
 AUDIT_COLUMNS = [("id", "Id"), ("time", "Time", 16), ("source", "Source"), ("user", "User"), ("action", "Action"),
                  ("details", "Details")]
 FILTERS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -105,7 +106,8 @@ class AlertsScreen(PolledScreen):
 
     def _retitle(self) -> None:
         self.query_one("#alerts").border_title = (f"Alerts — severity: {self.severity_filter}"
-                                                  + (", unacknowledged only" if self.unacked_only else ""))
+                                                  + (", unacknowledged only" if self.unacked_only else "")
+                                                  + f" — {hint(self, 'table.open', 'enter')}: whole message")
 
     def poll(self) -> list[Message]:
         """Read alerts (filtered) and the audit log (worker thread)."""

@@ -16,6 +16,7 @@ from console.screens.base import PolledScreen
 from console.widgets import fmt
 from console.widgets.chart import SeriesChart
 from console.widgets.keyed_table import KeyedTable
+from console.widgets.nav import hint
 
 POSITION_COLUMNS = [("strategy", "Strategy"), ("symbol", "Symbol"), ("qty", "Qty"), ("avg", "Avg"),
                     ("mark", "Mark"), ("upnl", "uPnL"), ("rpnl", "rPnL")]
@@ -107,7 +108,7 @@ class DeskScreen(PolledScreen):
     def on_mount(self) -> None:
         """Titles on the panels."""
         titles = {"positions": "Positions", "orders": "Open orders", "sizing": "Sizing (latest per strategy × symbol)",
-                  "desk-alerts": "Latest alerts"}
+                  "desk-alerts": f"Latest alerts — {hint(self, 'table.open', 'enter')}: whole message"}
         for wid, title in titles.items():
             self.query_one(f"#{wid}").border_title = title
 

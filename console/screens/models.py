@@ -36,9 +36,9 @@ class ModelsScreen(PolledScreen):
     POLL_EVERY: ClassVar[float | None] = 2.0
     BINDINGS = [
         Binding("t", "retrain", "Retrain now", id="models.retrain",
-                tooltip="Run the selected strategy's retraining job now; asks y/n"),
+                tooltip="Run the selected strategy's retraining job now; asks to confirm"),
         Binding("b", "rollback", "Rollback", id="models.rollback",
-                tooltip="Restore the previous champion of the selected strategy; asks y/n"),
+                tooltip="Restore the previous champion of the selected strategy; asks to confirm"),
     ]
 
     def compose_body(self) -> ComposeResult:

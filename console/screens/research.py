@@ -11,11 +11,12 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable
 
-from console.messages import Rows, TableRefreshed
+from console.messages import ReportRead, Rows, TableRefreshed
 from console.screens.base import PolledScreen
 from console.widgets import fmt
 from console.widgets.keyed_table import KeyedTable
 from console.widgets.modals import InfoModal
+from console.widgets.nav import hint
 from console.widgets.report_text import report_summary
 
 RUN_COLUMNS = [("id", "Run"), ("created", "Created", 16), ("kind", "Kind"), ("strategy", "Strategy"), ("tf", "TF"),
@@ -55,7 +56,7 @@ class ResearchScreen(PolledScreen):
     POLL_EVERY: ClassVar[float | None] = 2.0
     BINDINGS = [
         Binding("o", "open_tearsheet", "Tearsheet", id="research.tearsheet",
-                tooltip="Show the selected run's tearsheet path and its text; c there copies the path"),
+                tooltip="Show the selected run's tearsheet path and its text (the path can be copied from there)"),
     ]
 
     def __init__(self) -> None:
@@ -108,10 +109,16 @@ class ResearchScreen(PolledScreen):
                 self.poll_now()
 
     def action_open_tearsheet(self) -> None:
-        """Show the selected run's tearsheet path and the start of the file."""
+        """Read the selected run's tearsheet in a thread worker (a report can be megabytes); show it when read."""
         key = self.query_one("#runs", KeyedTable).selected_key()
         path = self.report_paths.get(key or "", "")
         if not path:
             self.notify("the selected run has no tearsheet", severity="warning")
             return
-        self.app.push_screen(InfoModal(f"Tearsheet of run {key}", path, report_summary(path)))
+        copy_key = hint(self, "info.copy", "c")
+        self.run_worker(lambda: self.post_message(ReportRead(str(key), path, report_summary(path, copy_key))),
+                        thread=True, exclusive=True, group="report", exit_on_error=False, name="read-report")
+
+    def on_report_read(self, message: ReportRead) -> None:
+        """Show the report's path and text summary."""
+        self.app.push_screen(InfoModal(f"Tearsheet of run {message.run}", message.path, message.text))

@@ -41,13 +41,13 @@ class StrategiesScreen(PolledScreen):
     POLL_EVERY: ClassVar[float | None] = 1.0
     BINDINGS = [
         Binding("p", "act('pause_strategy')", "Pause", id="strategies.pause",
-                tooltip="Pause the selected strategy (cancels its open orders); asks y/n"),
+                tooltip="Pause the selected strategy (cancels its open orders); asks to confirm"),
         Binding("r", "act('resume_strategy')", "Resume", id="strategies.resume",
-                tooltip="Resume the selected paused strategy; asks y/n"),
+                tooltip="Resume the selected paused strategy; asks to confirm"),
         Binding("P", "act('promote')", "Promote", id="strategies.promote",
-                tooltip="Promote the selected strategy one stage if its gates pass; asks y/n"),
+                tooltip="Promote the selected strategy one stage if its gates pass; asks to confirm"),
         Binding("D", "act('demote')", "Demote", id="strategies.demote",
-                tooltip="Demote the selected strategy one stage; asks y/n"),
+                tooltip="Demote the selected strategy one stage; asks to confirm"),
     ]
     _VERBS = {"pause_strategy": "Pause", "resume_strategy": "Resume", "promote": "Promote", "demote": "Demote"}
 

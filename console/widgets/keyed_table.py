@@ -15,6 +15,7 @@ from rich.cells import cell_len
 from rich.text import Text
 from textual import events
 from textual._two_way_dict import TwoWayDict
+from textual.binding import Binding
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowDoesNotExist
 
@@ -70,6 +71,8 @@ class KeyedTable(DataTable):
     DEFAULT_CSS = """
     KeyedTable { height: 1fr; }
     """
+    BINDINGS = [Binding("enter", "select_cursor", "Open", id="table.open", show=False,
+                        tooltip="Open the selected row (an alert: its whole message, values and repeat count)")]
 
     def __init__(self, columns: Sequence[tuple[str, str] | tuple[str, str, int]], *, id: str | None = None,  # noqa: A002 - Textual's name
                  classes: str | None = None, flex: Sequence[str] | None = None) -> None:

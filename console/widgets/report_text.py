@@ -98,7 +98,7 @@ def html_summary(source: str) -> str:
     return parser.text()
 
 
-def report_summary(path: str) -> str:
+def report_summary(path: str, copy_key: str = "c") -> str:
     """What the console shows for a report path: its text summary, or why it cannot be shown."""
     p = Path(path).expanduser()
     if not p.exists():
@@ -106,7 +106,7 @@ def report_summary(path: str) -> str:
     size = p.stat().st_size
     suffix = p.suffix.lower()
     if suffix not in TEXT_SUFFIXES + HTML_SUFFIXES:
-        return f"({p.suffix or 'no suffix'} file, {size:,} bytes; press c to copy the path)"
+        return f"({p.suffix or 'no suffix'} file, {size:,} bytes; press {copy_key} to copy the path)"
     with p.open(errors="replace") as fh:
         source = fh.read(MAX_BYTES)
     text = html_summary(source) if suffix in HTML_SUFFIXES else source

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 
 from engine.clock import now_ms
 from engine.config import LifecycleConfig, Settings
@@ -271,6 +271,11 @@ def submit_command(store: Store, command: str, args: Mapping[str, Any], source: 
             created_at=now_ms(), source=source, user=user, command=command, args=json.dumps(dict(args)),
             status=status)).inserted_primary_key[0])
         audit(conn, source, f"command.{command}", {"command_id": cmd_id, **dict(args)}, user=user)
+        if status == "pending" and conn.dialect.name == "postgresql":  # delivered at commit, with the row
+            from engine.control.doorbell_pg import COMMANDS_CHANNEL
+
+            conn.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": COMMANDS_CHANNEL,
+                                                                         "payload": str(cmd_id)})
     return cmd_id
 
 

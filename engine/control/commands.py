@@ -69,7 +69,7 @@ class CommandProcessor:
         self.lifecycle_cfg = lifecycle_cfg
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.doorbell: Doorbell | None = None
+        self.doorbell: Any = None  # Doorbell (Unix socket) or PgDoorbell (LISTEN/NOTIFY)
         self.polls = 0
 
     def recover_interrupted(self) -> dict[str, int]:
@@ -94,7 +94,12 @@ class CommandProcessor:
 
     def start(self) -> None:
         """Bind the doorbell (front ends ring it after queuing a command), then start the poller thread."""
-        self.doorbell = Doorbell(doorbell_address(self.store), self._stop)
+        if self.store.engine.dialect.name == "postgresql":  # front ends on other hosts ring through the database
+            from engine.control.doorbell_pg import PgDoorbell
+
+            self.doorbell = PgDoorbell(self.store.url, self._stop)
+        else:
+            self.doorbell = Doorbell(doorbell_address(self.store), self._stop)
         self._thread = threading.Thread(target=self._run, name="command-poller", daemon=True)
         self._thread.start()
 

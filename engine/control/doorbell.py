@@ -6,14 +6,20 @@ only ends the poller's wait early, so a command is claimed within milliseconds i
 timed poll still picks the command up. A ring carries no data and is never trusted for anything but "look now", so a
 stray datagram from another local process costs one extra poll at most. Abstract names (Linux) need no file, no
 path-length budget and no clean-up after a SIGKILL; elsewhere the doorbell is off and polling alone is used.
+
+Owner check: the engine's socket asks the kernel for each sender's credentials (SO_PASSCRED / SCM_CREDENTIALS, which
+a sender cannot forge); a ring from any uid other than the engine's own (or root's) is drained and ignored, so another
+local user can neither wake the poller nor make it spin by flooding the name.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import select
 import socket
+import struct
 import sys
 import threading
 
@@ -43,6 +49,19 @@ def ring(address: str | None) -> bool:
         return False
 
 
+_CRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
+_CRED_SPACE = socket.CMSG_SPACE(_CRED.size)
+_TRUSTED_UIDS = frozenset({os.geteuid(), 0})
+
+
+def sender_uid(ancillary: list[tuple[int, int, bytes]]) -> int | None:
+    """The sender's uid from a datagram's SCM_CREDENTIALS (None when the kernel attached none)."""
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS and len(data) >= _CRED.size:
+            return _CRED.unpack(data[:_CRED.size])[1]
+    return None
+
+
 class Doorbell:
     """The engine's end: `wait(timeout)` sleeps until rung, stopped or timed out, whichever comes first."""
 
@@ -59,8 +78,10 @@ class Doorbell:
             sock.close()
             log.warning("command doorbell not bound (%s); commands are picked up by polling only", exc)
             return
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)  # the kernel stamps each datagram's sender uid
         sock.setblocking(False)
         self._sock = sock
+        self.ignored = 0  # rings from other users, drained and not acted on
 
     @property
     def bound(self) -> bool:
@@ -76,12 +97,15 @@ class Doorbell:
         rung = False
         while ready:
             try:
-                self._sock.recv(64)
-                rung = True
+                _data, ancillary, _flags, _addr = self._sock.recvmsg(64, _CRED_SPACE)
             except BlockingIOError:
                 break
             except OSError:
                 break
+            if sender_uid(ancillary) in _TRUSTED_UIDS:
+                rung = True
+            else:
+                self.ignored += 1
         return rung
 
     def wake(self) -> None:

@@ -52,9 +52,11 @@ class QuantileBinner(TransformerMixin, BaseEstimator):
         arr = np.asarray(finite_or_nan(X), dtype=float)
         qs = np.linspace(0, 1, self.n_bins + 1)[1:-1]
         self.edges_ = []
+        self.empty_ = []  # features never seen in training: a constant 0 column (a tree cannot bin all-NaN)
         for j in range(arr.shape[1]):
             col = arr[:, j][np.isfinite(arr[:, j])]
             self.edges_.append(np.unique(np.quantile(col, qs)) if len(col) else np.zeros(0))
+            self.empty_.append(not len(col))
         self.n_features_in_ = arr.shape[1]
         return self
 
@@ -67,6 +69,9 @@ class QuantileBinner(TransformerMixin, BaseEstimator):
         for j, edges in enumerate(self.edges_):
             out[:, j] = np.searchsorted(edges, arr[:, j], side="right")
         out[~np.isfinite(arr)] = np.nan
+        empty = np.asarray(getattr(self, "empty_", []), dtype=bool)
+        if empty.any():
+            out[:, empty] = 0.0
         return out
 
 

@@ -72,3 +72,11 @@ def evaluation_text(ev: Any) -> str:
 def evaluation_html(ev: Any) -> str:
     """The same report as a tearsheet section (a <pre> block keeps the tables aligned)."""
     return f"<section><h2>Meta-model walk-forward evidence</h2><pre>{html.escape(evaluation_text(ev))}</pre></section>"
+
+
+def evaluation_page(ev: Any) -> str:
+    """A self-contained HTML tearsheet page holding the evaluation section (no scripts, no external resources)."""
+    title = html.escape(f"Meta-model evidence: {ev.meta.get('strategy', '')}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title><style>body{{font-family:"
+            f"sans-serif;margin:2em}} pre{{font-size:12px}}</style></head><body><h1>{title}</h1>"
+            f"{evaluation_html(ev)}</body></html>")

@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default=None, help="TOML config file")
     parser.add_argument("--live-confirmed", action="store_true", help="live trading, already confirmed")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
+    parser.add_argument("--detached", action="store_true", help="log to the rotating file only (stderr is engine.out)")
     args = parser.parse_args(argv)
     prefer_low_latency()
     from engine.store.db import StoreError
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     from engine.runtime.service import EngineService
 
     try:
-        return EngineService(settings, live=args.live_confirmed).run()
+        return EngineService(settings, live=args.live_confirmed, log_to_stderr=not args.detached).run()
     except EngineLockedError as exc:
         print(str(exc), file=sys.stderr)
         return 1

@@ -37,7 +37,7 @@ class EngineService(JobHandlers):
     """One engine over one state.db; `run()` blocks until SIGTERM/SIGINT or a stop command."""
 
     def __init__(self, settings: Settings, *, live: bool = False, environ: dict[str, str] | None = None,
-                 install_signals: bool = True) -> None:
+                 install_signals: bool = True, log_to_stderr: bool = True) -> None:
         if live and settings.execution.mode != "live":
             import dataclasses
             settings = dataclasses.replace(settings, execution=dataclasses.replace(settings.execution, mode="live"))
@@ -47,6 +47,7 @@ class EngineService(JobHandlers):
         self.mode = settings.execution.mode
         self.environ = dict(os.environ if environ is None else environ)
         self.install_signals = install_signals
+        self.log_to_stderr = log_to_stderr  # a detached engine logs to its rotating file only (no engine.out copy)
         self.stop_event = threading.Event()
         self.ready = threading.Event()  # broker built and recovered
         self.lock = engine_lock(settings)
@@ -65,8 +66,12 @@ class EngineService(JobHandlers):
     # --- lifecycle ------------------------------------------------------------------------------------------------
     def run(self) -> int:
         """Start everything, wait for a stop request, shut down cleanly; returns the exit code."""
-        setup_logging(self.settings)
+        from engine.runtime.hardening import harden_desk, harden_process
+
+        harden_process()  # 0700 folders, 0600 files from here on (logs, lock, backups, models, reports)
+        setup_logging(self.settings, to_stderr=self.log_to_stderr)
         self.lock.acquire()
+        harden_desk(self.settings)
         try:
             self._start()
             log.info("engine running (pid %s, mode %s); waiting for stop", os.getpid(), self.mode)
@@ -219,12 +224,14 @@ class EngineService(JobHandlers):
         backup_every_s = self.settings.store.backup_interval_hours * 3600
         if self.store.path is not None and backup_every_s > 0:
             intervals["backup"] = backup_every_s  # consistent copy + retention (engine/store/backup.py)
+        intervals["retention"] = self.settings.retention.interval_hours * 3600  # engine/store/retention.py
         handlers = {name: self._handler(name) for name in intervals}
         jobs.install(self.store, handlers)
         self.scheduler = make_scheduler(self.store, self.settings.runtime.misfire_grace_s)
         self.scheduler.start(paused=True)
         delays = {n: iv for n, iv in intervals.items() if n.split(":")[0] in ("monitors", "reconcile", "funding")}
         delays.update(self._retrain_delays(intervals))
+        delays["retention"] = min(intervals["retention"], 120.0)
         if "backup" in intervals:
             delays["backup"] = min(intervals["backup"], 300.0)  # a new desk gets its first backup within minutes
         install_jobs(self.scheduler, intervals, delays=delays)

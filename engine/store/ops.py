@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import getpass
 import json
+import os
 import logging
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from engine.clock import now_ms
@@ -40,11 +40,14 @@ class Alert:
 
 
 def current_user() -> str:
-    """The OS user issuing a command, for the audit log."""
+    """The OS user of this process (its effective uid), for the audit log; never $USER/$LOGNAME, which anyone can set."""
+    import pwd
+
+    uid = os.geteuid()
     try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no passwd entry in some containers
-        return "unknown"
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:  # no passwd entry in some containers
+        return f"uid {uid}"
 
 
 def _json(values: Mapping[str, Any] | None) -> str:
@@ -60,8 +63,9 @@ def raise_alert(store: Store | Connection, severity: str, rule: str, message: st
     transaction; returns its id.
 
     Repeats are merged, never re-announced one by one: with `merge_key`, a repeat of an unacknowledged alert with the
-    same rule, source and key raised within MERGE_WINDOW_MS updates that alert (newest message and time,
-    `values.count` + 1, `values.first_ts`), so a failing source gives one alert with a count, not one a minute.
+    same rule, source and key raised within MERGE_WINDOW_MS of its last repeat updates that alert (newest message,
+    `last_ts`, `values.count` + 1, `values.first_ts`; `ts` stays the first time, which ack escalation counts from),
+    so a failing source gives one alert with a count, not one a minute.
     Without it, an alert identical (severity, rule, source, message) to an unacknowledged one seen within the dedup
     window (engine/store/notify.py, `alerts.dedup_window_s`) is counted on that row. Either way the `count` column
     grows and the sender sends one repeat notice per window instead of a message per repeat.
@@ -83,7 +87,7 @@ def _record_alert(conn: Connection, severity: str, rule: str, message: str, valu
         vals["merge_key"] = merge_key
         row = conn.execute(select(alerts.c.id, alerts.c.ts, alerts.c.values_json)
                            .where(alerts.c.rule == rule, alerts.c.source == source, alerts.c.acked == 0,
-                                  alerts.c.ts >= now - MERGE_WINDOW_MS)
+                                  func.coalesce(alerts.c.last_ts, alerts.c.ts) >= now - MERGE_WINDOW_MS)
                            .order_by(alerts.c.id.desc()).limit(50)).all()
         for alert_id, ts, values_json in row:
             old = json.loads(values_json or "{}")
@@ -91,8 +95,8 @@ def _record_alert(conn: Connection, severity: str, rule: str, message: str, valu
                 continue
             vals.update(count=int(old.get("count", 1)) + 1, first_ts=int(old.get("first_ts", ts)))
             conn.execute(update(alerts).where(alerts.c.id == alert_id)
-                         .values(ts=now, severity=severity, message=message, values_json=_json(vals),
-                                 count=alerts.c.count + 1, last_ts=now))
+                         .values(severity=severity, message=message, values_json=_json(vals),
+                                 count=alerts.c.count + 1, last_ts=now))  # ts stays the first time (escalation)
             log.debug("[%s] %s: %s (repeat, merged into alert %s)", severity, rule, message, alert_id)
             return int(alert_id)
         vals.update(count=1, first_ts=now)

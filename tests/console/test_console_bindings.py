@@ -142,7 +142,7 @@ async def test_research_tearsheet(offline_state) -> None:
         await _ready(pilot, app)
         await wait_until(pilot, lambda: app.screen.query_one("#trials", KeyedTable).row_count == 3, what="trials")
         await pilot.press("o")
-        assert isinstance(app.screen, InfoModal)
+        await wait_until(pilot, lambda: isinstance(app.screen, InfoModal), what="report read in a worker")
         await shows(pilot, app, "Tearsheet run 1")
         await pilot.press("c")
         assert app.clipboard.endswith("run1.md")

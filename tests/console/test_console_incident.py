@@ -209,7 +209,7 @@ async def test_html_tearsheet_preview_is_a_text_summary(tmp_path: Path) -> None:
         await wait_until(pilot, lambda: _table(app, "runs").row_count == 1 and app.screen.report_paths,
                          what="runs")
         await pilot.press("o")
-        assert isinstance(app.screen, InfoModal)
+        await wait_until(pilot, lambda: isinstance(app.screen, InfoModal), what="report read in a worker")
         await shows(pilot, app, "Walk-forward optimisation: quantum_momentum", "Deflated Sharpe ratio 0.910",
                     "total_return", "25.00%", "run1.html")
         shown = screen_text(app)

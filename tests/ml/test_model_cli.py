@@ -50,13 +50,16 @@ def test_train_and_evaluate_on_an_imported_past_range(run, tmp_path: Path) -> No
     assert trained.exit_code == 0, trained.output
     assert "model quantum_momentum v1" in trained.output
     ev = run("model", "evaluate", "quantum_momentum", "--source", src, "--symbols", "BTC/USD", "--since",
-             "2017-01-01", "--until", "2017-04-20", "--retrain-every", "20d", "--bootstrap", "50", "--json")
+             "2017-01-01", "--until", "2017-04-20", "--retrain-every", "20d", "--bootstrap", "50", "--json",
+             "--report", str(tmp_path / "evidence.html"))
     assert ev.exit_code == 0, ev.output
     js = json.loads(ev.output.strip().splitlines()[-1])
     assert {"windows", "brier_skill", "sharpe", "sharpe_diff_ci", "verdict"} <= set(js)
     assert len(js["windows"]) >= 2 and set(js["sharpe"]) == {"primary", "overlay_scaled", "overlay_gated"}
     for lo_hi in js["sharpe_diff_ci"].values():
         assert lo_hi[0] <= lo_hi[1]
+    page = (tmp_path / "evidence.html").read_text()
+    assert "Meta-model walk-forward evidence" in page and "verdict:" in page and "<script" not in page
     status = run("status")
     assert "ml overlay    : quantum_momentum: overlay " in status.output
     assert "macro_trend: overlay off: no walk-forward evidence" in status.output

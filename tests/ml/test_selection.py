@@ -58,3 +58,13 @@ def test_selection_scores_every_candidate_on_past_only_folds_and_calibration_use
     p = model.predict_proba(X)[:, 1]
     assert p.shape == (len(X),) and 0 <= p.min() and p.max() <= 1
     assert np.corrcoef(p, X["a"])[0, 1] > 0.9  # it learned the informative column
+
+
+def test_a_feature_missing_on_every_fit_row_does_not_break_the_tree_families() -> None:
+    X, y, t1 = _events(600)
+    X["late_feed"] = np.nan
+    X.iloc[500:, X.columns.get_loc("late_feed")] = 1.0  # stored only for the newest rows
+    for fam in ("hist_gradient_boosting", "random_forest"):
+        p = PastCalibratedModel(fam, "sigmoid").fit(X.iloc[:400], y[:400], np.ones(400), t1.iloc[:400]) \
+            .predict_proba(X)[:, 1]
+        assert np.isfinite(p).all()

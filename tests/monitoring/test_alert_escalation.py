@@ -179,3 +179,16 @@ def test_config_rejects_bad_alert_values(tmp_path: Path) -> None:
         path.write_text(f"[alerts]\n{body}\n")
         with pytest.raises(ConfigError, match=key.replace("[", r"\[").replace("]", r"\]")):
             load_settings(path, environ={})
+
+
+def test_a_repeating_merge_key_alert_keeps_its_first_time_and_still_escalates(store) -> None:
+    cfg = AlertsConfig(ack_timeout_s=0.3, halt_after_s=0.0)
+    first = raise_alert(store, "critical", "stream.down", "BTC/USDT stream down (1)", {}, merge_key="BTC/USDT")
+    for i in range(2, 5):  # keeps failing, with a different message each time
+        time.sleep(0.1)
+        assert raise_alert(store, "critical", "stream.down", f"BTC/USDT stream down ({i})", {},
+                           merge_key="BTC/USDT") == first
+    alert = get_alert(store, first)
+    assert alert is not None and alert.count == 4 and alert.message.endswith("(4)")
+    assert alert.last_ts is not None and alert.last_ts - alert.ts >= 250  # ts stays the first time
+    assert [e.target for e in check_escalations(store, cfg, int(time.time() * 1000))] == [TradingState.REDUCING]

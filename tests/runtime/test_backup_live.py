@@ -17,6 +17,8 @@ def test_backup_while_the_engine_runs_and_the_scheduled_job(tmp_path: Path) -> N
     cfg = write_config(tmp_path)
     state = tmp_path / "state.db"
     env = {**os.environ, "QUANTDESK__STORE__BACKUP_INTERVAL_HOURS": "0.0005", "QUANTDESK__STORE__BACKUP_KEEP": "2"}
+    (tmp_path / "logs").mkdir(mode=0o755)
+    os.chmod(tmp_path / "logs", 0o755)  # a folder from before the hardening
     proc = start_engine(tmp_path, cfg, state, env=env)
     try:
         wait_for(lambda: running(state, proc.pid), 90, "engine running")
@@ -31,5 +33,10 @@ def test_backup_while_the_engine_runs_and_the_scheduled_job(tmp_path: Path) -> N
         doc = quantdesk("--config", str(cfg), "--state", str(state), "doctor", cwd=tmp_path)
         assert f"engine pid {proc.pid}" in doc.stdout and "integrity      OK" in doc.stdout
         assert len(list((tmp_path / "backups").glob("state-*.db"))) <= 2  # retention
+        for folder in ("logs", "backups"):
+            assert (tmp_path / folder).stat().st_mode & 0o777 == 0o700, folder
+        for path in [tmp_path / "logs" / "engine.log", tmp_path / "state.db.lock",
+                     *(tmp_path / "backups").glob("state-*.db")]:
+            assert path.stat().st_mode & 0o777 == 0o600, path
     finally:
         assert stop_engine(proc) == 0

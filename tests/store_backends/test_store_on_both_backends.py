@@ -167,3 +167,34 @@ def test_fast_candle_load_equals_the_generic_path_across_chunks(st, monkeypatch)
         fast = load_candles(st, "x", "A/B", "1m", since, until)
         assert fast.equals(load_candles_dbapi(st, "x", "A/B", "1m", since, until))
     assert len(load_candles(st, "x", "A/B", "1m")) == n
+
+
+def test_a_command_wakes_a_30s_poller_at_once_on_each_backend(st, backend_url: str) -> None:  # noqa: ANN001
+    """The doorbell on each backend (a Unix datagram on SQLite, LISTEN/NOTIFY on PostgreSQL, which reaches engines
+    on other hosts): a command queued by a front end is claimed long before the poller's 30 s poll."""
+    import time
+
+    from engine.config import LifecycleConfig
+    from engine.control.client import ControlClient
+    from engine.control.commands import CommandProcessor, EngineHooks
+    from tests.support.waiting import wait_for
+
+    hooks = EngineHooks(cancel_all=lambda _i: 0, flatten=lambda: {"canceled": 0, "closed": 0, "positions_left": 0},
+                        retrain=lambda s: s, stop=lambda: None)
+    proc = CommandProcessor(st, hooks, poll_ms=30_000, lifecycle_cfg=LifecycleConfig())
+    proc.start()
+    try:
+        assert proc.doorbell is not None and proc.doorbell.bound
+        wait_for(lambda: proc.polls >= 1, 10, "the poller's first poll")
+        # on PostgreSQL the front end spells the server differently (as another host would reach it): a wake-up
+        # keyed on the URL (the old host-local socket) cannot find the engine; LISTEN/NOTIFY in the database does
+        url = backend_url.replace("@127.0.0.1:", "@localhost:")
+        client = ControlClient(url, source="cli", user="ops", timeout_s=10.0, heartbeat_timeout_s=3600)
+        client.engine_alive = lambda: True  # the poller above is the engine in this test
+        t0 = time.monotonic()
+        result = client.halt("doorbell test")
+        assert result.ok, result.message
+        assert time.monotonic() - t0 < 5.0, "the doorbell did not wake the 30 s poller"
+        assert get_state(st).state == TradingState.HALTED
+    finally:
+        proc.stop()
