@@ -272,7 +272,8 @@ class QuantdeskApp(App):
             return
 
         def run() -> None:
-            self._command_thread("emergency stop", lambda c: c.emergency_stop(STOP_REASON, progress=self._stop_progress))
+            self._command_thread("emergency stop",
+                                 lambda c: c.emergency_stop(STOP_REASON, progress=self._stop_progress))
 
         lane = self.stop_lane
         if lane is not None and lane.alive:

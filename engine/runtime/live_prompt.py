@@ -61,7 +61,7 @@ def live_start_lines(settings: Settings, environ: Mapping[str, str]) -> list[str
         note = f" ({settings.lifecycle.live_small_fraction:.0%} of {i['configured_capital']:,.2f})" \
             if i["stage"] == "live-small" else ""
         seeded = (f"  [config says {i['configured_stage']}; seeded at {i['stage']}, promote to go further]"
-                  if i["configured_stage"] != i["stage"] and i["configured_stage"] in EXCHANGE_STAGES else "")
+                  if i["stage"] == seed_stage(i["configured_stage"]) != i["configured_stage"] else "")
         lines.append(f"  {i['id']:<18} stage {i['stage']:<10} broker {i['broker']:<22} capital "
                      f"{i['capital']:>12,.2f}{note}{seeded}")
     if not any(i["stage"] in EXCHANGE_STAGES for i in instances):

@@ -224,12 +224,14 @@ class EngineService(JobHandlers):
         backup_every_s = self.settings.store.backup_interval_hours * 3600
         if self.store.path is not None and backup_every_s > 0:
             intervals["backup"] = backup_every_s  # consistent copy + retention (engine/store/backup.py)
+        intervals["retention"] = self.settings.retention.interval_hours * 3600  # engine/store/retention.py
         handlers = {name: self._handler(name) for name in intervals}
         jobs.install(self.store, handlers)
         self.scheduler = make_scheduler(self.store, self.settings.runtime.misfire_grace_s)
         self.scheduler.start(paused=True)
         delays = {n: iv for n, iv in intervals.items() if n.split(":")[0] in ("monitors", "reconcile", "funding")}
         delays.update(self._retrain_delays(intervals))
+        delays["retention"] = min(intervals["retention"], 120.0)
         if "backup" in intervals:
             delays["backup"] = min(intervals["backup"], 300.0)  # a new desk gets its first backup within minutes
         install_jobs(self.scheduler, intervals, delays=delays)

@@ -16,6 +16,7 @@ def valuation(store: Store, mark: Callable[[str], float], lifecycle_cfg: Lifecyc
     """Equity, cash, exposures and P&L per instance plus a 'portfolio' total, valued at `mark(symbol)`."""
     marks: dict[str, float] = {}
     out: dict[str, dict[str, Any]] = {}
+    unallocated = 0.0  # capital a live-small instance holds back: still the desk's, so a promotion is not a loss
     with store.connect() as conn:
         pos_rows = [dict(r) for r in conn.execute(select(positions)).mappings()]
     for inst in list_instances(store):
@@ -32,10 +33,13 @@ def valuation(store: Store, mark: Callable[[str], float], lifecycle_cfg: Lifecyc
             gross += abs(p["qty"] * m)
             net += p["qty"] * m
         equity = inst.effective_capital(lifecycle_cfg) + realized + unreal
+        unallocated += inst.capital - inst.effective_capital(lifecycle_cfg)
         out[inst.id] = {"equity": equity, "cash": equity - net, "gross_exposure": gross, "net_exposure": net,
                         "unrealized_pnl": unreal, "realized_pnl": realized}
     total = {k: sum(v[k] for v in out.values()) for k in ("equity", "cash", "gross_exposure", "net_exposure",
                                                           "unrealized_pnl", "realized_pnl")}
+    total["equity"] += unallocated  # the drawdown triggers read this: it moves with P&L only, never with a stage
+    total["cash"] += unallocated
     out["portfolio"] = total
     return out
 

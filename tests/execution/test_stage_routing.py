@@ -108,3 +108,17 @@ def test_client_order_ids_carry_the_instance_and_stay_idempotent():
     assert a.startswith(f"qd-{instance_tag('qm_fast-1')}-") and instance_tag("qm_fast-1") == "qmfast1"
     assert a == client_order_id("qm_fast-1", "BTC/USDT", 123) and len(a) <= 32
     assert a != client_order_id("qm_fast-2", "BTC/USDT", 123)
+
+
+def test_a_promotion_to_live_small_is_not_a_drawdown(store):
+    """Seen on the twin: promoting a 20,000 instance to live-small (10%) dropped portfolio equity by 18,000 and the
+    daily-drawdown trigger HALTED the desk. The held-back capital is still the desk's."""
+    from engine.trading.portfolio import valuation
+
+    lifecycle.sync_instances(store, _settings(a="paper", b="paper"))
+    cfg = LifecycleConfig(live_small_fraction=0.1)
+    before = valuation(store, lambda s: 1.0, cfg)["portfolio"]["equity"]
+    _set_stage(store, "b", "live-small")
+    after = valuation(store, lambda s: 1.0, cfg)
+    assert after["portfolio"]["equity"] == pytest.approx(before) == pytest.approx(20_000.0)
+    assert after["b"]["equity"] == pytest.approx(1_000.0)  # the instance's own record runs on its stage's capital

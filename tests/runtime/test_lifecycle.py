@@ -127,7 +127,7 @@ def test_console_and_cli_clients_check_the_configured_gates(seeded, state_path) 
     from engine.config import settings_with
 
     settings = settings_with(_settings(), store={"path": str(state_path)},
-                             lifecycle={"min_paper_days": 1.0, "min_paper_trades": 5})
+                             lifecycle={"min_paper_days": 1.0, "min_paper_trades": 5, "min_dsr": 0.0})
     console_client = QuantdeskApp(settings)._default_control()
     assert console_client.lifecycle == ControlClient.from_settings(settings, "cli").lifecycle == settings.lifecycle
     assert console_client.promote("young", confirm=True).ok  # 2 days, 5 trades: passes the configured gates

@@ -32,7 +32,8 @@ def built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201 - (s
         original(self, *args, **kwargs)
 
     monkeypatch.setattr(SimulatedExchange, "__init__", counting)
-    settings = settings_with(Settings(), store={"path": str(tmp_path / "state.db")}, simulator={"speed": 60.0, "history_days": 2},
+    settings = settings_with(Settings(), store={"path": str(tmp_path / "state.db")},
+                             simulator={"speed": 60.0, "history_days": 2},
                              ml={"train_window_days": 1, "train_at_start": False})
     store = open_store(settings.store_url())
     resume = now_ms() + 2 * DAY  # a restarted speed-60 engine: its market time ran 2 days ahead of the wall
@@ -50,7 +51,8 @@ def built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201 - (s
 def test_the_engine_builds_one_source_and_hands_it_to_everything(built) -> None:  # noqa: ANN001
     svc, made, resume = built
     assert made == [svc.source]
-    assert svc.broker.paper.source is svc.source and svc.trader.source is svc.source and svc.monitors.source is svc.source
+    assert svc.broker.paper.source is svc.source and svc.trader.source is svc.source
+    assert svc.monitors.source is svc.source
     assert svc.source.milliseconds() >= resume  # the simulator resumed its market clock
     svc._pull(svc.settings.data.symbols[0], "1m")
     svc._equity()
