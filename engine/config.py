@@ -198,6 +198,22 @@ class ExecutionConfig:
 
 
 @dataclass(frozen=True)
+class RetentionConfig:
+    """How long each growing table keeps its rows, in days (0 = forever). Snapshots a chart needs are thinned to one
+    per hour past their full-resolution window, never deleted; audit and fills are kept forever by default."""
+
+    audit_days: float = ranged(0.0, ge=0)
+    fills_days: float = ranged(0.0, ge=0)
+    equity_full_days: float = ranged(7.0, ge=0)  # equity snapshots: every row for this long, then one per hour
+    book_full_days: float = ranged(2.0, ge=0)  # order-book snapshots: every row for this long, then one per hour
+    sizing_days: float = ranged(30.0, ge=0)
+    alerts_days: float = ranged(90.0, ge=0)  # acknowledged alerts only; an open alert is never deleted
+    commands_days: float = ranged(30.0, ge=0)  # finished commands only
+    candles_1m_days: float = ranged(0.0, ge=0)  # 1m bars (research needs history: forever unless set)
+    interval_hours: float = ranged(6.0, gt=0, le=8760)  # how often the engine applies retention
+
+
+@dataclass(frozen=True)
 class RuntimeConfig:
     """Engine service timing and files."""
 
@@ -320,6 +336,7 @@ class Settings:
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     exchange: ExchangeConfig = field(default_factory=ExchangeConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
     lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)

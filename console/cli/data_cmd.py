@@ -219,23 +219,19 @@ def status(ctx: typer.Context) -> None:
 
 def _print_streams(console: Any, store: Any) -> None:
     """The engine's websocket streams as it last published them (engine_status info.streams)."""
-    import json
-    import time
-
-    from sqlalchemy import select
-
-    from engine.store.schema import engine_status
+    from engine.control.views import streams_view
 
     with store.connect() as conn:
-        row = conn.execute(select(engine_status.c.info).where(engine_status.c.id == 1)).first()
-    info = json.loads(row[0] or "{}") if row else {}
-    streams = info.get("streams")
+        streams = streams_view(conn)
     if not streams:
         return
     from rich.table import Table
 
-    age = (time.time() * 1000 - int(info.get("streams_at", 0))) / 1000
-    table = Table(title=f"streams (published {age:.0f}s ago{', engine stopped' if info.get('stopped') else ''})")
+    import time
+
+    age = time.time() - streams[0]["published_ms"] / 1000
+    stopped = ", engine stopped" if streams[0]["engine_stopped"] else ""
+    table = Table(title=f"streams (published {age:.0f}s ago{stopped})")
     for col in ("stream", "connected", "last msg", "msgs/min", "reconnects", "gaps backfilled", "last error"):
         table.add_column(col)
     for st in streams:

@@ -1,4 +1,4 @@
-"""Data: coverage, freshness, gaps and quarantined rows per stored series."""
+"""Data: coverage, freshness, gaps and quarantined rows per stored series, and the engine's streams."""
 
 from __future__ import annotations
 
@@ -30,6 +30,25 @@ def coverage_rows(rows: list[dict[str, Any]], stale_after_ms: int) -> Rows:
     return out
 
 
+STREAM_COLUMNS = [("stream", "Stream"), ("connected", "Connected"), ("last", "Last message"), ("rate", "Msgs/min"),
+                  ("reconnects", "Reconnects"), ("backfilled", "Gaps backfilled"), ("error", "Last error")]
+
+
+def stream_rows(rows: list[dict[str, Any]], stale_after_s: float) -> Rows:
+    """Format the engine's streams keyed by name; a disconnected or silent stream in red."""
+    out: Rows = {}
+    for r in rows:
+        age = r.get("last_message_age_s")
+        silent = age is None or age > stale_after_s
+        out[r["stream"]] = (
+            r["stream"], Text("yes" if r.get("connected") else "NO", style="green" if r.get("connected") else "bold red"),
+            Text("-" if age is None else f"{age:.1f}s ago", style="bold red" if silent else "green"),
+            f"{r.get('msgs_per_min', 0):,.0f}", Text(str(r.get("reconnects", 0)),
+                                                     style="yellow" if r.get("reconnects") else ""),
+            f"{r.get('gaps_backfilled', 0):,}", (r.get("last_error") or "")[:60])
+    return out
+
+
 class DataScreen(PolledScreen):
     """Per-series data health."""
 
@@ -41,13 +60,22 @@ class DataScreen(PolledScreen):
         table = KeyedTable(COLUMNS, id="coverage", classes="panel")
         table.border_title = "Coverage, freshness, gaps, quarantine"
         yield table
+        streams = KeyedTable(STREAM_COLUMNS, id="streams", classes="panel")
+        streams.border_title = "Streams (websocket market data)"
+        streams.display = False  # shown once the engine streams (a ccxt source with exchange.stream on)
+        yield streams
 
     def poll(self) -> list[Message]:
         """Read coverage (worker thread; a grouped scan, hence the slower poll)."""
         stale_ms = int(self.qapp.settings.data.stale_after_s * 1000)
-        return [TableRefreshed(self.MODE, "coverage", coverage_rows(self.qapp.reader.coverage(), stale_ms))]
+        streams = stream_rows(self.qapp.reader.streams(), self.qapp.settings.exchange.stream_stale_s)
+        return [TableRefreshed(self.MODE, "coverage", coverage_rows(self.qapp.reader.coverage(), stale_ms)),
+                TableRefreshed(self.MODE, "streams", streams)]
 
     def on_table_refreshed(self, message: TableRefreshed) -> None:
         """Apply the read."""
         self.clear_poll_error()
-        self.query_one("#coverage", KeyedTable).sync(message.rows)
+        table = self.query_one(f"#{message.table}", KeyedTable)
+        table.sync(message.rows)
+        if message.table == "streams":
+            table.display = bool(message.rows)

@@ -144,6 +144,10 @@ class StateReader:
         """Data coverage per series (views.coverage_view)."""
         return self._query(lambda c: views.coverage_view(c, self.clock()))
 
+    def streams(self) -> list[dict[str, Any]]:
+        """The engine's websocket market-data streams (views.streams_view)."""
+        return self._query(lambda c: views.streams_view(c, self.clock()))
+
     def alerts(self, severities: Sequence[str] = ("info", "warning", "critical"), unacked_only: bool = False,
                limit: int = 300) -> list[dict[str, Any]]:
         """Alerts newest first (views.alerts_view)."""

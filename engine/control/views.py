@@ -328,6 +328,20 @@ def coverage_view(conn: Connection, now: int | None = None) -> list[dict[str, An
     return out
 
 
+def streams_view(conn: Connection, now: int | None = None) -> list[dict[str, Any]]:
+    """The engine's websocket streams as it last published them (engine_status info.streams), ages taken to `now`."""
+    now = now_ms() if now is None else now
+    row = _one(conn, "SELECT info FROM engine_status WHERE id = 1")
+    info = json.loads(row["info"] or "{}") if row else {}
+    published = int(info.get("streams_at") or now)
+    out = []
+    for st in info.get("streams") or []:
+        age = st.get("last_message_age_s")
+        out.append({**st, "last_message_age_s": None if age is None else age + max(0, now - published) / 1000,
+                    "published_ms": published, "engine_stopped": bool(info.get("stopped"))})
+    return out
+
+
 def alerts_view(conn: Connection, severities: Sequence[str] = ("info", "warning", "critical"),
                 unacked_only: bool = False, limit: int = 300) -> list[dict[str, Any]]:
     """Alerts most recently raised first, filtered by severity and acknowledgement, with their repeat counts."""

@@ -58,7 +58,7 @@ def import_candles(store: Store, source: Any, symbol: str, timeframe: str, since
     rows = [r for r in rows if r[0] < end]
     bad += [Rejected("candle", r[0], r, f"bar {r[0]} has not closed yet (now {end})") for r in open_bars]
     _quarantine(store, report, "candle", bad)
-    _count, first, last = repo.candle_bounds(store, source.id, symbol, timeframe)
+    first, last = repo.candle_span(store, source.id, symbol, timeframe)
     report.previous_last_ts = last
     validator = CandleValidator(step)
     for i in range(0, len(rows), CHUNK):
@@ -67,7 +67,7 @@ def import_candles(store: Store, source: Any, symbol: str, timeframe: str, since
         _write_candles(store, report, source.id, symbol, timeframe, good, first, last)
     report.duplicates = validator.duplicates
     report.fetched = report.rows_read
-    _count, _first, report.last_ts = repo.candle_bounds(store, source.id, symbol, timeframe)
+    _first, report.last_ts = repo.candle_span(store, source.id, symbol, timeframe)
     return report
 
 

@@ -139,7 +139,7 @@ def ingest_candles(store: Store, source: MarketSource, symbol: str, timeframe: s
     if until_ms is not None:
         end = min(end, until_ms)
     start = since_ms + (-since_ms) % step
-    _count, first, last = repo.candle_bounds(store, source.id, symbol, timeframe)
+    first, last = repo.candle_span(store, source.id, symbol, timeframe)
     report.previous_last_ts = last
     windows = _plan_windows(store, source.id, symbol, timeframe, step, start, end, first, last, full)
     total = sum((e - s) // step for s, e in windows)
@@ -179,7 +179,7 @@ def ingest_candles(store: Store, source: MarketSource, symbol: str, timeframe: s
     report.duplicates = validator.duplicates
     report.gaps_remaining = sum(g.missing_bars for g in repo.candle_gaps(
         store, source.id, symbol, step, timeframe, since=start, until=end))
-    _count, _first, report.last_ts = repo.candle_bounds(store, source.id, symbol, timeframe)
+    _first, report.last_ts = repo.candle_span(store, source.id, symbol, timeframe)
     if progress:
         progress(total, total)
     return report
@@ -271,7 +271,7 @@ def store_streamed_candles(store: Store, exchange: str, symbol: str, timeframe: 
                            forming_ts: int) -> IngestReport:
     """Validate and store closed bars that arrived over a stream (bars at or after `forming_ts` are not closed)."""
     report = IngestReport("candle", exchange, f"{exchange}:{symbol}:{timeframe}")
-    _count, first, last = repo.candle_bounds(store, exchange, symbol, timeframe)
+    first, last = repo.candle_span(store, exchange, symbol, timeframe)
     good, bad = CandleValidator(timeframe_ms(timeframe)).check(rows)
     closed = [r for r in good if r[0] < forming_ts]
     report.fetched, report.outside_range = len(rows), len(good) - len(closed)

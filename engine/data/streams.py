@@ -236,7 +236,7 @@ class MarketStreams:
         def run() -> tuple[int, bool]:
             if kind == "ohlcv":
                 assert tf is not None
-                _n, _first, last = repo.candle_bounds(self.store, self.exchange_id, symbol, tf)
+                _first, last = repo.candle_span(self.store, self.exchange_id, symbol, tf)
                 if last is None:
                     return 0, True
                 rep = ingest_candles(self.store, self.rest, symbol, tf, last)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from engine.clock import now_ms
 from engine.store.ops import raise_alert
 
 log = logging.getLogger("quantdesk.engine")
@@ -38,7 +39,8 @@ class JobHandlers:
             return lambda: self._retrain(rest)
         table = {"broker": self.broker.process, "equity": self._equity, "monitors": self._monitors,
                  "leaderboard": self._leaderboard, "reconcile": self._reconcile, "funding": self._funding,
-                 "pull-feeds": self._pull_feeds, "pull-funding": self._pull_funding, "backup": self._backup}
+                 "pull-feeds": self._pull_feeds, "pull-funding": self._pull_funding, "backup": self._backup,
+                 "retention": self._retention}
         if kind not in table:
             raise ValueError(f"job {name!r}: unknown job kind {kind!r}")
         return table[kind]
@@ -119,6 +121,11 @@ class JobHandlers:
             except Exception as exc:  # noqa: BLE001 - every other channel still gets its chance
                 log.critical("storage fault: alert channel failed: %s", exc)
         raise_alert(self.store, "critical", "store.fault", line, {})
+
+    def _retention(self) -> dict[str, int]:
+        from engine.store.retention import apply_retention
+
+        return apply_retention(self.store, self.settings.retention, now_ms())
 
     def _backup(self) -> dict[str, Any]:
         from engine.store.backup import scheduled_backup

@@ -25,7 +25,7 @@ from engine.runtime.job_handlers import JobHandlers
 from engine.runtime.lockfile import boot_id, engine_lock
 from engine.runtime.logs import log_path, setup_logging  # noqa: F401 - log_path is part of this module's API
 from engine.runtime.scheduler import job_intervals
-from engine.runtime.storage_guard import StorageGuard, signal_halt
+from engine.runtime.storage_guard import StorageGuard, signal_halt, storage_fault_cancel
 from engine.store.ops import audit, raise_alert
 from engine.store.schema import engine_status
 
@@ -99,7 +99,8 @@ class EngineService(JobHandlers):
 
         self.store = open_store(self.settings.store_url())
         self._write_status(started=True)
-        self.guard = StorageGuard(self.store.path, on_cancel=lambda: self._cancel_all(None),
+        self.guard = StorageGuard(self.store.path,
+                                  on_cancel=lambda: storage_fault_cancel(self.broker, lambda: self._cancel_all(None)),
                                   on_alert=self._storage_alert)
         self.guard.arm()
         audit(self.store, "engine", "engine.start", {"pid": os.getpid(), "mode": self.mode}, user="engine")
@@ -224,12 +225,14 @@ class EngineService(JobHandlers):
         backup_every_s = self.settings.store.backup_interval_hours * 3600
         if self.store.path is not None and backup_every_s > 0:
             intervals["backup"] = backup_every_s  # consistent copy + retention (engine/store/backup.py)
+        intervals["retention"] = self.settings.retention.interval_hours * 3600  # engine/store/retention.py
         handlers = {name: self._handler(name) for name in intervals}
         jobs.install(self.store, handlers)
         self.scheduler = make_scheduler(self.store, self.settings.runtime.misfire_grace_s)
         self.scheduler.start(paused=True)
         delays = {n: iv for n, iv in intervals.items() if n.split(":")[0] in ("monitors", "reconcile", "funding")}
         delays.update(self._retrain_delays(intervals))
+        delays["retention"] = min(intervals["retention"], 120.0)
         if "backup" in intervals:
             delays["backup"] = min(intervals["backup"], 300.0)  # a new desk gets its first backup within minutes
         install_jobs(self.scheduler, intervals, delays=delays)

@@ -72,6 +72,16 @@ def candle_bounds(store: Store, exchange: str, symbol: str, timeframe: str) -> t
     return int(row[0]), (None if row[1] is None else int(row[1])), (None if row[2] is None else int(row[2]))
 
 
+def candle_span(store: Store, exchange: str, symbol: str, timeframe: str) -> tuple[int | None, int | None]:
+    """(first ts, last ts) of one candle series: two primary-key seeks, flat however long the series grows (unlike
+    candle_bounds, whose row count reads the whole series)."""
+    key = (exchange, symbol, timeframe)
+    where = "exchange = ? AND symbol = ? AND timeframe = ?"
+    first = _query(store, f"SELECT ts FROM candles WHERE {where} ORDER BY ts ASC LIMIT 1", key)
+    last = _query(store, f"SELECT ts FROM candles WHERE {where} ORDER BY ts DESC LIMIT 1", key)
+    return (int(first[0][0]) if first else None), (int(last[0][0]) if last else None)
+
+
 def candle_gaps(store: Store, exchange: str, symbol: str, timeframe_ms: int, timeframe: str,
                 since: int | None = None, until: int | None = None) -> list[Gap]:
     """Runs of missing bars between stored bars (optionally only those in [since, until)).

@@ -156,3 +156,32 @@ async def test_usable_at_80x24(tmp_path: Path) -> None:
         assert "Positions" in lines[2] and "Open orders" in "\n".join(lines[8:14])
         assert "^x STOP" in lines[-1]
         assert app.screen.has_class("-short")
+
+
+@run_async
+async def test_data_screen_shows_the_engines_streams(tmp_path: Path) -> None:
+    """The data screen lists each stream the engine published (connected, last message, rate, reconnects, gaps);
+    the panel stays hidden for a desk that does not stream."""
+    import json
+
+    path = tmp_path / "state.db"
+    build_state(path, heartbeat_at=live_heartbeat()).dispose()
+    app = QuantdeskApp(console_settings(path))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("6")
+        await wait_until(pilot, lambda: _table(app, "coverage").row_count == 3, what="coverage")
+        assert not _table(app, "streams").display
+        streams = [{"stream": "ohlcv:BTC/USDT:1m", "connected": True, "last_message_age_s": 0.5, "msgs_per_min": 60,
+                    "reconnects": 1, "gaps_backfilled": 4, "last_error": ""},
+                   {"stream": "trades:BTC/USDT", "connected": False, "last_message_age_s": 95.0, "msgs_per_min": 0,
+                    "reconnects": 5, "gaps_backfilled": 0, "last_error": "NetworkError: refused"}]
+        from engine.store import open_store
+
+        store = open_store(f"sqlite:///{path}")
+        with store.begin() as conn:
+            conn.execute(text("UPDATE engine_status SET info = :info WHERE id = 1"),
+                         {"info": json.dumps({"streams": streams, "streams_at": now_ms()})})
+        store.dispose()
+        await wait_until(pilot, lambda: _table(app, "streams").row_count == 2, what="streams", timeout=15)
+        assert _table(app, "streams").display
+        await shows(pilot, app, "trades:BTC/USDT", "NetworkError: refused")
