@@ -237,7 +237,7 @@ def verdict_of(brier_skill: float, ci: Mapping[str, list[float]], n_windows: int
     if np.isfinite(brier_skill) and brier_skill > 0 and good:
         return f"overlay adds value: Brier skill {brier_skill:+.3f}, {good[0]} Sharpe-difference CI above {floor:g}"
     hurts = [n for n, (_lo, hi) in ci.items() if np.isfinite(hi) and hi < 0]
-    tail = f"; {', '.join(hurts)} lowers Sharpe (CI below 0)" if hurts else ""
+    tail = f"; Sharpe lower with {', '.join(hurts)} (CI below 0)" if hurts else ""
     return f"no evidence the overlay adds value: Brier skill {brier_skill:+.3f} over {n_windows} windows{tail}"
 
 
