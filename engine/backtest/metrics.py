@@ -69,7 +69,8 @@ def compute_metrics(equity: pd.Series, trades: pd.DataFrame | None, periods_per_
         "max_drawdown": float(max_dd), "max_drawdown_bars": int(dd_bars),
         "calmar": float(cagr / -max_dd) if max_dd < 0 else 0.0,
         "sharpe_per_bar": float(sharpe_pp), "skew": float(skew), "kurtosis": float(kurt), "n_obs": int(n),
-        "psr": float(probabilistic_sharpe(sharpe_pp, 0.0, n, skew, kurt)) if n > 2 else 0.5,
+        # NaN (undefined), never a made-up 0.5, with too few returns or a non-positive variance factor
+        "psr": float(probabilistic_sharpe(sharpe_pp, 0.0, n, skew, kurt)) if n > 2 else float("nan"),
         "periods_per_year": float(periods_per_year),
     }
     out.update(trade_metrics(trades))

@@ -111,3 +111,8 @@ def test_dsr_of_returns_reports_its_inputs_and_conventions() -> None:
     assert math.isnan(flat.dsr) and "zero variance" in flat.reason
     for phrase in ("per bar", "non-excess", "across trials", "probabilit", "NaN"):
         assert phrase in stats.__doc__
+
+
+def test_psr_of_a_two_bar_curve_is_undefined_not_one_half() -> None:
+    eq = pd.Series([100.0, 101.0, 102.0], index=pd.date_range("2024-01-01", periods=3, freq="1h", tz="UTC"))
+    assert math.isnan(compute_metrics(eq, None, 8760.0)["psr"])
