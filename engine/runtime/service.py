@@ -25,7 +25,7 @@ from engine.runtime.job_handlers import JobHandlers
 from engine.runtime.lockfile import boot_id, engine_lock
 from engine.runtime.logs import log_path, setup_logging  # noqa: F401 - log_path is part of this module's API
 from engine.runtime.scheduler import job_intervals
-from engine.runtime.storage_guard import StorageGuard, signal_halt
+from engine.runtime.storage_guard import StorageGuard, signal_halt, storage_fault_cancel
 from engine.store.ops import audit, raise_alert
 from engine.store.schema import engine_status
 
@@ -99,7 +99,8 @@ class EngineService(JobHandlers):
 
         self.store = open_store(self.settings.store_url())
         self._write_status(started=True)
-        self.guard = StorageGuard(self.store.path, on_cancel=lambda: self._cancel_all(None),
+        self.guard = StorageGuard(self.store.path,
+                                  on_cancel=lambda: storage_fault_cancel(self.broker, lambda: self._cancel_all(None)),
                                   on_alert=self._storage_alert)
         self.guard.arm()
         audit(self.store, "engine", "engine.start", {"pid": os.getpid(), "mode": self.mode}, user="engine")

@@ -149,6 +149,40 @@ def _quiet(fn: Callable[..., Any], *args: Any) -> None:
         logging.raiseExceptions = raised
 
 
+def cancel_on_exchange(broker: Any) -> int:
+    """Cancel the desk's resting orders straight on the exchange (our `qd-` client ids, not reduce-only: protective
+    stops stay), without reading or writing the store; 0 for a broker with no exchange (paper orders live in the
+    store only). Each symbol and order is tried even when another fails."""
+    exchange = getattr(broker, "exchange", None)
+    if exchange is None:
+        return 0
+    canceled = 0
+    for symbol in getattr(broker, "symbols", []):
+        try:
+            listed = exchange.fetch_open_orders(symbol)
+        except Exception as exc:  # noqa: BLE001 - the other symbols still get their cancels
+            _quiet(log.critical, f"storage fault: fetch_open_orders {symbol} failed: {exc}")
+            continue
+        for order in listed:
+            coid = str(order.get("clientOrderId") or "")
+            if not coid.startswith("qd-") or order.get("reduceOnly"):
+                continue
+            try:
+                exchange.cancel_order(order["id"], symbol)
+                canceled += 1
+            except Exception as exc:  # noqa: BLE001
+                _quiet(log.critical, f"storage fault: cancel {coid} failed: {exc}")
+    return canceled
+
+
+def storage_fault_cancel(broker: Any, store_cancel: Callable[[], int]) -> int:
+    """The cancel a storage fault runs: on the exchange directly for a live broker (its store-based cancel would stop
+    at the first refused write), else the broker's own cancel (paper orders exist only in the store)."""
+    if getattr(broker, "exchange", None) is not None:
+        return cancel_on_exchange(broker)
+    return int(store_cancel())
+
+
 def signal_halt(get_store: Callable[[], Any], on_cancel: Callable[[], Any], reason: str = "operator halt (signal)",
                 deadline_s: float = 600.0) -> threading.Thread:
     """In-memory HALT now (SIGUSR1 from a front end that could not write), then cancel orders and persist HALTED,

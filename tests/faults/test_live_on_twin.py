@@ -87,16 +87,21 @@ def test_kill9_of_a_live_engine_loses_and_doubles_nothing_on_the_exchange(tmp_pa
     proc = start_live_engine(tmp_path, cfg, state, env)
     kills = 0
     try:
+        wait_for(exchange_orders, 120, "the live-small instance's first exchange order")
         for _ in range(4):
             wait_for(client.engine_alive, 60, "live engine heartbeat")
-            seen = exchange_orders()
-            wait_for(lambda: exchange_orders() > seen, 90, "a new exchange order")
-            time.sleep(rng.uniform(0.0, 1.5))  # somewhere in the next decision / poll / reconcile
+            time.sleep(rng.uniform(0.2, 4.0))  # somewhere in a decision, a poll, a reconcile
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
             kills += 1
             proc = start_live_engine(tmp_path, cfg, state, env)
         wait_for(client.engine_alive, 60, "live engine heartbeat after the last restart")
+        res = client.flatten()  # close orders in flight on the exchange, then one more kill -9 right after
+        assert res.ok and res.data.get("flat") is True, res.data
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        proc = start_live_engine(tmp_path, cfg, state, env)
+        wait_for(client.engine_alive, 60, "live engine heartbeat after the kill following the flatten")
         wait_for(lambda: client.status().open_orders == 0, 60, "no order in flight")
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
