@@ -49,6 +49,8 @@ def fmt(key: str, value: Any) -> str:
             return f"{v:.3f}"
         if abs(v) >= 1000:
             return f"{v:,.0f}"
+        if 0 < abs(v) < 0.01:  # fees (0.0005), trial Sharpe variance: never rounded to 0.001 or 0.000
+            return f"{v:.8f}".rstrip("0")
         return f"{v:.3f}"
     return html.escape(str(value))
 

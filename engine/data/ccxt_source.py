@@ -55,6 +55,8 @@ class CcxtSource:
         self._monotonic = monotonic
         self._clock = clock
         self._next_request_at = 0.0
+        self._venue_ts: int | None = None  # newest observed market time and when (monotonic) it was observed
+        self._venue_at = 0.0
         self.requests = 0
         self.retries = 0
         self.waited_s = 0.0
@@ -119,8 +121,20 @@ class CcxtSource:
 
     # --- MarketSource ---------------------------------------------------------------------------------------
     def milliseconds(self) -> int:
-        """The exchange's clock (the injected clock in tests)."""
-        return int(self._clock()) if self._clock else int(self.exchange.milliseconds())
+        """The market's now: the injected clock (tests), else the later of the local clock and the venue's time as
+        observed in stored trades (extrapolated), so a venue whose market runs ahead of the wall clock (the twin at
+        --speed > 1) is followed; on a real exchange the local clock wins except for clock skew."""
+        if self._clock:
+            return int(self._clock())
+        local = int(self.exchange.milliseconds())
+        if self._venue_ts is None:
+            return local
+        return max(local, self._venue_ts + int((self._monotonic() - self._venue_at) * 1000))
+
+    def observe(self, ts_ms: int) -> None:
+        """Note a market timestamp just received (a stored trade); the clock never moves backwards."""
+        if self._venue_ts is None or ts_ms > self._venue_ts + int((self._monotonic() - self._venue_at) * 1000):
+            self._venue_ts, self._venue_at = int(ts_ms), self._monotonic()
 
     def load_markets(self) -> dict[str, Any]:
         """Load (once) the exchange's markets, with retries."""

@@ -227,6 +227,9 @@ class MarketStreams:
                     batch, self._pending[symbol] = pending, []
                     try:
                         await asyncio.to_thread(store_streamed_trades, self.store, self.exchange_id, symbol, batch)
+                        newest = max((t.get("timestamp") or 0 for t in batch), default=0)
+                        if newest and hasattr(self.rest, "observe"):
+                            self.rest.observe(int(newest))  # the market clock follows the venue
                     except Exception:  # noqa: BLE001 - a failed write is retried with the next batch
                         log.exception("storing %d streamed %s trades failed", len(batch), symbol)
                         self._pending[symbol] = batch + self._pending[symbol]

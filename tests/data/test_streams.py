@@ -41,6 +41,10 @@ def test_streams_store_candles_and_trades_reconnect_and_backfill_without_gaps(tm
         since = repo.last_trade_ts(store, "binance", "BTC/USDT") - 30_000
         tape = view.fetch_trades("BTC/USDT", since=since)  # what live VPIN reads: the streamed tape in state.db
         assert view.trade_hits == 1 and tape and all(t["timestamp"] >= since for t in tape)
+        free = CcxtSource(handle.exchange(rateLimit=1))  # no injected clock: follows the venue once it sees trades
+        assert free.milliseconds() < sim.milliseconds() - 60_000  # the twin runs 120x ahead of the wall clock
+        free.observe(tape[-1]["timestamp"])
+        assert abs(free.milliseconds() - sim.milliseconds()) < 30_000
         rest_tape = sim.fetch_trades("BTC/USDT", since=since, limit=len(tape))
         assert [(t["id"], t["price"], t["side"]) for t in tape] == [(t["id"], t["price"], t["side"]) for t in rest_tape]
         # a stale stream (bars pass unseen), then a drop: ccxt fails, reconnects, and the gap is backfilled
@@ -48,6 +52,8 @@ def test_streams_store_candles_and_trades_reconnect_and_backfill_without_gaps(tm
         stale_from = repo.candle_bounds(store, "binance", "BTC/USDT", "1m")[2]
         wait_for(lambda: sim.milliseconds() > stale_from + 5 * MIN, 20, "five bars while the stream is stale")
         wait_for(lambda: not streams.healthy("trades", "BTC/USDT"), 20, "the trade stream counts as down")
+        wait_for(lambda: (streams.stats["trades:BTC/USDT"].as_dict()["last_message_age_s"] or 0) > streams.stale_s,
+                 20, "the trade stream silent past its stale limit")
         assert view.fetch_order_book("BTC/USDT", 5) and view.book_hits == 1  # a stale book goes to REST
         StreamStatus(streams, store, every_s=0).due()
         StreamStatus(streams, store, every_s=0).due()
