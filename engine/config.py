@@ -248,6 +248,30 @@ class LifecycleConfig:
 
 
 @dataclass(frozen=True)
+class ReoptConfig:
+    """Scheduled re-optimisation: walk-forward per configured instance, a winning configuration starts as a paper
+    challenger, and challengers that lose to their champion are retired (engine/trading/reoptimize.py)."""
+
+    enabled: bool = True
+    interval_hours: float = ranged(168.0, gt=0, le=8760)  # weekly by default, one job per configured instance
+    lookback_days: float = ranged(30.0, gt=0, le=36_500)  # the latest stored bars walk-forward runs on
+    n_trials: int = ranged(20, ge=2, le=100_000)  # random-search parameter sets per window
+    n_windows: int = ranged(3, ge=1, le=100)
+    pbo_splits: int = ranged(8, ge=2, le=32)  # CSCV partitions (even)
+    max_pbo: float = ranged(0.5, ge=0, le=1)  # a candidate passes only below this probability of overfitting
+    min_dsr_margin: float = ranged(0.0, ge=0, le=1)  # candidate DSR must exceed the champion's by more than this
+    min_candidate_dsr: float = ranged(0.5, ge=0, le=1)  # ... and be at least this probability (below: likely luck)
+    max_challengers: int = ranged(2, ge=1, le=100)  # running challengers per champion; more are not started
+    challenger_capital_fraction: float = ranged(0.2, gt=0, le=1)  # of the champion's capital, paper only
+    retire_after_days: float = ranged(14.0, ge=0, le=3650)  # a challenger is judged against its champion after this
+    first_run_delay_s: float = ranged(600.0, ge=0, le=604_800)  # after engine start, out of the start-up rush
+
+    def relations(self) -> list[tuple[str, str]]:
+        """CSCV halves its partitions: their number must be even."""
+        return [("pbo_splits", f"must be even, got {self.pbo_splits}")] if self.pbo_splits % 2 else []
+
+
+@dataclass(frozen=True)
 class StrategyInstanceConfig:
     """One running instance of a strategy with its own capital and stage."""
 
@@ -338,6 +362,7 @@ class Settings:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
+    reopt: ReoptConfig = field(default_factory=ReoptConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     strategies: dict[str, StrategyInstanceConfig] = field(default_factory=_default_instances)

@@ -7,6 +7,7 @@ Every handler works on the service's one store, source, broker and trader; the s
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from engine.clock import now_ms
@@ -37,6 +38,8 @@ class JobHandlers:
             return lambda: self._tick(rest)
         if kind == "retrain":
             return lambda: self._retrain(rest)
+        if kind == "reopt":
+            return lambda: self._reopt(rest)
         table = {"broker": self.broker.process, "equity": self._equity, "monitors": self._monitors,
                  "leaderboard": self._leaderboard, "reconcile": self._reconcile, "funding": self._funding,
                  "pull-feeds": self._pull_feeds, "pull-funding": self._pull_funding, "backup": self._backup,
@@ -161,3 +164,24 @@ class JobHandlers:
         jobs.add_handler(name, lambda: self._retrain(strategy))
         add_one_off(self.scheduler, name)
         return f"retraining of {strategy} scheduled now"
+
+    def _reopt(self, inst_id: str) -> dict[str, Any]:
+        """Retire this champion's losing challengers, then re-optimise it; a new challenger gets its tick job now."""
+        from engine.runtime import jobs
+        from engine.runtime.scheduler import add_interval_job, engine_speed, remove_job, tick_interval
+        from engine.trading.reoptimize import reoptimize_instance, retire_losers
+
+        retired = retire_losers(self.store, self.settings, inst_id)
+        for ch_id in retired:
+            remove_job(self.scheduler, f"tick:{ch_id}")
+        decision = reoptimize_instance(self.store, self.settings, inst_id, self.source.id,
+                                       int(self.source.milliseconds()))
+        if decision.challenger_id is not None:
+            name = f"tick:{decision.challenger_id}"
+            jobs.add_handler(name, self._handler(name))
+            tf = self.settings.strategies[inst_id].timeframe
+            # not from this job's own executor thread: APScheduler's job-store lock is held by the scheduler loop
+            # while it waits on this executor, so adding here deadlocks (seen in tests); a short helper thread does it
+            threading.Thread(target=add_interval_job, name=f"add-{name}", daemon=True,
+                             args=(self.scheduler, name, tick_interval(tf, engine_speed(self.settings)))).start()
+        return {**decision.summary(), "retired": retired}

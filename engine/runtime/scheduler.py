@@ -59,6 +59,18 @@ def add_one_off(scheduler: Any, name: str) -> None:
                       run_date=datetime.now(timezone.utc))
 
 
+def add_interval_job(scheduler: Any, name: str, seconds: float) -> None:
+    """Start one more interval job in a running engine (e.g. the tick of a challenger that was just started)."""
+    scheduler.add_job(JOB_FUNC, "interval", args=[name], id=name, name=name, replace_existing=True, seconds=seconds,
+                      next_run_time=datetime.now(timezone.utc))
+
+
+def remove_job(scheduler: Any, name: str) -> None:
+    """Stop one job of a running engine when it is scheduled (e.g. the tick of a retired challenger)."""
+    if scheduler.get_job(name) is not None:
+        scheduler.remove_job(name)
+
+
 def job_intervals(settings: Settings, speed: float) -> dict[str, float]:
     """Wall-clock seconds between runs of each job, so bars closing every step/speed seconds are caught quickly."""
     speed = max(speed, 1e-9)
@@ -70,8 +82,10 @@ def job_intervals(settings: Settings, speed: float) -> dict[str, float]:
                                                                              bar_wall / 4))
     for inst_id, inst in settings.strategies.items():
         if inst.enabled:
-            out[f"tick:{inst_id}"] = max(0.25, min(5.0, timeframe_ms(inst.timeframe) / 1000 / speed / 4))
+            out[f"tick:{inst_id}"] = tick_interval(inst.timeframe, speed)
             out[f"retrain:{inst.strategy or inst_id}"] = settings.ml.retrain_interval_hours * 3600
+            if settings.reopt.enabled:
+                out[f"reopt:{inst_id}"] = settings.reopt.interval_hours * 3600
     out["broker:process"] = 0.5
     out["equity"] = max(0.5, settings.runtime.equity_interval_s / max(1.0, speed) if speed > 1 else
                         settings.runtime.equity_interval_s)
@@ -82,3 +96,26 @@ def job_intervals(settings: Settings, speed: float) -> dict[str, float]:
     out["pull-feeds"] = max(2.0, 300.0 / speed)  # hourly and daily series: a few pulls per simulated hour
     out["pull-funding"] = max(2.0, 600.0 / speed)  # settlements every 8h
     return out
+
+
+def tick_interval(timeframe: str, speed: float) -> float:
+    """Wall-clock seconds between tick checks of an instance: a few per bar, at most 5 s."""
+    return max(0.25, min(5.0, timeframe_ms(timeframe) / 1000 / max(speed, 1e-9) / 4))
+
+
+def engine_speed(settings: Settings) -> float:
+    """Simulated seconds per wall second: the simulator (or an exchange twin on a base URL) runs sped up."""
+    sped_up = settings.data.source == "sim" or bool(settings.exchange.base_url)
+    return settings.simulator.speed if sped_up else 1.0
+
+
+def challenger_jobs(store: Store, settings: Settings) -> dict[str, float]:
+    """Tick jobs of the challengers re-optimisation started (they are not in config, they live in state.db)."""
+    from engine.trading.reoptimize import running_challengers
+
+    return {f"tick:{c.id}": tick_interval(c.timeframe, engine_speed(settings)) for c in running_challengers(store)}
+
+
+def reopt_delays(intervals: dict[str, float], settings: Settings) -> dict[str, float]:
+    """First run of each re-optimisation job: `reopt.first_run_delay_s` after start, out of the start-up rush."""
+    return {n: min(iv, settings.reopt.first_run_delay_s) for n, iv in intervals.items() if n.startswith("reopt:")}

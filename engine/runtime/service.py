@@ -216,7 +216,7 @@ class EngineService(JobHandlers):
 
     def _start_scheduler(self) -> None:
         from engine.runtime import jobs
-        from engine.runtime.scheduler import install_jobs, make_scheduler
+        from engine.runtime.scheduler import challenger_jobs, install_jobs, make_scheduler, reopt_delays
 
         # the simulator, or the exchange twin on a base URL (its --speed given as [simulator] speed), runs sped up
         sped_up = self.settings.data.source == "sim" or bool(self.settings.exchange.base_url)
@@ -226,12 +226,14 @@ class EngineService(JobHandlers):
         if self.store.path is not None and backup_every_s > 0:
             intervals["backup"] = backup_every_s  # consistent copy + retention (engine/store/backup.py)
         intervals["retention"] = self.settings.retention.interval_hours * 3600  # engine/store/retention.py
+        intervals.update(challenger_jobs(self.store, self.settings))  # paper challengers live in state.db
         handlers = {name: self._handler(name) for name in intervals}
         jobs.install(self.store, handlers)
         self.scheduler = make_scheduler(self.store, self.settings.runtime.misfire_grace_s)
         self.scheduler.start(paused=True)
         delays = {n: iv for n, iv in intervals.items() if n.split(":")[0] in ("monitors", "reconcile", "funding")}
         delays.update(self._retrain_delays(intervals))
+        delays.update(reopt_delays(intervals, self.settings))
         delays["retention"] = min(intervals["retention"], 120.0)
         if "backup" in intervals:
             delays["backup"] = min(intervals["backup"], 300.0)  # a new desk gets its first backup within minutes

@@ -76,9 +76,21 @@ def _fills_fee_base(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE fills ADD COLUMN fee_base FLOAT NOT NULL DEFAULT 0"))
 
 
+
+def _instance_lineage(conn: Connection) -> None:
+    """strategy_instances.role / parent_id / origin_run_id (issue 16): a challenger started by re-optimisation names
+    its champion and the walk-forward run that produced it; every existing instance is a champion."""
+    from sqlalchemy import inspect
+
+    have = {c["name"] for c in inspect(conn).get_columns("strategy_instances")}
+    for name, ddl in (("role", "VARCHAR(12) NOT NULL DEFAULT 'champion'"), ("parent_id", "VARCHAR(64)"),
+                      ("origin_run_id", "INTEGER")):
+        if name not in have:
+            conn.execute(text(f"ALTER TABLE strategy_instances ADD COLUMN {name} {ddl}"))
+
 # Forward migrations: MIGRATIONS[i] takes the schema from version i to i+1. Never edit a released step; append one.
 MIGRATIONS: list[Callable[[Connection], None]] = [_create_all, _trial_identity, _orders_venue, _alert_delivery,
-                                                  _fills_fee_base]
+                                                  _fills_fee_base, _instance_lineage]
 SCHEMA_VERSION = len(MIGRATIONS)
 MIGRATION_LOCK_KEY = 0x51D35C  # PostgreSQL advisory-lock key that serialises quantdesk migrations on one database
 

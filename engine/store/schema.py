@@ -183,6 +183,10 @@ strategy_instances = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("stage_changed_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    # lineage (issue 16): champion = configured instance; challenger = started by scheduled re-optimisation
+    Column("role", String(12), nullable=False, default="champion", server_default="champion"),
+    Column("parent_id", String(64)),  # the champion a challenger races
+    Column("origin_run_id", Integer),  # backtest_runs.id of the walk-forward run that produced it
 )
 
 orders = Table(

@@ -22,7 +22,8 @@ from engine.store.schema import equity_snapshots, fills, strategy_instances, twi
 from engine.trading.deflation import record_dsr
 
 STAGES = ("research", "paper", "live-small", "live")
-STATUSES = ("running", "paused")
+STATUSES = ("running", "paused")  # an operator's choices; "retired" is set only by re-optimisation
+RETIRED = "retired"
 DAY_MS = 86_400_000
 
 
@@ -43,6 +44,10 @@ class Instance:
     timeframe: str
     params: dict[str, Any]
     stage_changed_at: int
+    role: str = "champion"  # champion (configured) | challenger (started by re-optimisation)
+    parent_id: str | None = None  # a challenger's champion
+    origin_run_id: int | None = None  # the walk-forward run (backtest_runs.id) that produced a challenger
+    created_at: int = 0
 
     def effective_capital(self, cfg: LifecycleConfig) -> float:
         """Capital this instance may deploy at its stage (live-small trades a fraction)."""
@@ -84,7 +89,10 @@ def _row_to_instance(row: Mapping[str, Any]) -> Instance:
     return Instance(id=row["id"], strategy=row["strategy"], stage=row["stage"], status=row["status"],
                     capital=float(row["capital"]), symbols=tuple(json.loads(row["symbols"])),
                     timeframe=row["timeframe"], params=json.loads(row["params"] or "{}"),
-                    stage_changed_at=int(row["stage_changed_at"]))
+                    stage_changed_at=int(row["stage_changed_at"]), role=row.get("role") or "champion",
+                    parent_id=row.get("parent_id"),
+                    origin_run_id=None if row.get("origin_run_id") is None else int(row["origin_run_id"]),
+                    created_at=int(row.get("created_at") or 0))
 
 
 SEED_STAGE_MAX = "paper"  # config may declare an instance, never place it past paper

@@ -1,0 +1,157 @@
+"""Scheduled re-optimisation (issue 16): walk-forward on the latest stored bars starts a paper challenger with its
+lineage when it beats the champion's DSR and passes PBO, never otherwise, and a losing challenger is retired; every
+decision is audited. Real SQLite store, real APScheduler inside the engine service, synthetic stored bars."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import insert, select
+
+from engine.clock import now_ms
+from engine.config import Settings, StrategyInstanceConfig, settings_with
+from engine.store import open_store
+from engine.store.candles import upsert_candles
+from engine.store.schema import alerts, audit_log, equity_snapshots
+from engine.trading.lifecycle import get_instance, list_instances, sync_instances
+from engine.trading.reoptimize import challengers_of, reoptimize_instance, retire_losers
+from tests.support.waiting import wait_for
+
+HOUR = 3_600_000
+DAY = 86_400_000
+STRATS = str(Path(__file__).resolve().parent / "reopt_strategies")
+
+
+def _settings(tmp_path: Path, params: dict, **reopt: object) -> Settings:
+    base = settings_with(Settings(), store={"path": str(tmp_path / "state.db")},
+                         data={"symbols": ["BTC/USDT"], "timeframes": ["1m"], "feeds": []},
+                         simulator={"history_days": 1}, ml={"train_at_start": False},
+                         reopt={"n_trials": 6, "n_windows": 2, "pbo_splits": 4, "lookback_days": 20.0,
+                                "first_run_delay_s": 0.0, **reopt})
+    inst = StrategyInstanceConfig(strategy="lean", symbols=("BTC/USDT",), timeframe="1h", capital=10_000.0,
+                                  params=params)
+    return dataclasses.replace(base, strategies={"champ": inst})
+
+
+def _store_rising_bars(store, end: int) -> None:  # noqa: ANN001
+    """20 days of 1h bars drifting up 0.1% a bar with small noise, ending at `end`: with Lean, a larger gap is better
+    in every window (fewer round trips, more bars long)."""
+    n = 480
+    rng = np.random.default_rng(3)
+    close = 100.0 * np.cumprod(1.0 + 0.001 + rng.normal(0, 0.0005, n))
+    ts = (end - end % HOUR) - HOUR * np.arange(n, 0, -1)
+    opens = np.concatenate(([100.0], close[:-1]))
+    rows = np.column_stack([ts, opens, np.maximum(opens, close) * 1.001, np.minimum(opens, close) * 0.999, close,
+                            np.full(n, 1e6)])
+    upsert_candles(store, "sim", "BTC/USDT", "1h", rows)
+
+
+def _audits(store, action: str) -> list[dict]:  # noqa: ANN001
+    with store.connect() as conn:
+        return [json.loads(r[0]) for r in conn.execute(select(audit_log.c.details).where(
+            audit_log.c.action == action).order_by(audit_log.c.id))]
+
+
+@pytest.fixture
+def strategies_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QUANTDESK_STRATEGY_PATH", STRATS)
+
+
+def test_the_engine_job_starts_a_paper_challenger_with_lineage_and_retires_it_when_it_loses(
+        tmp_path: Path, strategies_on_path: None) -> None:
+    from engine.runtime.service import EngineService
+
+    settings = _settings(tmp_path, {"gap": 2}, interval_hours=0.0006, retire_after_days=0.0)
+    store = open_store(settings.store_url())
+    _store_rising_bars(store, now_ms())
+    svc = EngineService(settings, install_signals=False)
+    svc.store = store
+    svc._build_trading()
+    svc._start_scheduler()
+    try:
+        assert "reopt:champ" in {j.id for j in svc.scheduler.get_jobs()}
+        first = wait_for(lambda: challengers_of(store, "champ", running_only=False), 25, "a challenger")[0]
+        assert first.stage == "paper" and first.role == "challenger" and first.parent_id == "champ"
+        assert first.params["gap"] > 2 and first.origin_run_id is not None
+        assert first.capital == pytest.approx(10_000.0 * settings.reopt.challenger_capital_fraction)
+        started = _audits(store, "strategy.challenger.start")[0]
+        assert started["instance_id"] == first.id and started["origin_run_id"] == first.origin_run_id
+        decision = [d for d in _audits(store, "strategy.reopt") if d["started"]][0]
+        assert decision["candidate_dsr"] > (decision["champion_dsr"] or 0.0) and decision["pbo"] <= 0.5
+        assert f"tick:{first.id}" in {j.id for j in svc.scheduler.get_jobs()}  # the trader runs it now
+        # retire_after_days=0 and no paper record yet: the next run judges it, it has no DSR, it is retired
+        wait_for(lambda: get_instance(store, first.id).status == "retired", 25, "the losing challenger retired")
+        retired = [a for a in _audits(store, "strategy.challenger.retire") if a["instance_id"] == first.id]
+        assert retired and retired[0]["parent_id"] == "champ"
+        with store.connect() as conn:
+            kinds = {r[0] for r in conn.execute(select(alerts.c.rule))}
+        assert {"reopt.challenger", "reopt.retire"} <= kinds
+    finally:
+        svc.scheduler.shutdown(wait=True)
+        store.dispose()
+
+
+def test_no_challenger_when_the_candidate_does_not_beat_the_champion(tmp_path: Path,
+                                                                     strategies_on_path: None) -> None:
+    settings = _settings(tmp_path, {"gap": 8})  # the champion already holds the best configuration
+    store = open_store(settings.store_url())
+    end = now_ms()
+    _store_rising_bars(store, end)
+    sync_instances(store, settings)
+    decision = reoptimize_instance(store, settings, "champ", "sim", end)
+    assert decision.challenger_id is None and decision.run_id is not None
+    assert any("does not beat champion" in r for r in decision.reasons), decision.reasons
+    assert [i.id for i in list_instances(store)] == ["champ"]
+    audited = _audits(store, "strategy.reopt")
+    assert len(audited) == 1 and audited[0]["started"] is False and audited[0]["run_id"] == decision.run_id
+    store.dispose()
+
+
+def _equity(store, scope: str, start: int, step: float) -> None:  # noqa: ANN001
+    rng = np.random.default_rng(len(scope))
+    eq = 10_000.0 * np.cumprod(1.0 + step + rng.normal(0, 0.001, 200))
+    with store.begin() as conn:
+        for i, e in enumerate(eq):
+            conn.execute(insert(equity_snapshots).values(
+                ts=start + i * HOUR, scope=scope, equity=float(e), cash=float(e), gross_exposure=0.0,
+                net_exposure=0.0, unrealized_pnl=0.0, realized_pnl=0.0))
+
+
+def test_a_challenger_is_judged_only_after_the_configured_time_and_only_a_loser_is_retired(
+        tmp_path: Path, strategies_on_path: None) -> None:
+    settings = _settings(tmp_path, {"gap": 2}, retire_after_days=5.0)
+    store = open_store(settings.store_url())
+    end = now_ms()
+    _store_rising_bars(store, end)
+    sync_instances(store, settings)
+    first = reoptimize_instance(store, settings, "champ", "sim", end).challenger_id
+    assert first is not None
+    born = get_instance(store, first).created_at
+    _equity(store, "champ", born, 0.001)  # the champion's paper record rises
+    _equity(store, first, born, -0.001)  # the challenger's falls
+    assert retire_losers(store, settings, "champ", now=born + 4 * DAY) == []  # too early to judge
+    assert get_instance(store, first).status == "running"
+    assert retire_losers(store, settings, "champ", now=born + 6 * DAY) == [first]
+    assert get_instance(store, first).status == "retired"
+    audit = _audits(store, "strategy.challenger.retire")[0]
+    assert audit["challenger_dsr"] < audit["champion_dsr"] and audit["age_days"] == pytest.approx(6.0)
+    store.dispose()
+
+
+def test_a_winning_challenger_is_kept(tmp_path: Path, strategies_on_path: None) -> None:
+    settings = _settings(tmp_path, {"gap": 2}, retire_after_days=1.0)
+    store = open_store(settings.store_url())
+    end = now_ms()
+    _store_rising_bars(store, end)
+    sync_instances(store, settings)
+    ch = reoptimize_instance(store, settings, "champ", "sim", end).challenger_id
+    born = get_instance(store, ch).created_at
+    _equity(store, "champ", born, -0.001)
+    _equity(store, ch, born, 0.001)
+    assert retire_losers(store, settings, "champ", now=born + 2 * DAY) == []
+    assert get_instance(store, ch).status == "running" and _audits(store, "strategy.challenger.retire") == []
+    store.dispose()
