@@ -14,11 +14,13 @@ AOT_SO := engine/backtest/_kernel_aot$(EXT_SUFFIX)
 AOT_SRC := $(addprefix engine/backtest/,layout.py kernel.py curve.py aot.py kernels.py)
 
 # uv installs the same wheels from PyPI as pip, about ten times faster (13 s against ~3 min for a fresh .venv here),
-# which keeps `make test` on a new CI machine well inside its budget; pip remains the fallback.
+# which keeps `make test` on a new CI machine well inside its budget; pip remains the fallback. --compile-bytecode
+# writes .pyc files at install: this machine sets PYTHONDONTWRITEBYTECODE=1, so without them every test subprocess
+# recompiled pandas, sklearn and apprise's ~190 plugins on import (seconds each under load).
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]' || $(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e '.[dev]' || $(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
 $(AOT_SO): $(AOT_SRC) $(STAMP)
@@ -32,7 +34,7 @@ test: $(STAMP) $(AOT_SO)
 	$(BIN)/python -m pytest -q -n 2
 
 bench: $(STAMP) $(AOT_SO)
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev,bench]'
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e '.[dev,bench]'
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:

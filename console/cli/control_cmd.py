@@ -209,16 +209,11 @@ def register(app: typer.Typer) -> None:
         """Demote one stage."""
         _run(ctx, lambda c: c.demote(instance_id, reason))
 
-    @strategy_app.command("list")
-    def strategy_list(ctx: typer.Context) -> None:
-        """Strategy instances with stage, status, capital and timeframe."""
-        from engine.trading.lifecycle import list_instances
+    from console.cli import strategy_kit_cmd as kit  # authoring: new, list (with discovery errors), check
 
-        settings = settings_of(ctx)
-        for inst in list_instances(_existing_store(ctx)):
-            typer.echo(f"{inst.id:<20} {inst.strategy:<18} {inst.stage:<10} {inst.status:<8} "
-                       f"capital {inst.effective_capital(settings.lifecycle):>12,.2f}  {inst.timeframe}  "
-                       f"{','.join(inst.symbols)}")
+    strategy_app.command("new")(kit.new)
+    strategy_app.command("list")(kit.list_strategies)
+    strategy_app.command("check")(kit.check)
 
     @strategy_app.command("leaderboard")
     def strategy_leaderboard(ctx: typer.Context, json_out: bool = typer.Option(False, "--json")) -> None:

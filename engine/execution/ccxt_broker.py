@@ -353,8 +353,36 @@ class CcxtBroker:
         return added
 
     def recover(self) -> dict[str, Any]:
-        """At start: reconcile orders and holdings with the exchange."""
-        return self.reconcile()
+        """At start: orphan orders first (ours the state.db does not know are canceled), then reconcile."""
+        with self._lock:
+            orphans = self.sweep_orphans()
+            return {**self._reconcile_locked(), "orphans": orphans}
+
+    def sweep_orphans(self) -> dict[str, list[str]]:
+        """Open exchange orders that state.db has no row for. Ours (client id prefix `qd-`: sent, then the row was
+        lost with a restored state.db) are canceled, since nothing here would manage them; foreign ones (placed by
+        hand or another bot on the same account) are left alone and named in an alert."""
+        from engine.execution.orders import CLIENT_ID_PREFIX
+
+        canceled, foreign = [], []
+        for symbol in sorted(set(self.symbols)):
+            for o in self._call(f"fetch_open_orders {symbol}", lambda s=symbol: self.exchange.fetch_open_orders(s)):
+                coid = str(o.get("clientOrderId") or "")
+                if coid and get_order(self.store, coid) is not None:
+                    continue
+                if coid.startswith(CLIENT_ID_PREFIX):
+                    self._call(f"cancel orphan {coid}", lambda o=o, s=symbol: self.exchange.cancel_order(o["id"], s))
+                    canceled.append(coid)
+                else:
+                    foreign.append(coid or str(o.get("id")))
+        if canceled:
+            raise_alert(self.store, "warning", "recon.orphan_canceled", f"canceled {len(canceled)} open order(s) of "
+                        f"this desk that state.db did not know: {', '.join(canceled)}"[:500], {"canceled": canceled})
+        if foreign:
+            raise_alert(self.store, "warning", "recon.foreign_orders", f"{len(foreign)} open order(s) on the account "
+                        f"were not placed by this desk and are left alone: {', '.join(foreign)}"[:500],
+                        {"foreign": foreign})
+        return {"canceled": canceled, "foreign": foreign}
 
     def apply_funding(self) -> int:
         """Book perpetual funding into the sub-ledgers of the instances holding perps on this account."""

@@ -21,6 +21,7 @@ from typing import Any, Iterable, Mapping
 
 from engine.strategy.base import Strategy
 
+DEFAULT_USER_DIR = "user_strategies"  # searched in the working directory when it exists (strategy new writes there)
 USER_MODULE_PREFIX = "strategies__user_"  # module names of strategies loaded from folders (not importable by name)
 PACKAGE = "strategies"  # the package of shipped strategy modules (users add folders via ENV_PATH)
 ENV_PATH = "QUANTDESK_STRATEGY_PATH"
@@ -74,6 +75,9 @@ def _search_dirs(search_paths: Iterable[str | os.PathLike[str]] | None) -> list[
     dirs = [Path(p) for p in (search_paths or ())]
     env = os.environ.get(ENV_PATH, "")
     dirs += [Path(p) for p in env.split(os.pathsep) if p]
+    default = Path.cwd() / DEFAULT_USER_DIR
+    if default.is_dir() and all(d.resolve() != default.resolve() for d in dirs):
+        dirs.append(default)
     return dirs
 
 
@@ -91,7 +95,7 @@ def discover(search_paths: Iterable[str | os.PathLike[str]] | None = None) -> di
         try:
             module = importlib.import_module(target) if isinstance(target, str) else _load_file(target)
         except Exception as exc:  # noqa: BLE001 - a broken user module must not hide the others
-            _errors[str(target)] = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            _errors[str(target)] = _describe_import_error(exc, target)
             continue
         for cls in _strategy_classes(module):
             if cls.name in found and found[cls.name] is not cls:
@@ -100,6 +104,17 @@ def discover(search_paths: Iterable[str | os.PathLike[str]] | None = None) -> di
                 continue
             found[cls.name] = cls
     return found
+
+
+def _describe_import_error(exc: BaseException, target: Any) -> str:
+    """'file:line: ErrorType: message' for a module that failed to import (the line inside the module itself)."""
+    text = "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()[-1]
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f"{exc.filename}:{exc.lineno}: {text}"
+    frames = traceback.extract_tb(exc.__traceback__)
+    own = [f for f in frames if isinstance(target, Path) and Path(f.filename).resolve() == target.resolve()]
+    frame = own[-1] if own else (frames[-1] if frames else None)
+    return f"{frame.filename}:{frame.lineno}: {text}" if frame is not None else text
 
 
 def discovery_errors() -> dict[str, str]:

@@ -135,3 +135,10 @@ def test_a_failed_lookahead_heads_the_tearsheet(make_panel) -> None:  # noqa: AN
     bad = backtest_html(run_backtest(PeekingOracle(), make_panel(600), BacktestConfig()))
     summary = bad[bad.index("<h2>Summary</h2>"):]
     assert summary.index("FAILED") < summary.index("Deflated Sharpe ratio")
+
+
+def test_small_values_are_not_rounded_away() -> None:
+    from engine.backtest.tearsheet import fmt
+
+    assert fmt("fee_taker", 0.0005) == "0.0005" and fmt("fee_maker", 0.0002) == "0.0002"
+    assert fmt("trial_sharpe_variance", 2.5e-06) == "0.0000025" and fmt("sharpe", 1.23456) == "1.235"
