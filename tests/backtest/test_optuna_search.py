@@ -134,3 +134,15 @@ def test_cli_optimize_with_tpe_and_a_bad_start_point(tmp_path, monkeypatch) -> N
     bad = run("--sampler", "tpe", "--trials", "3", "--start", "fast=500")
     assert bad.exit_code == 2 and "outside its search space int in [2, 50]" in bad.output
     assert "Traceback" not in bad.output
+
+
+def test_tpe_windows_on_a_dask_local_cluster_match_sequential(make_panel) -> None:  # noqa: ANN001
+    """`backend='dask'` runs the windows' studies on a dask.distributed LocalCluster with the sequential answer."""
+    pytest.importorskip("distributed")
+    panel = make_panel(1200, ("BTC/USDT",))
+    seq = run_walkforward(SmaCross, panel, BacktestConfig(), n_trials=6, n_windows=2, search="tpe", seed=1,
+                          backend="sequential")
+    dask = run_walkforward(SmaCross, panel, BacktestConfig(), n_trials=6, n_windows=2, search="tpe", seed=1,
+                           backend="dask", n_jobs=2)
+    pd.testing.assert_frame_equal(seq.table, dask.table)
+    assert dask.metrics["n_trials"] == 12 and dask.backend == "dask"
