@@ -150,6 +150,14 @@ class TriggerConfig:
     error_rate_reduce: float = ranged(0.2, gt=0, le=1)
     error_rate_halt: float = ranged(0.5, gt=0, le=1)
     recon_mismatch_halt: float = ranged(1e-6, ge=0)
+    # the account-level exposure budget over all instances, as fractions of portfolio equity (sizing keeps gross
+    # under risk.max_portfolio_leverage and a symbol under risk.max_symbol_fraction; these catch what slips past)
+    gross_exposure_reduce: float = ranged(1.75, gt=0)
+    gross_exposure_halt: float = ranged(2.5, gt=0)
+    net_exposure_reduce: float = ranged(1.5, gt=0)
+    net_exposure_halt: float = ranged(2.0, gt=0)
+    symbol_exposure_reduce: float = ranged(0.5, gt=0)
+    symbol_exposure_halt: float = ranged(0.75, gt=0)
     hysteresis: float = ranged(0.9, gt=0, le=1)  # a rule clears only below threshold * hysteresis
     clear_after_s: float = ranged(300.0, ge=0)
 

@@ -66,6 +66,10 @@ def train(ctx: typer.Context, strategy: str = typer.Argument(..., help="strategy
                 "sharpe_overlay"):
         if key in oos:
             typer.echo(f"  {key:18s} {_fmt(oos[key])}")
+    sel = result.get("selection") or {}
+    if sel:
+        typer.echo(f"  selection          {sel['family']}+{sel['calibration']} by past-only walk-forward CV "
+                   f"({sel['folds']} folds, embargo {sel['embargo']})")
     typer.echo(f"  champion score     {_fmt(result['champion_score'])} ({result['gate_basis']})")
     if result["pulled"]:
         typer.echo(f"  bars pulled        {result['pulled']} (from {settings.data.source})")

@@ -226,7 +226,9 @@ def walkforward_html(wf: Any, provenance: Mapping[str, Any] | None = None) -> st
     pbo_text = (f"<p><b>Probability of backtest overfitting (CSCV): {fmt('pbo', pbo.get('pbo', float('nan')))}"
                 f"</b> over {pbo.get('n_combinations', 0):,} combinatorial splits of {len(wf.params)} parameter sets"
                 "; above 0.5 the in-sample winner is more likely than not to underperform out of sample.</p>")
-    sub = (f"{len(wf.params)} parameter sets x {len(wf.table)} windows = {len(wf.params) * len(wf.table)} trials "
+    if pbo.get("note"):
+        pbo_text = f"<p><b>Probability of backtest overfitting (CSCV):</b> {html.escape(str(pbo['note']))}.</p>"
+    sub = (f"{wf.search} search &middot; {len(wf.trials)} in-sample trials over {len(wf.table)} windows "
            f"&middot; backend {html.escape(wf.backend)} &middot; {wf.elapsed_s:.1f} s &middot; dataset "
            f"<code>{wf.dataset_hash[:16]}</code>")
     sections = [

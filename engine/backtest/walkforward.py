@@ -1,7 +1,8 @@
-"""Walk-forward optimisation: rolling or anchored windows, a random or grid parameter search in-sample, evaluation
-out-of-sample, trials in parallel through joblib (loky locally, `dask` on a dask.distributed cluster).
+"""Walk-forward optimisation: rolling or anchored windows, an optuna TPE, random or grid parameter search in-sample,
+evaluation out-of-sample, trials in parallel through joblib (loky locally, `dask` on a dask.distributed cluster).
 
-The same N parameter sets are evaluated in every window. Each evaluation runs the strategy over the window's
+With `search="tpe"` each window is its own optuna study (engine.backtest.optuna_search); with random or grid search
+the same N parameter sets are evaluated in every window. Each evaluation runs the strategy over the window's
 in-sample + out-of-sample span in one pass; the in-sample part alone picks the winner (signals are point-in-time, which
 the lookahead check verifies), and the out-of-sample part of every set feeds the PBO (CSCV) matrix. Every in-sample
 evaluation is a trial in the registry, so the DSR of the stitched out-of-sample curve is deflated by all of them.
@@ -27,6 +28,7 @@ from engine.backtest.stats import CONVENTIONS, deflated_sharpe, pbo_cscv, sample
 from engine.config import BacktestConfig
 
 BACKENDS = ("loky", "threading", "sequential", "dask")
+SEARCHES = ("tpe", "random", "grid")
 Progress = Callable[[int, int], None]
 
 
@@ -102,27 +104,33 @@ def sample_params(strategy_cls: type, n: int, search: str = "random", seed: int 
     return out
 
 
+def window_market(panel: Mapping[str, pd.DataFrame], window: Window, config: BacktestConfig) -> tuple:
+    """A window's in-sample + out-of-sample slice of the panel and its market arrays, shared by its evaluations."""
+    index = panel_index(panel)
+    part = {s: f.loc[index[window.is_start]:index[window.oos_end - 1]] for s, f in panel.items()}
+    return part, panel_index(part), tuple(part), market_arrays(part, config)
+
+
+def evaluate_params(strategy_cls: type, params: dict, prepared: tuple, window: Window, config: BacktestConfig,
+                    sizer: Sizer | None, barriers: Barriers | None) -> tuple[np.ndarray, np.ndarray]:
+    """One parameter set over a window's span (one pass): its in-sample and out-of-sample per-bar returns."""
+    part, sub_index, symbols, market = prepared
+    strategy = strategy_cls(**params)
+    sig = clean_signals(strategy.signals(part), sub_index, symbols, strategy.name)
+    targets = target_array((sizer or fixed_fraction())(sig, part), market.index, market.symbols)
+    eq = run_kernel(targets, market, config, barriers)[0]
+    rets = eq[1:] / eq[:-1] - 1.0
+    split = window.oos_start - window.is_start - 1  # returns[i] is bar i+1 over bar i; OOS returns start at oos_start
+    return rets[:split], rets[split:]
+
+
 def _evaluate(strategy_cls: type, jobs: Sequence[tuple[int, dict]], panel: Mapping[str, pd.DataFrame],
               window: Window, config: BacktestConfig, sizer: Sizer | None, barriers: Barriers | None,
               timeframe_ms: int) -> list[tuple[int, int, np.ndarray, np.ndarray]]:
     """Run parameter sets over one window's span; return (window, param index, IS returns, OOS returns) each."""
-    index = panel_index(panel)
-    lo, mid, hi = window.is_start, window.oos_start, window.oos_end
-    start, end = index[lo], index[hi - 1]
-    part = {s: f.loc[start:end] for s, f in panel.items()}
-    sub_index = panel_index(part)
-    symbols = tuple(part)
-    market = market_arrays(part, config)
-    out = []
-    for p_idx, params in jobs:
-        strategy = strategy_cls(**params)
-        sig = clean_signals(strategy.signals(part), sub_index, symbols, strategy.name)
-        targets = target_array((sizer or fixed_fraction())(sig, part), market.index, market.symbols)
-        eq = run_kernel(targets, market, config, barriers)[0]
-        rets = eq[1:] / eq[:-1] - 1.0
-        split = mid - lo - 1  # returns[i] is bar i+1 over bar i; OOS returns start at bar `mid`
-        out.append((window.number, p_idx, rets[:split], rets[split:]))
-    return out
+    prepared = window_market(panel, window, config)
+    return [(window.number, p_idx, *evaluate_params(strategy_cls, params, prepared, window, config, sizer, barriers))
+            for p_idx, params in jobs]
 
 
 def oos_trades(strategy_cls: type, params: dict, panel: Mapping[str, pd.DataFrame], window: Window,
@@ -165,6 +173,8 @@ class WalkForwardResult:
     backend: str = "loky"
     windows: list[Window] = field(default_factory=list)
     oos_trades: pd.DataFrame | None = None  # trades entered in each out-of-sample segment, stitched
+    search: str = "random"
+    studies: list[str] = field(default_factory=list)  # optuna study names (search="tpe"), one per window
 
 
 def _sharpe_pp(r: np.ndarray) -> float:
@@ -205,8 +215,12 @@ def run_walkforward(strategy_cls: type, panel: Mapping[str, pd.DataFrame], confi
                     sizer: Sizer | None = None, barriers: Barriers | None = None, store: Any = None,
                     n_jobs: int = 2, backend: str = "loky", timeframe: str | None = None,
                     progress: Progress | None = None, pbo_splits: int = 8,
-                    trial_family: str | None = None) -> WalkForwardResult:
-    """Optimise on each in-sample window, evaluate out of sample, record every trial, and score DSR and PBO."""
+                    trial_family: str | None = None,
+                    start_params: Mapping[str, Any] | None = None) -> WalkForwardResult:
+    """Optimise on each in-sample window, evaluate out of sample, record every trial, and score DSR and PBO.
+
+    `search="tpe"` runs one optuna study per window (n_trials COMPLETE trials each, stored beside the store so a
+    re-run resumes); `start_params` is a point inside the param space that TPE evaluates first in every window."""
     from engine.backtest.registry import (TrialIdentity, code_version, cost_model, dataset_hash, record_run,
                                           record_trials, trial_counts, trial_row, trial_sharpe_variance)
     from engine.backtest.metrics import infer_timeframe_ms
@@ -214,25 +228,43 @@ def run_walkforward(strategy_cls: type, panel: Mapping[str, pd.DataFrame], confi
 
     if backend not in BACKENDS:
         raise ValueError(f"backend: must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if search not in SEARCHES:
+        raise ValueError(f"search: must be one of {', '.join(SEARCHES)}, got {search!r}")
     t0 = time.perf_counter()
     symbols = check_panel(panel)
     index = panel_index(panel)
     tf_ms = tf_ms_of(timeframe) if timeframe else infer_timeframe_ms(index)
     ppy = periods_per_year(tf_ms)
     windows = make_windows(len(index), n_windows, is_fraction, anchored)
-    params = sample_params(strategy_cls, n_trials, search, seed, fixed_params)
-    n_chunks = max(1, min(len(params), 2 * max(n_jobs, 1)))
-    chunks = [list(enumerate(params))[i::n_chunks] for i in range(n_chunks)]
-    tasks = [(strategy_cls, chunk, panel, w, config, sizer, barriers, tf_ms) for w in windows for chunk in chunks]
-    if backend == "dask":
-        results = _run_dask(tasks, n_jobs, progress, len(params) * len(windows))
-    else:
-        results = _run_parallel(tasks, n_jobs, backend, progress, len(params) * len(windows))
-    by_key = {(w, p): (is_r, oos_r) for w, p, is_r, oos_r in results}
     name = str(getattr(strategy_cls, "name", strategy_cls.__name__))
     d_hash = dataset_hash(panel, str(tf_ms))
+    identity = TrialIdentity(cost_model(config, sizer, barriers), code_version(strategy_cls), trial_family)
+    studies: list[str] = []
+    if search == "tpe":
+        from engine.backtest.optuna_search import run_tpe, study_prefix
+
+        prefix = study_prefix(name, d_hash, {"costs": identity.costs, "code": identity.code,
+                                             "fixed": dict(fixed_params or {})})
+        found = _with_backend(backend, n_jobs, strategy_cls, lambda: run_tpe(
+            strategy_cls, panel, windows, config, n_trials=n_trials, seed=seed, fixed=dict(fixed_params or {}),
+            sizer=sizer, barriers=barriers, ppy=ppy, prefix=prefix, store=store, start_params=start_params,
+            n_jobs=n_jobs, backend=backend, progress=progress))
+        by_w = {r.window: r.params for r in found}
+        by_key = {(r.window, i): ret for r in found for i, ret in enumerate(r.returns)}
+        studies = [r.study_name for r in found]
+        params = found[0].params
+    else:
+        params = sample_params(strategy_cls, n_trials, search, seed, fixed_params)
+        n_chunks = max(1, min(len(params), 2 * max(n_jobs, 1)))
+        chunks = [list(enumerate(params))[i::n_chunks] for i in range(n_chunks)]
+        tasks = [(strategy_cls, chunk, panel, w, config, sizer, barriers, tf_ms) for w in windows for chunk in chunks]
+        total = len(params) * len(windows)
+        results = _with_backend(backend, n_jobs, strategy_cls, lambda: _run_parallel(tasks, n_jobs, backend, progress, total))
+        by_key = {(w, p): (is_r, oos_r) for w, p, is_r, oos_r in results}
+        by_w = {w.number: params for w in windows}
     rows, trial_rows, oos_parts, oos_is_rows = [], [], [], []
     for w in windows:
+        params = by_w[w.number]
         is_sr = np.array([_sharpe_pp(by_key[(w.number, i)][0]) for i in range(len(params))])
         best = int(np.argmax(is_sr))
         oos_r = by_key[(w.number, best)][1]
@@ -246,36 +278,39 @@ def run_walkforward(strategy_cls: type, panel: Mapping[str, pd.DataFrame], confi
                      "is_sharpe": is_sr[best] * math.sqrt(ppy),
                      "oos_sharpe": _sharpe_pp(oos_r) * math.sqrt(ppy),
                      "oos_return": float(np.prod(1.0 + oos_r) - 1.0), "oos_bars": int(len(oos_r))})
-        oos_is_rows.append((w.number, best))
+        oos_is_rows.append((w.number, by_w[w.number][best]))
     table = pd.DataFrame(rows)
     stitched = np.concatenate(oos_parts)
     eq_values = config.initial_capital * np.concatenate(([1.0], np.cumprod(1.0 + stitched)))
     oos_index = index[windows[0].oos_start - 1: windows[-1].oos_end]
     oos_equity = pd.Series(eq_values, index=oos_index, name="oos_equity")
-    stitched_trades = pd.concat([oos_trades(strategy_cls, params[best], panel, windows[w_num], config, sizer,
+    stitched_trades = pd.concat([oos_trades(strategy_cls, best, panel, windows[w_num], config, sizer,
                                             barriers) for w_num, best in oos_is_rows], ignore_index=True)
     metrics = compute_metrics(oos_equity, stitched_trades, ppy)
-    matrix = np.column_stack([np.concatenate([by_key[(w.number, i)][1] for w in windows])
-                              for i in range(len(params))])
-    pbo = pbo_cscv(matrix, pbo_splits) if len(params) >= 2 and len(matrix) >= 2 * pbo_splits else \
-        {"pbo": float("nan"), "n_combinations": 0}
-    by_strategy = {name: len(params) * len(windows)}
+    n_eval = sum(len(v) for v in by_w.values())
+    if search == "tpe":  # CSCV needs the same configurations in every window; per-window studies search different ones
+        pbo = {"pbo": float("nan"), "n_combinations": 0,
+               "note": "not computed for --search tpe (each window searches its own configurations)"}
+    else:
+        matrix = np.column_stack([np.concatenate([by_key[(w.number, i)][1] for w in windows])
+                                  for i in range(len(params))])
+        pbo = pbo_cscv(matrix, pbo_splits) if len(params) >= 2 and len(matrix) >= 2 * pbo_splits else \
+            {"pbo": float("nan"), "n_combinations": 0}
+    by_strategy = {name: n_eval}
     if store is not None:
-        identity = TrialIdentity(cost_model(config, sizer, barriers), code_version(strategy_cls), trial_family)
         for w in windows:
-            record_trials(store, d_hash, name, [trial_row(params[i], by_key[(w.number, i)][0])
-                                                for i in range(len(params))], "in_sample", window=w.number,
+            record_trials(store, d_hash, name, [trial_row(p, by_key[(w.number, i)][0])
+                                                for i, p in enumerate(by_w[w.number])], "in_sample", window=w.number,
                           identity=identity)
         for w_num, best in oos_is_rows:
-            record_trials(store, d_hash, name, [trial_row(params[best], by_key[(w_num, best)][1])],
+            record_trials(store, d_hash, name, [trial_row(best, by_key[(w_num, by_w[w_num].index(best))][1])],
                           "out_of_sample", window=w_num, identity=identity)
         by_strategy = trial_counts(store, d_hash, trial_family)
         n_total = sum(by_strategy.values())
         var = trial_sharpe_variance(store, d_hash, trial_family)
     else:
-        n_total = len(params) * len(windows)
-        var = float(np.var([_sharpe_pp(by_key[(w.number, i)][0]) for w in windows for i in range(len(params))],
-                           ddof=1)) if n_total > 1 else 0.0
+        n_total = n_eval
+        var = float(np.var([_sharpe_pp(by_key[k][0]) for k in by_key], ddof=1)) if n_total > 1 else 0.0
     metrics.update({"n_trials": n_total, "n_trials_by_strategy": by_strategy, "trial_sharpe_variance": var,
                     "trial_family": trial_family or f"dataset:{d_hash[:12]}", "dsr_conventions": CONVENTIONS,
                     "pbo": pbo["pbo"],
@@ -284,21 +319,25 @@ def run_walkforward(strategy_cls: type, panel: Mapping[str, pd.DataFrame], confi
     elapsed = time.perf_counter() - t0
     metrics["elapsed_s"] = elapsed
     result = WalkForwardResult(table=table, oos_equity=oos_equity, metrics=metrics, pbo=pbo,
-                               trials=pd.DataFrame(trial_rows), params=params, dataset_hash=d_hash, strategy=name,
-                               elapsed_s=elapsed, backend=backend, windows=windows, oos_trades=stitched_trades)
+                               trials=pd.DataFrame(trial_rows), params=by_w[windows[0].number],
+                               dataset_hash=d_hash, strategy=name,
+                               elapsed_s=elapsed, backend=backend, windows=windows, oos_trades=stitched_trades,
+                               search=search, studies=studies)
     if store is not None:
         result.run_id = record_run(
             store, kind="walkforward", strategy=name,
             params={"n_trials": n_trials, "n_windows": n_windows, "anchored": anchored, "search": search,
-                    "seed": seed, "best": [r["best_params"] for r in rows]},
+                    "seed": seed, "best": [r["best_params"] for r in rows], "studies": studies},
             symbols=symbols, timeframe=timeframe or f"{tf_ms // 60_000}m",
             start_ts=int(index[0].value // 1_000_000), end_ts=int(index[-1].value // 1_000_000),
             dataset_hash=d_hash, metrics=metrics, lookahead=None)
     return result
 
 
-def _run_dask(tasks: list[tuple], n_jobs: int, progress: Progress | None, total: int) -> list[tuple]:
-    """Run the sweep through joblib's dask backend on the current dask.distributed client (or a local cluster)."""
+def _with_backend(backend: str, n_jobs: int, strategy_cls: type, run: Callable[[], Any]) -> Any:
+    """Call `run`; on the dask backend, inside a dask.distributed client (the current one, or a local cluster)."""
+    if backend != "dask":
+        return run()
     from distributed import Client, LocalCluster, get_client
 
     try:
@@ -308,16 +347,16 @@ def _run_dask(tasks: list[tuple], n_jobs: int, progress: Progress | None, total:
         cluster = LocalCluster(n_workers=max(n_jobs, 1), threads_per_worker=1, processes=True,
                                dashboard_address=None)
         own = (Client(cluster), cluster)
-    _ship_user_strategies_by_value(tasks)
+    _ship_user_strategies_by_value(strategy_cls)
     try:
-        return _run_parallel(tasks, n_jobs, "dask", progress, total)
+        return run()
     finally:
         if own is not None:
             own[0].close()
             own[1].close()
 
 
-def _ship_user_strategies_by_value(tasks: list[tuple]) -> None:
+def _ship_user_strategies_by_value(strategy_cls: type) -> None:
     """A user's strategy loaded from a folder (QUANTDESK_STRATEGY_PATH) is not importable by name on remote dask
     workers: pickle its module by value so the workers receive the code itself."""
     import sys
@@ -326,8 +365,6 @@ def _ship_user_strategies_by_value(tasks: list[tuple]) -> None:
 
     from engine.strategy.registry import USER_MODULE_PREFIX
 
-    for task in tasks:
-        for item in task:
-            module = getattr(item, "__module__", "") if isinstance(item, type) else ""
-            if module.startswith(USER_MODULE_PREFIX) and module in sys.modules:
-                cloudpickle.register_pickle_by_value(sys.modules[module])
+    module = getattr(strategy_cls, "__module__", "")
+    if module.startswith(USER_MODULE_PREFIX) and module in sys.modules:
+        cloudpickle.register_pickle_by_value(sys.modules[module])

@@ -23,6 +23,7 @@ import time
 from typing import Any, Callable, Mapping
 
 from engine.execution.broker import check_capital_cap, check_order_allowed
+from engine.execution.ccxt_cleanup import OrderCleanup
 from engine.execution.orders import (EPS, Fill, OrderBlocked, OrderRequest, get_order, insert_order,
                                      open_orders, positions_on_venue, record_fill, set_exchange_order_id,
                                      set_order_status)
@@ -30,44 +31,12 @@ from engine.store.db import Store
 from engine.store.ops import raise_alert
 
 log = logging.getLogger("quantdesk.ccxt_broker")
-API_KEY_ENV, API_SECRET_ENV = "QUANTDESK_API_KEY", "QUANTDESK_API_SECRET"
 EXTERNAL_INSTANCE = "_external"
 _STATUS = {"open": "open", "closed": "filled", "canceled": "canceled", "cancelled": "canceled", "expired": "canceled",
            "rejected": "rejected"}
 
 
-def check_env_keys(environ: Mapping[str, str]) -> tuple[str, str]:
-    """The API key and secret from the environment; ValueError naming the missing variables."""
-    missing = [n for n in (API_KEY_ENV, API_SECRET_ENV) if not environ.get(n)]
-    if missing:
-        raise ValueError(f"live trading needs {' and '.join(missing)} in the environment (keys are read from the "
-                         "environment only)")
-    return environ[API_KEY_ENV], environ[API_SECRET_ENV]
-
-
-def exchange_from_env(exchange_id: str, environ: Mapping[str, str], base_url: str = "") -> Any:
-    """A ccxt exchange instance with keys from the environment and ccxt's rate limiter on.
-
-    `base_url` (the exchange twin on 127.0.0.1) rewrites every REST URL of the exchange to that host."""
-    import ccxt
-
-    if exchange_id not in ccxt.exchanges:
-        raise ValueError(f"execution.exchange: unknown ccxt exchange {exchange_id!r}")
-    key, secret = check_env_keys(environ)
-    config: dict[str, Any] = {"apiKey": key, "secret": secret, "enableRateLimit": True}
-    if exchange_id.startswith("binance"):  # the market types this desk trades: spot and USD-M perpetuals
-        # with keys set ccxt would also call the heavy, rate-limited /sapi capital and margin endpoints on load
-        config["options"] = {"fetchMarkets": {"types": ["spot", "linear"]}, "fetchCurrencies": False,
-                             "fetchMargins": False}  # cash spot and USD-M only: no margin pair list
-    exchange = getattr(ccxt, exchange_id)(config)
-    if base_url:
-        from engine.data.ccxt_urls import point_at
-
-        point_at(exchange, base_url)
-    return exchange
-
-
-class CcxtBroker:
+class CcxtBroker(OrderCleanup):
     """A live broker over one ccxt exchange instance (injected, so tests pass one with a replaying `fetch`)."""
 
     mode = "live"
@@ -294,44 +263,6 @@ class CcxtBroker:
                             f"failed: {exc}", {"client_order_id": o["client_order_id"]})
         return n
 
-    def cancel_resting(self) -> dict[str, Any]:
-        """Cancel resting non-protective orders (the dead-man watchdog's action): every open order in state.db that
-        is neither reduce-only nor a protective stop / take-profit, then any of our own (`qd-` client id) non-reduce-only orders the exchange still shows
-        for the desk's symbols that state.db does not list. Protective (reduce-only) orders stay. Errors become
-        alerts and the rest are still tried."""
-        from engine.execution.flatten import is_protective
-
-        canceled, kept, errors = [], [], []
-        for o in open_orders(self.store):
-            if o["reduce_only"] or is_protective(o):
-                kept.append(o["client_order_id"])
-                continue
-            try:
-                if self.cancel(o["client_order_id"]):
-                    canceled.append(o["client_order_id"])
-            except Exception as exc:  # noqa: BLE001 - keep canceling the rest
-                errors.append(f"{o['client_order_id']}: {exc}")
-        known = set(canceled) | set(kept)
-        for symbol in self.symbols:
-            try:
-                listed = self._call(f"fetch_open_orders {symbol}", lambda s=symbol: self.exchange.fetch_open_orders(s))
-            except Exception as exc:  # noqa: BLE001
-                errors.append(f"fetch_open_orders {symbol}: {exc}")
-                continue
-            for o in listed:
-                coid = str(o.get("clientOrderId") or "")
-                if not coid.startswith("qd-") or coid in known or o.get("reduceOnly"):
-                    continue
-                try:
-                    self._call(f"cancel_order {coid}", lambda o=o, s=symbol: self.exchange.cancel_order(o["id"], s))
-                    canceled.append(coid)
-                except Exception as exc:  # noqa: BLE001
-                    errors.append(f"{coid}: {exc}")
-        for err in errors:
-            raise_alert(self.store, "critical", "broker.cancel_failed", f"cancel resting order failed: {err}"[:500],
-                        {"error": err[:300]}, source="watchdog")
-        return {"canceled": canceled, "kept_protective": kept, "errors": errors}
-
     def process(self) -> int:
         """Poll every open order on the exchange and record new fills; unsent (`new`) orders are resolved."""
         added = 0
@@ -357,32 +288,6 @@ class CcxtBroker:
         with self._lock:
             orphans = self.sweep_orphans()
             return {**self._reconcile_locked(), "orphans": orphans}
-
-    def sweep_orphans(self) -> dict[str, list[str]]:
-        """Open exchange orders that state.db has no row for. Ours (client id prefix `qd-`: sent, then the row was
-        lost with a restored state.db) are canceled, since nothing here would manage them; foreign ones (placed by
-        hand or another bot on the same account) are left alone and named in an alert."""
-        from engine.execution.orders import CLIENT_ID_PREFIX
-
-        canceled, foreign = [], []
-        for symbol in sorted(set(self.symbols)):
-            for o in self._call(f"fetch_open_orders {symbol}", lambda s=symbol: self.exchange.fetch_open_orders(s)):
-                coid = str(o.get("clientOrderId") or "")
-                if coid and get_order(self.store, coid) is not None:
-                    continue
-                if coid.startswith(CLIENT_ID_PREFIX):
-                    self._call(f"cancel orphan {coid}", lambda o=o, s=symbol: self.exchange.cancel_order(o["id"], s))
-                    canceled.append(coid)
-                else:
-                    foreign.append(coid or str(o.get("id")))
-        if canceled:
-            raise_alert(self.store, "warning", "recon.orphan_canceled", f"canceled {len(canceled)} open order(s) of "
-                        f"this desk that state.db did not know: {', '.join(canceled)}"[:500], {"canceled": canceled})
-        if foreign:
-            raise_alert(self.store, "warning", "recon.foreign_orders", f"{len(foreign)} open order(s) on the account "
-                        f"were not placed by this desk and are left alone: {', '.join(foreign)}"[:500],
-                        {"foreign": foreign})
-        return {"canceled": canceled, "foreign": foreign}
 
     def apply_funding(self) -> int:
         """Book perpetual funding into the sub-ledgers of the instances holding perps on this account."""

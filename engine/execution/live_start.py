@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from engine.execution.ccxt_broker import API_KEY_ENV, API_SECRET_ENV, CcxtBroker, check_env_keys, exchange_from_env
+from engine.execution.ccxt_broker import CcxtBroker
+from engine.execution.exchange_client import API_KEY_ENV, API_SECRET_ENV, check_env_keys, exchange_from_env
 from engine.store.db import Store
 
 KEY_ENV_NAMES = (API_KEY_ENV, API_SECRET_ENV)

@@ -241,7 +241,8 @@ def train_model(settings: Settings, strategy_name: str, store: Store | None = No
                                                       "numbers": gate_numbers}, user=user)
         return {"strategy": strategy_name, "version": rec.version, "decision": decision, "estimator": report.estimator,
                 "oos": report.oos, "cv_auc": {k: float(np.mean(v)) if v else None for k, v in report.cv_auc.items()},
-                "champion_score": champ_score, "gate_basis": basis, "gate": gate_numbers, "events": len(ds.y), "features": len(ds.features),
+                "selection": report.selection, "champion_score": champ_score, "gate_basis": basis,
+                "gate": gate_numbers, "events": len(ds.y), "features": len(ds.features),
                 "timeframe": timeframe, "symbols": list(panel), "flow": flow, "path": rec.path, "pulled": pulled,
                 "elapsed_s": {"data": t_data, "dataset": t_ds, "train": t_train,
                               "total": time.perf_counter() - t0}}

@@ -117,11 +117,14 @@ class Monitors:
 
         now = self.source.milliseconds()
         symbols = {}
+        mids: dict[str, float] = {}
         for symbol in self.settings.data.symbols:
             age = max((a for k, a in ages.items() if k.rsplit(":", 1)[0] == symbol), default=None)
             spread = depth = funding = None
             try:
                 book = self.source.fetch_order_book(symbol, 50)
+                if book.get("bids") and book.get("asks"):
+                    mids[symbol] = (book["bids"][0][0] + book["asks"][0][0]) / 2
                 spread = book_liquidity(book, self.settings.risk.depth_bps)[0]
                 depth = self.depth.ratio(symbol, book)
             except Exception:  # noqa: BLE001 - no book is reported by the stale-data rule, not here
@@ -135,9 +138,16 @@ class Monitors:
                 data_age_s=age if age is not None and age != float("inf") else None, funding_rate=funding,
                 netflow_z=rr.netflow_z(self.store, symbol, now))
         out["recon_mismatch"] = rr.recon_mismatch(self.store)
+        gross, net, per_symbol = rr.exposure_budget(self.store, mids)  # the account budget over all instances
+        out["gross_exposure"], out["net_exposure"] = gross, net
+        import dataclasses
+
+        for symbol, share in per_symbol.items():
+            symbols[symbol] = dataclasses.replace(symbols.get(symbol, SymbolObservation()), exposure=share)
         return TriggerObservation(symbols=symbols, daily_drawdown=rr.daily_drawdown(self.store, now),
                                   total_drawdown=out["drawdown"], error_rate=out["error_rate"],
-                                  recon_mismatch=out["recon_mismatch"], ts=now_ms())
+                                  recon_mismatch=out["recon_mismatch"], gross_exposure=gross, net_exposure=net,
+                                  ts=now_ms())
 
     def triggers(self, obs: Any) -> Any:
         """Feed observations to the risk TriggerEngine, which moves the trading state when a rule fires."""

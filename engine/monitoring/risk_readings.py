@@ -89,3 +89,21 @@ def recon_mismatch(store: Store) -> float:
         external = conn.execute(select(func.coalesce(func.sum(func.abs(positions.c.qty)), 0.0)).where(
             positions.c.instance_id == EXTERNAL_INSTANCE)).scalar()
     return float(len(check_positions_match_fills(store))) + float(external or 0.0)
+
+
+def exposure_budget(store: Store, marks: dict[str, float]) -> tuple[float | None, float | None, dict[str, float]]:
+    """(gross, net, per-symbol) exposure of every instance together as fractions of the latest portfolio equity,
+    valued at `marks` (a symbol without a mark is valued at its entry price); (None, None, {}) without equity yet."""
+    with store.connect() as conn:
+        equity = conn.execute(select(equity_snapshots.c.equity).where(equity_snapshots.c.scope == "portfolio")
+                              .order_by(equity_snapshots.c.id.desc()).limit(1)).scalar()
+        rows = conn.execute(select(positions.c.symbol, positions.c.qty, positions.c.avg_price)
+                            .where(positions.c.qty != 0)).all()
+    if not equity or equity <= 0:
+        return None, None, {}
+    per: dict[str, float] = {}
+    for symbol, qty, avg in rows:
+        per[symbol] = per.get(symbol, 0.0) + float(qty) * marks.get(symbol, float(avg))
+    gross = sum(abs(v) for v in per.values()) / equity
+    net = sum(per.values()) / equity
+    return gross, net, {s: abs(v) / equity for s, v in per.items()}

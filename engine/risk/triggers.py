@@ -41,6 +41,7 @@ class SymbolObservation:
     data_age_s: float | None = None
     funding_rate: float | None = None
     netflow_z: float | None = None  # on-chain exchange net inflow z-score
+    exposure: float | None = None  # |notional held in this symbol, all instances| / portfolio equity
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ class TriggerObservation:
     total_drawdown: float | None = None  # fraction below the all-time peak equity, >= 0
     error_rate: float | None = None  # share of failed exchange requests in the recent window
     recon_mismatch: float | None = None  # |exchange position - local position| summed, in base units
+    gross_exposure: float | None = None  # sum |position notional| / portfolio equity (the account budget)
+    net_exposure: float | None = None  # sum position notional / portfolio equity (signed; its size is judged)
     ts: int = 0
 
 
@@ -138,6 +141,10 @@ def build_rules(cfg: TriggerConfig) -> list[Rule]:
              cfg.total_drawdown_halt),
         Rule("error_rate", False, _glob("error_rate"), cfg.error_rate_reduce, cfg.error_rate_halt),
         Rule("recon_mismatch", False, _glob("recon_mismatch", abs), None, cfg.recon_mismatch_halt),
+        Rule("gross_exposure", False, _glob("gross_exposure", abs), cfg.gross_exposure_reduce,
+             cfg.gross_exposure_halt),
+        Rule("net_exposure", False, _glob("net_exposure", abs), cfg.net_exposure_reduce, cfg.net_exposure_halt),
+        Rule("symbol_exposure", True, _sym("exposure", abs), cfg.symbol_exposure_reduce, cfg.symbol_exposure_halt),
     ]
 
 

@@ -135,6 +135,9 @@ class Trader:
             delta = round_to_lot(target - held.get(symbol, 0.0), MarketRules.from_market(market).lot_size)
             flip_or_exit = target == 0 or target * held.get(symbol, 0.0) <= 0
             ex = self.settings.execution
+            rules = MarketRules.from_market(market)  # the exchange refuses less (Binance -1013 NOTIONAL, LOT_SIZE)
+            if abs(delta) < rules.min_qty or abs(delta) * mark < max(ex.min_order_notional, rules.min_notional):
+                continue  # a top-up the venue would reject on every tick
             if abs(delta) * mark < ex.min_order_notional or (not flip_or_exit and abs(delta)
                                                               < ex.rebalance_band * abs(target)):
                 continue  # drift of a held position inside the band is not worth the fees

@@ -11,7 +11,8 @@ from pathlib import Path
 import ccxt
 import pytest
 
-from engine.execution.ccxt_broker import EXTERNAL_INSTANCE, CcxtBroker, check_env_keys, exchange_from_env
+from engine.execution.ccxt_broker import EXTERNAL_INSTANCE, CcxtBroker
+from engine.execution.exchange_client import check_env_keys, exchange_from_env
 from engine.execution.orders import (OrderBlocked, OrderRequest, check_positions_match_fills, get_order,
                                      load_positions, position_qty)
 from engine.risk.trading_state import TradingState, set_state

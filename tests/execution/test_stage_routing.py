@@ -10,7 +10,8 @@ from sqlalchemy import update
 
 from engine.config import LifecycleConfig, Settings, StrategyInstanceConfig
 from engine.data.simulator import SimulatedExchange
-from engine.execution.ccxt_broker import CcxtBroker, exchange_from_env
+from engine.execution.ccxt_broker import CcxtBroker
+from engine.execution.exchange_client import exchange_from_env
 from engine.execution.orders import OrderBlocked, OrderRequest, client_order_id, get_order, instance_tag
 from engine.execution.paper_broker import PaperBroker
 from engine.execution.router import StageRouter, broker_label, venue_for

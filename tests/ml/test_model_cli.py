@@ -49,6 +49,7 @@ def test_train_and_evaluate_on_an_imported_past_range(run, tmp_path: Path) -> No
                   "2017-01-01", "--until", "2017-04-20", "--no-gate")
     assert trained.exit_code == 0, trained.output
     assert "model quantum_momentum v1" in trained.output
+    assert "by past-only walk-forward CV" in trained.output and "embargo 35 days" in trained.output
     ev = run("model", "evaluate", "quantum_momentum", "--source", src, "--symbols", "BTC/USD", "--since",
              "2017-01-01", "--until", "2017-04-20", "--retrain-every", "20d", "--bootstrap", "50", "--json",
              "--report", str(tmp_path / "evidence.html"))

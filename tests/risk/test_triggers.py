@@ -37,6 +37,10 @@ CASES = {
     "total_drawdown": (TriggerObservation(total_drawdown=0.11, ts=T0), TriggerObservation(total_drawdown=0.2, ts=T0)),
     "error_rate": (TriggerObservation(error_rate=0.3, ts=T0), TriggerObservation(error_rate=0.7, ts=T0)),
     "recon_mismatch": (None, TriggerObservation(recon_mismatch=0.5, ts=T0)),
+    # the account-level exposure budget (issue 13): fractions of portfolio equity over all instances
+    "gross_exposure": (TriggerObservation(gross_exposure=1.8, ts=T0), TriggerObservation(gross_exposure=2.6, ts=T0)),
+    "net_exposure": (TriggerObservation(net_exposure=-1.6, ts=T0), TriggerObservation(net_exposure=2.1, ts=T0)),
+    "symbol_exposure": (_sym(exposure=0.55), _sym(exposure=0.8)),
 }
 
 

@@ -6,10 +6,7 @@ now is returned. Generated days and tapes are cached in memory (cache.py), share
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import OrderedDict
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
@@ -17,10 +14,9 @@ import numpy as np
 from engine.clock import timeframe_ms
 from engine.data.simulator import funding as fund
 from engine.data.simulator.events import MIN_MS
+from engine.data.simulator.exchange_support import aggregate, check_limit, iso8601, store_for
 from engine.data.simulator.feeds import SimFeed
-from engine.data.simulator.cache import DayStore
-from engine.data.simulator.markets import (DEFAULT_SYMBOLS, UNDERLYINGS, Instrument, Underlying, build_instruments,
-                                           market_dict)
+from engine.data.simulator.markets import DEFAULT_SYMBOLS, Instrument, build_instruments, market_dict
 from engine.data.simulator.microstructure import Tape, order_book
 from engine.data.simulator.world import DAY_MS, EPOCH_MS, HOUR_MS, REGIMES, World
 
@@ -28,13 +24,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 TIMEFRAMES = ("1m", "5m", "15m", "1h", "4h", "1d")
-DEFAULT_LIMIT = 1000  # bars / trades / funding records when no limit is given, like an exchange's page size
-
-
-def iso8601(ts_ms: int) -> str:
-    """ccxt-style ISO 8601 string of an epoch-ms timestamp."""
-    return datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + \
-        f"{int(ts_ms) % 1000:03d}Z"
 
 
 class SimulatedExchange:
@@ -59,7 +48,7 @@ class SimulatedExchange:
         self._instruments = build_instruments(start_price_btc)
         btc = next(i.underlying for i in self._instruments.values() if i.underlying.base == "BTC")
         self._all = tuple(sorted(self._instruments.values(), key=lambda i: i.index))
-        self._store = _store_for(int(seed), btc, self._all, shared_cache)
+        self._store = store_for(int(seed), btc, self._all, shared_cache)
         self._world = self._store.world
         chosen = list(DEFAULT_SYMBOLS if symbols is None else symbols)
         for sym in chosen:
@@ -187,10 +176,10 @@ class SimulatedExchange:
                 else:
                     d0 = EPOCH_MS + day * DAY_MS
                     minute = self._minute_rows(symbol, d0, min(end, d0 + DAY_MS), now)
-                    blocks.append(_aggregate(minute, HOUR_MS, dec) if minute.shape[0] else np.zeros((0, 6)))
+                    blocks.append(aggregate(minute, HOUR_MS, dec) if minute.shape[0] else np.zeros((0, 6)))
             rows = np.vstack(blocks) if blocks else np.zeros((0, 6))
         if step > MIN_MS and rows.shape[0]:
-            rows = _aggregate(rows, step, dec)
+            rows = aggregate(rows, step, dec)
         return rows[(rows[:, 0] >= since) & (rows[:, 0] < until)]
 
     def fetch_ohlcv(self, symbol: str, timeframe: str = "1m", since: int | None = None,
@@ -200,7 +189,7 @@ class SimulatedExchange:
         since=None returns the most recent `limit` bars (default 1000); otherwise the first `limit` bars opening at
         or after `since`.
         """
-        limit = _check_limit(limit)
+        limit = check_limit(limit)
         step = timeframe_ms(timeframe)
         now = self.milliseconds()
         if since is None:
@@ -213,7 +202,7 @@ class SimulatedExchange:
 
     def fetch_trades(self, symbol: str, since: int | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         """Public trades (taker side) oldest first: from `since`, or the most recent `limit` (default 1000)."""
-        limit = _check_limit(limit)
+        limit = check_limit(limit)
         now = self.milliseconds()
         if since is None:
             t, start = None, now + 1
@@ -308,7 +297,7 @@ class SimulatedExchange:
                                    limit: int | None = None) -> list[dict[str, Any]]:
         """Settled funding rates oldest first: from `since`, or the most recent `limit` (default 1000)."""
         s = self._perp_index(symbol)
-        limit = _check_limit(limit)
+        limit = check_limit(limit)
         now = self.milliseconds()
         if since is None:
             times = fund.funding_times(now - limit * fund.FUNDING_INTERVAL_MS, now)[-limit:]
@@ -374,47 +363,3 @@ class SimulatedExchange:
     def world(self) -> World:
         """The coarse world (regimes, events) behind this exchange."""
         return self._world
-
-
-_STORES: OrderedDict[tuple[int, float], DayStore] = OrderedDict()
-_STORES_LOCK = threading.Lock()
-_STORE_CACHE = 4
-
-
-def _store_for(seed: int, btc: Underlying, instruments: tuple[Instrument, ...], shared: bool) -> DayStore:
-    """The process-wide world and day caches for (seed, BTC start price), or private ones."""
-    key = (seed, btc.start_price)
-    with _STORES_LOCK:
-        if shared and key in _STORES:
-            _STORES.move_to_end(key)
-            return _STORES[key]
-        store = DayStore(World(seed, (btc,) + UNDERLYINGS[1:]), instruments)
-        if shared:
-            _STORES[key] = store
-            while len(_STORES) > _STORE_CACHE:
-                _STORES.popitem(last=False)
-        return store
-
-
-def _check_limit(limit: int | None) -> int:
-    """Validate a ccxt `limit` argument."""
-    if limit is None:
-        return DEFAULT_LIMIT
-    if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
-        raise ValueError(f"limit: must be a positive integer, got {limit!r}")
-    return int(limit)
-
-
-def _aggregate(rows: np.ndarray, step: int, amount_decimals: int) -> np.ndarray:
-    """Aggregate 1m rows (ts, o, h, l, c, v) into `step`-ms bars aligned to the epoch (so to UTC days)."""
-    key = (rows[:, 0].astype(np.int64) - EPOCH_MS) // step
-    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-    ends = np.r_[starts[1:], rows.shape[0]] - 1
-    out = np.empty((starts.size, 6))
-    out[:, 0] = key[starts] * step + EPOCH_MS
-    out[:, 1] = rows[starts, 1]
-    out[:, 2] = np.maximum.reduceat(rows[:, 2], starts)
-    out[:, 3] = np.minimum.reduceat(rows[:, 3], starts)
-    out[:, 4] = rows[ends, 4]
-    out[:, 5] = np.round(np.add.reduceat(rows[:, 5], starts), amount_decimals)
-    return out

@@ -1,0 +1,77 @@
+"""Order clean-up on the exchange for CcxtBroker: the dead-man watchdog's cancel of resting non-protective orders,
+and the start-up sweep of orphan orders (ours by client-id prefix, which state.db lost) and foreign ones (alerted)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.execution.orders import get_order, open_orders
+from engine.store.ops import raise_alert
+
+
+class OrderCleanup:
+    """Mixin of CcxtBroker (uses its store, exchange, symbols, _call and cancel)."""
+
+    def cancel_resting(self) -> dict[str, Any]:
+        """Cancel resting non-protective orders (the dead-man watchdog's action): every open order in state.db that
+        is neither reduce-only nor a protective stop / take-profit, then any of our own (`qd-` client id) non-reduce-only orders the exchange still shows
+        for the desk's symbols that state.db does not list. Protective (reduce-only) orders stay. Errors become
+        alerts and the rest are still tried."""
+        from engine.execution.flatten import is_protective
+
+        canceled, kept, errors = [], [], []
+        for o in open_orders(self.store):
+            if o["reduce_only"] or is_protective(o):
+                kept.append(o["client_order_id"])
+                continue
+            try:
+                if self.cancel(o["client_order_id"]):
+                    canceled.append(o["client_order_id"])
+            except Exception as exc:  # noqa: BLE001 - keep canceling the rest
+                errors.append(f"{o['client_order_id']}: {exc}")
+        known = set(canceled) | set(kept)
+        for symbol in self.symbols:
+            try:
+                listed = self._call(f"fetch_open_orders {symbol}", lambda s=symbol: self.exchange.fetch_open_orders(s))
+            except Exception as exc:  # noqa: BLE001
+                errors.append(f"fetch_open_orders {symbol}: {exc}")
+                continue
+            for o in listed:
+                coid = str(o.get("clientOrderId") or "")
+                if not coid.startswith("qd-") or coid in known or o.get("reduceOnly"):
+                    continue
+                try:
+                    self._call(f"cancel_order {coid}", lambda o=o, s=symbol: self.exchange.cancel_order(o["id"], s))
+                    canceled.append(coid)
+                except Exception as exc:  # noqa: BLE001
+                    errors.append(f"{coid}: {exc}")
+        for err in errors:
+            raise_alert(self.store, "critical", "broker.cancel_failed", f"cancel resting order failed: {err}"[:500],
+                        {"error": err[:300]}, source="watchdog")
+        return {"canceled": canceled, "kept_protective": kept, "errors": errors}
+
+    def sweep_orphans(self) -> dict[str, list[str]]:
+        """Open exchange orders that state.db has no row for. Ours (client id prefix `qd-`: sent, then the row was
+        lost with a restored state.db) are canceled, since nothing here would manage them; foreign ones (placed by
+        hand or another bot on the same account) are left alone and named in an alert."""
+        from engine.execution.orders import CLIENT_ID_PREFIX
+
+        canceled, foreign = [], []
+        for symbol in sorted(set(self.symbols)):
+            for o in self._call(f"fetch_open_orders {symbol}", lambda s=symbol: self.exchange.fetch_open_orders(s)):
+                coid = str(o.get("clientOrderId") or "")
+                if coid and get_order(self.store, coid) is not None:
+                    continue
+                if coid.startswith(CLIENT_ID_PREFIX):
+                    self._call(f"cancel orphan {coid}", lambda o=o, s=symbol: self.exchange.cancel_order(o["id"], s))
+                    canceled.append(coid)
+                else:
+                    foreign.append(coid or str(o.get("id")))
+        if canceled:
+            raise_alert(self.store, "warning", "recon.orphan_canceled", f"canceled {len(canceled)} open order(s) of "
+                        f"this desk that state.db did not know: {', '.join(canceled)}"[:500], {"canceled": canceled})
+        if foreign:
+            raise_alert(self.store, "warning", "recon.foreign_orders", f"{len(foreign)} open order(s) on the account "
+                        f"were not placed by this desk and are left alone: {', '.join(foreign)}"[:500],
+                        {"foreign": foreign})
+        return {"canceled": canceled, "foreign": foreign}

@@ -1,0 +1,148 @@
+"""optuna TPE as walk-forward's in-sample optimiser: registry count = optuna trials, seeded, stored, resumable."""
+
+from __future__ import annotations
+
+import json
+
+import optuna
+import pandas as pd
+import pytest
+from optuna.trial import TrialState
+
+from engine.backtest.optuna_search import open_storage
+from engine.backtest.registry import count_trials
+from engine.backtest.walkforward import run_walkforward
+from engine.config import BacktestConfig
+from engine.store import open_store
+from tests.support.strategies.sma_cross import SmaCross
+
+
+def _complete(storage: object, names: list[str]) -> int:
+    return sum(sum(t.state == TrialState.COMPLETE for t in optuna.load_study(study_name=n, storage=storage).trials)
+               for n in names)
+
+
+def test_tpe_walkforward_counts_every_optuna_trial_and_stores_the_study(store, make_panel) -> None:  # noqa: ANN001
+    """TPE runs per window; the registry's N equals the COMPLETE optuna trials, and the studies are in the store."""
+    panel = make_panel(1500, ("BTC/USDT",))
+    wf = run_walkforward(SmaCross, panel, BacktestConfig(), n_trials=12, n_windows=2, search="tpe", seed=5,
+                         store=store, backend="sequential")
+    names = json.loads(_run_params(store, wf.run_id))["studies"]
+    assert len(names) == 2 and all("/sma_cross/" in n for n in names)
+    storage = open_storage(store)
+    try:
+        assert {s.study_name for s in optuna.get_all_study_summaries(storage)} == set(names)
+        n_optuna = _complete(storage, names)
+    finally:
+        storage.engine.dispose()
+    assert n_optuna == 24
+    assert count_trials(store, wf.dataset_hash) == n_optuna == wf.metrics["n_trials"]
+    assert store.path.with_name(f"{store.path.stem}.optuna.db").exists()
+    assert list(wf.table["window"]) == [0, 1] and len(wf.oos_equity) == 1500 - 750 + 1
+
+
+def _run_params(store, run_id: int) -> str:  # noqa: ANN001
+    with store.connect() as conn:
+        return conn.exec_driver_sql("SELECT params FROM backtest_runs WHERE id = ?", (run_id,)).scalar_one()
+
+
+def test_same_seed_same_result_and_a_rerun_resumes_the_study(tmp_path, make_panel) -> None:  # noqa: ANN001
+    """Two fresh stores with one seed agree; re-running on the same store resumes (no new trials, same answer),
+    and asking for more trials adds only the difference."""
+    panel = make_panel(1200, ("BTC/USDT",))
+    cfg = BacktestConfig()
+    results = []
+    for name in ("a", "b"):
+        st = open_store(tmp_path / f"{name}.db")
+        try:
+            results.append(run_walkforward(SmaCross, panel, cfg, n_trials=10, n_windows=2, search="tpe", seed=7,
+                                           store=st, backend="sequential"))
+        finally:
+            st.dispose()
+    pd.testing.assert_frame_equal(results[0].table, results[1].table)
+    assert results[0].oos_equity.equals(results[1].oos_equity)
+    st = open_store(tmp_path / "a.db")
+    try:
+        again = run_walkforward(SmaCross, panel, cfg, n_trials=10, n_windows=2, search="tpe", seed=99, store=st,
+                                backend="sequential")
+        pd.testing.assert_frame_equal(again.table, results[0].table)
+        assert count_trials(st, again.dataset_hash) == 20
+        more = run_walkforward(SmaCross, panel, cfg, n_trials=14, n_windows=2, search="tpe", seed=7, store=st,
+                               backend="sequential")
+        assert count_trials(st, more.dataset_hash) == 28 == more.metrics["n_trials"]
+    finally:
+        st.dispose()
+
+
+def test_windows_in_parallel_match_sequential(make_panel) -> None:  # noqa: ANN001
+    """Windows are independent studies: running them on loky workers gives the sequential answer."""
+    panel = make_panel(1200, ("BTC/USDT",))
+    seq = run_walkforward(SmaCross, panel, BacktestConfig(), n_trials=8, n_windows=2, search="tpe", seed=1,
+                          backend="sequential")
+    par = run_walkforward(SmaCross, panel, BacktestConfig(), n_trials=8, n_windows=2, search="tpe", seed=1,
+                          backend="loky", n_jobs=2)
+    pd.testing.assert_frame_equal(seq.table, par.table)
+    assert seq.metrics["n_trials"] == 16
+
+
+def test_start_point_outside_its_space_is_rejected_naming_the_space(make_panel) -> None:  # noqa: ANN001
+    """A TPE starting point must lie inside the param space; the error names the parameter and the space."""
+    panel = make_panel(1000, ("BTC/USDT",))
+    with pytest.raises(ValueError, match=r"fast=500 is outside its search space int in \[2, 50\].*slow: int"):
+        run_walkforward(SmaCross, panel, BacktestConfig(), n_trials=4, n_windows=2, search="tpe",
+                        start_params={"fast": 500, "slow": 600}, backend="sequential")
+    with pytest.raises(ValueError, match="search: must be one of tpe, random, grid"):
+        run_walkforward(SmaCross, panel, BacktestConfig(), n_trials=4, search="bayes")
+
+
+def test_start_point_is_the_first_trial_of_every_window(make_panel) -> None:  # noqa: ANN001
+    """A valid starting point is evaluated first in each window's study."""
+    panel = make_panel(1000, ("BTC/USDT",))
+    wf = run_walkforward(SmaCross, panel, BacktestConfig(), n_trials=5, n_windows=2, search="tpe", seed=2,
+                         start_params={"fast": 5, "slow": 40, "long_only": True}, backend="sequential")
+    assert wf.trials.groupby("window").size().tolist() == [5, 5] and wf.metrics["n_trials"] == 10
+    assert wf.params[0] == {"fast": 5, "slow": 40, "long_only": True}
+
+
+def test_cli_optimize_with_tpe_and_a_bad_start_point(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    """`quantdesk optimize NAME --search tpe` runs with its progress bar and names the stored studies; a starting
+    point outside the space is one clear line and exit 2."""
+    import os
+
+    from typer.testing import CliRunner
+
+    import console.cli as cli
+
+    if "backtest" not in {getattr(c.callback, "__name__", "") for c in cli.app.registered_commands}:
+        cli._register_all()
+    monkeypatch.chdir(tmp_path)
+    for key in [k for k in os.environ if k.startswith("QUANTDESK")]:
+        monkeypatch.delenv(key)
+    from pathlib import Path
+
+    monkeypatch.setenv("QUANTDESK_STRATEGY_PATH", str(Path(__file__).resolve().parents[1] / "support" / "strategies"))
+
+    def run(*args: str):  # noqa: ANN202
+        return CliRunner().invoke(cli.app, ["--state", str(tmp_path / "state.db"), "optimize", "sma_cross",
+                                            "--symbols", "BTC/USDT", "--timeframe", "1h", "--since", "60d",
+                                            "--windows", "2", "--backend", "sequential", *args])
+
+    ok = run("--search", "tpe", "--trials", "6", "--out", str(tmp_path / "wf.html"))
+    assert ok.exit_code == 0, ok.output
+    assert "tpe" in ok.output and "optuna studies: walkforward/sma_cross/" in ok.output
+    assert (tmp_path / "state.optuna.db").exists() and (tmp_path / "wf.html").exists()
+    bad = run("--sampler", "tpe", "--trials", "3", "--start", "fast=500")
+    assert bad.exit_code == 2 and "outside its search space int in [2, 50]" in bad.output
+    assert "Traceback" not in bad.output
+
+
+def test_tpe_windows_on_a_dask_local_cluster_match_sequential(make_panel) -> None:  # noqa: ANN001
+    """`backend='dask'` runs the windows' studies on a dask.distributed LocalCluster with the sequential answer."""
+    pytest.importorskip("distributed")
+    panel = make_panel(1200, ("BTC/USDT",))
+    seq = run_walkforward(SmaCross, panel, BacktestConfig(), n_trials=6, n_windows=2, search="tpe", seed=1,
+                          backend="sequential")
+    dask = run_walkforward(SmaCross, panel, BacktestConfig(), n_trials=6, n_windows=2, search="tpe", seed=1,
+                           backend="dask", n_jobs=2)
+    pd.testing.assert_frame_equal(seq.table, dask.table)
+    assert dask.metrics["n_trials"] == 12 and dask.backend == "dask"
