@@ -61,7 +61,14 @@ def _list_instances(ctx: typer.Context) -> None:
     for inst in list_instances(store):
         typer.echo(f"  {inst.id:<20} {inst.strategy:<18} {inst.stage:<10} {inst.status:<8} "
                    f"capital {inst.effective_capital(settings.lifecycle):>12,.2f}  {inst.timeframe}  "
-                   f"{','.join(inst.symbols)}")
+                   f"{','.join(inst.symbols)}  {_lineage(inst)}")
+
+
+def _lineage(inst: Any) -> str:
+    """Which walk-forward run produced an instance: 'champion', or 'challenger of X from walk-forward run #N'."""
+    if inst.role != "challenger":
+        return inst.role
+    return f"challenger of {inst.parent_id} from walk-forward run #{inst.origin_run_id} {inst.params}"
 
 
 def check(name: str = typer.Argument(..., help="strategy name")) -> None:

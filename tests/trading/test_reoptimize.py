@@ -82,7 +82,7 @@ def test_the_engine_job_starts_a_paper_challenger_with_lineage_and_retires_it_wh
         assert started["instance_id"] == first.id and started["origin_run_id"] == first.origin_run_id
         decision = [d for d in _audits(store, "strategy.reopt") if d["started"]][0]
         assert decision["candidate_dsr"] > (decision["champion_dsr"] or 0.0) and decision["pbo"] <= 0.5
-        assert f"tick:{first.id}" in {j.id for j in svc.scheduler.get_jobs()}  # the trader runs it now
+        wait_for(lambda: svc.scheduler.get_job(f"tick:{first.id}"), 10, "the challenger's tick job")  # it trades
         # retire_after_days=0 and no paper record yet: the next run judges it, it has no DSR, it is retired
         wait_for(lambda: get_instance(store, first.id).status == "retired", 25, "the losing challenger retired")
         retired = [a for a in _audits(store, "strategy.challenger.retire") if a["instance_id"] == first.id]
@@ -155,3 +155,26 @@ def test_a_winning_challenger_is_kept(tmp_path: Path, strategies_on_path: None) 
     assert retire_losers(store, settings, "champ", now=born + 2 * DAY) == []
     assert get_instance(store, ch).status == "running" and _audits(store, "strategy.challenger.retire") == []
     store.dispose()
+
+
+def test_strategy_list_shows_challengers_beside_champions_with_lineage(tmp_path: Path,
+                                                                      strategies_on_path: None) -> None:
+    from typer.testing import CliRunner
+
+    from console.cli import _register_all, app
+
+    if not (app.registered_commands or app.registered_groups):  # once per process
+        _register_all()
+
+    settings = _settings(tmp_path, {"gap": 2})
+    store = open_store(settings.store_url())
+    end = now_ms()
+    _store_rising_bars(store, end)
+    sync_instances(store, settings)
+    decision = reoptimize_instance(store, settings, "champ", "sim", end)
+    store.dispose()
+    out = CliRunner().invoke(app, ["--state", str(tmp_path / "state.db"), "strategy", "list"])
+    assert out.exit_code == 0, out.output
+    lines = {line.split()[0]: line for line in out.output.splitlines() if line.startswith("  champ")}
+    assert lines["champ"].rstrip().endswith("champion")
+    assert f"challenger of champ from walk-forward run #{decision.run_id}" in lines[decision.challenger_id]
