@@ -50,6 +50,14 @@ def _store_rising_bars(store, end: int) -> None:  # noqa: ANN001
     upsert_candles(store, "sim", "BTC/USDT", "1h", rows)
 
 
+def _job_run(store, job_id: str):  # noqa: ANN001, ANN202 - (ok, result, error) of the first finished run
+    from engine.store.schema import job_runs
+
+    with store.connect() as conn:
+        return conn.execute(select(job_runs.c.ok, job_runs.c.result, job_runs.c.error).where(
+            job_runs.c.job_id == job_id, job_runs.c.finished_at.is_not(None)).order_by(job_runs.c.id)).first()
+
+
 def _audits(store, action: str) -> list[dict]:  # noqa: ANN001
     with store.connect() as conn:
         return [json.loads(r[0]) for r in conn.execute(select(audit_log.c.details).where(
@@ -83,6 +91,9 @@ def test_the_engine_job_starts_a_paper_challenger_with_lineage_and_retires_it_wh
         decision = [d for d in _audits(store, "strategy.reopt") if d["started"]][0]
         assert decision["candidate_dsr"] > (decision["champion_dsr"] or 0.0) and decision["pbo"] <= 0.5
         wait_for(lambda: svc.scheduler.get_job(f"tick:{first.id}"), 10, "the challenger's tick job")  # it trades
+        run = wait_for(lambda: _job_run(store, f"tick:{first.id}"), 15, "a finished tick of the challenger")
+        # the trader loaded Lean with the challenger's stored params (long) and sent its first paper order
+        assert run[0] == 1 and json.loads(run[1])["targets"]["BTC/USDT"] > 0, run
         # retire_after_days=0 and no paper record yet: the next run judges it, it has no DSR, it is retired
         wait_for(lambda: get_instance(store, first.id).status == "retired", 25, "the losing challenger retired")
         retired = [a for a in _audits(store, "strategy.challenger.retire") if a["instance_id"] == first.id]
