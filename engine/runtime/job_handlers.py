@@ -166,14 +166,22 @@ class JobHandlers:
         return f"retraining of {strategy} scheduled now"
 
     def _reopt(self, inst_id: str) -> dict[str, Any]:
-        """Retire this champion's losing challengers, then re-optimise it; a new challenger gets its tick job now."""
+        """Retire this champion's losing challengers (tick job removed, positions closed), then re-optimise it; a new
+        challenger gets its tick job now."""
         from engine.runtime import jobs
         from engine.runtime.scheduler import add_interval_job, engine_speed, remove_job, tick_interval
         from engine.trading.reoptimize import reoptimize_instance, retire_losers
 
+        from engine.execution.flatten import settle_venue
+
         retired = retire_losers(self.store, self.settings, inst_id)
+        closed = {}
+        ex = self.settings.execution
         for ch_id in retired:
             remove_job(self.scheduler, f"tick:{ch_id}")
+            # a retired challenger trades nowhere: close what it still holds (venue None)
+            closed[ch_id] = settle_venue(self.store, self.broker.brokers, ch_id, None,
+                                         max_rounds=ex.flatten_max_rounds, round_wait_s=ex.flatten_round_wait_s)
         decision = reoptimize_instance(self.store, self.settings, inst_id, self.source.id,
                                        int(self.source.milliseconds()))
         if decision.challenger_id is not None:
@@ -184,4 +192,4 @@ class JobHandlers:
             # while it waits on this executor, so adding here deadlocks (seen in tests); a short helper thread does it
             threading.Thread(target=add_interval_job, name=f"add-{name}", daemon=True,
                              args=(self.scheduler, name, tick_interval(tf, engine_speed(self.settings)))).start()
-        return {**decision.summary(), "retired": retired}
+        return {**decision.summary(), "retired": retired, "closed": closed}

@@ -14,6 +14,7 @@ from sqlalchemy import insert, select
 
 from engine.clock import now_ms
 from engine.config import Settings, StrategyInstanceConfig, settings_with
+from engine.execution.orders import positions_on_venue
 from engine.store import open_store
 from engine.store.candles import upsert_candles
 from engine.store.schema import alerts, audit_log, equity_snapshots
@@ -97,6 +98,10 @@ def test_the_engine_job_starts_a_paper_challenger_with_lineage_and_retires_it_wh
         # retire_after_days=0 and no paper record yet: the next run judges it, it has no DSR, it is retired
         wait_for(lambda: get_instance(store, first.id).status == "retired", 25, "the losing challenger retired")
         retired = [a for a in _audits(store, "strategy.challenger.retire") if a["instance_id"] == first.id]
+        wait_for(lambda: not svc.scheduler.get_job(f"tick:{first.id}"), 10, "the retired challenger's tick removed")
+        # it trades nowhere any more: what it held is closed (the paper broker fills the closing order)
+        wait_for(lambda: not [p for p in positions_on_venue(store, "paper") if p["instance_id"] == first.id], 15,
+                 "the retired challenger flat")
         assert retired and retired[0]["parent_id"] == "champ"
         with store.connect() as conn:
             kinds = {r[0] for r in conn.execute(select(alerts.c.rule))}
