@@ -160,6 +160,9 @@ def set_status(store: Store, instance_id: str, status: str, source: str, user: s
         raise LifecycleError(f"status: must be one of {STATUSES}, got {status!r}")
     with store.begin() as conn:
         inst = get_instance(conn, instance_id)
+        if inst.status == RETIRED:
+            raise LifecycleError(f"strategy instance {instance_id!r} is a retired challenger; it cannot be paused or "
+                                 "resumed (the next re-optimisation may start a new one)")
         conn.execute(update(strategy_instances).where(strategy_instances.c.id == instance_id)
                      .values(status=status, updated_at=now_ms()))
         audit(conn, source, f"strategy.{'pause' if status == 'paused' else 'resume'}",

@@ -18,7 +18,7 @@ from engine.execution.orders import positions_on_venue
 from engine.store import open_store
 from engine.store.candles import upsert_candles
 from engine.store.schema import alerts, audit_log, equity_snapshots
-from engine.trading.lifecycle import get_instance, list_instances, sync_instances
+from engine.trading.lifecycle import LifecycleError, get_instance, list_instances, set_status, sync_instances
 from engine.trading.reoptimize import challengers_of, reoptimize_instance, retire_losers
 from tests.support.waiting import wait_for
 
@@ -155,6 +155,8 @@ def test_a_challenger_is_judged_only_after_the_configured_time_and_only_a_loser_
     assert get_instance(store, first).status == "retired"
     audit = _audits(store, "strategy.challenger.retire")[0]
     assert audit["challenger_dsr"] < audit["champion_dsr"] and audit["age_days"] == pytest.approx(6.0)
+    with pytest.raises(LifecycleError, match="retired challenger"):
+        set_status(store, first, "running", "cli", "operator")  # a retired challenger stays retired
     store.dispose()
 
 
