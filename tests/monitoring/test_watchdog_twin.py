@@ -11,7 +11,8 @@ from sqlalchemy import insert
 
 from engine.clock import now_ms
 from engine.config import AlertsConfig, Settings, settings_with
-from engine.execution.ccxt_broker import API_KEY_ENV, API_SECRET_ENV, CcxtBroker
+from engine.execution.ccxt_broker import CcxtBroker
+from engine.execution.exchange_client import API_KEY_ENV, API_SECRET_ENV
 from engine.execution.orders import OrderRequest, open_orders
 from engine.monitoring.alerts.service import AlertService
 from engine.runtime.watchdog import Watchdog
