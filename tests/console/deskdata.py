@@ -32,7 +32,8 @@ def build_state(path: Path, *, positions: int = 4, orders: int = 3, alerts: int 
     with store.raw() as conn:
         cur = conn.cursor()
         for inst in INSTANCES:
-            cur.execute("INSERT INTO strategy_instances VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            cur.execute("INSERT INTO strategy_instances (id, strategy, stage, status, capital, symbols, timeframe, "
+                        "params, created_at, stage_changed_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                         (inst, inst, "paper", "running", 50_000.0, json.dumps(list(SYMBOLS)), "1m", "{}",
                          FIXED_NOW - 86_400_000, FIXED_NOW - 86_400_000, FIXED_NOW - 86_400_000))
         if heartbeat_at is not None:
