@@ -137,6 +137,29 @@ def test_critical_messages_reach_a_receiver_that_was_down(store, webhook, report
     report("receiver down then back", {"failed_attempts": len(failed), "messages_after_recovery": len(texts)})
 
 
+@pytest.mark.slow
+def test_a_receiver_down_for_a_full_minute_gets_every_critical_after(store, webhook, report) -> None:
+    """The issue's case at its real length: the receiver is down for 60 s while criticals are raised; with a
+    production-like backoff cap (5 s) every one arrives exactly once within 20 s of the receiver's return."""
+    webhook.stop()
+    sender = start_sender(store, fast_cfg(webhook.url, poll_s=0.2, retry_base_s=1.0, retry_max_s=5.0))
+    try:
+        t0 = time.monotonic()
+        for i in range(5):
+            raise_alert(store, "critical", "recon.mismatch", f"ETH/USDT mismatch {i}", {"i": i})
+        wait_for(lambda: time.monotonic() - t0 >= 60.0, 70, "a full minute of outage", interval=1.0)
+        webhook.start()
+        back = time.monotonic()
+        wait_for(lambda: sum("ETH/USDT mismatch" in t for t in webhook.texts()) >= 5, 20,
+                 "every critical message after the minute-long outage")
+        report("receiver down 60 s", {"delivered_after_return_s": round(time.monotonic() - back, 2)})
+    finally:
+        sender.stop()
+    texts = webhook.texts()
+    for i in range(5):
+        assert sum(f"mismatch {i}\n" in t for t in texts) == 1, f"mismatch {i} missing or doubled"
+
+
 def test_unsent_critical_is_sent_after_a_restart(state_path, webhook) -> None:
     store = open_store(state_path)
     cfg = fast_cfg(webhook.url)
