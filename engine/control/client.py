@@ -27,6 +27,7 @@ from engine.store.db import Store, open_existing, open_store
 from engine.store.ops import audit, current_user
 from engine.store.schema import commands, engine_status
 from engine.control.catalogue import CATALOGUE, CommandResult, command as catalogue_entry
+from engine.control.command_rows import finish_command
 from engine.control.doorbell import doorbell_address, ring
 from engine.control.snapshots import StatusSnapshot
 from engine.control.liveness import engine_alive
@@ -277,14 +278,6 @@ def submit_command(store: Store, command: str, args: Mapping[str, Any], source: 
             conn.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": COMMANDS_CHANNEL,
                                                                          "payload": str(cmd_id)})
     return cmd_id
-
-
-def finish_command(store: Store, cmd_id: int, result: CommandResult) -> None:
-    """Write a command's result and final status."""
-    payload = json.dumps({"ok": result.ok, "message": result.message, "data": result.data}, default=str)
-    with store.begin() as conn:
-        conn.execute(commands.update().where(commands.c.id == cmd_id).values(
-            status="done" if result.ok else "failed", result=payload, done_at=now_ms()))
 
 
 def _cancel_pending(store: Store, cmd_id: int) -> None:

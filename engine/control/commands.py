@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from engine.config import LifecycleConfig
 from engine.control import catalogue
 from engine.control.catalogue import CommandError, CommandResult, EngineHooks, StateContext
-from engine.control.client import finish_command
+from engine.control.command_rows import finish_command
 from engine.control.doorbell import Doorbell, doorbell_address
 from engine.store.db import Store
 from engine.store.notify import enqueue_event

@@ -11,7 +11,8 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from engine.features.panel import align_known_before, bar_close_ms, latest_published
+from engine.features.bars import bar_close_ms
+from engine.features.panel import align_known_before, latest_published
 from engine.features.periodic import per_period_change, per_period_zscore
 
 DEFAULT_FEED_COLUMNS = ("risk_index", "fear_greed", "netflow", "exchange_netflow")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from engine.features.panel import bar_close_ms, _index_ms
+from engine.features.bars import bar_close_ms, index_ms as _index_ms
 
 
 def _check_cols(frame: pd.DataFrame, cols: tuple[str, ...], name: str) -> None:

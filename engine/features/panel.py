@@ -14,6 +14,7 @@ import pandas as pd
 
 from engine.clock import timeframe_ms
 from engine.data.symbols import base_asset, perp_symbol
+from engine.features.bars import bar_close_ms, index_ms as _index_ms
 from engine.store.candles import load_candles
 from engine.store.db import Store
 
@@ -46,15 +47,6 @@ def _series_rows(store: Store, columns: str, table: str, exchange: str, symbol: 
         sql += " AND ts < ?"
         args.append(int(until_ms))
     return _query(store, sql + " ORDER BY ts", args)
-
-
-def bar_close_ms(index: pd.DatetimeIndex, timeframe: str) -> np.ndarray:
-    """Epoch ms at which each bar closes (open + timeframe): the moment its data is complete."""
-    return _index_ms(index) + timeframe_ms(timeframe)
-
-
-def _index_ms(index: pd.DatetimeIndex) -> np.ndarray:
-    return np.asarray(index.as_unit("ms").asi8, dtype="int64")
 
 
 def align_known_before(bar_close: np.ndarray, known_ts: np.ndarray, values: np.ndarray) -> np.ndarray:
