@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -69,7 +70,11 @@ def test_walkforward_tearsheet(make_panel) -> None:  # noqa: ANN001
 def test_cli_backtest_pulls_sim_history_and_counts_trials(run, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
     """First run pulls simulated bars into state.db; each run prints DSR and the growing trial count."""
     monkeypatch.setenv("QUANTDESK_STRATEGY_PATH", str(Path(__file__).resolve().parents[1] / "support" / "strategies"))
-    args = ["backtest", "sma_cross", "--symbols", "BTC/USDT", "--timeframe", "1h", "--since", "90d", "-p", "fast=6",
+    # a fixed window (not "90d" before now), so every run of this test sees the same dataset even when the clock
+    # crosses an hour boundary between two runs (that changed the dataset hash, and so the trial family)
+    until = pd.Timestamp.now(tz="UTC").floor("D")
+    window = ["--since", f"{until - pd.Timedelta(days=80):%Y-%m-%d}", "--until", f"{until:%Y-%m-%d}"]
+    args = ["backtest", "sma_cross", "--symbols", "BTC/USDT", "--timeframe", "1h", *window, "-p", "fast=6",
             "-p", "slow=30"]
     first = run(*args, "--out", str(tmp_path / "r1.html"))
     assert first.exit_code == 0, first.output
@@ -87,11 +92,11 @@ def test_cli_backtest_pulls_sim_history_and_counts_trials(run, tmp_path: Path, m
     assert Path(data["report"]).exists()
     third = run(*args[:-4], "-p", "fast=8", "-p", "slow=30", "--json", "--no-pull")
     assert json.loads(third.stdout)["n_trials"] == 2
-    peek = run("backtest", "peeking_oracle", "--symbols", "BTC/USDT", "--timeframe", "1h", "--since", "90d",
+    peek = run("backtest", "peeking_oracle", "--symbols", "BTC/USDT", "--timeframe", "1h", *window,
                "--no-pull", "--out", str(tmp_path / "peek.html"))
     assert peek.exit_code == 1, peek.output
     assert peek.stdout.lstrip().startswith("FAILED")
-    peek_json = run("backtest", "peeking_oracle", "--symbols", "BTC/USDT", "--timeframe", "1h", "--since", "90d",
+    peek_json = run("backtest", "peeking_oracle", "--symbols", "BTC/USDT", "--timeframe", "1h", *window,
                     "--no-pull", "--json")
     assert peek_json.exit_code == 1 and json.loads(peek_json.stdout)["lookahead"]["result"] == "FAILED"
     assert json.loads(peek_json.stdout)["dsr"] is None and json.loads(peek_json.stdout)["n_trials"] == 2
