@@ -18,3 +18,14 @@ def desk_state(tmp_path: Path):  # noqa: ANN201 - (path, writable Store)
     store = build_state(path, heartbeat_at=live_heartbeat())
     yield path, store
     store.dispose()
+
+
+@pytest.fixture
+def offline_state(tmp_path: Path):  # noqa: ANN201
+    """A desk whose engine is not running (no heartbeat): state-only commands are applied by the control client."""
+    from tests.console.deskdata import build_state
+
+    path = tmp_path / "state.db"
+    store = build_state(path, heartbeat_at=None)
+    yield path, store
+    store.dispose()

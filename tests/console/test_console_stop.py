@@ -5,56 +5,19 @@ one key press writes one command row."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
-import pytest
 from sqlalchemy import text
 
 from console.app import QuantdeskApp
 from console.stop_flow import STOP_FAILED, STOP_PENDING, StopFlow, StopPhase
 from console.widgets.keyed_table import KeyedTable
 from console.widgets.modals import ConfirmKey, StopConfirmBar, TypedConfirm
-from console.widgets.status import StatusHeader
 from engine.config import LifecycleConfig
 from engine.control.commands import CommandProcessor, EngineHooks
-from tests.console.deskdata import build_state
+from tests.console.desk_helpers import _header, _ready, _rows, _scalar, _stop_open  # noqa: F401 - shared helpers
 from tests.console.helpers import console_settings, run_async, screen_text, shows, wait_until
 
 SIZE = (100, 30)
-
-
-def _scalar(store, sql: str):  # noqa: ANN001, ANN202 - tiny SQL helper
-    with store.connect() as conn:
-        return conn.execute(text(sql)).scalar()
-
-
-def _rows(store, sql: str) -> list[dict]:
-    with store.connect() as conn:
-        return [dict(r) for r in conn.execute(text(sql)).mappings().all()]
-
-
-def _stop_open(app: QuantdeskApp) -> bool:
-    """The emergency-stop confirmation is showing (and focused) on the current screen."""
-    bars = app.screen.query(StopConfirmBar)
-    return bool(bars) and app.focused is bars.first()
-
-
-def _header(app: QuantdeskApp) -> StatusHeader:
-    return app.screen_stack[0].query_one(StatusHeader) if not app.screen.query(StatusHeader) else \
-        app.screen.query_one(StatusHeader)
-
-
-@pytest.fixture
-def offline_state(tmp_path: Path):  # noqa: ANN201
-    """A desk whose engine is not running (no heartbeat): state-only commands are applied by the control client."""
-    path = tmp_path / "state.db"
-    store = build_state(path, heartbeat_at=None)
-    yield path, store
-    store.dispose()
-
-
-async def _ready(pilot, app: QuantdeskApp) -> None:  # noqa: ANN001
-    await wait_until(pilot, lambda: app.status_polls >= 1 and getattr(app.screen, "polls", 0) >= 1, what="first poll")
 
 
 @run_async
