@@ -49,7 +49,7 @@ def signatures() -> dict[str, Any]:
     f8, i8, b1 = types.float64, types.int64, types.boolean
     c1, c2 = types.float64[::1], types.float64[:, ::1]
     return {
-        "simulate_kernel": types.Tuple((c1, c2, c2, i8))(c2, types.boolean[::1], *[c2] * 8, *[f8] * 7, i8, b1, i8),
+        "simulate_kernel": types.Tuple((c1, c2, c2, i8))(c2, types.boolean[::1], *[c2] * 10, *[f8] * 7, i8, b1, i8),
         "curve_stats": types.Tuple((f8, f8, f8, f8, f8, f8, i8))(c1),
         "bare_loop": c1(c1, c1, c1, f8, f8),
     }

@@ -76,3 +76,14 @@ def latch(score: np.ndarray, entry: float, exit_: float) -> np.ndarray:
 def warmup_mask(close: np.ndarray, warmup: int) -> np.ndarray:
     """True where a symbol has at least `warmup` bars of data up to and including that row."""
     return np.cumsum(np.isfinite(close), axis=0) >= warmup
+
+
+def hold_at_entry(size: np.ndarray, sides: np.ndarray) -> np.ndarray:
+    """Signed weights side x size with the size frozen at each run's entry bar (no rebalancing on drift).
+
+    A run is a stretch of one non-zero side per column; the size is read at its first bar only (point in time)."""
+    s = np.asarray(sides, dtype="float64")
+    prev = np.vstack([np.zeros((1, s.shape[1])), s[:-1]])
+    change = s != prev
+    held = ffill(np.where(change, np.where(s != 0, size, 0.0), np.nan))
+    return np.nan_to_num(s * held, nan=0.0)
