@@ -79,19 +79,19 @@ def parse_protective_id(coid: str) -> tuple[str, str] | None:
     return None
 
 
-def config_spec_of(risk: Any) -> Callable[[str], ProtectionSpec]:
+def config_spec_of(risk: Any) -> Callable[..., ProtectionSpec]:
     """The config default for every instance (`[risk] protective_stop_pct` / `protective_take_profit_pct`)."""
     spec = ProtectionSpec(float(risk.protective_stop_pct), float(risk.protective_take_profit_pct) or None)
-    return lambda _instance_id: spec
+    return lambda _instance_id, _symbol=None: spec
 
 
 class Protector:
     """Keeps one protective stop (and take-profit) on the exchange per live (instance, symbol) position.
 
-    `broker` is the exchange broker (CcxtBroker: submit, cancel, mark_price, exchange); `spec_of(instance_id)` gives
-    the instance's stop spec (strategy first, config default otherwise)."""
+    `broker` is the exchange broker (CcxtBroker: submit, cancel, mark_price, exchange); `spec_of(instance_id, symbol)`
+    gives the position's stop spec (strategy first: engine.trading.stops.protection_spec_of; config default otherwise)."""
 
-    def __init__(self, store: Store, broker: Any, spec_of: Callable[[str], ProtectionSpec],
+    def __init__(self, store: Store, broker: Any, spec_of: Callable[..., ProtectionSpec],
                  limit_offset: float = 0.01) -> None:
         self.store = store
         self.broker = broker
@@ -106,7 +106,7 @@ class Protector:
     def _desired(self, pos: dict[str, Any]) -> list[dict[str, Any]]:
         """The protective orders a position should have: kind, side, qty and trigger price, exchange-rounded."""
         ex, symbol = self.broker.exchange, pos["symbol"]
-        spec = self.spec_of(pos["instance_id"])
+        spec = self.spec_of(pos["instance_id"], symbol)  # per symbol: a vol-scaled strategy stop differs by trade
         side = "long" if pos["qty"] > 0 else "short"
         stop, take = protective_levels(side, float(pos["avg_price"]), spec.stop_frac, spec.take_frac)
         qty = float(ex.amount_to_precision(symbol, abs(pos["qty"])))

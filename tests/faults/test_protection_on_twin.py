@@ -18,7 +18,7 @@ SPOT = "BTC/USDT"
 def _broker(store, twin, stop=0.05, take=None):
     broker = CcxtBroker(store, twin.exchange(), max_retries=1, symbols=[SPOT], sleep=lambda s: None)
     broker.exchange.load_markets()
-    broker.protector = Protector(store, broker, lambda _i: ProtectionSpec(stop, take), limit_offset=0.01)
+    broker.protector = Protector(store, broker, lambda _i, _s=None: ProtectionSpec(stop, take), limit_offset=0.01)
     return broker
 
 
@@ -110,7 +110,7 @@ def test_halt_cancel_keeps_protective_orders_and_a_crossed_stop_closes_at_market
     # the stop is gone and the price is through its level (engine was down): the check closes at market
     (o,) = _protective_on_twin(twin)
     broker.cancel(o["clientOrderId"])
-    broker.protector.spec_of = lambda _i: ProtectionSpec(0.5)
+    broker.protector.spec_of = lambda _i, _s=None: ProtectionSpec(0.5)
     with store.begin() as conn:  # an entry far above the market puts the stop above the mark
         conn.exec_driver_sql("UPDATE positions SET avg_price = avg_price * 3 WHERE instance_id = 'ls'")
     done = broker.reconcile()["protection"]
