@@ -202,12 +202,25 @@ class CcxtBroker(OrderCleanup, Reconciliation):
             if o["symbol"] == req.symbol and is_protective(o) and o["client_order_id"] != req.client_order_id:
                 self.cancel(o["client_order_id"])
 
+    def _algo(self, symbol: str, coid: str) -> bool:
+        """True for a USD-M protective order: Binance keeps those in its Algo Order API (ccxt's `trigger` flag)."""
+        from engine.execution.protection import parse_protective_id
+
+        return ":" in symbol and parse_protective_id(coid) is not None
+
     def _lookup(self, symbol: str, coid: str) -> dict[str, Any] | None:
-        """The exchange's order for our client id, or None when the exchange never saw it."""
+        """The exchange's order for our client id, or None when the exchange never saw it. A USD-M conditional
+        order that triggered is answered by its actual order (the one holding the fills)."""
         import ccxt
 
         try:
-            return self.exchange.fetch_order(None, symbol, {"clientOrderId": coid})
+            if not self._algo(symbol, coid):
+                return self.exchange.fetch_order(None, symbol, {"clientOrderId": coid})
+            algo = self.exchange.fetch_order(None, symbol, {"clientOrderId": coid, "trigger": True})
+            actual = (algo.get("info") or {}).get("actualOrderId")
+            if algo.get("status") != "closed" or not actual:
+                return algo
+            return {**self.exchange.fetch_order(str(actual), symbol), "clientOrderId": coid}
         except ccxt.OrderNotFound:
             return None
 
@@ -284,8 +297,11 @@ class CcxtBroker(OrderCleanup, Reconciliation):
             if row["status"] in ("filled", "canceled", "rejected"):
                 return row["status"] == "canceled"
             try:
+                extra = {"trigger": True} if self._algo(row["symbol"], client_order_id) else {}
                 order = self._call(f"cancel_order {client_order_id}", lambda: self.exchange.cancel_order(
-                    row["exchange_order_id"], row["symbol"], {"clientOrderId": client_order_id}))
+                    row["exchange_order_id"], row["symbol"], {"clientOrderId": client_order_id, **extra}))
+                if extra:  # the algo API answers a cancel with a code, not the order: read it back
+                    order = self._lookup(row["symbol"], client_order_id) or order
             except ccxt.OrderNotFound:
                 order = self._lookup(row["symbol"], client_order_id)
                 if order is None:
