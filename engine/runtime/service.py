@@ -163,6 +163,14 @@ class EngineService(JobHandlers):
         self.monitors = Monitors(self.store, self.settings, self.source)
         # the sizer reads the monitors' VPIN readings (one shared mapping, given at start)
         self.trader = Trader(self.store, self.settings, self.broker, self.source, vpin_cdf=self.monitors.toxicity.cdf)
+        if exchange_broker is not None and getattr(exchange_broker, "protector", None) is not None:
+            # exchange-side protective orders take each strategy's own stop levels where it declares a stop
+            from engine.execution.protection import config_spec_of
+            from engine.trading.stops import protection_spec_of
+
+            exchange_broker.protector.spec_of = protection_spec_of(
+                self.trader.stop_watch, lambda inst_id: self.trader.stops_of(get_instance(self.store, inst_id)),
+                config_spec_of(self.settings.risk))
 
     def _say_live_instances(self) -> None:
         """A live engine names the instances that trade on the exchange, or says that none does."""
