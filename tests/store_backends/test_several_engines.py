@@ -126,6 +126,7 @@ def test_a_second_engine_by_another_name_runs_beside_the_first_and_a_same_name_o
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # five engine starts and four trading waits on a shared 2-core machine
 def test_two_engines_one_desk_halt_one_halt_all_kill9_either(backend_url: str, tmp_path: Path, report) -> None:
     desk = Desk(tmp_path, backend_url)
     try:
@@ -139,7 +140,7 @@ def test_two_engines_one_desk_halt_one_halt_all_kill9_either(backend_url: str, t
         out = desk.cli("halt", "--engine", "beta", "--reason", "beta only")
         assert out.returncode == 0 and "HALTED" in out.stdout, out.stdout + out.stderr
         beta_orders, main_fills = _n_orders(store, "qm_beta"), _n_fills(store, "qm_main")
-        wait_for(lambda: _n_fills(store, "qm_main") > main_fills + 2, 120, "main trading on while beta is halted")
+        wait_for(lambda: _n_fills(store, "qm_main") > main_fills + 1, 120, "main trading on while beta is halted")
         assert _n_orders(store, "qm_beta") == beta_orders, "beta sent orders while halted by --engine beta"
         out = desk.cli("resume", "--engine", "beta", "--confirm")
         assert out.returncode == 0, out.stdout + out.stderr
@@ -151,7 +152,7 @@ def test_two_engines_one_desk_halt_one_halt_all_kill9_either(backend_url: str, t
             desk.kill(victim)
             assert check_positions_match_fills(store) == [], f"after kill -9 of {victim}"
             other_fills = _n_fills(store, ENGINES[other])
-            wait_for(lambda o=other, n=other_fills: _n_fills(store, ENGINES[o]) > n + 1, 120,
+            wait_for(lambda o=other, n=other_fills: _n_fills(store, ENGINES[o]) > n, 120,
                      f"{other} trading on after kill -9 of {victim}")
             assert _n_fills(store, ENGINES[victim]) >= before[ENGINES[victim]][1], f"{victim}'s fills vanished"
             victim_orders = _n_orders(store, ENGINES[victim])
