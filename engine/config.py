@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from engine.config_rules import Check, check_value, cross_problems, field_checks, shown
+from engine.config_rules import Check, ConfigError, check_value, cross_problems, field_checks, shown
 from engine.config_sections import (  # the sections, re-exported: import them from here
     StoreConfig, DataConfig, SimulatorConfig, BacktestConfig,
     MLConfig, RiskConfig, TriggerConfig, ExchangeConfig,
@@ -26,14 +26,6 @@ from engine.config_sections import (  # the sections, re-exported: import them f
 
 DEFAULT_CONFIG_FILE = "quantdesk.toml"
 ENV_PREFIX = "QUANTDESK__"
-
-
-class ConfigError(ValueError):
-    """One or more configuration values are wrong; each line names the key, the value and the valid range."""
-
-    def __init__(self, message: str, problems: list[str] | None = None) -> None:
-        super().__init__(message)
-        self.problems = problems if problems is not None else [message]
 
 
 def _default_instances() -> dict[str, StrategyInstanceConfig]:

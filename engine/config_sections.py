@@ -103,6 +103,11 @@ class RiskConfig:
     depth_bps: float = ranged(10.0, gt=0, le=10_000)
     max_depth_fraction: float = ranged(0.1, gt=0, le=1)  # a trade may take at most this share of same-side depth
     vpin_cdf_scale_from: float = ranged(0.8, ge=0, le=1)  # above this VPIN CDF, size shrinks linearly to 0 at CDF 1
+    # exchange-side protection of every live position (engine/execution/protection.py), used when the instance's
+    # strategy declares no stop / take-profit of its own: distances from the entry price as fractions of it
+    protective_stop_pct: float = ranged(0.05, gt=0, lt=1)
+    protective_take_profit_pct: float = ranged(0.0, ge=0, le=10)  # 0 = no take-profit order
+    protective_limit_offset_pct: float = ranged(0.01, ge=0, lt=0.5)  # spot STOP_LOSS_LIMIT: limit this far past the trigger
 
 
 _REDUCE_BELOW_HALT = ("vpin_cdf", "daily_drawdown", "total_drawdown", "spread_bps", "stale_data", "funding_abs",

@@ -10,8 +10,8 @@ The blended score enters a position past `entry` and leaves inside `exit` (hyste
 Regime filter: momentum breaks down in volatility spikes and in choppy markets, so the side is forced flat when
 short-term volatility exceeds `max_vol_ratio` times its long-run level, or when the slow-horizon efficiency ratio
 (net move / path length) is below `min_efficiency`.
-Volatility targeting: `weights()` scales each side by target_vol / realised vol (capped at `max_leverage`), so every
-position carries similar risk; a sizer may use it in place of the raw side.
+Volatility targeting: `weights()` scales each side by target_vol / realised vol at entry (capped at 1 and at
+`max_leverage`), so every position carries similar risk; backtest, paper and live all trade these weights.
 
 Defaults are in bars of 1h (the research timeframe); on other timeframes the caller scales the horizons.
 """
@@ -153,12 +153,17 @@ class QuantumMomentum(Strategy):
         return pd.DataFrame(arrays["sides"], index=index, columns=symbols)
 
     def weights(self, panel: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-        """Side x min(max_leverage, target_vol / annualised realised vol): volatility-targeted exposure."""
+        """Side x min(1, max_leverage, target_vol / annualised realised vol), frozen at each entry: vol-targeted.
+
+        Weights live in [-1, 1] (a fraction of the full position the sizer allows), so the cap is 1 whatever
+        max_leverage says; the size is fixed at the entry bar and held for the run (no rebalancing on drift), the
+        same in the backtest and in paper/live."""
         index, symbols, arrays = self._arrays(panel)
         ann = arrays["sigma"] * np.sqrt(bars_per_year(index))
         with np.errstate(invalid="ignore", divide="ignore"):
-            lev = np.nan_to_num(np.minimum(self.config.target_vol / _n.positive_or_nan(ann), self.config.max_leverage))
-        return pd.DataFrame(arrays["sides"] * lev, index=index, columns=symbols)
+            lev = np.nan_to_num(np.minimum(self.config.target_vol / _n.positive_or_nan(ann),
+                                           min(self.config.max_leverage, 1.0)))
+        return pd.DataFrame(_n.hold_at_entry(lev, arrays["sides"]), index=index, columns=symbols)
 
     def features(self, panel: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
         """Standard features per symbol plus this strategy's ts/xs/score/regime columns."""

@@ -1,4 +1,4 @@
-"""Build the ahead-of-time compiled backtest kernel: `python -m engine.backtest.aot` (`make` runs it).
+"""Build the ahead-of-time compiled backtest kernel and indicator helpers: `python -m engine.backtest.aot` (`make`).
 
 numba.pycc compiles kernel.simulate_kernel, kernel.bare_loop and curve.curve_stats, with the signatures the engine
 calls them with (C-contiguous float64 arrays, a bool change-flag array, float64 / int64 / bool scalars), into the
@@ -6,6 +6,8 @@ extension `engine/backtest/_kernel_aot<EXT_SUFFIX>` for this machine's CPU (`tar
 `source_hash()`, the hash of the sources it was built from, which engine.backtest.kernels compares with the sources
 on disk before using it. The extension is built in a temporary directory beside it, checked by importing it in a
 fresh interpreter, and moved into place atomically; on failure the previous file (if any) is left as it was.
+The same steps build the strategy authors' indicator helpers (engine/features/fast_kernels.py, listed by
+engine.features.fast.aot_exports) into `engine/features/_fast_aot<EXT_SUFFIX>` (`--only kernel|fast`).
 """
 
 from __future__ import annotations
@@ -26,9 +28,18 @@ HERE = Path(__file__).resolve().parent
 NAME = "_kernel_aot"
 
 
+FAST_DIR = HERE.parent / "features"
+FAST_NAME = "_fast_aot"
+
+
 def output_path() -> Path:
     """Where the extension for this interpreter lives (engine/backtest/_kernel_aot + the ABI's EXT_SUFFIX)."""
     return HERE / (NAME + str(sysconfig.get_config_var("EXT_SUFFIX") or ".so"))
+
+
+def fast_output_path() -> Path:
+    """Where the indicator helpers' extension lives (engine/features/_fast_aot + the ABI's EXT_SUFFIX)."""
+    return FAST_DIR / (FAST_NAME + str(sysconfig.get_config_var("EXT_SUFFIX") or ".so"))
 
 
 def signatures() -> dict[str, Any]:
@@ -38,7 +49,7 @@ def signatures() -> dict[str, Any]:
     f8, i8, b1 = types.float64, types.int64, types.boolean
     c1, c2 = types.float64[::1], types.float64[:, ::1]
     return {
-        "simulate_kernel": types.Tuple((c1, c2, c2, i8))(c2, types.boolean[::1], *[c2] * 8, *[f8] * 7, i8, b1, i8),
+        "simulate_kernel": types.Tuple((c1, c2, c2, i8))(c2, types.boolean[::1], *[c2] * 10, *[f8] * 7, i8, b1, i8),
         "curve_stats": types.Tuple((f8, f8, f8, f8, f8, f8, i8))(c1),
         "bare_loop": c1(c1, c1, c1, f8, f8),
     }
@@ -51,26 +62,36 @@ def _constant(value: int) -> Callable[[], int]:
     return source_hash
 
 
-def compile_extension(out_dir: Path, verbose: bool = False) -> Path:
-    """Compile the extension into out_dir (pycc's own temporary files go there too); return the file's path."""
+def compile_extension(out_dir: Path, verbose: bool = False, target: str = "kernel") -> Path:
+    """Compile the extension (`kernel` or `fast`) into out_dir (pycc's temporary files go there too); return its path."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # numba.pycc's pending-deprecation notice
         from numba import types
         from numba.pycc import CC
 
-        from engine.backtest import curve, kernel
-        from engine.backtest.kernels import source_hash
+        if target == "fast":
+            from engine.features import fast
 
-        cc = CC(NAME)
+            cc = CC(FAST_NAME)
+            cc.output_file = fast_output_path().name
+            for name, (fn, sig) in fast.aot_exports().items():
+                cc.export(name, sig)(fn.py_func)
+            digest = fast.source_hash()
+        else:
+            from engine.backtest import curve, kernel
+            from engine.backtest.kernels import source_hash
+
+            cc = CC(NAME)
+            cc.output_file = output_path().name
+            sigs = signatures()
+            cc.export("simulate_kernel", sigs["simulate_kernel"])(kernel.simulate_kernel.py_func)
+            cc.export("bare_loop", sigs["bare_loop"])(kernel.bare_loop.py_func)
+            cc.export("curve_stats", sigs["curve_stats"])(curve.curve_stats.py_func)
+            digest = source_hash()
         cc.output_dir = str(out_dir)
-        cc.output_file = output_path().name
         cc.target_cpu = "host"
         cc.verbose = verbose
-        sigs = signatures()
-        cc.export("simulate_kernel", sigs["simulate_kernel"])(kernel.simulate_kernel.py_func)
-        cc.export("bare_loop", sigs["bare_loop"])(kernel.bare_loop.py_func)
-        cc.export("curve_stats", sigs["curve_stats"])(curve.curve_stats.py_func)
-        cc.export("source_hash", types.int64())(_constant(source_hash()))
+        cc.export("source_hash", types.int64())(_constant(digest))
         old_tmp = tempfile.tempdir
         tempfile.tempdir = str(out_dir)  # pycc's build directory: inside out_dir, removed with it
         try:
@@ -92,16 +113,29 @@ assert mod.curve_stats(np.array([1.0, 2.0, 1.0]))[5] == -0.5, "curve_stats"
 assert "numba" not in sys.modules, "the extension imported numba"
 """
 
+_CHECK_FAST = """
+import importlib.util, sys
+import numpy as np
+spec = importlib.util.spec_from_file_location("engine.features._fast_aot", sys.argv[1])
+mod = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(mod)
+from engine.features.fast import source_hash
+assert mod.source_hash() == source_hash(), "hash"
+assert mod.rolling_sum(np.array([[1.0], [2.0], [4.0]]), 2, 2, True)[2, 0] == 3.0, "rolling_sum"
+assert "numba" not in sys.modules, "the extension imported numba"
+"""
 
-def build(verbose: bool = False) -> Path:
-    """Compile, check in a fresh interpreter, then atomically install the extension; return its path."""
-    target = output_path()
-    work = Path(tempfile.mkdtemp(prefix=".aot-build-", dir=HERE))
+
+def build(verbose: bool = False, which: str = "kernel") -> Path:
+    """Compile, check in a fresh interpreter, then atomically install one extension (`kernel` or `fast`)."""
+    target = fast_output_path() if which == "fast" else output_path()
+    work = Path(tempfile.mkdtemp(prefix=".aot-build-", dir=target.parent))
     try:
-        built = compile_extension(work, verbose)
+        built = compile_extension(work, verbose, which)
         root = HERE.parents[1]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
-        subprocess.run([sys.executable, "-c", _CHECK, str(built)], check=True, cwd=root, env=env)
+        check = _CHECK_FAST if which == "fast" else _CHECK
+        subprocess.run([sys.executable, "-c", check, str(built)], check=True, cwd=root, env=env)
         os.replace(built, target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -109,18 +143,22 @@ def build(verbose: bool = False) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: build the extension; exit status 1 (with the reason on stderr) when it cannot be built."""
+    """Command line: build the extensions; exit status 1 (with the reason on stderr) when one cannot be built."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--only", choices=("kernel", "fast"), help="build one extension (default: both)")
     args = ap.parse_args(argv)
-    t0 = time.perf_counter()
-    try:
-        path = build(args.verbose)
-    except Exception as exc:  # noqa: BLE001 - reported; the engine falls back to numba's JIT
-        print(f"engine.backtest.aot: build failed ({type(exc).__name__}: {exc})", file=sys.stderr)
-        return 1
-    print(f"engine.backtest.aot: built {path.relative_to(HERE.parents[1])} in {time.perf_counter() - t0:.1f} s")
-    return 0
+    status = 0
+    for which in ([args.only] if args.only else ["kernel", "fast"]):
+        t0 = time.perf_counter()
+        try:
+            path = build(args.verbose, which)
+        except Exception as exc:  # noqa: BLE001 - reported; the engine falls back to numba's JIT
+            print(f"engine.backtest.aot: {which} build failed ({type(exc).__name__}: {exc})", file=sys.stderr)
+            status = 1
+            continue
+        print(f"engine.backtest.aot: built {path.relative_to(HERE.parents[1])} in {time.perf_counter() - t0:.1f} s")
+    return status
 
 
 if __name__ == "__main__":

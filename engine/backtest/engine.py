@@ -12,11 +12,13 @@ import pandas as pd
 
 from engine.backtest import kernels, layout
 from engine.backtest.costs import MarketArrays, cost_params, market_arrays
+from engine.backtest.exposure import exposure_fn, kernel_barriers, strategy_exposure, strategy_stops
 from engine.backtest.lookahead import LookaheadResult, check_lookahead
 from engine.backtest.metrics import compute_metrics, infer_timeframe_ms, periods_per_year
 from engine.backtest.sizing import Sizer, fixed_fraction
 from engine.backtest.stats import deflated_sharpe
 from engine.config import BacktestConfig, Settings
+from engine.strategy.stops import Stops
 
 
 @dataclass(frozen=True)
@@ -182,9 +184,12 @@ def changed_bars(targets: np.ndarray) -> np.ndarray:
     return out
 
 
-def run_kernel(targets: np.ndarray, m: MarketArrays, config: BacktestConfig,
-               barriers: Barriers | None = None) -> tuple[np.ndarray, ...]:
-    """Run the compiled kernel on aligned (n x k) target fractions: (equity, fill rows, trade rows, exposed bars)."""
+def run_kernel(targets: np.ndarray, m: MarketArrays, config: BacktestConfig, barriers: Barriers | None = None,
+               per_trade: tuple[np.ndarray | None, np.ndarray | None] = (None, None)) -> tuple[np.ndarray, ...]:
+    """Run the compiled kernel on aligned (n x k) target fractions: (equity, fill rows, trade rows, exposed bars).
+
+    `per_trade`: (stop-loss, take-profit) fractions per decision bar and symbol (vol-scaled stops; None = the
+    barriers' scalar), see engine.backtest.exposure.kernel_barriers."""
     fee_taker, fee_maker, half_spread, impact = cost_params(config)
     if targets.shape != m.close.shape:
         raise ValueError(f"targets: shape {targets.shape} does not match the market arrays {m.close.shape}")
@@ -192,7 +197,12 @@ def run_kernel(targets: np.ndarray, m: MarketArrays, config: BacktestConfig,
     sl, tp, max_bars = (barriers or Barriers()).as_kernel_args()
     # signal fills <= changed bars x symbols (each fill consumes a target change); barrier exits add at most one
     # per signal-opened trade; trade records <= fills + the trades still open at the end
-    per_change = 2 if (sl > 0.0 or tp > 0.0 or max_bars > 0) else 1
+    sl_arr, tp_arr = per_trade
+    empty = np.zeros((0, targets.shape[1]))
+    for arr in (sl_arr, tp_arr):
+        if arr is not None and arr.shape != targets.shape:
+            raise ValueError(f"per_trade: shape {arr.shape} does not match the targets {targets.shape}")
+    per_change = 2 if (sl > 0.0 or tp > 0.0 or max_bars > 0 or sl_arr is not None or tp_arr is not None) else 1
     capacity = per_change * int(np.count_nonzero(changed)) * targets.shape[1] + 2 * len(m.symbols) + 2
     # the kernel reads sigma / vol_ref only with impact on and funding only when some rate is set: 0-row views
     # otherwise (it then skips the scan of an all-zero funding array)
@@ -200,20 +210,23 @@ def run_kernel(targets: np.ndarray, m: MarketArrays, config: BacktestConfig,
     funding = m.funding if m.has_funding else m.funding[:0]
     return kernels.simulate_kernel(
         targets, changed, m.fill_px, m.open, m.high, m.low, m.close, sigma, vol_ref, funding,
-        float(config.initial_capital), fee_taker, fee_maker, half_spread, impact, sl, tp, max_bars,
+        empty if sl_arr is None else sl_arr, empty if tp_arr is None else tp_arr, float(config.initial_capital), fee_taker, fee_maker, half_spread, impact, sl, tp, max_bars,
         config.fill_model == "next_open", capacity)
 
 
 def simulate_targets(targets: pd.DataFrame, panel: Mapping[str, pd.DataFrame],
                      settings_or_config: Settings | BacktestConfig, barriers: Barriers | None = None,
-                     timeframe_ms: int | None = None) -> BacktestResult:
-    """Simulate fills for target fractions of equity (decided at bar t, filled at bar t+1) on the panel's bars."""
+                     timeframe_ms: int | None = None, stops: Stops | None = None) -> BacktestResult:
+    """Simulate fills for target fractions of equity (decided at bar t, filled at bar t+1) on the panel's bars.
+
+    `stops`: a strategy's protective exits; explicit `barriers` values take precedence over them."""
     t0 = time.perf_counter()
     config = _config_of(settings_or_config)
     m = market_arrays(panel, config)
     tgt = target_array(targets, m.index, m.symbols)
+    barriers, per_trade = kernel_barriers(stops, barriers, panel, m.index, m.symbols)
     t1 = time.perf_counter()
-    equity, fills, trades, exposed_bars = run_kernel(tgt, m, config, barriers)
+    equity, fills, trades, exposed_bars = run_kernel(tgt, m, config, barriers, per_trade)
     t2 = time.perf_counter()
     tf_ms = timeframe_ms or infer_timeframe_ms(m.index)
     equity_s = pd.Series(equity, index=m.index, name="equity", copy=False)  # the kernel's array, no copy
@@ -295,21 +308,22 @@ def run_backtest(strategy: Any, panel: Mapping[str, pd.DataFrame], settings_or_b
 
     symbols = check_panel(panel)
     index = panel_index(panel)
-    signals = clean_signals(strategy.signals(panel), index, symbols, name)
+    weights, signals = strategy_exposure(strategy, panel, index, symbols)
+    stops = strategy_stops(strategy)
     t1 = time.perf_counter()
     sizer = sizer or fixed_fraction()
-    targets = sizer(signals, panel)
+    targets = sizer(weights, panel)
     tf_ms = None
     if timeframe:
         from engine.clock import timeframe_ms as tfm
         tf_ms = tfm(timeframe)
-    result = simulate_targets(targets, panel, settings_or_backtest_config, barriers, timeframe_ms=tf_ms)
+    result = simulate_targets(targets, panel, settings_or_backtest_config, barriers, timeframe_ms=tf_ms, stops=stops)
     result.strategy, result.params, result.signals = name, _params_of(strategy), signals
     result.strategy_obj = strategy
     result.elapsed_s["signals"] = t1 - t0
     if lookahead:
         t2 = time.perf_counter()
-        result.lookahead = check_lookahead(strategy.signals, panel, full_signals=signals,
+        result.lookahead = check_lookahead(exposure_fn(strategy), panel, full_signals=weights,
                                            warmup_bars=int(getattr(strategy, "warmup_bars", 0) or 0))
         result.metrics["lookahead_ok"] = result.lookahead.ok
         result.elapsed_s["lookahead"] = time.perf_counter() - t2

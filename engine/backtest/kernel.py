@@ -16,8 +16,13 @@ requires bit-for-bit agreement):
 - Funding: at a bar with a funding rate, the position held entering the bar pays qty * open * rate (longs pay a
   positive rate).
 - Barriers (fractions of the trade's average entry price; <= 0 disables): a time exit at the open once the trade has
-  lasted `max_bars` bars, then stop-loss before take-profit inside the bar (conservative), gap-aware. After a barrier
-  exit the symbol stays flat until its target changes (only a changed target trades).
+  lasted `max_bars` bars, then stop-loss before take-profit inside the bar (conservative), gap-aware: a long's stop
+  fills at min(open, stop level), its take-profit at max(open, level) (shorts mirrored). After a barrier exit the
+  symbol stays flat until its target changes (only a changed target trades).
+- Each trade's stop-loss / take-profit fraction is fixed when a signal fill opens it: `stop_frac[t-1, s]` /
+  `take_frac[t-1, s]` of the bar the entry was decided on (e.g. k x ATR / close there: vol-scaled stops) when that
+  array has rows, else the scalar `stop_loss` / `take_profit`. NaN or <= 0 means none for that trade. Adding to a
+  trade keeps its fractions (of the new average entry price).
 - Within a bar: funding, time exits, then for open fills (`fills_at_open`) signal fills followed by intrabar barriers
   (a trade opened at this open may be stopped in this bar); for close/vwap fills, intrabar barriers on older trades
   first, then signal fills. Equity is marked at the close.
@@ -32,7 +37,7 @@ from engine.backtest.layout import (  # noqa: F401 - re-exported: kernel.REASON_
     F_BAR, F_FEE, F_PRICE, F_QTY, F_REASON, F_REF, F_SLIP, F_SYM, N_FILL_COLS, N_STATE_COLS, N_TRADE_COLS, REASON_END,
     REASON_NAMES, REASON_SIGNAL, REASON_STOP, REASON_TAKE, REASON_TIME, S_AVG, S_ENTRY_BAR, S_EXIT_QTY, S_EXIT_VAL,
     S_FEES, S_FUND, S_MAXQ, S_REAL, S_SLIP, T_ENTRY_BAR, T_ENTRY_PX, T_EXIT_BAR, T_EXIT_PX, T_FEES, T_FUNDING, T_PNL,
-    T_QTY, T_REASON, T_SIDE, T_SLIP, T_SYM)
+    T_QTY, T_REASON, T_SIDE, T_SLIP, T_SYM, S_SL, S_TP)
 
 
 @njit(cache=True)
@@ -135,10 +140,10 @@ def _fill(t, s, dq, ref_px, maker, reason, qty, cash, st, fills, counts, trades,
 
 @njit(cache=True)
 def _barriers(t, intrabar, same_bar_ok, qty, cash, st, fills, counts, trades,  # noqa: ANN001, ANN202
-              open_, high, low, stop_loss, take_profit, max_bars,
+              open_, high, low, max_bars,
               fee_taker, fee_maker, half_spread, impact_coef, sigma, vol_ref):
-    """Time exits at the open (intrabar=False) or stop-loss / take-profit inside bar t (intrabar=True); returns
-    the new cash."""
+    """Time exits at the open (intrabar=False) or stop-loss / take-profit inside bar t (intrabar=True, at each
+    trade's own fractions S_SL / S_TP); returns the new cash."""
     k = qty.shape[0]
     for s in range(k):
         q = qty[s]
@@ -156,6 +161,8 @@ def _barriers(t, intrabar, same_bar_ok, qty, cash, st, fills, counts, trades,  #
         if entry_bar == t and not same_bar_ok:
             continue
         avg = st[s, S_AVG]
+        stop_loss = st[s, S_SL]
+        take_profit = st[s, S_TP]
         if q > 0.0:
             if stop_loss > 0.0:
                 stop = avg * (1.0 - stop_loss)
@@ -210,7 +217,7 @@ def _hold_run(equity, changed, close, t, cash, q):  # noqa: ANN001, ANN202 - num
 
 @njit(cache=True)
 def simulate_kernel(targets, changed, fill_px, open_, high, low, close, sigma, vol_ref, funding,  # noqa: ANN001, ANN201
-                    init_cash, fee_taker, fee_maker, half_spread, impact_coef,
+                    stop_frac, take_frac, init_cash, fee_taker, fee_maker, half_spread, impact_coef,
                     stop_loss, take_profit, max_bars, fills_at_open, capacity):
     """Simulate the portfolio over (n bars x k symbols); returns equity per bar, fill rows, trade rows and the
     number of bars that ended holding any position.
@@ -223,6 +230,7 @@ def simulate_kernel(targets, changed, fill_px, open_, high, low, close, sigma, v
     cell in numba's per-bar hot path. Stretches of bars with nothing to execute (flat, or holding without barriers
     or funding) run in tight helper loops (_flat_run, _hold_run) up to the bar after the next target change.
     `funding` (and `sigma` / `vol_ref` when impact_coef is 0) may have 0 rows: nothing is funded (read).
+    `stop_frac` / `take_frac` (n x k per-trade fractions by decision bar) may have 0 rows: the scalars apply.
     """
     n, k = targets.shape
     equity = np.empty(n)
@@ -235,7 +243,9 @@ def simulate_kernel(targets, changed, fill_px, open_, high, low, close, sigma, v
     counts = np.zeros(2, dtype=np.int64)
     exposed_bars = 0
     n_open = 0  # symbols with a non-zero position (funding and marking skip work while flat)
-    has_barriers = stop_loss > 0.0 or take_profit > 0.0
+    per_trade_sl = stop_frac.shape[0] > 0
+    per_trade_tp = take_frac.shape[0] > 0
+    has_barriers = stop_loss > 0.0 or take_profit > 0.0 or per_trade_sl or per_trade_tp
     last_fill_count = 0
     pending = False
     has_funding = False
@@ -292,10 +302,10 @@ def simulate_kernel(targets, changed, fill_px, open_, high, low, close, sigma, v
         # 2) time barrier at the open
         if max_bars > 0 and n_open > 0:
             cash = _barriers(t, False, False, qty, cash, st, fills, counts, trades, open_, high, low,
-                             stop_loss, take_profit, max_bars, fee_taker, fee_maker, half_spread, impact_coef, sigma, vol_ref)
+                             max_bars, fee_taker, fee_maker, half_spread, impact_coef, sigma, vol_ref)
         if has_barriers and not fills_at_open and n_open > 0:
             cash = _barriers(t, True, False, qty, cash, st, fills, counts, trades, open_, high, low,
-                             stop_loss, take_profit, max_bars, fee_taker, fee_maker, half_spread, impact_coef, sigma, vol_ref)
+                             max_bars, fee_taker, fee_maker, half_spread, impact_coef, sigma, vol_ref)
         # 3) signal fills: the target decided at t-1
         if t > 0 and (pending or changed[t - 1]):
             pending = False
@@ -325,9 +335,14 @@ def simulate_kernel(targets, changed, fill_px, open_, high, low, close, sigma, v
                 if dq != 0.0:
                     cash = _fill(t, s, dq, px, False, REASON_SIGNAL, qty, cash, st, fills, counts, trades,
                                  fee_taker, fee_maker, half_spread, impact_coef, sigma, vol_ref)
+                    if has_barriers and qty[s] != 0.0 and st[s, S_ENTRY_BAR] == t:  # a trade opened: its barriers
+                        v = stop_frac[t - 1, s] if per_trade_sl else stop_loss
+                        st[s, S_SL] = v if v > 0.0 else 0.0  # NaN compares false: no stop
+                        v = take_frac[t - 1, s] if per_trade_tp else take_profit
+                        st[s, S_TP] = v if v > 0.0 else 0.0
         if has_barriers and fills_at_open and (n_open > 0 or counts[0] != last_fill_count):
             cash = _barriers(t, True, True, qty, cash, st, fills, counts, trades, open_, high, low,
-                             stop_loss, take_profit, max_bars, fee_taker, fee_maker, half_spread, impact_coef, sigma, vol_ref)
+                             max_bars, fee_taker, fee_maker, half_spread, impact_coef, sigma, vol_ref)
         # 4) mark to market at the close
         eq = cash
         if n_open > 0 or counts[0] != last_fill_count:

@@ -105,13 +105,15 @@ def _int(x: Any) -> int | None:
 
 def simulate_kernel(targets: np.ndarray, changed: np.ndarray, fill_px: np.ndarray, open_: np.ndarray,
                     high: np.ndarray, low: np.ndarray, close: np.ndarray, sigma: np.ndarray, vol_ref: np.ndarray,
-                    funding: np.ndarray, init_cash: float, fee_taker: float, fee_maker: float, half_spread: float,
-                    impact_coef: float, stop_loss: float, take_profit: float, max_bars: int, fills_at_open: bool,
+                    funding: np.ndarray, stop_frac: np.ndarray, take_frac: np.ndarray, init_cash: float,
+                    fee_taker: float, fee_maker: float, half_spread: float, impact_coef: float, stop_loss: float,
+                    take_profit: float, max_bars: int, fills_at_open: bool,
                     capacity: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """engine.backtest.kernel.simulate_kernel (equity, fill rows, trade rows, exposed bars), AOT when possible."""
     mod = aot_module()
     if mod is not None:
-        arrays = [_c_float(a, 2) for a in (targets, fill_px, open_, high, low, close, sigma, vol_ref, funding)]
+        arrays = [_c_float(a, 2) for a in (targets, fill_px, open_, high, low, close, sigma, vol_ref, funding,
+                                           stop_frac, take_frac)]
         reals = [_real(x) for x in (init_cash, fee_taker, fee_maker, half_spread, impact_coef, stop_loss, take_profit)]
         ints = [_int(max_bars), _int(capacity)]
         flags = changed if isinstance(changed, np.ndarray) and changed.ndim == 1 and changed.dtype == np.bool_ \
@@ -120,11 +122,12 @@ def simulate_kernel(targets: np.ndarray, changed: np.ndarray, fill_px: np.ndarra
         if flags is not None and at_open is not None and all(v is not None for v in (*arrays, *reals, *ints)):
             if not (flags.flags.c_contiguous and flags.flags.aligned):
                 flags = np.ascontiguousarray(flags)
-            t, f, o, h, lo, c, sg, vr, fu = arrays
-            return mod.simulate_kernel(t, flags, f, o, h, lo, c, sg, vr, fu, *reals, ints[0], at_open, ints[1])
+            t, f, o, h, lo, c, sg, vr, fu, sf, tf = arrays
+            return mod.simulate_kernel(t, flags, f, o, h, lo, c, sg, vr, fu, sf, tf, *reals, ints[0], at_open,
+                                       ints[1])
     return _jit()[0].simulate_kernel(targets, changed, fill_px, open_, high, low, close, sigma, vol_ref, funding,
-                                     init_cash, fee_taker, fee_maker, half_spread, impact_coef, stop_loss,
-                                     take_profit, max_bars, fills_at_open, capacity)
+                                     stop_frac, take_frac, init_cash, fee_taker, fee_maker, half_spread, impact_coef,
+                                     stop_loss, take_profit, max_bars, fills_at_open, capacity)
 
 
 def curve_stats(values: np.ndarray) -> tuple[float, float, float, float, float, float, int]:

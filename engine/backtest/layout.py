@@ -21,6 +21,6 @@ N_FILL_COLS = 8
 (T_SYM, T_ENTRY_BAR, T_EXIT_BAR, T_SIDE, T_QTY, T_ENTRY_PX, T_EXIT_PX, T_PNL, T_FEES, T_SLIP, T_FUNDING,
  T_REASON) = range(12)
 N_TRADE_COLS = 12
-# columns of the per-symbol open-trade state
-(S_ENTRY_BAR, S_AVG, S_MAXQ, S_FEES, S_SLIP, S_FUND, S_REAL, S_EXIT_VAL, S_EXIT_QTY) = range(9)
-N_STATE_COLS = 9
+# columns of the per-symbol open-trade state (S_SL / S_TP: the trade's stop-loss / take-profit fraction, fixed at entry)
+(S_ENTRY_BAR, S_AVG, S_MAXQ, S_FEES, S_SLIP, S_FUND, S_REAL, S_EXIT_VAL, S_EXIT_QTY, S_SL, S_TP) = range(11)
+N_STATE_COLS = 11

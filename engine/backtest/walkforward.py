@@ -21,7 +21,8 @@ import pandas as pd
 
 from engine.backtest.costs import check_panel, panel_index
 from engine.backtest.costs import market_arrays
-from engine.backtest.engine import Barriers, clean_signals, run_kernel, target_array
+from engine.backtest.engine import Barriers, run_kernel, target_array
+from engine.backtest.exposure import kernel_barriers, strategy_exposure, strategy_stops
 from engine.backtest.metrics import compute_metrics, periods_per_year
 from engine.backtest.sizing import Sizer, fixed_fraction
 from engine.backtest.stats import CONVENTIONS, deflated_sharpe, pbo_cscv, sample_moments
@@ -116,9 +117,10 @@ def evaluate_params(strategy_cls: type, params: dict, prepared: tuple, window: W
     """One parameter set over a window's span (one pass): its in-sample and out-of-sample per-bar returns."""
     part, sub_index, symbols, market = prepared
     strategy = strategy_cls(**params)
-    sig = clean_signals(strategy.signals(part), sub_index, symbols, strategy.name)
-    targets = target_array((sizer or fixed_fraction())(sig, part), market.index, market.symbols)
-    eq = run_kernel(targets, market, config, barriers)[0]
+    weights, _ = strategy_exposure(strategy, part, sub_index, symbols)
+    targets = target_array((sizer or fixed_fraction())(weights, part), market.index, market.symbols)
+    eq = run_kernel(targets, market, config, *kernel_barriers(strategy_stops(strategy), barriers, part, market.index,
+                                                               market.symbols))[0]
     rets = eq[1:] / eq[:-1] - 1.0
     split = window.oos_start - window.is_start - 1  # returns[i] is bar i+1 over bar i; OOS returns start at oos_start
     return rets[:split], rets[split:]
@@ -147,9 +149,10 @@ def oos_trades(strategy_cls: type, params: dict, panel: Mapping[str, pd.DataFram
     part = {s: f.loc[index[lo]:index[hi - 1]] for s, f in panel.items()}
     market = market_arrays(part, config)
     strategy = strategy_cls(**params)
-    sig = clean_signals(strategy.signals(part), panel_index(part), tuple(part), strategy.name)
-    targets = target_array((sizer or fixed_fraction())(sig, part), market.index, market.symbols)
-    raw = run_kernel(targets, market, config, barriers)[2]
+    weights, _ = strategy_exposure(strategy, part, panel_index(part), tuple(part))
+    targets = target_array((sizer or fixed_fraction())(weights, part), market.index, market.symbols)
+    raw = run_kernel(targets, market, config, *kernel_barriers(strategy_stops(strategy), barriers, part, market.index,
+                                                                market.symbols))[2]
     trades = _trades_frame(raw, market.index, market.symbols)
     trades = trades[trades["entry_bar"] >= mid - lo].copy()
     trades["window"] = window.number

@@ -72,12 +72,13 @@ def check_order_allowed(store: Store, req: OrderRequest) -> None:
     """Raise OrderBlocked unless the persisted trading state allows this order now (checked before every order).
 
     An operator FLATTEN sends reduce-only orders with intent="flatten"; those pass even when HALTED, because the
-    emergency stop is HALT + FLATTEN by design (DESIGN.md, trading state).
+    emergency stop is HALT + FLATTEN by design (DESIGN.md, trading state). Protective stops (intent="protect",
+    reduce-only) pass too: a halted desk's open positions stay guarded on the exchange.
     """
     state = get_state(store).state
     reduces = reduces_exposure(store, req)
-    if req.intent == "flatten" and req.reduce_only and reduces:
-        return
+    if req.intent in ("flatten", "protect") and req.reduce_only and reduces:
+        return  # closing (flatten) and guarding (protective stops) a position only ever lowers risk
     if not order_allowed(state, reduces_exposure=reduces):
         raise OrderBlocked(f"trading state {state.value} blocks {req.side} {req.qty} {req.symbol} "
                            f"({'reducing' if reduces else 'increasing'} exposure) for {req.instance_id}")

@@ -10,13 +10,16 @@
   ids from the exchange's trade ids when present, so replays never double-count.
 - `reconcile()` (at start and every execution.reconcile_interval_s) syncs open orders, and compares exchange holdings
   with state.db positions; an unexplained holding is adopted into the `_external` instance (with a fill, so positions
-  still equal the sum of fills) and raises a critical `recon.mismatch` alert.
+  still equal the sum of fills) and raises a critical `recon.mismatch` alert (engine/execution/ccxt_recon.py).
+- Protection lives on the exchange (engine/execution/protection.py): after every order, every poll that recorded
+  fills and every reconciliation the attached Protector keeps one reduce-only stop (and take-profit) per live
+  position resting on the exchange. A spot sell first cancels the instance's protective sell, whose lock on the
+  base asset would otherwise refuse it; a HALT's cancel_all leaves protective orders alone.
 API keys come from the environment only (QUANTDESK_API_KEY / QUANTDESK_API_SECRET) and are never stored or logged.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -24,19 +27,19 @@ from typing import Any, Callable, Mapping
 
 from engine.execution.broker import check_capital_cap, check_order_allowed
 from engine.execution.ccxt_cleanup import OrderCleanup
-from engine.execution.orders import (EPS, Fill, OrderBlocked, OrderRequest, get_order, insert_order,
-                                     open_orders, positions_on_venue, record_fill, set_exchange_order_id,
-                                     set_order_status)
+from engine.execution.ccxt_recon import EXTERNAL_INSTANCE, Reconciliation  # noqa: F401 - re-exported
+from engine.execution.orders import (EPS, Fill, OrderBlocked, OrderRequest, get_order, insert_order, open_orders,
+                                     record_fill, set_exchange_order_id, set_order_status)
 from engine.store.db import Store
 from engine.store.ops import raise_alert
 
 log = logging.getLogger("quantdesk.ccxt_broker")
-EXTERNAL_INSTANCE = "_external"
+PROTECTIVE_TYPES = ("stop", "take")  # orders.type of exchange-side protective orders (engine/execution/protection.py)
 _STATUS = {"open": "open", "closed": "filled", "canceled": "canceled", "cancelled": "canceled", "expired": "canceled",
            "rejected": "rejected"}
 
 
-class CcxtBroker(OrderCleanup):
+class CcxtBroker(OrderCleanup, Reconciliation):
     """A live broker over one ccxt exchange instance (injected, so tests pass one with a replaying `fetch`)."""
 
     mode = "live"
@@ -56,6 +59,13 @@ class CcxtBroker(OrderCleanup):
         self._sleep = sleep
         self._lock = threading.RLock()
         self._funding_ts: dict[tuple[str, str], int] = {}
+        self.protector: Any = None  # engine.execution.protection.Protector once the engine attaches one
+
+    def _protect(self, instance_id: str | None = None, symbol: str | None = None) -> dict[str, Any]:
+        """Run the protective-order check (when a Protector is attached); failures become its alerts."""
+        if self.protector is None:
+            return {}
+        return self.protector.ensure(instance_id, symbol)
 
     # --- error handling -------------------------------------------------------------------------------------------
     def _call(self, what: str, fn: Callable[[], Any], *, retry_check: Callable[[], Any] | None = None) -> Any:
@@ -127,7 +137,7 @@ class CcxtBroker(OrderCleanup):
             if existing is None:
                 check_order_allowed(self.store, req)
                 self._market_id_ok(req.symbol)
-                if req.intent == "flatten":
+                if req.intent == "flatten" or (req.intent == "protect" and req.type == "market"):
                     req = self._closable(req)
                 self._check_cap(req)
                 existing, _ = insert_order(self.store, req, self.exchange.milliseconds(), venue=self.venue)
@@ -138,13 +148,13 @@ class CcxtBroker(OrderCleanup):
                     set_order_status(self.store, req.client_order_id, "canceled", self.exchange.milliseconds(),
                                      reason=f"not sent after restart: {exc}"[:500])
                     return get_order(self.store, req.client_order_id) or existing
-            params: dict[str, Any] = {"clientOrderId": req.client_order_id}
-            if req.reduce_only and ":" in req.symbol:
-                params["reduceOnly"] = True
+            if req.side == "sell" and req.type not in PROTECTIVE_TYPES and self._spot(req.symbol):
+                self._free_locked_base(req)
+            otype, price, params = self._wire(req)
             try:
                 order = self._call(f"create_order {req.client_order_id}",
-                                   lambda: self.exchange.create_order(req.symbol, req.type, req.side, req.qty,
-                                                                      req.price, dict(params)),
+                                   lambda: self.exchange.create_order(req.symbol, otype, req.side, req.qty,
+                                                                      price, dict(params)),
                                    retry_check=lambda: self._lookup(req.symbol, req.client_order_id))
             except ccxt.ExchangeError as exc:  # InsufficientFunds, InvalidOrder, BadRequest, ...: final, not retried
                 set_order_status(self.store, req.client_order_id, "rejected", self.exchange.milliseconds(),
@@ -157,14 +167,60 @@ class CcxtBroker(OrderCleanup):
             except ccxt.NetworkError:
                 return get_order(self.store, req.client_order_id) or existing  # stays `new`; process() resolves it
             self.sync_order(order, req.client_order_id)
+            if req.type not in PROTECTIVE_TYPES:
+                self._protect(req.instance_id, req.symbol)
             return get_order(self.store, req.client_order_id) or existing
 
+    def _spot(self, symbol: str) -> bool:
+        return bool(((getattr(self.exchange, "markets", None) or {}).get(symbol) or {}).get("spot"))
+
+    def _wire(self, req: OrderRequest) -> tuple[str, float | None, dict[str, Any]]:
+        """(exchange order type, price, params) of a request: protective orders become Binance's conditional types,
+        spot STOP_LOSS_LIMIT (limit `limit_offset` past the trigger) and USD-M STOP_MARKET / TAKE_PROFIT_MARKET."""
+        params: dict[str, Any] = {"clientOrderId": req.client_order_id}
+        if req.reduce_only and ":" in req.symbol:
+            params["reduceOnly"] = True
+        if req.type not in PROTECTIVE_TYPES:
+            return req.type, req.price, params
+        assert req.price is not None
+        trigger = float(self.exchange.price_to_precision(req.symbol, req.price))
+        params["stopPrice"] = trigger
+        if self._spot(req.symbol):
+            offset = getattr(self.protector, "limit_offset", 0.01)
+            limit = trigger * (1 - offset if req.side == "sell" else 1 + offset)
+            params["timeInForce"] = "GTC"
+            return ("STOP_LOSS_LIMIT" if req.type == "stop" else "TAKE_PROFIT_LIMIT",
+                    float(self.exchange.price_to_precision(req.symbol, limit)), params)
+        return ("STOP_MARKET" if req.type == "stop" else "TAKE_PROFIT_MARKET"), None, params
+
+    def _free_locked_base(self, req: OrderRequest) -> None:
+        """Spot: a resting protective sell locks the instance's base asset, so cancel it before the instance sells
+        (the protective check re-places it for what is left right after)."""
+        from engine.execution.flatten import is_protective
+
+        for o in open_orders(self.store, req.instance_id, self.venue):
+            if o["symbol"] == req.symbol and is_protective(o) and o["client_order_id"] != req.client_order_id:
+                self.cancel(o["client_order_id"])
+
+    def _algo(self, symbol: str, coid: str) -> bool:
+        """True for a USD-M protective order: Binance keeps those in its Algo Order API (ccxt's `trigger` flag)."""
+        from engine.execution.protection import parse_protective_id
+
+        return ":" in symbol and parse_protective_id(coid) is not None
+
     def _lookup(self, symbol: str, coid: str) -> dict[str, Any] | None:
-        """The exchange's order for our client id, or None when the exchange never saw it."""
+        """The exchange's order for our client id, or None when the exchange never saw it. A USD-M conditional
+        order that triggered is answered by its actual order (the one holding the fills)."""
         import ccxt
 
         try:
-            return self.exchange.fetch_order(None, symbol, {"clientOrderId": coid})
+            if not self._algo(symbol, coid):
+                return self.exchange.fetch_order(None, symbol, {"clientOrderId": coid})
+            algo = self.exchange.fetch_order(None, symbol, {"clientOrderId": coid, "trigger": True})
+            actual = (algo.get("info") or {}).get("actualOrderId")
+            if algo.get("status") != "closed" or not actual:
+                return algo
+            return {**self.exchange.fetch_order(str(actual), symbol), "clientOrderId": coid}
         except ccxt.OrderNotFound:
             return None
 
@@ -195,7 +251,7 @@ class CcxtBroker(OrderCleanup):
             added += int(record_fill(self.store, Fill(fill_id=fill_id, client_order_id=coid,
                                                       instance_id=row["instance_id"], symbol=row["symbol"],
                                                       side=row["side"], qty=delta, price=price, fee=fee,
-                                                      liquidity="taker" if row["type"] == "market" else "maker",
+                                                      liquidity="maker" if row["type"] == "limit" else "taker",
                                                       ts=ts, fee_base=fee_base), final_status=final))
         if status != "open" or filled <= EPS:
             current = get_order(self.store, coid) or row
@@ -241,8 +297,11 @@ class CcxtBroker(OrderCleanup):
             if row["status"] in ("filled", "canceled", "rejected"):
                 return row["status"] == "canceled"
             try:
+                extra = {"trigger": True} if self._algo(row["symbol"], client_order_id) else {}
                 order = self._call(f"cancel_order {client_order_id}", lambda: self.exchange.cancel_order(
-                    row["exchange_order_id"], row["symbol"], {"clientOrderId": client_order_id}))
+                    row["exchange_order_id"], row["symbol"], {"clientOrderId": client_order_id, **extra}))
+                if extra:  # the algo API answers a cancel with a code, not the order: read it back
+                    order = self._lookup(row["symbol"], client_order_id) or order
             except ccxt.OrderNotFound:
                 order = self._lookup(row["symbol"], client_order_id)
                 if order is None:
@@ -253,9 +312,14 @@ class CcxtBroker(OrderCleanup):
             return (get_order(self.store, client_order_id) or {}).get("status") == "canceled"
 
     def cancel_all(self, instance_id: str | None = None) -> int:
-        """Cancel every open order (of one instance); exchange errors become alerts, not a stop."""
+        """Cancel every open order (of one instance) except protective stops / take-profits, which keep guarding the
+        positions a HALT leaves open (a flatten pulls them, last); exchange errors become alerts, not a stop."""
+        from engine.execution.flatten import is_protective
+
         n = 0
         for o in open_orders(self.store, instance_id, self.venue):
+            if is_protective(o):
+                continue
             try:
                 n += int(self.cancel(o["client_order_id"]))
             except Exception as exc:  # noqa: BLE001 - keep canceling the rest
@@ -274,14 +338,28 @@ class CcxtBroker(OrderCleanup):
                 raise_alert(self.store, "warning", "broker.poll_failed", f"poll {o['client_order_id']}: {exc}", {})
                 continue
             if found is None:
-                if o["status"] == "new":
+                if o["type"] in PROTECTIVE_TYPES and o["status"] != "new":  # gone from the exchange: re-placed below
+                    set_order_status(self.store, o["client_order_id"], "canceled", self.exchange.milliseconds(),
+                                     reason="protective order not on the exchange")
+                    added += 1
+                elif o["status"] == "new":
                     self.submit(OrderRequest(instance_id=o["instance_id"], symbol=o["symbol"], side=o["side"],
                                              qty=o["qty"], client_order_id=o["client_order_id"], type=o["type"],
                                              price=o["price"], reduce_only=bool(o["reduce_only"]),
-                                             intent="flatten" if o["reason"] == "operator flatten" else "trade"))
+                                             intent=_intent_of(o)))
                 continue
             added += self.sync_order(found, o["client_order_id"])
+        if added:
+            self._protect()
         return added
+
+    def rearm(self) -> dict[str, Any]:
+        """The first thing a live engine does once connected: sync the open orders (a protective order deleted or
+        filled while the engine was down shows up here) and re-place missing protection, before the slower rest
+        of the start (market source, streams, full reconciliation)."""
+        with self._lock:
+            self.process()
+            return self._protect()
 
     def recover(self) -> dict[str, Any]:
         """At start: orphan orders first (ours the state.db does not know are canceled), then reconcile."""
@@ -297,68 +375,6 @@ class CcxtBroker(OrderCleanup):
                                                                          lambda: self.exchange.fetch_funding_rate(s)),
                             self.mark_price, self._funding_ts)
 
-    # --- reconciliation -------------------------------------------------------------------------------------------
-    def _holdings(self, symbols: list[str]) -> dict[str, float]:
-        """Signed exchange holdings per symbol: spot base-currency totals, swap positions."""
-        out: dict[str, float] = {}
-        spot = [s for s in symbols if ":" not in s]
-        swaps = [s for s in symbols if ":" in s]
-        if spot:
-            bal = self._call("fetch_balance", self.exchange.fetch_balance)
-            for s in spot:
-                base = self.exchange.markets[s]["base"]
-                out[s] = float((bal.get(base) or {}).get("total") or 0.0)
-        if swaps:
-            for p in self._call("fetch_positions", lambda: self.exchange.fetch_positions(swaps)):
-                sign = -1 if p.get("side") == "short" else 1
-                out[p["symbol"]] = out.get(p["symbol"], 0.0) + sign * float(p.get("contracts") or 0.0)
-        return out
-
-    def reconcile(self) -> dict[str, Any]:
-        """Sync open orders, then adopt (and alert on) exchange holdings that state.db does not explain.
-
-        Runs under the submit lock: a holding read while an order's fill is on its way back would otherwise look
-        unexplained and be adopted (seen on the twin: a buy adopted as external, then reversed a second later)."""
-        with self._lock:
-            return self._reconcile_locked()
-
-    def _reconcile_locked(self) -> dict[str, Any]:
-        if getattr(self.exchange, "markets", None) is None:
-            self._call("load_markets", self.exchange.load_markets)
-        synced = self.process()
-        # paper instances' virtual positions are not on the account: only exchange-venue sub-ledgers are compared
-        mine = positions_on_venue(self.store, self.venue)
-        symbols = sorted(set(self.symbols) | {p["symbol"] for p in positions_on_venue(self.store, self.venue, False)})
-        holdings = self._holdings(symbols) if symbols else {}
-        local: dict[str, float] = {}
-        for p in mine:
-            local[p["symbol"]] = local.get(p["symbol"], 0.0) + p["qty"]
-        adopted = []
-        for symbol, qty in holdings.items():
-            diff = qty - local.get(symbol, 0.0)
-            market = self.exchange.markets[symbol]
-            min_amt = ((market.get("limits") or {}).get("amount") or {}).get("min") or 0.0
-            if abs(diff) <= max(min_amt or 0.0, 1e-9):
-                continue
-            self._adopt(symbol, diff)
-            adopted.append({"symbol": symbol, "exchange": qty, "state_db": local.get(symbol, 0.0), "adopted": diff})
-        for a in adopted:
-            raise_alert(self.store, "critical", "recon.mismatch", f"{a['symbol']}: exchange holds {a['exchange']} "
-                        f"but state.db had {a['state_db']}; adopted {a['adopted']} into {EXTERNAL_INSTANCE}", a)
-        return {"orders_synced": synced, "adopted": adopted, "symbols": symbols}
-
-    def _adopt(self, symbol: str, qty: float) -> None:
-        """Record an unexplained holding as an external order + fill, so positions stay the sum of fills."""
-        ts = self.exchange.milliseconds()
-        coid = f"qd-recon-{ts}-{hashlib.sha1(symbol.encode()).hexdigest()[:6]}"
-        price = self.mark_price(symbol)
-        req = OrderRequest(instance_id=EXTERNAL_INSTANCE, symbol=symbol, side="buy" if qty > 0 else "sell",
-                           qty=abs(qty), client_order_id=coid, reason="reconciliation: found on exchange")
-        insert_order(self.store, req, ts, status="new", venue=self.venue)
-        record_fill(self.store, Fill(fill_id=f"{coid}:recon", client_order_id=coid, instance_id=EXTERNAL_INSTANCE,
-                                     symbol=symbol, side=req.side, qty=abs(qty), price=price, fee=0.0,
-                                     liquidity="taker", ts=ts), final_status="filled")
-
     def mark_price(self, symbol: str) -> float:
         """Mid of the exchange's top of book (last price when the book is empty)."""
         book = self._call(f"fetch_order_book {symbol}", lambda: self.exchange.fetch_order_book(symbol, 5))
@@ -366,3 +382,13 @@ class CcxtBroker(OrderCleanup):
             return (book["bids"][0][0] + book["asks"][0][0]) / 2
         ticker = self._call(f"fetch_ticker {symbol}", lambda: self.exchange.fetch_ticker(symbol))
         return float(ticker["last"])
+
+
+def _intent_of(row: Mapping[str, Any]) -> str:
+    """The intent an unsent order row was recorded with (its reason says flatten / protective)."""
+    reason = str(row.get("reason") or "")
+    if reason == "operator flatten":
+        return "flatten"
+    if row.get("type") in PROTECTIVE_TYPES or reason.startswith("stop crossed"):
+        return "protect"
+    return "trade"

@@ -1,5 +1,6 @@
 """Order clean-up on the exchange for CcxtBroker: the dead-man watchdog's cancel of resting non-protective orders,
-and the start-up sweep of orphan orders (ours by client-id prefix, which state.db lost) and foreign ones (alerted)."""
+and the start-up sweep of orphan orders: ours by client-id prefix, which state.db lost, are canceled, except our
+protective stops of a position an instance still holds, which are adopted; foreign ones are alerted."""
 
 from __future__ import annotations
 
@@ -10,7 +11,12 @@ from engine.store.ops import raise_alert
 
 
 class OrderCleanup:
-    """Mixin of CcxtBroker (uses its store, exchange, symbols, _call and cancel)."""
+    """Mixin of CcxtBroker (uses its store, exchange, symbols, protector, _call, cancel and sync_order)."""
+
+    store: Any
+    exchange: Any
+    symbols: list[str]
+    protector: Any
 
     def cancel_resting(self) -> dict[str, Any]:
         """Cancel resting non-protective orders (the dead-man watchdog's action): every open order in state.db that
@@ -56,22 +62,63 @@ class OrderCleanup:
         hand or another bot on the same account) are left alone and named in an alert."""
         from engine.execution.orders import CLIENT_ID_PREFIX
 
-        canceled, foreign = [], []
-        for symbol in sorted(set(self.symbols)):
-            for o in self._call(f"fetch_open_orders {symbol}", lambda s=symbol: self.exchange.fetch_open_orders(s)):
-                coid = str(o.get("clientOrderId") or "")
-                if coid and get_order(self.store, coid) is not None:
-                    continue
-                if coid.startswith(CLIENT_ID_PREFIX):
-                    self._call(f"cancel orphan {coid}", lambda o=o, s=symbol: self.exchange.cancel_order(o["id"], s))
-                    canceled.append(coid)
-                else:
-                    foreign.append(coid or str(o.get("id")))
+        canceled, foreign, adopted = [], [], []
+        for symbol, o in self._all_open(sorted(set(self.symbols))):
+            coid = str(o.get("clientOrderId") or "")
+            if coid and get_order(self.store, coid) is not None:
+                continue
+            owner = self.protector.adoptable(o, symbol) if self.protector is not None else None
+            if owner is not None:
+                self._adopt_protective(owner, symbol, o)
+                adopted.append(coid)
+            elif coid.startswith(CLIENT_ID_PREFIX):
+                extra = {"trigger": True} if (o.get("info") or {}).get("algoId") is not None else {}
+                self._call(f"cancel orphan {coid}",
+                           lambda o=o, s=symbol, e=extra: self.exchange.cancel_order(o["id"], s, dict(e)))
+                canceled.append(coid)
+            else:
+                foreign.append(coid or str(o.get("id")))
         if canceled:
             raise_alert(self.store, "warning", "recon.orphan_canceled", f"canceled {len(canceled)} open order(s) of "
-                        f"this desk that state.db did not know: {', '.join(canceled)}"[:500], {"canceled": canceled})
+                    f"this desk that state.db did not know: {', '.join(canceled)}"[:500], {"canceled": canceled})
         if foreign:
             raise_alert(self.store, "warning", "recon.foreign_orders", f"{len(foreign)} open order(s) on the account "
-                        f"were not placed by this desk and are left alone: {', '.join(foreign)}"[:500],
-                        {"foreign": foreign})
-        return {"canceled": canceled, "foreign": foreign}
+                    f"were not placed by this desk and are left alone: {', '.join(foreign)}"[:500],
+                    {"foreign": foreign})
+        if adopted:
+            raise_alert(self.store, "warning", "recon.protective_adopted", f"adopted {len(adopted)} protective "
+                    f"order(s) of this desk that state.db did not know: {', '.join(adopted)}"[:500],
+                    {"adopted": adopted})
+        return {"canceled": canceled, "foreign": foreign, "adopted": adopted}
+
+    def _all_open(self, symbols: list[str]) -> list[tuple[str, dict[str, Any]]]:
+        """Every open order on the account for these symbols: USD-M conditional orders too (Binance lists those
+        only through its Algo Order API, ccxt's `trigger` flag)."""
+        out = []
+        for symbol in symbols:
+            out += [(symbol, o) for o in self._call(f"fetch_open_orders {symbol}",
+                                                     lambda s=symbol: self.exchange.fetch_open_orders(s))]
+            if ":" in symbol:
+                out += [(symbol, o) for o in self._call(
+                    f"fetch_open_orders {symbol} (algo)",
+                    lambda s=symbol: self.exchange.fetch_open_orders(s, None, None, {"trigger": True}))]
+        return out
+
+    def _adopt_protective(self, instance_id: str, symbol: str, order: dict[str, Any]) -> None:
+        """Record one of our protective orders found on the exchange as the instance's (the check keeps or replaces
+        it like any other)."""
+        from engine.execution.orders import OrderRequest, insert_order, set_order_status
+        from engine.execution.protection import PROTECT_REASON, parse_protective_id
+
+        parsed = parse_protective_id(str(order["clientOrderId"]))
+        assert parsed is not None
+        kind = parsed[1]
+        trigger = float(order.get("triggerPrice") or order.get("stopPrice") or 0.0)
+        req = OrderRequest(instance_id=instance_id, symbol=symbol, side=str(order["side"]),
+                       qty=float(order["amount"]), client_order_id=str(order["clientOrderId"]), type=kind,
+                       price=trigger, reduce_only=True, intent="protect",
+                       reason=f"{PROTECT_REASON} {kind} (adopted at start)")
+        ts = self.exchange.milliseconds()
+        insert_order(self.store, req, ts, status="new", venue=self.venue)
+        set_order_status(self.store, req.client_order_id, "open", ts, exchange_order_id=str(order.get("id") or ""))
+        self.sync_order(order, req.client_order_id)

@@ -84,9 +84,16 @@ def _short(exc: BaseException) -> str:
 
 
 def connect_exchange_broker(store: Store, settings: Any, environ: Mapping[str, str]) -> CcxtBroker:
-    """The exchange broker of a live engine (connected and checked); LiveStartError when it cannot be."""
+    """The exchange broker of a live engine (connected and checked, protective orders on); LiveStartError when it
+    cannot be."""
+    from engine.execution.protection import Protector, config_spec_of
+
     exchange = connect_exchange(settings, environ)
-    return CcxtBroker(store, exchange, max_retries=settings.execution.max_retries, symbols=live_symbols(settings))
+    broker = CcxtBroker(store, exchange, max_retries=settings.execution.max_retries, symbols=live_symbols(settings))
+    # protective stops on the exchange; the engine swaps in each strategy's own stop spec where it declares one
+    broker.protector = Protector(store, broker, config_spec_of(settings.risk),
+                                 limit_offset=settings.risk.protective_limit_offset_pct)
+    return broker
 
 
 def account_summary(exchange: Any, symbols: Iterable[str]) -> dict[str, float]:

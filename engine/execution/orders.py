@@ -40,7 +40,7 @@ _OPEN = frozenset({OrderStatus.NEW, OrderStatus.OPEN, OrderStatus.PARTIAL})
 OPEN_STATUSES = tuple(s.value for s in OrderStatus if s.is_open)  # the one open set (SQL IN lists use these)
 FINAL_STATUSES = tuple(s.value for s in OrderStatus if not s.is_open)
 SIDES = ("buy", "sell")
-TYPES = ("market", "limit")
+TYPES = ("market", "limit", "stop", "take")  # stop / take: exchange-side protective orders (price = trigger)
 EPS = 1e-12
 
 
@@ -84,7 +84,7 @@ class OrderRequest:
     price: float | None = None
     reduce_only: bool = False
     reason: str = ""
-    intent: str = "trade"  # trade | flatten (operator flatten may send reduce-only orders while HALTED)
+    intent: str = "trade"  # trade | flatten | protect (flatten and protective orders pass a HALTED desk's gate)
 
     def __post_init__(self) -> None:
         if self.side not in SIDES:
@@ -93,12 +93,14 @@ class OrderRequest:
             raise OrderError(f"type: must be market or limit, got {self.type!r}")
         if not self.qty > 0:
             raise OrderError(f"qty: must be positive, got {self.qty!r}")
-        if self.type == "limit" and not (self.price and self.price > 0):
-            raise OrderError(f"price: a limit order needs a positive price, got {self.price!r}")
+        if self.type != "market" and not (self.price and self.price > 0):
+            raise OrderError(f"price: a {self.type} order needs a positive price, got {self.price!r}")
+        if self.type in ("stop", "take") and not self.reduce_only:
+            raise OrderError(f"reduce_only: a {self.type} order only protects a position, it must be reduce-only")
         if not self.client_order_id or len(self.client_order_id) > 36:
             raise OrderError(f"client_order_id: 1..36 characters, got {self.client_order_id!r}")
-        if self.intent not in ("trade", "flatten"):
-            raise OrderError(f"intent: must be trade or flatten, got {self.intent!r}")
+        if self.intent not in ("trade", "flatten", "protect"):
+            raise OrderError(f"intent: must be trade, flatten or protect, got {self.intent!r}")
 
 
 @dataclass(frozen=True)

@@ -81,8 +81,9 @@ class JobHandlers:
             return {"skipped": f"stage {inst.stage} trades only in an engine started with --live"}
         if get_state(self.store).state is TradingState.HALTED:
             return {"skipped": "HALTED"}
+        exits = self.trader.check_stops(inst)  # paper: a strategy stop hit inside a closed 1m bar, between ticks
         if not self.trader.due(inst):
-            return None
+            return {"protective_exits": exits} if exits else None
         bar = self.trader.last_closed_bar(inst)
         if not self.trader.bar_stored(inst, bar):  # the bar just closed: pull it now rather than wait for a pull job
             for symbol in inst.symbols:

@@ -155,6 +155,7 @@ class EngineService(JobHandlers):
             except LiveStartError as exc:
                 raise_alert(self.store, "critical", "engine.live_start", f"live start refused: {exc}", {})
                 raise
+            self._rearm(exchange_broker)
         self.source = self._make_source()
         bt = self.settings.backtest
         paper = PaperBroker(self.store, self.source, fee_maker=bt.fee_maker, fee_taker=bt.fee_taker,
@@ -168,6 +169,27 @@ class EngineService(JobHandlers):
         self.monitors = Monitors(self.store, self.settings, self.source)
         # the sizer reads the monitors' VPIN readings (one shared mapping, given at start)
         self.trader = Trader(self.store, self.settings, self.broker, self.source, vpin_cdf=self.monitors.toxicity.cdf)
+        if exchange_broker is not None and getattr(exchange_broker, "protector", None) is not None:
+            # exchange-side protective orders take each strategy's own stop levels where it declares a stop
+            from engine.execution.protection import config_spec_of
+            from engine.trading.stops import protection_spec_of
+
+            exchange_broker.protector.spec_of = protection_spec_of(
+                self.trader.stop_watch, lambda inst_id: self.trader.stops_of(get_instance(self.store, inst_id)),
+                config_spec_of(self.settings.risk))
+
+    def _rearm(self, exchange_broker: Any) -> None:
+        """Protection first: every open exchange position gets its protective order back before anything else
+        starts (the config stop levels; strategy levels replace them on the next check). Failures only alert: the
+        start-up reconciliation right after retries."""
+        try:
+            done = exchange_broker.rearm()
+        except Exception as exc:  # noqa: BLE001 - the full recovery below tries again
+            raise_alert(self.store, "warning", "protect.rearm_failed", f"re-arming protection at start failed: "
+                        f"{type(exc).__name__}: {exc}"[:500], {})
+            return
+        audit(self.store, "engine", "protection.rearmed", done, user="engine")
+        log.info("protection at start: %s", done)
 
     def _say_live_instances(self) -> None:
         """A live engine names the instances that trade on the exchange, or says that none does."""

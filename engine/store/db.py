@@ -154,6 +154,51 @@ def _touch_private(path: Path) -> None:
                                  "run `quantdesk doctor`") from exc
 
 
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+class PinnedFile:
+    """Opens SQLite connections only to the database file the store first opened (same device and inode).
+
+    Why: when state.db is replaced under a running engine, a connection opened on the new file runs WAL recovery and
+    truncates the shared -shm file that the engine's other connections have mmapped: the process dies by SIGBUS before
+    its storage guard can halt it. Refusing the open (checked before and after it, so the new connection's file is
+    the pinned one) turns that into an ordinary storage fault the guard handles."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.identity = _identity(path)
+
+    def connect(self, timeout: float) -> Any:
+        """A sqlite3 connection to the pinned file, or sqlite3.OperationalError when the path is another file now."""
+        import sqlite3
+
+        self._check()
+        conn = sqlite3.connect(str(self.path), timeout=timeout, check_same_thread=False)
+        try:
+            self._check()
+        except sqlite3.OperationalError:
+            conn.close()  # nothing read yet: closing a connection that never touched the -shm is harmless
+            raise
+        return conn
+
+    def _check(self) -> None:
+        import sqlite3
+
+        now = _identity(self.path)
+        if self.identity is None:
+            self.identity = now
+        elif now != self.identity:
+            what = "removed" if now is None else "replaced"
+            raise sqlite3.OperationalError(f"{self.path.name} was {what} under the running engine; "
+                                           "no new connection is opened on it")
+
+
 class Store:
     """A handle on state.db (or a server database): SQLAlchemy engine plus a fast DB-API bulk path."""
 
@@ -172,9 +217,15 @@ class Store:
             else:
                 _touch_private(self.path)
                 engine_url = f"sqlite:///{self.path}"
-            self.engine: Engine = create_engine(
-                engine_url, poolclass=NullPool if readonly else None,
-                connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000})
+            if readonly:
+                self.engine: Engine = create_engine(
+                    engine_url, poolclass=NullPool,
+                    connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000})
+            else:
+                pinned = PinnedFile(self.path)
+                self.engine = create_engine(
+                    engine_url, pool_size=16, max_overflow=16,
+                    creator=lambda: pinned.connect(timeout=busy_timeout_ms / 1000))
             self._install_sqlite_pragmas(busy_timeout_ms)
         else:
             self.engine = create_engine(url, pool_pre_ping=True)

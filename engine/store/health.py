@@ -19,6 +19,7 @@ _CAUSES: tuple[tuple[str, str, bool], ...] = (
     ("file too large", "a file-size limit was reached", True),
     ("readonly database", "the store is read-only (permissions, a read-only mount or an immutable file)", True),
     ("unable to open database file", "the file cannot be opened (permissions or a missing folder)", True),
+    ("under the running engine", "the database file was removed or replaced under the running engine", True),
     ("database is locked", "the database is locked by another process", False),
     ("database table is locked", "a table is locked by another connection", False),
 )

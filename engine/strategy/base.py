@@ -161,8 +161,12 @@ class Strategy:
         raise NotImplementedError(f"{type(self).__name__}.signals")
 
     def weights(self, panel: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-        """Signed target exposure per unit of capital; by default the primary side itself."""
+        """Signed target weights in [-1, 1] (fractions of a full position); by default the primary side itself."""
         return self.signals(panel).astype("float64")
+
+    def stops(self) -> Any:
+        """Protective exits (an ``engine.strategy.stops.Stops``) or None; read once per backtest / instance."""
+        return None
 
     def rescaled(self, timeframe: str) -> "Strategy":
         """A copy whose bar-count parameters cover the same wall-clock spans on `timeframe` bars.
@@ -186,6 +190,17 @@ class Strategy:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         return f"{type(self).__name__}({args})"
+
+
+def method_location(obj: Any, method: str) -> str:
+    """`file:line` where `obj`'s class defines `method` (what a contract error points the author to)."""
+    import inspect
+
+    fn = getattr(type(obj), method, None)
+    try:
+        return f"{inspect.getsourcefile(fn)}:{inspect.getsourcelines(fn)[1]}"
+    except (TypeError, OSError):
+        return f"{type(obj).__module__}.{type(obj).__name__}.{method}"
 
 
 def check_panel(panel: Mapping[str, pd.DataFrame], *, min_rows: int = 1, utc: bool = False) -> list[str]:

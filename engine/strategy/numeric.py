@@ -1,13 +1,15 @@
 """Vectorised numpy kernels shared by the built-in strategies (bars x symbols arrays, NaN = no data).
 
 Pandas' per-call overhead dominates on the sizes the optimiser uses (tens of thousands of bars, a few symbols), so
-the strategies compute on plain arrays; every kernel is trailing-only, hence point-in-time.
+the strategies compute on plain arrays; every kernel is trailing-only, hence point-in-time. The windows, EWMs and
+ranks run in the ahead-of-time compiled helpers of engine.features.fast (equal to pandas' window algorithms).
 """
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
+
+from engine.features import fast
 
 
 def shift(a: np.ndarray, n: int) -> np.ndarray:
@@ -19,21 +21,20 @@ def shift(a: np.ndarray, n: int) -> np.ndarray:
 
 
 def rolling(a: np.ndarray, window: int, min_periods: int, how: str) -> np.ndarray:
-    """Trailing rolling `std` (ddof=1), `mean` or `sum` over rows, through pandas' C window kernels."""
-    roll = pd.DataFrame(a).rolling(window, min_periods=min_periods)
+    """Trailing rolling `std` (ddof=1), `mean` or `sum` over rows (pandas' `rolling(window, min_periods)` values)."""
     if how == "std":
-        return roll.std().to_numpy()
+        return fast.rolling_std(a, window, min_periods)
     if how == "mean":
-        return roll.mean().to_numpy()
+        return fast.rolling_mean(a, window, min_periods)
     if how == "sum":
-        return roll.sum().to_numpy()
+        return fast.rolling_sum(a, window, min_periods)
     raise ValueError(f"how: expected std, mean or sum, got {how!r}")
 
 
 def ewm_mean(a: np.ndarray, span: float | None = None, alpha: float | None = None,
              min_periods: int = 0) -> np.ndarray:
     """Exponentially weighted mean over rows (adjust=True, like pandas' default)."""
-    return pd.DataFrame(a).ewm(span=span, alpha=alpha, min_periods=min_periods).mean().to_numpy()
+    return fast.ewm_mean(a, span=span, alpha=alpha, min_periods=min_periods)
 
 
 def positive_or_nan(a: np.ndarray) -> np.ndarray:
@@ -44,11 +45,8 @@ def positive_or_nan(a: np.ndarray) -> np.ndarray:
 
 def row_rank(a: np.ndarray) -> np.ndarray:
     """Average rank within each row scaled to [-1, 1]; NaN entries stay NaN and rows with < 2 values are NaN."""
-    with np.errstate(invalid="ignore"):
-        less = (a[:, None, :] < a[:, :, None]).sum(axis=2)
-        equal = (a[:, None, :] == a[:, :, None]).sum(axis=2)
+    rank = fast.rank_across(a) - 1.0  # 0-based average rank among non-NaN values
     n = np.isfinite(a).sum(axis=1, keepdims=True)
-    rank = less + (equal - 1) / 2.0  # 0-based average rank among non-NaN values
     with np.errstate(invalid="ignore", divide="ignore"):
         scaled = np.where(n > 1, rank / (n - 1) * 2.0 - 1.0, np.nan)
     return np.where(np.isfinite(a), scaled, np.nan)
@@ -78,3 +76,14 @@ def latch(score: np.ndarray, entry: float, exit_: float) -> np.ndarray:
 def warmup_mask(close: np.ndarray, warmup: int) -> np.ndarray:
     """True where a symbol has at least `warmup` bars of data up to and including that row."""
     return np.cumsum(np.isfinite(close), axis=0) >= warmup
+
+
+def hold_at_entry(size: np.ndarray, sides: np.ndarray) -> np.ndarray:
+    """Signed weights side x size with the size frozen at each run's entry bar (no rebalancing on drift).
+
+    A run is a stretch of one non-zero side per column; the size is read at its first bar only (point in time)."""
+    s = np.asarray(sides, dtype="float64")
+    prev = np.vstack([np.zeros((1, s.shape[1])), s[:-1]])
+    change = s != prev
+    held = ffill(np.where(change, np.where(s != 0, size, 0.0), np.nan))
+    return np.nan_to_num(s * held, nan=0.0)

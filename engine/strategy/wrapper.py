@@ -16,7 +16,8 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from engine.strategy.base import Strategy, panel_index
+from engine.strategy.base import Strategy, method_location, panel_index
+from engine.strategy.stops import Stops
 
 log = logging.getLogger("quantdesk.strategy")
 
@@ -48,6 +49,27 @@ def check_signals(signals: Any, panel: Mapping[str, pd.DataFrame]) -> pd.DataFra
         bad = values[~np.isin(values, (-1, 0, 1))]
         raise ValueError(f"signals: values must be in {{-1, 0, 1}}, found {bad[:3].tolist()}")
     return signals.astype("int8")
+
+
+def check_weights(weights: Any, panel: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Validate a strategy's weights (a frame shaped like the panel, finite, in [-1, 1]); float64 or ValueError."""
+    if not isinstance(weights, pd.DataFrame):
+        raise ValueError(f"weights: expected a DataFrame, got {type(weights).__name__}")
+    expected = list(panel)
+    if list(weights.columns) != expected:
+        raise ValueError(f"weights: columns {list(weights.columns)} differ from the panel's symbols {expected}")
+    index = panel_index(panel)
+    if not weights.index.equals(index):
+        raise ValueError(f"weights: index has {len(weights.index)} bars, the panel has {len(index)}")
+    values = weights.to_numpy(dtype="float64", na_value=np.nan)
+    if np.isnan(values).any():
+        r, c = np.argwhere(np.isnan(values))[0]
+        raise ValueError(f"weights: NaN at {index[r]} / {expected[c]} (use 0 for flat)")
+    bad = ~(np.abs(values) <= 1.0)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise ValueError(f"weights: {float(values[r, c])!r} at {index[r]} / {expected[c]} is outside [-1, 1]")
+    return pd.DataFrame(values, index=weights.index, columns=weights.columns)
 
 
 def _last_frame(exc: BaseException) -> str:
@@ -107,25 +129,46 @@ class SafeStrategy:
     def signals(self, panel: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
         """The strategy's signals, or a flat frame plus an alert when it raises or breaks the output contract."""
         try:
-            return check_signals(self.strategy.signals(panel), panel)
+            raw = self.strategy.signals(panel)
         except Exception as exc:  # noqa: BLE001 - this is the point of the wrapper
             self._report(exc, "signals")
             return flat_signals(panel)
+        try:
+            return check_signals(raw, panel)
+        except ValueError as exc:  # bad output: point at the strategy's method, not at this wrapper
+            self._report(exc, "signals", where=method_location(self.strategy, "signals"))
+            return flat_signals(panel)
 
     def weights(self, panel: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-        """The strategy's target exposures, or zeros plus an alert when it raises or returns non-finite values."""
+        """The strategy's target weights in [-1, 1], or zeros plus an alert when it raises or breaks the contract
+        (NaN, infinite, wrong shape, outside [-1, 1]); the alert names the strategy's file and line."""
+        own = type(self.strategy).weights is not Strategy.weights
         try:
-            if type(self.strategy).weights is Strategy.weights:  # default: the validated sides themselves
-                return check_signals(self.strategy.signals(panel), panel).astype("float64")
-            out = self.strategy.weights(panel)
-            if not isinstance(out, pd.DataFrame) or list(out.columns) != list(panel):
-                raise ValueError("weights: expected a DataFrame with one column per panel symbol")
-            if not np.isfinite(out.to_numpy(dtype="float64")).all():
-                raise ValueError("weights: contains NaN or infinite values")
-            return out
+            if not own:  # default: the validated sides themselves
+                raw = self.strategy.signals(panel)
+            else:
+                raw = self.strategy.weights(panel)
         except Exception as exc:  # noqa: BLE001
-            self._report(exc, "weights")
+            self._report(exc, "weights" if own else "signals")
             return flat_signals(panel).astype("float64")
+        try:
+            return check_signals(raw, panel).astype("float64") if not own else check_weights(raw, panel)
+        except ValueError as exc:
+            self._report(exc, "weights" if own else "signals",
+                         where=method_location(self.strategy, "weights" if own else "signals"))
+            return flat_signals(panel).astype("float64")
+
+    def stops(self) -> Stops | None:
+        """The strategy's protective exits, or None plus an alert when stops() raises or returns a wrong type."""
+        try:
+            spec = self.strategy.stops()
+            if spec is not None and not isinstance(spec, Stops):
+                raise ValueError(f"stops(): expected an engine.strategy.stops.Stops or None, got "
+                                 f"{type(spec).__name__}")
+            return spec if spec is not None and spec.active else None
+        except Exception as exc:  # noqa: BLE001
+            self._report(exc, "stops", where=method_location(self.strategy, "stops"))
+            return None
 
     def features(self, panel: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
         """The strategy's features, or an empty frame per symbol plus an alert when it raises."""
@@ -139,9 +182,9 @@ class SafeStrategy:
             return {symbol: pd.DataFrame(index=frame.index) for symbol, frame in panel.items()}
 
     # -- reporting -----------------------------------------------------------------------------------------------
-    def _report(self, exc: BaseException, call: str) -> None:
+    def _report(self, exc: BaseException, call: str, where: str | None = None) -> None:
         self.error_count += 1
-        where = _last_frame(exc)
+        where = where or _last_frame(exc)
         message = f"{self.instance_id}: {call}() raised {type(exc).__name__}: {exc}"
         self.last_error = message
         key = (type(exc).__name__, where)

@@ -127,7 +127,7 @@ def _futures_symbol(listing: Listing) -> dict[str, object]:
             {"filterType": "MAX_NUM_ORDERS", "limit": 200},
             {"filterType": "MIN_NOTIONAL", "notional": fmt(inst.min_cost, 0 if inst.min_cost >= 1 else 2)},
         ],
-        "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET"],
+        "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET"],
         "timeInForce": ["GTC", "IOC", "FOK", "GTX"],
     }
 

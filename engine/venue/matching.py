@@ -2,7 +2,10 @@
 
 Market and marketable limit orders take liquidity level by level from the twin's current book (taker fee); the rest
 of a limit order rests and fills as maker at its price when the tape trades through it (partial fills follow the
-traded amount). Stop orders (spot STOP_LOSS_LIMIT, USD-M STOP/STOP_MARKET) trigger on the last trade. Checks use
+traded amount). Conditional orders trigger on the last trade: stop-losses (spot STOP_LOSS_LIMIT, USD-M STOP /
+STOP_MARKET) when it reaches stopPrice against the order's side (a sell at or below, a buy at or above), take-profits
+(spot TAKE_PROFIT_LIMIT, USD-M TAKE_PROFIT / TAKE_PROFIT_MARKET) when it reaches stopPrice in the order's favour; one
+that would trigger at once is refused as Binance does (spot -2010, USD-M -2021). Checks use
 Binance's codes: -1013 filter failures (LOT_SIZE, PRICE_FILTER, NOTIONAL), -2010 insufficient balance, -4164 USD-M
 min notional, -2019 margin, -2022 reduce-only, -2011/-2013 unknown orders. The simulated book is not depleted by the
 twin's own fills (it is regenerated from the simulator); the fills still walk its levels.
@@ -21,8 +24,12 @@ from engine.venue.feed import MarketFeed
 from engine.venue.markets import FUTURES, SPOT, Listing, parse_float
 
 Emit = Callable[[str, dict[str, Any]], None]  # (wallet, user-data event)
-SPOT_TYPES = ("MARKET", "LIMIT", "LIMIT_MAKER", "STOP_LOSS_LIMIT")
-FUTURES_TYPES = ("MARKET", "LIMIT", "STOP", "STOP_MARKET")
+SPOT_TYPES = ("MARKET", "LIMIT", "LIMIT_MAKER", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT")
+FUTURES_TYPES = ("MARKET", "LIMIT", "STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET")
+STOP_LOSS_TYPES = ("STOP_LOSS_LIMIT", "STOP", "STOP_MARKET")
+TAKE_PROFIT_TYPES = ("TAKE_PROFIT_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_MARKET")
+CONDITIONAL_TYPES = STOP_LOSS_TYPES + TAKE_PROFIT_TYPES
+MARKET_TYPES = ("MARKET", "STOP_MARKET", "TAKE_PROFIT_MARKET")  # fill at any price; an unfilled rest expires
 INSUFFICIENT = "Account has insufficient balance for requested action."
 
 
@@ -42,8 +49,9 @@ class Matcher:
         self.emit = emit
 
     # ----- entry ------------------------------------------------------------------------------------------------
-    def place(self, listing: Listing, p: dict[str, str]) -> dict[str, Any]:
-        """Validate and accept an order (POST order); market and marketable parts fill at once."""
+    def place(self, listing: Listing, p: dict[str, str], algo: bool = False) -> dict[str, Any]:
+        """Validate and accept an order (POST order; USD-M conditional types only through the Algo Order API,
+        `algo=True`); market and marketable parts fill at once."""
         wallet = listing.market
         side = (p.get("side") or "").upper()
         otype = (p.get("type") or "").upper()
@@ -52,8 +60,11 @@ class Matcher:
         allowed = FUTURES_TYPES if wallet == FUTURES else SPOT_TYPES
         if otype not in allowed:
             raise VenueError(-1116, "Invalid orderType.")
-        price = parse_float(p, "price", required=otype in ("LIMIT", "LIMIT_MAKER", "STOP_LOSS_LIMIT", "STOP"))
-        stop = parse_float(p, "stopPrice", required=otype in ("STOP_LOSS_LIMIT", "STOP", "STOP_MARKET"))
+        if wallet == FUTURES and (otype in CONDITIONAL_TYPES) != algo:
+            raise (VenueError(-4120, "Order type not supported for this endpoint. Please use the Algo Order API "
+                                     "endpoints instead.") if not algo else VenueError(-1116, "Invalid orderType."))
+        price = parse_float(p, "price", required=otype not in MARKET_TYPES)
+        stop = parse_float(p, "stopPrice", required=otype in CONDITIONAL_TYPES)
         quote_qty = parse_float(p, "quoteOrderQty", required=False) if wallet == SPOT and otype == "MARKET" else None
         qty = parse_float(p, "quantity", required=quote_qty is None)
         reduce_only = str(p.get("reduceOnly", "false")).lower() == "true"
@@ -78,15 +89,21 @@ class Matcher:
             raise VenueError(-1013, "Filter failure: NOTIONAL")
         if otype == "LIMIT_MAKER" and self._marketable(listing, side, price):
             raise VenueError(-2010, "Order would immediately match and take.")
+        if otype in CONDITIONAL_TYPES:
+            assert stop is not None
+            last = self.feed.last_price(listing)
+            if _triggers(otype, side == "BUY", stop, last, last):
+                raise (VenueError(-2021, "Order would immediately trigger.") if wallet == FUTURES
+                       else VenueError(-2010, "Stop price would trigger immediately."))
         now = self.feed.now()
-        triggered = 0 if otype in ("STOP_LOSS_LIMIT", "STOP", "STOP_MARKET") else 1
+        triggered = 0 if otype in CONDITIONAL_TYPES else 1
         with self.books.tx():
             locked = self._lock(listing, side, otype, qty, price or ref) if wallet == SPOT else 0.0
             oid = self.books.insert_order(
                 wallet=wallet, symbol=listing.symbol, market_id=listing.id, client_id=client_id, side=side,
                 type=otype, tif=p.get("timeInForce") or ("GTC" if price else None), price=price, stop_price=stop,
                 qty=qty, status="NEW", reduce_only=int(reduce_only), triggered=triggered, locked=locked,
-                created=now, updated=now)
+                created=now, updated=now, algo=int(algo))
             order = self.books.order(wallet, order_id=oid)
             assert order is not None
             self.emit(wallet, shapes.order_event(listing, order, None, "NEW", now))
@@ -158,7 +175,7 @@ class Matcher:
         left = order["qty"] - order["executed"]
         if self.faults.partial_fill:
             left = _round_step(left * self.faults.partial_fill, listing.inst.amount_step)
-        limit = order["price"] if order["type"] != "MARKET" and order["type"] != "STOP_MARKET" else None
+        limit = order["price"] if order["type"] not in MARKET_TYPES else None
         for price, amount in self.feed.book(listing).floats(side):
             if left <= 1e-12 or (limit is not None and ((side == "asks" and price > limit) or
                                                         (side == "bids" and price < limit))):
@@ -168,7 +185,7 @@ class Matcher:
                 break
             order = self._fill(listing, order, price, take, maker=False)
             left -= take
-        if order["type"] in ("MARKET", "STOP_MARKET") and order["status"] in OPEN_STATUSES:
+        if order["type"] in MARKET_TYPES and order["status"] in OPEN_STATUSES:
             order = self._finish(listing, order, "EXPIRED")
         return order
 
@@ -254,11 +271,12 @@ class Matcher:
         with self.books.tx():
             return self._finish(listing, order, "CANCELED")
 
-    def cancel_all(self, listing: Listing) -> list[dict[str, Any]]:
-        """Cancel every open order of a symbol (DELETE openOrders / allOpenOrders)."""
+    def cancel_all(self, listing: Listing, algo: bool = False) -> list[dict[str, Any]]:
+        """Cancel every open order of a symbol (DELETE openOrders / allOpenOrders), or with `algo` every untriggered
+        conditional one (DELETE algoOpenOrders)."""
         out = []
         with self.books.tx():
-            for order in self.books.open_orders(listing.market, listing.symbol):
+            for order in self.books.open_orders(listing.market, listing.symbol, algo=algo):
                 out.append(self._finish(listing, order, "CANCELED"))
         return out
 
@@ -273,12 +291,11 @@ class Matcher:
             for order in orders:
                 buy = order["side"] == "BUY"
                 if not order["triggered"]:
-                    hit = hi >= order["stop_price"] if buy else lo <= order["stop_price"]
-                    if not hit:
+                    if not _triggers(order["type"], buy, order["stop_price"], lo, hi):
                         continue
                     self.books.update_order(order["order_id"], triggered=1)
                     order = {**order, "triggered": 1}
-                    if order["type"] in ("STOP_MARKET",) or self._marketable(listing, order["side"], order["price"]):
+                    if order["type"] in MARKET_TYPES or self._marketable(listing, order["side"], order["price"]):
                         self._take(listing, order)
                         continue
                 through = [a for p, a in zip(prices, amounts) if (p < order["price"] if buy else p > order["price"])]
@@ -310,6 +327,14 @@ class Matcher:
     def futures_available(self) -> float:
         """Available USD-M balance for new exposure."""
         return self.futures_account()["available"]
+
+
+def _triggers(otype: str, buy: bool, stop: float, lo: float, hi: float) -> bool:
+    """Whether trades between lo and hi trigger a conditional order: a stop-loss fires against its side (a sell at or
+    below stopPrice, a buy at or above), a take-profit in its favour (a sell at or above, a buy at or below)."""
+    if otype in TAKE_PROFIT_TYPES:
+        return lo <= stop if buy else hi >= stop
+    return hi >= stop if buy else lo <= stop
 
 
 def _round_step(value: float, step: float) -> float:

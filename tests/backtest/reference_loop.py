@@ -17,8 +17,12 @@ def _sgn(x: float) -> float:
 
 
 def reference_simulate(targets, fill_px, open_, high, low, close, sigma, vol_ref, funding, init_cash, fee_taker,
-                       fee_maker, half_spread, impact_coef, stop_loss, take_profit, max_bars, fills_at_open):
-    """Return (equity list, qty rows, fills list of dicts, trades list of dicts)."""
+                       fee_maker, half_spread, impact_coef, stop_loss, take_profit, max_bars, fills_at_open,
+                       stop_frac=(), take_frac=()):
+    """Return (equity list, qty rows, fills list of dicts, trades list of dicts).
+
+    Each trade's stop / take fraction is set when a signal fill opens it: stop_frac[t-1][s] (take_frac[t-1][s]) of
+    the decision bar when those rows are given, else the scalar; NaN or <= 0 means none for that trade."""
     n, k = len(targets), len(targets[0])
     cash = float(init_cash)
     qty = [0.0] * k
@@ -77,19 +81,22 @@ def reference_simulate(targets, fill_px, open_, high, low, close, sigma, vol_ref
             tr = trade[s]
             if tr["entry_bar"] == t and not same_bar_ok:
                 continue
-            avg = tr["avg"]
+            avg, sl, tp = tr["avg"], tr["sl"], tr["tp"]
             if q > 0:
-                if stop_loss > 0 and low[t][s] <= avg * (1.0 - stop_loss):
-                    do_fill(t, s, -q, min(o, avg * (1.0 - stop_loss)), False, "stop")
-                elif take_profit > 0 and high[t][s] >= avg * (1.0 + take_profit):
-                    do_fill(t, s, -q, max(o, avg * (1.0 + take_profit)), True, "take")
+                if sl > 0 and low[t][s] <= avg * (1.0 - sl):
+                    do_fill(t, s, -q, min(o, avg * (1.0 - sl)), False, "stop")
+                elif tp > 0 and high[t][s] >= avg * (1.0 + tp):
+                    do_fill(t, s, -q, max(o, avg * (1.0 + tp)), True, "take")
             else:
-                if stop_loss > 0 and high[t][s] >= avg * (1.0 + stop_loss):
-                    do_fill(t, s, -q, max(o, avg * (1.0 + stop_loss)), False, "stop")
-                elif take_profit > 0 and low[t][s] <= avg * (1.0 - take_profit):
-                    do_fill(t, s, -q, min(o, avg * (1.0 - take_profit)), True, "take")
+                if sl > 0 and high[t][s] >= avg * (1.0 + sl):
+                    do_fill(t, s, -q, max(o, avg * (1.0 + sl)), False, "stop")
+                elif tp > 0 and low[t][s] <= avg * (1.0 - tp):
+                    do_fill(t, s, -q, min(o, avg * (1.0 - tp)), True, "take")
 
-    barriers = stop_loss > 0 or take_profit > 0
+    def positive(v):
+        return v if v > 0 else 0.0  # NaN compares false: no barrier
+
+    barriers = stop_loss > 0 or take_profit > 0 or len(stop_frac) > 0 or len(take_frac) > 0
     for t in range(n):
         for s in range(k):
             r = funding[t][s]
@@ -117,6 +124,9 @@ def reference_simulate(targets, fill_px, open_, high, low, close, sigma, vol_ref
                 dq = tgt * eq / (px * (1.0 + fee_taker)) - qty[s]
                 if dq != 0.0:
                     do_fill(t, s, dq, px, False, "signal")
+                    if trade[s] is not None and trade[s]["entry_bar"] == t:
+                        trade[s]["sl"] = positive(stop_frac[t - 1][s] if len(stop_frac) else stop_loss)
+                        trade[s]["tp"] = positive(take_frac[t - 1][s] if len(take_frac) else take_profit)
         if barriers and fills_at_open:
             intrabar(t, True)
         eq = cash

@@ -53,7 +53,9 @@ def _market(n: int = 300, k: int = 2, seed: int = 3) -> tuple[list[Any], list[An
     targets = np.repeat(rng.choice([-1.0, 0.0, 0.5, 1.0], (n // 10, k)), 10, axis=0)
     sigma, vol_ref = np.full((n, k), 0.01), rng.uniform(10.0, 100.0, (n, k))
     funding = np.where(rng.random((n, k)) < 0.1, 0.0001, 0.0)
-    arrays = [targets, changed_bars(targets), open_, open_, high, low, close, sigma, vol_ref, funding]
+    stop_frac = np.abs(rng.normal(0.01, 0.005, (n, k)))  # per-trade (vol-scaled) stops; take-profit: the scalar
+    arrays = [targets, changed_bars(targets), open_, open_, high, low, close, sigma, vol_ref, funding, stop_frac,
+              np.zeros((0, k))]
     scalars = [10_000.0, 0.0005, 0.0002, 0.0001, 0.1, 0.02, 0.03, 5, True, 8 * n * k + 4]
     return arrays, scalars
 

@@ -19,10 +19,11 @@ def test_orphans_of_this_desk_are_canceled_and_foreign_orders_left_alone(store, 
     t0 = time.monotonic()
     summary = broker.recover()
     took = time.monotonic() - t0
-    assert summary["orphans"] == {"canceled": ["qd-ls-orphan0000000001"], "foreign": ["manual-by-hand-1"]}
+    assert summary["orphans"] == {"canceled": ["qd-ls-orphan0000000001"], "foreign": ["manual-by-hand-1"],
+                                  "adopted": []}
     assert took < 10.0
     left = [o["clientOrderId"] for o in ex.fetch_open_orders("BTC/USDT")]
     assert left == ["manual-by-hand-1"]
     rules = {a.rule for a in list_alerts(store)}
     assert {"recon.orphan_canceled", "recon.foreign_orders"} <= rules
-    assert broker.recover()["orphans"] == {"canceled": [], "foreign": ["manual-by-hand-1"]}  # idempotent
+    assert broker.recover()["orphans"] == {"canceled": [], "foreign": ["manual-by-hand-1"], "adopted": []}  # idempotent

@@ -15,16 +15,7 @@ from engine.runtime.storage_guard import EXIT_STORAGE_FAULT
 from tests.store.cli_run import quantdesk
 
 
-# Known defect (issue 11, left open): when state.db is replaced under the engine, a connection that opens the new file
-# runs WAL recovery and truncates the shared -shm file that the engine's other connections have mmapped, so about 1
-# run in 4 the engine dies by SIGBUS (exit -7) before its storage guard halts it. The store is intact in those runs
-# (integrity ok, no rows lost), but the halt and the one-line cause are missing.
-_SIGBUS_RACE = pytest.mark.xfail(strict=False, reason="engine may die by SIGBUS (WAL recovery truncates the mmapped "
-                                 "-shm) before the storage guard halts it: known, issue 11")
-
-
-@pytest.mark.parametrize("fault", [pytest.param(f, marks=_SIGBUS_RACE) if f == "state.db replaced" else f
-                                   for f in sorted(FAULTS)])
+@pytest.mark.parametrize("fault", sorted(FAULTS))
 def test_storage_fault_halts_and_exits_without_damage(tmp_path: Path, fault: str) -> None:
     out = run_fault(tmp_path, fault)
     assert out.exit_code == EXIT_STORAGE_FAULT, out.stderr[-3000:]

@@ -1,0 +1,106 @@
+"""A strategy's output as the kernel's inputs: its weights in [-1, 1] (validated) and its protective exits as barriers.
+
+One function for run_backtest, the walk-forward optimiser and the optuna search, so research trades exactly what
+paper and live trade: ``weights(panel)`` when the strategy defines it (fractional sizes), its ``signals(panel)``
+otherwise (the default weights are the signals), and the stops its ``stops()`` declares.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from engine.strategy.base import Strategy, method_location
+from engine.strategy.stops import Stops, stop_arrays
+
+if TYPE_CHECKING:  # engine.backtest.engine imports this module
+    from engine.backtest.engine import Barriers
+
+
+def uses_weights(strategy: Any) -> bool:
+    """True when the strategy's class defines its own `weights` (else its signals are its weights)."""
+    own = getattr(type(strategy), "weights", None)
+    return own is not None and own is not Strategy.weights
+
+
+def exposure_fn(strategy: Any) -> Callable[[Mapping[str, pd.DataFrame]], pd.DataFrame]:
+    """The strategy method whose output becomes targets (what the lookahead check must test)."""
+    return strategy.weights if uses_weights(strategy) else strategy.signals
+
+
+def clean_weights(raw: Any, index: pd.DatetimeIndex, symbols: tuple[str, ...], strategy: Any) -> pd.DataFrame:
+    """Validate a weights frame (finite, in [-1, 1]; NaN = flat) and align it to the panel clock.
+
+    Raises ValueError naming the strategy, the first bad bar and symbol, and the file:line of its `weights`."""
+    name = str(getattr(strategy, "name", type(strategy).__name__))
+    where = method_location(strategy, "weights")
+    if isinstance(raw, pd.Series) and len(symbols) == 1:
+        raw = raw.to_frame(symbols[0])
+    if not isinstance(raw, pd.DataFrame):
+        raise ValueError(f"strategy {name}: weights must be a DataFrame, got {type(raw).__name__} ({where})")
+    unknown = [c for c in raw.columns if c not in symbols]
+    if unknown:
+        raise ValueError(f"strategy {name}: weight columns {unknown} are not panel symbols ({where})")
+    frame = raw if raw.index.equals(index) and list(raw.columns) == list(symbols) else \
+        raw.reindex(index=index, columns=list(symbols))
+    values = frame.to_numpy(dtype="float64", na_value=np.nan)
+    nan = np.isnan(values)
+    if nan.any():
+        values = np.where(nan, 0.0, values)
+    bad = ~(np.abs(values) <= 1.0)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise ValueError(f"strategy {name}: weight {float(values[r, c])!r} at {index[r]} / {symbols[c]} is outside "
+                         f"[-1, 1] ({where})")
+    return pd.DataFrame(np.ascontiguousarray(values), index=index, columns=list(symbols), copy=False)
+
+
+def strategy_exposure(strategy: Any, panel: Mapping[str, pd.DataFrame], index: pd.DatetimeIndex,
+                      symbols: tuple[str, ...]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(weights, sides): the validated weights a sizer turns into targets, and their signs (the primary sides)."""
+    from engine.backtest.engine import clean_signals
+
+    if not uses_weights(strategy):
+        sig = clean_signals(strategy.signals(panel), index, symbols, str(getattr(strategy, "name", "")))
+        return sig, sig
+    w = clean_weights(strategy.weights(panel), index, symbols, strategy)
+    return w, pd.DataFrame(np.sign(w.to_numpy()), index=index, columns=list(symbols), copy=False)
+
+
+def strategy_stops(strategy: Any) -> Stops | None:
+    """The strategy's declared protective exits (None when it declares none); a wrong type is a ValueError."""
+    fn = getattr(strategy, "stops", None)
+    spec = fn() if callable(fn) else None
+    if spec is not None and not isinstance(spec, Stops):
+        raise ValueError(f"strategy {getattr(strategy, 'name', '')}: stops() must return an "
+                         f"engine.strategy.stops.Stops or None, got {type(spec).__name__} "
+                         f"({method_location(strategy, 'stops')})")
+    return spec if spec is not None and spec.active else None
+
+
+def kernel_barriers(stops: Stops | None, barriers: "Barriers | None", panel: Mapping[str, pd.DataFrame],
+                    index: pd.DatetimeIndex, symbols: tuple[str, ...]
+                    ) -> tuple["Barriers | None", tuple[np.ndarray | None, np.ndarray | None]]:
+    """Merge a strategy's stops into the run's barriers: explicit barrier values win, then the strategy's.
+
+    Fixed fractions become the barriers' scalars; vol-scaled ones become per-decision-bar arrays for the kernel."""
+    from engine.backtest.engine import Barriers
+
+    if stops is None:
+        return barriers, (None, None)
+    base = barriers or Barriers()
+    sl_arr, tp_arr = stop_arrays(stops, panel, index, symbols)
+    changes: dict[str, float] = {}
+    if stops.scale == "fixed":
+        if base.stop_loss is None and stops.stop_loss is not None:
+            changes["stop_loss"] = float(stops.stop_loss)
+        if base.take_profit is None and stops.take_profit is not None:
+            changes["take_profit"] = float(stops.take_profit)
+    if base.stop_loss is not None:
+        sl_arr = None
+    if base.take_profit is not None:
+        tp_arr = None
+    return (dataclasses.replace(base, **changes) if changes else base), (sl_arr, tp_arr)

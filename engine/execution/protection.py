@@ -1,0 +1,232 @@
+"""Protection lives on the exchange: every live position has a reduce-only protective stop (and a take-profit where
+one is set) resting on the exchange itself, so a dead engine still leaves the position protected.
+
+- Levels come from one function, `protective_levels(side, entry, stop_frac, take_frac)`: the instance's strategy
+  stop spec when it declares one, else `[risk] protective_stop_pct` / `protective_take_profit_pct`.
+- Orders: USD-M STOP_MARKET / TAKE_PROFIT_MARKET with reduceOnly and the instance's quantity (not closePosition: one
+  account holds several instances' sub-ledgers, and closePosition would close every instance's share); spot a
+  STOP_LOSS_LIMIT sell whose limit sits `protective_limit_offset_pct` past the trigger. A spot take-profit is not
+  placed: both would lock the same base balance (Binance only allows that as an OCO list).
+- Client ids `qd-<instance tag>-ps<digest>` (stop) / `-pt` (take-profit): the instance and the protective marker are
+  readable on the exchange, so a restart with a lost order row adopts them instead of cancelling them.
+- `Protector.ensure()` runs after every order, every broker poll that recorded fills, every reconciliation and at
+  start: a missing order is placed, a wrong-sized or wrong-priced one replaced, one whose position closed canceled.
+  A stop already crossed when it is placed (the engine was down while the price went through it) closes the
+  position with a reduce-only market order instead, as the exchange would refuse the stop ("would trigger
+  immediately").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from engine.clock import now_ms
+from engine.execution.orders import (CLIENT_ID_PREFIX, EPS, OrderBlocked, OrderRequest, instance_tag, open_orders,
+                                     positions_on_venue)
+from engine.store.db import Store
+from engine.store.ops import raise_alert
+
+log = logging.getLogger("quantdesk.protection")
+MARKERS = {"stop": "ps", "take": "pt", "close": "px"}  # protective stop, take-profit, close of a crossed stop
+PROTECT_REASON = "protect"  # orders.reason prefix (engine.execution.flatten.PROTECTIVE_PREFIX cancels them last)
+NOT_PROTECTED = frozenset({"_external"})  # holdings adopted from the account are not ours to protect
+
+
+@dataclass(frozen=True)
+class ProtectionSpec:
+    """Stop and take-profit distances of an instance, as fractions of the entry price (take None = no take-profit)."""
+
+    stop_frac: float
+    take_frac: float | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 < self.stop_frac < 1:
+            raise ValueError(f"stop_frac: must be in (0, 1), got {self.stop_frac!r}")
+        if self.take_frac is not None and not self.take_frac > 0:
+            raise ValueError(f"take_frac: must be > 0 or None, got {self.take_frac!r}")
+
+
+def protective_levels(side: str, entry: float, stop_frac: float,
+                      take_frac: float | None = None) -> tuple[float, float | None]:
+    """(stop price, take-profit price or None) of a `side` ('long' | 'short') position entered at `entry`."""
+    if side not in ("long", "short"):
+        raise ValueError(f"side: must be long or short, got {side!r}")
+    if not entry > 0:
+        raise ValueError(f"entry: must be positive, got {entry!r}")
+    sign = 1.0 if side == "long" else -1.0
+    stop = entry * (1.0 - sign * stop_frac)
+    take = entry * (1.0 + sign * take_frac) if take_frac else None
+    return stop, take
+
+
+def protective_client_id(instance_id: str, symbol: str, kind: str, nonce: int) -> str:
+    """`qd-<tag>-ps<digest>` (stop), `-pt` (take-profit) or `-px` (crossed-stop close): <= 32 exchange-safe chars."""
+    digest = hashlib.sha1(f"{instance_id}|{symbol}|{kind}|{nonce}".encode()).hexdigest()[:18]
+    return f"{CLIENT_ID_PREFIX}{instance_tag(instance_id)}-{MARKERS[kind]}{digest}"
+
+
+def parse_protective_id(coid: str) -> tuple[str, str] | None:
+    """(instance tag, kind) of one of our protective client ids, None for any other id."""
+    parts = coid.split("-")
+    if len(parts) != 3 or parts[0] + "-" != CLIENT_ID_PREFIX:
+        return None
+    for kind, marker in MARKERS.items():
+        if kind != "close" and parts[2].startswith(marker) and len(parts[2]) == len(marker) + 18:
+            return parts[1], kind
+    return None
+
+
+def config_spec_of(risk: Any) -> Callable[..., ProtectionSpec]:
+    """The config default for every instance (`[risk] protective_stop_pct` / `protective_take_profit_pct`)."""
+    spec = ProtectionSpec(float(risk.protective_stop_pct), float(risk.protective_take_profit_pct) or None)
+    return lambda _instance_id, _symbol=None: spec
+
+
+class Protector:
+    """Keeps one protective stop (and take-profit) on the exchange per live (instance, symbol) position.
+
+    `broker` is the exchange broker (CcxtBroker: submit, cancel, mark_price, exchange); `spec_of(instance_id, symbol)`
+    gives the position's stop spec (strategy first: engine.trading.stops.protection_spec_of; config default otherwise)."""
+
+    def __init__(self, store: Store, broker: Any, spec_of: Callable[..., ProtectionSpec],
+                 limit_offset: float = 0.01) -> None:
+        self.store = store
+        self.broker = broker
+        self.spec_of = spec_of
+        self.limit_offset = float(limit_offset)
+        self._warned: set[tuple[str, str, str]] = set()
+
+    # --- what should rest -------------------------------------------------------------------------------------
+    def _spec(self, instance_id: str, symbol: str) -> ProtectionSpec:
+        """spec_of(instance_id, symbol) when it takes the symbol (a vol-scaled strategy stop differs per trade),
+        else spec_of(instance_id)."""
+        import inspect
+
+        try:
+            takes_symbol = len(inspect.signature(self.spec_of).parameters) >= 2
+        except (TypeError, ValueError):
+            takes_symbol = False
+        return self.spec_of(instance_id, symbol) if takes_symbol else self.spec_of(instance_id)
+
+    def _market(self, symbol: str) -> dict[str, Any]:
+        return (getattr(self.broker.exchange, "markets", None) or {}).get(symbol) or {}
+
+    def _desired(self, pos: dict[str, Any]) -> list[dict[str, Any]]:
+        """The protective orders a position should have: kind, side, qty and trigger price, exchange-rounded."""
+        ex, symbol = self.broker.exchange, pos["symbol"]
+        spec = self._spec(pos["instance_id"], symbol)
+        side = "long" if pos["qty"] > 0 else "short"
+        stop, take = protective_levels(side, float(pos["avg_price"]), spec.stop_frac, spec.take_frac)
+        qty = float(ex.amount_to_precision(symbol, abs(pos["qty"])))
+        close_side = "sell" if side == "long" else "buy"
+        out = [{"kind": "stop", "side": close_side, "qty": qty, "price": float(ex.price_to_precision(symbol, stop))}]
+        if take is not None and not self._market(symbol).get("spot"):
+            out.append({"kind": "take", "side": close_side, "qty": qty,
+                        "price": float(ex.price_to_precision(symbol, take))})
+        return out
+
+    def _protectable(self, pos: dict[str, Any], qty: float, price: float) -> bool:
+        """False (with one warning per position) for a holding the exchange would refuse to protect (dust)."""
+        market = self._market(pos["symbol"])
+        min_cost = float(((market.get("limits") or {}).get("cost") or {}).get("min") or 0.0)
+        too_small = qty < max(self.broker.min_amount(pos["symbol"]), EPS) or (
+            market.get("spot") and qty * price * (1 - self.limit_offset) < min_cost)
+        key = (pos["instance_id"], pos["symbol"], f"{qty:.10g}")
+        if too_small and key not in self._warned:
+            self._warned.add(key)
+            raise_alert(self.store, "warning", "protect.too_small", f"{pos['instance_id']} {pos['symbol']} "
+                        f"{qty:.8g} is below the exchange's minimum: no protective order can be placed for it",
+                        {"instance_id": pos["instance_id"], "symbol": pos["symbol"], "qty": qty})
+        return not too_small
+
+    # --- the check --------------------------------------------------------------------------------------------
+    def ensure(self, instance_id: str | None = None, symbol: str | None = None) -> dict[str, list[str]]:
+        """Bring the exchange's protective orders in line with the live positions; returns what was done."""
+        done: dict[str, list[str]] = {"placed": [], "kept": [], "canceled": [], "closed": [], "errors": []}
+        held = {(p["instance_id"], p["symbol"]): p for p in positions_on_venue(self.store, self.broker.venue)
+                if p["instance_id"] not in NOT_PROTECTED}
+        resting: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for o in open_orders(self.store, venue=self.broker.venue):
+            if str(o.get("reason") or "").startswith(PROTECT_REASON) and o["type"] in ("stop", "take"):
+                resting.setdefault((o["instance_id"], o["symbol"]), []).append(o)
+        for key in sorted(set(held) | set(resting)):
+            if (instance_id and key[0] != instance_id) or (symbol and key[1] != symbol):
+                continue
+            try:
+                self._ensure_one(key, held.get(key), resting.get(key, []), done)
+            except Exception as exc:  # noqa: BLE001 - one position failing must not leave the others unchecked
+                done["errors"].append(f"{key[0]}/{key[1]}: {type(exc).__name__}: {exc}"[:300])
+        for err in done["errors"]:
+            raise_alert(self.store, "critical", "protect.failed", f"protective order: {err}"[:500], {"error": err})
+        return done
+
+    def _ensure_one(self, key: tuple[str, str], pos: dict[str, Any] | None, resting: list[dict[str, Any]],
+                    done: dict[str, list[str]]) -> None:
+        desired = self._desired(pos) if pos is not None and abs(pos["qty"]) > EPS else []
+        if desired and not self._protectable(pos, desired[0]["qty"], desired[0]["price"]):  # type: ignore[arg-type]
+            desired = []
+        wanted = {d["kind"]: d for d in desired}
+        for o in resting:
+            d = wanted.get(o["type"])
+            if d is not None and o["side"] == d["side"] and abs(o["qty"] - d["qty"]) <= EPS * max(1.0, d["qty"]) \
+                    and abs((o["price"] or 0.0) - d["price"]) <= 1e-9 * d["price"]:
+                wanted.pop(o["type"])
+                done["kept"].append(o["client_order_id"])
+                continue
+            if self.broker.cancel(o["client_order_id"]):
+                done["canceled"].append(o["client_order_id"])
+        if not wanted:
+            return
+        assert pos is not None
+        mark = self.broker.mark_price(key[1])
+        long = pos["qty"] > 0
+        stop = wanted.get("stop")
+        if stop is not None and (mark <= stop["price"] if long else mark >= stop["price"]):
+            self._close_crossed(pos, stop, mark, done)
+            return
+        for kind, d in wanted.items():
+            if kind == "take" and (mark >= d["price"] if long else mark <= d["price"]):
+                continue  # would trigger at once; the stop protects, the strategy or the next check takes profit
+            coid = protective_client_id(pos["instance_id"], pos["symbol"], kind, now_ms())
+            req = OrderRequest(instance_id=pos["instance_id"], symbol=pos["symbol"], side=d["side"], qty=d["qty"],
+                               client_order_id=coid, type=kind, price=d["price"], reduce_only=True, intent="protect",
+                               reason=f"{PROTECT_REASON} {kind} {d['qty']:.8g} {pos['symbol']} @ {d['price']:.8g}")
+            row = self.broker.submit(req)
+            if row.get("status") in ("rejected", "canceled"):
+                done["errors"].append(f"{coid} {row.get('status')}: {row.get('reason')}"[:300])
+            else:
+                done["placed"].append(coid)
+
+    def _close_crossed(self, pos: dict[str, Any], stop: dict[str, Any], mark: float,
+                       done: dict[str, list[str]]) -> None:
+        """The price is already through the stop: close the position now (reduce-only market), as the stop would."""
+        coid = protective_client_id(pos["instance_id"], pos["symbol"], "close", now_ms())
+        req = OrderRequest(instance_id=pos["instance_id"], symbol=pos["symbol"], side=stop["side"], qty=stop["qty"],
+                           client_order_id=coid, reduce_only=True, intent="protect",
+                           reason=f"stop crossed: mark {mark:.8g} beyond stop {stop['price']:.8g}")
+        try:
+            self.broker.submit(req)
+            done["closed"].append(coid)
+        except OrderBlocked as exc:
+            done["errors"].append(f"close {pos['instance_id']}/{pos['symbol']}: {exc}"[:300])
+        raise_alert(self.store, "critical", "protect.stop_crossed", f"{pos['instance_id']} {pos['symbol']}: mark "
+                    f"{mark:.8g} is beyond its stop {stop['price']:.8g} with no stop resting; closed at market",
+                    {"instance_id": pos["instance_id"], "symbol": pos["symbol"], "mark": mark,
+                     "stop": stop["price"]})
+
+    # --- start-up: our protective orders state.db lost ---------------------------------------------------------
+    def adoptable(self, order: dict[str, Any], symbol: str) -> str | None:
+        """The instance an exchange order of ours (client id with the protective marker) protects, when that instance
+        holds the symbol on the exchange now; None otherwise (then it is an orphan to cancel)."""
+        parsed = parse_protective_id(str(order.get("clientOrderId") or ""))
+        if parsed is None:
+            return None
+        tag, _kind = parsed
+        for p in positions_on_venue(self.store, self.broker.venue):
+            if p["symbol"] == symbol and instance_tag(p["instance_id"]) == tag \
+                    and p["instance_id"] not in NOT_PROTECTED:
+                return str(p["instance_id"])
+        return None

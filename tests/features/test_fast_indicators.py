@@ -1,0 +1,109 @@
+"""engine.features.fast: every helper equals pandas to 1e-9 (NaN warm-up and gaps included), on both the AOT
+extension and numba's JIT; and the shipped strategies give the same signals with them as with pandas' windows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from engine.features import fast
+
+TOL = 1e-9
+
+
+@pytest.fixture(params=["aot", "jit"])
+def impl(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test once on the ahead-of-time extension (when it is built and current) and once on numba's JIT."""
+    if request.param == "jit":
+        monkeypatch.setenv("QUANTDESK_FAST", "jit")
+    fast.reset()
+    if request.param == "aot" and fast.implementation() != "aot":
+        from engine.backtest import aot
+
+        state = "stale" if aot.fast_output_path().exists() else "missing"
+        pytest.skip(f"{aot.fast_output_path().name} is {state}: `make test` builds it")
+    yield request.param
+    fast.reset()
+
+
+@pytest.fixture(scope="module")
+def prices() -> pd.DataFrame:
+    """Three random-walk price columns with a NaN warm-up, scattered NaN gaps, an inf and a constant stretch."""
+    rng = np.random.default_rng(3)
+    a = np.exp(np.cumsum(rng.normal(0, 0.01, (4000, 3)), axis=0)) * 30_000.0
+    a[rng.random(a.shape) < 0.03] = np.nan
+    a[:60, 1] = np.nan
+    a[700:820, 2] = 123.25
+    a[900, 0] = np.inf
+    return pd.DataFrame(a, columns=["BTC", "ETH", "SOL"])
+
+
+def assert_close(ours: object, ref: pd.DataFrame | pd.Series) -> None:
+    """Same NaN and +-inf positions and |ours - ref| <= 1e-9 * max(1, |ref|) elsewhere."""
+    o, r = np.asarray(ours, dtype="float64"), ref.to_numpy(dtype="float64")
+    assert o.shape == r.shape
+    assert np.array_equal(np.isnan(o), np.isnan(r)), "NaN positions differ"
+    assert np.array_equal(o[np.isinf(r)], r[np.isinf(r)]) and np.isinf(o).sum() == np.isinf(r).sum(), "inf differs"
+    ok = np.isfinite(r)
+    assert np.all(np.abs(o[ok] - r[ok]) <= TOL * np.maximum(1.0, np.abs(r[ok])))
+
+
+@pytest.mark.parametrize("window,min_periods", [(1, None), (5, 1), (20, None), (72, 36), (300, 150)])
+def test_rolling_windows_equal_pandas(impl: str, prices: pd.DataFrame, window: int, min_periods: int | None) -> None:
+    """rolling sum / mean / var / std (ddof 1 and 0) and z-score, frame in -> frame out."""
+    roll = prices.rolling(window, min_periods=min_periods)
+    assert_close(fast.rolling_sum(prices, window, min_periods), roll.sum())
+    assert_close(fast.rolling_mean(prices, window, min_periods), roll.mean())
+    assert_close(fast.rolling_var(prices, window, min_periods), roll.var())
+    assert_close(fast.rolling_var(prices, window, min_periods, ddof=0), roll.var(ddof=0))
+    assert_close(fast.rolling_std(prices, window, min_periods), roll.std())
+    z = fast.zscore(prices, window, min_periods)
+    assert isinstance(z, pd.DataFrame) and z.columns.equals(prices.columns)
+    assert_close(z, (prices - roll.mean()) / roll.std())
+
+
+def test_log_return_std_and_one_dimensional_input(impl: str, prices: pd.DataFrame) -> None:
+    """Small values (log returns) and a 1-D array / Series in: same shape out."""
+    r = np.log(prices["ETH"]).diff()
+    out = fast.rolling_std(r.to_numpy(), 72, 36)
+    assert out.ndim == 1
+    assert_close(out, r.rolling(72, min_periods=36).std())
+    s = fast.rolling_mean(r, 24)
+    assert isinstance(s, pd.Series) and s.name == "ETH" and s.index.equals(r.index)
+    assert_close(s, r.rolling(24).mean())
+
+
+@pytest.mark.parametrize("kwargs", [{"span": 12, "min_periods": 12}, {"alpha": 1 / 30, "min_periods": 30},
+                                    {"span": 3}, {"com": 0.5, "min_periods": 5}])
+def test_ewm_mean_equals_pandas(impl: str, prices: pd.DataFrame, kwargs: dict) -> None:
+    """adjust=True EWM with NaN gaps ageing the weights."""
+    assert_close(fast.ewm_mean(prices, **kwargs), prices.ewm(**kwargs).mean())
+
+
+def test_rank_across_symbols_equals_pandas(impl: str, prices: pd.DataFrame) -> None:
+    """Average ranks per row with ties and NaN (pct too)."""
+    tied = prices.round(-3)
+    assert_close(fast.rank_across(tied), tied.rank(axis=1))
+    assert_close(fast.rank_across(tied, pct=True), tied.rank(axis=1, pct=True))
+
+
+def test_crossings_equal_the_pandas_expression(impl: str, prices: pd.DataFrame) -> None:
+    """crossed_above / crossed_below are (a > b) & (a.shift() <= b.shift()) and the mirror; NaN never crosses."""
+    f, s = prices.rolling(10).mean(), prices.rolling(40).mean()
+    up = fast.crossed_above(f, s)
+    assert up.dtypes.eq(bool).all()
+    assert np.array_equal(up.to_numpy(), ((f > s) & (f.shift() <= s.shift())).to_numpy())
+    down = fast.crossed_below(f.to_numpy(), s.to_numpy())
+    assert np.array_equal(down, ((f < s) & (f.shift() >= s.shift())).to_numpy())
+    assert fast.crossed_above(prices["BTC"], 30_000.0).sum() > 0
+
+
+def test_bad_arguments_say_what_is_wrong() -> None:
+    """A bad window, min_periods or ewm parameter is one clear ValueError."""
+    x = np.arange(10.0)
+    for call, text in [(lambda: fast.rolling_mean(x, 0), "window"), (lambda: fast.rolling_mean(x, 3, 4), "min_periods"),
+                       (lambda: fast.ewm_mean(x), "exactly one"), (lambda: fast.ewm_mean(x, alpha=1.5), "alpha"),
+                       (lambda: fast.rolling_std(np.zeros((2, 2, 2)), 2), "1-D or 2-D")]:
+        with pytest.raises(ValueError, match=text):
+            call()
