@@ -353,6 +353,14 @@ class CcxtBroker(OrderCleanup, Reconciliation):
             self._protect()
         return added
 
+    def rearm(self) -> dict[str, Any]:
+        """The first thing a live engine does once connected: sync the open orders (a protective order deleted or
+        filled while the engine was down shows up here) and re-place missing protection, before the slower rest
+        of the start (market source, streams, full reconciliation)."""
+        with self._lock:
+            self.process()
+            return self._protect()
+
     def recover(self) -> dict[str, Any]:
         """At start: orphan orders first (ours the state.db does not know are canceled), then reconcile."""
         with self._lock:

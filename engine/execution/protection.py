@@ -100,13 +100,24 @@ class Protector:
         self._warned: set[tuple[str, str, str]] = set()
 
     # --- what should rest -------------------------------------------------------------------------------------
+    def _spec(self, instance_id: str, symbol: str) -> ProtectionSpec:
+        """spec_of(instance_id, symbol) when it takes the symbol (a vol-scaled strategy stop differs per trade),
+        else spec_of(instance_id)."""
+        import inspect
+
+        try:
+            takes_symbol = len(inspect.signature(self.spec_of).parameters) >= 2
+        except (TypeError, ValueError):
+            takes_symbol = False
+        return self.spec_of(instance_id, symbol) if takes_symbol else self.spec_of(instance_id)
+
     def _market(self, symbol: str) -> dict[str, Any]:
         return (getattr(self.broker.exchange, "markets", None) or {}).get(symbol) or {}
 
     def _desired(self, pos: dict[str, Any]) -> list[dict[str, Any]]:
         """The protective orders a position should have: kind, side, qty and trigger price, exchange-rounded."""
         ex, symbol = self.broker.exchange, pos["symbol"]
-        spec = self.spec_of(pos["instance_id"], symbol)  # per symbol: a vol-scaled strategy stop differs by trade
+        spec = self._spec(pos["instance_id"], symbol)
         side = "long" if pos["qty"] > 0 else "short"
         stop, take = protective_levels(side, float(pos["avg_price"]), spec.stop_frac, spec.take_frac)
         qty = float(ex.amount_to_precision(symbol, abs(pos["qty"])))

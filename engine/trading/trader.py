@@ -177,14 +177,16 @@ class Trader:
             req = OrderRequest(instance_id=inst.id, symbol=symbol, side="buy" if delta > 0 else "sell",
                                qty=abs(delta), client_order_id=client_order_id(inst.id, symbol, bar_ts),
                                reduce_only=reduce_only, reason=f"bar {bar_ts} target {target:.8g}")
+            new_trade = stops is not None and target != 0 and target * held.get(symbol, 0.0) <= 0
+            if new_trade:  # armed before the order: a live broker places its protective stop right after the fill
+                self.stop_watch.arm(inst.id, symbol, target, stops, self.last_panel, bar_ts,
+                                    self.source.milliseconds(), inst.timeframe)
             try:
                 order = self.broker.submit(req)
                 sent.append(order["client_order_id"])
             except OrderBlocked as exc:
                 log.info("order blocked: %s", exc)
-                continue
-            if stops is not None and target != 0 and target * held.get(symbol, 0.0) <= 0:  # a new trade: arm it
-                self.stop_watch.arm(inst.id, symbol, target, stops, self.last_panel, bar_ts,
-                                    self.source.milliseconds(), inst.timeframe)
+                if new_trade:
+                    self.stop_watch.armed.pop((inst.id, symbol), None)
         self._last_bar[inst.id] = bar_ts
         return TickResult(inst.id, bar_ts, targets, sent)

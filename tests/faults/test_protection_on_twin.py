@@ -125,7 +125,7 @@ PERP = "BTC/USDT:USDT"
 def _perp_broker(store, twin, stop=0.05, take=0.08):
     broker = CcxtBroker(store, twin.exchange(), max_retries=1, symbols=[PERP], sleep=lambda s: None)
     broker.exchange.load_markets()
-    broker.protector = Protector(store, broker, lambda _i: ProtectionSpec(stop, take))
+    broker.protector = Protector(store, broker, lambda _i, _s=None: ProtectionSpec(stop, take))
     return broker
 
 

@@ -4,7 +4,8 @@ The same 1m bars drive both: run_backtest on the whole panel, and a real Trader 
 whose replay source's clock steps bar by bar (its book quotes the current bar's open with no spread, so a market
 entry fills where the kernel's next-open fill does). The strategy (wrapped in SafeStrategy, as in the engine) holds
 fractional weights and declares a stop and a take-profit; the path has an intrabar stop hit, a short stopped by a
-gap through its stop, and a take-profit. Entries, exits, reasons, bars and prices must be identical.
+gap through its stop, and a take-profit. Entries, exits, reasons, bars and prices must be identical, and the drift
+monitor, pairing each paper fill with its backtest twin, must see no drift on any of them.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from engine.backtest.engine import run_backtest
 from engine.backtest.sizing import fixed_fraction
 from engine.config import BacktestConfig, Settings, StrategyInstanceConfig, settings_with
 from engine.execution.paper_broker import PaperBroker
+from engine.monitoring.drift import pair_fills
 from engine.store import open_store
 from engine.store.candles import upsert_candles
 from engine.strategy.base import Strategy
@@ -117,7 +119,8 @@ class ReplaySource:
 def _paper_run(tmp_path: Path, bars: pd.DataFrame, scale: str) -> list[tuple[int, str, float, str]]:
     settings = settings_with(dataclasses.replace(Settings(), strategies={
         "t1": StrategyInstanceConfig(strategy="quantum_momentum", capital=100_000.0, symbols=(SYM,), timeframe="1m")}),
-        store={"path": str(tmp_path / "state.db")}, risk={"sizing": "fixed"})
+        store={"path": str(tmp_path / "state.db")}, risk={"sizing": "fixed"},
+        backtest={"fee_taker": 0.0, "fee_maker": 0.0, "half_spread_bps": 0.0, "impact_coef": 0.0})
     store = open_store(settings.store_url())
     try:
         sync_instances(store, settings)
@@ -137,6 +140,11 @@ def _paper_run(tmp_path: Path, bars: pd.DataFrame, scale: str) -> list[tuple[int
                 "SELECT f.ts, f.side, f.price, o.reason FROM fills f JOIN orders o "
                 "ON o.client_order_id = f.client_order_id WHERE f.instance_id = 't1' ORDER BY f.ts, f.id").all()
         alerts = _alerts(store)
+        # the drift monitor pairs every paper fill (stops included) with the backtest twin's: no drift here
+        assert pair_fills(store, settings, "replay") == len(fills)
+        with store.connect() as conn:
+            drift = conn.exec_driver_sql("SELECT leg, drift_bps FROM twin_trades").all()
+        assert len(drift) == len(fills) and all(d == 0.0 for _, d in drift), drift
     finally:
         store.dispose()
     assert not alerts, alerts
