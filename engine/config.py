@@ -21,7 +21,7 @@ from engine.config_sections import (  # the sections, re-exported: import them f
     MLConfig, RiskConfig, TriggerConfig, ExchangeConfig,
     ExecutionConfig, RetentionConfig, RuntimeConfig, LifecycleConfig,
     ReoptConfig, StrategyInstanceConfig, ConsoleConfig, AlertChannelConfig,
-    AlertsConfig,
+    AlertsConfig, EngineConfig,
 )
 
 DEFAULT_CONFIG_FILE = "quantdesk.toml"
@@ -49,6 +49,7 @@ class Settings:
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     exchange: ExchangeConfig = field(default_factory=ExchangeConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
     reopt: ReoptConfig = field(default_factory=ReoptConfig)

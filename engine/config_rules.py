@@ -88,6 +88,18 @@ def state_target(text: str) -> dict[str, str]:
     return {"path": url.split(":///", 1)[1].split("?", 1)[0], "url": ""}
 
 
+ENGINE_NAME_RE = r"[a-z][a-z0-9_-]{0,31}"  # engine names key locks, doorbells, job tables and file names
+
+
+def engine_name_problem(value: str) -> str | None:
+    """Why `value` cannot name an engine (lower-case letter first, then letters, digits, _ or -, 32 at most)."""
+    import re
+
+    if re.fullmatch(ENGINE_NAME_RE, value):
+        return None
+    return "must be 1-32 characters: a lower-case letter, then lower-case letters, digits, _ or - (e.g. binance-spot)"
+
+
 def _nonempty_text_problem(value: str) -> str | None:
     return None if value.strip() else "must not be empty"
 
@@ -123,6 +135,7 @@ KINDS: dict[str, Callable[[Any], str | None]] = {
     "store_url": _store_url_problem,
     "text": _nonempty_text_problem,
     "store_path": _store_path_problem,
+    "engine_name": engine_name_problem,
 }
 
 
