@@ -118,6 +118,8 @@ class Protector:
     def _desired(self, pos: dict[str, Any]) -> list[dict[str, Any]]:
         """The protective orders a position should have: kind, side, qty and trigger price, exchange-rounded."""
         ex, symbol = self.broker.exchange, pos["symbol"]
+        if abs(pos["qty"]) < max(self.broker.min_amount(symbol), EPS) * (1 - 1e-9):
+            return []  # commission crumbs below the exchange's minimum amount: nothing to protect (nor to close)
         spec = self._spec(pos["instance_id"], symbol)
         side = "long" if pos["qty"] > 0 else "short"
         stop, take = protective_levels(side, float(pos["avg_price"]), spec.stop_frac, spec.take_frac)

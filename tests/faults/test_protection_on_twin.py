@@ -246,3 +246,15 @@ def test_each_instance_quote_share_is_reconciled_against_the_account(store, twin
     alerts = [a for a in list_alerts(store) if a.rule == "recon.quote_mismatch"]
     assert len(alerts) == 1 and "USDT" in alerts[0].message
     assert abs(broker.reconcile()["quote"][0]["diff"]) < 0.01  # adopted: not reported again
+
+
+def test_crumbs_below_the_minimum_amount_need_no_protection(store, twin):
+    """What a stop leaves of a spot buy whose fee was paid in BTC is below the minimum amount: no order, no error."""
+    broker = _broker(store, twin)
+    _buy(broker, "qd-ls-t1", 0.00146)  # the 0.1 % fee in BTC leaves 0.00145854: off the 0.00001 step
+    rest = float(broker.exchange.amount_to_precision(SPOT, position_qty(store, "ls", SPOT)))
+    _buy(broker, "qd-ls-t2", rest, side="sell")
+    assert 0 < position_qty(store, "ls", SPOT) < broker.min_amount(SPOT)  # the base-asset fee's crumbs
+    done = broker.reconcile()["protection"]
+    assert done["errors"] == [] and done["placed"] == []
+    assert not [a for a in list_alerts(store) if a.rule.startswith("protect.")]
