@@ -37,7 +37,7 @@ run: $(STAMP) $(AOT_SO) $(FAST_SO)
 
 test: $(STAMP) $(AOT_SO) $(FAST_SO)
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q -n 2
+	$(BIN)/python -m pytest -q -n 2 --durations=15
 
 bench: $(STAMP) $(AOT_SO) $(FAST_SO)
 	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e '.[dev,bench]'

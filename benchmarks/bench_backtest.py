@@ -177,7 +177,8 @@ def worker_kernel(n: int, repeats: int) -> dict:
 
     from engine.backtest import kernel, kernels
     from engine.backtest.costs import market_arrays
-    from engine.backtest.engine import run_backtest, run_kernel
+    from engine.backtest.engine import Barriers, run_backtest, run_kernel
+    from engine.strategy.stops import Stops, stop_arrays
     from tests.support.strategies.sma_cross import SmaCross
     from engine.backtest.sizing import fixed_fraction
     from engine.config import BacktestConfig
@@ -193,6 +194,9 @@ def worker_kernel(n: int, repeats: int) -> dict:
     open_, close = frame["open"].to_numpy(), frame["close"].to_numpy()
     out: dict = {"side": "kernel", "bars": n}
     impls = ["jit"] if kernels.aot_module() is None else ["aot", "jit"]
+    fixed_barriers = Barriers(stop_loss=0.002, take_profit=0.004)
+    atr_arrays = stop_arrays(Stops(stop_loss=3.0, take_profit=6.0, scale="atr", window=14), panel, m.index,
+                             m.symbols)
     equities = {}
     for impl in impls:
         if impl == "jit":  # switch the dispatch to numba's JIT (compiled or loaded from cache by the first call)
@@ -201,6 +205,11 @@ def worker_kernel(n: int, repeats: int) -> dict:
         assert kernels.implementation() == impl
         equities[impl] = run_kernel(targets, m, cfg)[0]
         out[f"kernel_{impl}_s"], out[f"kernel_{impl}_cpu_s"] = best_of(lambda: run_kernel(targets, m, cfg))
+        # with barriers: a fixed stop / take-profit, and ATR-scaled per-trade fractions (a strategy's Stops)
+        out[f"kernel_{impl}_barriers_s"], out[f"kernel_{impl}_barriers_cpu_s"] = best_of(
+            lambda: run_kernel(targets, m, cfg, fixed_barriers))
+        out[f"kernel_{impl}_atr_stops_s"], out[f"kernel_{impl}_atr_stops_cpu_s"] = best_of(
+            lambda: run_kernel(targets, m, cfg, None, atr_arrays))
     bare = {"jit": kernel.bare_loop}
     if "aot" in impls:
         bare["aot"] = kernels.fresh_aot().bare_loop

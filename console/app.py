@@ -18,6 +18,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.timer import Timer
 
+from console.app_bindings import APP_BINDINGS
 from console.messages import CommandCompleted, StatusRefreshed, StatusUnavailable, StopProgress
 from engine.control.reader import StateReader
 from engine.control.snapshots import StateUnavailable, StatusSnapshot
@@ -30,7 +31,6 @@ from console.widgets.modals import StopConfirmBar, TypedConfirm
 from engine.clock import now_ms
 from engine.config import Settings
 
-EMERGENCY_KEY = "ctrl+x"  # not taken by tmux (ctrl+b) or screen (ctrl+a); priority beats a focused Input's cut
 STOP_REASON = "operator emergency stop (console)"
 STOP_HOLD_S = 2.0  # longest that screens hold their table refreshes while a stop waits for the engine
 
@@ -44,25 +44,7 @@ class QuantdeskApp(App):
     VERTICAL_BREAKPOINTS = [(0, "-short"), (34, "-tall")]  # 80x24 terminals get a tighter desk grid
     # under 100 columns positions take the full width; 120+ columns: full-width order and sizing tables too
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-medium"), (120, "-wide")]
-    BINDINGS = [
-        Binding(EMERGENCY_KEY, "emergency_stop", "STOP", id="emergency-stop", priority=True,
-                tooltip="Emergency stop: HALT + FLATTEN (asks to confirm with one key)"),
-        Binding("1", "switch_mode('desk')", "Desk", id="screen.desk", show=False, tooltip="Show the desk"),
-        Binding("2", "switch_mode('strategies')", "Strategies", id="screen.strategies", show=False,
-                tooltip="Leaderboard, lifecycle stage, drift; pause/resume/promote/demote"),
-        Binding("3", "switch_mode('research')", "Research", id="screen.research", show=False,
-                tooltip="Backtest runs and trials with DSR; tearsheets"),
-        Binding("4", "switch_mode('models')", "Models", id="screen.models", show=False,
-                tooltip="Model registry, champion/challenger, retrain, rollback"),
-        Binding("5", "switch_mode('jobs')", "Jobs", id="screen.jobs", show=False,
-                tooltip="Scheduler jobs: next run, last result, errors"),
-        Binding("6", "switch_mode('data')", "Data", id="screen.data", show=False,
-                tooltip="Data coverage, freshness, gaps and quarantine per series"),
-        Binding("7", "switch_mode('alerts')", "Alerts", id="screen.alerts", show=False,
-                tooltip="Alerts (filter, acknowledge) and the audit log"),
-        Binding("f1", "toggle_help", "Help", id="help", tooltip="Show or hide the key bindings panel"),
-        Binding("q", "quit", "Quit", id="quit", tooltip="Quit the console; the engine keeps running"),
-    ]
+    BINDINGS = APP_BINDINGS
 
     def __init__(self, settings: Settings, *, clock: Callable[[], int] = now_ms,
                  control_factory: Callable[[], Any] | None = None) -> None:

@@ -23,24 +23,25 @@ class BindingInfo:
     tooltip: str
 
 
-def _binding_classes() -> list[tuple[str, type]]:
-    from console.app import QuantdeskApp
+def _binding_sets() -> list[tuple[str, Iterable[object]]]:
+    from console.app_bindings import APP_BINDINGS
     from console.screens import registry
     from console.widgets.keyed_table import KeyedTable
     from console.widgets.modals import ConfirmKey, InfoModal, StopConfirmBar, TypedConfirm
 
-    classes: list[tuple[str, type]] = [("app", QuantdeskApp)]
-    classes += [(mode, cls) for mode, cls in registry.SCREEN_CLASSES.items()]
-    classes += [("stop confirm", StopConfirmBar), ("confirm", ConfirmKey), ("typed confirm", TypedConfirm),
-                ("info", InfoModal), ("tables", KeyedTable)]
-    return classes
+    sets: list[tuple[str, Iterable[object]]] = [("app", APP_BINDINGS)]
+    sets += [(mode, cls.BINDINGS) for mode, cls in registry.SCREEN_CLASSES.items()]
+    sets += [(scope, cls.BINDINGS) for scope, cls in (("stop confirm", StopConfirmBar), ("confirm", ConfirmKey),
+                                                       ("typed confirm", TypedConfirm), ("info", InfoModal),
+                                                       ("tables", KeyedTable))]
+    return sets
 
 
 def all_bindings() -> list[BindingInfo]:
     """Every console binding with an id, in app-then-screen order."""
     out: list[BindingInfo] = []
-    for scope, cls in _binding_classes():
-        for item in getattr(cls, "BINDINGS", []):
+    for scope, bindings in _binding_sets():
+        for item in bindings:
             if isinstance(item, Binding) and item.id:
                 out.append(BindingInfo(item.id, item.key, item.description, scope, item.tooltip))
     return out

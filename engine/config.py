@@ -15,25 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from engine.config_rules import Check, check_value, cross_problems, field_checks, shown
+from engine.config_rules import Check, ConfigError, check_value, cross_problems, field_checks, shown
 from engine.config_sections import (  # the sections, re-exported: import them from here
     StoreConfig, DataConfig, SimulatorConfig, BacktestConfig,
     MLConfig, RiskConfig, TriggerConfig, ExchangeConfig,
     ExecutionConfig, RetentionConfig, RuntimeConfig, LifecycleConfig,
     ReoptConfig, StrategyInstanceConfig, ConsoleConfig, AlertChannelConfig,
-    AlertsConfig,
+    AlertsConfig, EngineConfig,
 )
 
 DEFAULT_CONFIG_FILE = "quantdesk.toml"
 ENV_PREFIX = "QUANTDESK__"
-
-
-class ConfigError(ValueError):
-    """One or more configuration values are wrong; each line names the key, the value and the valid range."""
-
-    def __init__(self, message: str, problems: list[str] | None = None) -> None:
-        super().__init__(message)
-        self.problems = problems if problems is not None else [message]
 
 
 def _default_instances() -> dict[str, StrategyInstanceConfig]:
@@ -57,6 +49,7 @@ class Settings:
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     exchange: ExchangeConfig = field(default_factory=ExchangeConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
     reopt: ReoptConfig = field(default_factory=ReoptConfig)

@@ -17,6 +17,14 @@ from engine.clock import timeframe_ms
 _SECRET_WORDS = ("key", "secret", "password", "passwd", "token")
 
 
+class ConfigError(ValueError):
+    """One or more configuration values are wrong; each line names the key, the value and the valid range."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems if problems is not None else [message]
+
+
 def looks_secret(key: str) -> bool:
     """True when the last part of a dotted key names a credential, so its value must not be printed."""
     last = key.rsplit(".", 1)[-1].lower()
@@ -69,7 +77,6 @@ def _store_path_problem(value: str) -> str | None:
 def state_target(text: str) -> dict[str, str]:
     """Store settings for a --state argument: a database URL goes to store.url, a path or sqlite:/// URL to
     store.path; anything that is neither is a ConfigError, never a file (rules in engine.store.urls)."""
-    from engine.config import ConfigError
     from engine.store.urls import StoreTargetError, is_postgres_url, store_url_for
 
     try:
@@ -79,6 +86,18 @@ def state_target(text: str) -> dict[str, str]:
     if is_postgres_url(url):
         return {"url": url, "path": "state.db"}
     return {"path": url.split(":///", 1)[1].split("?", 1)[0], "url": ""}
+
+
+ENGINE_NAME_RE = r"[a-z][a-z0-9_-]{0,31}"  # engine names key locks, doorbells, job tables and file names
+
+
+def engine_name_problem(value: str) -> str | None:
+    """Why `value` cannot name an engine (lower-case letter first, then letters, digits, _ or -, 32 at most)."""
+    import re
+
+    if re.fullmatch(ENGINE_NAME_RE, value):
+        return None
+    return "must be 1-32 characters: a lower-case letter, then lower-case letters, digits, _ or - (e.g. binance-spot)"
 
 
 def _nonempty_text_problem(value: str) -> str | None:
@@ -116,6 +135,7 @@ KINDS: dict[str, Callable[[Any], str | None]] = {
     "store_url": _store_url_problem,
     "text": _nonempty_text_problem,
     "store_path": _store_path_problem,
+    "engine_name": engine_name_problem,
 }
 
 
@@ -195,15 +215,14 @@ def cross_problems(section: Any, prefix: str) -> list[str]:
     return [f"{prefix}.{name}: {message}" for name, message in relations()]
 
 
-def undeclared_fields() -> list[str]:
-    """Every numeric or enumerated field of every config section without a declared range (must stay empty)."""
+def undeclared_fields(settings_cls: type) -> list[str]:
+    """Every numeric or enumerated field of every section of `settings_cls` without a declared range (must stay
+    empty; the caller passes engine.config.Settings, so this leaf module never imports it)."""
     import typing
 
-    from engine import config
-
     missing = []
-    sections = [(f.name, f.type) for f in dataclasses.fields(config.Settings)]
-    hints = typing.get_type_hints(config.Settings)
+    sections = [(f.name, f.type) for f in dataclasses.fields(settings_cls)]
+    hints = typing.get_type_hints(settings_cls)
     for name, _ in sections:
         tp = hints[name]
         if typing.get_origin(tp) is dict:

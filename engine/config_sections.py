@@ -230,6 +230,14 @@ class RuntimeConfig:
 
 
 @dataclass(frozen=True)
+class EngineConfig:
+    """Which engine of the desk this is: several engines (one per account or venue) may share one store, each by
+    its own name, owning the instances it declares (docs/deploy.md, several engines)."""
+
+    name: str = ranged("main", kind="engine_name")
+
+
+@dataclass(frozen=True)
 class LifecycleConfig:
     """Promotion gates and automatic demotion."""
 

@@ -25,6 +25,7 @@ _COMMAND_MODULES = [
     "console.cli.console_cmd",
     "console.cli.engine_cmd",  # runtime: quantdesk engine [--detach] [--live], engine stop
     "console.cli.control_cmd",  # runtime: halt/flatten/reduce/resume/status, strategy ...
+    "console.cli.engines_cmd",  # runtime: quantdesk engines (several engines on one desk)
     "console.cli.alerts_cmd",  # monitoring: alerts [list] / ack / test
     "console.cli.watchdog_cmd",  # runtime: quantdesk watchdog (dead-man switch over the engine heartbeat)
     "console.cli.research_cmd",  # backtest: quantdesk backtest / optimize

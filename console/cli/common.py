@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
@@ -86,3 +87,31 @@ def settings_of(ctx: typer.Context) -> Settings:
     if not isinstance(obj, CliContext):
         raise typer.BadParameter("internal: settings not loaded")
     return obj.settings
+
+
+def parse_time(text: str, now_ms: int, name: str = "--since") -> int:
+    """Epoch ms from '30d'/'12h' (before now), an ISO date/time (UTC), or epoch ms digits."""
+    from engine.clock import parse_duration_ms
+
+    value = text.strip()
+    if value.isdigit() and len(value) >= 10:
+        return int(value) if len(value) >= 12 else int(value) * 1000
+    try:
+        return now_ms - parse_duration_ms(value)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{name}: expected e.g. 30d, 12h, 2024-01-01 or epoch ms, got {text!r}") from exc
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return int(when.timestamp() * 1000)
+
+
+def open_writable(ctx: typer.Context):  # noqa: ANN202 - engine.store.Store
+    """The desk's store opened for writing (created and migrated if needed) from the command's settings."""
+    from engine.store import open_store
+
+    settings = settings_of(ctx)
+    return open_store(settings.store_url(), busy_timeout_ms=settings.store.busy_timeout_ms)

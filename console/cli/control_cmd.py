@@ -23,11 +23,14 @@ def _existing_store(ctx: typer.Context) -> Any:
     return open_existing(settings.store_url(), busy_timeout_ms=settings.store.busy_timeout_ms)
 
 
-def _client(ctx: typer.Context) -> Any:
-    """A ControlClient on the configured (existing) store, as source 'cli'."""
+ENGINE_HELP = "only this engine of the desk (default: every engine; `quantdesk engines` lists them)"
+
+
+def _client(ctx: typer.Context, engine: str | None = None) -> Any:
+    """A ControlClient on the configured (existing) store, as source 'cli' (addressed to one engine, or all)."""
     from engine.control.client import ControlClient
 
-    return ControlClient.from_settings(settings_of(ctx), "cli")
+    return ControlClient.from_settings(settings_of(ctx), "cli", engine=engine)
 
 
 def _overlay_reasons(ctx: typer.Context) -> dict[str, str]:
@@ -76,11 +79,12 @@ def _show(result: Any, as_json: bool = False, client: Any = None) -> None:
         raise typer.Exit(1)
 
 
-def _run(ctx: typer.Context, call: Any, as_json: bool = False, halting: bool = False) -> None:
+def _run(ctx: typer.Context, call: Any, as_json: bool = False, halting: bool = False,
+         engine: str | None = None) -> None:
     """Open the client, run one command on it and show the result with the desk it went to. A halting command on a
     store that cannot be written (corrupt, read-only, locked) still reaches a live engine: by signal."""
     try:
-        client = _client(ctx)
+        client = _client(ctx, engine)
         result = call(client)
     except Exception as exc:
         from console.cli.common import one_line_error, report_error
@@ -120,27 +124,33 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def halt(ctx: typer.Context, reason: str = typer.Option("operator halt", "--reason", "-r"),
-             json_out: bool = typer.Option(False, "--json")) -> None:
-        """HALT: no new orders, cancel open orders (persisted even with no engine running)."""
-        _run(ctx, lambda c: c.halt(reason), json_out, halting=True)
+             json_out: bool = typer.Option(False, "--json"),
+             engine: str = typer.Option(None, "--engine", help=ENGINE_HELP)) -> None:
+        """HALT every engine of the desk (or one with --engine): no new orders, cancel open orders (persisted even
+        with no engine running)."""
+        _run(ctx, lambda c: c.halt(reason), json_out, halting=engine is None, engine=engine)
 
     @app.command()
-    def flatten(ctx: typer.Context, json_out: bool = typer.Option(False, "--json")) -> None:
+    def flatten(ctx: typer.Context, json_out: bool = typer.Option(False, "--json"),
+                engine: str = typer.Option(None, "--engine", help=ENGINE_HELP)) -> None:
         """Cancel all open orders and close all positions (queued if no engine is running)."""
-        _run(ctx, lambda c: c.flatten(), json_out)
+        _run(ctx, lambda c: c.flatten(), json_out, engine=engine)
 
     @app.command()
     def reduce(ctx: typer.Context, reason: str = typer.Option("operator reduce", "--reason", "-r"),
-               json_out: bool = typer.Option(False, "--json")) -> None:
+               json_out: bool = typer.Option(False, "--json"),
+               engine: str = typer.Option(None, "--engine", help=ENGINE_HELP)) -> None:
         """REDUCING: only exposure-reducing orders pass."""
-        _run(ctx, lambda c: c.reduce(reason), json_out)
+        _run(ctx, lambda c: c.reduce(reason), json_out, engine=engine)
 
     @app.command()
     def resume(ctx: typer.Context, confirm: bool = typer.Option(False, "--confirm",
                                                                help="required to leave HALTED"),
-               json_out: bool = typer.Option(False, "--json")) -> None:
+               json_out: bool = typer.Option(False, "--json"),
+               engine: str = typer.Option(None, "--engine", help="only this engine's own halt (default: the desk "
+                                          "and every engine)")) -> None:
         """Back to ACTIVE (from HALTED only with --confirm)."""
-        _run(ctx, lambda c: c.resume(confirm), json_out)
+        _run(ctx, lambda c: c.resume(confirm), json_out, engine=engine)
 
     def _instance_brokers(ctx: typer.Context, mode: str) -> list[dict[str, str]]:
         """Each stored instance with its stage and the broker its orders go to in this engine's mode."""
@@ -161,18 +171,27 @@ def register(app: typer.Typer) -> None:
             ro.dispose()
 
     @app.command()
-    def status(ctx: typer.Context, json_out: bool = typer.Option(False, "--json")) -> None:
+    def status(ctx: typer.Context, json_out: bool = typer.Option(False, "--json"),
+               engine_name: str = typer.Option(None, "--engine", help="show this engine of the desk only")) -> None:
         """Trading state, engine liveness, equity, P&L, drawdown, exposure, open orders and positions."""
         import dataclasses
 
+        from console.cli.engines_cmd import engine_lines, engines_of
+
         client = _client(ctx)
+        engines = engines_of(client, settings_of(ctx).runtime.heartbeat_timeout_s, engine_name)
+        if (len(engines) > 1 or engine_name is not None) and not json_out:  # several engines: each, then the desk
+            for line in engine_lines(engines):
+                typer.echo(line)
+            if engine_name is not None:
+                return
         st = client.status()
         desk, engine = desk_line(client)
         brokers = _instance_brokers(ctx, st.mode)
         overlays = _overlay_reasons(ctx)
         if json_out:
             typer.echo(json.dumps({**dataclasses.asdict(st), "desk": desk, "instances": brokers,
-                                   "overlay": overlays}, default=str))
+                                   "overlay": overlays, "engines": [e.as_dict() for e in engines]}, default=str))
             return
         typer.echo(f"desk          : {desk} ({engine})")
         fmt = (lambda v, f="{:,.2f}": "-" if v is None else f.format(v))

@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 import typer
 
-from console.cli.common import settings_of
+from console.cli.common import open_writable, parse_time, settings_of
 
 
 def register(app: typer.Typer) -> None:
@@ -20,26 +20,6 @@ def register(app: typer.Typer) -> None:
     data.command("export")(export)
     data.command("quarantine")(quarantine)
     app.add_typer(data, name="data")
-
-
-def parse_time(text: str, now_ms: int, name: str = "--since") -> int:
-    """Epoch ms from '30d'/'12h' (before now), an ISO date/time (UTC), or epoch ms digits."""
-    from engine.clock import parse_duration_ms
-
-    value = text.strip()
-    if value.isdigit() and len(value) >= 10:
-        return int(value) if len(value) >= 12 else int(value) * 1000
-    try:
-        return now_ms - parse_duration_ms(value)
-    except ValueError:
-        pass
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise typer.BadParameter(f"{name}: expected e.g. 30d, 12h, 2024-01-01 or epoch ms, got {text!r}") from exc
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return int(when.timestamp() * 1000)
 
 
 def _fmt_ts(ts: Optional[int]) -> str:
@@ -54,13 +34,6 @@ def _console() -> Any:
 
     console = Console(emoji=False)  # series names like "sim:BTC/USDT:USDT:book" must not turn into emoji
     return console if console.is_terminal else Console(width=200, emoji=False)
-
-
-def _open_writable(ctx: typer.Context):  # noqa: ANN202 - engine.store.Store
-    from engine.store import open_store
-
-    settings = settings_of(ctx)
-    return open_store(settings.store_url(), busy_timeout_ms=settings.store.busy_timeout_ms)
 
 
 def pull(ctx: typer.Context,
@@ -99,7 +72,7 @@ def pull(ctx: typer.Context,
 
         pull_files(ctx, console, spec, symbols, timeframe, since, until)
         return
-    store = _open_writable(ctx)
+    store = open_writable(ctx)
 
     def alert_sink(severity: str, rule: str, message: str, values: Any) -> None:
         raise_alert(store, severity, rule, message, values, source="cli")

@@ -12,7 +12,7 @@ import typer
 def pull_files(ctx: typer.Context, console: Any, spec: str, symbols: Optional[str], timeframe: Optional[str],
                 since: Optional[str], until: Optional[str]) -> None:
     """`data pull --source csv:PATH`: import every OHLCV, trades and funding file for the symbols, whole by default."""
-    from console.cli.data_cmd import _open_writable, parse_time
+    from console.cli.common import open_writable, parse_time
     from engine.clock import now_ms
     from engine.data.csv_source import CsvFormatError, CsvSource
     from engine.data.file_import import accounted, import_candles, import_funding, import_trades, why_nothing_stored
@@ -47,7 +47,7 @@ def pull_files(ctx: typer.Context, console: Any, spec: str, symbols: Optional[st
         typer.secho(f"error: no file for {', '.join(sorted(wanted))} in {spec[4:]} (it holds {names})", fg="red",
                     err=True)
         raise typer.Exit(2)
-    store = _open_writable(ctx)
+    store = open_writable(ctx)
     reports = []
     try:
         for kind, sym, tf in series:

@@ -47,12 +47,23 @@ def register(app: typer.Typer) -> None:
                live: bool = typer.Option(False, "--live", help="trade live (asks for a typed confirmation)"),
                confirm_live: bool = typer.Option(False, "--confirm-live",
                                                  help="with --live: answer the LIVE prompt (scripts, systemd)"),
-               wait_s: float = typer.Option(20.0, "--wait", help="with --detach: seconds to wait for a heartbeat")
+               wait_s: float = typer.Option(20.0, "--wait", help="with --detach: seconds to wait for a heartbeat"),
+               name: str = typer.Option(None, "--name", help="this engine's name on the desk (one per account or "
+                                        "venue; default [engine] name, main)")
                ) -> None:
         """Run the engine in the foreground (logs to stderr and a rotating file; SIGTERM/SIGINT exit cleanly)."""
         if ctx.invoked_subcommand is not None:
             return
         settings = settings_of(ctx)
+        if name is not None:
+            from engine.config import ConfigError
+            from engine.runtime.main import with_engine_name
+
+            try:
+                settings = with_engine_name(settings, name)
+            except ConfigError as exc:
+                typer.secho(f"config error: {exc}", fg="red", err=True)
+                raise typer.Exit(2) from None
         if confirm_live and not live:
             typer.secho("--confirm-live only makes sense with --live", fg="red", err=True)
             raise typer.Exit(2)
@@ -65,7 +76,8 @@ def register(app: typer.Typer) -> None:
 
         holder = read_pid(settings)
         if holder is not None:
-            typer.secho(f"an engine (pid {holder}) is already running on {settings.store_url()}", fg="red", err=True)
+            named = "an engine" if settings.engine.name == "main" else f"engine {settings.engine.name!r}"
+            typer.secho(f"{named} (pid {holder}) is already running on {settings.store_url()}", fg="red", err=True)
             raise typer.Exit(1)
         if detach:
             from engine.runtime.launch import engine_output_file, start_detached

@@ -18,7 +18,7 @@ def _fmt(value: object) -> str:
 
 def _range(ctx: typer.Context, source: Optional[str], since: Optional[str], until: Optional[str]) -> tuple:
     """(source object, since ms, until ms) from the CLI options; bad specs become one-line errors."""
-    from console.cli.data_cmd import parse_time
+    from console.cli.common import parse_time
     from engine.data.factory import SourceSpecError, make_source
 
     settings = settings_of(ctx)

@@ -33,16 +33,37 @@ def list_strategies(ctx: typer.Context, instances: bool = typer.Option(True, "--
 
     found = discover()
     errors = discovery_errors()
-    typer.echo("strategies:")
+    typer.echo("strategies (output: sides = whole positions in {-1, 0, +1}; weights = fractional, in [-1, 1]):")
     for name, cls in sorted(found.items()):
         where = Path(getattr(__import__("sys").modules.get(cls.__module__), "__file__", "") or "?")
-        typer.echo(f"  {name:<20} {cls.display_name or name:<24} {cls.default_timeframe:<4} {where}")
+        typer.echo(f"  {name:<20} {cls.display_name or name:<24} {cls.default_timeframe:<4} {_output(cls):<8} "
+                   f"{_stops(cls):<22} {where}")
     if errors:
         typer.secho("modules that failed to import:", fg="red")
         for target, why in sorted(errors.items()):
             typer.secho(f"  {target}\n    {why}", fg="red")
     if instances:
         _list_instances(ctx)
+
+
+def _output(cls: type) -> str:
+    """'weights' when the strategy defines its own (fractional) weights, else 'sides'."""
+    from engine.strategy.base import Strategy
+
+    return "weights" if getattr(cls, "weights", None) is not Strategy.weights else "sides"
+
+
+def _stops(cls: type) -> str:
+    """The default instance's protective exits in a few words ('no stops' when none)."""
+    try:
+        spec = cls().stops()
+    except Exception as exc:  # noqa: BLE001 - a broken user class: say so, `strategy check` says why
+        return f"stops: {type(exc).__name__}"
+    if spec is None or not getattr(spec, "active", False):
+        return "no stops"
+    unit = "" if spec.scale == "fixed" else f"x{spec.scale}"
+    parts = [f"{k} {v:g}{unit}" for k, v in (("sl", spec.stop_loss), ("tp", spec.take_profit)) if v is not None]
+    return " ".join(parts)
 
 
 def _list_instances(ctx: typer.Context) -> None:

@@ -15,8 +15,16 @@ from console.widgets.keyed_table import KeyedTable
 from console.widgets.modals import ConfirmKey
 
 COLUMNS = [("rank", "#"), ("id", "Instance", 16), ("strategy", "Strategy"), ("stage", "Stage"), ("status", "Status"),
-           ("dsr", "DSR"), ("n_trials", "N"), ("capital", "Capital"), ("equity", "Equity"), ("ret", "Return"),
+           ("lineage", "Lineage"), ("dsr", "DSR"), ("n_trials", "N"), ("capital", "Capital"), ("equity", "Equity"), ("ret", "Return"),
            ("dd", "DD"), ("fills", "Fills"), ("drift_n", "Twins"), ("drift", "Drift"), ("drift_abs", "|Drift|")]
+
+
+def lineage(row: dict[str, Any]) -> str:
+    """'champion', or which champion a challenger races and the walk-forward run that produced it."""
+    if row.get("role") != "challenger":
+        return str(row.get("role") or "champion")
+    run = row.get("origin_run_id")
+    return f"vs {row.get('parent_id') or '?'}" + (f" (wf run #{run})" if run is not None else "")
 
 
 def ranked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -28,14 +36,15 @@ def leaderboard_rows(rows: list[dict[str, Any]]) -> Rows:
     """Format the leaderboard keyed by instance id, best first (DSR = deflated Sharpe ratio of the paper/live record,
     a probability; N = the trials it is deflated by)."""
     return {r["id"]: (
-        str(i + 1), r["id"], r["strategy"], r["stage"], r["status"], fmt.num(r.get("dsr"), 3),
+        str(i + 1), r["id"], r["strategy"], r["stage"], r["status"], lineage(r), fmt.num(r.get("dsr"), 3),
         "—" if r.get("n_trials") is None else str(r["n_trials"]), fmt.money(r["capital"]), fmt.money(r["equity"]),
         fmt.pct(r["ret"], signed=True), fmt.pct(r["drawdown"]), str(r["fills"]), str(r["drift_n"]),
         fmt.num(r["drift_mean"], 2), fmt.num(r["drift_abs"], 2)) for i, r in enumerate(ranked(rows))}
 
 
 class StrategiesScreen(PolledScreen):
-    """Strategy instances ranked by return, with lifecycle actions behind a one-key confirmation."""
+    """Strategy instances ranked by DSR with their lineage (champions and the paper challengers re-optimisation
+    started against them), with lifecycle actions behind a one-key confirmation."""
 
     MODE: ClassVar[str] = "strategies"
     POLL_EVERY: ClassVar[float | None] = 1.0

@@ -29,7 +29,7 @@ WIDTH_BY_KEY = {
 # everything that is left; the others (names, rules) grow only to their widest value. All are cut with an ellipsis
 # when the panel is narrow.
 FLEX_MIN = {"message": 24, "details": 24, "reason": 16, "params": 16, "error": 12, "trigger": 12, "estimator": 10,
-            "strategy": 8, "rule": 10, "action": 12, "job": 8, "result": 8}
+            "strategy": 8, "lineage": 8, "rule": 10, "action": 12, "job": 8, "result": 8}
 GREEDY = frozenset({"message", "details", "reason", "params", "error"})
 # Every other column (money, quantities, symbols, ratios) is sized to its widest value so far and never cut.
 

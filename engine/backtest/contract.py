@@ -2,7 +2,8 @@
 
 Checks, each reported pass/fail with what was wrong: the class loads with its defaults and every parameter space is
 valid; `signals` returns a DataFrame on the panel's index with one column per symbol; values are finite and in
-{-1, 0, +1} and its `weights` finite; the warm-up is flat; no lookahead (signals recomputed on truncated
+{-1, 0, +1}; its `weights` finite and in [-1, 1] (fractional weights are allowed: 0.5 = half a position); its
+`stops()` None or a valid Stops spec; the warm-up is flat; no lookahead (signals recomputed on truncated
 histories are unchanged); and its speed per 10,000 bars, so a slow strategy is seen before it slows an optimiser.
 """
 
@@ -15,8 +16,10 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
+from engine.backtest.exposure import uses_weights
 from engine.backtest.lookahead import check_lookahead
 from engine.clock import timeframe_ms
+from engine.strategy.base import method_location
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,40 @@ def _values(sig: pd.DataFrame) -> str | None:
     return None
 
 
+def _in_range(weights: pd.DataFrame) -> str | None:
+    values = weights.to_numpy(dtype="float64")
+    bad = np.abs(values) > 1.0
+    if bad.any():
+        return f"{int(bad.sum())} weights outside [-1, 1], e.g. {float(values[bad][0]):.4g}"
+    return None
+
+
+def _weights_summary(weights: pd.DataFrame) -> str:
+    values = np.abs(weights.to_numpy(dtype="float64"))
+    frac = float(((values > 0) & (values < 1)).mean())
+    return (f"max |w| = {float(values.max()):.3g}; fractional on {frac:.0%} of bars"
+            if frac else f"max |w| = {float(values.max()):.3g}; whole positions only (the signals)")
+
+
+def _stops_check(strategy: object) -> ContractCheck:
+    """stops() returns None or a valid engine.strategy.stops.Stops."""
+    from engine.strategy.stops import Stops
+
+    try:
+        spec = strategy.stops()  # type: ignore[attr-defined]
+    except Exception as exc:  # noqa: BLE001
+        return ContractCheck("stops: None or a Stops spec", False, f"{type(exc).__name__}: {exc} "
+                             f"({method_location(strategy, 'stops')})")
+    if spec is None:
+        return ContractCheck("stops: None or a Stops spec", True, "none declared")
+    if not isinstance(spec, Stops):
+        return ContractCheck("stops: None or a Stops spec", False, f"returned {type(spec).__name__} "
+                             f"({method_location(strategy, 'stops')})")
+    what = ", ".join(f"{k} {v:g}{'' if spec.scale == 'fixed' else ' x ' + spec.scale.upper() + f'({spec.window})'}"
+                     for k, v in (("stop-loss", spec.stop_loss), ("take-profit", spec.take_profit)) if v is not None)
+    return ContractCheck("stops: None or a Stops spec", True, what or "a spec with nothing set")
+
+
 def check_strategy(strategy_cls: type, n_bars: int = 3_000) -> list[ContractCheck]:
     """Run every contract check on `strategy_cls` with its default parameters; returns the verdicts in order."""
     checks: list[ContractCheck] = []
@@ -108,10 +145,16 @@ def check_strategy(strategy_cls: type, n_bars: int = 3_000) -> list[ContractChec
     checks.append(ContractCheck("values finite and in {-1, 0, +1}", problem is None, problem or
                                 f"long {float((sig > 0).to_numpy().mean()):.0%}, short "
                                 f"{float((sig < 0).to_numpy().mean()):.0%} of bars"))
-    weights = strategy.weights(panel)
-    problem = _shape(weights, panel) or _finite(weights)
-    checks.append(ContractCheck("weights (target exposure) finite", problem is None, problem or
-                                f"max |w| = {float(np.abs(weights.to_numpy(dtype='float64')).max()):.3g}"))
+    try:
+        weights = strategy.weights(panel)
+        problem = _shape(weights, panel) or _finite(weights) or _in_range(weights)
+    except Exception as exc:  # noqa: BLE001
+        weights, problem = None, f"{type(exc).__name__}: {exc}"
+    if problem is not None:
+        problem = f"{problem} ({method_location(strategy, 'weights')})"
+    checks.append(ContractCheck("weights finite, in [-1, 1] (fractional allowed)", problem is None, problem or
+                                _weights_summary(weights)))
+    checks.append(_stops_check(strategy))
     if warm > 1:  # a bar with `warm` bars of history (row warm-1) may already trade
         early = sig.iloc[: min(warm - 1, len(sig))]
         flat = bool((early == 0).all().all())
@@ -119,6 +162,9 @@ def check_strategy(strategy_cls: type, n_bars: int = 3_000) -> list[ContractChec
                                     else f"{int((early != 0).to_numpy().sum())} non-zero values before bar {warm}"))
     look = check_lookahead(strategy.signals, panel, full_signals=sig, warmup_bars=warm)
     checks.append(ContractCheck("no lookahead (truncated histories)", look.ok, look.summary()))
+    if uses_weights(strategy) and weights is not None and problem is None:  # the weights are what trades
+        look = check_lookahead(strategy.weights, panel, full_signals=weights, warmup_bars=warm)
+        checks.append(ContractCheck("no lookahead in weights (truncated histories)", look.ok, look.summary()))
     per_10k = elapsed * 10_000 / n
     checks.append(ContractCheck("speed (reported, not judged)", True, f"{per_10k * 1000:.1f} ms per 10,000 bars x "
                                 f"{len(panel)} symbols (a 1,000-trial sweep calls signals ~1,000 times per window)"))

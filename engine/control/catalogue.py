@@ -83,6 +83,7 @@ class StateContext:
     user: str
     engine: bool
     lifecycle: LifecycleConfig
+    scope: str = "global"  # the trading-state scope the command moves: desk-wide, or "engine:<name>" (--engine)
 
 
 StateHandler = Callable[[StateContext, str, dict[str, Any]], "CommandResult"]
@@ -100,6 +101,7 @@ class Command:
     offline: bool = False  # a front end may apply it itself when no engine is alive (state-only)
     idempotent: bool = False  # safe to run again when an engine died while running it
     confirm: bool = False  # the front end asks the operator before sending it
+    per_engine: bool = False  # on a desk with several engines, every engine runs it (its own broker's part)
     state: StateHandler | None = None
     engine: EngineHandler | None = None
 
@@ -127,7 +129,7 @@ def _halt(ctx: StateContext, name: str, args: dict[str, Any]) -> CommandResult:
 
     if ctx.engine and get_state(ctx.store).state is TradingState.HALTED:
         return CommandResult(True, name, ctx.cmd_id, "HALTED (set by the front end)", {"state": "HALTED"})
-    ch = set_state(ctx.store, TradingState.HALTED, args["reason"], ctx.source, ctx.user)
+    ch = set_state(ctx.store, TradingState.HALTED, args["reason"], ctx.source, ctx.user, scope=ctx.scope)
     return CommandResult(True, name, ctx.cmd_id, f"HALTED ({ch.previous.value} -> HALTED)"
                          + ("" if ctx.engine else "; no engine running, state persisted"),
                          {"state": "HALTED", "previous": ch.previous.value})
@@ -146,21 +148,33 @@ def already_in_state(rec: Any, name: str, cmd_id: int | None) -> CommandResult:
 def _reduce(ctx: StateContext, name: str, args: dict[str, Any]) -> CommandResult:
     from engine.risk.trading_state import TradingState, get_state, set_state
 
-    rec = get_state(ctx.store)
+    rec = get_state(ctx.store, ctx.scope)
     if rec.state is TradingState.REDUCING:
         if ctx.engine:  # the client persisted it before queuing (an already-REDUCING desk never reaches here)
             return CommandResult(True, name, ctx.cmd_id, "REDUCING (set by the front end)", {"state": "REDUCING"})
         return already_in_state(rec, name, ctx.cmd_id)
-    ch = set_state(ctx.store, TradingState.REDUCING, args["reason"], ctx.source, ctx.user)
+    ch = set_state(ctx.store, TradingState.REDUCING, args["reason"], ctx.source, ctx.user, scope=ctx.scope)
     return CommandResult(True, name, ctx.cmd_id, f"{ch.current.value} ({ch.previous.value} -> REDUCING)",
                          {"state": ch.current.value})
 
 
 def _resume(ctx: StateContext, name: str, args: dict[str, Any]) -> CommandResult:
-    from engine.risk.trading_state import TradingState, set_state
+    from engine.risk.trading_state import GLOBAL, TradingState, get_state, set_state
 
-    ch = set_state(ctx.store, TradingState.ACTIVE, "operator resume", ctx.source, ctx.user, confirmed=args["confirm"])
-    return CommandResult(True, name, ctx.cmd_id, f"ACTIVE ({ch.previous.value} -> ACTIVE)", {"state": "ACTIVE"})
+    ch = set_state(ctx.store, TradingState.ACTIVE, "operator resume", ctx.source, ctx.user, confirmed=args["confirm"],
+                   scope=ctx.scope)
+    if ctx.scope == GLOBAL:  # a desk-wide resume also lifts every engine's own halt (each audited)
+        from engine.store.engines import engine_scopes
+
+        for scope in engine_scopes(ctx.store):
+            if get_state(ctx.store, scope).state is not TradingState.ACTIVE:
+                set_state(ctx.store, TradingState.ACTIVE, "operator resume (desk-wide)", ctx.source, ctx.user,
+                          confirmed=args["confirm"], scope=scope)
+        return CommandResult(True, name, ctx.cmd_id, f"ACTIVE ({ch.previous.value} -> ACTIVE)", {"state": "ACTIVE"})
+    desk = get_state(ctx.store, GLOBAL).state
+    note = "" if desk is TradingState.ACTIVE else f"; the desk itself is still {desk.value}"
+    return CommandResult(True, name, ctx.cmd_id, f"{ctx.scope.split(':', 1)[1]} ACTIVE ({ch.previous.value} -> "
+                         f"ACTIVE){note}", {"state": "ACTIVE" if not note else desk.value, "engine_state": "ACTIVE"})
 
 
 def _strategy_status(ctx: StateContext, name: str, args: dict[str, Any]) -> CommandResult:
@@ -276,13 +290,13 @@ _STRATEGY = Arg("strategy", str)
 
 CATALOGUE: dict[str, Command] = {c.name: c for c in (
     Command("halt", "HALT: no new orders, cancel open orders", (_REASON,), tightening=True, offline=True,
-            idempotent=True, state=_halt, engine=_cancel_after_halt),
+            idempotent=True, per_engine=True, state=_halt, engine=_cancel_after_halt),
     Command("emergency_stop", "HALT + FLATTEN in one command", (_REASON,), tightening=True, idempotent=True,
-            confirm=True, state=_halt, engine=_flatten),
+            confirm=True, per_engine=True, state=_halt, engine=_flatten),
     Command("reduce", "REDUCING: only exposure-reducing orders pass", (_REASON,), tightening=True, offline=True,
             idempotent=True, state=_reduce),
     Command("flatten", "cancel all open orders and close all positions", idempotent=True, confirm=True,
-            engine=_flatten),
+            per_engine=True, engine=_flatten),
     Command("resume", "back to ACTIVE (from HALTED only confirmed)", (Arg("confirm", bool, False, False),),
             offline=True, idempotent=True, confirm=True, state=_resume),
     Command("pause_strategy", "pause one instance and cancel its orders", (_INSTANCE,), offline=True,
@@ -300,7 +314,8 @@ CATALOGUE: dict[str, Command] = {c.name: c for c in (
     Command("retrain_now", "run the retraining job for a strategy now", (_STRATEGY,), idempotent=True,
             engine=_retrain),
     Command("ack_alert", "acknowledge an alert", (Arg("alert_id", int),), offline=True, idempotent=True, state=_ack),
-    Command("stop", "shut the engine down gracefully", idempotent=True, confirm=True, engine=_stop),
+    Command("stop", "shut the engine down gracefully", idempotent=True, confirm=True, per_engine=True,
+            engine=_stop),
 )}
 
 

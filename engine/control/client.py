@@ -92,7 +92,7 @@ class ControlClient:
 
     def __init__(self, store_path_or_url: str | os.PathLike[str] | Store, source: str, user: str | None = None,
                  timeout_s: float = 5.0, heartbeat_timeout_s: float = 5.0, poll_s: float = 0.005,
-                 lifecycle: LifecycleConfig | None = None) -> None:
+                 lifecycle: LifecycleConfig | None = None, engine: str | None = None) -> None:
         if source not in SOURCES:
             raise ValueError(f"source: must be one of {SOURCES}, got {source!r}")
         if timeout_s <= 0:
@@ -106,6 +106,7 @@ class ControlClient:
         self.poll_s = poll_s
         self.lifecycle = lifecycle  # LifecycleConfig for offline promotion gates; None means defaults
         self.doorbell = doorbell_address(self.store)
+        self.engine = engine  # --engine NAME: commands go to that engine only (None: the desk, every engine)
 
     @classmethod
     def from_settings(cls, settings: Settings, source: str, **overrides: Any) -> "ControlClient":
@@ -177,9 +178,21 @@ class ControlClient:
         return self._send("stop", {})
 
     # --- status --------------------------------------------------------------------------------------------------
-    def engine_alive(self) -> bool:
-        """True when an engine's heartbeat on this store is fresh."""
-        return is_engine_alive(self.store, self.heartbeat_timeout_s)
+    def engine_alive(self, name: str | None = None) -> bool:
+        """True when engine `name`'s heartbeat on this store is fresh (None: the desk's main engine, row id 1)."""
+        if name is None:
+            return is_engine_alive(self.store, self.heartbeat_timeout_s)
+        from engine.control.engines import named_engine_alive
+
+        return named_engine_alive(self.store, name, self.heartbeat_timeout_s)
+
+    def _alive(self, name: str | None) -> bool:
+        """engine_alive for a command's target (the no-argument call for the desk's one engine, as ever)."""
+        return self.engine_alive() if name is None else self.engine_alive(name)
+
+    def ring(self, name: str | None) -> bool:
+        """Ring engine `name`'s doorbell (None: main's, the desk's one engine as it always was)."""
+        return ring(self.doorbell if name in (None, "main") else doorbell_address(self.store, name))
 
     def status(self) -> EngineStatus:
         """Trading state, engine liveness, equity, P&L, drawdown, exposure and counts, from state.db."""
@@ -187,51 +200,70 @@ class ControlClient:
 
     # --- plumbing ------------------------------------------------------------------------------------------------
     def _send(self, command: str, args: dict[str, Any], progress: Progress | None = None) -> CommandResult:
-        """Queue a command, wait for the engine's result; apply it directly when no engine is alive.
+        """Queue a command for the engine(s) it concerns and wait for the result (engine/control/routing.py): one
+        engine named by `--engine`, the owner of an instance, every engine of a several-engine desk for the
+        commands each must run (halt, emergency stop, flatten, stop), or whichever engine runs otherwise."""
+        from engine.control.routing import route, send_to_all
+
+        spec = catalogue_entry(command)
+        args = spec.parse(args)  # a bad argument fails here, before anything is written
+        routed = route(self, command, spec, args)
+        if isinstance(routed, CommandResult):
+            return routed
+        targets, scope = routed
+        if len(targets) > 1:
+            return send_to_all(self, command, spec, args, targets, progress)
+        return self._send_to(command, args, progress, targets[0] if targets else None, scope)
+
+    def _send_to(self, command: str, args: dict[str, Any], progress: Progress | None, target: str | None,
+                 scope: str = "global") -> CommandResult:
+        """Queue a command for engine `target` (None: whichever runs), wait for the engine's result; apply it
+        directly when no engine is alive. `scope` is the trading-state scope a tightening command persists.
 
         `progress(stage)` is called on this thread as the command advances: 'persisted' once a tightening
         command's state is in state.db, 'claimed' once the running engine has taken the command (before its
         result, which for a FLATTEN waits for the cancels and closes)."""
         t0 = time.perf_counter()
         spec = catalogue_entry(command)
-        args = spec.parse(args)  # a bad argument fails here, before anything is written
         state_ms = None
         if not spec.tightening:
-            alive = self.engine_alive()
+            alive = self._alive(target)
             if not alive and spec.offline:
-                return self._apply_offline(command, args)
+                return self._apply_offline(command, args, target, scope)
         else:
             # Safety first: the stop takes effect in state.db before the engine even sees the command (brokers read
             # the state before every order), so HALTED never waits behind a busy engine. The engine then cancels.
             from engine.risk.trading_state import TradingState, TransitionError, get_state, set_state
 
-            prior = get_state(self.store)
+            prior = get_state(self.store, scope)
             if command == "reduce" and prior.state is TradingState.REDUCING:  # nothing to persist, nothing to queue
                 from engine.control.catalogue import already_in_state
 
-                cmd_id = submit_command(self.store, command, args, self.source, self.user, status="running")
+                cmd_id = submit_command(self.store, command, args, self.source, self.user, status="running",
+                                        target=target, scope=scope)
                 result = already_in_state(prior, command, cmd_id)
                 finish_command(self.store, cmd_id, result)
                 return result
             try:
                 set_state(self.store, TradingState.REDUCING if command == "reduce" else TradingState.HALTED,
-                          str(args.get("reason", command)), self.source, self.user)
+                          str(args.get("reason", command)), self.source, self.user, scope=scope)
             except TransitionError as exc:
                 return CommandResult(False, command, None, str(exc))
             state_ms = (time.perf_counter() - t0) * 1000
             if progress is not None:
                 progress("persisted")
-            alive = self.engine_alive()  # asked only after the stop is in state.db: nothing delays HALTED
+            alive = self._alive(target)  # asked only after the stop is in state.db: nothing delays HALTED
             if not alive and spec.offline:  # halt / reduce: the state change was the whole command
-                target = "REDUCING" if command == "reduce" else "HALTED"
-                cmd_id = submit_command(self.store, command, args, self.source, self.user, status="running")
-                result = CommandResult(True, command, cmd_id, f"{target}; no engine running, state persisted",
-                                       {"state": target, "state_persisted_ms": round(state_ms, 2)})
+                to = "REDUCING" if command == "reduce" else "HALTED"
+                cmd_id = submit_command(self.store, command, args, self.source, self.user, status="running",
+                                        target=target, scope=scope)
+                result = CommandResult(True, command, cmd_id, f"{to}; no engine running, state persisted",
+                                       {"state": to, "state_persisted_ms": round(state_ms, 2)})
                 finish_command(self.store, cmd_id, result)
                 return result
-        cmd_id = submit_command(self.store, command, args, self.source, self.user)
+        cmd_id = submit_command(self.store, command, args, self.source, self.user, target=target, scope=scope)
         if alive:
-            ring(self.doorbell)  # wake the engine's poller now rather than at its next poll
+            self.ring(target)  # wake the engine's poller now rather than at its next poll
         if not alive:
             done = "HALTED persisted; " if state_ms is not None else ""
             return CommandResult(True, command, cmd_id, f"{done}no engine is running: {command} is queued and runs "
@@ -242,9 +274,9 @@ class ControlClient:
             if state_ms is not None:
                 result.data["state_persisted_ms"] = round(state_ms, 2)
             return result
-        if spec.offline and not self.engine_alive():
+        if spec.offline and not self._alive(target):
             _cancel_pending(self.store, cmd_id)
-            return self._apply_offline(command, args)
+            return self._apply_offline(command, args, target, scope)
         if state_ms is not None:
             return CommandResult(True, command, cmd_id, f"{'REDUCING' if command == 'reduce' else 'HALTED'} persisted;"
                                  f" the engine did not confirm its cancels within {self.timeout_s:.1f}s (queued)",
@@ -252,26 +284,31 @@ class ControlClient:
         return CommandResult(False, command, cmd_id, f"engine did not answer within {self.timeout_s:.1f}s; "
                              "the command stays queued", {"queued": True})
 
-    def _apply_offline(self, command: str, args: dict[str, Any]) -> CommandResult:
+    def _apply_offline(self, command: str, args: dict[str, Any], target: str | None = None,
+                       scope: str = "global") -> CommandResult:
         """Run a state-only command here, audited with this front end's source and user."""
         from engine.control.commands import execute_state_command
 
-        cmd_id = submit_command(self.store, command, args, self.source, self.user, status="running")
+        cmd_id = submit_command(self.store, command, args, self.source, self.user, status="running", target=target,
+                                scope=scope)
         result = execute_state_command(self.store, cmd_id, command, args, self.source, self.user, engine=False,
-                                       lifecycle_cfg=self.lifecycle)
+                                       lifecycle_cfg=self.lifecycle, scope=scope)
         finish_command(self.store, cmd_id, result)
         return result
 
 
 def submit_command(store: Store, command: str, args: Mapping[str, Any], source: str, user: str,
-                   status: str = "pending") -> int:
-    """Insert a command row and audit its submission; returns the command id (CommandError for unknown verbs)."""
+                   status: str = "pending", target: str | None = None, scope: str = "global") -> int:
+    """Insert a command row and audit its submission; returns the command id (CommandError for unknown verbs).
+
+    `target` names the engine that consumes it (None: whichever runs); `scope` the trading-state scope it moves."""
     catalogue_entry(command)
     with store.begin() as conn:
         cmd_id = int(conn.execute(insert(commands).values(
             created_at=now_ms(), source=source, user=user, command=command, args=json.dumps(dict(args)),
-            status=status)).inserted_primary_key[0])
-        audit(conn, source, f"command.{command}", {"command_id": cmd_id, **dict(args)}, user=user)
+            status=status, target=target, scope=scope)).inserted_primary_key[0])
+        extra = {} if target is None else {"engine": target, "scope": scope}
+        audit(conn, source, f"command.{command}", {"command_id": cmd_id, **dict(args), **extra}, user=user)
         if status == "pending" and conn.dialect.name == "postgresql":  # delivered at commit, with the row
             from engine.control.doorbell_pg import COMMANDS_CHANNEL
 

@@ -11,7 +11,7 @@ import logging
 import threading
 from typing import Any, Mapping
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from engine.config import LifecycleConfig
 from engine.control import catalogue
@@ -28,7 +28,8 @@ log = logging.getLogger("quantdesk.commands")
 
 
 def execute_state_command(store: Store, cmd_id: int | None, command: str, args: Mapping[str, Any], source: str,
-                          user: str, engine: bool, lifecycle_cfg: LifecycleConfig | None = None) -> CommandResult:
+                          user: str, engine: bool, lifecycle_cfg: LifecycleConfig | None = None,
+                          scope: str = "global") -> CommandResult:
     """Apply a command's persisted-state part (trading state, instance stage/status, models, alert ack).
 
     Unknown verbs and arguments that do not parse fail with the reason; a command with no state part (flatten,
@@ -37,7 +38,7 @@ def execute_state_command(store: Store, cmd_id: int | None, command: str, args: 
         parsed = catalogue.command(command).parse(dict(args))
     except CommandError as exc:
         return CommandResult(False, command, cmd_id, str(exc))
-    ctx = StateContext(store, cmd_id, source, user, engine, lifecycle_cfg or LifecycleConfig())
+    ctx = StateContext(store, cmd_id, source, user, engine, lifecycle_cfg or LifecycleConfig(), scope)
     result = catalogue.run_state(ctx, command, parsed)
     if result is None:
         return CommandResult(False, command, cmd_id, f"command {command!r} needs a running engine")
@@ -62,8 +63,11 @@ def _notify_result(store: Store, command: str, source: str, user: str, result: C
 class CommandProcessor:
     """Polls the commands table and executes each pending command once, in id order."""
 
-    def __init__(self, store: Store, hooks: EngineHooks, poll_ms: int, lifecycle_cfg: LifecycleConfig) -> None:
+    def __init__(self, store: Store, hooks: EngineHooks, poll_ms: int, lifecycle_cfg: LifecycleConfig,
+                 name: str = "main") -> None:
         self.store = store
+        self.name = name  # this engine's name: it consumes rows addressed to it or to no engine in particular
+        self.mine = or_(commands.c.target.is_(None), commands.c.target == name)
         self.hooks = hooks
         self.poll_s = max(1, poll_ms) / 1000
         self.lifecycle_cfg = lifecycle_cfg
@@ -77,8 +81,8 @@ class CommandProcessor:
 
         Re-running a promote could move an instance two stages, so it fails with a pointer to the audit log."""
         with self.store.connect() as conn:
-            rows = conn.execute(select(commands.c.id, commands.c.command).where(commands.c.status == "running")
-                                ).all()
+            rows = conn.execute(select(commands.c.id, commands.c.command).where(commands.c.status == "running",
+                                                                                 self.mine)).all()
         requeued = failed = 0
         for cmd_id, command in rows:
             if command in catalogue.CATALOGUE and catalogue.CATALOGUE[command].idempotent:
@@ -99,7 +103,7 @@ class CommandProcessor:
 
             self.doorbell = PgDoorbell(self.store.url, self._stop)
         else:
-            self.doorbell = Doorbell(doorbell_address(self.store), self._stop)
+            self.doorbell = Doorbell(doorbell_address(self.store, self.name), self._stop)
         self._thread = threading.Thread(target=self._run, name="command-poller", daemon=True)
         self._thread.start()
 
@@ -135,7 +139,7 @@ class CommandProcessor:
     def poll_once(self) -> int:
         """Execute every pending command; returns how many ran."""
         with self.store.connect() as conn:
-            rows = conn.execute(select(commands).where(commands.c.status == "pending")
+            rows = conn.execute(select(commands).where(commands.c.status == "pending", self.mine)
                                 .order_by(commands.c.id)).mappings().all()
         for row in rows:
             with self.store.begin() as conn:
@@ -145,7 +149,8 @@ class CommandProcessor:
             if not claimed:
                 continue
             try:  # arguments are parsed here, inside the guard: a bad row ends failed, never stays 'running'
-                result = self.execute(row["id"], row["command"], row["args"], row["source"], row["user"])
+                result = self.execute(row["id"], row["command"], row["args"], row["source"], row["user"],
+                                      row.get("scope") or "global")
             except CommandError as exc:
                 result = CommandResult(False, row["command"], row["id"], str(exc))
             except Exception as exc:  # noqa: BLE001 - a failing command is a failed result, not a dead poller
@@ -156,19 +161,21 @@ class CommandProcessor:
                 _notify_result(self.store, row["command"], row["source"], row["user"], result)
             audit(self.store, "engine", f"command.{row['command']}.{'done' if result.ok else 'failed'}",
                   {"command_id": row["id"], "requested_by": row["source"], "message": result.message,
+                   "engine": self.name,
                    **{k: v for k, v in result.data.items() if isinstance(v, (int, float, str, bool))}},
                   user=row["user"])
             log.info("command %s #%s from %s/%s -> %s", row["command"], row["id"], row["source"], row["user"],
                      result.message)
         return len(rows)
 
-    def execute(self, cmd_id: int, command: str, args: Any, source: str, user: str) -> CommandResult:
+    def execute(self, cmd_id: int, command: str, args: Any, source: str, user: str,
+                scope: str = "global") -> CommandResult:
         """Run one command from the catalogue: persisted part first (HALTED before any cancel), then the broker part.
 
         `args` is the row's JSON text or a mapping; CommandError when the verb is unknown or they do not parse."""
         spec = catalogue.command(command)
         parsed = spec.parse(args if isinstance(args, (str, bytes)) or args is None else dict(args))
-        prior = catalogue.run_state(StateContext(self.store, cmd_id, source, user, True, self.lifecycle_cfg),
+        prior = catalogue.run_state(StateContext(self.store, cmd_id, source, user, True, self.lifecycle_cfg, scope),
                                     command, parsed)
         if (prior is not None and not prior.ok) or spec.engine is None:
             assert prior is not None  # every command has a state part, an engine part or both

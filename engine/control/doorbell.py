@@ -28,11 +28,14 @@ from engine.store.db import Store
 log = logging.getLogger("quantdesk.doorbell")
 
 
-def doorbell_address(store: Store) -> str | None:
-    """The abstract socket name for this store's command poller (None where abstract sockets do not exist)."""
+def doorbell_address(store: Store, engine: str = "main") -> str | None:
+    """The abstract socket name of engine `engine`'s command poller on this store (one socket per engine of a desk;
+    main keeps the name it always had); None where abstract sockets do not exist."""
     if not sys.platform.startswith("linux"):
         return None
     key = str(store.path.resolve()) if store.path is not None else str(store.url)
+    if engine != "main":
+        key += f"\0{engine}"
     return "\0quantdesk-commands-" + hashlib.sha256(key.encode()).hexdigest()[:32]
 
 

@@ -228,12 +228,13 @@ def desk_view(conn: Connection, q: DeskQuery = DeskQuery(),
 
 # --- tables -------------------------------------------------------------------------------------------------------
 def leaderboard_view(conn: Connection) -> list[dict[str, Any]]:
-    """Each instance with stage, status, equity, return, drawdown, fills, twin drift and the engine's DSR ranking."""
+    """Each instance with stage, status, lineage (role, parent, origin walk-forward run), equity, return, drawdown,
+    fills, twin drift and the engine's DSR ranking."""
     info = _one(conn, "SELECT info FROM engine_status WHERE id = 1")
     ranked = {r.get("instance_id"): r for r in json.loads((info or {}).get("info") or "{}").get("leaderboard", [])}
     out = []
-    for r in _rows(conn, "SELECT id, strategy, stage, status, capital, symbols, timeframe, stage_changed_at "
-                         "FROM strategy_instances ORDER BY id"):
+    for r in _rows(conn, "SELECT id, strategy, stage, status, capital, symbols, timeframe, stage_changed_at, role, "
+                         "parent_id, origin_run_id FROM strategy_instances ORDER BY id"):
         agg = _one(conn, "SELECT (SELECT equity FROM equity_snapshots WHERE scope=:s ORDER BY ts DESC LIMIT 1) AS eq, "
                          "(SELECT MAX(equity) FROM equity_snapshots WHERE scope=:s) AS peak, "
                          "(SELECT COUNT(*) FROM fills WHERE instance_id=:s) AS fills, "

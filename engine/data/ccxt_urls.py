@@ -9,8 +9,14 @@ from USD-M streams by "/stream" in the URL, which this keeps). An https base giv
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 from urllib.parse import urlsplit
+
+# Binance's REST path roots and the market type whose error-code table ccxt applies to them. ccxt picks the table
+# by host (fapi.binance.com -> USD-M, whose -4164 is InvalidOrder); on one base URL only the path tells them apart.
+_MARKET_BY_PATH_ROOT = {"api": "spot", "sapi": "spot", "fapi": "linear", "dapi": "inverse", "eapi": "option",
+                        "papi": "portfolioMargin"}
 
 
 class BaseUrlError(ValueError):
@@ -49,9 +55,26 @@ def rewrite_urls(api: Any, base: str, ws: bool = False) -> Any:
     return api
 
 
+def _exceptions_by_url(exchange: Any, base: str, by_host: Any, url: Any, exact_or_broad: str) -> dict:
+    """ccxt's per-market error table for a URL on `base` (chosen by its path root), else ccxt's own choice."""
+    if isinstance(url, str) and url.startswith(base + "/"):
+        root = urlsplit(url).path.lstrip("/").split("/", 1)[0]
+        market = _MARKET_BY_PATH_ROOT.get(root)
+        if market is not None:
+            tables = exchange.exceptions.get(market, {}) if isinstance(exchange.exceptions, dict) else {}
+            return dict(tables.get(exact_or_broad, {})) if isinstance(tables, dict) else {}
+    return by_host(url, exact_or_broad)
+
+
 def point_at(exchange: Any, base_url: str) -> Any:
-    """Rewrite a ccxt (or ccxt.pro) exchange's REST and websocket URLs onto `base_url`; returns the exchange."""
+    """Rewrite a ccxt (or ccxt.pro) exchange's REST and websocket URLs onto `base_url`; returns the exchange.
+
+    Exchanges that choose error tables by host (binance's `get_exceptions_by_url`) are told the market of each
+    rewritten URL by its path, so a USD-M reject maps to the same ccxt exception as on fapi.binance.com."""
     base = check_base_url(base_url)
     exchange.urls = dict(exchange.urls)
     exchange.urls["api"] = rewrite_urls(exchange.urls["api"], base)
+    by_host = getattr(exchange, "get_exceptions_by_url", None)
+    if callable(by_host) and not isinstance(by_host, functools.partial):  # pointing twice wraps once
+        exchange.get_exceptions_by_url = functools.partial(_exceptions_by_url, exchange, base, by_host)
     return exchange

@@ -47,7 +47,7 @@ class CcxtBroker(OrderCleanup, Reconciliation):
 
     def __init__(self, store: Store, exchange: Any, *, max_retries: int = 4, retry_base_s: float = 0.25,
                  capital_caps: Mapping[str, float] | None = None, symbols: list[str] | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, stale_after_s: float = 10.0) -> None:
         if max_retries < 0:
             raise ValueError(f"max_retries: must be >= 0, got {max_retries!r}")
         self.store = store
@@ -60,6 +60,7 @@ class CcxtBroker(OrderCleanup, Reconciliation):
         self._lock = threading.RLock()
         self._funding_ts: dict[tuple[str, str], int] = {}
         self.protector: Any = None  # engine.execution.protection.Protector once the engine attaches one
+        self.stale_after_ms = int(stale_after_s * 1000)  # an unsent trade decision older than this is not sent
 
     def _protect(self, instance_id: str | None = None, symbol: str | None = None) -> dict[str, Any]:
         """Run the protective-order check (when a Protector is attached); failures become its alerts."""
@@ -202,12 +203,25 @@ class CcxtBroker(OrderCleanup, Reconciliation):
             if o["symbol"] == req.symbol and is_protective(o) and o["client_order_id"] != req.client_order_id:
                 self.cancel(o["client_order_id"])
 
+    def _algo(self, symbol: str, coid: str) -> bool:
+        """True for a USD-M protective order: Binance keeps those in its Algo Order API (ccxt's `trigger` flag)."""
+        from engine.execution.protection import parse_protective_id
+
+        return ":" in symbol and parse_protective_id(coid) is not None
+
     def _lookup(self, symbol: str, coid: str) -> dict[str, Any] | None:
-        """The exchange's order for our client id, or None when the exchange never saw it."""
+        """The exchange's order for our client id, or None when the exchange never saw it. A USD-M conditional
+        order that triggered is answered by its actual order (the one holding the fills)."""
         import ccxt
 
         try:
-            return self.exchange.fetch_order(None, symbol, {"clientOrderId": coid})
+            if not self._algo(symbol, coid):
+                return self.exchange.fetch_order(None, symbol, {"clientOrderId": coid})
+            algo = self.exchange.fetch_order(None, symbol, {"clientOrderId": coid, "trigger": True})
+            actual = (algo.get("info") or {}).get("actualOrderId")
+            if algo.get("status") != "closed" or not actual:
+                return algo
+            return {**self.exchange.fetch_order(str(actual), symbol), "clientOrderId": coid}
         except ccxt.OrderNotFound:
             return None
 
@@ -284,8 +298,11 @@ class CcxtBroker(OrderCleanup, Reconciliation):
             if row["status"] in ("filled", "canceled", "rejected"):
                 return row["status"] == "canceled"
             try:
+                extra = {"trigger": True} if self._algo(row["symbol"], client_order_id) else {}
                 order = self._call(f"cancel_order {client_order_id}", lambda: self.exchange.cancel_order(
-                    row["exchange_order_id"], row["symbol"], {"clientOrderId": client_order_id}))
+                    row["exchange_order_id"], row["symbol"], {"clientOrderId": client_order_id, **extra}))
+                if extra:  # the algo API answers a cancel with a code, not the order: read it back
+                    order = self._lookup(row["symbol"], client_order_id) or order
             except ccxt.OrderNotFound:
                 order = self._lookup(row["symbol"], client_order_id)
                 if order is None:
@@ -326,6 +343,9 @@ class CcxtBroker(OrderCleanup, Reconciliation):
                     set_order_status(self.store, o["client_order_id"], "canceled", self.exchange.milliseconds(),
                                      reason="protective order not on the exchange")
                     added += 1
+                elif o["status"] == "new" and _intent_of(o) == "trade" and \
+                        self.exchange.milliseconds() - int(o["created_at"]) > self.stale_after_ms:
+                    self._drop_stale(o)
                 elif o["status"] == "new":
                     self.submit(OrderRequest(instance_id=o["instance_id"], symbol=o["symbol"], side=o["side"],
                                              qty=o["qty"], client_order_id=o["client_order_id"], type=o["type"],
@@ -336,6 +356,25 @@ class CcxtBroker(OrderCleanup, Reconciliation):
         if added:
             self._protect()
         return added
+
+    def rearm(self) -> dict[str, Any]:
+        """The first thing a live engine does once connected: sync the open orders (a protective order deleted or
+        filled while the engine was down shows up here) and re-place missing protection, before the slower rest
+        of the start (market source, streams, full reconciliation)."""
+        with self._lock:
+            self.process()
+            return self._protect()
+
+    def _drop_stale(self, row: Mapping[str, Any]) -> None:
+        """A trade order recorded but never sent (the engine died, or the exchange was unreachable, before it left)
+        is not sent late: the market and the position may have moved since (a stop may have closed it). The next
+        tick decides afresh. Flatten and protective orders are still sent: they only lower risk."""
+        age = (self.exchange.milliseconds() - int(row["created_at"])) / 1000
+        set_order_status(self.store, row["client_order_id"], "canceled", self.exchange.milliseconds(),
+                         reason=f"stale: recorded {age:.0f}s ago and never sent; not sent late")
+        raise_alert(self.store, "warning", "broker.stale_order", f"{row['client_order_id']} ({row['instance_id']} "
+                    f"{row['side']} {row['qty']:g} {row['symbol']}) was recorded {age:.0f}s ago but never reached "
+                    "the exchange; dropped instead of sent late", {"client_order_id": row["client_order_id"]})
 
     def recover(self) -> dict[str, Any]:
         """At start: orphan orders first (ours the state.db does not know are canceled), then reconcile."""

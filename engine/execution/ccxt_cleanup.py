@@ -63,32 +63,46 @@ class OrderCleanup:
         from engine.execution.orders import CLIENT_ID_PREFIX
 
         canceled, foreign, adopted = [], [], []
-        for symbol in sorted(set(self.symbols)):
-            for o in self._call(f"fetch_open_orders {symbol}", lambda s=symbol: self.exchange.fetch_open_orders(s)):
-                coid = str(o.get("clientOrderId") or "")
-                if coid and get_order(self.store, coid) is not None:
-                    continue
-                owner = self.protector.adoptable(o, symbol) if self.protector is not None else None
-                if owner is not None:
-                    self._adopt_protective(owner, symbol, o)
-                    adopted.append(coid)
-                elif coid.startswith(CLIENT_ID_PREFIX):
-                    self._call(f"cancel orphan {coid}", lambda o=o, s=symbol: self.exchange.cancel_order(o["id"], s))
-                    canceled.append(coid)
-                else:
-                    foreign.append(coid or str(o.get("id")))
+        for symbol, o in self._all_open(sorted(set(self.symbols))):
+            coid = str(o.get("clientOrderId") or "")
+            if coid and get_order(self.store, coid) is not None:
+                continue
+            owner = self.protector.adoptable(o, symbol) if self.protector is not None else None
+            if owner is not None:
+                self._adopt_protective(owner, symbol, o)
+                adopted.append(coid)
+            elif coid.startswith(CLIENT_ID_PREFIX):
+                extra = {"trigger": True} if (o.get("info") or {}).get("algoId") is not None else {}
+                self._call(f"cancel orphan {coid}",
+                           lambda o=o, s=symbol, e=extra: self.exchange.cancel_order(o["id"], s, dict(e)))
+                canceled.append(coid)
+            else:
+                foreign.append(coid or str(o.get("id")))
         if canceled:
             raise_alert(self.store, "warning", "recon.orphan_canceled", f"canceled {len(canceled)} open order(s) of "
-                        f"this desk that state.db did not know: {', '.join(canceled)}"[:500], {"canceled": canceled})
+                    f"this desk that state.db did not know: {', '.join(canceled)}"[:500], {"canceled": canceled})
         if foreign:
             raise_alert(self.store, "warning", "recon.foreign_orders", f"{len(foreign)} open order(s) on the account "
-                        f"were not placed by this desk and are left alone: {', '.join(foreign)}"[:500],
-                        {"foreign": foreign})
+                    f"were not placed by this desk and are left alone: {', '.join(foreign)}"[:500],
+                    {"foreign": foreign})
         if adopted:
             raise_alert(self.store, "warning", "recon.protective_adopted", f"adopted {len(adopted)} protective "
-                        f"order(s) of this desk that state.db did not know: {', '.join(adopted)}"[:500],
-                        {"adopted": adopted})
+                    f"order(s) of this desk that state.db did not know: {', '.join(adopted)}"[:500],
+                    {"adopted": adopted})
         return {"canceled": canceled, "foreign": foreign, "adopted": adopted}
+
+    def _all_open(self, symbols: list[str]) -> list[tuple[str, dict[str, Any]]]:
+        """Every open order on the account for these symbols: USD-M conditional orders too (Binance lists those
+        only through its Algo Order API, ccxt's `trigger` flag)."""
+        out = []
+        for symbol in symbols:
+            out += [(symbol, o) for o in self._call(f"fetch_open_orders {symbol}",
+                                                     lambda s=symbol: self.exchange.fetch_open_orders(s))]
+            if ":" in symbol:
+                out += [(symbol, o) for o in self._call(
+                    f"fetch_open_orders {symbol} (algo)",
+                    lambda s=symbol: self.exchange.fetch_open_orders(s, None, None, {"trigger": True}))]
+        return out
 
     def _adopt_protective(self, instance_id: str, symbol: str, order: dict[str, Any]) -> None:
         """Record one of our protective orders found on the exchange as the instance's (the check keeps or replaces
@@ -101,9 +115,9 @@ class OrderCleanup:
         kind = parsed[1]
         trigger = float(order.get("triggerPrice") or order.get("stopPrice") or 0.0)
         req = OrderRequest(instance_id=instance_id, symbol=symbol, side=str(order["side"]),
-                           qty=float(order["amount"]), client_order_id=str(order["clientOrderId"]), type=kind,
-                           price=trigger, reduce_only=True, intent="protect",
-                           reason=f"{PROTECT_REASON} {kind} (adopted at start)")
+                       qty=float(order["amount"]), client_order_id=str(order["clientOrderId"]), type=kind,
+                       price=trigger, reduce_only=True, intent="protect",
+                       reason=f"{PROTECT_REASON} {kind} (adopted at start)")
         ts = self.exchange.milliseconds()
         insert_order(self.store, req, ts, status="new", venue=self.venue)
         set_order_status(self.store, req.client_order_id, "open", ts, exchange_order_id=str(order.get("id") or ""))

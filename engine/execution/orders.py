@@ -17,6 +17,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from engine.store.db import Store
+from engine.store.engines import scoped
 from engine.store.schema import fills, orders, positions
 
 class OrderStatus(str, Enum):
@@ -244,6 +245,8 @@ def open_orders(store: Store, instance_id: str | None = None, venue: str | None 
     stmt = select(orders).where(orders.c.status.in_(OPEN_STATUSES)).order_by(orders.c.id)
     if instance_id is not None:
         stmt = stmt.where(orders.c.instance_id == instance_id)
+    else:  # an engine of a several-engine desk sees its own instances' orders only
+        stmt = scoped(stmt, orders.c.instance_id)
     if venue is not None:
         stmt = stmt.where(orders.c.venue == venue)
     with store.connect() as conn:
@@ -255,6 +258,8 @@ def load_positions(store: Store, instance_id: str | None = None, nonzero: bool =
     stmt = select(positions).order_by(positions.c.instance_id, positions.c.symbol)
     if instance_id is not None:
         stmt = stmt.where(positions.c.instance_id == instance_id)
+    else:  # an engine of a several-engine desk holds (and flattens, reconciles) its own instances' positions only
+        stmt = scoped(stmt, positions.c.instance_id)
     with store.connect() as conn:
         rows = [dict(r) for r in conn.execute(stmt).mappings()]
     return [r for r in rows if abs(r["qty"]) > EPS] if nonzero else rows
@@ -279,10 +284,14 @@ def positions_from_fills(rows: Iterable[Mapping[str, Any]]) -> dict[tuple[str, s
 
 
 def check_positions_match_fills(store: Store, tol: float = 1e-9) -> list[str]:
-    """Names every (instance, symbol) whose stored position differs from the sum of its fills (empty = consistent)."""
+    """Names every (instance, symbol) whose stored position differs from the sum of its fills (empty = consistent).
+
+    In an engine of a several-engine desk only its own instances: another engine's fill landing between the two
+    reads would otherwise look like a mismatch (and trip the desk-wide reconciliation HALT)."""
     with store.connect() as conn:
-        implied = positions_from_fills(conn.execute(select(fills)).mappings())
-        stored = {(r["instance_id"], r["symbol"]): r["qty"] for r in conn.execute(select(positions)).mappings()}
+        implied = positions_from_fills(conn.execute(scoped(select(fills), fills.c.instance_id)).mappings())
+        stored = {(r["instance_id"], r["symbol"]): r["qty"]
+                  for r in conn.execute(scoped(select(positions), positions.c.instance_id)).mappings()}
     bad = []
     for key in set(implied) | set(stored):
         if abs(implied.get(key, 0.0) - stored.get(key, 0.0)) > tol * max(1.0, abs(implied.get(key, 0.0))):

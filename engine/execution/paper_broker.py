@@ -7,6 +7,8 @@
 - Latency: an order reaches the "exchange" `latency_ms` after submission (market orders see the book fetched after
   that delay; limit orders only match trades printed after arrival).
 - Funding: perpetual positions pay/receive `rate * qty * mark` at each funding timestamp.
+- Protective exits (engine.trading.stops): `fill_at` records a stop at its level (or the gapped open) and a
+  take-profit at its level, as the backtest kernel fills them, with the taker / maker fee.
 Crash safety comes from `orders.record_fill` (one transaction per fill) and deterministic fill ids.
 """
 
@@ -101,6 +103,23 @@ class PaperBroker:
             if self.latency_ms > 0:
                 self._sleep(self.latency_ms / 1000)
             self._arrive(row)
+            return get_order(self.store, req.client_order_id) or row
+
+    def fill_at(self, req: OrderRequest, price: float, liquidity: str, ts: int) -> dict[str, Any]:
+        """Record `req` filled in full at `price` (a protective stop / take-profit triggered inside a bar: the level,
+        or the open when the bar gapped through it); idempotent by client id, gated like every order."""
+        if liquidity not in ("maker", "taker"):
+            raise ValueError(f"liquidity: must be maker or taker, got {liquidity!r}")
+        if not price > 0:
+            raise ValueError(f"price: must be positive, got {price!r}")
+        with self._lock:
+            existing = get_order(self.store, req.client_order_id)
+            if existing is not None:
+                return existing
+            check_order_allowed(self.store, req)
+            row, created = insert_order(self.store, req, ts, venue=self.venue)
+            if created:
+                self._fill(row, req.qty, float(price), liquidity, ts, final_status=OrderStatus.FILLED.value)
             return get_order(self.store, req.client_order_id) or row
 
     def _arrive(self, order: dict[str, Any]) -> None:

@@ -24,7 +24,7 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from engine.ml.meta_model import QuantileBinner, finite_or_nan
+from engine.ml.transforms import QuantileBinner, finite_or_nan
 
 FAMILIES = ("hist_gradient_boosting", "random_forest", "logistic")
 CALIBRATIONS = ("sigmoid", "isotonic")

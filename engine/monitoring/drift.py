@@ -19,6 +19,8 @@ from engine.store.db import Store
 from engine.store.ops import raise_alert
 from engine.store.schema import candles, fills, orders, strategy_instances, twin_trades
 
+STOP, TAKE = "stop_loss", "take_profit"  # orders.reason prefixes of protective exits (engine.trading.stops)
+
 
 def twin_price(settings: Settings, bar: Any, side: str, qty: float = 0.0, sigma: float = 0.0) -> float:
     """The backtester's taker fill on a bar: fill-model price moved against us by half spread + sqrt impact.
@@ -35,6 +37,21 @@ def twin_price(settings: Settings, bar: Any, side: str, qty: float = 0.0, sigma:
     impact = impact_coef * sigma * (qty / bar.volume) ** 0.5 if bar.volume > 0 and sigma > 0 and qty > 0 else 0.0
     move = half_spread + impact
     return base * (1 + move if side == "buy" else 1 - move)
+
+
+def protective_twin(settings: Settings, reason: str, level: float, side: str, qty: float, bar: Any,
+                    sigma: float) -> tuple[float, float]:
+    """(twin price, twin fee) of a protective exit: the kernel fills a take-profit at its level as a maker and a stop
+    at its level (or the gapped open: the paper fill's price) moved against us by half spread + impact, as a taker."""
+    from engine.backtest.costs import cost_params
+
+    _fee_taker, fee_maker, half_spread, impact_coef = cost_params(settings.backtest)
+    if reason == TAKE:
+        return level, qty * level * fee_maker
+    impact = impact_coef * sigma * (qty / bar.volume) ** 0.5 if bar.volume > 0 and sigma > 0 and qty > 0 else 0.0
+    move = half_spread + impact
+    px = level * (1 + move if side == "buy" else 1 - move)
+    return px, qty * px * settings.backtest.fee_taker
 
 
 def bar_sigma(store: Store, exchange: str, symbol: str, timeframe: str, bar_ts: int) -> float:
@@ -56,7 +73,8 @@ def bar_sigma(store: Store, exchange: str, symbol: str, timeframe: str, bar_ts: 
 def pair_fills(store: Store, settings: Settings, exchange: str) -> int:
     """Create twin_trades rows for fills that have none yet and whose twin bar is stored; returns rows added."""
     with store.connect() as conn:
-        rows = conn.execute(select(fills, orders.c.created_at, orders.c.reduce_only, strategy_instances.c.timeframe)
+        rows = conn.execute(select(fills, orders.c.created_at, orders.c.reduce_only, orders.c.reason,
+                                   strategy_instances.c.timeframe)
                             .join(orders, orders.c.client_order_id == fills.c.client_order_id)
                             .join(strategy_instances, strategy_instances.c.id == fills.c.instance_id)
                             .where(fills.c.client_order_id.notin_(select(twin_trades.c.client_order_id)))
@@ -79,8 +97,12 @@ def pair_fills(store: Store, settings: Settings, exchange: str) -> int:
         live_px = sum(f["qty"] * f["price"] for f in frs) / qty
         live_fee = sum(f["fee"] for f in frs)
         sigma = bar_sigma(store, exchange, first["symbol"], first["timeframe"], bar_ts)
-        twin_px = twin_price(settings, bar, first["side"], qty, sigma)
-        twin_fee = qty * twin_px * settings.backtest.fee_taker
+        protective = str(first["reason"] or "").split(" ")[0]
+        if protective in (STOP, TAKE):  # a strategy stop / take-profit: the kernel fills the same level (or gap open)
+            twin_px, twin_fee = protective_twin(settings, protective, live_px, first["side"], qty, bar, sigma)
+        else:
+            twin_px = twin_price(settings, bar, first["side"], qty, sigma)
+            twin_fee = qty * twin_px * settings.backtest.fee_taker
         sign = 1 if first["side"] == "buy" else -1
         slippage = sign * (live_px - twin_px) / twin_px * 1e4
         drift = slippage + (live_fee - twin_fee) / (qty * twin_px) * 1e4

@@ -84,13 +84,16 @@ def compute_leaderboard(store: Store, cfg: LifecycleConfig) -> list[LeaderboardR
 
 def store_leaderboard(store: Store, board: list[LeaderboardRow]) -> None:
     """Save the leaderboard into engine_status.info so the console and CLI read it cheaply."""
+    from engine.store.engines import MAIN, bound_engine
+
+    mine = engine_status.c.name == (bound_engine() or MAIN)  # each engine of a desk writes its own row
     with store.begin() as conn:
-        row = conn.execute(select(engine_status.c.info).where(engine_status.c.id == 1)).first()
+        row = conn.execute(select(engine_status.c.info).where(mine)).first()
         if row is None:
             return
         info = json.loads(row[0] or "{}")
         info["leaderboard"] = [asdict(r) for r in board]
-        conn.execute(update(engine_status).where(engine_status.c.id == 1).values(info=json.dumps(info, default=str)))
+        conn.execute(update(engine_status).where(mine).values(info=json.dumps(info, default=str)))
 
 
 def read_leaderboard(store: Store) -> list[dict]:

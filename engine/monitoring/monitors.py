@@ -15,6 +15,7 @@ from engine.clock import now_ms, timeframe_ms
 from engine.config import Settings
 from engine.monitoring import drift
 from engine.trading import lifecycle
+from engine.store.engines import portfolio_scope
 from engine.store.db import Store
 from engine.store.ops import raise_alert
 from engine.store.schema import candles, equity_snapshots, job_runs, models
@@ -100,8 +101,8 @@ class Monitors:
         """Portfolio drawdown from its peak; alerts past triggers.total_drawdown_reduce."""
         with self.store.connect() as conn:
             peak = conn.execute(select(func.max(equity_snapshots.c.equity))
-                                .where(equity_snapshots.c.scope == "portfolio")).scalar()
-            last = conn.execute(select(equity_snapshots.c.equity).where(equity_snapshots.c.scope == "portfolio")
+                                .where(equity_snapshots.c.scope == portfolio_scope())).scalar()
+            last = conn.execute(select(equity_snapshots.c.equity).where(equity_snapshots.c.scope == portfolio_scope())
                                 .order_by(equity_snapshots.c.id.desc()).limit(1)).scalar()
         dd = 1 - last / peak if peak and last is not None else 0.0
         self._edge("drawdown", dd > self.settings.triggers.total_drawdown_reduce, "critical", "monitor.drawdown",

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from engine.clock import floor_ts
 from engine.execution.ccxt_broker import EXTERNAL_INSTANCE
 from engine.execution.orders import check_positions_match_fills
+from engine.store.engines import portfolio_scope, scoped
 from engine.store.db import Store
 from engine.store.schema import equity_snapshots, feed_values, positions
 
@@ -74,8 +75,8 @@ def daily_drawdown(store: Store, now: int) -> float | None:
     day = floor_ts(now, "1d")
     with store.connect() as conn:
         peak = conn.execute(select(func.max(equity_snapshots.c.equity)).where(
-            equity_snapshots.c.scope == "portfolio", equity_snapshots.c.ts >= day)).scalar()
-        last = conn.execute(select(equity_snapshots.c.equity).where(equity_snapshots.c.scope == "portfolio")
+            equity_snapshots.c.scope == portfolio_scope(), equity_snapshots.c.ts >= day)).scalar()
+        last = conn.execute(select(equity_snapshots.c.equity).where(equity_snapshots.c.scope == portfolio_scope())
                             .order_by(equity_snapshots.c.id.desc()).limit(1)).scalar()
     if not peak or last is None:
         return None
@@ -95,10 +96,10 @@ def exposure_budget(store: Store, marks: dict[str, float]) -> tuple[float | None
     """(gross, net, per-symbol) exposure of every instance together as fractions of the latest portfolio equity,
     valued at `marks` (a symbol without a mark is valued at its entry price); (None, None, {}) without equity yet."""
     with store.connect() as conn:
-        equity = conn.execute(select(equity_snapshots.c.equity).where(equity_snapshots.c.scope == "portfolio")
+        equity = conn.execute(select(equity_snapshots.c.equity).where(equity_snapshots.c.scope == portfolio_scope())
                               .order_by(equity_snapshots.c.id.desc()).limit(1)).scalar()
-        rows = conn.execute(select(positions.c.symbol, positions.c.qty, positions.c.avg_price)
-                            .where(positions.c.qty != 0)).all()
+        rows = conn.execute(scoped(select(positions.c.symbol, positions.c.qty, positions.c.avg_price)
+                                   .where(positions.c.qty != 0), positions.c.instance_id)).all()  # own book only
     if not equity or equity <= 0:
         return None, None, {}
     per: dict[str, float] = {}

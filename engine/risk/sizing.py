@@ -6,7 +6,8 @@ Methods (risk.sizing):
 - probability: López de Prado's size m = 2 Phi(z) - 1 with z = (p - 1/2) / sqrt(p (1-p)), times
   risk.max_trade_fraction (AFML ch. 10).
 - fixed: risk.max_trade_fraction whenever the trade passes risk.min_probability.
-No model (meta_prob None) means fixed sizing: the primary signal alone. Then toxicity shrinks the size (linearly to
+No model (meta_prob None) means fixed sizing: the primary signal alone. The strategy's weight magnitude (in [0, 1])
+scales the fraction (a 0.5 weight takes half of it). Then toxicity shrinks the size (linearly to
 zero as the VPIN CDF goes from risk.vpin_cdf_scale_from to 1), the caps clip it, a trade may take at most
 risk.max_depth_fraction of the same-side book depth, and the quantity is rounded to the exchange's lot and minimums.
 Every decision keeps its inputs so "why is this size what it is" has an answer in `sizing_decisions`.
@@ -92,12 +93,16 @@ def size_position(symbol: str, side: int, price: float, exposure: Exposure, risk
                   meta_prob: float | None = None, payoff_ratio: float | None = None,
                   rules: MarketRules | None = None, vpin_cdf: float | None = None,
                   spread_bps: float | None = None, depth: float | None = None,
-                  method: str | None = None, ts: int | None = None) -> SizingDecision:
-    """Size one trade for a primary side: probability -> fraction -> toxicity -> caps -> depth -> lot rounding."""
+                  method: str | None = None, ts: int | None = None, weight: float = 1.0) -> SizingDecision:
+    """Size one trade for a primary side: probability -> fraction x |weight| -> toxicity -> caps -> depth -> lots.
+
+    `weight` is the strategy's target weight magnitude in [0, 1]: 0.5 takes half the Kelly / fixed size."""
     if side not in (-1, 0, 1):
         raise ValueError(f"side: must be -1, 0 or +1, got {side!r}")
     if not (price > 0 and math.isfinite(price)):
         raise ValueError(f"price: must be a positive number, got {price!r}")
+    if not (isinstance(weight, (int, float)) and 0.0 <= weight <= 1.0):
+        raise ValueError(f"weight: must be a magnitude in [0, 1], got {weight!r}")
     method = method or risk.sizing
     if method not in METHODS:
         raise ValueError(f"method: must be one of {METHODS}, got {method!r}")
@@ -119,6 +124,7 @@ def size_position(symbol: str, side: int, price: float, exposure: Exposure, risk
         raw = max(probability_size(float(meta_prob)), 0.0) * risk.max_trade_fraction
     else:
         raw = risk.max_trade_fraction
+    raw *= float(weight)
     scale = _toxicity_scale(vpin_cdf, risk)
     notional = raw * scale * exposure.instance_capital
     if scale < 1.0 and raw > 0:
@@ -132,7 +138,7 @@ def size_position(symbol: str, side: int, price: float, exposure: Exposure, risk
     cap = why or cap
     inputs = {"exposure": asdict(exposure), "rules": asdict(rules), "risk_method": method,
               "kelly_multiplier": risk.kelly_fraction, "toxicity_scale": scale, "capped_notional": notional,
-              "min_probability": risk.min_probability}
+              "min_probability": risk.min_probability, "weight": float(weight)}
     return SizingDecision(symbol=symbol, side=side, price=float(price), method=method, meta_prob=meta_prob,
                           payoff_ratio=payoff_ratio, kelly_fraction=f_star, raw_size=raw, cap_applied=cap,
                           final_size=qty, vpin_cdf=vpin_cdf, spread_bps=spread_bps, depth=depth,

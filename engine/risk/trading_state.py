@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 
 from engine.clock import now_ms
 from engine.store.db import Store
+from engine.store.engines import bound_engine, engine_scope
 from engine.store.notify import desk_snapshot, enqueue_event
 from engine.store.ops import audit
 from engine.store.schema import trading_state
@@ -68,9 +69,26 @@ def _read(conn: Connection, scope: str) -> StateRecord | None:
     return StateRecord(TradingState(row["state"]), row["reason"], row["changed_at"], row["changed_by"])
 
 
+def _stricter(a: StateRecord | None, b: StateRecord | None) -> StateRecord | None:
+    """The more restrictive of two records (the desk-wide one on a tie)."""
+    if a is None or b is None:
+        return a or b
+    return b if _SEVERITY[b.state] > _SEVERITY[a.state] else a
+
+
+def _effective(conn: Connection, scope: str) -> StateRecord | None:
+    """The record that governs `scope`: in an engine process of a several-engine desk, asking for the desk-wide
+    state answers the stricter of the desk's and this engine's own (`engine:<name>`, set by `halt --engine NAME`)."""
+    rec = _read(conn, scope)
+    name = bound_engine()
+    if scope != GLOBAL or name is None:
+        return rec
+    return _stricter(rec, _read(conn, engine_scope(name)))
+
+
 def read_state(conn: Connection, scope: str = GLOBAL) -> StateRecord:
     """The persisted state read on an open connection (inside a caller's transaction); ACTIVE when never set."""
-    return _read(conn, scope) or StateRecord(TradingState.ACTIVE, "initial", 0, "engine")
+    return _effective(conn, scope) or StateRecord(TradingState.ACTIVE, "initial", 0, "engine")
 
 
 _latched: dict[str, StateRecord] = {}  # in-memory HALT of this process (storage fault, signal): beats the store
@@ -97,7 +115,7 @@ def get_state(store: Store, scope: str = GLOBAL) -> StateRecord:
     if scope in _latched:
         return _latched[scope]
     with store.connect() as conn:
-        rec = _read(conn, scope)
+        rec = _effective(conn, scope)
     return rec or StateRecord(TradingState.ACTIVE, "initial", 0, "engine")
 
 
@@ -139,16 +157,17 @@ def _set(conn: Connection, target: TradingState, reason: str, source: str, user:
     audit(conn, source, "trading_state.changed",
           {"scope": scope, "from": current.value, "to": target.value, "reason": reason}, user=user)
     if target is not current:
-        _notify(conn, current, target, reason, source, user, values or {})
+        _notify(conn, current, target, reason, source, user, values or {}, scope)
     return TradingStateChanged(scope, current, target, reason, source, user, ts)
 
 
 def _notify(conn: Connection, current: TradingState, target: TradingState, reason: str, source: str, user: str,
-            values: dict[str, object]) -> None:
+            values: dict[str, object], scope: str = GLOBAL) -> None:
     """Queue the notification of a state change with the rule's values, open positions and exposure."""
     desk = desk_snapshot(conn)
     exposure = desk["exposure"]
-    lines = [f"{current.value} -> {target.value} by {source} ({user}): {reason}"]
+    where = "" if scope == GLOBAL else f" ({scope.replace(':', ' ', 1)} only)"
+    lines = [f"{current.value} -> {target.value}{where} by {source} ({user}): {reason}"]
     if values:
         lines.append("values: " + ", ".join(f"{k}={v}" for k, v in values.items()))
     if exposure:
@@ -157,7 +176,7 @@ def _notify(conn: Connection, current: TradingState, target: TradingState, reaso
     lines.append(f"open positions: {len(desk['positions'])}" + "".join(
         f"\n  {p['instance']} {p['symbol']} {p['qty']:+.6g} @ {p['avg_price']:,.2f}" for p in desk["positions"][:20]))
     severity = "critical" if target is not TradingState.ACTIVE else "warning"
-    enqueue_event(conn, "state", severity, f"[{severity.upper()}] trading state {target.value}", "\n".join(lines),
+    enqueue_event(conn, "state", severity, f"[{severity.upper()}] trading state {target.value}{where}", "\n".join(lines),
                   {"from": current.value, "to": target.value, "reason": reason, "source": source, "user": user,
                    "values": values, **desk}, rule=str(values.get("rule", "trading_state")))
 

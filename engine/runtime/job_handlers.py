@@ -81,8 +81,9 @@ class JobHandlers:
             return {"skipped": f"stage {inst.stage} trades only in an engine started with --live"}
         if get_state(self.store).state is TradingState.HALTED:
             return {"skipped": "HALTED"}
+        exits = self.trader.check_stops(inst)  # paper: a strategy stop hit inside a closed 1m bar, between ticks
         if not self.trader.due(inst):
-            return None
+            return {"protective_exits": exits} if exits else None
         bar = self.trader.last_closed_bar(inst)
         if not self.trader.bar_stored(inst, bar):  # the bar just closed: pull it now rather than wait for a pull job
             for symbol in inst.symbols:
@@ -152,9 +153,11 @@ class JobHandlers:
                             max_rounds=ex.flatten_max_rounds, round_wait_s=ex.flatten_round_wait_s)
 
     def _retrain(self, strategy: str) -> Any:
-        from engine.ml.retrain import retrain_job
+        """Retrain in a child process on the engine's market time (engine/runtime/child_jobs.py: the engine must not
+        keep a retrain's memory)."""
+        from engine.runtime.child_jobs import retrain_in_child
 
-        return retrain_job(self.settings, strategy, self.store, source=self.source)
+        return retrain_in_child(self.settings, strategy, int(self.source.milliseconds()), self.store)
 
     def _retrain_now(self, strategy: str) -> str:
         from engine.runtime import jobs

@@ -16,6 +16,8 @@ def engine_argv(settings: Settings, live: bool = False) -> list[str]:
     argv = [sys.executable, "-m", "engine.runtime.main", "--state", settings.store_url(), "--detached"]
     if settings.config_path and os.path.exists(settings.config_path):
         argv += ["--config", os.path.abspath(settings.config_path)]
+    if settings.engine.name != "main":  # --name may have come from the command line, not the config file
+        argv += ["--name", settings.engine.name]
     if live:
         argv.append("--live-confirmed")
     return argv
@@ -26,7 +28,8 @@ ENGINE_OUT_MAX_BYTES = 1_000_000  # a detached engine logs to its rotating engin
 
 def engine_output_file(settings: Settings) -> Path:
     """Where a detached engine's stdout/stderr go (beside the engine's own rotating log)."""
-    return log_path(settings).with_name("engine.out")
+    return log_path(settings).with_name("engine.out" if settings.engine.name == "main"
+                                        else f"engine.{settings.engine.name}.out")
 
 
 def start_detached(settings: Settings, live: bool = False) -> subprocess.Popen:

@@ -1,4 +1,5 @@
-"""One engine per store: an flock()ed lock file bound to the database itself, `state.db.lock` beside state.db.
+"""One engine of each name per store: an flock()ed lock file bound to the database itself, `state.db.lock` beside
+state.db for the engine named main (as before engines had names), `state.db.<name>.lock` for any other.
 
 The lock's place depends only on the database's resolved path, never on `runtime.run_dir` or the working folder, so
 no second engine can start on one store by any configuration, and every front end finds the live engine (its pid is
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from engine.config import Settings
 from engine.store.db import sqlite_path
+from engine.store.engines import MAIN
 from engine.store.server_lock import ServerLock, ServerLockHeld
 from engine.store.urls import is_postgres_url, redact
 
@@ -35,24 +37,33 @@ def boot_id() -> str:
         return ""
 
 
-def lock_path(settings: Settings) -> Path:
-    """Where the engine's lock file lives: beside the SQLite database, whatever run_dir says."""
+def lock_path(settings: Settings, name: str | None = None) -> Path:
+    """Where engine `name`'s lock file lives (default: the configured engine): beside the SQLite database, whatever
+    run_dir says; `state.db.lock` for main, `state.db.<name>.lock` for another engine of the desk."""
+    name = settings.engine.name if name is None else name
+    suffix = "" if name == MAIN else f".{name}"
     db = sqlite_path(settings.store_url())
     if db is not None:
-        return db.with_name(f"{db.name}.lock")
+        return db.with_name(f"{db.name}{suffix}.lock")
     base = Path(settings.runtime.run_dir).expanduser() if settings.runtime.run_dir else Path.cwd()
     digest = hashlib.sha256(settings.store_url().encode()).hexdigest()[:16]
-    return base / f"quantdesk-{digest}.engine.lock"
+    return base / f"quantdesk-{digest}{suffix}.engine.lock"
+
+
+def server_lock_name(name: str) -> str:
+    """The advisory-lock name of engine `name` on a server store (main keeps the one it always had)."""
+    return "quantdesk.engine" if name == MAIN else f"quantdesk.engine.{name}"
 
 
 class EngineLock:
     """Holds the exclusive lock and the pid written inside it; on a PostgreSQL store also the store's advisory lock,
     so engines on other hosts (whose lock files this host cannot see) are excluded too."""
 
-    def __init__(self, path: Path, server_url: str | None = None) -> None:
+    def __init__(self, path: Path, server_url: str | None = None, name: str = MAIN) -> None:
         self.path = path
+        self.name = name
         self._fd: int | None = None
-        self._server: ServerLock | None = ServerLock(server_url) if server_url else None
+        self._server: ServerLock | None = ServerLock(server_url, server_lock_name(name)) if server_url else None
 
     def acquire(self) -> None:
         """Take the lock or raise EngineLockedError naming the holder's pid."""
@@ -63,14 +74,16 @@ class EngineLock:
         except BlockingIOError:
             holder = os.read(fd, 32).decode().strip() or "?"
             os.close(fd)
-            raise EngineLockedError(f"another engine (pid {holder}) is running on this state store ({self.path})")
+            named = "another engine" if self.name == MAIN else f"another engine named {self.name!r}"
+            raise EngineLockedError(f"{named} (pid {holder}) is running on this state store ({self.path})")
         if self._server is not None:
             try:
                 self._server.acquire()
             except ServerLockHeld as exc:
                 fcntl.flock(fd, fcntl.LOCK_UN)
                 os.close(fd)
-                raise EngineLockedError(f"{exc} on {redact(self._server.url)}") from exc
+                named = "" if self.name == MAIN else f" (engine {self.name!r})"
+                raise EngineLockedError(f"{exc}{named} on {redact(self._server.url)}") from exc
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         os.fsync(fd)
@@ -91,9 +104,10 @@ class EngineLock:
 
 
 def engine_lock(settings: Settings) -> EngineLock:
-    """The engine's lock for this store: the lock file, plus the advisory lock when the store is PostgreSQL."""
+    """The configured engine's lock for this store: the lock file, plus the advisory lock on a PostgreSQL store."""
     url = settings.store_url()
-    return EngineLock(lock_path(settings), server_url=url if is_postgres_url(url) else None)
+    return EngineLock(lock_path(settings), server_url=url if is_postgres_url(url) else None,
+                      name=settings.engine.name)
 
 
 def read_pid_at(path: Path) -> int | None:
@@ -113,6 +127,6 @@ def read_pid_at(path: Path) -> int | None:
         os.close(fd)
 
 
-def read_pid(settings: Settings) -> int | None:
-    """The pid of a running engine holding the lock for this store, or None when nothing holds it."""
-    return read_pid_at(lock_path(settings))
+def read_pid(settings: Settings, name: str | None = None) -> int | None:
+    """The pid of a running engine (`name`, default the configured one) holding its lock, or None."""
+    return read_pid_at(lock_path(settings, name))

@@ -11,12 +11,14 @@ from engine.store.db import sqlite_path
 
 
 def log_path(settings: Settings) -> Path:
-    """The rotating engine log file (runtime.log_dir, relative paths beside state.db)."""
+    """The rotating engine log file (runtime.log_dir, relative paths beside state.db): engine.log for main,
+    engine.<name>.log for another engine of the desk."""
     base = Path(settings.runtime.log_dir).expanduser()
     if not base.is_absolute():
         db = sqlite_path(settings.store_url())
         base = (db.parent if db is not None else Path.cwd()) / base
-    return base / "engine.log"
+    name = settings.engine.name
+    return base / ("engine.log" if name == "main" else f"engine.{name}.log")
 
 
 def setup_logging(settings: Settings, to_stderr: bool = True) -> Path:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.config import ConfigError, load_settings, settings_with
-from engine.config_rules import state_target
+from engine.config import ConfigError, Settings, load_settings, settings_with
+from engine.config_rules import engine_name_problem, state_target
 from engine.runtime.preflight import check_startup
 
 # CPython hands the GIL to a waiting thread after this long at most (default 5 ms). The engine's command poller and
@@ -27,6 +27,14 @@ def prefer_low_latency() -> None:
     sys.setswitchinterval(SWITCH_INTERVAL_S)
 
 
+def with_engine_name(settings: Settings, name: str) -> Settings:
+    """The settings of engine `name` (--name beats [engine] name); ConfigError naming --name when it is not valid."""
+    bad = engine_name_problem(name)
+    if bad:
+        raise ConfigError(f"--name: {bad}, got {name!r}")
+    return settings_with(settings, engine={"name": name})
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, load settings and run the engine until it is stopped; returns the exit code."""
     parser = argparse.ArgumentParser(prog="quantdesk-engine")
@@ -35,12 +43,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--live-confirmed", action="store_true", help="live trading, already confirmed")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
     parser.add_argument("--detached", action="store_true", help="log to the rotating file only (stderr is engine.out)")
+    parser.add_argument("--name", default=None, help="this engine's name on the desk (default: [engine] name, main)")
     args = parser.parse_args(argv)
     prefer_low_latency()
     from engine.store.db import StoreError
 
     try:
         settings = settings_with(load_settings(args.config), store=state_target(args.state))
+        if args.name is not None:
+            settings = with_engine_name(settings, args.name)
         check_startup(settings)
     except ConfigError as exc:
         _report("config error", exc)

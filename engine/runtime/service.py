@@ -16,7 +16,7 @@ import socket
 import threading
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 
 from engine.clock import now_ms
 from engine.config import Settings
@@ -44,6 +44,7 @@ class EngineService(JobHandlers):
         if settings.execution.mode == "live" and not live:
             raise ValueError("execution.mode: live trading needs the --live flag and a typed confirmation")
         self.settings = settings
+        self.name = settings.engine.name  # this engine's name on the desk (several may share one store)
         self.mode = settings.execution.mode
         self.environ = dict(os.environ if environ is None else environ)
         self.install_signals = install_signals
@@ -72,6 +73,9 @@ class EngineService(JobHandlers):
         setup_logging(self.settings, to_stderr=self.log_to_stderr)
         self.lock.acquire()
         harden_desk(self.settings)
+        from engine.store.engines import bind_engine, unbind_engine
+
+        bind_engine(self.name)  # orders, positions and trading state read in this process are this engine's
         try:
             self._start()
             log.info("engine running (pid %s, mode %s); waiting for stop", os.getpid(), self.mode)
@@ -80,6 +84,7 @@ class EngineService(JobHandlers):
             return 0
         finally:
             self._shutdown()
+            unbind_engine()
             self.lock.release()
 
     def request_stop(self, *_: Any) -> None:
@@ -111,7 +116,7 @@ class EngineService(JobHandlers):
         hooks = EngineHooks(cancel_all=self._cancel_all, flatten=self._flatten, retrain=self._retrain_now,
                             stop=self.request_stop)
         self.poller = CommandProcessor(self.store, hooks, self.settings.runtime.command_poll_ms,
-                                       self.settings.lifecycle)
+                                       self.settings.lifecycle, name=self.name)
         interrupted = self.poller.recover_interrupted()
         if any(interrupted.values()):
             audit(self.store, "engine", "commands.recovered", interrupted, user="engine")
@@ -150,6 +155,7 @@ class EngineService(JobHandlers):
             except LiveStartError as exc:
                 raise_alert(self.store, "critical", "engine.live_start", f"live start refused: {exc}", {})
                 raise
+            self._rearm(exchange_broker)
         self.source = self._make_source()
         bt = self.settings.backtest
         paper = PaperBroker(self.store, self.source, fee_maker=bt.fee_maker, fee_taker=bt.fee_taker,
@@ -158,11 +164,35 @@ class EngineService(JobHandlers):
         self._instances = {i.id: i for i in sync_instances(self.store, self.settings)}
         self.broker = StageRouter(self.store, paper, exchange_broker,
                                   lambda inst_id: get_instance(self.store, inst_id).stage)
+        from engine.risk.account_budget import order_budget_check
+
+        self.broker.budget = order_budget_check(self.store, self.settings.triggers, self.broker.mark_price)
         if self.mode == "live":
             self._say_live_instances()
         self.monitors = Monitors(self.store, self.settings, self.source)
         # the sizer reads the monitors' VPIN readings (one shared mapping, given at start)
         self.trader = Trader(self.store, self.settings, self.broker, self.source, vpin_cdf=self.monitors.toxicity.cdf)
+        if exchange_broker is not None and getattr(exchange_broker, "protector", None) is not None:
+            # exchange-side protective orders take each strategy's own stop levels where it declares a stop
+            from engine.execution.protection import config_spec_of
+            from engine.trading.stops import protection_spec_of
+
+            exchange_broker.protector.spec_of = protection_spec_of(
+                self.trader.stop_watch, lambda inst_id: self.trader.stops_of(get_instance(self.store, inst_id)),
+                config_spec_of(self.settings.risk))
+
+    def _rearm(self, exchange_broker: Any) -> None:
+        """Protection first: every open exchange position gets its protective order back before anything else
+        starts (the config stop levels; strategy levels replace them on the next check). Failures only alert: the
+        start-up reconciliation right after retries."""
+        try:
+            done = exchange_broker.rearm()
+        except Exception as exc:  # noqa: BLE001 - the full recovery below tries again
+            raise_alert(self.store, "warning", "protect.rearm_failed", f"re-arming protection at start failed: "
+                        f"{type(exc).__name__}: {exc}"[:500], {})
+            return
+        audit(self.store, "engine", "protection.rearmed", done, user="engine")
+        log.info("protection at start: %s", done)
 
     def _say_live_instances(self) -> None:
         """A live engine names the instances that trade on the exchange, or says that none does."""
@@ -181,17 +211,10 @@ class EngineService(JobHandlers):
     def _make_source(self) -> Any:
         """The engine's one market source, handed to the broker, trader, monitors, pulls and retraining; the
         simulator resumes its clock from the last market time in state.db."""
-        from engine.data.factory import make_source
+        from engine.runtime.child_jobs import engine_source
         from engine.trading.portfolio import last_market_ts
 
-        source = make_source(self.settings.data.source, self.settings, resume_ms=last_market_ts(self.store),
-                             symbols=self.settings.data.symbols)
-        base_url = self.settings.exchange.base_url
-        if self.settings.data.source != "sim" and base_url and getattr(source, "exchange", None) is not None:
-            from engine.data.ccxt_urls import point_at
-
-            point_at(source.exchange, base_url)  # market data from the twin too
-        return source
+        return engine_source(self.settings, last_market_ts(self.store))
 
     def _recover(self) -> None:
         """Reconcile in-flight orders; a HALTED desk cancels whatever is still open."""
@@ -229,7 +252,11 @@ class EngineService(JobHandlers):
         intervals.update(challenger_jobs(self.store, self.settings))  # paper challengers live in state.db
         handlers = {name: self._handler(name) for name in intervals}
         jobs.install(self.store, handlers)
-        self.scheduler = make_scheduler(self.store, self.settings.runtime.misfire_grace_s)
+        from engine.runtime.scheduler import JOBSTORE_TABLE
+        from engine.store.engines import jobstore_table
+
+        self.scheduler = make_scheduler(self.store, self.settings.runtime.misfire_grace_s,
+                                        table=jobstore_table(JOBSTORE_TABLE, self.name))
         self.scheduler.start(paused=True)
         delays = {n: iv for n, iv in intervals.items() if n.split(":")[0] in ("monitors", "reconcile", "funding")}
         delays.update(self._retrain_delays(intervals))
@@ -288,25 +315,28 @@ class EngineService(JobHandlers):
 
     # --- heartbeat ------------------------------------------------------------------------------------------------
     def _write_status(self, started: bool = False, info_update: dict[str, Any] | None = None) -> None:
+        """This engine's heartbeat row (engine_status, by name: id 1 is main's, as front ends always read it)."""
+        from engine.store.engines import insert_status_row
+
         now = now_ms()
+        mine = engine_status.c.name == self.name
         with self.store.begin() as conn:
-            row = conn.execute(select(engine_status).where(engine_status.c.id == 1)).mappings().first()
+            row = conn.execute(select(engine_status).where(mine)).mappings().first()
             if started or row is None:
                 values = dict(pid=os.getpid(), host=socket.gethostname(), mode=self.mode, started_at=now,
                               heartbeat_at=now, version=VERSION, info=json.dumps({"stopped": False, "phase": "starting",
                                                                      "boot_id": boot_id()}))
                 if row is None:
-                    conn.execute(insert(engine_status).values(id=1, **values))
+                    insert_status_row(conn, self.name, values)
                 else:
-                    conn.execute(update(engine_status).where(engine_status.c.id == 1).values(**values))
+                    conn.execute(update(engine_status).where(mine).values(**values))
                 return
             values: dict[str, Any] = {"heartbeat_at": now}
             if info_update:
                 info = json.loads(row["info"] or "{}")
                 info.update(info_update)
                 values["info"] = json.dumps(info, default=str)
-            conn.execute(update(engine_status).where(engine_status.c.id == 1, engine_status.c.pid == os.getpid())
-                         .values(**values))
+            conn.execute(update(engine_status).where(mine, engine_status.c.pid == os.getpid()).values(**values))
 
     def _heartbeat_loop(self) -> None:
         while not self.stop_event.is_set():

@@ -88,9 +88,26 @@ def _instance_lineage(conn: Connection) -> None:
         if name not in have:
             conn.execute(text(f"ALTER TABLE strategy_instances ADD COLUMN {name} {ddl}"))
 
+
+
+def _several_engines(conn: Connection) -> None:
+    """v7 (issue 18): engines by name on one desk. strategy_instances.engine (existing instances: "main"),
+    commands.target / scope (which engine consumes a row, which trading-state scope it moves) and engine_status.name
+    (one heartbeat row per engine; the existing row is main's). Idempotent: a fresh store got them from create_all."""
+    from sqlalchemy import inspect
+
+    for table, name, ddl in (("strategy_instances", "engine", "VARCHAR(64) NOT NULL DEFAULT 'main'"),
+                             ("commands", "target", "VARCHAR(64)"),
+                             ("commands", "scope", "VARCHAR(80) NOT NULL DEFAULT 'global'"),
+                             ("engine_status", "name", "VARCHAR(64) NOT NULL DEFAULT 'main'")):
+        if name not in {c["name"] for c in inspect(conn).get_columns(table)}:
+            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}"))
+    conn.execute(text("CREATE UNIQUE INDEX IF NOT EXISTS ux_engine_status_name ON engine_status (name)"))
+
+
 # Forward migrations: MIGRATIONS[i] takes the schema from version i to i+1. Never edit a released step; append one.
 MIGRATIONS: list[Callable[[Connection], None]] = [_create_all, _trial_identity, _orders_venue, _alert_delivery,
-                                                  _fills_fee_base, _instance_lineage]
+                                                  _fills_fee_base, _instance_lineage, _several_engines]
 SCHEMA_VERSION = len(MIGRATIONS)
 MIGRATION_LOCK_KEY = 0x51D35C  # PostgreSQL advisory-lock key that serialises quantdesk migrations on one database
 

@@ -136,6 +136,10 @@ commands = Table(
     Column("status", String(12), nullable=False, default="pending"),  # pending | running | done | failed
     Column("result", Text),
     Column("done_at", BigInteger),
+    # several engines (migration 7): which engine consumes the row (NULL: whichever runs, as on a one-engine desk)
+    # and which trading-state scope its state part moves ("global" desk-wide, or "engine:<name>")
+    Column("target", String(64)),
+    Column("scope", String(80), nullable=False, default="global", server_default="global"),
     Index("ix_commands_status", "status", "id"),
 )
 
@@ -150,7 +154,7 @@ trading_state = Table(
 
 engine_status = Table(
     "engine_status", metadata,
-    Column("id", Integer, primary_key=True),  # always 1
+    Column("id", Integer, primary_key=True),  # 1 for the engine named main; other engines get their own row
     Column("pid", Integer, nullable=False),
     Column("host", String(128), nullable=False),
     Column("mode", String(8), nullable=False),  # paper | live
@@ -158,6 +162,8 @@ engine_status = Table(
     Column("heartbeat_at", BigInteger, nullable=False),
     Column("version", String(32), nullable=False),
     Column("info", Text, nullable=False, default="{}"),
+    Column("name", String(64), nullable=False, default="main", server_default="main"),  # migration 7
+    Index("ux_engine_status_name", "name", unique=True),
 )
 
 job_runs = Table(
@@ -190,6 +196,8 @@ strategy_instances = Table(
     Column("role", String(12), nullable=False, default="champion", server_default="champion"),
     Column("parent_id", String(64)),  # the champion a challenger races
     Column("origin_run_id", Integer),  # backtest_runs.id of the walk-forward run that produced it
+    # the engine that declared it and trades it (migration 7); a desk's existing instances belong to "main"
+    Column("engine", String(64), nullable=False, default="main", server_default="main"),
 )
 
 orders = Table(

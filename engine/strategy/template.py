@@ -30,6 +30,11 @@ The contract (docs/strategies.md has the whole of it):
     lookahead check (`quantdesk strategy check {name}`) recomputes signals on truncated histories to prove it.
   * Vectorised: the optimiser calls `signals` hundreds of times. Use numpy/pandas and the helpers in
     engine.strategy.numeric (shift, rolling, ewm_mean, latch, warmup_mask).
+  * Optional `weights(panel)`: target weights in [-1, 1]; fractional weights are allowed (0.5 = half the position
+    the sizer gives a full signal). Backtest, walk-forward, paper and live all trade the weights. NaN, a wrong
+    shape or a value outside [-1, 1] is a `strategy.error` naming this file and line, and the strategy trades flat.
+  * Optional `stops()`: protective stop-loss / take-profit (engine.strategy.stops.Stops, fixed fractions of the
+    entry price or k x ATR / realised vol at entry), honoured the same way by the backtester and by paper and live.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ import pandas as pd
 
 from engine.strategy import numeric as _n
 from engine.strategy.base import ParamSpec, Strategy, check_panel, panel_field, panel_index
+from engine.strategy.stops import Stops
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,8 @@ class {cls}Config:
     lookback: int = 48  # enter when the close breaks the range of this many previous bars
     exit_lookback: int = 24  # leave when the close falls back inside this shorter range
     allow_short: bool = True
+    size: float = 1.0  # weight of a position, as a fraction of a full one (in (0, 1]; fractional is fine)
+    stop_atr: float = 3.0  # protective stop this many ATR(14) from the entry price (0 = no stop)
 
 
 class {cls}(Strategy):
@@ -72,6 +80,10 @@ class {cls}(Strategy):
         if not 2 <= config.exit_lookback <= config.lookback:
             raise ValueError(f"{name}: need 2 <= exit_lookback <= lookback, got "
                              f"exit_lookback={{config.exit_lookback}}, lookback={{config.lookback}}")
+        if not 0.0 < config.size <= 1.0:
+            raise ValueError(f"{name}: size must be in (0, 1], got {{config.size}}")
+        if config.stop_atr < 0:
+            raise ValueError(f"{name}: stop_atr must be >= 0 (0 = no stop), got {{config.stop_atr}}")
 
     def warmup(self) -> int:
         """Bars before the first meaningful signal."""
@@ -97,6 +109,18 @@ class {cls}(Strategy):
             sides[sides < 0] = 0.0
         sides[~_n.warmup_mask(close, self.warmup_bars)] = 0.0
         return pd.DataFrame(sides.astype("int8"), index=index, columns=list(panel))
+
+    def weights(self, panel: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+        """Target weights in [-1, 1]: the side at `size` of a full position (delete this to trade whole ones)."""
+        return self.signals(panel).astype("float64") * float(self.config.size)
+
+    def stops(self) -> Stops | None:
+        """A protective stop `stop_atr` x ATR(14) from the entry price, fixed at entry (None: no stop).
+
+        Stops(stop_loss=0.02, take_profit=0.04) would be a fixed 2 % stop and 4 % take-profit instead."""
+        if self.config.stop_atr <= 0:
+            return None
+        return Stops(stop_loss=float(self.config.stop_atr), scale="atr", window=14)
 '''
 
 TEST = '''"""Tests of the {name} strategy (run: python -m pytest {test_rel})."""
@@ -125,6 +149,13 @@ def test_signals_have_the_contract_shape_and_values() -> None:
     assert list(sig.columns) == ["BTC/USDT"] and sig.index.equals(panel["BTC/USDT"].index)
     assert set(np.unique(sig.to_numpy())) <= {{-1, 0, 1}}
     assert (sig.iloc[: strategy.warmup_bars] == 0).all().all()
+
+
+def test_weights_are_fractions_in_range_and_stops_are_declared() -> None:
+    strategy = load_strategy("{name}", {{"size": 0.5}})
+    w = strategy.weights(_panel()).to_numpy()
+    assert np.isfinite(w).all() and (np.abs(w) <= 1).all() and set(np.unique(np.abs(w))) <= {{0.0, 0.5}}
+    assert strategy.stops() is not None
 
 
 def test_signals_do_not_change_when_future_bars_are_removed() -> None:

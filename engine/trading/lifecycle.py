@@ -48,6 +48,7 @@ class Instance:
     parent_id: str | None = None  # a challenger's champion
     origin_run_id: int | None = None  # the walk-forward run (backtest_runs.id) that produced a challenger
     created_at: int = 0
+    engine: str = "main"  # the engine of the desk that declared it and trades it
 
     def effective_capital(self, cfg: LifecycleConfig) -> float:
         """Capital this instance may deploy at its stage (live-small trades a fraction)."""
@@ -92,7 +93,7 @@ def _row_to_instance(row: Mapping[str, Any]) -> Instance:
                     stage_changed_at=int(row["stage_changed_at"]), role=row.get("role") or "champion",
                     parent_id=row.get("parent_id"),
                     origin_run_id=None if row.get("origin_run_id") is None else int(row["origin_run_id"]),
-                    created_at=int(row.get("created_at") or 0))
+                    created_at=int(row.get("created_at") or 0), engine=row.get("engine") or "main")
 
 
 SEED_STAGE_MAX = "paper"  # config may declare an instance, never place it past paper
@@ -107,10 +108,19 @@ def seed_stage(configured: str) -> str:
 def sync_instances(store: Store, settings: Settings) -> list[Instance]:
     """Insert configured instances missing from state.db (stored stage/status win, a configured stage past paper
     is seeded at paper, with an alert and an audit entry); return enabled instances."""
+    from engine.config import ConfigError
+
     now = now_ms()
     clamped = []
+    name = settings.engine.name
     with store.begin() as conn:
-        existing = {r["id"] for r in conn.execute(select(strategy_instances.c.id)).mappings()}
+        owners = {r[0]: r[1] for r in conn.execute(select(strategy_instances.c.id, strategy_instances.c.engine))}
+        existing = set(owners)
+        taken = [f"strategies.{i}: instance {i!r} belongs to engine {owners[i]!r} on this desk; engine {name!r} "
+                 "cannot trade it (declare it in one engine's config only, or give this one another id)"
+                 for i in settings.strategies if i in owners and owners[i] != name]
+        if taken:  # one engine per instance: two would trade one ledger
+            raise ConfigError("\n".join(taken), taken)
         for inst_id, cfg in settings.strategies.items():
             if inst_id in existing:
                 conn.execute(update(strategy_instances).where(strategy_instances.c.id == inst_id).values(
@@ -121,9 +131,10 @@ def sync_instances(store: Store, settings: Settings) -> list[Instance]:
             conn.execute(insert(strategy_instances).values(
                 id=inst_id, strategy=cfg.strategy or inst_id, stage=stage, status="running", capital=cfg.capital,
                 symbols=json.dumps(list(cfg.symbols)), timeframe=cfg.timeframe,
-                params=json.dumps(cfg.params, default=str), created_at=now, stage_changed_at=now, updated_at=now))
+                params=json.dumps(cfg.params, default=str), created_at=now, stage_changed_at=now, updated_at=now,
+                engine=name))
             audit(conn, "engine", "strategy.seed", {"instance_id": inst_id, "configured_stage": cfg.stage,
-                                                    "stage": stage}, user="engine")
+                                                    "stage": stage, "engine": name}, user="engine")
             if stage != cfg.stage:
                 clamped.append((inst_id, cfg.stage))
     for inst_id, configured in clamped:
@@ -135,9 +146,12 @@ def sync_instances(store: Store, settings: Settings) -> list[Instance]:
 
 
 def list_instances(store: Store) -> list[Instance]:
-    """Every stored instance, by id."""
+    """Every stored instance, by id (in an engine process: the instances that engine owns, engine/store/engines.py)."""
+    from engine.store.engines import scoped
+
     with store.connect() as conn:
-        rows = conn.execute(select(strategy_instances).order_by(strategy_instances.c.id)).mappings().all()
+        rows = conn.execute(scoped(select(strategy_instances), strategy_instances.c.id)
+                            .order_by(strategy_instances.c.id)).mappings().all()
     return [_row_to_instance(r) for r in rows]
 
 

@@ -137,7 +137,8 @@ class LiveSizer:
         decision = size_position(symbol, side, mark, self.exposure(inst, symbol, capital, marks), self.settings.risk,
                                  meta_prob=p, payoff_ratio=payoff, rules=MarketRules.from_market(market),
                                  vpin_cdf=self.vpin_cdf.get(symbol), spread_bps=spread, depth=depth, ts=bar_ts,
-                                 method="kelly" if not gate.on and p is not None else None)
+                                 method="kelly" if not gate.on and p is not None else None,
+                                 weight=min(abs(float(weight)), 1.0))
         if not gate.on:
             decision.inputs["overlay"] = gate.reason
             decision.inputs["kelly_inputs"] = ("primary out-of-sample hit rate and payoff" if p is not None else

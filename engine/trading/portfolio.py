@@ -46,10 +46,13 @@ def valuation(store: Store, mark: Callable[[str], float], lifecycle_cfg: Lifecyc
 
 def snapshot_equity(store: Store, mark: Callable[[str], float], ts: int, lifecycle_cfg: LifecycleConfig) -> dict:
     """Write one equity snapshot per instance and for the portfolio; returns the valuation."""
+    from engine.store.engines import portfolio_scope
+
     val = valuation(store, mark, lifecycle_cfg)
     with store.begin() as conn:
-        for scope, v in val.items():
-            conn.execute(insert(equity_snapshots).values(ts=ts, scope=scope, **{k: float(x) for k, x in v.items()}))
+        for scope, v in val.items():  # another engine than main writes its total as portfolio:<name>
+            conn.execute(insert(equity_snapshots).values(ts=ts, scope=portfolio_scope() if scope == "portfolio"
+                                                         else scope, **{k: float(x) for k, x in v.items()}))
     return val
 
 

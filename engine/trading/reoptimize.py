@@ -139,7 +139,7 @@ def _start_challenger(store: Store, settings: Settings, champ: Instance, params:
             id=challenger_id, strategy=champ.strategy, stage="paper", status="running",
             capital=champ.capital * settings.reopt.challenger_capital_fraction, symbols=json.dumps(list(champ.symbols)),
             timeframe=champ.timeframe, params=json.dumps(params), created_at=now, stage_changed_at=now,
-            updated_at=now, role=CHALLENGER, parent_id=champ.id, origin_run_id=run_id))
+            updated_at=now, role=CHALLENGER, parent_id=champ.id, origin_run_id=run_id, engine=champ.engine))
         audit(conn, "engine", "strategy.reopt", {**decision.summary(), "started": True,
                                                  "challenger_id": challenger_id}, user="engine")
         audit(conn, "engine", "strategy.challenger.start",
@@ -187,8 +187,11 @@ def retire_losers(store: Store, settings: Settings, champion_id: str, now: int |
 
 
 def running_challengers(store: Store) -> list[Instance]:
-    """Every challenger that still trades (not retired), for the engine's tick jobs."""
+    """Every challenger that still trades (not retired), for the engine's tick jobs (an engine's own only)."""
+    from engine.store.engines import scoped
+
     with store.connect() as conn:
-        ids = [r[0] for r in conn.execute(select(strategy_instances.c.id).where(
-            strategy_instances.c.role == CHALLENGER, strategy_instances.c.status != RETIRED))]
+        ids = [r[0] for r in conn.execute(scoped(select(strategy_instances.c.id).where(
+            strategy_instances.c.role == CHALLENGER, strategy_instances.c.status != RETIRED),
+            strategy_instances.c.id))]
     return [get_instance(store, i) for i in ids]

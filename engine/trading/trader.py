@@ -1,4 +1,7 @@
-"""One strategy tick: panel -> primary signal at the last closed bar -> size (risk.sizing + ML champion) -> order.
+"""One strategy tick: panel -> weight at the last closed bar -> size (risk.sizing + ML champion) x |weight| -> order.
+
+The strategy's weight in [-1, 1] scales the size the risk sizer gives a full signal (0.5 = half of it). Its
+protective stops (engine.trading.stops) are checked on the bars closed since the last tick before each decision.
 
 Each instance trades its own capital (live-small a fraction of it). The client order id is derived from
 (instance, symbol, bar), so re-running a tick for the same bar after a crash returns the existing order instead of
@@ -18,6 +21,8 @@ from engine.execution.orders import OrderBlocked, OrderRequest, client_order_id,
 from engine.trading.lifecycle import Instance
 from engine.risk.limits import MarketRules, round_to_lot
 from engine.trading.live_sizing import LiveSizer
+from engine.trading.stops import StopWatch
+from engine.strategy.stops import Stops
 from engine.store.db import Store
 
 log = logging.getLogger("quantdesk.trader")
@@ -55,12 +60,34 @@ class Trader:
         self.sizer = LiveSizer(store, settings, vpin_cdf=vpin_cdf)
         self.last_panel: dict[str, Any] = {}
         self._last_bar: dict[str, int] = {}
+        self.stop_watch = StopWatch(store, source.id)
+        self._weights: dict[str, dict[str, float]] = {}  # instance -> the weights of its last tick
 
     def strategy(self, inst: Instance) -> Any:
         """The cached strategy object of an instance."""
         if inst.id not in self._strategies:
             self._strategies[inst.id] = load_strategy_for(inst, self.store)
         return self._strategies[inst.id]
+
+    def stops_of(self, inst: Instance) -> Stops | None:
+        """The instance's strategy stop spec (None when it declares none, or its stops() is broken: alerted)."""
+        fn = getattr(self.strategy(inst), "stops", None)
+        spec = fn() if callable(fn) else None
+        return spec if isinstance(spec, Stops) and spec.active else None
+
+    def check_stops(self, inst: Instance) -> list[dict]:
+        """Paper only: close positions whose strategy stop / take-profit a closed (1m) bar reached, at the kernel's
+        price (the level, or the open on a gap); live protection rests on the exchange (engine.execution.protection)."""
+        broker = self.broker
+        if hasattr(broker, "broker_for"):  # the engine's StageRouter: the instance's own venue
+            try:
+                broker = broker.broker_for(inst.id)
+            except OrderBlocked:
+                return []
+        if not hasattr(broker, "fill_at"):
+            return []
+        return self.stop_watch.check(inst.id, inst.timeframe, broker, self.source.milliseconds(),
+                                     self.stops_of(inst), self.last_panel, self._weights.get(inst.id))
 
     def last_closed_bar(self, inst: Instance) -> int:
         """Open time of the most recent bar that has closed in source time."""
@@ -113,16 +140,21 @@ class Trader:
     def tick(self, inst: Instance, capital: float) -> TickResult:
         """Move the instance's positions toward the strategy's targets at the last closed bar."""
         bar_ts = self.last_closed_bar(inst)
+        self.check_stops(inst)  # exits on bars that closed since the last check come before the new decision
         weights = self.signals_at(inst, bar_ts)
         if not weights:
             return TickResult(inst.id, bar_ts, {}, [], "no data for the last closed bar yet")
+        self._weights[inst.id] = dict(weights)
         held = {p["symbol"]: p["qty"] for p in load_positions(self.store, inst.id)}
         probs, model = self.sizer.meta_probs(inst, self.strategy(inst), self.last_panel, self.source,
                                              self.source.milliseconds())
         marks = {sym: self.broker.mark_price(sym) for sym in set(weights) | {p["symbol"] for p in
                                                                             load_positions(self.store)}}
         targets, sent = {}, []
+        stops = self.stops_of(inst)
         for symbol, w in weights.items():
+            if self.stop_watch.blocks(inst.id, symbol, w):
+                w = 0.0  # stopped out: flat until the strategy's weight changes (as the backtest kernel)
             mark = marks[symbol]
             market = self.source.market(symbol)
             try:
@@ -142,13 +174,21 @@ class Trader:
                                                               < ex.rebalance_band * abs(target)):
                 continue  # drift of a held position inside the band is not worth the fees
             reduce_only = abs(target) < abs(held.get(symbol, 0.0)) and target * held.get(symbol, 0.0) >= 0
+            new_trade = stops is not None and target != 0 and target * held.get(symbol, 0.0) <= 0
+            armed = None
+            if new_trade:  # armed before the order: a live broker places its protective stop right after the fill
+                armed = self.stop_watch.arm(inst.id, symbol, target, stops, self.last_panel, bar_ts,
+                                            self.source.milliseconds(), inst.timeframe, weight=w)
             req = OrderRequest(instance_id=inst.id, symbol=symbol, side="buy" if delta > 0 else "sell",
                                qty=abs(delta), client_order_id=client_order_id(inst.id, symbol, bar_ts),
-                               reduce_only=reduce_only, reason=f"bar {bar_ts} target {target:.8g}")
+                               reduce_only=reduce_only, reason=f"bar {bar_ts} target {target:.8g}"
+                               + (armed.tag() if armed is not None else ""))  # in state.db: survives a restart
             try:
                 order = self.broker.submit(req)
                 sent.append(order["client_order_id"])
             except OrderBlocked as exc:
                 log.info("order blocked: %s", exc)
+                if new_trade:
+                    self.stop_watch.armed.pop((inst.id, symbol), None)
         self._last_bar[inst.id] = bar_ts
         return TickResult(inst.id, bar_ts, targets, sent)

@@ -20,7 +20,7 @@ CREATE TABLE IF NOT EXISTS orders (order_id INTEGER PRIMARY KEY AUTOINCREMENT, w
     tif TEXT, price REAL, stop_price REAL, qty REAL NOT NULL, executed REAL NOT NULL DEFAULT 0,
     cum_quote REAL NOT NULL DEFAULT 0, status TEXT NOT NULL, reduce_only INTEGER NOT NULL DEFAULT 0,
     triggered INTEGER NOT NULL DEFAULT 1, locked REAL NOT NULL DEFAULT 0, created INTEGER NOT NULL,
-    updated INTEGER NOT NULL);
+    updated INTEGER NOT NULL, algo INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS orders_client ON orders (wallet, client_id);
 CREATE INDEX IF NOT EXISTS orders_status ON orders (status);
 CREATE TABLE IF NOT EXISTS fills (trade_id INTEGER PRIMARY KEY AUTOINCREMENT, order_id INTEGER NOT NULL,
@@ -45,6 +45,8 @@ class Books:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA busy_timeout=5000")
         self.conn.executescript(SCHEMA)
+        if "algo" not in {r["name"] for r in self.conn.execute("PRAGMA table_info(orders)")}:
+            self.conn.execute("ALTER TABLE orders ADD COLUMN algo INTEGER NOT NULL DEFAULT 0")  # a venue.db of before
         if self.conn.execute("SELECT value FROM meta WHERE key='created'").fetchone() is None:
             with self.tx():
                 self.conn.execute("INSERT INTO meta VALUES ('created', ?)", (str(int(time.time() * 1000)),))
@@ -115,9 +117,13 @@ class Books:
         found = row.fetchone()
         return dict(found) if found else None
 
-    def open_orders(self, wallet: str | None = None, symbol: str | None = None) -> list[dict[str, Any]]:
-        """Open orders, oldest first (optionally of one wallet and symbol)."""
+    def open_orders(self, wallet: str | None = None, symbol: str | None = None,
+                    algo: bool | None = None) -> list[dict[str, Any]]:
+        """Open orders, oldest first (optionally of one wallet and symbol). `algo`: True = only USD-M conditional
+        orders not yet triggered (the Algo Order API's view), False = only the others (openOrders' view)."""
         sql = "SELECT * FROM orders WHERE status IN ('NEW', 'PARTIALLY_FILLED')"
+        if algo is not None:
+            sql += " AND " + ("" if algo else "NOT ") + "(algo = 1 AND triggered = 0)"
         args: list[Any] = []
         if wallet is not None:
             sql += " AND wallet=?"

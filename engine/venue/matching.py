@@ -49,8 +49,9 @@ class Matcher:
         self.emit = emit
 
     # ----- entry ------------------------------------------------------------------------------------------------
-    def place(self, listing: Listing, p: dict[str, str]) -> dict[str, Any]:
-        """Validate and accept an order (POST order); market and marketable parts fill at once."""
+    def place(self, listing: Listing, p: dict[str, str], algo: bool = False) -> dict[str, Any]:
+        """Validate and accept an order (POST order; USD-M conditional types only through the Algo Order API,
+        `algo=True`); market and marketable parts fill at once."""
         wallet = listing.market
         side = (p.get("side") or "").upper()
         otype = (p.get("type") or "").upper()
@@ -59,6 +60,9 @@ class Matcher:
         allowed = FUTURES_TYPES if wallet == FUTURES else SPOT_TYPES
         if otype not in allowed:
             raise VenueError(-1116, "Invalid orderType.")
+        if wallet == FUTURES and (otype in CONDITIONAL_TYPES) != algo:
+            raise (VenueError(-4120, "Order type not supported for this endpoint. Please use the Algo Order API "
+                                     "endpoints instead.") if not algo else VenueError(-1116, "Invalid orderType."))
         price = parse_float(p, "price", required=otype not in MARKET_TYPES)
         stop = parse_float(p, "stopPrice", required=otype in CONDITIONAL_TYPES)
         quote_qty = parse_float(p, "quoteOrderQty", required=False) if wallet == SPOT and otype == "MARKET" else None
@@ -99,7 +103,7 @@ class Matcher:
                 wallet=wallet, symbol=listing.symbol, market_id=listing.id, client_id=client_id, side=side,
                 type=otype, tif=p.get("timeInForce") or ("GTC" if price else None), price=price, stop_price=stop,
                 qty=qty, status="NEW", reduce_only=int(reduce_only), triggered=triggered, locked=locked,
-                created=now, updated=now)
+                created=now, updated=now, algo=int(algo))
             order = self.books.order(wallet, order_id=oid)
             assert order is not None
             self.emit(wallet, shapes.order_event(listing, order, None, "NEW", now))
@@ -267,11 +271,12 @@ class Matcher:
         with self.books.tx():
             return self._finish(listing, order, "CANCELED")
 
-    def cancel_all(self, listing: Listing) -> list[dict[str, Any]]:
-        """Cancel every open order of a symbol (DELETE openOrders / allOpenOrders)."""
+    def cancel_all(self, listing: Listing, algo: bool = False) -> list[dict[str, Any]]:
+        """Cancel every open order of a symbol (DELETE openOrders / allOpenOrders), or with `algo` every untriggered
+        conditional one (DELETE algoOpenOrders)."""
         out = []
         with self.books.tx():
-            for order in self.books.open_orders(listing.market, listing.symbol):
+            for order in self.books.open_orders(listing.market, listing.symbol, algo=algo):
                 out.append(self._finish(listing, order, "CANCELED"))
         return out
 

@@ -130,8 +130,8 @@ def get_order(twin: "Twin", market: str, params: dict[str, str]) -> dict[str, An
     if order_id is None and client_id is None:
         raise VenueError(-1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!")
     order = twin.books.order(market, order_id=order_id, client_id=client_id)
-    if order is None or order["symbol"] != listing.symbol:
-        raise VenueError(-2013, "Order does not exist.")
+    if order is None or order["symbol"] != listing.symbol or (order["algo"] and not order["triggered"]):
+        raise VenueError(-2013, "Order does not exist.")  # a conditional order is an order once it triggered
     return shapes.order_json(listing, order)
 
 
@@ -139,6 +139,9 @@ def cancel_order(twin: "Twin", market: str, params: dict[str, str]) -> dict[str,
     """DELETE order."""
     listing = twin.listings.get(market, params.get("symbol"))
     order_id, client_id = _order_ref(params)
+    found = twin.books.order(market, order_id=order_id, client_id=client_id)
+    if found is not None and found["algo"] and not found["triggered"]:
+        raise VenueError(-2011, "Unknown order sent.")  # cancel it through DELETE /fapi/v1/algoOrder
     return shapes.order_json(listing, twin.matcher.cancel(listing, order_id, client_id))
 
 
@@ -155,7 +158,7 @@ def open_orders(twin: "Twin", market: str, params: dict[str, str]) -> list[dict[
     """GET openOrders (one symbol or all)."""
     symbol = twin.listings.get(market, params["symbol"]).symbol if params.get("symbol") else None
     return [shapes.order_json(twin.listings.by_symbol(o["symbol"]), o)
-            for o in twin.books.open_orders(market, symbol)]
+            for o in twin.books.open_orders(market, symbol, algo=False)]
 
 
 def all_orders(twin: "Twin", market: str, params: dict[str, str]) -> list[dict[str, Any]]:
@@ -163,7 +166,7 @@ def all_orders(twin: "Twin", market: str, params: dict[str, str]) -> list[dict[s
     listing = twin.listings.get(market, params.get("symbol"))
     rows = twin.books.orders(market, listing.symbol, parse_int(params, "startTime"),
                              min(parse_int(params, "limit", 500) or 500, 1000))
-    return [shapes.order_json(listing, o) for o in rows]
+    return [shapes.order_json(listing, o) for o in rows if not (o["algo"] and not o["triggered"])]
 
 
 def my_trades(twin: "Twin", market: str, params: dict[str, str]) -> list[dict[str, Any]]:
@@ -213,6 +216,9 @@ def routes() -> dict[tuple[str, str], tuple[Handler, str, int, str]]:
         t[("GET", f"/fapi/{v}/account")] = (account, FUTURES, 5, SIGNED)
         t[("GET", f"/fapi/{v}/balance")] = (balance, FUTURES, 5, SIGNED)
         t[("GET", f"/fapi/{v}/positionRisk")] = (position_risk, FUTURES, 5, SIGNED)
+    from engine.venue import rest_algo
+
+    t.update(rest_algo.routes())
     t[("POST", "/fapi/v1/leverage")] = (leverage, FUTURES, 1, SIGNED)
     t[("GET", "/fapi/v1/leverageBracket")] = (leverage_brackets, FUTURES, 1, SIGNED)
     t[("GET", "/fapi/v1/positionSide/dual")] = (dual_side, FUTURES, 30, SIGNED)

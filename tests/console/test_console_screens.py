@@ -185,3 +185,22 @@ async def test_data_screen_shows_the_engines_streams(tmp_path: Path) -> None:
         await wait_until(pilot, lambda: _table(app, "streams").row_count == 2, what="streams", timeout=15)
         assert _table(app, "streams").display
         await shows(pilot, app, "trades:BTC/USDT", "NetworkError: refused")
+
+
+@run_async
+async def test_strategies_screen_shows_each_challengers_lineage(tmp_path: Path) -> None:
+    """A paper challenger started by re-optimisation shows the champion it races and the walk-forward run it came
+    from; champions say so (issue 16: the console's strategies screen shows lineage)."""
+    path = tmp_path / "state.db"
+    store = build_state(path, heartbeat_at=live_heartbeat())
+    with store.begin() as conn:
+        conn.execute(text("INSERT INTO strategy_instances (id, strategy, stage, status, capital, symbols, timeframe, "
+                          "params, created_at, stage_changed_at, updated_at, role, parent_id, origin_run_id) VALUES "
+                          "('qm-ch1', 'quantum_momentum', 'paper', 'running', 10000, '[\"BTC/USDT\"]', '1m', '{}', "
+                          ":t, :t, :t, 'challenger', 'quantum_momentum', 7)"), {"t": FIXED_NOW})
+    store.dispose()
+    app = QuantdeskApp(console_settings(path))
+    async with app.run_test(size=(200, 36)) as pilot:
+        await pilot.press("2")
+        await wait_until(pilot, lambda: _table(app, "leaderboard").row_count == 3, what="three instances")
+        await shows(pilot, app, "vs quantum_momentum (wf run #7)", "champion")

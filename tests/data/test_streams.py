@@ -44,7 +44,8 @@ def test_streams_store_candles_and_trades_reconnect_and_backfill_without_gaps(tm
         free = CcxtSource(handle.exchange(rateLimit=1))  # no injected clock: follows the venue once it sees trades
         assert free.milliseconds() < sim.milliseconds() - 60_000  # the twin runs 120x ahead of the wall clock
         free.observe(tape[-1]["timestamp"])
-        assert abs(free.milliseconds() - sim.milliseconds()) < 30_000
+        # within 2 venue minutes (1 s of wall time at 120x: a loaded CI machine lags its stored tape by that much)
+        assert abs(free.milliseconds() - sim.milliseconds()) < 120_000
         rest_tape = sim.fetch_trades("BTC/USDT", since=since, limit=len(tape))
         assert [(t["id"], t["price"], t["side"]) for t in tape] == [(t["id"], t["price"], t["side"]) for t in rest_tape]
         # a stale stream (bars pass unseen), then a drop: ccxt fails, reconnects, and the gap is backfilled

@@ -110,9 +110,8 @@ def test_futures_orders_positions_leverage_and_reduce_only(twin):
     ("ahead_timestamp", ccxt.InvalidNonce, "-1021"),
     ("insufficient_balance", ccxt.InsufficientFunds, "-2010"),
     ("min_notional", ccxt.BadRequest, "-1013"),
-    # ccxt applies its USD-M-only codes (-4164 -> InvalidOrder) only to fapi.binance.com URLs; pointed at the twin
-    # it falls back to ExchangeError (the code is still in the message, for callers that map it themselves)
-    ("futures_min_notional", ccxt.ExchangeError, "-4164"),
+    # a USD-M-only code: ccxt picks the per-market table by URL, which point_at teaches the twin's URLs
+    ("futures_min_notional", ccxt.InvalidOrder, "-4164"),
     ("unknown_order", ccxt.OrderNotFound, "-2013"),
     ("cancel_unknown", ccxt.OrderNotFound, "-2011"),
 ])
