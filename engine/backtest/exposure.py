@@ -64,7 +64,11 @@ def strategy_exposure(strategy: Any, panel: Mapping[str, pd.DataFrame], index: p
     from engine.backtest.engine import clean_signals
 
     if not uses_weights(strategy):
-        sig = clean_signals(strategy.signals(panel), index, symbols, str(getattr(strategy, "name", "")))
+        raw = strategy.signals(panel)
+        try:
+            sig = clean_signals(raw, index, symbols, str(getattr(strategy, "name", "")))
+        except ValueError as exc:  # bad output: point the author at the method
+            raise ValueError(f"{exc} ({method_location(strategy, 'signals')})") from None
         return sig, sig
     w = clean_weights(strategy.weights(panel), index, symbols, strategy)
     return w, pd.DataFrame(np.sign(w.to_numpy()), index=index, columns=list(symbols), copy=False)

@@ -175,7 +175,20 @@ def pbo_cscv(returns_matrix: np.ndarray, n_splits: int = 16) -> dict:
     # per-block sums, sums of squares and counts: Sharpe of any union of blocks follows without touching rows again
     s1 = np.stack([m[a:b].sum(axis=0) for a, b in zip(bounds[:-1], bounds[1:])])
     s2 = np.stack([(m[a:b] ** 2).sum(axis=0) for a, b in zip(bounds[:-1], bounds[1:])])
-    cnt = np.diff(bounds).astype("float64")
+    return pbo_from_block_sums(s1, s2, np.diff(bounds))
+
+
+def pbo_from_block_sums(s1: np.ndarray, s2: np.ndarray, counts: np.ndarray) -> dict:
+    """PBO by CSCV from per-block sums (s1) and sums of squares (s2) of the returns, each (n_splits x N), and the rows
+    per block: what `pbo_cscv` computes from the full matrix, for callers that reduced the returns where they ran
+    (a walk-forward sweep on dask workers sends back 2 x n_splits numbers per configuration, not its returns)."""
+    s1, s2 = np.asarray(s1, dtype="float64"), np.asarray(s2, dtype="float64")
+    n_splits, n_cfg = s1.shape
+    if n_cfg < 2:
+        raise ValueError(f"block sums: need at least 2 configurations (columns), got {n_cfg}")
+    if n_splits < 2 or n_splits % 2:
+        raise ValueError(f"n_splits: must be an even number >= 2, got {n_splits}")
+    cnt = np.asarray(counts, dtype="float64")
     combos = np.array(list(itertools.combinations(range(n_splits), n_splits // 2)))
     mask = np.zeros((len(combos), n_splits), dtype=bool)
     mask[np.arange(len(combos))[:, None], combos] = True

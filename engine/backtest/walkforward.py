@@ -25,7 +25,8 @@ from engine.backtest.engine import Barriers, run_kernel, target_array
 from engine.backtest.exposure import kernel_barriers, strategy_exposure, strategy_stops
 from engine.backtest.metrics import compute_metrics, periods_per_year
 from engine.backtest.sizing import Sizer, fixed_fraction
-from engine.backtest.stats import CONVENTIONS, deflated_sharpe, pbo_cscv, sample_moments
+from engine.backtest.stats import CONVENTIONS, deflated_sharpe, pbo_from_block_sums, sample_moments
+from engine.backtest.sweep_reduce import SharedPanel, cscv_layout, pbo_block_sums, summarise
 from engine.config import BacktestConfig
 
 BACKENDS = ("loky", "threading", "sequential", "dask")
@@ -135,12 +136,13 @@ def _evaluate(strategy_cls: type, jobs: Sequence[tuple[int, dict]], panel: Mappi
             for p_idx, params in jobs]
 
 
-def oos_trades(strategy_cls: type, params: dict, panel: Mapping[str, pd.DataFrame], window: Window,
-               config: BacktestConfig, sizer: Sizer | None, barriers: Barriers | None) -> pd.DataFrame:
-    """Trades of the selected parameters entered inside the window's out-of-sample segment (the stitched OOS trades).
+def oos_run(strategy_cls: type, params: dict, panel: Mapping[str, pd.DataFrame], window: Window,
+            config: BacktestConfig, sizer: Sizer | None, barriers: Barriers | None) -> tuple[pd.DataFrame, np.ndarray]:
+    """(trades entered inside the window's out-of-sample segment, its OOS per-bar returns) for one parameter set.
 
-    The run covers the window's in-sample + out-of-sample span, as in the evaluation, so positions are what the
-    stitched equity holds; a trade still open at the segment's end is closed there (exit reason `end`).
+    The run covers the window's in-sample + out-of-sample span, exactly as the evaluation did (so the returns are
+    bit-for-bit those of the trial), and positions are what the stitched equity holds; a trade still open at the
+    segment's end is closed there (exit reason `end`).
     """
     from engine.backtest.engine import _trades_frame
 
@@ -151,12 +153,20 @@ def oos_trades(strategy_cls: type, params: dict, panel: Mapping[str, pd.DataFram
     strategy = strategy_cls(**params)
     weights, _ = strategy_exposure(strategy, part, panel_index(part), tuple(part))
     targets = target_array((sizer or fixed_fraction())(weights, part), market.index, market.symbols)
-    raw = run_kernel(targets, market, config, *kernel_barriers(strategy_stops(strategy), barriers, part, market.index,
-                                                                market.symbols))[2]
+    out = run_kernel(targets, market, config, *kernel_barriers(strategy_stops(strategy), barriers, part, market.index,
+                                                                market.symbols))
+    eq, raw = out[0], out[2]
     trades = _trades_frame(raw, market.index, market.symbols)
     trades = trades[trades["entry_bar"] >= mid - lo].copy()
     trades["window"] = window.number
-    return trades
+    rets = eq[1:] / eq[:-1] - 1.0
+    return trades, rets[window.oos_start - window.is_start - 1:]
+
+
+def oos_trades(strategy_cls: type, params: dict, panel: Mapping[str, pd.DataFrame], window: Window,
+               config: BacktestConfig, sizer: Sizer | None, barriers: Barriers | None) -> pd.DataFrame:
+    """Trades of the selected parameters entered inside the window's out-of-sample segment (see `oos_run`)."""
+    return oos_run(strategy_cls, params, panel, window, config, sizer, barriers)[0]
 
 
 @dataclass
@@ -187,8 +197,10 @@ def _sharpe_pp(r: np.ndarray) -> float:
 
 def _run_parallel(tasks: list[tuple], n_jobs: int, backend: str, progress: Progress | None,
                   total: int) -> list[tuple]:
-    """Run _evaluate tasks through joblib on the chosen backend, reporting progress as chunks complete."""
+    """Run summarise_window tasks through joblib on the chosen backend, reporting progress as chunks complete."""
     from joblib import Parallel, delayed, parallel_config
+
+    from engine.backtest.sweep_reduce import summarise_window
 
     results: list[tuple] = []
     done = 0
@@ -196,14 +208,14 @@ def _run_parallel(tasks: list[tuple], n_jobs: int, backend: str, progress: Progr
         progress(0, total)
     if backend == "sequential":
         for t in tasks:
-            chunk = _evaluate(*t)
+            chunk = summarise_window(*t)
             results.extend(chunk)
             done += len(chunk)
             if progress:
                 progress(done, total)
         return results
     with parallel_config(backend=backend, n_jobs=n_jobs):
-        gen = Parallel(return_as="generator_unordered")(delayed(_evaluate)(*t) for t in tasks)
+        gen = Parallel(return_as="generator_unordered")(delayed(summarise_window)(*t) for t in tasks)
         for chunk in gen:
             results.extend(chunk)
             done += len(chunk)
@@ -243,6 +255,7 @@ def run_walkforward(strategy_cls: type, panel: Mapping[str, pd.DataFrame], confi
     d_hash = dataset_hash(panel, str(tf_ms))
     identity = TrialIdentity(cost_model(config, sizer, barriers), code_version(strategy_cls), trial_family)
     studies: list[str] = []
+    layout = cscv_layout(windows, pbo_splits)
     if search == "tpe":
         from engine.backtest.optuna_search import run_tpe, study_prefix
 
@@ -253,67 +266,68 @@ def run_walkforward(strategy_cls: type, panel: Mapping[str, pd.DataFrame], confi
             sizer=sizer, barriers=barriers, ppy=ppy, prefix=prefix, store=store, start_params=start_params,
             n_jobs=n_jobs, backend=backend, progress=progress))
         by_w = {r.window: r.params for r in found}
-        by_key = {(r.window, i): ret for r in found for i, ret in enumerate(r.returns)}
+        by_key = {(r.window, i): summarise(r.window, i, r.params[i], *ret, layout)
+                  for r in found for i, ret in enumerate(r.returns)}
         studies = [r.study_name for r in found]
-        params = found[0].params
     else:
         params = sample_params(strategy_cls, n_trials, search, seed, fixed_params)
         n_chunks = max(1, min(len(params), 2 * max(n_jobs, 1)))
         chunks = [list(enumerate(params))[i::n_chunks] for i in range(n_chunks)]
-        tasks = [(strategy_cls, chunk, panel, w, config, sizer, barriers, tf_ms) for w in windows for chunk in chunks]
+        shared = SharedPanel(panel)  # scattered once to dask workers, not sent with every task
+        tasks = [(strategy_cls, chunk, shared, w, config, sizer, barriers, layout) for w in windows for chunk in chunks]
         total = len(params) * len(windows)
-        results = _with_backend(backend, n_jobs, strategy_cls, lambda: _run_parallel(tasks, n_jobs, backend, progress, total))
-        by_key = {(w, p): (is_r, oos_r) for w, p, is_r, oos_r in results}
+        results = _with_backend(backend, n_jobs, strategy_cls,
+                                lambda: _run_parallel(tasks, n_jobs, backend, progress, total))
+        by_key = {(t.window, t.index): t for t in results}
         by_w = {w.number: params for w in windows}
-    rows, trial_rows, oos_parts, oos_is_rows = [], [], [], []
+    rows, trial_rows, oos_parts, oos_is_rows, trade_parts = [], [], [], [], []
     for w in windows:
         params = by_w[w.number]
-        is_sr = np.array([_sharpe_pp(by_key[(w.number, i)][0]) for i in range(len(params))])
+        is_sr = np.array([by_key[(w.number, i)].is_sharpe for i in range(len(params))])
         best = int(np.argmax(is_sr))
-        oos_r = by_key[(w.number, best)][1]
+        trades_w, oos_r = oos_run(strategy_cls, params[best], panel, w, config, sizer, barriers)
         oos_parts.append(oos_r)
+        trade_parts.append(trades_w)
         for i in range(len(params)):
-            oos_sr = _sharpe_pp(by_key[(w.number, i)][1])
             trial_rows.append({"window": w.number, "param_index": i, "is_sharpe": is_sr[i] * math.sqrt(ppy),
-                               "oos_sharpe": oos_sr * math.sqrt(ppy), "selected": i == best})
+                               "oos_sharpe": by_key[(w.number, i)].oos_sharpe * math.sqrt(ppy),
+                               "selected": i == best})
         rows.append({"window": w.number, "is_start": index[w.is_start], "oos_start": index[w.oos_start],
                      "oos_end": index[w.oos_end - 1], "best_params": params[best],
                      "is_sharpe": is_sr[best] * math.sqrt(ppy),
                      "oos_sharpe": _sharpe_pp(oos_r) * math.sqrt(ppy),
                      "oos_return": float(np.prod(1.0 + oos_r) - 1.0), "oos_bars": int(len(oos_r))})
-        oos_is_rows.append((w.number, by_w[w.number][best]))
+        oos_is_rows.append((w.number, params[best], oos_r))
     table = pd.DataFrame(rows)
     stitched = np.concatenate(oos_parts)
     eq_values = config.initial_capital * np.concatenate(([1.0], np.cumprod(1.0 + stitched)))
     oos_index = index[windows[0].oos_start - 1: windows[-1].oos_end]
     oos_equity = pd.Series(eq_values, index=oos_index, name="oos_equity")
-    stitched_trades = pd.concat([oos_trades(strategy_cls, best, panel, windows[w_num], config, sizer,
-                                            barriers) for w_num, best in oos_is_rows], ignore_index=True)
+    stitched_trades = pd.concat(trade_parts, ignore_index=True)
     metrics = compute_metrics(oos_equity, stitched_trades, ppy)
     n_eval = sum(len(v) for v in by_w.values())
     if search == "tpe":  # CSCV needs the same configurations in every window; per-window studies search different ones
         pbo = {"pbo": float("nan"), "n_combinations": 0,
                "note": "not computed for --search tpe (each window searches its own configurations)"}
+    elif len(params) >= 2 and layout.rows >= 2 * pbo_splits:
+        s1, s2 = pbo_block_sums(by_key, [w.number for w in windows], len(params))
+        pbo = pbo_from_block_sums(s1, s2, np.diff(layout.bounds))
     else:
-        matrix = np.column_stack([np.concatenate([by_key[(w.number, i)][1] for w in windows])
-                                  for i in range(len(params))])
-        pbo = pbo_cscv(matrix, pbo_splits) if len(params) >= 2 and len(matrix) >= 2 * pbo_splits else \
-            {"pbo": float("nan"), "n_combinations": 0}
+        pbo = {"pbo": float("nan"), "n_combinations": 0}
     by_strategy = {name: n_eval}
     if store is not None:
         for w in windows:
-            record_trials(store, d_hash, name, [trial_row(p, by_key[(w.number, i)][0])
-                                                for i, p in enumerate(by_w[w.number])], "in_sample", window=w.number,
+            record_trials(store, d_hash, name, [by_key[(w.number, i)].is_row for i in range(len(by_w[w.number]))],
+                          "in_sample", window=w.number, identity=identity)
+        for w_num, best, oos_r in oos_is_rows:
+            record_trials(store, d_hash, name, [trial_row(best, oos_r)], "out_of_sample", window=w_num,
                           identity=identity)
-        for w_num, best in oos_is_rows:
-            record_trials(store, d_hash, name, [trial_row(best, by_key[(w_num, by_w[w_num].index(best))][1])],
-                          "out_of_sample", window=w_num, identity=identity)
         by_strategy = trial_counts(store, d_hash, trial_family)
         n_total = sum(by_strategy.values())
         var = trial_sharpe_variance(store, d_hash, trial_family)
     else:
         n_total = n_eval
-        var = float(np.var([_sharpe_pp(by_key[k][0]) for k in by_key], ddof=1)) if n_total > 1 else 0.0
+        var = float(np.var([by_key[k].is_sharpe for k in sorted(by_key)], ddof=1)) if n_total > 1 else 0.0
     metrics.update({"n_trials": n_total, "n_trials_by_strategy": by_strategy, "trial_sharpe_variance": var,
                     "trial_family": trial_family or f"dataset:{d_hash[:12]}", "dsr_conventions": CONVENTIONS,
                     "pbo": pbo["pbo"],

@@ -155,7 +155,25 @@ class TradeValidator:
         """Split trades into (good (id, ts, price, amount, side) tuples, rejected rows with reasons)."""
         good: list[tuple[str, int, float, float, str]] = []
         bad: list[Rejected] = []
+        seen, inf = self.seen, math.inf
         for trade in trades:
+            if type(trade) is dict:  # the common case, a ccxt trade: plain types checked inline (3x faster)
+                ts, price, amount, side, tid = (trade.get("timestamp"), trade.get("price"), trade.get("amount"),
+                                                trade.get("side"), trade.get("id"))
+                if (type(ts) is int and ts >= 0 and type(price) is float and type(amount) is float
+                        and 0.0 < price < inf and 0.0 < amount < inf and (side == "buy" or side == "sell")
+                        and tid is not None and tid != ""):
+                    trade_id = str(tid)
+                    key = (ts, price, amount, side)
+                    previous = seen.get(trade_id)
+                    if previous is None:
+                        seen[trade_id] = key
+                        good.append((trade_id, ts, price, amount, side))
+                        continue
+                    if previous == key:
+                        self.duplicates += 1
+                        continue
+                # anything else (strings, NaN, missing fields, a conflicting duplicate) takes the full path below
             if not isinstance(trade, Mapping):
                 bad.append(Rejected("trade", None, _jsonable(trade), f"expected a trade object, got {trade!r}"))
                 continue

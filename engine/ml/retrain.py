@@ -251,11 +251,12 @@ def train_model(settings: Settings, strategy_name: str, store: Store | None = No
             store.dispose()
 
 
-def retrain_job(settings: Settings, strategy_name: str, store: Store | None = None, source: Any = None
-                ) -> dict[str, Any]:
+def retrain_job(settings: Settings, strategy_name: str, store: Store | None = None, source: Any = None,
+                until: int | None = None) -> dict[str, Any]:
     """Scheduled retrain (APScheduler job function): audited start/result; failures alert and re-raise.
 
-    An engine passes its own market source (the simulator with its resumed clock); None builds one from settings."""
+    An engine passes its own market source (the simulator with its resumed clock) or, from a child process, the
+    engine's market time as `until`; None builds a source from settings and trains up to its now."""
     own_store = store is None
     store = store or open_store(settings.store_url())
     started = now_ms()
@@ -264,7 +265,7 @@ def retrain_job(settings: Settings, strategy_name: str, store: Store | None = No
                                                             settings.ml.train_window_days}, user="scheduler")
         try:
             result = train_model(settings, strategy_name, store, source=source, audit_source="scheduler",
-                                 user="scheduler")
+                                 user="scheduler", until=until)
         except Exception as exc:
             raise_alert(store, "warning", "model.retrain", f"retraining {strategy_name} failed: "
                         f"{type(exc).__name__}: {exc}", {"strategy": strategy_name}, source="scheduler")

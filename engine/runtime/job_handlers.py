@@ -153,9 +153,11 @@ class JobHandlers:
                             max_rounds=ex.flatten_max_rounds, round_wait_s=ex.flatten_round_wait_s)
 
     def _retrain(self, strategy: str) -> Any:
-        from engine.ml.retrain import retrain_job
+        """Retrain in a child process on the engine's market time (engine/runtime/child_jobs.py: the engine must not
+        keep a retrain's memory)."""
+        from engine.runtime.child_jobs import retrain_in_child
 
-        return retrain_job(self.settings, strategy, self.store, source=self.source)
+        return retrain_in_child(self.settings, strategy, int(self.source.milliseconds()), self.store)
 
     def _retrain_now(self, strategy: str) -> str:
         from engine.runtime import jobs

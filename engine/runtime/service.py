@@ -164,6 +164,9 @@ class EngineService(JobHandlers):
         self._instances = {i.id: i for i in sync_instances(self.store, self.settings)}
         self.broker = StageRouter(self.store, paper, exchange_broker,
                                   lambda inst_id: get_instance(self.store, inst_id).stage)
+        from engine.risk.account_budget import order_budget_check
+
+        self.broker.budget = order_budget_check(self.store, self.settings.triggers, self.broker.mark_price)
         if self.mode == "live":
             self._say_live_instances()
         self.monitors = Monitors(self.store, self.settings, self.source)
@@ -208,17 +211,10 @@ class EngineService(JobHandlers):
     def _make_source(self) -> Any:
         """The engine's one market source, handed to the broker, trader, monitors, pulls and retraining; the
         simulator resumes its clock from the last market time in state.db."""
-        from engine.data.factory import make_source
+        from engine.runtime.child_jobs import engine_source
         from engine.trading.portfolio import last_market_ts
 
-        source = make_source(self.settings.data.source, self.settings, resume_ms=last_market_ts(self.store),
-                             symbols=self.settings.data.symbols)
-        base_url = self.settings.exchange.base_url
-        if self.settings.data.source != "sim" and base_url and getattr(source, "exchange", None) is not None:
-            from engine.data.ccxt_urls import point_at
-
-            point_at(source.exchange, base_url)  # market data from the twin too
-        return source
+        return engine_source(self.settings, last_market_ts(self.store))
 
     def _recover(self) -> None:
         """Reconcile in-flight orders; a HALTED desk cancels whatever is still open."""

@@ -291,6 +291,20 @@ def _native() -> _NativeSqlite | None:
         return None
 
 
+def _may_be_large(timeframe: str, since: int | None, until: int | None) -> bool:
+    """False when [since, until) holds fewer bar slots than NATIVE_MIN_ROWS, so no count is needed to know the native
+    reader would decline: a long-running engine reading a few hundred bars per tick then never imports numba and
+    llvmlite (~50 MB resident) just to set the reader up."""
+    if since is None or until is None:
+        return True
+    try:
+        from engine.clock import timeframe_ms
+
+        return (int(until) - int(since)) // timeframe_ms(timeframe) + 1 >= NATIVE_MIN_ROWS
+    except (ValueError, KeyError):  # an unusual timeframe label: let the reader count
+        return True
+
+
 def _load_native(store: Store, where: str, args: list[Any]) -> "pd.DataFrame | None":
     """The frame read by the native reader, or None (small series, in-memory or server stores, no native library)."""
     if not store.is_sqlite or store.path is None or not store.path.exists():
@@ -330,7 +344,7 @@ def load_candles(store: Store, exchange: str, symbol: str, timeframe: str, since
     """Load candles as a DataFrame indexed by UTC timestamp with float64 open/high/low/close/volume columns."""
     if store.is_sqlite:
         where, args = _series_where(exchange, symbol, timeframe, since, until, "?")
-        frame = _load_native(store, where, args)
+        frame = _load_native(store, where, args) if _may_be_large(timeframe, since, until) else None
         if frame is not None:
             return frame
     elif store.engine.dialect.name == "postgresql":

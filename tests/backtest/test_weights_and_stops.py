@@ -82,6 +82,19 @@ def test_weights_outside_the_range_name_the_file_and_line() -> None:
     assert "outside [-1, 1]" in str(err.value) and f"{__file__}:{line}" in str(err.value)
 
 
+def test_bad_signals_name_the_file_and_line_too() -> None:
+    class Twos(Half):
+        weights = Strategy.weights  # whole positions: the signals are what trades
+
+        def signals(self, panel):  # noqa: ANN001, ANN201
+            return super().signals(panel) * 2
+
+    with pytest.raises(ValueError) as err:
+        run_backtest(Twos(), _panel([100.0] * 10), NO_COSTS, lookahead=False)
+    line = inspect.getsourcelines(Twos.signals)[1]
+    assert "is not -1, 0 or 1" in str(err.value) and f"{__file__}:{line}" in str(err.value)
+
+
 def test_strategy_stop_is_honoured_like_the_global_barrier() -> None:
     """A strategy declaring Stops(stop_loss=0.02) is stopped where Barriers(stop_loss=0.02) would stop it."""
     opens = [100.0, 100.0, 100.0, 99.5, 99.0, 97.0, 96.0, 96.0]
