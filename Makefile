@@ -41,6 +41,7 @@ test: $(STAMP) $(AOT_SO) $(FAST_SO)
 
 bench: $(STAMP) $(AOT_SO) $(FAST_SO)
 	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e '.[dev,bench]'
+	benchmarks/peers/setup.sh
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
