@@ -37,10 +37,11 @@ run: $(STAMP) $(AOT_SO) $(FAST_SO)
 
 test: $(STAMP) $(AOT_SO) $(FAST_SO)
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q -n 2
+	$(BIN)/python -m pytest -q -n 2 --durations=15
 
 bench: $(STAMP) $(AOT_SO) $(FAST_SO)
 	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e '.[dev,bench]'
+	benchmarks/peers/setup.sh
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:

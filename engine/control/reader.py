@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 from engine.clock import now_ms
 from engine.control import views
 from engine.control.snapshots import DeskData, StateUnavailable, StatusSnapshot
+from engine.store.health import describe, is_database_error
 from engine.store import Store, StoreError, open_readonly
 
 __all__ = ["DeskData", "StateReader", "StateUnavailable", "StatusSnapshot"]
@@ -70,6 +71,8 @@ class StateReader:
                 raise StateUnavailable(str(exc)) from exc
             except Exception as exc:  # noqa: BLE001 - any DB failure becomes "state unavailable" for the UI
                 self._drop_connection()
+                if is_database_error(exc):  # one line: the store, the cause in words and `quantdesk doctor`
+                    raise StateUnavailable(describe(self.target, exc)) from exc
                 raise StateUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
     def _drop_connection(self) -> None:

@@ -47,7 +47,7 @@ class CcxtBroker(OrderCleanup, Reconciliation):
 
     def __init__(self, store: Store, exchange: Any, *, max_retries: int = 4, retry_base_s: float = 0.25,
                  capital_caps: Mapping[str, float] | None = None, symbols: list[str] | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, stale_after_s: float = 10.0) -> None:
         if max_retries < 0:
             raise ValueError(f"max_retries: must be >= 0, got {max_retries!r}")
         self.store = store
@@ -60,6 +60,7 @@ class CcxtBroker(OrderCleanup, Reconciliation):
         self._lock = threading.RLock()
         self._funding_ts: dict[tuple[str, str], int] = {}
         self.protector: Any = None  # engine.execution.protection.Protector once the engine attaches one
+        self.stale_after_ms = int(stale_after_s * 1000)  # an unsent trade decision older than this is not sent
 
     def _protect(self, instance_id: str | None = None, symbol: str | None = None) -> dict[str, Any]:
         """Run the protective-order check (when a Protector is attached); failures become its alerts."""
@@ -342,6 +343,9 @@ class CcxtBroker(OrderCleanup, Reconciliation):
                     set_order_status(self.store, o["client_order_id"], "canceled", self.exchange.milliseconds(),
                                      reason="protective order not on the exchange")
                     added += 1
+                elif o["status"] == "new" and _intent_of(o) == "trade" and \
+                        self.exchange.milliseconds() - int(o["created_at"]) > self.stale_after_ms:
+                    self._drop_stale(o)
                 elif o["status"] == "new":
                     self.submit(OrderRequest(instance_id=o["instance_id"], symbol=o["symbol"], side=o["side"],
                                              qty=o["qty"], client_order_id=o["client_order_id"], type=o["type"],
@@ -360,6 +364,17 @@ class CcxtBroker(OrderCleanup, Reconciliation):
         with self._lock:
             self.process()
             return self._protect()
+
+    def _drop_stale(self, row: Mapping[str, Any]) -> None:
+        """A trade order recorded but never sent (the engine died, or the exchange was unreachable, before it left)
+        is not sent late: the market and the position may have moved since (a stop may have closed it). The next
+        tick decides afresh. Flatten and protective orders are still sent: they only lower risk."""
+        age = (self.exchange.milliseconds() - int(row["created_at"])) / 1000
+        set_order_status(self.store, row["client_order_id"], "canceled", self.exchange.milliseconds(),
+                         reason=f"stale: recorded {age:.0f}s ago and never sent; not sent late")
+        raise_alert(self.store, "warning", "broker.stale_order", f"{row['client_order_id']} ({row['instance_id']} "
+                    f"{row['side']} {row['qty']:g} {row['symbol']}) was recorded {age:.0f}s ago but never reached "
+                    "the exchange; dropped instead of sent late", {"client_order_id": row["client_order_id"]})
 
     def recover(self) -> dict[str, Any]:
         """At start: orphan orders first (ours the state.db does not know are canceled), then reconcile."""

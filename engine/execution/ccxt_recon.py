@@ -25,6 +25,8 @@ class Reconciliation:
     symbols: list[str]
     venue: str
     _lock: Any
+    _last_balance: dict[str, Any] | None = None  # the spot balance read by the last reconciliation
+    _quote_shares: Any = None
 
     # --- reconciliation -------------------------------------------------------------------------------------------
     def _holdings(self, symbols: list[str]) -> dict[str, float]:
@@ -34,6 +36,7 @@ class Reconciliation:
         swaps = [s for s in symbols if ":" in s]
         if spot:
             bal = self._call("fetch_balance", self.exchange.fetch_balance)
+            self._last_balance = bal
             for s in spot:
                 base = self.exchange.markets[s]["base"]
                 out[s] = float((bal.get(base) or {}).get("total") or 0.0)
@@ -55,6 +58,7 @@ class Reconciliation:
         if getattr(self.exchange, "markets", None) is None:
             self._call("load_markets", self.exchange.load_markets)
         synced = self.process()
+        self._last_balance = None
         # paper instances' virtual positions are not on the account: only exchange-venue sub-ledgers are compared
         mine = positions_on_venue(self.store, self.venue)
         symbols = sorted(set(self.symbols) | {p["symbol"] for p in positions_on_venue(self.store, self.venue, False)})
@@ -74,7 +78,21 @@ class Reconciliation:
         for a in adopted:
             raise_alert(self.store, "critical", "recon.mismatch", f"{a['symbol']}: exchange holds {a['exchange']} "
                         f"but state.db had {a['state_db']}; adopted {a['adopted']} into {EXTERNAL_INSTANCE}", a)
-        return {"orders_synced": synced, "adopted": adopted, "symbols": symbols, "protection": self._protect()}
+        return {"orders_synced": synced, "adopted": adopted, "symbols": symbols, "quote": self._check_quote(symbols),
+                "protection": self._protect()}
+
+    def _check_quote(self, symbols: list[str]) -> list[dict[str, Any]]:
+        """Each spot quote currency's account total against the instances' cash shares (engine/execution/
+        quote_share.py); tolerance: a cent per 100 fills' rounding, at least 0.01."""
+        from engine.execution.quote_share import QuoteShares
+
+        bal = getattr(self, "_last_balance", None)
+        quotes = sorted({self.exchange.markets[s]["quote"] for s in symbols if ":" not in s})
+        if bal is None or not quotes:
+            return []
+        if getattr(self, "_quote_shares", None) is None:
+            self._quote_shares = QuoteShares(self.store, self.venue)
+        return [self._quote_shares.check(q, float((bal.get(q) or {}).get("total") or 0.0), 0.01) for q in quotes]
 
     def _adopt(self, symbol: str, qty: float) -> None:
         """Record an unexplained holding as an external order + fill, so positions stay the sum of fills."""

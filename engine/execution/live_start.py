@@ -89,7 +89,8 @@ def connect_exchange_broker(store: Store, settings: Any, environ: Mapping[str, s
     from engine.execution.protection import Protector, config_spec_of
 
     exchange = connect_exchange(settings, environ)
-    broker = CcxtBroker(store, exchange, max_retries=settings.execution.max_retries, symbols=live_symbols(settings))
+    broker = CcxtBroker(store, exchange, max_retries=settings.execution.max_retries, symbols=live_symbols(settings),
+                        stale_after_s=settings.execution.order_timeout_s)
     # protective stops on the exchange; the engine swaps in each strategy's own stop spec where it declares one
     broker.protector = Protector(store, broker, config_spec_of(settings.risk),
                                  limit_offset=settings.risk.protective_limit_offset_pct)

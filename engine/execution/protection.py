@@ -89,7 +89,8 @@ class Protector:
     """Keeps one protective stop (and take-profit) on the exchange per live (instance, symbol) position.
 
     `broker` is the exchange broker (CcxtBroker: submit, cancel, mark_price, exchange); `spec_of(instance_id, symbol)`
-    gives the position's stop spec (strategy first: engine.trading.stops.protection_spec_of; config default otherwise)."""
+    gives the position's stop spec (strategy first: engine.trading.stops.protection_spec_of; config default
+    otherwise)."""
 
     def __init__(self, store: Store, broker: Any, spec_of: Callable[..., ProtectionSpec],
                  limit_offset: float = 0.01) -> None:
@@ -117,6 +118,8 @@ class Protector:
     def _desired(self, pos: dict[str, Any]) -> list[dict[str, Any]]:
         """The protective orders a position should have: kind, side, qty and trigger price, exchange-rounded."""
         ex, symbol = self.broker.exchange, pos["symbol"]
+        if abs(pos["qty"]) < max(self.broker.min_amount(symbol), EPS) * (1 - 1e-9):
+            return []  # commission crumbs below the exchange's minimum amount: nothing to protect (nor to close)
         spec = self._spec(pos["instance_id"], symbol)
         side = "long" if pos["qty"] > 0 else "short"
         stop, take = protective_levels(side, float(pos["avg_price"]), spec.stop_frac, spec.take_frac)
@@ -169,19 +172,33 @@ class Protector:
         if desired and not self._protectable(pos, desired[0]["qty"], desired[0]["price"]):  # type: ignore[arg-type]
             desired = []
         wanted = {d["kind"]: d for d in desired}
+        stale = []
         for o in resting:
             d = wanted.get(o["type"])
             if d is not None and o["side"] == d["side"] and abs(o["qty"] - d["qty"]) <= EPS * max(1.0, d["qty"]) \
                     and abs((o["price"] or 0.0) - d["price"]) <= 1e-9 * d["price"]:
                 wanted.pop(o["type"])
                 done["kept"].append(o["client_order_id"])
-                continue
+            else:
+                stale.append(o)
+        # USD-M: the new order goes on before the old comes off (never a moment unprotected); spot must pull the old
+        # first, as it locks the base asset the new one needs
+        replace_first = not self._market(key[1]).get("spot")
+        if not replace_first:
+            self._cancel(stale, done)
+        if wanted:
+            assert pos is not None
+            self._place(pos, wanted, done)
+        if replace_first:
+            self._cancel(stale, done)
+
+    def _cancel(self, orders: list[dict[str, Any]], done: dict[str, list[str]]) -> None:
+        for o in orders:
             if self.broker.cancel(o["client_order_id"]):
                 done["canceled"].append(o["client_order_id"])
-        if not wanted:
-            return
-        assert pos is not None
-        mark = self.broker.mark_price(key[1])
+
+    def _place(self, pos: dict[str, Any], wanted: dict[str, dict[str, Any]], done: dict[str, list[str]]) -> None:
+        mark = self.broker.mark_price(pos["symbol"])
         long = pos["qty"] > 0
         stop = wanted.get("stop")
         if stop is not None and (mark <= stop["price"] if long else mark >= stop["price"]):

@@ -56,6 +56,8 @@ class StageRouter:
         self.mode = "live" if exchange is not None else "paper"
         self.venue = "router"
         self._warned: set[str] = set()
+        # the account risk budget before every exposure-adding order: (symbol, side, qty, price) -> reason | None
+        self.budget: Callable[[str, str, float, float | None], str | None] | None = None
 
     @property
     def brokers(self) -> list[Broker]:
@@ -94,7 +96,27 @@ class StageRouter:
         existing = get_order(self.store, req.client_order_id)
         if existing is not None:
             return self._owner(req.client_order_id).submit(req)
-        return self.broker_for(req.instance_id).submit(req)
+        broker = self.broker_for(req.instance_id)
+        self._check_budget(req)
+        return broker.submit(req)
+
+    def _check_budget(self, req: OrderRequest) -> None:
+        """Refuse an exposure-adding order that would break the account risk budget (reason in the audit log)."""
+        from engine.execution.broker import reduces_exposure
+        from engine.store.ops import audit
+
+        if self.budget is None or req.intent != "trade" or reduces_exposure(self.store, req):
+            return
+        reason = self.budget(req.symbol, req.side, req.qty, req.price)
+        if reason is None:
+            return
+        audit(self.store, "engine", "order.refused", {"client_order_id": req.client_order_id,
+                                                      "instance_id": req.instance_id, "symbol": req.symbol,
+                                                      "side": req.side, "qty": req.qty, "reason": reason},
+              user="engine")
+        raise_alert(self.store, "warning", "risk.budget_order", f"{req.instance_id} {req.side} {req.qty:g} "
+                    f"{req.symbol} refused: {reason}"[:500], {"instance_id": req.instance_id, "symbol": req.symbol})
+        raise OrderBlocked(f"account risk budget: {reason}")
 
     def cancel(self, client_order_id: str) -> bool:
         """Cancel through the broker that owns the order."""

@@ -164,6 +164,9 @@ class EngineService(JobHandlers):
         self._instances = {i.id: i for i in sync_instances(self.store, self.settings)}
         self.broker = StageRouter(self.store, paper, exchange_broker,
                                   lambda inst_id: get_instance(self.store, inst_id).stage)
+        from engine.risk.account_budget import order_budget_check
+
+        self.broker.budget = order_budget_check(self.store, self.settings.triggers, self.broker.mark_price)
         if self.mode == "live":
             self._say_live_instances()
         self.monitors = Monitors(self.store, self.settings, self.source)

@@ -11,14 +11,18 @@ trades only a changed target), see `blocks`.
 Live: protection rests on the exchange (engine.execution.protection); `protection_spec_of` gives the Protector each
 instance's levels from its strategy's spec (the fractions armed at entry), the config default otherwise.
 
-After an engine restart an open position with no armed record is armed from "now" with the spec's fractions at the
-latest bar (exact for fixed stops; vol-scaled ones use the current estimate), and bars before the restart are not
-replayed. The trade tape is not used: 1m bars are the finest granularity checked.
+The armed fractions ride in the entry order's reason in state.db, so after an engine restart `restore` re-arms an
+open position exactly and checks the bars since its entry (a stop crossed while the engine was down fills at its
+level on that bar, as the backtest would). A position with no such record (entered by an older engine) is armed
+from "now" with the spec's fractions at the latest bar. The trade tape is not used: 1m bars are the finest
+granularity checked.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -26,7 +30,7 @@ from engine.clock import floor_ts, timeframe_ms
 from engine.execution.orders import OrderBlocked, OrderRequest, client_order_id, load_positions
 from engine.store.candles import load_candles
 from engine.store.db import Store
-from engine.strategy.stops import STOP, Stops, bar_exit
+from engine.strategy.stops import STOP, TAKE, Stops, bar_exit
 
 log = logging.getLogger("quantdesk.stops")
 CHECK_TIMEFRAME = "1m"
@@ -40,6 +44,16 @@ class Armed:
     stop_frac: float
     take_frac: float
     since: int  # open time (ms) of the first bar that can trigger it (the bar the entry filled in)
+    weight: float = 0.0  # the strategy's weight that opened the trade (flat after an exit until it changes)
+
+    def tag(self) -> str:
+        """What the entry order's reason carries, so a restarted engine re-arms the trade exactly (`restore`)."""
+        return f" stops sl={self.stop_frac!r} tp={self.take_frac!r} w={self.weight!r}"
+
+
+_NUM = r"([0-9.eE+-]+|nan|inf|-inf)"
+_TAG = re.compile(rf" stops sl={_NUM} tp={_NUM} w={_NUM}")
+_EXIT_W = re.compile(rf"^(?:{STOP}|{TAKE}) at bar .* w={_NUM}$")
 
 
 class StopWatch:
@@ -50,9 +64,10 @@ class StopWatch:
         self.source_id = source_id
         self.armed: dict[tuple[str, str], Armed] = {}
         self.exited: dict[tuple[str, str], float] = {}  # (instance, symbol) -> the weight in force when it exited
+        self._looked_up: set[tuple[str, str]] = set()  # keys whose last protective exit was read from state.db
 
     def arm(self, instance_id: str, symbol: str, side: float, stops: Stops, panel: Mapping[str, Any],
-            decision_ts: int, fill_ts: int, timeframe: str) -> Armed | None:
+            decision_ts: int, fill_ts: int, timeframe: str, weight: float = 0.0) -> Armed | None:
         """Fix a new trade's fractions from `stops` at the decision bar; None when the spec sets nothing here."""
         import pandas as pd
 
@@ -61,7 +76,30 @@ class StopWatch:
         if sl <= 0.0 and tp <= 0.0:
             self.armed.pop((instance_id, symbol), None)
             return None
-        armed = Armed(1.0 if side > 0 else -1.0, sl, tp, floor_ts(fill_ts, self.check_timeframe(symbol, timeframe)))
+        armed = Armed(1.0 if side > 0 else -1.0, sl, tp, floor_ts(fill_ts, self.check_timeframe(symbol, timeframe)),
+                      float(weight))
+        self.armed[(instance_id, symbol)] = armed
+        return armed
+
+    def restore(self, instance_id: str, symbol: str, side: float, timeframe: str) -> Armed | None:
+        """Re-arm an open position from its entry order in state.db (after a restart); None without a record.
+
+        The latest filled, not reduce-only order of that side whose reason carries the armed fractions; its bars
+        since entry are then checked, so a stop hit while the engine was down fills at its level on that bar."""
+        from sqlalchemy import select
+
+        from engine.store.schema import orders
+
+        with self.store.connect() as conn:
+            row = conn.execute(select(orders.c.reason, orders.c.created_at).where(
+                orders.c.instance_id == instance_id, orders.c.symbol == symbol, orders.c.reduce_only == 0,
+                orders.c.side == ("buy" if side > 0 else "sell"), orders.c.filled_qty > 0,
+                orders.c.reason.like("% stops sl=%")).order_by(orders.c.created_at.desc()).limit(1)).first()
+        match = _TAG.search(row[0]) if row is not None else None
+        if match is None:
+            return None
+        armed = Armed(side, float(match.group(1)), float(match.group(2)),
+                      floor_ts(int(row[1]), self.check_timeframe(symbol, timeframe)), float(match.group(3)))
         self.armed[(instance_id, symbol)] = armed
         return armed
 
@@ -78,9 +116,13 @@ class StopWatch:
     def blocks(self, instance_id: str, symbol: str, weight: float) -> bool:
         """True while the weight in force at a protective exit is unchanged (the position stays flat)."""
         key = (instance_id, symbol)
+        if key not in self.exited and key not in self._looked_up:
+            self._looked_up.add(key)  # after a restart: was the last order of this symbol a protective exit?
+            self._last_exit(instance_id, symbol)
         if key not in self.exited:
             return False
-        if weight == self.exited[key]:
+        # unchanged up to float noise: each tick recomputes the weights on a panel starting one bar later
+        if math.isclose(weight, self.exited[key], rel_tol=1e-6, abs_tol=1e-12):
             return True
         del self.exited[key]
         return False
@@ -98,7 +140,9 @@ class StopWatch:
             key = (instance_id, symbol)
             side = 1.0 if pos["qty"] > 0 else -1.0
             armed = self.armed.get(key)
-            if armed is None or armed.side != side:  # after a restart: arm from now with the spec as it is today
+            if armed is None or armed.side != side:
+                armed = self.restore(instance_id, symbol, side, timeframe)
+            if armed is None:  # no record of the entry: arm from now with the spec as it is today
                 tf = self.check_timeframe(symbol, timeframe)
                 armed = self.arm(instance_id, symbol, side, stops, panel or {}, floor_ts(now, tf) - timeframe_ms(tf),
                                  now, timeframe)
@@ -109,12 +153,30 @@ class StopWatch:
                 continue
             reason, bar_ts, price = hit
             fill_ts = min(now, bar_ts + timeframe_ms(self.check_timeframe(symbol, timeframe)) - 1)  # inside the bar
-            exit_ = self._fire(broker, instance_id, symbol, pos["qty"], reason, bar_ts, price, fill_ts)
+            w_now = float((weights or {}).get(symbol, armed.weight))
+            exit_ = self._fire(broker, instance_id, symbol, pos["qty"], reason, bar_ts, price, fill_ts, w_now)
             if exit_ is not None:
                 out.append(exit_)
                 del self.armed[key]
-                self.exited[key] = float((weights or {}).get(symbol, side))
+                self.exited[key] = float((weights or {}).get(symbol, armed.weight))
         return out
+
+    def _last_exit(self, instance_id: str, symbol: str) -> None:
+        """Restore `exited` from state.db: the symbol is flat and its last order was a protective exit."""
+        from sqlalchemy import select
+
+        from engine.execution.orders import position_qty
+        from engine.store.schema import orders
+
+        if abs(position_qty(self.store, instance_id, symbol)) > 1e-12:
+            return
+        with self.store.connect() as conn:
+            reason = conn.execute(select(orders.c.reason).where(
+                orders.c.instance_id == instance_id, orders.c.symbol == symbol, orders.c.filled_qty > 0)
+                .order_by(orders.c.created_at.desc(), orders.c.client_order_id).limit(1)).scalar()
+        match = _EXIT_W.match(str(reason or ""))
+        if match is not None:
+            self.exited[(instance_id, symbol)] = float(match.group(1))
 
     def _first_hit(self, symbol: str, armed: Armed, entry: float, timeframe: str,
                    now: int) -> tuple[str, int, float] | None:
@@ -135,10 +197,10 @@ class StopWatch:
         return None
 
     def _fire(self, broker: Any, instance_id: str, symbol: str, qty: float, reason: str, bar_ts: int,
-              price: float, fill_ts: int) -> dict | None:
+              price: float, fill_ts: int, weight: float) -> dict | None:
         req = OrderRequest(instance_id=instance_id, symbol=symbol, side="sell" if qty > 0 else "buy", qty=abs(qty),
                            client_order_id=client_order_id(instance_id, symbol, bar_ts, reason), reduce_only=True,
-                           reason=f"{reason} at bar {bar_ts}: {price:.10g}")
+                           reason=f"{reason} at bar {bar_ts}: {price:.10g} w={weight!r}")
         try:
             broker.fill_at(req, price, "taker" if reason == STOP else "maker", fill_ts)
         except OrderBlocked as exc:  # reduce-only passes every trading state; a cap never blocks a close

@@ -86,8 +86,11 @@ class Trader:
                 return []
         if not hasattr(broker, "fill_at"):
             return []
+        stops = self.stops_of(inst)
+        if stops is None and not any(key[0] == inst.id for key in self.stop_watch.armed):
+            return []  # nothing to protect: no query on every tick-job run
         return self.stop_watch.check(inst.id, inst.timeframe, broker, self.source.milliseconds(),
-                                     self.stops_of(inst), self.last_panel, self._weights.get(inst.id))
+                                     stops, self.last_panel, self._weights.get(inst.id))
 
     def last_closed_bar(self, inst: Instance) -> int:
         """Open time of the most recent bar that has closed in source time."""
@@ -174,13 +177,15 @@ class Trader:
                                                               < ex.rebalance_band * abs(target)):
                 continue  # drift of a held position inside the band is not worth the fees
             reduce_only = abs(target) < abs(held.get(symbol, 0.0)) and target * held.get(symbol, 0.0) >= 0
+            new_trade = stops is not None and target != 0 and target * held.get(symbol, 0.0) <= 0
+            armed = None
+            if new_trade:  # armed before the order: a live broker places its protective stop right after the fill
+                armed = self.stop_watch.arm(inst.id, symbol, target, stops, self.last_panel, bar_ts,
+                                            self.source.milliseconds(), inst.timeframe, weight=w)
             req = OrderRequest(instance_id=inst.id, symbol=symbol, side="buy" if delta > 0 else "sell",
                                qty=abs(delta), client_order_id=client_order_id(inst.id, symbol, bar_ts),
-                               reduce_only=reduce_only, reason=f"bar {bar_ts} target {target:.8g}")
-            new_trade = stops is not None and target != 0 and target * held.get(symbol, 0.0) <= 0
-            if new_trade:  # armed before the order: a live broker places its protective stop right after the fill
-                self.stop_watch.arm(inst.id, symbol, target, stops, self.last_panel, bar_ts,
-                                    self.source.milliseconds(), inst.timeframe)
+                               reduce_only=reduce_only, reason=f"bar {bar_ts} target {target:.8g}"
+                               + (armed.tag() if armed is not None else ""))  # in state.db: survives a restart
             try:
                 order = self.broker.submit(req)
                 sent.append(order["client_order_id"])

@@ -204,3 +204,57 @@ def test_perp_orphans_at_start_ours_adopted_or_canceled_by_the_algo_api(store, t
     assert sorted(summary["orphans"]["adopted"]) == sorted(algo.values())
     assert summary["orphans"]["canceled"] == [stray]
     assert sorted(o["clientOrderId"] for o in _algo_on_twin(twin)) == sorted(algo.values())
+
+
+def test_a_trade_order_recorded_before_a_crash_is_not_sent_late_but_protection_is(store, twin):
+    """The engine died between recording an order and sending it; it restarts later. The stale trade decision is
+    dropped (alerted), never sent to the exchange; an unsent protective order of the same moment is still sent."""
+    from engine.execution.orders import insert_order
+
+    broker = _broker(store, twin)
+    _buy(broker, "qd-ls-t1", 0.02)
+    ts = broker.exchange.milliseconds() - 60_000  # a minute ago
+    insert_order(store, OrderRequest(instance_id="ls", symbol=SPOT, side="buy", qty=0.01,
+                                     client_order_id="qd-ls-stale1", reason="bar 1 target 0.03"), ts,
+                 venue="exchange")
+    fresh = _broker(store, twin)
+    fresh.recover()
+    assert get_order(store, "qd-ls-stale1")["status"] == "canceled"
+    assert "stale" in get_order(store, "qd-ls-stale1")["reason"]
+    assert "qd-ls-stale1" not in [o["clientOrderId"] for o in twin.exchange().fetch_orders(SPOT)]
+    assert any(a.rule == "broker.stale_order" for a in list_alerts(store))
+    assert len(_protective_on_twin(twin)) == 1
+
+
+def test_each_instance_quote_share_is_reconciled_against_the_account(store, twin):
+    """Two instances trade spot on one account: the USDT the account holds is the external part plus each
+    instance's quote flow; a trade by hand on the account shows up as a USDT mismatch (alerted once, adopted)."""
+    broker = _broker(store, twin)
+    _buy(broker, "qd-ls-q1", 0.02)
+    _buy(broker, "qd-l2-q1", 0.01, instance="l2")
+    _buy(broker, "qd-ls-q2", 0.01, side="sell")
+    first = broker.reconcile()["quote"]
+    assert [q["asset"] for q in first] == ["USDT"] and abs(first[0]["diff"]) < 0.01
+    assert set(first[0]["instances"]) == {"ls", "l2"} and first[0]["instances"]["l2"] < 0
+    assert first[0]["external"] == pytest.approx(100_000.0, abs=0.01)  # the account's USDT before any trade
+    ex = twin.exchange()
+    ex.create_order(SPOT, "market", "buy", 0.001, None, {"clientOrderId": "by-hand-1"})
+    spent = float(ex.fetch_order(None, SPOT, {"clientOrderId": "by-hand-1"})["cost"])
+    assert broker.reconcile()["quote"][0].get("pending") is True  # once could be a fill in flight
+    third = broker.reconcile()["quote"][0]
+    assert third["mismatch"] == pytest.approx(-spent, abs=0.01)
+    alerts = [a for a in list_alerts(store) if a.rule == "recon.quote_mismatch"]
+    assert len(alerts) == 1 and "USDT" in alerts[0].message
+    assert abs(broker.reconcile()["quote"][0]["diff"]) < 0.01  # adopted: not reported again
+
+
+def test_crumbs_below_the_minimum_amount_need_no_protection(store, twin):
+    """What a stop leaves of a spot buy whose fee was paid in BTC is below the minimum amount: no order, no error."""
+    broker = _broker(store, twin)
+    _buy(broker, "qd-ls-t1", 0.00146)  # the 0.1 % fee in BTC leaves 0.00145854: off the 0.00001 step
+    rest = float(broker.exchange.amount_to_precision(SPOT, position_qty(store, "ls", SPOT)))
+    _buy(broker, "qd-ls-t2", rest, side="sell")
+    assert 0 < position_qty(store, "ls", SPOT) < broker.min_amount(SPOT)  # the base-asset fee's crumbs
+    done = broker.reconcile()["protection"]
+    assert done["errors"] == [] and done["placed"] == []
+    assert not [a for a in list_alerts(store) if a.rule.startswith("protect.")]

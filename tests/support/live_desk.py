@@ -103,3 +103,57 @@ def start_live_engine(folder: Path, config: Path, state: Path, env: dict[str, st
     err = open(folder / "engine.stderr", "ab")  # noqa: SIM115 - closed with the process
     return subprocess.Popen([sys.executable, "-m", "engine.runtime.main", "--state", str(state), "--config",
                              str(config), "--live-confirmed"], cwd=folder, stdout=err, stderr=err, env=env)
+
+
+def stop_engine(proc: subprocess.Popen) -> None:
+    """SIGTERM a live engine and wait for it (kill it if it does not stop within 30 s)."""
+    import signal
+
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def assert_books_equal_twin(store: Any, twin: Any, symbol: str = "BTC/USDT") -> list[dict[str, Any]]:
+    """The exchange invariants of a stopped live desk: no client id on the twin twice, every twin fill in state.db
+    exactly once (per order: filled == filled), positions == sum of fills, and the exchange-venue sub-ledgers plus
+    adopted external holdings == the account's base balance (within dust). Returns the twin's orders."""
+    import pytest
+
+    from engine.execution.orders import check_positions_match_fills
+
+    ex = twin.exchange()
+    ex.load_markets()
+    on_twin = twin_orders(ex, symbol)
+    ids = [o["clientOrderId"] for o in on_twin]
+    assert len(ids) == len(set(ids)), "a client order id reached the exchange twice"
+    with store.raw() as conn:
+        local = dict(conn.execute("SELECT client_order_id, filled_qty FROM orders WHERE venue='exchange' "
+                                  "AND client_order_id NOT LIKE 'qd-recon-%'").fetchall())
+        held = conn.execute("SELECT COALESCE(SUM(qty), 0) FROM positions WHERE instance_id IN (SELECT DISTINCT "
+                            "instance_id FROM orders WHERE venue='exchange') AND symbol=?", (symbol,)).fetchone()[0]
+    for o in on_twin:
+        assert local.get(o["clientOrderId"]) == pytest.approx(float(o["filled"] or 0.0), abs=1e-12), o
+    assert check_positions_match_fills(store) == []
+    base = ex.markets[symbol]["base"]
+    total = float(ex.fetch_balance()["total"].get(base) or 0.0)
+    dust = max(ex.markets[symbol]["limits"]["amount"]["min"] or 0.0, ex.markets[symbol]["precision"]["amount"])
+    assert held == pytest.approx(total, abs=dust), (held, total)
+    return on_twin
+
+
+def twin_orders(ex: Any, symbol: str) -> list[dict[str, Any]]:
+    """Every order of a symbol on the twin (allOrders paged by time, 1000 a page, deduplicated by order id)."""
+    out: dict[str, dict[str, Any]] = {}
+    since = 0
+    while True:
+        page = ex.fetch_orders(symbol, since, 1000)
+        new = [o for o in page if o["id"] not in out]
+        out.update((o["id"], o) for o in page)
+        if len(page) < 1000 or not new:
+            return list(out.values())
+        since = max(int(o["timestamp"] or 0) for o in page)

@@ -116,7 +116,9 @@ class ReplaySource:
         return []
 
 
-def _paper_run(tmp_path: Path, bars: pd.DataFrame, scale: str) -> list[tuple[int, str, float, str]]:
+def _paper_run(tmp_path: Path, bars: pd.DataFrame, scale: str,
+               down: tuple[int, int] | None = None) -> list[tuple[int, str, float, str]]:
+    """Drive a paper desk bar by bar; `down=(a, b)`: the engine is down for bars a..b-1 and restarts at b."""
     settings = settings_with(dataclasses.replace(Settings(), strategies={
         "t1": StrategyInstanceConfig(strategy="quantum_momentum", capital=100_000.0, symbols=(SYM,), timeframe="1m")}),
         store={"path": str(tmp_path / "state.db")}, risk={"sizing": "fixed"},
@@ -128,11 +130,20 @@ def _paper_run(tmp_path: Path, bars: pd.DataFrame, scale: str) -> list[tuple[int
                 zip(bars.index, bars[["open", "high", "low", "close", "volume"]].to_numpy())]
         upsert_candles(store, "replay", SYM, "1m", rows)
         source = ReplaySource(bars)
-        broker = PaperBroker(store, source, fee_maker=0.0, fee_taker=0.0, latency_ms=0.0)
-        trader = Trader(store, settings, broker, source)
-        trader._strategies["t1"] = SafeStrategy(Scheduled(scale=scale), store=store, instance_id="t1")
+
+        def start_engine() -> Trader:
+            broker = PaperBroker(store, source, fee_maker=0.0, fee_taker=0.0, latency_ms=0.0)
+            trader = Trader(store, settings, broker, source)
+            trader._strategies["t1"] = SafeStrategy(Scheduled(scale=scale), store=store, instance_id="t1")
+            return trader
+
+        trader = start_engine()
         inst = get_instance(store, "t1")
         for t in range(1, N + 1):
+            if down is not None and down[0] <= t < down[1]:
+                continue  # the engine is down: nothing runs
+            if down is not None and t == down[1]:
+                trader = start_engine()  # a new process: nothing in memory survives
             source.now = T0 + t * MIN + 1_000  # one second into bar t: bar t-1 has closed
             trader.tick(inst, 100_000.0)
         with store.connect() as conn:
@@ -187,3 +198,13 @@ def test_paper_and_backtest_fill_the_same_stop_at_the_same_price_on_the_same_bar
         assert [(b, r, p) for b, _, p, r in backtest if r != "signal"] == [
             (10, "stop_loss", entry[4] * (1.0 - 0.01)), (26, "stop_loss", 101.5),
             (45, "take_profit", entry[36] * (1.0 + 0.02))]
+
+
+@pytest.mark.parametrize("down", [(8, 15), (12, 15)])
+def test_a_restart_keeps_the_stops_and_the_stopped_out_state(tmp_path: Path, down: tuple[int, int]) -> None:
+    """State.db carries what the stops need. (8, 15): the entry order holds the armed fractions, so the restarted
+    engine re-arms the trade exactly and fills the stop crossed at bar 10 while it was down at its level on that bar.
+    (12, 15): the stop fired before the restart; the new engine reads that exit and stays flat while the weight is
+    unchanged. Either way the fills equal the backtest's."""
+    bars = _bars()
+    assert _paper_run(tmp_path, bars, "atr", down=down) == _backtest_run(bars, "atr")

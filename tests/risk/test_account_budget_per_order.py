@@ -1,0 +1,65 @@
+"""The account risk budget is checked before each order, not only on the monitors' interval (issue 13): an order that
+would take the account past a REDUCING threshold is refused with the reason in the audit log; reducing orders pass."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from sqlalchemy import insert, select
+
+from engine.config import Settings, StrategyInstanceConfig
+from engine.data.simulator import SimulatedExchange
+from engine.execution.orders import OrderBlocked, OrderRequest, position_qty
+from engine.execution.paper_broker import PaperBroker
+from engine.execution.router import StageRouter
+from engine.risk.account_budget import budget_breach, order_budget_check
+from engine.store.schema import audit_log, equity_snapshots
+from engine.trading import lifecycle
+
+
+def _equity(store, value: float, ts: int) -> None:
+    with store.begin() as conn:
+        conn.execute(insert(equity_snapshots).values(ts=ts, scope="portfolio", equity=value, cash=value,
+                                                     gross_exposure=0.0, net_exposure=0.0, unrealized_pnl=0.0,
+                                                     realized_pnl=0.0))
+
+
+@pytest.fixture
+def router(store):
+    inst = {"pp": StrategyInstanceConfig(strategy="quantum_momentum", capital=10_000.0, stage="paper",
+                                         symbols=("BTC/USDT",))}
+    lifecycle.sync_instances(store, dataclasses.replace(Settings(), strategies=inst))
+    sim = SimulatedExchange(seed=3, symbols=["BTC/USDT"], speed=1.0, clock=lambda: 1_767_225_600.0)
+    r = StageRouter(store, PaperBroker(store, sim, latency_ms=0.0), None, lambda i: "paper")
+    r.budget = order_budget_check(store, Settings().triggers, r.mark_price)
+    return r, sim
+
+
+def test_an_order_past_the_symbol_budget_is_refused_and_audited(store, router):
+    r, sim = router
+    mark = r.mark_price("BTC/USDT")
+    _equity(store, 10_000.0, sim.milliseconds())
+    qty_ok = round(0.4 * 10_000.0 / mark, 4)  # 0.4 x equity: under symbol_exposure_reduce 0.5
+    r.submit(OrderRequest(instance_id="pp", symbol="BTC/USDT", side="buy", qty=qty_ok, client_order_id="qd-pp-1"))
+    assert position_qty(store, "pp", "BTC/USDT") > 0
+    with pytest.raises(OrderBlocked, match="BTC/USDT exposure would be"):  # +0.2 x equity -> 0.6 > 0.5
+        r.submit(OrderRequest(instance_id="pp", symbol="BTC/USDT", side="buy", qty=round(0.2 * 10_000 / mark, 4),
+                              client_order_id="qd-pp-2"))
+    with store.connect() as conn:
+        refused = conn.execute(select(audit_log.c.action, audit_log.c.details)
+                               .where(audit_log.c.action == "order.refused")).all()
+    assert len(refused) == 1 and "qd-pp-2" in refused[0][1] and "0.5" in refused[0][1]
+    # reducing always passes
+    r.submit(OrderRequest(instance_id="pp", symbol="BTC/USDT", side="sell", qty=qty_ok, client_order_id="qd-pp-3"))
+    assert position_qty(store, "pp", "BTC/USDT") == pytest.approx(0.0, abs=1e-9)
+
+
+def test_a_day_past_the_loss_budget_refuses_new_exposure(store):
+    trig = Settings().triggers
+    _equity(store, 10_000.0, 1_767_225_600_000)
+    _equity(store, 9_600.0, 1_767_225_660_000)  # -4 % from today's peak > daily_drawdown_reduce 3 %
+    why = budget_breach(store, "BTC/USDT", 0.001, 50_000.0, trig, now=1_767_225_700_000)
+    assert why is not None and "daily loss 4.00%" in why
+    _equity(store, 9_900.0, 1_767_225_720_000)
+    assert budget_breach(store, "BTC/USDT", 0.001, 50_000.0, trig, now=1_767_225_730_000) is None
