@@ -99,6 +99,7 @@ class Protector:
         self.spec_of = spec_of
         self.limit_offset = float(limit_offset)
         self._warned: set[tuple[str, str, str]] = set()
+        self.paused = 0  # > 0 while a flatten runs: it pulls protective orders on purpose and closes the positions
 
     # --- what should rest -------------------------------------------------------------------------------------
     def _spec(self, instance_id: str, symbol: str) -> ProtectionSpec:
@@ -149,6 +150,8 @@ class Protector:
     def ensure(self, instance_id: str | None = None, symbol: str | None = None) -> dict[str, list[str]]:
         """Bring the exchange's protective orders in line with the live positions; returns what was done."""
         done: dict[str, list[str]] = {"placed": [], "kept": [], "canceled": [], "closed": [], "errors": []}
+        if self.paused:
+            return done
         held = {(p["instance_id"], p["symbol"]): p for p in positions_on_venue(self.store, self.broker.venue)
                 if p["instance_id"] not in NOT_PROTECTED}
         resting: dict[tuple[str, str], list[dict[str, Any]]] = {}
