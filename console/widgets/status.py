@@ -28,6 +28,12 @@ def header_text(status: StatusSnapshot | None, pending: str = "") -> Text:
         "  gross ", (fmt.pct(gross, digits=0), ""), " net ", (fmt.pct(net, signed=True, digits=0), ""),
         f"  pos {status.positions} ord {status.open_orders}",
     ]
+    if len(status.engines) > 1:  # a desk with several engines: how many live, and which are down
+        down = status.engines_down
+        parts.append((f"  engines {len(status.engines) - len(down)}/{len(status.engines)}", "bold" if not down
+                      else "bold red"))
+        if down:
+            parts.append((" down: " + ",".join(down), "bold red"))
     if status.unacked_alerts:
         parts.append(("  ⚑" + str(status.unacked_alerts), "bold yellow"))
     return Text.assemble(*parts, no_wrap=True, overflow="ellipsis")
@@ -85,4 +91,6 @@ def engine_problem(status: StatusSnapshot | None, error: str | None) -> str | No
         return "no engine has started on this state.db"
     if not status.engine_alive:
         return f"last heartbeat {fmt.age(status.now - status.heartbeat_at)} ago"
+    if status.engines_down:
+        return f"engine {', '.join(status.engines_down)} of this desk: heartbeat stale"
     return None

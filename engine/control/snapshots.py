@@ -36,6 +36,12 @@ class StatusSnapshot:
     engine_stopped: bool = False  # the engine said it stopped (a clean stop leaves a fresh last heartbeat)
     engine_host: str | None = None  # where the engine runs: its pid is checked only on this host
     started_at: int | None = None  # when the engine process started (wall clock)
+    engines: tuple[tuple[str, bool], ...] = ()  # every engine of the desk (name, alive), main first
+
+    @property
+    def engines_down(self) -> tuple[str, ...]:
+        """The engines of a several-engine desk whose heartbeat is stale (empty on a one-engine desk)."""
+        return tuple(n for n, alive in self.engines if not alive) if len(self.engines) > 1 else ()
 
     @property
     def confirmed_state(self) -> str:

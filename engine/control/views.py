@@ -78,7 +78,7 @@ def status_view(conn: Connection, now: int | None = None, heartbeat_timeout_ms: 
     for the simulator), never the reader's wall clock. `peak` lets a polling reader scan only new snapshots."""
     now = now_ms() if now is None else now
     ts = _one(conn, "SELECT state, reason, changed_at, changed_by FROM trading_state WHERE scope='global'")
-    eng = _one(conn, "SELECT pid, host, mode, started_at, heartbeat_at, info FROM engine_status WHERE id = 1")
+    eng = _one(conn, "SELECT pid, host, mode, started_at, heartbeat_at, info FROM engine_status ORDER BY id LIMIT 1")
     last = _one(conn, "SELECT ts, equity, gross_exposure, net_exposure FROM equity_snapshots "
                       "WHERE scope='portfolio' ORDER BY ts DESC LIMIT 1")
     top = (peak or PeakTracker()).update(conn)
@@ -105,7 +105,17 @@ def status_view(conn: Connection, now: int | None = None, heartbeat_timeout_ms: 
         net_exposure=float(last["net_exposure"]) if last else None,
         positions=int(counts.get("pos") or 0), open_orders=int(counts.get("ord") or 0),
         unacked_alerts=int(counts.get("al") or 0), now=now, pending_stops=int(counts.get("stops") or 0),
-        flattening=int(counts.get("flat") or 0))
+        flattening=int(counts.get("flat") or 0), engines=_engines(conn, now, heartbeat_timeout_ms))
+
+
+def _engines(conn: Connection, now: int, heartbeat_timeout_ms: int) -> tuple[tuple[str, bool], ...]:
+    """(name, alive) of every engine of the desk, main first (engine_status holds one row per engine name)."""
+    out = []
+    for r in _rows(conn, "SELECT name, pid, host, heartbeat_at, info FROM engine_status ORDER BY id"):
+        stopped = bool(json.loads(r["info"] or "{}").get("stopped", False))
+        out.append((str(r["name"] or "main"), engine_alive(int(r["pid"]), r["host"], int(r["heartbeat_at"]), stopped,
+                                                           now, heartbeat_timeout_ms)))
+    return tuple(out)
 
 
 # --- desk ---------------------------------------------------------------------------------------------------------

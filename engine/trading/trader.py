@@ -86,8 +86,11 @@ class Trader:
                 return []
         if not hasattr(broker, "fill_at"):
             return []
+        stops = self.stops_of(inst)
+        if stops is None and not any(key[0] == inst.id for key in self.stop_watch.armed):
+            return []  # nothing to protect: no query on every tick-job run
         return self.stop_watch.check(inst.id, inst.timeframe, broker, self.source.milliseconds(),
-                                     self.stops_of(inst), self.last_panel, self._weights.get(inst.id))
+                                     stops, self.last_panel, self._weights.get(inst.id))
 
     def last_closed_bar(self, inst: Instance) -> int:
         """Open time of the most recent bar that has closed in source time."""

@@ -39,7 +39,8 @@ def build_state(path: Path, *, positions: int = 4, orders: int = 3, alerts: int 
         if heartbeat_at is not None:
             board = [{"instance_id": "quantum_momentum", "dsr": 0.0412, "dsr_prob": 0.74, "rank": 1},
                      {"instance_id": "macro_trend", "dsr": -0.0135, "dsr_prob": 0.38, "rank": 2}]
-            cur.execute("INSERT INTO engine_status VALUES (1, 4242, 'testhost', 'paper', ?, ?, '0.1.0', ?)",
+            cur.execute("INSERT INTO engine_status (id, pid, host, mode, started_at, heartbeat_at, version, info) "
+                        "VALUES (1, 4242, 'testhost', 'paper', ?, ?, '0.1.0', ?)",
                         (FIXED_NOW - 3_600_000, heartbeat_at, json.dumps({"leaderboard": board})))
         cur.execute("INSERT INTO trading_state VALUES ('global', ?, ?, ?, 'engine')",
                     (state, "fixture" if state == "ACTIVE" else "emergency stop (fixture)", FIXED_NOW - 60_000))

@@ -21,6 +21,7 @@ from tests.store_backends.test_engine_on_both_backends import _try_open
 from tests.support.waiting import wait_for
 
 ENGINES = {"main": "qm_main", "beta": "qm_beta"}  # engine name -> the one instance its config declares
+TRADE_WAIT_S = 240  # quantum_momentum at 60x sends an order every ~20-30 s, with quiet spells of a minute or two
 
 
 def _config(folder: Path, name: str, instance: str) -> Path:
@@ -134,17 +135,19 @@ def test_two_engines_one_desk_halt_one_halt_all_kill9_either(backend_url: str, t
         desk.start("beta")
         store = desk.store
         for name, inst in ENGINES.items():
-            wait_for(lambda i=inst: _n_fills(store, i) > 0, 120, f"the first fill of {name}'s {inst}")
+            wait_for(lambda i=inst: _n_fills(store, i) > 0, TRADE_WAIT_S, f"the first fill of {name}'s {inst}")
 
         # --engine beta halts beta only: main keeps trading, beta sends nothing new
         out = desk.cli("halt", "--engine", "beta", "--reason", "beta only")
         assert out.returncode == 0 and "HALTED" in out.stdout, out.stdout + out.stderr
         beta_orders, main_fills = _n_orders(store, "qm_beta"), _n_fills(store, "qm_main")
-        wait_for(lambda: _n_fills(store, "qm_main") > main_fills + 1, 120, "main trading on while beta is halted")
+        wait_for(lambda: _n_fills(store, "qm_main") > main_fills + 1, TRADE_WAIT_S,
+                 "main trading on while beta is halted")
         assert _n_orders(store, "qm_beta") == beta_orders, "beta sent orders while halted by --engine beta"
         out = desk.cli("resume", "--engine", "beta", "--confirm")
         assert out.returncode == 0, out.stdout + out.stderr
-        wait_for(lambda: _n_orders(store, "qm_beta") > beta_orders, 120, "beta trading again after its resume")
+        wait_for(lambda: _n_orders(store, "qm_beta") > beta_orders, TRADE_WAIT_S,
+                 "beta trading again after its resume")
 
         # kill -9 of either leaves the other trading and its own state intact; a restart resumes its own only
         for victim, other in (("beta", "main"), ("main", "beta")):
@@ -152,12 +155,12 @@ def test_two_engines_one_desk_halt_one_halt_all_kill9_either(backend_url: str, t
             desk.kill(victim)
             assert check_positions_match_fills(store) == [], f"after kill -9 of {victim}"
             other_fills = _n_fills(store, ENGINES[other])
-            wait_for(lambda o=other, n=other_fills: _n_fills(store, ENGINES[o]) > n, 120,
+            wait_for(lambda o=other, n=other_fills: _n_fills(store, ENGINES[o]) > n, TRADE_WAIT_S,
                      f"{other} trading on after kill -9 of {victim}")
             assert _n_fills(store, ENGINES[victim]) >= before[ENGINES[victim]][1], f"{victim}'s fills vanished"
             victim_orders = _n_orders(store, ENGINES[victim])
             desk.start(victim)
-            wait_for(lambda v=victim, n=victim_orders: _n_orders(store, ENGINES[v]) > n, 120,
+            wait_for(lambda v=victim, n=victim_orders: _n_orders(store, ENGINES[v]) > n, TRADE_WAIT_S,
                      f"{victim} trading its own instance after its restart")
             with store.connect() as conn:
                 mine = {e.name: e.instances for e in list_engines(conn, heartbeat_timeout_ms=3000)}
