@@ -21,6 +21,7 @@ API keys come from the environment only (QUANTDESK_API_KEY / QUANTDESK_API_SECRE
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from typing import Any, Callable, Mapping
@@ -117,7 +118,10 @@ class CcxtBroker(OrderCleanup, Reconciliation):
         if req.side == "sell" and market.get("spot"):
             bal = self._call("fetch_balance", self.exchange.fetch_balance)
             qty = min(qty, float((bal.get(market.get("base")) or {}).get("free") or 0.0))
-        qty = float(self.exchange.amount_to_precision(req.symbol, qty)) if qty > 0 else 0.0
+        step = float((market.get("precision") or {}).get("amount") or 0.0)
+        if 0 < step < 1:  # floored to the step here: ccxt's amount_to_precision raises for less than one step
+            qty = math.floor(qty / step + 1e-9) * step
+        qty = float(self.exchange.amount_to_precision(req.symbol, qty)) if qty >= max(step, EPS) else 0.0
         if qty < max(self.min_amount(req.symbol), EPS):
             raise OrderBlocked(f"dust: {req.instance_id} {req.symbol} {req.qty:.8g} is below the exchange's minimum "
                                f"amount {self.min_amount(req.symbol):g}")
@@ -138,6 +142,8 @@ class CcxtBroker(OrderCleanup, Reconciliation):
             if existing is None:
                 check_order_allowed(self.store, req)
                 self._market_id_ok(req.symbol)
+                if req.side == "sell" and req.type not in PROTECTIVE_TYPES and self._spot(req.symbol):
+                    self._free_locked_base(req)  # before sizing a close to the free balance
                 if req.intent == "flatten" or (req.intent == "protect" and req.type == "market"):
                     req = self._closable(req)
                 self._check_cap(req)

@@ -99,6 +99,7 @@ class Protector:
         self.spec_of = spec_of
         self.limit_offset = float(limit_offset)
         self._warned: set[tuple[str, str, str]] = set()
+        self.paused = 0  # > 0 while a flatten runs: it pulls protective orders on purpose and closes the positions
 
     # --- what should rest -------------------------------------------------------------------------------------
     def _spec(self, instance_id: str, symbol: str) -> ProtectionSpec:
@@ -118,6 +119,8 @@ class Protector:
     def _desired(self, pos: dict[str, Any]) -> list[dict[str, Any]]:
         """The protective orders a position should have: kind, side, qty and trigger price, exchange-rounded."""
         ex, symbol = self.broker.exchange, pos["symbol"]
+        if abs(pos["qty"]) < max(self.broker.min_amount(symbol), EPS) * (1 - 1e-9):
+            return []  # commission crumbs below the exchange's minimum amount: nothing to protect (nor to close)
         spec = self._spec(pos["instance_id"], symbol)
         side = "long" if pos["qty"] > 0 else "short"
         stop, take = protective_levels(side, float(pos["avg_price"]), spec.stop_frac, spec.take_frac)
@@ -147,6 +150,8 @@ class Protector:
     def ensure(self, instance_id: str | None = None, symbol: str | None = None) -> dict[str, list[str]]:
         """Bring the exchange's protective orders in line with the live positions; returns what was done."""
         done: dict[str, list[str]] = {"placed": [], "kept": [], "canceled": [], "closed": [], "errors": []}
+        if self.paused:
+            return done
         held = {(p["instance_id"], p["symbol"]): p for p in positions_on_venue(self.store, self.broker.venue)
                 if p["instance_id"] not in NOT_PROTECTED}
         resting: dict[tuple[str, str], list[dict[str, Any]]] = {}

@@ -82,18 +82,42 @@ def load_funding(store: Store, exchange: str, symbol: str, since_ms: int | None 
     return frame.astype({"ts": "int64", "rate": "float64", "mark_price": "float64", "index_price": "float64"})
 
 
-def load_feed_rows(store: Store, until_ms: int | None = None, series: Iterable[str] | None = None) -> pd.DataFrame:
-    """Feed observations (feed, series, ts, published_ts, value) published before `until_ms`."""
-    sql = "SELECT feed, series, ts, published_ts, value FROM feed_values"
-    args: list[object] = []
-    if until_ms is not None:
-        sql += " WHERE published_ts < ?"
-        args.append(int(until_ms))
-    rows = _query(store, sql, args)
+def load_feed_rows(store: Store, until_ms: int | None = None, series: Iterable[str] | None = None,
+                   since_ms: int | None = None) -> pd.DataFrame:
+    """Feed observations (feed, series, ts, published_ts, value) published before `until_ms`.
+
+    With `since_ms`, rows published before it are reduced to each series' newest observation (the one a bar closing
+    after since_ms can still see): the same alignment as all rows give for bars from since_ms on, without reading
+    the whole feed history on every tick (a live engine's history only grows)."""
+    cols = "feed, series, ts, published_ts, value"
+    upper, args = ("", []) if until_ms is None else (" AND published_ts < ?", [int(until_ms)])
+    if since_ms is None:
+        rows = _query(store, f"SELECT {cols} FROM feed_values WHERE 1 = 1{upper}", args)
+    else:
+        carried = _query(store, f"SELECT f.feed, f.series, f.ts, f.published_ts, f.value FROM feed_values f JOIN "
+                                "(SELECT feed, series, MAX(ts) AS mts FROM feed_values WHERE published_ts < ? "
+                                "GROUP BY feed, series) m ON f.feed = m.feed AND f.series = m.series AND f.ts = m.mts",
+                         [int(since_ms)])
+        rows = carried + _query(store, f"SELECT {cols} FROM feed_values WHERE published_ts >= ?{upper}",
+                                [int(since_ms)] + args)
     frame = pd.DataFrame(rows, columns=["feed", "series", "ts", "published_ts", "value"])
     if series is not None:
         frame = frame[frame["series"].isin(list(series))]
     return frame
+
+
+def _funding_known_from(store: Store, exchange: str, symbol: str, since_ms: int | None,
+                        until_ms: int | None) -> pd.DataFrame:
+    """Funding rows a bar from `since_ms` on can see: the last one before since_ms and all later ones (all rows
+    without since_ms)."""
+    if since_ms is None:
+        return load_funding(store, exchange, symbol, None, until_ms)
+    before = _query(store, "SELECT ts, rate, mark_price, index_price FROM funding_rates WHERE exchange = ? AND "
+                           "symbol = ? AND ts < ? ORDER BY ts DESC LIMIT 1", [exchange, symbol, int(since_ms)])
+    rows = before + _series_rows(store, "ts, rate, mark_price, index_price", "funding_rates", exchange, symbol,
+                                 since_ms, until_ms)
+    frame = pd.DataFrame(rows, columns=["ts", "rate", "mark_price", "index_price"])
+    return frame.astype({"ts": "int64", "rate": "float64", "mark_price": "float64", "index_price": "float64"})
 
 
 def feed_columns_for(symbol: str, all_series: Iterable[str], symbols: Sequence[str]) -> dict[str, str]:
@@ -142,13 +166,13 @@ def load_panel(store: Store, exchange: str, symbols: Sequence[str], timeframe: s
     feed_rows: pd.DataFrame | None = None
     if feeds:
         wanted = None if feeds is True else list(feeds)  # type: ignore[arg-type]
-        feed_rows = load_feed_rows(store, None if until_ms is None else until_ms + step, wanted)
+        feed_rows = load_feed_rows(store, None if until_ms is None else until_ms + step, wanted, since_ms)
     panel: dict[str, pd.DataFrame] = {}
     for symbol in symbols:
         bars = load_candles(store, exchange, symbol, timeframe, since_ms, until_ms)
         close_ms = bar_close_ms(bars.index, timeframe)
         perp = perp_symbol(symbol)
-        funding = load_funding(store, exchange, perp, None, None if until_ms is None else until_ms + step)
+        funding = _funding_known_from(store, exchange, perp, since_ms, None if until_ms is None else until_ms + step)
         if len(funding):
             known = funding["ts"].to_numpy("int64")
             bars["funding_rate"] = align_known_before(close_ms, known, funding["rate"].to_numpy("float64"))

@@ -339,12 +339,16 @@ class EngineService(JobHandlers):
             conn.execute(update(engine_status).where(mine, engine_status.c.pid == os.getpid()).values(**values))
 
     def _heartbeat_loop(self) -> None:
+        from engine.runtime.heap import HeapTrimmer
+
+        trimmer = HeapTrimmer()  # freed pages of the job threads go back to the OS (engine/runtime/heap.py)
         while not self.stop_event.is_set():
             try:
                 status = getattr(self, "_stream_status", None)
                 update = status.due() if status else None
                 self.guard.check(lambda: self._write_status(info_update=update))  # a persistent storage fault
                 # halts and exits from here
+                trimmer.maybe_trim()
             except Exception:  # noqa: BLE001 - a busy database must not kill the heartbeat
                 log.exception("heartbeat failed")
             self.stop_event.wait(self.settings.runtime.heartbeat_interval_s)

@@ -246,3 +246,34 @@ def test_each_instance_quote_share_is_reconciled_against_the_account(store, twin
     alerts = [a for a in list_alerts(store) if a.rule == "recon.quote_mismatch"]
     assert len(alerts) == 1 and "USDT" in alerts[0].message
     assert abs(broker.reconcile()["quote"][0]["diff"]) < 0.01  # adopted: not reported again
+
+
+def test_crumbs_below_the_minimum_amount_need_no_protection(store, twin):
+    """What a stop leaves of a spot buy whose fee was paid in BTC is below the minimum amount: no order, no error."""
+    broker = _broker(store, twin)
+    _buy(broker, "qd-ls-t1", 0.00146)  # the 0.1 % fee in BTC leaves 0.00145854: off the 0.00001 step
+    rest = float(broker.exchange.amount_to_precision(SPOT, position_qty(store, "ls", SPOT)))
+    _buy(broker, "qd-ls-t2", rest, side="sell")
+    assert 0 < position_qty(store, "ls", SPOT) < broker.min_amount(SPOT)  # the base-asset fee's crumbs
+    done = broker.reconcile()["protection"]
+    assert done["errors"] == [] and done["placed"] == []
+    assert not [a for a in list_alerts(store) if a.rule.startswith("protect.")]
+
+
+def test_flatten_pulls_the_stop_and_protection_stays_off_until_flat(store, twin):
+    """Flatten cancels the protective stop last and closes: the protective check must not put it back in between
+    (it did: the re-placed stop locked the BTC and the close was sized to crumbs)."""
+    from engine.execution.flatten import flatten_until_flat
+
+    broker = _broker(store, twin)
+    _buy(broker, "qd-ls-t1", 0.00146)
+    _buy(broker, "qd-l2-t1", 0.002, instance="l2")
+    assert len(_protective_on_twin(twin)) == 2
+    report = flatten_until_flat(store, [broker], round_wait_s=0.05)
+    assert report.flat, report.summary()
+    assert report.errors == []
+    assert twin.exchange().fetch_open_orders(SPOT) == []
+    assert broker.protector.paused == 0
+    every = [o["clientOrderId"] for o in twin.exchange().fetch_orders(SPOT) if parse_protective_id(o["clientOrderId"])]
+    assert len(every) == 2  # the two stops of before the flatten, none put back while it ran
+    assert broker.reconcile()["protection"]["placed"] == []  # only crumbs below the minimum are left

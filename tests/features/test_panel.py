@@ -149,3 +149,34 @@ def test_microstructure_columns_from_trades_and_books(store) -> None:
     from engine.features.builder import build_features
 
     assert "vpin" in build_features(full).columns and "vpin_z" not in build_features(full).columns
+
+
+def test_a_windowed_panel_equals_the_full_history_panel_on_its_window(store) -> None:  # noqa: ANN001
+    """A tick's panel (since_ms set) reads funding and feeds from its window on, plus what was known just before it,
+    not the whole history (which grows for as long as an engine runs); every bar gets the same values as from the
+    full-history panel. Simulator bars, funding settlements and all three feeds over 20 days."""
+    from engine.data.ingest import ingest_candles, ingest_feed, ingest_funding
+    from engine.data.simulator import SimulatedExchange
+
+    day = 86_400_000
+    sim = SimulatedExchange(seed=3, clock=lambda: 1_790_000_000.0)
+    now = sim.milliseconds() // H * H
+    symbols = ["BTC/USDT", "ETH/USDT"]
+    for sym in symbols:
+        ingest_candles(store, sim, sym, "1h", now - 20 * day, now)
+        ingest_funding(store, sim, perp_symbol(sym), now - 20 * day, now)
+    for feed in ("macro", "sentiment", "onchain"):
+        ingest_feed(store, sim.feed_source(feed), now - 20 * day, now)
+    full = load_panel(store, "sim", symbols, "1h")
+    for since in (now - 15 * day, now - 10 * day + 7 * H, now - 3 * day):
+        until = now - 2 * H
+        part = load_panel(store, "sim", symbols, "1h", since_ms=since, until_ms=until)
+        for sym in symbols:
+            want = full[sym].loc[pd.Timestamp(since, unit="ms", tz="UTC"):pd.Timestamp(until - 1, unit="ms", tz="UTC")]
+            assert len(part[sym]) > 20 and part[sym].notna().sum().min() > 0
+            pd.testing.assert_frame_equal(part[sym], want, check_freq=False)
+    from engine.features.panel import load_feed_rows
+
+    recent = load_feed_rows(store, now, since_ms=now - 2 * day)
+    everything = load_feed_rows(store, now)
+    assert 0 < len(recent) < len(everything) / 5  # a tick reads its window, not the growing history

@@ -55,3 +55,13 @@ def test_retraining_work_runs_in_a_child_process_that_keeps_its_imports(tmp_path
         "print(pid != os.getpid(), child_has_sklearn, 'sklearn' in sys.modules)\n"
     )
     assert _run(code, REPO) == "True True False"
+
+
+def test_the_heap_is_trimmed_at_most_once_per_interval() -> None:
+    from engine.runtime.heap import HeapTrimmer, trim_heap
+
+    assert isinstance(trim_heap(), bool)
+    trimmer = HeapTrimmer(interval_s=3600)
+    assert not trimmer.maybe_trim()  # the interval starts at construction
+    trimmer.interval_s = 0.0
+    assert trimmer.maybe_trim()

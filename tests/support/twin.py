@@ -10,6 +10,7 @@ API (for any test that needs a Binance-speaking venue on 127.0.0.1):
 - `handle.exchange(**config)` -> a real `ccxt.binance` (sync) with the keys and URLs pointed at the twin;
   `handle.pro_exchange(**config)` -> a real `ccxt.pro.binance` (asyncio websocket client) likewise. Both load only
   spot + USD-M markets and skip the /sapi currency and margin calls (the twin does not serve /sapi).
+- `handle.print_trade(symbol, price, amount)` prints one trade on the twin's tape (stops it reaches fire).
 - `handle.set_faults(**changes)` posts to the admin endpoint (`drop_ws=True` closes every websocket now);
   `handle.faults()` returns the current ones.
 - `twin_exchange(base_url, key, secret, pro=False, **config)` builds such a client for a twin started elsewhere
@@ -78,6 +79,17 @@ class TwinHandle:
         req = urllib.request.Request(self.base_url + "/admin/faults", headers={"X-MBX-APIKEY": self.api_key})
         with urllib.request.urlopen(req, timeout=10) as resp:
             return json.loads(resp.read())
+
+    def print_trade(self, symbol: str, price: float, amount: float, market: str = "spot") -> None:
+        """Print one trade on the twin's tape at `price` (on its event loop, as its own tick would): resting orders
+        and stops it reaches trigger and fill. A test harness's way to move the market through a level now."""
+        listing = next(x for x in self.twin.listings.all() if x.symbol == symbol and x.market == market)
+
+        async def _print() -> None:
+            self.twin.matcher.on_trades(listing, [float(price)], [float(amount)])
+            await self.twin.flush_events()
+
+        self.server.call(_print())
 
     def stop(self) -> None:
         """Stop the twin (its venue.db stays)."""
