@@ -29,18 +29,18 @@ from typing import Any, Callable, Mapping
 from engine.execution.broker import check_capital_cap, check_order_allowed
 from engine.execution.ccxt_cleanup import OrderCleanup
 from engine.execution.ccxt_recon import EXTERNAL_INSTANCE, Reconciliation  # noqa: F401 - re-exported
+from engine.execution.ccxt_wire import PROTECTIVE_TYPES, ProtectiveWire
 from engine.execution.orders import (EPS, Fill, OrderBlocked, OrderRequest, get_order, insert_order, open_orders,
                                      record_fill, set_exchange_order_id, set_order_status)
 from engine.store.db import Store
 from engine.store.ops import raise_alert
 
 log = logging.getLogger("quantdesk.ccxt_broker")
-PROTECTIVE_TYPES = ("stop", "take")  # orders.type of exchange-side protective orders (engine/execution/protection.py)
 _STATUS = {"open": "open", "closed": "filled", "canceled": "canceled", "cancelled": "canceled", "expired": "canceled",
            "rejected": "rejected"}
 
 
-class CcxtBroker(OrderCleanup, Reconciliation):
+class CcxtBroker(OrderCleanup, Reconciliation, ProtectiveWire):
     """A live broker over one ccxt exchange instance (injected, so tests pass one with a replaying `fetch`)."""
 
     mode = "live"
@@ -177,43 +177,6 @@ class CcxtBroker(OrderCleanup, Reconciliation):
             if req.type not in PROTECTIVE_TYPES:
                 self._protect(req.instance_id, req.symbol)
             return get_order(self.store, req.client_order_id) or existing
-
-    def _spot(self, symbol: str) -> bool:
-        return bool(((getattr(self.exchange, "markets", None) or {}).get(symbol) or {}).get("spot"))
-
-    def _wire(self, req: OrderRequest) -> tuple[str, float | None, dict[str, Any]]:
-        """(exchange order type, price, params) of a request: protective orders become Binance's conditional types,
-        spot STOP_LOSS_LIMIT (limit `limit_offset` past the trigger) and USD-M STOP_MARKET / TAKE_PROFIT_MARKET."""
-        params: dict[str, Any] = {"clientOrderId": req.client_order_id}
-        if req.reduce_only and ":" in req.symbol:
-            params["reduceOnly"] = True
-        if req.type not in PROTECTIVE_TYPES:
-            return req.type, req.price, params
-        assert req.price is not None
-        trigger = float(self.exchange.price_to_precision(req.symbol, req.price))
-        params["stopPrice"] = trigger
-        if self._spot(req.symbol):
-            offset = getattr(self.protector, "limit_offset", 0.01)
-            limit = trigger * (1 - offset if req.side == "sell" else 1 + offset)
-            params["timeInForce"] = "GTC"
-            return ("STOP_LOSS_LIMIT" if req.type == "stop" else "TAKE_PROFIT_LIMIT",
-                    float(self.exchange.price_to_precision(req.symbol, limit)), params)
-        return ("STOP_MARKET" if req.type == "stop" else "TAKE_PROFIT_MARKET"), None, params
-
-    def _free_locked_base(self, req: OrderRequest) -> None:
-        """Spot: a resting protective sell locks the instance's base asset, so cancel it before the instance sells
-        (the protective check re-places it for what is left right after)."""
-        from engine.execution.flatten import is_protective
-
-        for o in open_orders(self.store, req.instance_id, self.venue):
-            if o["symbol"] == req.symbol and is_protective(o) and o["client_order_id"] != req.client_order_id:
-                self.cancel(o["client_order_id"])
-
-    def _algo(self, symbol: str, coid: str) -> bool:
-        """True for a USD-M protective order: Binance keeps those in its Algo Order API (ccxt's `trigger` flag)."""
-        from engine.execution.protection import parse_protective_id
-
-        return ":" in symbol and parse_protective_id(coid) is not None
 
     def _lookup(self, symbol: str, coid: str) -> dict[str, Any] | None:
         """The exchange's order for our client id, or None when the exchange never saw it. A USD-M conditional
