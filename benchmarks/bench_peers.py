@@ -116,7 +116,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--event-bars", type=int, default=100_000, help="bars for nautilus_trader and jesse")
     ap.add_argument("--quick", action="store_true", help="100k-bar cases and one repeat (smoke run)")
-    ap.add_argument("--cases", default="1m,5m,10x1m,event")
+    ap.add_argument("--cases", default="1m,5m,10x1m,event,profile")
     ap.add_argument("--json", default=str(ROOT / ".benchmarks" / "peers-latest.json"))
     args = ap.parse_args()
     big = 100_000 if args.quick else 1_000_000
@@ -139,8 +139,7 @@ def main() -> None:
         if "error" in ours:
             print(f"ours failed: {ours['error']}\n")
             continue
-        print(f"ours: kernel {ours['kernel']}, helpers {ours['helpers']}, numba imported: {ours['numba_loaded']}; "
-              f"phases (s, summed over symbols): {ours['phases']}\n")
+        print(f"ours: kernel {ours['kernel']}, helpers {ours['helpers']}, numba imported: {ours['numba_loaded']}\n")
         print("| side | CPU s / wall s | candles/s (CPU) | CPU time vs ours | version | same equity and trades as ours |")
         print("|---|---|---|---|---|---|")
         for label, res in results.items():
@@ -160,6 +159,19 @@ def main() -> None:
         for label, res in results.items():
             print(row(label, res, ours, n, check=False))
         print()
+    if "profile" in args.cases.split(","):
+        prof = run_worker("ours", big, 1, max(repeats, 5), "profile")
+        report["cases"]["profile"] = prof
+        print(f"### where our time goes, 1 x {big:,} bars (cProfile on the thread's CPU clock, mean of runs)\n")
+        if "error" in prof:
+            print(f"profile failed: {prof['error']}\n")
+        else:
+            print(f"total {prof['cpu_s'] * 1e3:.1f} ms CPU per backtest under the profiler\n")
+            print("| phase | CPU ms | share |")
+            print("|---|---|---|")
+            for phase, sec in prof["profile"].items():
+                print(f"| {phase} | {sec * 1e3:.1f} | {sec / prof['cpu_s']:.0%} |")
+            print()
     report["load_after"] = loadavg()
     print(f"load average after {report['load_after']}")
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)

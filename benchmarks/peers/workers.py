@@ -94,6 +94,8 @@ def worker_ours(n: int, k: int, repeats: int, option: str) -> dict:
                 "numba_loaded": "numba" in sys.modules}
     sizer = fixed_fraction(1.0)
     panels = [{names[j]: data[j]} for j in range(k)]
+    if option == "profile":
+        return _profile(lambda: [run_backtest(strat, p, cfg, sizer=sizer, lookahead=False) for p in panels], repeats)
     wall, cpu, results = timed(lambda: [run_backtest(strat, p, cfg, sizer=sizer, lookahead=False) for p in panels],
                                repeats)
     phases: dict[str, float] = {}
@@ -104,6 +106,44 @@ def worker_ours(n: int, k: int, repeats: int, option: str) -> dict:
             "sharpe": [float(r.metrics["sharpe"]) for r in results], "wall_s": wall, "cpu_s": cpu, "phases": phases,
             "kernel": kernels.implementation(), "helpers": fast.implementation(),
             "numba_loaded": "numba" in sys.modules}
+
+
+PHASES = [  # (label, file suffix, function): where our full backtest spends its CPU time
+    ("signals: the strategy (two rolling means, compare)", "workers.py", "signals"),
+    ("signals: validation and alignment (clean_signals)", "engine.py", "clean_signals"),
+    ("sizer (fixed fraction)", "sizing.py", "size"),
+    ("market arrays (OHLC to contiguous arrays)", "costs.py", "market_arrays"),
+    ("targets to an aligned array", "engine.py", "target_array"),
+    ("kernel (change flags, capacity, AOT simulate)", "engine.py", "run_kernel"),
+    ("fills and trades frames", "engine.py", "_fills_frame"),
+    ("", "engine.py", "_trades_frame"),
+    ("metrics (AOT curve stats, PSR, trade stats)", "metrics.py", "compute_metrics"),
+    ("result frames, deflation fields", "engine.py", "_deflate"),
+]
+
+
+def _profile(fn: Callable[[], Any], repeats: int) -> dict:
+    """CPU time per phase of fn (cProfile on this thread's clock, averaged over `repeats` runs after a warm-up)."""
+    import cProfile
+    import pstats
+
+    fn()
+    prof = cProfile.Profile(timer=time.thread_time)
+    c0 = time.thread_time()
+    for _ in range(repeats):
+        prof.enable()
+        fn()
+        prof.disable()
+    total = (time.thread_time() - c0) / repeats
+    stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]
+    out: dict[str, float] = {}
+    label = ""
+    for lab, suffix, func in PHASES:
+        label = lab or label
+        cum = sum(v[3] for (file, _line, name), v in stats.items() if name == func and file.endswith(suffix))
+        out[label] = round(out.get(label, 0.0) + cum / repeats, 5)
+    out["other (Python glue, pandas construction)"] = round(max(total - sum(out.values()), 0.0), 5)
+    return {"profile": out, "cpu_s": total, "note": "cProfile adds overhead to each Python call"}
 
 
 def worker_vectorbt(n: int, k: int, repeats: int, option: str) -> dict:

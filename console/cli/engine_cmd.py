@@ -119,19 +119,30 @@ def register(app: typer.Typer) -> None:
         raise typer.Exit(code)
 
     @engine_app.command("stop")
-    def stop(ctx: typer.Context, timeout_s: float = typer.Option(30.0, "--timeout")) -> None:
+    def stop(ctx: typer.Context, timeout_s: float = typer.Option(30.0, "--timeout"),
+             name: str = typer.Option(None, "--name", help="the engine of the desk to stop (default: [engine] name)")
+             ) -> None:
         """Stop the running engine gracefully (SIGTERM to the lock holder, or a stop command)."""
         import signal
 
         from engine.runtime.lockfile import read_pid
 
         settings = settings_of(ctx)
+        if name is not None:
+            from engine.config import ConfigError
+            from engine.runtime.main import with_engine_name
+
+            try:
+                settings = with_engine_name(settings, name)
+            except ConfigError as exc:
+                typer.secho(f"config error: {exc}", fg="red", err=True)
+                raise typer.Exit(2) from None
         pid = read_pid(settings)
         if pid is None:
             from engine.control.client import ControlClient
 
-            client = ControlClient.from_settings(settings, "cli")
-            if not client.engine_alive():
+            client = ControlClient.from_settings(settings, "cli", engine=settings.engine.name)  # this engine only
+            if not client.engine_alive(settings.engine.name):
                 typer.echo("no engine is running")
                 return
             res = client.stop_engine()

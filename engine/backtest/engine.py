@@ -48,8 +48,8 @@ class BacktestResult:
 
     equity: pd.Series
     targets: pd.DataFrame  # target fraction decided at each bar (executed on the next)
-    fills: pd.DataFrame
-    trades: pd.DataFrame
+    fill_rows: np.ndarray = field(repr=False)  # the kernel's fill records (layout.F_*); `fills` is their frame
+    trade_rows: np.ndarray = field(repr=False)  # the kernel's trade records (layout.T_*), in `trades` order
     metrics: dict
     config: BacktestConfig
     timeframe_ms: int
@@ -61,6 +61,16 @@ class BacktestResult:
     run_id: int | None = None
     elapsed_s: dict = field(default_factory=dict)
     strategy_obj: Any = field(default=None, repr=False)
+
+    @functools.cached_property
+    def fills(self) -> pd.DataFrame:
+        """One row per fill: ts, bar, symbol, qty, price, ref_price, fee, slippage, reason (built on first use)."""
+        return _fills_frame(self.fill_rows, self.equity.index, tuple(self.targets.columns))
+
+    @functools.cached_property
+    def trades(self) -> pd.DataFrame:
+        """One row per round trip, by entry time then symbol (built on first use: walk-forward trials never ask)."""
+        return _trades_frame(self.trade_rows, self.equity.index, tuple(self.targets.columns))
 
     @functools.cached_property
     def dataset_hash(self) -> str:
@@ -123,13 +133,17 @@ def _fills_frame(raw: np.ndarray, index: pd.DatetimeIndex, symbols: tuple[str, .
         "reason": np.asarray(layout.REASON_NAMES, dtype=object)[raw[:, layout.F_REASON].astype(int)]})
 
 
-def _trades_frame(raw: np.ndarray, index: pd.DatetimeIndex, symbols: tuple[str, ...]) -> pd.DataFrame:
-    # order by entry time, then symbol name (stable), by integer keys before any column is built
+def _ordered_trades(raw: np.ndarray, symbols: tuple[str, ...]) -> np.ndarray:
+    """Trade records ordered by entry time, then symbol name (stable), by integer keys."""
     entry_all = raw[:, layout.T_ENTRY_BAR].astype(np.int64)
     sym_all = raw[:, layout.T_SYM].astype(np.int64)
     name_rank = np.empty(len(symbols), dtype=np.int64)
     name_rank[np.argsort(np.asarray(symbols, dtype=object), kind="stable")] = np.arange(len(symbols))
-    raw = raw[np.lexsort((name_rank[sym_all], entry_all))]
+    return raw[np.lexsort((name_rank[sym_all], entry_all))]
+
+
+def _trades_frame(raw: np.ndarray, index: pd.DatetimeIndex, symbols: tuple[str, ...]) -> pd.DataFrame:
+    raw = _ordered_trades(raw, symbols)
     entry = raw[:, layout.T_ENTRY_BAR].astype(np.int64)
     exit_ = raw[:, layout.T_EXIT_BAR].astype(np.int64)
     qty, entry_px, pnl = raw[:, layout.T_QTY], raw[:, layout.T_ENTRY_PX], raw[:, layout.T_PNL]
@@ -230,10 +244,12 @@ def simulate_targets(targets: pd.DataFrame, panel: Mapping[str, pd.DataFrame],
     t2 = time.perf_counter()
     tf_ms = timeframe_ms or infer_timeframe_ms(m.index)
     equity_s = pd.Series(equity, index=m.index, name="equity", copy=False)  # the kernel's array, no copy
-    fills_df = _fills_frame(fills, m.index, m.symbols)
-    trades_df = _trades_frame(trades, m.index, m.symbols)
+    trades = _ordered_trades(trades, m.symbols)  # the frames are built on first use; metrics need two columns
+    pnl_bars = pd.DataFrame({"pnl": trades[:, layout.T_PNL],
+                             "bars": trades[:, layout.T_EXIT_BAR].astype(np.int64)
+                             - trades[:, layout.T_ENTRY_BAR].astype(np.int64)}, copy=False)
     traded = float(np.abs(fills[:, layout.F_QTY] * fills[:, layout.F_PRICE]).sum())
-    metrics = compute_metrics(equity_s, trades_df, periods_per_year(tf_ms), traded_notional=traded)
+    metrics = compute_metrics(equity_s, pnl_bars, periods_per_year(tf_ms), traded_notional=traded)
     metrics["exposure"] = float(exposed_bars / len(equity))
     metrics["fees"] = float(fills[:, layout.F_FEE].sum())
     metrics["slippage"] = float(fills[:, layout.F_SLIP].sum())
@@ -241,7 +257,7 @@ def simulate_targets(targets: pd.DataFrame, panel: Mapping[str, pd.DataFrame],
     t3 = time.perf_counter()
     return BacktestResult(
         equity=equity_s, targets=pd.DataFrame(tgt, index=m.index, columns=list(m.symbols), copy=False),
-        fills=fills_df, trades=trades_df,
+        fill_rows=fills, trade_rows=trades,
         metrics=metrics, config=config, timeframe_ms=tf_ms, panel=panel,
         elapsed_s={"prepare": t1 - t0, "kernel": t2 - t1, "stats": t3 - t2})
 

@@ -21,6 +21,7 @@ API keys come from the environment only (QUANTDESK_API_KEY / QUANTDESK_API_SECRE
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from typing import Any, Callable, Mapping
@@ -28,18 +29,18 @@ from typing import Any, Callable, Mapping
 from engine.execution.broker import check_capital_cap, check_order_allowed
 from engine.execution.ccxt_cleanup import OrderCleanup
 from engine.execution.ccxt_recon import EXTERNAL_INSTANCE, Reconciliation  # noqa: F401 - re-exported
+from engine.execution.ccxt_wire import PROTECTIVE_TYPES, ProtectiveWire
 from engine.execution.orders import (EPS, Fill, OrderBlocked, OrderRequest, get_order, insert_order, open_orders,
                                      record_fill, set_exchange_order_id, set_order_status)
 from engine.store.db import Store
 from engine.store.ops import raise_alert
 
 log = logging.getLogger("quantdesk.ccxt_broker")
-PROTECTIVE_TYPES = ("stop", "take")  # orders.type of exchange-side protective orders (engine/execution/protection.py)
 _STATUS = {"open": "open", "closed": "filled", "canceled": "canceled", "cancelled": "canceled", "expired": "canceled",
            "rejected": "rejected"}
 
 
-class CcxtBroker(OrderCleanup, Reconciliation):
+class CcxtBroker(OrderCleanup, Reconciliation, ProtectiveWire):
     """A live broker over one ccxt exchange instance (injected, so tests pass one with a replaying `fetch`)."""
 
     mode = "live"
@@ -117,7 +118,10 @@ class CcxtBroker(OrderCleanup, Reconciliation):
         if req.side == "sell" and market.get("spot"):
             bal = self._call("fetch_balance", self.exchange.fetch_balance)
             qty = min(qty, float((bal.get(market.get("base")) or {}).get("free") or 0.0))
-        qty = float(self.exchange.amount_to_precision(req.symbol, qty)) if qty > 0 else 0.0
+        step = float((market.get("precision") or {}).get("amount") or 0.0)
+        if 0 < step < 1:  # floored to the step here: ccxt's amount_to_precision raises for less than one step
+            qty = math.floor(qty / step + 1e-9) * step
+        qty = float(self.exchange.amount_to_precision(req.symbol, qty)) if qty >= max(step, EPS) else 0.0
         if qty < max(self.min_amount(req.symbol), EPS):
             raise OrderBlocked(f"dust: {req.instance_id} {req.symbol} {req.qty:.8g} is below the exchange's minimum "
                                f"amount {self.min_amount(req.symbol):g}")
@@ -138,6 +142,8 @@ class CcxtBroker(OrderCleanup, Reconciliation):
             if existing is None:
                 check_order_allowed(self.store, req)
                 self._market_id_ok(req.symbol)
+                if req.side == "sell" and req.type not in PROTECTIVE_TYPES and self._spot(req.symbol):
+                    self._free_locked_base(req)  # before sizing a close to the free balance
                 if req.intent == "flatten" or (req.intent == "protect" and req.type == "market"):
                     req = self._closable(req)
                 self._check_cap(req)
@@ -149,8 +155,8 @@ class CcxtBroker(OrderCleanup, Reconciliation):
                     set_order_status(self.store, req.client_order_id, "canceled", self.exchange.milliseconds(),
                                      reason=f"not sent after restart: {exc}"[:500])
                     return get_order(self.store, req.client_order_id) or existing
-            if req.side == "sell" and req.type not in PROTECTIVE_TYPES and self._spot(req.symbol):
-                self._free_locked_base(req)
+                if req.side == "sell" and req.type not in PROTECTIVE_TYPES and self._spot(req.symbol):
+                    self._free_locked_base(req)
             otype, price, params = self._wire(req)
             try:
                 order = self._call(f"create_order {req.client_order_id}",
@@ -171,43 +177,6 @@ class CcxtBroker(OrderCleanup, Reconciliation):
             if req.type not in PROTECTIVE_TYPES:
                 self._protect(req.instance_id, req.symbol)
             return get_order(self.store, req.client_order_id) or existing
-
-    def _spot(self, symbol: str) -> bool:
-        return bool(((getattr(self.exchange, "markets", None) or {}).get(symbol) or {}).get("spot"))
-
-    def _wire(self, req: OrderRequest) -> tuple[str, float | None, dict[str, Any]]:
-        """(exchange order type, price, params) of a request: protective orders become Binance's conditional types,
-        spot STOP_LOSS_LIMIT (limit `limit_offset` past the trigger) and USD-M STOP_MARKET / TAKE_PROFIT_MARKET."""
-        params: dict[str, Any] = {"clientOrderId": req.client_order_id}
-        if req.reduce_only and ":" in req.symbol:
-            params["reduceOnly"] = True
-        if req.type not in PROTECTIVE_TYPES:
-            return req.type, req.price, params
-        assert req.price is not None
-        trigger = float(self.exchange.price_to_precision(req.symbol, req.price))
-        params["stopPrice"] = trigger
-        if self._spot(req.symbol):
-            offset = getattr(self.protector, "limit_offset", 0.01)
-            limit = trigger * (1 - offset if req.side == "sell" else 1 + offset)
-            params["timeInForce"] = "GTC"
-            return ("STOP_LOSS_LIMIT" if req.type == "stop" else "TAKE_PROFIT_LIMIT",
-                    float(self.exchange.price_to_precision(req.symbol, limit)), params)
-        return ("STOP_MARKET" if req.type == "stop" else "TAKE_PROFIT_MARKET"), None, params
-
-    def _free_locked_base(self, req: OrderRequest) -> None:
-        """Spot: a resting protective sell locks the instance's base asset, so cancel it before the instance sells
-        (the protective check re-places it for what is left right after)."""
-        from engine.execution.flatten import is_protective
-
-        for o in open_orders(self.store, req.instance_id, self.venue):
-            if o["symbol"] == req.symbol and is_protective(o) and o["client_order_id"] != req.client_order_id:
-                self.cancel(o["client_order_id"])
-
-    def _algo(self, symbol: str, coid: str) -> bool:
-        """True for a USD-M protective order: Binance keeps those in its Algo Order API (ccxt's `trigger` flag)."""
-        from engine.execution.protection import parse_protective_id
-
-        return ":" in symbol and parse_protective_id(coid) is not None
 
     def _lookup(self, symbol: str, coid: str) -> dict[str, Any] | None:
         """The exchange's order for our client id, or None when the exchange never saw it. A USD-M conditional

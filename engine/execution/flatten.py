@@ -102,6 +102,19 @@ def flatten_until_flat(store: Store, brokers: Iterable[Broker], *, instance_id: 
 
     wait = sleep or time.sleep
     brokers = list(brokers)
+    protectors = [p for p in (getattr(b, "protector", None) for b in brokers) if p is not None]
+    for p in protectors:  # no protective order re-placed while the flatten pulls them and closes the positions
+        p.paused += 1
+    try:
+        return _flatten_rounds(store, brokers, instance_id, max_rounds, round_wait_s, wait, source, user)
+    finally:
+        for p in protectors:
+            p.paused -= 1
+
+
+def _flatten_rounds(store: Store, brokers: list[Broker], instance_id: str | None, max_rounds: int,
+                    round_wait_s: float, wait: Callable[[float], None], source: str, user: str) -> FlattenReport:
+    """The cancel / re-read / close rounds of `flatten_until_flat`."""
     report = FlattenReport()
     stamp = now_ms()  # one flatten = one family of client ids, so a re-run after a crash sends new closes
     for rnd in range(max(1, max_rounds)):

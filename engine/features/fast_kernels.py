@@ -81,84 +81,74 @@ def rolling_sum(a, window, minp, mean):  # noqa: ANN001, ANN201 - numba signatur
     return out
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _var_add(v, state):  # noqa: ANN001, ANN202
-    """Welford + Kahan: add v to state [nobs, mean, ssqdm, comp]; return True when the update was ill-conditioned."""
-    prev_m2 = state[2]
-    state[0] += 1.0
-    prev_mean = state[1] - state[3]
-    y = v - state[3]
-    t = y - state[1]
-    state[3] = t + state[1] - y
-    if state[0] != 0.0:
-        state[1] = state[1] + t / state[0]
-    else:
-        state[1] = 0.0
-    state[2] = state[2] + (v - prev_mean) * (v - state[1])
-    return prev_m2 * INV_COND_TOL > state[2]
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _var_remove(v, state):  # noqa: ANN001, ANN202
-    """Welford + Kahan: remove v from state [nobs, mean, ssqdm, comp]; return True when ill-conditioned."""
-    prev_m2 = state[2]
-    state[0] -= 1.0
-    if state[0] != 0.0:
-        prev_mean = state[1] - state[3]
-        y = v - state[3]
-        t = y - state[1]
-        state[3] = t + state[1] - y
-        state[1] = state[1] - t / state[0]
-        state[2] = state[2] - (v - prev_mean) * (v - state[1])
-        return prev_m2 * INV_COND_TOL > state[2]
-    state[1] = 0.0
-    state[2] = 0.0
-    return False
-
-
 @njit(cache=True, nogil=True)
 def rolling_var(a, window, minp, ddof):  # noqa: ANN001, ANN201
-    """Trailing rolling variance (divisor nobs - ddof) of each column over `window` rows (>= 1)."""
+    """Trailing rolling variance (divisor nobs - ddof) of each column over `window` rows (>= 1).
+
+    Welford with Kahan compensation (one term for values entering, one for values leaving); an update whose sum of
+    squared deviations falls below INV_COND_TOL of the previous one marks the window for a recompute from its values.
+    """
     n, k = a.shape
     out = np.empty((n, k))
     minp = max(minp, 1)
-    add = np.zeros(4)  # nobs, mean, ssqdm, compensation of adds
     for c in range(k):
-        add[:] = 0.0
+        nobs = 0.0
+        mean = 0.0
+        ssq = 0.0
+        comp_add = 0.0
         comp_rem = 0.0
         unstable = False
         for i in range(n):
-            start = max(0, i + 1 - window)
-            if i == 0:
-                recompute = True
-            else:
-                recompute = False
-                if i >= window:
+            if i > 0:
+                if i >= window:  # remove the value leaving the window
                     v = a[i - window, c]
                     if v == v:
-                        # removals keep their own compensation term
-                        keep = add[3]
-                        add[3] = comp_rem
-                        if _var_remove(v, add):
-                            unstable = True
-                        comp_rem = add[3]
-                        add[3] = keep
-                        if add[0] == 0.0:
+                        prev_ssq = ssq
+                        nobs -= 1.0
+                        if nobs != 0.0:
+                            prev_mean = mean - comp_rem
+                            y = v - comp_rem
+                            t = y - mean
+                            comp_rem = t + mean - y
+                            mean = mean - t / nobs
+                            ssq = ssq - (v - prev_mean) * (v - mean)
+                            if prev_ssq * INV_COND_TOL > ssq:
+                                unstable = True
+                        else:
+                            mean = 0.0
+                            ssq = 0.0
                             unstable = False
                 v = a[i, c]
-                if v == v and _var_add(v, add):
-                    unstable = True
-            if recompute or unstable:
-                add[:] = 0.0
+                if v == v:  # add the value entering it
+                    prev_ssq = ssq
+                    nobs += 1.0
+                    prev_mean = mean - comp_add
+                    y = v - comp_add
+                    t = y - mean
+                    comp_add = t + mean - y
+                    mean = mean + t / nobs
+                    ssq = ssq + (v - prev_mean) * (v - mean)
+                    if prev_ssq * INV_COND_TOL > ssq:
+                        unstable = True
+            if i == 0 or unstable:  # (re)compute the window from its values
+                nobs = 0.0
+                mean = 0.0
+                ssq = 0.0
+                comp_add = 0.0
                 comp_rem = 0.0
-                for j in range(start, i + 1):
+                for j in range(max(0, i + 1 - window), i + 1):
                     v = a[j, c]
                     if v == v:
-                        _var_add(v, add)
+                        nobs += 1.0
+                        prev_mean = mean - comp_add
+                        y = v - comp_add
+                        t = y - mean
+                        comp_add = t + mean - y
+                        mean = mean + t / nobs
+                        ssq = ssq + (v - prev_mean) * (v - mean)
                 unstable = False
-            nobs = add[0]
             if nobs >= minp and nobs > ddof:
-                out[i, c] = add[2] / (nobs - ddof)
+                out[i, c] = ssq / (nobs - ddof)
             else:
                 out[i, c] = np.nan
     return out

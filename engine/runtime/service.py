@@ -354,6 +354,14 @@ class EngineService(JobHandlers):
             self.stop_event.wait(self.settings.runtime.heartbeat_interval_s)
 
     # --- operator actions (command poller thread) ----------------------------------------------------------------
+    def _own_scope(self) -> str:
+        """The trading-state scope this engine's own actions move: the desk's on a one-engine desk (as ever), its own
+        (`engine:<name>`) when the desk has other engines, so flattening one account never stops the others."""
+        from engine.control.engines import engine_names
+        from engine.store.engines import engine_scope
+
+        return "global" if engine_names(self.store) == [self.name] == ["main"] else engine_scope(self.name)
+
     def _cancel_all(self, instance_id: str | None) -> int:
         """Cancel open orders; during start-up recovery does it (a HALTED desk cancels everything there)."""
         if not self.ready.is_set():
@@ -366,7 +374,8 @@ class EngineService(JobHandlers):
         from engine.risk.trading_state import TradingState, get_state, set_state
 
         if get_state(self.store).state is TradingState.ACTIVE:
-            set_state(self.store, TradingState.REDUCING, "flatten: stay flat until an operator resumes", "engine")
+            set_state(self.store, TradingState.REDUCING, "flatten: stay flat until an operator resumes", "engine",
+                      scope=self._own_scope())
         if not self.ready.wait(120):
             raise RuntimeError("flatten: the broker did not finish start-up recovery within 120s")
         ex = self.settings.execution

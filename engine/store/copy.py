@@ -87,19 +87,23 @@ def table_digest(conn: Connection, table: Table) -> tuple[int, str]:
     return count, digest.hexdigest()
 
 
-def _jobstore_table() -> Table:
-    """APScheduler's own definition of its job table (so the target gets the right types for its dialect)."""
+def _jobstore_table(name: str = JOBSTORE_TABLE) -> Table:
+    """APScheduler's own definition of a job table (so the target gets the right types for its dialect)."""
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 
-    return SQLAlchemyJobStore(url="sqlite://", tablename=JOBSTORE_TABLE).jobs_t
+    return SQLAlchemyJobStore(url="sqlite://", tablename=name).jobs_t
+
+
+def _is_jobstore(name: str) -> bool:
+    """APScheduler's job table of main, or of another engine of the desk (apscheduler_jobs_<name>)."""
+    return name == JOBSTORE_TABLE or name.startswith(JOBSTORE_TABLE + "_")
 
 
 def _tables(store: Store) -> list[Table]:
-    """Our schema's tables in foreign-key order, plus APScheduler's job table when the source has one."""
+    """Our schema's tables in foreign-key order, plus APScheduler's job tables (one per engine) the source has."""
     present = set(inspect(store.engine).get_table_names())
     tables = [t for t in metadata.sorted_tables if t.name in present]
-    if JOBSTORE_TABLE in present:
-        tables.append(_jobstore_table())
+    tables += [_jobstore_table(name) for name in sorted(present) if _is_jobstore(name)]
     return tables
 
 
@@ -144,7 +148,7 @@ def copy_store(source: Store, target: Store, progress: Callable[[str, int], None
     with source.connect() as src:
         _snapshot(src, source)
         for table in tables:
-            if table.name == JOBSTORE_TABLE:
+            if _is_jobstore(table.name):
                 table.create(target.engine, checkfirst=True)
             copied = 0
             with target.begin() as dst:

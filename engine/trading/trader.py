@@ -62,6 +62,7 @@ class Trader:
         self._last_bar: dict[str, int] = {}
         self.stop_watch = StopWatch(store, source.id)
         self._weights: dict[str, dict[str, float]] = {}  # instance -> the weights of its last tick
+        self._latched: set[str] = set()  # exchange protective fills already turned into a stopped-out state
 
     def strategy(self, inst: Instance) -> Any:
         """The cached strategy object of an instance."""
@@ -91,6 +92,26 @@ class Trader:
             return []  # nothing to protect: no query on every tick-job run
         return self.stop_watch.check(inst.id, inst.timeframe, broker, self.source.milliseconds(),
                                      stops, self.last_panel, self._weights.get(inst.id))
+
+    def _latch_exchange_exit(self, instance_id: str, symbol: str, weight: float) -> None:
+        """Live: a protective stop / take-profit that filled on the exchange (also while the engine was down) keeps
+        the symbol flat until the strategy's weight changes, as paper and the backtest do; the tick never re-enters
+        the position the stop just closed on the same signal."""
+        from sqlalchemy import select
+
+        from engine.store.schema import orders
+
+        with self.store.connect() as conn:
+            last = conn.execute(select(orders.c.client_order_id, orders.c.type, orders.c.reason).where(
+                orders.c.instance_id == instance_id, orders.c.symbol == symbol, orders.c.filled_qty > 0)
+                .order_by(orders.c.id.desc()).limit(1)).first()
+        if last is None or last[0] in self._latched:
+            return
+        if last[1] in ("stop", "take") or str(last[2] or "").startswith("stop crossed"):
+            self._latched.add(last[0])
+            self.stop_watch.exited[(instance_id, symbol)] = weight
+            log.info("%s %s: closed by its exchange-side %s; flat until the weight changes", instance_id, symbol,
+                     last[1])
 
     def last_closed_bar(self, inst: Instance) -> int:
         """Open time of the most recent bar that has closed in source time."""
@@ -148,6 +169,8 @@ class Trader:
         if not weights:
             return TickResult(inst.id, bar_ts, {}, [], "no data for the last closed bar yet")
         self._weights[inst.id] = dict(weights)
+        for symbol, w in weights.items():
+            self._latch_exchange_exit(inst.id, symbol, w)
         held = {p["symbol"]: p["qty"] for p in load_positions(self.store, inst.id)}
         probs, model = self.sizer.meta_probs(inst, self.strategy(inst), self.last_panel, self.source,
                                              self.source.milliseconds())

@@ -64,14 +64,18 @@ def test_mixed_desk_sends_only_live_small_orders_to_the_twin_and_flattens(tmp_pa
 
 @pytest.mark.slow
 def test_kill9_of_a_live_engine_loses_and_doubles_nothing_on_the_exchange(tmp_path):
-    """kill -9 at random moments while the live-small instance trades on the twin, restart each time: no client id
-    twice on the exchange, every exchange fill in state.db exactly once, sub-ledgers + external == the account."""
+    """kill -9 at 20 random moments while the live-small instance trades on the twin (half of them right after the
+    start: during recovery, re-arming or the first ticks), restart each time: no client id twice on the exchange,
+    every exchange fill in state.db exactly once, every open position protected on the exchange within 10 s of the
+    process start, and sub-ledgers + external == the account."""
     import random
     import time
 
     from engine.control.client import ControlClient
-    from engine.execution.orders import check_positions_match_fills
+    from engine.execution.protection import parse_protective_id
+    from tests.support.live_desk import assert_books_equal_twin
 
+    kills_wanted = 20
     rng = random.Random(13)
     twin = start_twin(tmp_path / "venue.db", speed=60.0)
     cfg = live_config(tmp_path, twin.base_url)
@@ -79,23 +83,47 @@ def test_kill9_of_a_live_engine_loses_and_doubles_nothing_on_the_exchange(tmp_pa
     store = promote_live_small(state, cfg)
     env = engine_env(twin.api_key, twin.api_secret)
     client = ControlClient(store, source="cli", user="tester", timeout_s=30.0, heartbeat_timeout_s=3.0)
+    ex = twin.exchange()
+    ex.load_markets()
+    dust = max(ex.markets["BTC/USDT"]["limits"]["amount"]["min"] or 0.0, ex.markets["BTC/USDT"]["precision"]["amount"])
 
     def exchange_orders() -> int:
         with store.raw() as conn:
             return conn.execute("SELECT COUNT(*) FROM orders WHERE venue='exchange'").fetchone()[0]
 
+    def ls_held() -> float:
+        with store.raw() as conn:
+            return float(conn.execute("SELECT COALESCE(SUM(qty), 0) FROM positions WHERE instance_id='ls'"
+                                      ).fetchone()[0])
+
+    def protected() -> bool:
+        return ls_held() < dust or any((parse_protective_id(str(o["clientOrderId"])) or ("",))[0] == "ls"
+                                       for o in ex.fetch_open_orders("BTC/USDT"))
+
+    started = time.monotonic()
     proc = start_live_engine(tmp_path, cfg, state, env)
-    kills = 0
+    kills, rearm = 0, []
     try:
         wait_for(exchange_orders, 120, "the live-small instance's first exchange order")
-        for _ in range(4):
-            wait_for(client.engine_alive, 60, "live engine heartbeat")
-            time.sleep(rng.uniform(0.2, 4.0))  # somewhere in a decision, a poll, a reconcile
+        for i in range(kills_wanted):
+            if i % 2 == 0:  # in the middle of trading: a decision, a poll, a reconcile, a protective replace
+                wait_for(client.engine_alive, 60, "live engine heartbeat")
+                if ls_held() >= dust:
+                    wait_for(protected, max(0.5, 10.0 - (time.monotonic() - started)), "protection within 10 s")
+                    if i:  # after a restart (the first engine's start includes waiting for its first trade)
+                        rearm.append(time.monotonic() - started)
+                time.sleep(rng.uniform(0.2, 3.0))
+            else:  # during start-up: connecting, re-arming protection, recovery, the first tick
+                time.sleep(rng.uniform(0.5, 6.0))
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
             kills += 1
+            started = time.monotonic()
             proc = start_live_engine(tmp_path, cfg, state, env)
         wait_for(client.engine_alive, 60, "live engine heartbeat after the last restart")
+        if ls_held() >= dust:
+            wait_for(protected, max(0.5, 10.0 - (time.monotonic() - started)), "protection within 10 s")
+            rearm.append(time.monotonic() - started)
         res = client.flatten()  # close orders in flight on the exchange, then one more kill -9 right after
         assert res.ok and res.data.get("flat") is True, res.data
         proc.send_signal(signal.SIGKILL)
@@ -108,22 +136,10 @@ def test_kill9_of_a_live_engine_loses_and_doubles_nothing_on_the_exchange(tmp_pa
     finally:
         if proc.poll() is None:
             proc.kill()
-    on_twin = twin.exchange().fetch_orders("BTC/USDT")
+    assert kills == kills_wanted
+    print(f"protection present {', '.join(f'{t:.1f}' for t in rearm)} s after the process start")
+    assert_books_equal_twin(store, twin)  # no id twice, fills once, positions == fills, ledgers == account
     twin.stop()
-    ids = [o["clientOrderId"] for o in on_twin]
-    assert kills == 4 and len(ids) == len(set(ids)), "a client order id reached the exchange twice"
-    with store.raw() as conn:
-        local = dict(conn.execute("SELECT client_order_id, filled_qty FROM orders WHERE venue='exchange' "
-                                  "AND client_order_id NOT LIKE 'qd-recon-%'").fetchall())
-        held = conn.execute("SELECT COALESCE(SUM(qty), 0) FROM positions WHERE instance_id IN ('ls', '_external') "
-                            "AND symbol='BTC/USDT'").fetchone()[0]
-    for o in on_twin:  # every fill on the exchange is in state.db exactly once
-        assert local.get(o["clientOrderId"]) == pytest.approx(float(o["filled"] or 0.0), abs=1e-12), o
-    assert check_positions_match_fills(store) == []
-    from engine.venue.books import status_summary  # the twin is stopped: read its books file
-
-    btc = status_summary(twin.state_path)["balances"].get("BTC", 0.0)
-    assert held == pytest.approx(btc, abs=1e-5)  # sub-ledgers + adopted external == the account (within dust)
 
 
 @pytest.mark.slow

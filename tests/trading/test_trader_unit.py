@@ -236,3 +236,28 @@ def test_round_to_lot_is_signed_and_float_safe() -> None:
     assert round_to_lot(0.3, 0.1) == 0.3  # 0.3 / 0.1 is 2.999... in floats
     assert round_to_lot(-0.379, 0.01) == -0.37  # toward zero, sign kept
     assert round_to_lot(0.009, 0.01) == 0.0 and round_to_lot(1.23456, 0.0) == 1.23456
+
+
+def test_a_stop_that_fired_on_the_exchange_is_not_re_entered_on_the_same_signal(desk) -> None:  # noqa: ANN001
+    """Live: the exchange's protective stop closed the position (perhaps while the engine was down); the next ticks
+    keep it flat while the weight is unchanged, and trade again once it changes (as paper and the backtest)."""
+    trader, source, broker, strat, store, inst = desk
+    strat.w["AAA/USDT"] = 1.0
+    _next_bar(source, store)
+    trader.tick(inst, 100_000.0)
+    held = load_positions(store, "t1")[0]["qty"]
+    stop = OrderRequest(instance_id="t1", symbol="AAA/USDT", side="sell", qty=held, client_order_id="qd-t1-ps1",
+                        type="stop", price=95.0, reduce_only=True, intent="protect", reason="protect stop")
+    insert_order(store, stop, source.now, venue="exchange")
+    record_fill(store, Fill("qd-t1-ps1:1", "qd-t1-ps1", "t1", "AAA/USDT", "sell", held, 95.0, 0.0, "taker",
+                            source.now))
+    assert load_positions(store, "t1") == []
+    sent = len(broker.sent)
+    for _ in range(3):
+        _next_bar(source, store, {"AAA/USDT": 95.0})
+        trader.tick(inst, 100_000.0)
+    assert len(broker.sent) == sent and load_positions(store, "t1") == []  # stopped out: no re-entry
+    strat.w["AAA/USDT"] = 0.5  # the signal changes: trading resumes
+    _next_bar(source, store)
+    trader.tick(inst, 100_000.0)
+    assert len(broker.sent) == sent + 1 and load_positions(store, "t1")[0]["qty"] > 0
