@@ -174,3 +174,32 @@ def test_a_watchdog_watches_its_own_engine(desk, tmp_path) -> None:  # noqa: ANN
     settings = settings_with(load_settings(path=None, environ={}), store={"path": str(tmp_path / "state.db")},
                              engine={"name": "beta"})
     assert watchdog_lock_path(settings).name == "state.db.beta.watchdog.lock"
+
+
+def test_an_engines_trigger_halts_that_engine_only(desk) -> None:  # noqa: ANN001
+    """On a several-engine desk a trigger fired in engine beta (here: reconciliation mismatch) halts beta's own scope;
+    main keeps ACTIVE; a front end sees the desk ACTIVE and beta HALTED in the engines list and the header tuple."""
+    from engine.config import TriggerConfig
+    from engine.control.engines import list_engines
+    from engine.control.views import status_view
+    from engine.risk.triggers import TriggerEngine, TriggerObservation
+    from engine.store.engines import own_state_scope
+
+    with desk.connect() as conn:
+        assert own_state_scope(conn) == "global"  # a front end
+    bind_engine("beta")
+    try:
+        with desk.connect() as conn:
+            assert own_state_scope(conn) == "engine:beta"
+        fired = TriggerEngine(desk, TriggerConfig()).evaluate(TriggerObservation(recon_mismatch=1.0, ts=now_ms()))
+        assert [f.rule for f in fired] == ["recon_mismatch"] and get_state(desk).state is TradingState.HALTED
+        bind_engine("main")
+        assert get_state(desk).state is TradingState.ACTIVE
+    finally:
+        unbind_engine()
+    assert get_state(desk).state is TradingState.ACTIVE and get_state(desk, "engine:beta").state is TradingState.HALTED
+    with desk.connect() as conn:
+        states = {e.name: e.state for e in list_engines(conn, heartbeat_timeout_ms=5000)}
+        snap = status_view(conn, heartbeat_timeout_ms=5000)
+    assert states == {"main": "ACTIVE", "beta": "HALTED"}
+    assert snap.engines_restricted == (("beta", "HALTED"),) and snap.state == "ACTIVE"
