@@ -185,14 +185,21 @@ def test_an_engines_trigger_halts_that_engine_only(desk) -> None:  # noqa: ANN00
     from engine.risk.triggers import TriggerEngine, TriggerObservation
     from engine.store.engines import own_state_scope
 
+    from engine.risk.trading_state import set_state
+
+    set_state(desk, TradingState.ACTIVE, "desk row exists", "engine")  # an older desk-wide ACTIVE by the engine
     with desk.connect() as conn:
         assert own_state_scope(conn) == "global"  # a front end
     bind_engine("beta")
     try:
         with desk.connect() as conn:
             assert own_state_scope(conn) == "engine:beta"
-        fired = TriggerEngine(desk, TriggerConfig()).evaluate(TriggerObservation(recon_mismatch=1.0, ts=now_ms()))
+        triggers = TriggerEngine(desk, TriggerConfig())
+        fired = triggers.evaluate(TriggerObservation(recon_mismatch=1.0, ts=now_ms()))
         assert [f.rule for f in fired] == ["recon_mismatch"] and get_state(desk).state is TradingState.HALTED
+        set_state(desk, TradingState.ACTIVE, "operator resume", "cli", confirmed=True, scope="engine:beta")
+        again = triggers.evaluate(TriggerObservation(recon_mismatch=1.0, ts=now_ms()))  # the operator's resume is
+        assert [f.rule for f in again] == ["recon_mismatch"]  # this engine's last word: a standing mismatch re-fires
         bind_engine("main")
         assert get_state(desk).state is TradingState.ACTIVE
     finally:
