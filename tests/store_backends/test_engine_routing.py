@@ -21,6 +21,7 @@ from engine.store import open_store
 from engine.store.engines import bind_engine, insert_status_row, unbind_engine
 from engine.store.schema import commands, engine_status, orders, positions, strategy_instances
 from engine.trading.lifecycle import list_instances
+from tests.support.waiting import wait_for
 
 OWNED = {"qm_main": "main", "qm_beta": "beta"}
 
@@ -197,6 +198,8 @@ def test_an_engines_trigger_halts_that_engine_only(desk) -> None:  # noqa: ANN00
         triggers = TriggerEngine(desk, TriggerConfig())
         fired = triggers.evaluate(TriggerObservation(recon_mismatch=1.0, ts=now_ms()))
         assert [f.rule for f in fired] == ["recon_mismatch"] and get_state(desk).state is TradingState.HALTED
+        fired_at = now_ms()
+        wait_for(lambda: now_ms() > fired_at, 1, "the clock to pass the trigger's millisecond")  # as an operator would
         set_state(desk, TradingState.ACTIVE, "operator resume", "cli", confirmed=True, scope="engine:beta")
         again = triggers.evaluate(TriggerObservation(recon_mismatch=1.0, ts=now_ms()))  # the operator's resume is
         assert [f.rule for f in again] == ["recon_mismatch"]  # this engine's last word: a standing mismatch re-fires
