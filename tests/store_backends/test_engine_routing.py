@@ -158,3 +158,19 @@ def test_an_engine_may_not_trade_another_engines_instance(desk) -> None:  # noqa
                         strategies={"qm_main": StrategyInstanceConfig(strategy="quantum_momentum")})
     with pytest.raises(ConfigError, match="instance 'qm_main' belongs to engine 'main'"):
         sync_instances(desk, settings)
+
+
+def test_a_watchdog_watches_its_own_engine(desk, tmp_path) -> None:  # noqa: ANN001
+    """`quantdesk watchdog` run with an engine's config reads that engine's heartbeat row and locks beside its lock."""
+    from engine.config import load_settings, settings_with
+    from engine.runtime.watchdog import read_beat, watchdog_lock_path
+
+    with desk.begin() as conn:
+        conn.execute(engine_status.update().where(engine_status.c.name == "beta").values(heartbeat_at=1, pid=4242))
+    now = now_ms()
+    assert read_beat(desk, now).pid == os.getpid() and read_beat(desk, now).age_s < 0  # main: fresh
+    beta = read_beat(desk, now, "beta")
+    assert beta.pid == 4242 and beta.age_s > 3600
+    settings = settings_with(load_settings(path=None, environ={}), store={"path": str(tmp_path / "state.db")},
+                             engine={"name": "beta"})
+    assert watchdog_lock_path(settings).name == "state.db.beta.watchdog.lock"
