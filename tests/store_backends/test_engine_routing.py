@@ -213,3 +213,25 @@ def test_an_engines_trigger_halts_that_engine_only(desk) -> None:  # noqa: ANN00
         snap = status_view(conn, heartbeat_timeout_ms=5000)
     assert states == {"main": "ACTIVE", "beta": "HALTED"}
     assert snap.engines_restricted == (("beta", "HALTED"),) and snap.state == "ACTIVE"
+
+
+def test_desk_halt_round_trip_with_two_engines(desk, backend_url: str, report) -> None:  # noqa: ANN001
+    """A desk-wide halt on two engines (both doorbells rung, both results awaited) against one engine by --engine:
+    the fan-out waits for the slower engine, not for the sum of both."""
+    import statistics
+    import time
+
+    def timed(client: ControlClient) -> float:
+        t0 = time.perf_counter()
+        assert client.halt("timing").ok
+        ms = (time.perf_counter() - t0) * 1000
+        assert _client(desk).resume(True).ok
+        return ms
+
+    with Engines(desk):
+        both = [timed(_client(desk)) for _ in range(7)]
+        one = [timed(_client(desk, "beta")) for _ in range(7)]
+    report(f"halt round trip, two in-process pollers ({backend_url.split(':', 1)[0]})",
+           {"desk_halt_two_engines_median_ms": round(statistics.median(both), 1),
+            "engine_halt_one_engine_median_ms": round(statistics.median(one), 1)})
+    assert statistics.median(both) < 2 * statistics.median(one) + 50
