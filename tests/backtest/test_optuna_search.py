@@ -137,6 +137,8 @@ def test_cli_optimize_with_tpe_and_a_bad_start_point(tmp_path, monkeypatch) -> N
     bad = run("--sampler", "tpe", "--trials", "3", "--start", "fast=500")
     assert bad.exit_code == 2 and "outside its search space int in [2, 50]" in bad.output
     assert "Traceback" not in bad.output
+    wrong = run("--search", "random", "--trials", "3", "--selection", "best")
+    assert wrong.exit_code == 2 and "selection: must be one of robust, sharpe" in wrong.output
 
 
 def test_tpe_windows_on_a_dask_local_cluster_match_sequential(make_panel) -> None:  # noqa: ANN001
@@ -154,8 +156,8 @@ def test_tpe_windows_on_a_dask_local_cluster_match_sequential(make_panel) -> Non
 def test_pruned_trials_are_trials_in_the_registry_and_never_selected(store, make_panel) -> None:  # noqa: ANN001
     """The MedianPruner stops trials on their in-sample fold Sharpes (reported as intermediate values); every pruned
     trial is still counted in the registry (DSR's N = COMPLETE + PRUNED), and no window selects a pruned trial."""
-    panel = make_panel(1500, ("BTC/USDT", "ETH/USDT"))
-    wf = run_walkforward(SmaCross, panel, BacktestConfig(), n_trials=30, n_windows=2, search="tpe", seed=3,
+    panel = make_panel(1200, ("BTC/USDT",))
+    wf = run_walkforward(SmaCross, panel, BacktestConfig(), n_trials=24, n_windows=1, search="tpe", seed=3,
                          store=store, backend="sequential")
     storage = open_storage(store)
     try:
@@ -164,10 +166,10 @@ def test_pruned_trials_are_trials_in_the_registry_and_never_selected(store, make
         storage.engine.dispose()
     pruned = [t for s in studies for t in s.trials if t.state == TrialState.PRUNED]
     complete = [t for s in studies for t in s.trials if t.state == TrialState.COMPLETE]
-    assert pruned, "the pruner stopped no trial in 60"
+    assert pruned, "the pruner stopped no trial in 24"
     assert all(t.intermediate_values and max(t.intermediate_values) < N_FOLDS - 1 for t in pruned)
     assert all(sorted(t.intermediate_values) == list(range(N_FOLDS - 1)) for t in complete)
-    assert len(pruned) + len(complete) == 60 == count_trials(store, wf.dataset_hash) == wf.metrics["n_trials"]
+    assert len(pruned) + len(complete) == 24 == count_trials(store, wf.dataset_hash) == wf.metrics["n_trials"]
     for s, best in zip(studies, wf.table["best_params"]):
         chosen = [t for t in s.trials if t.params and {**t.params} == {k: best[k] for k in t.params}]
         assert [t.state for t in chosen] == [TrialState.COMPLETE]
