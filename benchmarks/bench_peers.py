@@ -117,8 +117,10 @@ def main() -> None:
     ap.add_argument("--event-bars", type=int, default=100_000, help="bars for nautilus_trader and jesse")
     ap.add_argument("--quick", action="store_true", help="100k-bar cases and one repeat (smoke run)")
     ap.add_argument("--cases", default="1m,5m,10x1m,event,profile")
-    ap.add_argument("--json", default=str(ROOT / ".benchmarks" / "peers-latest.json"))
+    ap.add_argument("--json", default=None, help="default .benchmarks/peers-latest.json (--quick: peers-quick.json)")
     args = ap.parse_args()
+    if args.json is None:
+        args.json = str(ROOT / ".benchmarks" / ("peers-quick.json" if args.quick else "peers-latest.json"))
     big = 100_000 if args.quick else 1_000_000
     repeats = 1 if args.quick else args.repeats
     cases = {"1m": (big, 1), "5m": (5 * big, 1), "10x1m": (big, 10)}

@@ -7,7 +7,10 @@
 2. Reconnect: with trades + 1m candles streaming, the twin drops every websocket; the time from the drop until both
    streams are reconnected and their REST backfill has run.
 
-Usage: .venv/bin/python benchmarks/bench_stream.py [--frames 100000] [--rate 20000] [--seconds 8]
+With --isolated each consumer (the engine's pipeline, the floor) runs in its own process, as it would against a real
+exchange; by default both share the bench's process (and its GIL) with the twin, which is how earlier runs measured.
+
+Usage: .venv/bin/python benchmarks/bench_stream.py [--frames 100000] [--rate 20000] [--seconds 8] [--isolated]
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import threading
@@ -132,17 +137,84 @@ class Peer:
         self.thread.join(5)
 
 
+def consume(kind: str, base_url: str, key: str, secret: str, db: Path) -> None:
+    """Child-process consumer for --isolated: the engine's pipeline or the floor, until SIGTERM."""
+    if kind == "peer":
+        peer = Peer(base_url, db)
+        peer.thread.start()
+        signal.sigwait([signal.SIGTERM])
+        peer.stop()
+        return
+    from tests.support.twin import twin_exchange
+
+    store = open_store(f"sqlite:///{db}")
+    rest = CcxtSource(twin_exchange(base_url, key, secret, rateLimit=1))
+    streams = MarketStreams(store, lambda **kw: twin_exchange(base_url, key, secret, pro=True, **kw), rest,
+                            ["BTC/USDT"], [], books=False, funding=False)
+    streams.start()
+    signal.sigwait([signal.SIGTERM])
+    streams.stop()
+    store.dispose()
+
+
+def _child(kind: str, handle, db: Path) -> subprocess.Popen:
+    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])  # inherited: the child waits for it with sigwait
+    try:
+        return subprocess.Popen([sys.executable, __file__, "--consume", kind, "--url", handle.base_url, "--db", str(db)],
+                                env={**os.environ, "BENCH_TWIN_KEY": handle.api_key,
+                                     "BENCH_TWIN_SECRET": handle.api_secret})
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM])
+
+
+def _isolated(handle, tmp: Path, args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """Throughput with each consumer in its own process (the twin stays in this one)."""
+    results: dict[str, dict[str, float]] = {}
+    paced = int(args.rate * args.seconds)
+    wanted = lambda: handle.twin.hub.wanted("spot", "btcusdt@trade")  # noqa: E731
+    for kind, db, sql, first_id in (("engine", tmp / "iso-state.db", "SELECT COUNT(*) FROM trades", 5 * 10**12),
+                                     ("peer", tmp / "iso-peer.db", "SELECT COUNT(*) FROM t", 7 * 10**12)):
+        proc = _child(kind, handle, db)
+        try:
+            time.sleep(3.0 if kind == "engine" else 1.0)  # start-up and subscription
+            base = _count(db, sql)
+            results[f"{kind} capacity (own process)"] = _measure(handle, wanted, lambda: _count(db, sql), args.frames,
+                                                                 None, first_id, base)
+            base = _count(db, sql)
+            results[f"{kind} paced (own process)"] = _measure(handle, wanted, lambda: _count(db, sql), paced,
+                                                              args.rate, first_id + 10**11, base)
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--isolated", action="store_true", help="each consumer in its own process")
+    parser.add_argument("--consume", choices=("engine", "peer"), help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--frames", type=int, default=100_000)
     parser.add_argument("--rate", type=float, default=20_000.0)
     parser.add_argument("--seconds", type=float, default=8.0)
     args = parser.parse_args()
+    if args.consume:
+        consume(args.consume, args.url, os.environ["BENCH_TWIN_KEY"], os.environ["BENCH_TWIN_SECRET"], args.db)
+        return
     tmp = Path(tempfile.mkdtemp(prefix="bench-stream-"))
     print(f"load average before: {os.getloadavg()}")
     handle = start_twin(tmp / "venue.db")
     results: dict[str, dict[str, float]] = {}
     try:
+        if args.isolated:
+            results = _isolated(handle, tmp, args)
+            for name, r in results.items():
+                print(name, {k: round(v, 3) for k, v in r.items()})
+            ec, pc = results["engine capacity (own process)"]["per_s"], results["peer capacity (own process)"]["per_s"]
+            print(f"capacity ratio engine/peer: {ec / pc:.2f}")
+            print(f"load average after: {os.getloadavg()}")
+            return
         state = tmp / "state.db"
         store = open_store(f"sqlite:///{state}")
         rest = CcxtSource(handle.exchange(rateLimit=1))

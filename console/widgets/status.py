@@ -34,6 +34,8 @@ def header_text(status: StatusSnapshot | None, pending: str = "") -> Text:
                       else "bold red"))
         if down:
             parts.append((" down: " + ",".join(down), "bold red"))
+        for name, state in status.engines_restricted:  # one engine halted or reducing on its own
+            parts.append((f" {name}:{state}", fmt.STATE_STYLE.get(state, "bold")))
     if status.unacked_alerts:
         parts.append(("  ⚑" + str(status.unacked_alerts), "bold yellow"))
     return Text.assemble(*parts, no_wrap=True, overflow="ellipsis")

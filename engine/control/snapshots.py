@@ -36,12 +36,17 @@ class StatusSnapshot:
     engine_stopped: bool = False  # the engine said it stopped (a clean stop leaves a fresh last heartbeat)
     engine_host: str | None = None  # where the engine runs: its pid is checked only on this host
     started_at: int | None = None  # when the engine process started (wall clock)
-    engines: tuple[tuple[str, bool], ...] = ()  # every engine of the desk (name, alive), main first
+    engines: tuple[tuple[str, bool, str], ...] = ()  # every engine of the desk (name, alive, own state), main first
 
     @property
     def engines_down(self) -> tuple[str, ...]:
         """The engines of a several-engine desk whose heartbeat is stale (empty on a one-engine desk)."""
-        return tuple(n for n, alive in self.engines if not alive) if len(self.engines) > 1 else ()
+        return tuple(n for n, alive, _s in self.engines if not alive) if len(self.engines) > 1 else ()
+
+    @property
+    def engines_restricted(self) -> tuple[tuple[str, str], ...]:
+        """(name, state) of the engines whose own trading state is not ACTIVE (set by --engine or their triggers)."""
+        return tuple((n, s) for n, _alive, s in self.engines if s != "ACTIVE")
 
     @property
     def confirmed_state(self) -> str:

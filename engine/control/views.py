@@ -108,13 +108,16 @@ def status_view(conn: Connection, now: int | None = None, heartbeat_timeout_ms: 
         flattening=int(counts.get("flat") or 0), engines=_engines(conn, now, heartbeat_timeout_ms))
 
 
-def _engines(conn: Connection, now: int, heartbeat_timeout_ms: int) -> tuple[tuple[str, bool], ...]:
-    """(name, alive) of every engine of the desk, main first (engine_status holds one row per engine name)."""
+def _engines(conn: Connection, now: int, heartbeat_timeout_ms: int) -> tuple[tuple[str, bool, str], ...]:
+    """(name, alive, own state) of every engine of the desk, main first (one engine_status row per engine)."""
+    own = {r["scope"][len("engine:"):]: str(r["state"]) for r in _rows(
+        conn, "SELECT scope, state FROM trading_state WHERE scope LIKE 'engine:%'")}
     out = []
     for r in _rows(conn, "SELECT name, pid, host, heartbeat_at, info FROM engine_status ORDER BY id"):
+        name = str(r["name"] or "main")
         stopped = bool(json.loads(r["info"] or "{}").get("stopped", False))
-        out.append((str(r["name"] or "main"), engine_alive(int(r["pid"]), r["host"], int(r["heartbeat_at"]), stopped,
-                                                           now, heartbeat_timeout_ms)))
+        out.append((name, engine_alive(int(r["pid"]), r["host"], int(r["heartbeat_at"]), stopped, now,
+                                       heartbeat_timeout_ms), own.get(name, "ACTIVE")))
     return tuple(out)
 
 

@@ -155,8 +155,8 @@ class CcxtBroker(OrderCleanup, Reconciliation, ProtectiveWire):
                     set_order_status(self.store, req.client_order_id, "canceled", self.exchange.milliseconds(),
                                      reason=f"not sent after restart: {exc}"[:500])
                     return get_order(self.store, req.client_order_id) or existing
-            if req.side == "sell" and req.type not in PROTECTIVE_TYPES and self._spot(req.symbol):
-                self._free_locked_base(req)
+                if req.side == "sell" and req.type not in PROTECTIVE_TYPES and self._spot(req.symbol):
+                    self._free_locked_base(req)
             otype, price, params = self._wire(req)
             try:
                 order = self._call(f"create_order {req.client_order_id}",

@@ -149,7 +149,8 @@ class Protector:
     # --- the check --------------------------------------------------------------------------------------------
     def ensure(self, instance_id: str | None = None, symbol: str | None = None) -> dict[str, list[str]]:
         """Bring the exchange's protective orders in line with the live positions; returns what was done."""
-        done: dict[str, list[str]] = {"placed": [], "kept": [], "canceled": [], "closed": [], "errors": []}
+        done: dict[str, list[str]] = {"placed": [], "kept": [], "canceled": [], "replaced": [], "closed": [],
+                                      "errors": []}
         if self.paused:
             return done
         held = {(p["instance_id"], p["symbol"]): p for p in positions_on_venue(self.store, self.broker.venue)
@@ -186,13 +187,22 @@ class Protector:
                 stale.append(o)
         # USD-M: the new order goes on before the old comes off (never a moment unprotected); spot must pull the old
         # first, as it locks the base asset the new one needs
-        replace_first = not self._market(key[1]).get("spot")
-        if not replace_first:
+        spot = bool(self._market(key[1]).get("spot"))
+        replacing: dict[str, dict[str, Any]] = {}
+        if spot and hasattr(self.broker, "replace_protective"):  # spot: swap old for new in one request
+            for o in list(stale):
+                if o["type"] in wanted and o["type"] not in replacing and o.get("status") == "open":
+                    replacing[o["type"]] = o
+                    stale.remove(o)
+        if spot:  # what is not swapped must come off first: it locks the base asset the new order needs
             self._cancel(stale, done)
         if wanted:
             assert pos is not None
-            self._place(pos, wanted, done)
-        if replace_first:
+            self._place(pos, wanted, done, replacing)
+        for o in replacing.values():  # not swapped after all (e.g. the stop was crossed): pull it
+            if o["client_order_id"] not in done["canceled"] and o["client_order_id"] not in done["replaced"]:
+                self._cancel([o], done)
+        if not spot:  # USD-M: the new order went on before the old comes off (never a moment unprotected)
             self._cancel(stale, done)
 
     def _cancel(self, orders: list[dict[str, Any]], done: dict[str, list[str]]) -> None:
@@ -200,7 +210,8 @@ class Protector:
             if self.broker.cancel(o["client_order_id"]):
                 done["canceled"].append(o["client_order_id"])
 
-    def _place(self, pos: dict[str, Any], wanted: dict[str, dict[str, Any]], done: dict[str, list[str]]) -> None:
+    def _place(self, pos: dict[str, Any], wanted: dict[str, dict[str, Any]], done: dict[str, list[str]],
+               replacing: dict[str, dict[str, Any]] | None = None) -> None:
         mark = self.broker.mark_price(pos["symbol"])
         long = pos["qty"] > 0
         stop = wanted.get("stop")
@@ -214,7 +225,10 @@ class Protector:
             req = OrderRequest(instance_id=pos["instance_id"], symbol=pos["symbol"], side=d["side"], qty=d["qty"],
                                client_order_id=coid, type=kind, price=d["price"], reduce_only=True, intent="protect",
                                reason=f"{PROTECT_REASON} {kind} {d['qty']:.8g} {pos['symbol']} @ {d['price']:.8g}")
-            row = self.broker.submit(req)
+            old = (replacing or {}).get(kind)
+            row = self.broker.replace_protective(old, req) if old is not None else self.broker.submit(req)
+            if old is not None:
+                done["replaced"].append(old["client_order_id"])
             if row.get("status") in ("rejected", "canceled"):
                 done["errors"].append(f"{coid} {row.get('status')}: {row.get('reason')}"[:300])
             else:

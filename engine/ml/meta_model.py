@@ -170,7 +170,8 @@ def train_meta_model(ds: MetaDataset, panel: Mapping[str, pd.DataFrame] | None =
                      embargo_pct: float = 0.01, test_frac: float = 0.25, refit_full: bool = False,
                      random_state: int = 0, periods_per_year: float = 8760.0,
                      decision_threshold: float | None = None, threads: int = 1,
-                     embargo: pd.Timedelta | None = None, report_kfold: bool = True) -> tuple[Any, TrainReport]:
+                     embargo: pd.Timedelta | None = None, report_kfold: bool = True,
+                     fit_jobs: int = 2) -> tuple[Any, TrainReport]:
     """Choose family and calibration by past-only walk-forward CV, fit, report out-of-sample; optionally refit.
 
     `embargo` is the selection CV's gap (the longest feature lookback plus the label horizon; see
@@ -179,19 +180,20 @@ def train_meta_model(ds: MetaDataset, panel: Mapping[str, pd.DataFrame] | None =
     Precision/recall/F1 count a prediction of 1 when p > `decision_threshold` (default: the training base rate,
     i.e. "better odds than the primary signal usually has"); precision_at_0.5 is reported as well.
     Without `refit_full` the served model is exactly the one the out-of-sample report graded. Native thread pools
-    are capped at `threads`: OpenMP spinning on a shared, busy machine made a 1 s fit take 20 s.
+    are capped at `threads`: OpenMP spinning on a shared, busy machine made a 1 s fit take 20 s. The model choice's
+    independent, seeded fits run on `fit_jobs` threads (same result as one by one).
     """
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(threads):
         return _train(ds, panel, cv_folds, embargo_pct, test_frac, refit_full, random_state, periods_per_year,
-                      decision_threshold, embargo, report_kfold)
+                      decision_threshold, embargo, report_kfold, fit_jobs)
 
 
 def _train(ds: MetaDataset, panel: Mapping[str, pd.DataFrame] | None, cv_folds: int, embargo_pct: float,
            test_frac: float, refit_full: bool, random_state: int, periods_per_year: float,
            decision_threshold: float | None, embargo: pd.Timedelta | None,
-           report_kfold: bool) -> tuple[Any, TrainReport]:
+           report_kfold: bool, fit_jobs: int = 1) -> tuple[Any, TrainReport]:
     from engine.ml.selection import PastCalibratedModel, select_model
 
     if len(ds.y) < 200 or len(np.unique(ds.y)) < 2:
@@ -207,7 +209,7 @@ def _train(ds: MetaDataset, panel: Mapping[str, pd.DataFrame] | None, cv_folds: 
     times["cv"] = time.perf_counter() - t
     t = time.perf_counter()
     gap = embargo if embargo is not None else default_embargo(ds)
-    sel = select_model(Xtr, ytr, wtr, t1tr, gap, gap, n_splits=3, random_state=random_state)
+    sel = select_model(Xtr, ytr, wtr, t1tr, gap, gap, n_splits=3, random_state=random_state, n_jobs=fit_jobs)
     best = sel.family
     model = PastCalibratedModel(sel.family, sel.calibration, random_state).fit(Xtr, ytr, wtr, t1tr)
     times["fit"] = time.perf_counter() - t

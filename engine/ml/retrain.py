@@ -62,11 +62,14 @@ def ensure_bars(store: Store, source: Any, symbols: tuple[str, ...], timeframe: 
 
 def _attach_flow(panel: dict, source: Any, store: Store, timeframe: str) -> str:
     """Add taker buy volume per bar when it can be known (simulator klines or a stored tape); returns its origin."""
-    from engine.ml.dataset import sim_taker_flow, taker_flow_from_trades
+    from engine.ml.dataset import taker_flow_from_trades
 
     if getattr(source, "id", "") == "sim" and hasattr(source, "minute_arrays"):
+        from engine.ml.flow_cache import cache_folder, sim_flow
+
+        folder = cache_folder(store)  # per-bar values kept between retrains (engine/ml/flow_cache.py)
         for sym, frame in panel.items():
-            frame["taker_buy_volume"] = sim_taker_flow(source, sym, timeframe, frame.index).to_numpy()
+            frame["taker_buy_volume"] = sim_flow(source, sym, timeframe, frame.index, folder)
         return "sim_klines"
     from engine.features.panel import load_trades
 

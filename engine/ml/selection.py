@@ -187,37 +187,81 @@ class Selection:
     folds: int
 
 
+def _fold_scores(X: pd.DataFrame, y: np.ndarray, w: np.ndarray, t1: pd.Series, train: np.ndarray,
+                 test: np.ndarray, fam: str, calibrations: tuple[str, ...], random_state: int,
+                 binned: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> dict[str, tuple[float, float]]:
+    """(Brier, AUC) per calibration of one family fitted on one fold, scored on its test block.
+
+    `binned` holds the fold's fit, calibration and test rows already through the QuantileBinner fitted on the fit
+    rows (shared by the tree families: the same edges the family's pipeline would learn), else the pipeline runs."""
+    ytr, wtr = y[train], w[train]
+    fit_rows, cal_rows = _split_fit_calib(ytr, t1.iloc[train], "sigmoid")
+    if binned is not None:
+        est = make_estimator(fam, random_state).named_steps["model"]
+        est.fit(binned[0], ytr[fit_rows], sample_weight=wtr[fit_rows])
+        raw_test = est.predict_proba(binned[2])[:, 1]
+        raw_cal = est.predict_proba(binned[1])[:, 1] if len(cal_rows) else None
+    else:
+        Xtr = X.iloc[train]
+        est = make_estimator(fam, random_state).fit(Xtr.iloc[fit_rows], ytr[fit_rows],
+                                                    model__sample_weight=wtr[fit_rows])
+        raw_test = est.predict_proba(X.iloc[test])[:, 1]
+        raw_cal = est.predict_proba(Xtr.iloc[cal_rows])[:, 1] if len(cal_rows) else None
+    out = {}
+    for cal in calibrations:
+        calib = fit_calibrator(raw_cal, ytr[cal_rows], wtr[cal_rows], cal) if raw_cal is not None else None
+        p = np.clip(apply_calibrator(calib, raw_test), 0.0, 1.0)
+        out[cal] = (float(brier_score_loss(y[test], p)), float(roc_auc_score(y[test], p)))
+    return out
+
+
+def _binned_fold(X: pd.DataFrame, y: np.ndarray, t1: pd.Series, train: np.ndarray,
+                 test: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A fold's fit, calibration and test rows through a QuantileBinner fitted on its fit rows."""
+    fit_rows, cal_rows = _split_fit_calib(y[train], t1.iloc[train], "sigmoid")
+    Xtr = finite_or_nan(X.iloc[train])
+    binner = QuantileBinner().fit(Xtr.iloc[fit_rows])
+    return (binner.transform(Xtr.iloc[fit_rows]), binner.transform(Xtr.iloc[cal_rows]),
+            binner.transform(finite_or_nan(X.iloc[test])))
+
+
 def select_model(X: pd.DataFrame, y: np.ndarray, w: np.ndarray, t1: pd.Series, embargo: pd.Timedelta,
                  min_embargo: pd.Timedelta | None = None, families: tuple[str, ...] = FAMILIES[:2],
                  calibrations: tuple[str, ...] = CALIBRATIONS, n_splits: int = 3, random_state: int = 0,
-                 min_train: int = 100) -> Selection:
-    """Score every family x calibration by walk-forward CV (Brier, lower is better) and pick the best."""
+                 min_train: int = 100, n_jobs: int = 1) -> Selection:
+    """Score every family x calibration by walk-forward CV (Brier, lower is better) and pick the best.
+
+    The fold x family fits are independent and seeded, so with `n_jobs` > 1 they run on that many threads (tree
+    fitting releases the GIL) with the same result; the tree families share each fold's binned features."""
     cv = WalkForwardSplit(n_splits, t1, embargo, min_embargo)
     y = np.asarray(y)
+    folds = [(train, test) for train, test in cv.split(X)
+             if len(train) >= min_train and len(np.unique(y[train])) >= 2 and len(np.unique(y[test])) >= 2]
+    trees = [f for f in families if f in ("hist_gradient_boosting", "random_forest")]
+    tasks = [(k, fam) for k in range(len(folds)) for fam in families]
+
+    def run(k: int, fam: str) -> dict[str, tuple[float, float]]:
+        binned = bins[k] if fam in trees and len(trees) > 1 else None
+        return _fold_scores(X, y, w, t1, *folds[k], fam, calibrations, random_state, binned)
+
+    if n_jobs > 1 and len(tasks) > 1:
+        from joblib import Parallel, delayed
+
+        bins = Parallel(n_jobs=n_jobs, backend="threading")(
+            delayed(_binned_fold)(X, y, t1, *f) for f in folds) if len(trees) > 1 else []
+        results = Parallel(n_jobs=n_jobs, backend="threading")(delayed(run)(k, fam) for k, fam in tasks)
+    else:
+        bins = [_binned_fold(X, y, t1, *f) for f in folds] if len(trees) > 1 else []
+        results = [run(k, fam) for k, fam in tasks]
     briers: dict[str, list[float]] = {}
     aucs: dict[str, list[float]] = {}
-    used = 0
-    for train, test in cv.split(X):
-        if len(train) < min_train or len(np.unique(y[train])) < 2 or len(np.unique(y[test])) < 2:
-            continue
-        used += 1
-        Xtr, ytr, wtr = X.iloc[train], y[train], w[train]
-        fit_rows, cal_rows = _split_fit_calib(ytr, t1.iloc[train], "sigmoid")
-        for fam in families:  # one estimator fit per family and fold; the calibrations share it
-            est = make_estimator(fam, random_state).fit(Xtr.iloc[fit_rows], ytr[fit_rows],
-                                                        model__sample_weight=wtr[fit_rows])
-            raw_test = est.predict_proba(X.iloc[test])[:, 1]
-            raw_cal = est.predict_proba(Xtr.iloc[cal_rows])[:, 1] if len(cal_rows) else None
-            for cal in calibrations:
-                key = f"{fam}+{cal}"
-                calib = fit_calibrator(raw_cal, ytr[cal_rows], wtr[cal_rows], cal) if raw_cal is not None else None
-                p = np.clip(apply_calibrator(calib, raw_test), 0.0, 1.0)
-                briers.setdefault(key, []).append(float(brier_score_loss(y[test], p)))
-                aucs.setdefault(key, []).append(float(roc_auc_score(y[test], p)))
+    for (_k, fam), res in zip(tasks, results):  # fold order, then family, then calibration: as fitted one by one
+        for cal in calibrations:
+            briers.setdefault(f"{fam}+{cal}", []).append(res[cal][0])
+            aucs.setdefault(f"{fam}+{cal}", []).append(res[cal][1])
     scores = {k: {"brier": float(np.mean(v)), "auc": float(np.mean(aucs[k]))} for k, v in briers.items()}
     if not scores:
         return Selection(families[0], calibrations[0], {}, 0)
     best = min(scores, key=lambda k: scores[k]["brier"])
     fam, cal = best.split("+")
-    return Selection(fam, cal, scores, used)
-
+    return Selection(fam, cal, scores, len(folds))

@@ -70,10 +70,13 @@ def _read(conn: Connection, scope: str) -> StateRecord | None:
 
 
 def _stricter(a: StateRecord | None, b: StateRecord | None) -> StateRecord | None:
-    """The more restrictive of two records (the desk-wide one on a tie)."""
+    """The more restrictive of two records; on a tie the later change (so an operator's resume of one engine is what
+    that engine's triggers see as the last word, as a desk-wide resume is on a one-engine desk)."""
     if a is None or b is None:
         return a or b
-    return b if _SEVERITY[b.state] > _SEVERITY[a.state] else a
+    if _SEVERITY[b.state] != _SEVERITY[a.state]:
+        return b if _SEVERITY[b.state] > _SEVERITY[a.state] else a
+    return b if b.changed_at > a.changed_at else a
 
 
 def _effective(conn: Connection, scope: str) -> StateRecord | None:

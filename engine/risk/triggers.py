@@ -23,6 +23,7 @@ from sqlalchemy import select
 from engine.clock import now_ms
 from engine.config import TriggerConfig
 from engine.risk.trading_state import OPERATOR_SOURCES, TradingState, get_state, read_state, set_state
+from engine.store.engines import own_state_scope
 from engine.store.db import Store
 from engine.store.ops import audit, raise_alert
 from engine.store.schema import audit_log
@@ -216,8 +217,9 @@ class TriggerEngine:
             reason = f"trigger.{rule.name}{where}: {value:.6g} crossed {threshold:.6g} -> {level.value}"
             values = {"rule": rule.name, "key": key, "value": value, "threshold": threshold, "level": level.value,
                       "from": current.value, "to": target.value, "obs_ts": ts}
-            if target is not current:
-                set_state(conn, target, reason, source="trigger", user="trigger", values=values)
+            if target is not current:  # on a several-engine desk, this engine's own scope
+                set_state(conn, target, reason, source="trigger", user="trigger", values=values,
+                          scope=own_state_scope(conn))
             severity = "critical" if level is TradingState.HALTED else "warning"
             alert_id = raise_alert(conn, severity, f"trigger.{rule.name}", reason, values, source="trigger")
             audit_id = audit(conn, "trigger", "trigger.fired", dict(values, alert_id=alert_id), user="trigger")

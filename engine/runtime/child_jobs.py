@@ -1,4 +1,4 @@
-"""Memory-hungry scheduled work (model retraining) in a short-lived child process, so the long-running engine never
+"""Memory-hungry scheduled work (model retraining, re-optimisation) in a short-lived child process, so the long-running engine never
 holds its peak.
 
 A retrain builds two years of bars, a feature matrix and several fitted candidates; run inside the engine it left
@@ -62,3 +62,21 @@ def retrain_in_child(settings: Settings, strategy: str, market_ms: int, store: A
         raise_alert(store, "warning", "model.retrain", f"retraining {strategy} failed: its process died ({exc})",
                     {"strategy": strategy}, source="scheduler")
         raise
+
+
+def _reopt_child(settings: Settings, inst_id: str, exchange: str, market_ms: int) -> Any:
+    """The child's side of a re-optimisation: the walk-forward and its decision on the engine's store."""
+    from engine.store import open_store
+    from engine.trading.reoptimize import reoptimize_instance
+
+    store = open_store(settings.store_url())
+    try:
+        return reoptimize_instance(store, settings, inst_id, exchange, int(market_ms))
+    finally:
+        store.dispose()
+
+
+def reoptimize_in_child(settings: Settings, inst_id: str, exchange: str, market_ms: int) -> Any:
+    """Re-optimise an instance (a walk-forward over its latest bars, a challenger recorded when it wins) in a child
+    process; returns the Decision. Retiring challengers and starting tick jobs stay with the engine."""
+    return run_in_child(_reopt_child, settings, inst_id, exchange, int(market_ms))

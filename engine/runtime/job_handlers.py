@@ -173,7 +173,8 @@ class JobHandlers:
         challenger gets its tick job now."""
         from engine.runtime import jobs
         from engine.runtime.scheduler import add_interval_job, engine_speed, remove_job, tick_interval
-        from engine.trading.reoptimize import reoptimize_instance, retire_losers
+        from engine.runtime.child_jobs import reoptimize_in_child
+        from engine.trading.reoptimize import retire_losers
 
         from engine.execution.flatten import settle_venue
 
@@ -185,8 +186,8 @@ class JobHandlers:
             # a retired challenger trades nowhere: close what it still holds (venue None)
             closed[ch_id] = settle_venue(self.store, self.broker.brokers, ch_id, None,
                                          max_rounds=ex.flatten_max_rounds, round_wait_s=ex.flatten_round_wait_s)
-        decision = reoptimize_instance(self.store, self.settings, inst_id, self.source.id,
-                                       int(self.source.milliseconds()))
+        # the walk-forward runs in a child process: the engine must not keep its memory (engine/runtime/child_jobs.py)
+        decision = reoptimize_in_child(self.settings, inst_id, self.source.id, int(self.source.milliseconds()))
         if decision.challenger_id is not None:
             name = f"tick:{decision.challenger_id}"
             jobs.add_handler(name, self._handler(name))

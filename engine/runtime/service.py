@@ -355,12 +355,11 @@ class EngineService(JobHandlers):
 
     # --- operator actions (command poller thread) ----------------------------------------------------------------
     def _own_scope(self) -> str:
-        """The trading-state scope this engine's own actions move: the desk's on a one-engine desk (as ever), its own
-        (`engine:<name>`) when the desk has other engines, so flattening one account never stops the others."""
-        from engine.control.engines import engine_names
-        from engine.store.engines import engine_scope
+        """The trading-state scope this engine's own actions move (engine/store/engines.py own_state_scope)."""
+        from engine.store.engines import own_state_scope
 
-        return "global" if engine_names(self.store) == [self.name] == ["main"] else engine_scope(self.name)
+        with self.store.connect() as conn:
+            return own_state_scope(conn)
 
     def _cancel_all(self, instance_id: str | None) -> int:
         """Cancel open orders; during start-up recovery does it (a HALTED desk cancels everything there)."""

@@ -21,19 +21,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from engine.risk.trading_state import TradingState, clear_latch, latch_halt, set_state
+from engine.store.db import file_identity
 from engine.store.health import cause_of, is_database_error
 
 log = logging.getLogger("quantdesk.engine")
 EXIT_STORAGE_FAULT = 74  # EX_IOERR: the engine stopped because its store failed
 FAULT_STREAK = 2  # consecutive failed heartbeat probes that make a storage fault persistent
-
-
-def _inode(path: Path) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return st.st_dev, st.st_ino
 
 
 class StorageGuard:
@@ -55,12 +48,12 @@ class StorageGuard:
         if self.db_path is None:
             return
         for path in (self.db_path, Path(f"{self.db_path}-wal")):
-            self._files[path] = _inode(path)
+            self._files[path] = file_identity(path)
 
     def file_problem(self) -> str | None:
         """Why the store's files are not the ones the engine opened (removed or replaced), or None."""
         for path, ident in list(self._files.items()):
-            now = _inode(path)
+            now = file_identity(path)
             if ident is None:
                 self._files[path] = now  # the -wal file appears with the first write after open
                 continue

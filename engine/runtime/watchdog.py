@@ -50,10 +50,11 @@ class Beat:
     stopped: bool
 
 
-def read_beat(store: Store, now: int) -> Beat:
-    """The engine's last heartbeat age, pid, mode and whether it stopped cleanly."""
+def read_beat(store: Store, now: int, name: str = "main") -> Beat:
+    """Engine `name`'s last heartbeat age, pid, mode and whether it stopped cleanly (one watchdog per engine name:
+    its lock file sits beside that engine's)."""
     with store.connect() as conn:
-        row = conn.execute(select(engine_status).where(engine_status.c.id == 1)).mappings().first()
+        row = conn.execute(select(engine_status).where(engine_status.c.name == name)).mappings().first()
     if row is None:
         return Beat(None, None, "unknown", False)
     info = json.loads(row["info"] or "{}")
@@ -77,7 +78,7 @@ class Watchdog:
     def check(self, now: int | None = None) -> str | None:
         """One look at the heartbeat; returns 'down' or 'back' when the engine's state changed, else None."""
         now = now_ms() if now is None else now
-        beat = read_beat(self.store, now)
+        beat = read_beat(self.store, now, self.settings.engine.name)
         if beat.age_s is None:
             return None
         stale = beat.age_s > self.cfg.watchdog_threshold_s

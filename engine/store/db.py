@@ -154,7 +154,8 @@ def _touch_private(path: Path) -> None:
                                  "run `quantdesk doctor`") from exc
 
 
-def _identity(path: Path) -> tuple[int, int] | None:
+def file_identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of a file, or None when it does not exist: tells a replaced file from the one opened."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -172,7 +173,7 @@ class PinnedFile:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.identity = _identity(path)
+        self.identity = file_identity(path)
 
     def connect(self, timeout: float) -> Any:
         """A sqlite3 connection to the pinned file, or sqlite3.OperationalError when the path is another file now."""
@@ -190,7 +191,7 @@ class PinnedFile:
     def _check(self) -> None:
         import sqlite3
 
-        now = _identity(self.path)
+        now = file_identity(self.path)
         if self.identity is None:
             self.identity = now
         elif now != self.identity:

@@ -96,3 +96,16 @@ def engine_scopes(store: Any) -> list[str]:
     with store.connect() as conn:
         return sorted(r[0] for r in conn.execute(select(trading_state.c.scope)
                                                  .where(trading_state.c.scope.like("engine:%"))))
+
+
+def own_state_scope(conn: Any) -> str:
+    """The trading-state scope an engine's own decisions (triggers, flatten) move, read on `conn`: the desk's
+    ('global') in a front end or on a desk whose only engine is main (as ever); otherwise the bound engine's own
+    (`engine:<name>`), so one account's drawdown or reconciliation mismatch never stops the other accounts."""
+    from engine.store.schema import engine_status
+
+    name = bound_engine()
+    if name is None:
+        return "global"
+    names = {r[0] for r in conn.execute(select(engine_status.c.name))}
+    return "global" if name == MAIN and names <= {MAIN} else engine_scope(name)

@@ -227,7 +227,13 @@ def gate_report(store: Store, instance_id: str, cfg: LifecycleConfig) -> GateRep
 
 def _move_stage(conn: Connection, inst: Instance, to_stage: str, source: str, user: str, action: str,
                 details: Mapping[str, Any]) -> None:
-    now = now_ms()
+    # the new stage's record starts after everything already recorded: equity snapshots and fills carry the market
+    # source's clock (the twin or the simulator may run ahead of the wall clock), so a wall-clock stamp alone let
+    # the old stage's snapshots count as the new stage's (a live-small promotion read as a 90 % drawdown)
+    last = max(int(conn.execute(select(func.max(equity_snapshots.c.ts)).where(
+        equity_snapshots.c.scope == inst.id)).scalar() or 0), int(conn.execute(select(func.max(fills.c.ts)).where(
+            fills.c.instance_id == inst.id)).scalar() or 0))
+    now = max(now_ms(), last + 1)
     conn.execute(update(strategy_instances).where(strategy_instances.c.id == inst.id)
                  .values(stage=to_stage, stage_changed_at=now, updated_at=now))
     audit(conn, source, action, {"instance_id": inst.id, "from": inst.stage, "to": to_stage, **dict(details)},

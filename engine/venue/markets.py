@@ -91,7 +91,7 @@ def _spot_symbol(listing: Listing) -> dict[str, object]:
         "quoteCommissionPrecision": 8,
         "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"],
         "icebergAllowed": False, "ocoAllowed": False, "otoAllowed": False, "quoteOrderQtyMarketAllowed": True,
-        "allowTrailingStop": False, "cancelReplaceAllowed": False, "isSpotTradingAllowed": True,
+        "allowTrailingStop": False, "cancelReplaceAllowed": True, "isSpotTradingAllowed": True,
         "isMarginTradingAllowed": False,
         "filters": [
             {"filterType": "PRICE_FILTER", "minPrice": fmt(inst.price_tick, pd), "maxPrice": "1000000.00",

@@ -123,6 +123,32 @@ def new_order(twin: "Twin", market: str, params: dict[str, str]) -> dict[str, An
     return shapes.order_json(listing, order, fills)
 
 
+def cancel_replace(twin: "Twin", market: str, params: dict[str, str]) -> dict[str, Any]:
+    """POST /api/v3/order/cancelReplace: cancel one order and place another in one request. STOP_ON_FAILURE: no new
+    order when the cancel fails (-2022); a new order that fails leaves the cancel done (-2021)."""
+    listing = twin.listings.get(SPOT, params.get("symbol"))
+    mode = (params.get("cancelReplaceMode") or "").upper()
+    if mode not in ("STOP_ON_FAILURE", "ALLOW_FAILURE"):
+        raise bad_param("cancelReplaceMode")
+    cancel_id, cancel_client = parse_int(params, "cancelOrderId"), params.get("cancelOrigClientOrderId") or None
+    try:
+        canceled: dict[str, Any] | None = twin.matcher.cancel(listing, cancel_id, cancel_client)
+    except VenueError:
+        if mode == "STOP_ON_FAILURE":
+            raise VenueError(-2022, "Order cancel-replace failed.") from None
+        canceled = None
+    new = {k: v for k, v in params.items() if k not in ("cancelReplaceMode", "cancelOrderId", "cancelOrigClientOrderId",
+                                                        "cancelNewClientOrderId", "cancelRestrictions")}
+    try:
+        order = twin.matcher.place(listing, new)
+    except VenueError:
+        raise VenueError(-2021, "Order cancel-replace partially failed.") from None
+    return {"cancelResult": "SUCCESS" if canceled is not None else "FAILURE", "newOrderResult": "SUCCESS",
+            "cancelResponse": shapes.order_json(listing, canceled) if canceled is not None else {},
+            "newOrderResponse": shapes.order_json(listing, order,
+                                                  twin.books.fills(SPOT, listing.symbol, order_id=order["order_id"]))}
+
+
 def get_order(twin: "Twin", market: str, params: dict[str, str]) -> dict[str, Any]:
     """GET order by orderId or origClientOrderId (-2013 when unknown)."""
     listing = twin.listings.get(market, params.get("symbol"))
@@ -208,6 +234,7 @@ def routes() -> dict[tuple[str, str], tuple[Handler, str, int, str]]:
         t[("GET", f"{base}/openOrders")] = (open_orders, market, 6, SIGNED)
         t[("GET", f"{base}/allOrders")] = (all_orders, market, 20, SIGNED)
     t[("DELETE", "/api/v3/openOrders")] = (cancel_all, SPOT, 1, SIGNED)
+    t[("POST", "/api/v3/order/cancelReplace")] = (cancel_replace, SPOT, 1, SIGNED)
     t[("DELETE", "/fapi/v1/allOpenOrders")] = (cancel_all, FUTURES, 1, SIGNED)
     t[("GET", "/api/v3/account")] = (account, SPOT, 20, SIGNED)
     t[("GET", "/api/v3/myTrades")] = (my_trades, SPOT, 20, SIGNED)

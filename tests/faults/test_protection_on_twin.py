@@ -277,3 +277,32 @@ def test_flatten_pulls_the_stop_and_protection_stays_off_until_flat(store, twin)
     every = [o["clientOrderId"] for o in twin.exchange().fetch_orders(SPOT) if parse_protective_id(o["clientOrderId"])]
     assert len(every) == 2  # the two stops of before the flatten, none put back while it ran
     assert broker.reconcile()["protection"]["placed"] == []  # only crumbs below the minimum are left
+
+
+def test_spot_stops_are_swapped_in_one_request_never_pulled_first(store, twin):
+    """Growing and shrinking a spot position swaps its stop with Binance's cancelReplace (ccxt edit_order): one
+    request, so a crash can never fall between pulling the old stop and placing the new one."""
+    import ccxt
+
+    broker = _broker(store, twin)
+    _buy(broker, "qd-ls-t1", 0.02)
+    (first,) = _protective_on_twin(twin)
+    seen = []
+    real = broker.exchange.cancel_order
+    broker.exchange.cancel_order = lambda *a, **k: seen.append(a) or real(*a, **k)  # count plain cancels
+    _buy(broker, "qd-ls-t2", 0.01)  # grows: the stop is swapped for a bigger one
+    _buy(broker, "qd-ls-t3", 0.005, side="sell")  # shrinks first, so the sell's base is free, then sells
+    assert seen == []  # never a bare cancel of the stop
+    (now,) = _protective_on_twin(twin)
+    assert float(now["amount"]) == pytest.approx(float(broker.exchange.amount_to_precision(
+        SPOT, position_qty(store, "ls", SPOT))))
+    rows = twin.exchange().fetch_orders(SPOT)
+    stops = [o for o in rows if parse_protective_id(o["clientOrderId"])]
+    assert len(stops) == 3 and [o["status"] for o in stops].count("open") == 1
+    # the twin's endpoint: STOP_ON_FAILURE places nothing when the cancel fails
+    ex = twin.exchange()
+    with pytest.raises(ccxt.BaseError, match="2022"):
+        ex.edit_order("999999999", SPOT, "STOP_LOSS_LIMIT", "sell", 0.001, float(now["price"]),
+                      {"stopPrice": float(now["triggerPrice"] or now["stopPrice"]), "clientOrderId": "qd-x-never"})
+    assert "qd-x-never" not in [o["clientOrderId"] for o in ex.fetch_orders(SPOT)]
+    assert first["clientOrderId"] != now["clientOrderId"]

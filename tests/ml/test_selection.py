@@ -68,3 +68,42 @@ def test_a_feature_missing_on_every_fit_row_does_not_break_the_tree_families() -
         p = PastCalibratedModel(fam, "sigmoid").fit(X.iloc[:400], y[:400], np.ones(400), t1.iloc[:400]) \
             .predict_proba(X)[:, 1]
         assert np.isfinite(p).all()
+
+
+def _scores_one_pipeline_per_fit(X: pd.DataFrame, y: np.ndarray, w: np.ndarray, t1: pd.Series,
+                                 embargo: pd.Timedelta) -> dict:
+    """The selection loop as it was before retrains were sped up: a full pipeline (clean, bin, model) per fold and
+    family, fitted one after the other."""
+    from sklearn.metrics import brier_score_loss, roc_auc_score
+
+    from engine.ml.selection import _split_fit_calib, apply_calibrator, fit_calibrator, make_estimator
+
+    briers: dict[str, list[float]] = {}
+    aucs: dict[str, list[float]] = {}
+    for train, test in WalkForwardSplit(3, t1, embargo, embargo).split(X):
+        Xtr, ytr, wtr = X.iloc[train], y[train], w[train]
+        fit_rows, cal_rows = _split_fit_calib(ytr, t1.iloc[train], "sigmoid")
+        for fam in ("hist_gradient_boosting", "random_forest"):
+            est = make_estimator(fam, 0).fit(Xtr.iloc[fit_rows], ytr[fit_rows], model__sample_weight=wtr[fit_rows])
+            raw_test = est.predict_proba(X.iloc[test])[:, 1]
+            raw_cal = est.predict_proba(Xtr.iloc[cal_rows])[:, 1]
+            for cal in ("sigmoid", "isotonic"):
+                p = np.clip(apply_calibrator(fit_calibrator(raw_cal, ytr[cal_rows], wtr[cal_rows], cal), raw_test),
+                            0.0, 1.0)
+                briers.setdefault(f"{fam}+{cal}", []).append(float(brier_score_loss(y[test], p)))
+                aucs.setdefault(f"{fam}+{cal}", []).append(float(roc_auc_score(y[test], p)))
+    return {k: {"brier": float(np.mean(v)), "auc": float(np.mean(aucs[k]))} for k, v in briers.items()}
+
+
+def test_parallel_selection_with_shared_binning_scores_exactly_like_one_pipeline_per_fit() -> None:
+    """Fits on two threads, the tree families sharing each fold's binned features (the retrain speed-up), give the
+    very same scores, hence the same family, calibration and served model, as fitting one pipeline at a time."""
+    X, y, t1 = _events()
+    X["c"] = np.where(np.arange(len(X)) % 7 == 0, np.inf, X["b"] * 2)  # +-inf is cleaned before binning
+    w = np.random.default_rng(2).uniform(0.5, 1.5, len(y))
+    embargo = pd.Timedelta(hours=48)
+    want = _scores_one_pipeline_per_fit(X, y, w, t1, embargo)
+    for n_jobs in (1, 2):
+        sel = select_model(X, y, w, t1, embargo, embargo, n_jobs=n_jobs)
+        assert sel.scores == want
+        assert sel.folds == 3

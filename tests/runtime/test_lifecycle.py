@@ -131,3 +131,21 @@ def test_console_and_cli_clients_check_the_configured_gates(seeded, state_path) 
     console_client = QuantdeskApp(settings)._default_control()
     assert console_client.lifecycle == ControlClient.from_settings(settings, "cli").lifecycle == settings.lifecycle
     assert console_client.promote("young", confirm=True).ok  # 2 days, 5 trades: passes the configured gates
+
+
+def test_a_promotion_on_a_market_clock_ahead_of_the_wall_clock_is_not_read_as_a_drawdown(store):
+    """The twin / simulator stamps equity snapshots with market time, which can run ahead of the wall clock: the
+    paper record before a live-small promotion must not count as the live-small record (it read as a 90 %
+    drawdown and demoted the instance right after the promotion, seen in benchmarks/rehearse_live.sh)."""
+    lifecycle.sync_instances(store, _settings())
+    ahead = now_ms() + 3_600_000  # the market clock an hour ahead
+    _record(store, "good", days=20, trades=40, drift_bps=5.0, daily_ret=0.004, start=ahead)
+    cfg = dataclasses.replace(CFG, min_paper_days=1.0, min_dsr=0.0, live_small_fraction=0.1)
+    assert lifecycle.promote(store, "good", cfg, confirm=True, source="cli", user="op").to_stage == "live-small"
+    last = ahead + 20 * DAY
+    with store.begin() as conn:  # the first live-small snapshot: a tenth of the capital, no loss
+        conn.execute(insert(equity_snapshots).values(ts=last + 60_000, scope="good", equity=1_000.0, cash=1_000.0,
+                                                     gross_exposure=0.0, net_exposure=0.0, unrealized_pnl=0.0,
+                                                     realized_pnl=0.0))
+    assert lifecycle.auto_demote(store, cfg) == []
+    assert lifecycle.get_instance(store, "good").stage == "live-small"

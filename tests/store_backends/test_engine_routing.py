@@ -21,6 +21,7 @@ from engine.store import open_store
 from engine.store.engines import bind_engine, insert_status_row, unbind_engine
 from engine.store.schema import commands, engine_status, orders, positions, strategy_instances
 from engine.trading.lifecycle import list_instances
+from tests.support.waiting import wait_for
 
 OWNED = {"qm_main": "main", "qm_beta": "beta"}
 
@@ -158,3 +159,79 @@ def test_an_engine_may_not_trade_another_engines_instance(desk) -> None:  # noqa
                         strategies={"qm_main": StrategyInstanceConfig(strategy="quantum_momentum")})
     with pytest.raises(ConfigError, match="instance 'qm_main' belongs to engine 'main'"):
         sync_instances(desk, settings)
+
+
+def test_a_watchdog_watches_its_own_engine(desk, tmp_path) -> None:  # noqa: ANN001
+    """`quantdesk watchdog` run with an engine's config reads that engine's heartbeat row and locks beside its lock."""
+    from engine.config import load_settings, settings_with
+    from engine.runtime.watchdog import read_beat, watchdog_lock_path
+
+    with desk.begin() as conn:
+        conn.execute(engine_status.update().where(engine_status.c.name == "beta").values(heartbeat_at=1, pid=4242))
+    now = now_ms()
+    assert read_beat(desk, now).pid == os.getpid() and read_beat(desk, now).age_s < 0  # main: fresh
+    beta = read_beat(desk, now, "beta")
+    assert beta.pid == 4242 and beta.age_s > 3600
+    settings = settings_with(load_settings(path=None, environ={}), store={"path": str(tmp_path / "state.db")},
+                             engine={"name": "beta"})
+    assert watchdog_lock_path(settings).name == "state.db.beta.watchdog.lock"
+
+
+def test_an_engines_trigger_halts_that_engine_only(desk) -> None:  # noqa: ANN001
+    """On a several-engine desk a trigger fired in engine beta (here: reconciliation mismatch) halts beta's own scope;
+    main keeps ACTIVE; a front end sees the desk ACTIVE and beta HALTED in the engines list and the header tuple."""
+    from engine.config import TriggerConfig
+    from engine.control.engines import list_engines
+    from engine.control.views import status_view
+    from engine.risk.triggers import TriggerEngine, TriggerObservation
+    from engine.store.engines import own_state_scope
+
+    from engine.risk.trading_state import set_state
+
+    set_state(desk, TradingState.ACTIVE, "desk row exists", "engine")  # an older desk-wide ACTIVE by the engine
+    with desk.connect() as conn:
+        assert own_state_scope(conn) == "global"  # a front end
+    bind_engine("beta")
+    try:
+        with desk.connect() as conn:
+            assert own_state_scope(conn) == "engine:beta"
+        triggers = TriggerEngine(desk, TriggerConfig())
+        fired = triggers.evaluate(TriggerObservation(recon_mismatch=1.0, ts=now_ms()))
+        assert [f.rule for f in fired] == ["recon_mismatch"] and get_state(desk).state is TradingState.HALTED
+        fired_at = now_ms()
+        wait_for(lambda: now_ms() > fired_at, 1, "the clock to pass the trigger's millisecond")  # as an operator would
+        set_state(desk, TradingState.ACTIVE, "operator resume", "cli", confirmed=True, scope="engine:beta")
+        again = triggers.evaluate(TriggerObservation(recon_mismatch=1.0, ts=now_ms()))  # the operator's resume is
+        assert [f.rule for f in again] == ["recon_mismatch"]  # this engine's last word: a standing mismatch re-fires
+        bind_engine("main")
+        assert get_state(desk).state is TradingState.ACTIVE
+    finally:
+        unbind_engine()
+    assert get_state(desk).state is TradingState.ACTIVE and get_state(desk, "engine:beta").state is TradingState.HALTED
+    with desk.connect() as conn:
+        states = {e.name: e.state for e in list_engines(conn, heartbeat_timeout_ms=5000)}
+        snap = status_view(conn, heartbeat_timeout_ms=5000)
+    assert states == {"main": "ACTIVE", "beta": "HALTED"}
+    assert snap.engines_restricted == (("beta", "HALTED"),) and snap.state == "ACTIVE"
+
+
+def test_desk_halt_round_trip_with_two_engines(desk, backend_url: str, report) -> None:  # noqa: ANN001
+    """A desk-wide halt on two engines (both doorbells rung, both results awaited) against one engine by --engine:
+    the fan-out waits for the slower engine, not for the sum of both."""
+    import statistics
+    import time
+
+    def timed(client: ControlClient) -> float:
+        t0 = time.perf_counter()
+        assert client.halt("timing").ok
+        ms = (time.perf_counter() - t0) * 1000
+        assert _client(desk).resume(True).ok
+        return ms
+
+    with Engines(desk):
+        both = [timed(_client(desk)) for _ in range(7)]
+        one = [timed(_client(desk, "beta")) for _ in range(7)]
+    report(f"halt round trip, two in-process pollers ({backend_url.split(':', 1)[0]})",
+           {"desk_halt_two_engines_median_ms": round(statistics.median(both), 1),
+            "engine_halt_one_engine_median_ms": round(statistics.median(one), 1)})
+    assert statistics.median(both) < 2 * statistics.median(one) + 50

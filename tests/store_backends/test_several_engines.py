@@ -34,8 +34,8 @@ def _config(folder: Path, name: str, instance: str) -> Path:
     return cfg
 
 
-# this test is about engines, not triggers: a simulated depth or spread dip moving the desk to REDUCING (desk-wide
-# by design) would stop both from adding exposure, so the market triggers are set out of the simulator's reach
+# this test is about engines, not triggers: a simulated depth or spread dip moving an engine to REDUCING would stop it
+# adding exposure (and the waits for new orders would time out), so the market triggers are out of the simulator's reach
 QUIET_MARKET = """[data]
 symbols = ["BTC/USDT", "ETH/USDT"]
 [triggers]
