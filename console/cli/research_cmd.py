@@ -209,8 +209,10 @@ def register(app: typer.Typer) -> None:
                  is_fraction: float = typer.Option(0.5, "--is-fraction", help="share of bars in the first IS span"),
                  anchored: bool = typer.Option(False, "--anchored/--rolling", help="anchored or rolling windows"),
                  search: str = typer.Option("random", "--search", "--sampler", help="random (default: reports PBO; "
-                                            "beat TPE out of sample in 3 of 4 runs of benchmarks/bench_optuna.py) | "
-                                            "grid | tpe (optuna, one study per window, stored beside state.db; no PBO)"),
+                                            "beats TPE out of sample on quantum_momentum in benchmarks/"
+                                            "bench_optuna.py, see docs/benchmarks.md) | grid | tpe (optuna, "
+                                            "multivariate TPE on a robust in-sample score with a median pruner, "
+                                            "one study per window, stored beside state.db; no PBO)"),
                  selection: Optional[str] = typer.Option(None, "--selection", help="how a window picks its "
                                                          "configuration: robust (fold-mean Sharpe minus one standard "
                                                          "error over 4 in-sample folds; default with tpe) | sharpe "
