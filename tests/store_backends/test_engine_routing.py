@@ -129,7 +129,8 @@ def test_a_dead_engine_gets_the_desk_halt_as_applied(desk) -> None:  # noqa: ANN
     assert res.ok and "[beta] HALTED; engine not running" in res.message, res.message
     assert eng.calls == {"main": ["cancel:None"], "beta": []}
     with desk.connect() as conn:
-        rows = dict(conn.execute(select(commands.c.target, commands.c.status).where(commands.c.command == "halt")).all())
+        rows = dict(conn.execute(select(commands.c.target, commands.c.status)
+                                 .where(commands.c.command == "halt")).all())
     assert rows == {"main": "done", "beta": "done"}
 
 
