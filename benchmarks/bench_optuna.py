@@ -4,7 +4,9 @@ Run:  .venv/bin/python benchmarks/bench_optuna.py [--trials 30] [--windows 3] [-
 
 For each built-in strategy (quantum_momentum on 1h, macro_trend on 4h, their default timeframes) the simulator's
 history of the configured symbols is pulled once into a temp state.db; then for each seed a walk-forward runs with
-`--search tpe` and with `--search random`, both with the same number of trials per window. The score is the Sharpe of
+`--search tpe` (robust selection: its objective) and with `--search random`, twice: choosing each window's
+configuration by the same robust score as TPE (equal footing: only the sampler differs) and by the plain in-sample
+Sharpe (random's default), all with the same number of trials per window. The score is the Sharpe of
 the stitched out-of-sample equity (annualised), reported as the median over the seeds, with each run's in-sample
 Sharpe of the selected configuration and the wall time. No registry (store=None): the two searches must not deflate
 each other. Prints a markdown table for docs/benchmarks.md.
@@ -52,23 +54,24 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     args = ap.parse_args()
     print(f"load before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    lines = ["| strategy | bars x symbols | search | median OOS Sharpe | per seed | median IS Sharpe | wall s |",
-             "|---|---|---|---:|---|---:|---:|"]
+    lines = ["| strategy | bars x symbols | search | selection | median OOS Sharpe | per seed | median IS Sharpe "
+             "| wall s |", "|---|---|---|---|---:|---|---:|---:|"]
     with tempfile.TemporaryDirectory() as tmp:
         for strategy in args.strategies.split(","):
             data = load(strategy, args.days, Path(tmp) / strategy)
             n_bars = len(next(iter(data.panel.values())))
-            for search in ("tpe", "random"):
+            for search, selection in (("tpe", "robust"), ("random", "robust"), ("random", "sharpe")):
                 oos, ins, wall = [], [], 0.0
                 for seed in range(args.seeds):
                     t0 = time.perf_counter()
                     wf = run_walkforward(data.strategy_cls, data.panel, BacktestConfig(), n_trials=args.trials,
                                          n_windows=args.windows, search=search, seed=seed, n_jobs=args.jobs,
-                                         backend="loky", timeframe=data.spec.timeframe)
+                                         backend="loky", timeframe=data.spec.timeframe,
+                                         selection=selection)
                     wall += time.perf_counter() - t0
                     oos.append(wf.metrics["sharpe"])
                     ins.append(float(wf.table["is_sharpe"].mean()))
-                lines.append(f"| {strategy} | {n_bars} x {len(data.panel)} | {search} | "
+                lines.append(f"| {strategy} | {n_bars} x {len(data.panel)} | {search} | {selection} | "
                              f"{statistics.median(oos):.2f} | {', '.join(f'{v:.2f}' for v in oos)} | "
                              f"{statistics.median(ins):.2f} | {wall:.0f} |")
                 print(lines[-1], flush=True)

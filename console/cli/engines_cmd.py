@@ -34,8 +34,11 @@ def engine_lines(engines: list[Any]) -> list[str]:
     for e in engines:
         beat = datetime.fromtimestamp(e.heartbeat_at / 1000, tz=timezone.utc).strftime("%H:%M:%S")
         own = e.state + (f" ({e.state_reason})" if e.state != "ACTIVE" and e.state_reason else "")
+        equity = "-" if e.equity is None else f"{e.equity:,.2f}"
+        gross = "-" if e.gross_exposure is None else f"{e.gross_exposure:,.2f}"
         out.append(f"engine {e.name:<12}: {'alive' if e.alive else 'not running':<11} pid {e.pid}@{e.host} "
-                   f"mode {e.mode} heartbeat {beat} UTC  own state {own}  instances {', '.join(e.instances) or '-'}")
+                   f"mode {e.mode} heartbeat {beat} UTC  own state {own}  equity {equity} gross {gross}  "
+                   f"instances {', '.join(e.instances) or '-'}")
     return out
 
 

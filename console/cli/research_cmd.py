@@ -209,8 +209,14 @@ def register(app: typer.Typer) -> None:
                  is_fraction: float = typer.Option(0.5, "--is-fraction", help="share of bars in the first IS span"),
                  anchored: bool = typer.Option(False, "--anchored/--rolling", help="anchored or rolling windows"),
                  search: str = typer.Option("random", "--search", "--sampler", help="random (default: reports PBO; "
-                                            "beat TPE out of sample in 3 of 4 runs of benchmarks/bench_optuna.py) | "
-                                            "grid | tpe (optuna, one study per window, stored beside state.db; no PBO)"),
+                                            "beats TPE out of sample on quantum_momentum in benchmarks/"
+                                            "bench_optuna.py, see docs/benchmarks.md) | grid | tpe (optuna, "
+                                            "multivariate TPE on a robust in-sample score with a median pruner, "
+                                            "one study per window, stored beside state.db; no PBO)"),
+                 selection: Optional[str] = typer.Option(None, "--selection", help="how a window picks its "
+                                                         "configuration: robust (fold-mean Sharpe minus one standard "
+                                                         "error over 4 in-sample folds; default with tpe) | sharpe "
+                                                         "(in-sample Sharpe; default otherwise)"),
                  start: List[str] = typer.Option([], "--start", help="tpe: a starting point key=value inside the "
                                                  "param space, evaluated first in every window"),
                  seed: int = typer.Option(0, "--seed"),
@@ -254,7 +260,7 @@ def register(app: typer.Typer) -> None:
                 wf = run_walkforward(data.strategy_cls, data.panel, settings.backtest, n_trials=trials,
                                      n_windows=windows, is_fraction=is_fraction, anchored=anchored, search=search,
                                      seed=seed, fixed_params=parse_params(param), store=store, n_jobs=jobs,
-                                     start_params=parse_params(start) or None,
+                                     start_params=parse_params(start) or None, selection=selection,
                                      backend=backend, timeframe=data.spec.timeframe, trial_family=trial_family,
                                      progress=lambda done, total: bar.update(task, completed=done, total=total))
             path = write_walkforward_tearsheet(wf, report_path(settings, "walkforward", strategy, out),

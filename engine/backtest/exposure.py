@@ -8,7 +8,7 @@ otherwise (the default weights are the signals), and the stops its ``stops()`` d
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -16,8 +16,7 @@ import pandas as pd
 from engine.strategy.base import Strategy, method_location
 from engine.strategy.stops import Stops, stop_arrays
 
-if TYPE_CHECKING:  # engine.backtest.engine imports this module
-    from engine.backtest.engine import Barriers
+from engine.backtest.inputs import Barriers, clean_signals
 
 
 def uses_weights(strategy: Any) -> bool:
@@ -61,7 +60,6 @@ def clean_weights(raw: Any, index: pd.DatetimeIndex, symbols: tuple[str, ...], s
 def strategy_exposure(strategy: Any, panel: Mapping[str, pd.DataFrame], index: pd.DatetimeIndex,
                       symbols: tuple[str, ...]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(weights, sides): the validated weights a sizer turns into targets, and their signs (the primary sides)."""
-    from engine.backtest.engine import clean_signals
 
     if not uses_weights(strategy):
         raw = strategy.signals(panel)
@@ -91,7 +89,6 @@ def kernel_barriers(stops: Stops | None, barriers: "Barriers | None", panel: Map
     """Merge a strategy's stops into the run's barriers: explicit barrier values win, then the strategy's.
 
     Fixed fractions become the barriers' scalars; vol-scaled ones become per-decision-bar arrays for the kernel."""
-    from engine.backtest.engine import Barriers
 
     if stops is None:
         return barriers, (None, None)

@@ -2,10 +2,15 @@
 
 Each window is its own study (a study spanning windows would let later windows' in-sample data, which is earlier
 windows' out-of-sample data, steer earlier choices). A trial evaluates its parameters over the window's in-sample +
-out-of-sample span in one pass (as random/grid search does); its objective is the annualised in-sample Sharpe, so the
-out-of-sample part never reaches the sampler. Proposals that repeat an evaluated configuration, or that the strategy
-rejects (e.g. fast >= slow), are told to optuna as FAIL and not evaluated: they are not trials in the registry, and
-the registry's count of in-sample trials equals the number of COMPLETE optuna trials.
+out-of-sample span in one pass (as random/grid search does); its objective is the robust in-sample score
+(engine.backtest.robust: mean minus one standard error of the Sharpe over 4 contiguous in-sample folds, annualised),
+so the out-of-sample part never reaches the sampler. The sampler is a multivariate TPE (joint over the parameters);
+each fold's running mean Sharpe is reported as an intermediate value and a MedianPruner stops a trial whose running
+mean falls below the median of earlier trials at that fold (a pruned trial is not selectable, but it was run: it is a
+trial in the registry). Proposals that repeat an evaluated configuration, or that the strategy rejects (e.g. fast >=
+slow), are told to optuna as FAIL and not evaluated: they are not trials, and the registry's count of in-sample
+trials equals the number of COMPLETE + PRUNED optuna trials. The kernel runs the whole span in one pass, so pruning
+saves the sampler's attention (pruned trials rank below complete ones), not kernel time.
 
 Storage: optuna's RDBStorage on the store's database. Its tables (`studies`, `trials`, ...) clash with state.db's own
 `trials` table, so on SQLite the studies live in the sibling file `<state>.optuna.db`; on a server database they
@@ -36,7 +41,8 @@ class WindowSearch:
     params: list[dict] = field(default_factory=list)
     returns: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
     new_trials: list[Any] = field(default_factory=list)  # optuna FrozenTrials created by this run
-    resumed: int = 0  # COMPLETE trials found in the stored study
+    resumed: int = 0  # COMPLETE or PRUNED trials found in the stored study
+    pruned: list[bool] = field(default_factory=list)  # per evaluated parameter set: stopped by the pruner
 
 
 def check_in_space(strategy_cls: type, params: Mapping[str, Any]) -> None:
@@ -104,36 +110,50 @@ def _key(params: Mapping[str, Any]) -> str:
     return repr(sorted(params.items()))
 
 
+def startup_trials(n_trials: int) -> int:
+    """Random trials before TPE models the space (and before the pruner acts): a third of the budget, 5 to 20."""
+    return max(5, min(20, n_trials // 3))
+
+
 def search_window(strategy_cls: type, panel: Mapping[str, Any], window: Any, config: Any, sizer: Any,
                   barriers: Any, n_trials: int, seed: int, fixed: Mapping[str, Any], ppy: float, name: str,
                   previous: list[Any], start_params: Mapping[str, Any] | None) -> WindowSearch:
-    """Run one window's TPE study in memory until it holds n_trials COMPLETE trials; previous trials are resumed."""
+    """Run one window's TPE study in memory until it holds n_trials run (COMPLETE or PRUNED) trials; previous trials
+    are resumed."""
+    import warnings
+
     import optuna
     from optuna.trial import TrialState
 
+    from engine.backtest.robust import N_FOLDS, fold_sharpes, robust_score, running_means
     from engine.backtest.walkforward import evaluate_params, window_market
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = {k: v for k, v in strategy_cls.param_space().items() if k not in fixed}
-    sampler = optuna.samplers.TPESampler(seed=seed * 1009 + window.number,
-                                         n_startup_trials=max(4, min(10, n_trials // 4)))
-    study = optuna.create_study(direction="maximize", sampler=sampler, study_name=name)
+    n_startup = startup_trials(n_trials)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.TPESampler(seed=seed * 1009 + window.number, n_startup_trials=n_startup,
+                                             multivariate=True, group=True)
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=n_startup, n_warmup_steps=1)
+    study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner, study_name=name)
     if previous:
         study.add_trials(previous)
     out = WindowSearch(window.number, name)
     prepared = window_market(panel, window, config)
     seen: set[str] = set()
-    complete = [t for t in previous if t.state == TrialState.COMPLETE]
-    for t in complete:  # a resumed study: re-evaluate its configurations for their returns (not new trials)
+    for t in previous:  # a resumed study: re-evaluate its configurations for their returns (not new trials)
         params = {**t.params, **dict(fixed)}
-        if _key(params) not in seen:
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and _key(params) not in seen:
             seen.add(_key(params))
             out.params.append(params)
             out.returns.append(evaluate_params(strategy_cls, params, prepared, window, config, sizer, barriers))
+            out.pruned.append(t.state == TrialState.PRUNED)
     out.resumed = len(out.params)
     n_before = len(study.trials)
     if start_params and _key({**dict(start_params), **dict(fixed)}) not in seen:
         study.enqueue_trial(dict(start_params))
+    scale = math.sqrt(ppy)
     attempts = 0
     while len(out.params) < n_trials and attempts < 20 * n_trials + 50:
         attempts += 1
@@ -153,21 +173,24 @@ def search_window(strategy_cls: type, panel: Mapping[str, Any], window: Any, con
         seen.add(_key(params))
         out.params.append(params)
         out.returns.append((is_r, oos_r))
-        sr = _sharpe(is_r) * math.sqrt(ppy)
         trial.set_user_attr("oos_bars", int(len(oos_r)))
-        study.tell(trial, sr)
+        folds = fold_sharpes(is_r, N_FOLDS)
+        pruned = False
+        for step, value in enumerate(running_means(folds)[:-1]):  # the last fold completes the trial
+            trial.report(float(value) * scale, step)
+            if trial.should_prune():
+                pruned = True
+                break
+        out.pruned.append(pruned)
+        if pruned:
+            study.tell(trial, state=TrialState.PRUNED)
+        else:
+            study.tell(trial, robust_score(folds) * scale)
     out.new_trials = study.trials[n_before:]
     if not out.params:
         raise ValueError(f"{strategy_cls.name}: optuna found no valid parameter set in param_space "
                          f"in window {window.number}")
     return out
-
-
-def _sharpe(r: np.ndarray) -> float:
-    from engine.backtest.stats import sample_moments
-
-    mean, std, _, _ = sample_moments(r)
-    return mean / std if std > 0 else 0.0
 
 
 def run_tpe(strategy_cls: type, panel: Mapping[str, Any], windows: list, config: Any, *, n_trials: int, seed: int,
@@ -189,7 +212,8 @@ def run_tpe(strategy_cls: type, panel: Mapping[str, Any], windows: list, config:
             continue
         try:
             old = optuna.load_study(study_name=name, storage=storage)
-            previous.append([t for t in old.trials if t.state in (TrialState.COMPLETE, TrialState.FAIL)])
+            previous.append([t for t in old.trials
+                             if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)])
         except KeyError:
             previous.append([])
     tasks = [(strategy_cls, panel, w, config, sizer, barriers, n_trials, seed, dict(fixed), ppy, name, prev,

@@ -53,6 +53,7 @@ class TrialSummary:
     oos_sharpe: float  # per-bar Sharpe of the out-of-sample returns
     is_row: TrialRow  # the registry's summary of the in-sample returns
     block_sums: np.ndarray  # (2, n_splits): sum and sum of squares of the OOS returns (NaN as 0) per CSCV block
+    is_robust: float = 0.0  # per-bar robust in-sample score (engine.backtest.robust): fold mean - one std error
 
 
 def sharpe_per_bar(r: np.ndarray) -> float:
@@ -78,8 +79,10 @@ def block_sums(oos: np.ndarray, offset: int, bounds: np.ndarray) -> np.ndarray:
 def summarise(window: int, index: int, params: Mapping[str, Any], is_r: np.ndarray, oos_r: np.ndarray,
               layout: CscvLayout) -> TrialSummary:
     """Reduce one trial's IS and OOS returns to what the walk-forward result and the registry use."""
+    from engine.backtest.robust import fold_sharpes, robust_score
+
     return TrialSummary(window, index, sharpe_per_bar(is_r), sharpe_per_bar(oos_r), trial_row(params, is_r),
-                        block_sums(oos_r, layout.offsets[window], layout.bounds))
+                        block_sums(oos_r, layout.offsets[window], layout.bounds), robust_score(fold_sharpes(is_r)))
 
 
 def summarise_window(strategy_cls: type, jobs: Sequence[tuple[int, dict]], panel: Any, window: Any, config: Any,

@@ -24,6 +24,7 @@ from engine.backtest.costs import market_arrays
 from engine.backtest.engine import Barriers, run_kernel, target_array
 from engine.backtest.exposure import kernel_barriers, strategy_exposure, strategy_stops
 from engine.backtest.metrics import compute_metrics, periods_per_year
+from engine.backtest.robust import SELECTIONS
 from engine.backtest.sizing import Sizer, fixed_fraction
 from engine.backtest.stats import CONVENTIONS, deflated_sharpe, pbo_from_block_sums, sample_moments
 from engine.backtest.sweep_reduce import SharedPanel, cscv_layout, pbo_block_sums, summarise
@@ -231,11 +232,15 @@ def run_walkforward(strategy_cls: type, panel: Mapping[str, pd.DataFrame], confi
                     n_jobs: int = 2, backend: str = "loky", timeframe: str | None = None,
                     progress: Progress | None = None, pbo_splits: int = 8,
                     trial_family: str | None = None,
-                    start_params: Mapping[str, Any] | None = None) -> WalkForwardResult:
+                    start_params: Mapping[str, Any] | None = None, selection: str | None = None) -> WalkForwardResult:
     """Optimise on each in-sample window, evaluate out of sample, record every trial, and score DSR and PBO.
 
-    `search="tpe"` runs one optuna study per window (n_trials COMPLETE trials each, stored beside the store so a
-    re-run resumes); `start_params` is a point inside the param space that TPE evaluates first in every window."""
+    `selection` picks each window's configuration: "sharpe" (highest in-sample Sharpe) or "robust" (highest fold-mean
+    Sharpe minus one standard error, engine.backtest.robust); by default robust for tpe (its objective), sharpe else.
+
+    `search="tpe"` runs one optuna study per window (n_trials run trials each, COMPLETE or PRUNED, stored beside the
+    store so a re-run resumes); `start_params` is a point inside the param space that TPE evaluates first in each
+    window."""
     from engine.backtest.registry import (TrialIdentity, code_version, cost_model, dataset_hash, record_run,
                                           record_trials, trial_counts, trial_row, trial_sharpe_variance)
     from engine.backtest.metrics import infer_timeframe_ms
@@ -245,6 +250,9 @@ def run_walkforward(strategy_cls: type, panel: Mapping[str, pd.DataFrame], confi
         raise ValueError(f"backend: must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if search not in SEARCHES:
         raise ValueError(f"search: must be one of {', '.join(SEARCHES)}, got {search!r}")
+    selection = selection or ("robust" if search == "tpe" else "sharpe")
+    if selection not in SELECTIONS:
+        raise ValueError(f"selection: must be one of {', '.join(SELECTIONS)}, got {selection!r}")
     t0 = time.perf_counter()
     symbols = check_panel(panel)
     index = panel_index(panel)
@@ -266,6 +274,7 @@ def run_walkforward(strategy_cls: type, panel: Mapping[str, pd.DataFrame], confi
             sizer=sizer, barriers=barriers, ppy=ppy, prefix=prefix, store=store, start_params=start_params,
             n_jobs=n_jobs, backend=backend, progress=progress))
         by_w = {r.window: r.params for r in found}
+        selectable = {r.window: ~np.array(r.pruned, dtype=bool) for r in found}
         by_key = {(r.window, i): summarise(r.window, i, r.params[i], *ret, layout)
                   for r in found for i, ret in enumerate(r.returns)}
         studies = [r.study_name for r in found]
@@ -280,11 +289,14 @@ def run_walkforward(strategy_cls: type, panel: Mapping[str, pd.DataFrame], confi
                                 lambda: _run_parallel(tasks, n_jobs, backend, progress, total))
         by_key = {(t.window, t.index): t for t in results}
         by_w = {w.number: params for w in windows}
+        selectable = {w.number: np.ones(len(params), dtype=bool) for w in windows}
     rows, trial_rows, oos_parts, oos_is_rows, trade_parts = [], [], [], [], []
     for w in windows:
         params = by_w[w.number]
         is_sr = np.array([by_key[(w.number, i)].is_sharpe for i in range(len(params))])
-        best = int(np.argmax(is_sr))
+        score = is_sr if selection == "sharpe" else np.array([by_key[(w.number, i)].is_robust
+                                                              for i in range(len(params))])
+        best = int(np.argmax(np.where(selectable[w.number], score, -np.inf)))
         trades_w, oos_r = oos_run(strategy_cls, params[best], panel, w, config, sizer, barriers)
         oos_parts.append(oos_r)
         trade_parts.append(trades_w)
@@ -344,7 +356,7 @@ def run_walkforward(strategy_cls: type, panel: Mapping[str, pd.DataFrame], confi
         result.run_id = record_run(
             store, kind="walkforward", strategy=name,
             params={"n_trials": n_trials, "n_windows": n_windows, "anchored": anchored, "search": search,
-                    "seed": seed, "best": [r["best_params"] for r in rows], "studies": studies},
+                    "selection": selection, "seed": seed, "best": [r["best_params"] for r in rows], "studies": studies},
             symbols=symbols, timeframe=timeframe or f"{tf_ms // 60_000}m",
             start_ts=int(index[0].value // 1_000_000), end_ts=int(index[-1].value // 1_000_000),
             dataset_hash=d_hash, metrics=metrics, lookahead=None)

@@ -18,7 +18,8 @@ from sqlalchemy.engine import Connection
 from engine.clock import now_ms
 from engine.control.liveness import engine_alive
 from engine.store.db import Store
-from engine.store.schema import engine_status, strategy_instances, trading_state
+from engine.store.engines import portfolio_scope
+from engine.store.schema import engine_status, equity_snapshots, strategy_instances, trading_state
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class EngineInfo:
     instances: tuple[str, ...]
     state: str  # its own scope's state (engine:<name>); the desk-wide state applies on top
     state_reason: str
+    equity: float | None = None  # its portfolio total (portfolio for main, portfolio:<name> for others), latest
+    gross_exposure: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready fields (CLI --json)."""
@@ -62,12 +65,16 @@ def list_engines(conn: Connection, now: int | None = None, heartbeat_timeout_ms:
         stopped = bool(info.get("stopped", False))
         name = row["name"] or "main"
         state, reason = states.get(name, ("ACTIVE", ""))
+        last = conn.execute(select(equity_snapshots.c.equity, equity_snapshots.c.gross_exposure)
+                            .where(equity_snapshots.c.scope == portfolio_scope(name))
+                            .order_by(equity_snapshots.c.ts.desc()).limit(1)).first()
         out.append(EngineInfo(name=name, pid=int(row["pid"]), host=row["host"], mode=row["mode"],
                               alive=engine_alive(int(row["pid"]), row["host"], row["heartbeat_at"], stopped, now,
                                                  heartbeat_timeout_ms),
                               phase=str(info.get("phase", "")), started_at=int(row["started_at"]),
                               heartbeat_at=int(row["heartbeat_at"]), instances=tuple(owned.get(name, ())),
-                              state=state, state_reason=reason))
+                              state=state, state_reason=reason, equity=None if last is None else float(last[0]),
+                              gross_exposure=None if last is None else float(last[1])))
     out.sort(key=lambda e: (e.name != "main", e.name))
     return out
 

@@ -50,7 +50,7 @@ def send_to_all(client: "ControlClient", command: str, spec: Command, args: dict
                 progress: "Progress | None" = None) -> CommandResult:
     """Persist the desk-wide state once (tightening commands), then queue one row per engine, ring every doorbell
     and wait for every result; the merged result is ok only when every engine's is."""
-    from engine.control.client import submit_command, wait_result
+    from engine.control.command_rows import submit_command, wait_result
     from engine.risk.trading_state import TradingState, TransitionError, set_state
 
     t0 = time.perf_counter()

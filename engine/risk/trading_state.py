@@ -179,7 +179,8 @@ def _notify(conn: Connection, current: TradingState, target: TradingState, reaso
     lines.append(f"open positions: {len(desk['positions'])}" + "".join(
         f"\n  {p['instance']} {p['symbol']} {p['qty']:+.6g} @ {p['avg_price']:,.2f}" for p in desk["positions"][:20]))
     severity = "critical" if target is not TradingState.ACTIVE else "warning"
-    enqueue_event(conn, "state", severity, f"[{severity.upper()}] trading state {target.value}{where}", "\n".join(lines),
+    enqueue_event(conn, "state", severity, f"[{severity.upper()}] trading state {target.value}{where}",
+                  "\n".join(lines),
                   {"from": current.value, "to": target.value, "reason": reason, "source": source, "user": user,
                    "values": values, **desk}, rule=str(values.get("rule", "trading_state")))
 

@@ -11,19 +11,21 @@ from optuna.trial import TrialState
 
 from engine.backtest.optuna_search import open_storage
 from engine.backtest.registry import count_trials
+from engine.backtest.robust import N_FOLDS
 from engine.backtest.walkforward import run_walkforward
 from engine.config import BacktestConfig
 from engine.store import open_store
 from tests.support.strategies.sma_cross import SmaCross
 
 
-def _complete(storage: object, names: list[str]) -> int:
-    return sum(sum(t.state == TrialState.COMPLETE for t in optuna.load_study(study_name=n, storage=storage).trials)
+def _run_trials(storage: object, names: list[str], states: tuple = (TrialState.COMPLETE, TrialState.PRUNED)) -> int:
+    return sum(sum(t.state in states for t in optuna.load_study(study_name=n, storage=storage).trials)
                for n in names)
 
 
 def test_tpe_walkforward_counts_every_optuna_trial_and_stores_the_study(store, make_panel) -> None:  # noqa: ANN001
-    """TPE runs per window; the registry's N equals the COMPLETE optuna trials, and the studies are in the store."""
+    """TPE runs per window; the registry's N equals the run (COMPLETE + PRUNED) optuna trials, and the studies are in
+    the store."""
     panel = make_panel(1500, ("BTC/USDT",))
     wf = run_walkforward(SmaCross, panel, BacktestConfig(), n_trials=12, n_windows=2, search="tpe", seed=5,
                          store=store, backend="sequential")
@@ -32,10 +34,11 @@ def test_tpe_walkforward_counts_every_optuna_trial_and_stores_the_study(store, m
     storage = open_storage(store)
     try:
         assert {s.study_name for s in optuna.get_all_study_summaries(storage)} == set(names)
-        n_optuna = _complete(storage, names)
+        n_optuna = _run_trials(storage, names)
+        n_pruned = _run_trials(storage, names, (TrialState.PRUNED,))
     finally:
         storage.engine.dispose()
-    assert n_optuna == 24
+    assert n_optuna == 24 and n_pruned < n_optuna
     assert count_trials(store, wf.dataset_hash) == n_optuna == wf.metrics["n_trials"]
     assert store.path.with_name(f"{store.path.stem}.optuna.db").exists()
     assert list(wf.table["window"]) == [0, 1] and len(wf.oos_equity) == 1500 - 750 + 1
@@ -134,6 +137,8 @@ def test_cli_optimize_with_tpe_and_a_bad_start_point(tmp_path, monkeypatch) -> N
     bad = run("--sampler", "tpe", "--trials", "3", "--start", "fast=500")
     assert bad.exit_code == 2 and "outside its search space int in [2, 50]" in bad.output
     assert "Traceback" not in bad.output
+    wrong = run("--search", "random", "--trials", "3", "--selection", "best")
+    assert wrong.exit_code == 2 and "selection: must be one of robust, sharpe" in wrong.output
 
 
 def test_tpe_windows_on_a_dask_local_cluster_match_sequential(make_panel) -> None:  # noqa: ANN001
@@ -146,3 +151,57 @@ def test_tpe_windows_on_a_dask_local_cluster_match_sequential(make_panel) -> Non
                            backend="dask", n_jobs=2)
     pd.testing.assert_frame_equal(seq.table, dask.table)
     assert dask.metrics["n_trials"] == 12 and dask.backend == "dask"
+
+
+def test_pruned_trials_are_trials_in_the_registry_and_never_selected(store, make_panel) -> None:  # noqa: ANN001
+    """The MedianPruner stops trials on their in-sample fold Sharpes (reported as intermediate values); every pruned
+    trial is still counted in the registry (DSR's N = COMPLETE + PRUNED), and no window selects a pruned trial."""
+    panel = make_panel(1200, ("BTC/USDT",))
+    wf = run_walkforward(SmaCross, panel, BacktestConfig(), n_trials=24, n_windows=1, search="tpe", seed=3,
+                         store=store, backend="sequential")
+    storage = open_storage(store)
+    try:
+        studies = [optuna.load_study(study_name=n, storage=storage) for n in wf.studies]
+    finally:
+        storage.engine.dispose()
+    pruned = [t for s in studies for t in s.trials if t.state == TrialState.PRUNED]
+    complete = [t for s in studies for t in s.trials if t.state == TrialState.COMPLETE]
+    assert pruned, "the pruner stopped no trial in 24"
+    assert all(t.intermediate_values and max(t.intermediate_values) < N_FOLDS - 1 for t in pruned)
+    assert all(sorted(t.intermediate_values) == list(range(N_FOLDS - 1)) for t in complete)
+    assert len(pruned) + len(complete) == 24 == count_trials(store, wf.dataset_hash) == wf.metrics["n_trials"]
+    for s, best in zip(studies, wf.table["best_params"]):
+        chosen = [t for t in s.trials if t.params and {**t.params} == {k: best[k] for k in t.params}]
+        assert [t.state for t in chosen] == [TrialState.COMPLETE]
+        assert chosen[0].value == max(t.value for t in s.trials if t.state == TrialState.COMPLETE)
+
+
+def test_robust_score_prefers_steady_returns_to_one_lucky_stretch() -> None:
+    """Same noise, same overall mean: earning it in every fold scores higher than earning it all in the first fold,
+    although the plain Sharpe of the lucky series is the higher one."""
+    import numpy as np
+
+    from engine.backtest.robust import fold_sharpes, robust_score
+    from engine.backtest.sweep_reduce import sharpe_per_bar
+
+    rng = np.random.default_rng(0)
+    noise = np.concatenate([(lambda x: (x - x.mean()) / x.std(ddof=1) * 0.01)(rng.standard_normal(250))
+                            for _ in range(N_FOLDS)])
+    steady = noise + 0.001
+    lucky = noise + np.where(np.arange(len(noise)) < 250, 0.0045, 0.0)
+    assert sharpe_per_bar(lucky) > sharpe_per_bar(steady)
+    assert np.allclose(fold_sharpes(steady), 0.1)
+    assert robust_score(fold_sharpes(steady)) > robust_score(fold_sharpes(lucky)) + 0.05
+
+
+def test_random_search_can_select_by_the_robust_score(make_panel) -> None:  # noqa: ANN001
+    """selection='robust' picks, in each window, the evaluated set with the highest robust in-sample score (the
+    same trials as selection='sharpe'); an unknown selection is one clear error."""
+    panel = make_panel(1200, ("BTC/USDT",))
+    kw = {"n_trials": 12, "n_windows": 2, "search": "random", "seed": 4, "backend": "sequential"}
+    plain = run_walkforward(SmaCross, panel, BacktestConfig(), **kw)
+    robust = run_walkforward(SmaCross, panel, BacktestConfig(), selection="robust", **kw)
+    assert plain.params == robust.params and len(robust.trials) == 24
+    assert list(plain.trials["is_sharpe"]) == list(robust.trials["is_sharpe"])
+    with pytest.raises(ValueError, match="selection: must be one of robust, sharpe"):
+        run_walkforward(SmaCross, panel, BacktestConfig(), selection="best", **kw)

@@ -129,7 +129,8 @@ def test_a_dead_engine_gets_the_desk_halt_as_applied(desk) -> None:  # noqa: ANN
     assert res.ok and "[beta] HALTED; engine not running" in res.message, res.message
     assert eng.calls == {"main": ["cancel:None"], "beta": []}
     with desk.connect() as conn:
-        rows = dict(conn.execute(select(commands.c.target, commands.c.status).where(commands.c.command == "halt")).all())
+        rows = dict(conn.execute(select(commands.c.target, commands.c.status)
+                                 .where(commands.c.command == "halt")).all())
     assert rows == {"main": "done", "beta": "done"}
 
 
@@ -235,3 +236,19 @@ def test_desk_halt_round_trip_with_two_engines(desk, backend_url: str, report) -
            {"desk_halt_two_engines_median_ms": round(statistics.median(both), 1),
             "engine_halt_one_engine_median_ms": round(statistics.median(one), 1)})
     assert statistics.median(both) < 2 * statistics.median(one) + 50
+
+
+def test_each_engine_lists_its_own_portfolio_equity(desk) -> None:  # noqa: ANN001
+    """`quantdesk engines` / `status --engine`: each engine's latest portfolio total (main: 'portfolio', others:
+    'portfolio:<name>'), never the other's."""
+    from engine.control.engines import list_engines
+    from engine.store.schema import equity_snapshots
+
+    row = dict(cash=0.0, net_exposure=0.0, unrealized_pnl=0.0, realized_pnl=0.0)
+    with desk.begin() as conn:
+        for ts, scope, eq in ((1, "portfolio", 100.0), (2, "portfolio", 110.0), (1, "portfolio:beta", 50.0),
+                              (3, "qm_beta", 7.0)):
+            conn.execute(insert(equity_snapshots).values(ts=ts, scope=scope, equity=eq, gross_exposure=eq / 2, **row))
+    with desk.connect() as conn:
+        got = {e.name: (e.equity, e.gross_exposure) for e in list_engines(conn, heartbeat_timeout_ms=5000)}
+    assert got == {"main": (110.0, 55.0), "beta": (50.0, 25.0)}
