@@ -126,7 +126,7 @@ def search_window(strategy_cls: type, panel: Mapping[str, Any], window: Any, con
     from optuna.trial import TrialState
 
     from engine.backtest.robust import N_FOLDS, fold_sharpes, robust_score, running_means
-    from engine.backtest.walkforward import evaluate_params, window_market
+    from engine.backtest.windows import evaluate_params, window_market
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = {k: v for k, v in strategy_cls.param_space().items() if k not in fixed}

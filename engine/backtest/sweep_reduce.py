@@ -90,7 +90,7 @@ def summarise_window(strategy_cls: type, jobs: Sequence[tuple[int, dict]], panel
     """Run parameter sets over one window's span and reduce each on the spot (the task a worker runs).
 
     `panel` is the panel mapping or a `SharedPanel` (which joblib's dask backend scatters to workers once)."""
-    from engine.backtest.walkforward import evaluate_params, window_market
+    from engine.backtest.windows import evaluate_params, window_market
 
     prepared = window_market(getattr(panel, "panel", panel), window, config)
     return [summarise(window.number, p_idx, params,
