@@ -16,7 +16,7 @@ import pandas as pd
 from engine.strategy.base import Strategy, method_location
 from engine.strategy.stops import Stops, stop_arrays
 
-from engine.backtest.inputs import Barriers, clean_signals
+from engine.backtest.inputs import Barriers, aligned_frame, clean_signals
 
 
 def uses_weights(strategy: Any) -> bool:
@@ -36,15 +36,7 @@ def clean_weights(raw: Any, index: pd.DatetimeIndex, symbols: tuple[str, ...], s
     Raises ValueError naming the strategy, the first bad bar and symbol, and the file:line of its `weights`."""
     name = str(getattr(strategy, "name", type(strategy).__name__))
     where = method_location(strategy, "weights")
-    if isinstance(raw, pd.Series) and len(symbols) == 1:
-        raw = raw.to_frame(symbols[0])
-    if not isinstance(raw, pd.DataFrame):
-        raise ValueError(f"strategy {name}: weights must be a DataFrame, got {type(raw).__name__} ({where})")
-    unknown = [c for c in raw.columns if c not in symbols]
-    if unknown:
-        raise ValueError(f"strategy {name}: weight columns {unknown} are not panel symbols ({where})")
-    frame = raw if raw.index.equals(index) and list(raw.columns) == list(symbols) else \
-        raw.reindex(index=index, columns=list(symbols))
+    frame = aligned_frame(raw, index, symbols, f"strategy {name}", "weight", where)
     values = frame.to_numpy(dtype="float64", na_value=np.nan)
     nan = np.isnan(values)
     if nan.any():

@@ -31,17 +31,26 @@ class Barriers:
         return (float(self.stop_loss or 0.0), float(self.take_profit or 0.0), int(self.max_bars or 0))
 
 
-def clean_signals(raw: Any, index: pd.DatetimeIndex, symbols: tuple[str, ...], strategy_name: str) -> pd.DataFrame:
-    """Validate a strategy's signal frame (values in {-1, 0, 1}) and align it to the panel clock."""
+def aligned_frame(raw: Any, index: pd.DatetimeIndex, symbols: tuple[str, ...], who: str, what: str,
+                  where: str = "") -> pd.DataFrame:
+    """A strategy's per-symbol frame (a Series for one symbol is accepted) aligned to the panel clock and symbols;
+    ValueError naming `who`, `what` ('signal' / 'weight') and, when given, the method's file:line for anything else."""
+    at = f" ({where})" if where else ""
     if isinstance(raw, pd.Series) and len(symbols) == 1:
         raw = raw.to_frame(symbols[0])
     if not isinstance(raw, pd.DataFrame):
-        raise ValueError(f"strategy {strategy_name}: signals must be a DataFrame, got {type(raw).__name__}")
+        raise ValueError(f"{who}: {what}s must be a DataFrame, got {type(raw).__name__}{at}")
     unknown = [c for c in raw.columns if c not in symbols]
     if unknown:
-        raise ValueError(f"strategy {strategy_name}: signal columns {unknown} are not panel symbols")
-    sig = raw if raw.index.equals(index) and list(raw.columns) == list(symbols) else \
-        raw.reindex(index=index, columns=list(symbols))
+        raise ValueError(f"{who}: {what} columns {unknown} are not panel symbols{at}")
+    if raw.index.equals(index) and list(raw.columns) == list(symbols):
+        return raw
+    return raw.reindex(index=index, columns=list(symbols))
+
+
+def clean_signals(raw: Any, index: pd.DatetimeIndex, symbols: tuple[str, ...], strategy_name: str) -> pd.DataFrame:
+    """Validate a strategy's signal frame (values in {-1, 0, 1}) and align it to the panel clock."""
+    sig = aligned_frame(raw, index, symbols, f"strategy {strategy_name}", "signal")
     if all(dtype.kind in "iu" for dtype in sig.dtypes):
         ints = sig.to_numpy()  # plain integers: no NaN; range-check by two reductions instead of boolean masks
         if ints.size and (ints.min() < -1 or ints.max() > 1):
