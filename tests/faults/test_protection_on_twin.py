@@ -170,8 +170,11 @@ def test_a_perp_stop_that_fires_is_booked_to_its_instance(store, tmp_path):
     try:
         broker = _perp_broker(store, twin, stop=0.002, take=0.5)
         _buy(broker, "qd-ls-p1", 0.01, side="buy", symbol=PERP)
-        stop_id = next(o["clientOrderId"] for o in _algo_on_twin(twin)
-                       if parse_protective_id(o["clientOrderId"])[1] == "stop")
+        stop = next(o for o in _algo_on_twin(twin) if parse_protective_id(o["clientOrderId"])[1] == "stop")
+        stop_id = stop["clientOrderId"]
+        # the market dips through the stop now (a random walk need not move 0.2% against us within the wait)
+        trigger = float(stop.get("triggerPrice") or stop.get("stopPrice"))
+        twin.print_trade(PERP, round(trigger * 0.995, 1), 0.5, market="futures")
 
         def fired() -> bool:
             broker.process()
