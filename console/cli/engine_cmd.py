@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 import typer
 
@@ -55,15 +56,7 @@ def register(app: typer.Typer) -> None:
         if ctx.invoked_subcommand is not None:
             return
         settings = settings_of(ctx)
-        if name is not None:
-            from engine.config import ConfigError
-            from engine.runtime.main import with_engine_name
-
-            try:
-                settings = with_engine_name(settings, name)
-            except ConfigError as exc:
-                typer.secho(f"config error: {exc}", fg="red", err=True)
-                raise typer.Exit(2) from None
+        settings = _named(settings, name)
         if confirm_live and not live:
             typer.secho("--confirm-live only makes sense with --live", fg="red", err=True)
             raise typer.Exit(2)
@@ -128,15 +121,7 @@ def register(app: typer.Typer) -> None:
         from engine.runtime.lockfile import read_pid
 
         settings = settings_of(ctx)
-        if name is not None:
-            from engine.config import ConfigError
-            from engine.runtime.main import with_engine_name
-
-            try:
-                settings = with_engine_name(settings, name)
-            except ConfigError as exc:
-                typer.secho(f"config error: {exc}", fg="red", err=True)
-                raise typer.Exit(2) from None
+        settings = _named(settings, name)
         pid = read_pid(settings)
         if pid is None:
             from engine.control.client import ControlClient
@@ -159,3 +144,17 @@ def register(app: typer.Typer) -> None:
         raise typer.Exit(1)
 
     app.add_typer(engine_app, name="engine")
+
+
+def _named(settings: Any, name: str | None) -> Any:
+    """The settings for engine `name` (unchanged when None); a bad name is one config-error line and exit 2."""
+    if name is None:
+        return settings
+    from engine.config import ConfigError
+    from engine.runtime.main import with_engine_name
+
+    try:
+        return with_engine_name(settings, name)
+    except ConfigError as exc:
+        typer.secho(f"config error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None

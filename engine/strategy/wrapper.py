@@ -34,16 +34,21 @@ def flat_signals(panel: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     return out
 
 
+def _check_frame(frame: Any, panel: Mapping[str, pd.DataFrame], what: str) -> None:
+    """A strategy output must be a DataFrame with the panel's symbols as columns and its clock as index."""
+    if not isinstance(frame, pd.DataFrame):
+        raise ValueError(f"{what}: expected a DataFrame, got {type(frame).__name__}")
+    expected = list(panel)
+    if list(frame.columns) != expected:
+        raise ValueError(f"{what}: columns {list(frame.columns)} differ from the panel's symbols {expected}")
+    index = panel_index(panel)
+    if not frame.index.equals(index):
+        raise ValueError(f"{what}: index has {len(frame.index)} bars, the panel has {len(index)}")
+
+
 def check_signals(signals: Any, panel: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     """Validate a strategy's output against the contract; returns it as int8 or raises ValueError saying why."""
-    if not isinstance(signals, pd.DataFrame):
-        raise ValueError(f"signals: expected a DataFrame, got {type(signals).__name__}")
-    expected = list(panel)
-    if list(signals.columns) != expected:
-        raise ValueError(f"signals: columns {list(signals.columns)} differ from the panel's symbols {expected}")
-    index = panel_index(panel)
-    if not signals.index.equals(index):
-        raise ValueError(f"signals: index has {len(signals.index)} bars, the panel has {len(index)}")
+    _check_frame(signals, panel, "signals")
     values = signals.to_numpy()
     if values.size and not np.isin(values, (-1, 0, 1)).all():
         bad = values[~np.isin(values, (-1, 0, 1))]
@@ -53,22 +58,16 @@ def check_signals(signals: Any, panel: Mapping[str, pd.DataFrame]) -> pd.DataFra
 
 def check_weights(weights: Any, panel: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     """Validate a strategy's weights (a frame shaped like the panel, finite, in [-1, 1]); float64 or ValueError."""
-    if not isinstance(weights, pd.DataFrame):
-        raise ValueError(f"weights: expected a DataFrame, got {type(weights).__name__}")
-    expected = list(panel)
-    if list(weights.columns) != expected:
-        raise ValueError(f"weights: columns {list(weights.columns)} differ from the panel's symbols {expected}")
-    index = panel_index(panel)
-    if not weights.index.equals(index):
-        raise ValueError(f"weights: index has {len(weights.index)} bars, the panel has {len(index)}")
+    _check_frame(weights, panel, "weights")
     values = weights.to_numpy(dtype="float64", na_value=np.nan)
     if np.isnan(values).any():
         r, c = np.argwhere(np.isnan(values))[0]
-        raise ValueError(f"weights: NaN at {index[r]} / {expected[c]} (use 0 for flat)")
+        raise ValueError(f"weights: NaN at {weights.index[r]} / {weights.columns[c]} (use 0 for flat)")
     bad = ~(np.abs(values) <= 1.0)
     if bad.any():
         r, c = np.argwhere(bad)[0]
-        raise ValueError(f"weights: {float(values[r, c])!r} at {index[r]} / {expected[c]} is outside [-1, 1]")
+        raise ValueError(f"weights: {float(values[r, c])!r} at {weights.index[r]} / {weights.columns[c]} "
+                         "is outside [-1, 1]")
     return pd.DataFrame(values, index=weights.index, columns=weights.columns)
 
 
