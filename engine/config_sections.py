@@ -176,6 +176,7 @@ class ExchangeConfig:
     # a live restart re-arms protection with the desk's markets cached beside state.db when younger than this, then
     # reloads every market (engine/execution/markets_cache.py); 0 = always load them first
     markets_cache_hours: float = ranged(24.0, ge=0, le=168)
+    ws_compress: bool = False  # offer permessage-deflate on websockets: less bandwidth, more CPU per frame both ends
 
 
 @dataclass(frozen=True)
