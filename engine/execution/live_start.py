@@ -70,8 +70,9 @@ def _guarded(exchange_id: str, what: str, fn: Any) -> Any:
         raise LiveStartError(f"{exchange_id} refused to {what}: {type(exc).__name__} ({_short(exc)})") from None
 
 
-def load_all_markets(exchange: Any, settings: Any) -> None:
-    """Every market from the exchange (reload), every desk symbol listed, the desk's markets cached; LiveStartError."""
+def load_all_markets(exchange: Any, settings: Any, save: bool = True) -> None:
+    """Every market from the exchange (reload), every desk symbol listed, the desk's markets cached (`save`);
+    LiveStartError."""
     from engine.execution import markets_cache
 
     exchange_id = _exchange_id(settings)
@@ -84,17 +85,20 @@ def load_all_markets(exchange: Any, settings: Any) -> None:
                                  "and [strategies.*] symbols")
 
     _guarded(exchange_id, "load markets", load)
-    path, endpoint = _markets_cache(settings)
-    markets_cache.save(path, exchange.markets, live_symbols(settings), endpoint)
     exchange.markets_from_cache = False
+    if save:
+        path, endpoint = _markets_cache(settings)
+        markets_cache.save(path, exchange.markets, live_symbols(settings), endpoint)
 
 
-def connect_exchange(settings: Any, environ: Mapping[str, str]) -> Any:
+def connect_exchange(settings: Any, environ: Mapping[str, str], *, markets_cache: bool = False) -> Any:
     """A ccxt exchange with keys from the environment, markets loaded and the account readable; LiveStartError.
 
-    With a fresh markets cache only the desk's own markets are set (`exchange.markets_from_cache` is True): enough
-    to re-arm protection at once; the caller then runs `load_all_markets` before anything else trades."""
-    from engine.execution import markets_cache
+    `markets_cache` (the live engine's own connection): with a fresh cache only the desk's own markets are set
+    (`exchange.markets_from_cache` is True): enough to re-arm protection at once; the caller then runs
+    `load_all_markets` before anything else trades. Other callers (the LIVE prompt, the watchdog) load every market
+    and leave the cache alone."""
+    from engine.execution import markets_cache as markets_cache_mod
     from engine.start_timeline import mark
 
     try:
@@ -108,15 +112,15 @@ def connect_exchange(settings: Any, environ: Mapping[str, str]) -> Any:
         hint = "use an id from ccxt.exchanges" if "unknown ccxt exchange" in str(exc) else "fix [exchange] base_url"
         raise LiveStartError(f"{exc}; {hint}") from None
     mark("ccxt import")
-    path, endpoint = _markets_cache(settings)
+    path, endpoint = _markets_cache(settings) if markets_cache else (None, "")
     max_age_s = float(getattr(settings.exchange, "markets_cache_hours", 0.0)) * 3600
-    cached = markets_cache.load(path, live_symbols(settings), max_age_s, endpoint)
+    cached = markets_cache_mod.load(path, live_symbols(settings), max_age_s, endpoint)
     if cached is not None:
         exchange.set_markets(cached)
         exchange.markets_from_cache = True
         mark("markets (cached)")
     else:
-        load_all_markets(exchange, settings)
+        load_all_markets(exchange, settings, save=markets_cache)
         mark("markets")
     _guarded(exchange_id, "read the account", exchange.fetch_balance)
     mark("balance")
@@ -133,7 +137,7 @@ def connect_exchange_broker(store: Store, settings: Any, environ: Mapping[str, s
     cannot be."""
     from engine.execution.protection import Protector, config_spec_of
 
-    exchange = connect_exchange(settings, environ)
+    exchange = connect_exchange(settings, environ, markets_cache=True)
     broker = CcxtBroker(store, exchange, max_retries=settings.execution.max_retries, symbols=live_symbols(settings),
                         stale_after_s=settings.execution.order_timeout_s)
     # protective stops on the exchange; the engine swaps in each strategy's own stop spec where it declares one

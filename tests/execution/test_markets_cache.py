@@ -35,13 +35,13 @@ def _cache_file(tmp_path):
 
 def test_a_restart_uses_the_desks_cached_markets_then_reloads_every_market(tmp_path, twin):  # noqa: F811
     settings = _settings(tmp_path, twin.base_url)
-    first = connect_exchange(settings, _env(twin))
+    first = connect_exchange(settings, _env(twin), markets_cache=True)
     assert first.markets_from_cache is False and len(first.markets) > len(SYMBOLS)
     path = _cache_file(tmp_path)
     assert oct(path.stat().st_mode & 0o777) == "0o600"
     assert sorted(json.loads(path.read_text())["markets"]) == sorted(SYMBOLS)  # only the desk's own markets
 
-    second = connect_exchange(settings, _env(twin))
+    second = connect_exchange(settings, _env(twin), markets_cache=True)
     assert second.markets_from_cache is True and sorted(second.markets) == sorted(SYMBOLS)
     for s in SYMBOLS:  # what protective orders need: ids, precision, limits, market type
         for key in ("id", "precision", "limits", "spot", "linear"):
@@ -55,7 +55,7 @@ def test_a_restart_uses_the_desks_cached_markets_then_reloads_every_market(tmp_p
 
 def test_a_stale_foreign_corrupt_or_incomplete_cache_is_not_used(tmp_path, twin):  # noqa: F811
     settings = _settings(tmp_path, twin.base_url, hours=1.0)
-    connect_exchange(settings, _env(twin))
+    connect_exchange(settings, _env(twin), markets_cache=True)
     path = _cache_file(tmp_path)
     good = path.read_text()
     endpoint = json.loads(good)["endpoint"]
@@ -65,7 +65,7 @@ def test_a_stale_foreign_corrupt_or_incomplete_cache_is_not_used(tmp_path, twin)
     doc["written_at"] = time.time() - 2 * 3600
     path.write_text(json.dumps(doc))
     assert markets_cache.load(path, SYMBOLS, 3600, endpoint) is None  # older than markets_cache_hours
-    assert connect_exchange(settings, _env(twin)).markets_from_cache is False  # and the full load rewrote it
+    assert connect_exchange(settings, _env(twin), markets_cache=True).markets_from_cache is False  # and the full load rewrote it
     assert markets_cache.load(path, SYMBOLS, 3600, endpoint) is not None
 
     assert markets_cache.load(path, SYMBOLS, 3600, "binance@live") is None  # written for the twin, not the exchange
@@ -73,9 +73,17 @@ def test_a_stale_foreign_corrupt_or_incomplete_cache_is_not_used(tmp_path, twin)
     assert markets_cache.load(path, SYMBOLS, 0, endpoint) is None  # markets_cache_hours = 0: off
     path.write_text(good[: len(good) // 2])
     assert markets_cache.load(path, SYMBOLS, 3600, endpoint) is None  # half-written file
-    assert connect_exchange(settings, _env(twin)).markets_from_cache is False
+    assert connect_exchange(settings, _env(twin), markets_cache=True).markets_from_cache is False
     off = _settings(tmp_path, twin.base_url, hours=0.0)
-    assert connect_exchange(off, _env(twin)).markets_from_cache is False
+    assert connect_exchange(off, _env(twin), markets_cache=True).markets_from_cache is False
+
+
+def test_the_prompt_and_the_watchdog_neither_read_nor_write_the_cache(tmp_path, twin):  # noqa: F811
+    settings = _settings(tmp_path, twin.base_url)
+    assert connect_exchange(settings, _env(twin)).markets_from_cache is False
+    assert list(tmp_path.glob("markets.*")) == []
+    connect_exchange(settings, _env(twin), markets_cache=True)
+    assert connect_exchange(settings, _env(twin)).markets_from_cache is False  # a cache there: still a full load
 
 
 def test_a_postgres_store_has_no_markets_cache() -> None:
