@@ -28,6 +28,7 @@ from typing import Any, Callable, Mapping
 
 from engine.execution.broker import check_capital_cap, check_order_allowed
 from engine.execution.ccxt_cleanup import OrderCleanup
+from engine.execution.ccxt_oco import OcoWire, is_oco_leg
 from engine.execution.ccxt_recon import EXTERNAL_INSTANCE, Reconciliation  # noqa: F401 - re-exported
 from engine.execution.ccxt_wire import PROTECTIVE_TYPES, ProtectiveWire
 from engine.execution.orders import (EPS, Fill, OrderBlocked, OrderRequest, get_order, insert_order, open_orders,
@@ -40,7 +41,7 @@ _STATUS = {"open": "open", "closed": "filled", "canceled": "canceled", "cancelle
            "rejected": "rejected"}
 
 
-class CcxtBroker(OrderCleanup, Reconciliation, ProtectiveWire):
+class CcxtBroker(OrderCleanup, Reconciliation, ProtectiveWire, OcoWire):
     """A live broker over one ccxt exchange instance (injected, so tests pass one with a replaying `fetch`)."""
 
     mode = "live"
@@ -266,6 +267,8 @@ class CcxtBroker(OrderCleanup, Reconciliation, ProtectiveWire):
                 raise ValueError(f"client_order_id: {client_order_id!r} is a {row['venue']} order, not an exchange one")
             if row["status"] in ("filled", "canceled", "rejected"):
                 return row["status"] == "canceled"
+            if is_oco_leg(row):  # one leg of a spot OCO: the whole list comes off (engine/execution/ccxt_oco.py)
+                return self.cancel_oco(row)
             try:
                 extra = {"trigger": True} if self._algo(row["symbol"], client_order_id) else {}
                 order = self._call(f"cancel_order {client_order_id}", lambda: self.exchange.cancel_order(
@@ -308,7 +311,8 @@ class CcxtBroker(OrderCleanup, Reconciliation, ProtectiveWire):
                 raise_alert(self.store, "warning", "broker.poll_failed", f"poll {o['client_order_id']}: {exc}", {})
                 continue
             if found is None:
-                if o["type"] in PROTECTIVE_TYPES and o["status"] != "new":  # gone from the exchange: re-placed below
+                if o["type"] in PROTECTIVE_TYPES and (o["status"] != "new" or is_oco_leg(o)):
+                    # gone from the exchange (or an OCO leg that never got there): re-placed below, a list as a list
                     set_order_status(self.store, o["client_order_id"], "canceled", self.exchange.milliseconds(),
                                      reason="protective order not on the exchange")
                     added += 1

@@ -4,6 +4,8 @@ rests on the exchange while the engine is dead, and a restart re-arms a protecti
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import time
 
@@ -26,6 +28,18 @@ def _ls_held(store) -> float:
 def _protective(ex) -> list[dict]:
     return [o for o in ex.fetch_open_orders(SYMBOL) if (parse_protective_id(str(o["clientOrderId"])) or ("",))[0]
             == "ls"]
+
+
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def _rearm_timeline(store, nth: int) -> dict | None:
+    """The start-up timeline of the engine's nth live start (audit `engine.start_timeline`: {phase: [wall s since
+    the process was created, cpu s]}), None before it is there."""
+    with store.raw() as conn:
+        rows = conn.execute("SELECT details FROM audit_log WHERE action='engine.start_timeline' ORDER BY id").fetchall()
+    return json.loads(rows[nth - 1][0]) if len(rows) >= nth else None
 
 
 @pytest.mark.slow
@@ -61,7 +75,14 @@ def test_kill9_leaves_the_stop_on_the_exchange_and_restart_rearms_a_deleted_one_
         assert took < 10.0, f"protection re-armed {took:.1f} s after the start"
         assert rearmed[0]["clientOrderId"] != stop["clientOrderId"]
         (tmp_path / "rearm_seconds.txt").write_text(f"{took:.2f}\n")
-        print(f"protective order re-armed {took:.2f} s after the engine process started")
+        print(f"protective order re-armed {took:.2f} s after the engine process started (load {_load()})")
+        # the engine's own account (seconds since the OS created the process): the restart re-armed from the
+        # desk's cached markets, before the full market load and the strategy imports
+        timeline = wait_for(lambda: _rearm_timeline(store, 2), 30, "the restart's protection.rearmed audit")
+        assert "markets (cached)" in timeline and "markets" not in timeline, timeline
+        assert timeline["rearmed"][0] <= timeline["markets + strategy check"][0], timeline
+        assert timeline["rearmed"][0] < 10.0, timeline
+        print(f"engine start-up timeline [wall s since process creation, cpu s]: {timeline}")
         res = client.flatten()
         assert res.ok and res.data.get("flat") is True, res.data
         assert ex.fetch_open_orders(SYMBOL) == []  # flatten pulled the protective stop too (last)
