@@ -6,11 +6,12 @@ per message to route it, `handle_trade` resolves the market by id and url type, 
 `parse_trade` -> `safe_market` -> `safe_trade` build the unified trade generically. For Binance's public spot
 `trade` event, whose every field is known, the message is routed straight to the trade handler, its market comes
 from a per-(id, url type) cache of ccxt's own `safe_market` answer (reset whenever the markets are reloaded), and
-the unified trade is built directly: the same keys and values as ccxt's own parse (tests/data/test_binance_trade_parse.py
-compares both on random and edge-case events); the cost is the exact decimal product rounded once to a float, as
-ccxt's `Precise` string product followed by `float()` is; `datetime` is ccxt's own `iso8601`, cached per second. Any other event (user-data executions, futures trades, unknown fields,
-unexpected types) goes to ccxt's parse unchanged. The trade then goes into ccxt's own trade cache and
-resolves ccxt's own futures exactly as `handle_trade` does. Everything else about the client is ccxt.pro's.
+the unified trade is built directly: the same keys and values as ccxt's own parse
+(tests/data/test_binance_trade_parse.py compares both on random and edge-case events); the cost is the exact decimal
+product rounded once to a float, as ccxt's `Precise` string product followed by `float()` is; `datetime` is ccxt's
+own `iso8601`, cached per second. Any other event (user-data executions, futures trades, unknown fields, unexpected
+types) goes to ccxt's parse unchanged. The trade then goes into ccxt's own trade cache and resolves ccxt's own
+futures exactly as `handle_trade` does. Everything else about the client is ccxt.pro's.
 """
 
 from __future__ import annotations

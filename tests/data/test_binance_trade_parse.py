@@ -99,7 +99,8 @@ def test_every_public_spot_trade_takes_the_direct_path() -> None:
 def test_a_client_configured_for_string_numbers_keeps_ccxts_parse() -> None:
     plain, fast = _clients()
     plain.number = fast.number = str
-    event = {"e": "trade", "E": 5, "s": "BTCUSDT", "t": 9, "p": "60000.10", "q": "0.01000", "T": 1, "m": True, "M": True}
+    event = {"e": "trade", "E": 5, "s": "BTCUSDT", "t": 9, "p": "60000.10", "q": "0.01000", "T": 1, "m": True,
+             "M": True}
     assert fast.parse_ws_trade(dict(event), fast.market("BTC/USDT")) == plain.parse_ws_trade(
         dict(event), plain.market("BTC/USDT"))
 
@@ -125,8 +126,8 @@ def test_trade_messages_land_in_ccxts_trade_cache_exactly_as_through_ccxts_routi
                 if i == 200:
                     for ex in (plain, fast):
                         ex.set_markets([SPOT, PERP])  # a reload replaces the market objects
-                futures = {ex: clients[ex].future("trade::BTC/USDT" if url.startswith("wss://stream.") else "trade::BTC/USDT:USDT")
-                           for ex in (plain, fast)}
+                symbol = "BTC/USDT" if url.startswith("wss://stream.") else "BTC/USDT:USDT"
+                futures = {ex: clients[ex].future(f"trade::{symbol}") for ex in (plain, fast)}
                 for ex in (plain, fast):
                     ex.handle_message(clients[ex], dict(event))
                 if "e" in event:
