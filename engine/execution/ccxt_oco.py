@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 from engine.execution.broker import check_order_allowed
 from engine.execution.orders import OrderRequest, get_order, insert_order, set_order_status
+from engine.execution.protective_ids import parse_protective_id
 from engine.store.ops import raise_alert
 
 OCO_REASON = "protect oco"  # orders.reason prefix of an OCO leg (still a protective order: `protect ...`)
@@ -96,8 +97,6 @@ class OcoWire:
         """Cancel the whole list a leg belongs to (DELETE /api/v3/orderList); both legs' rows follow. A list the
         exchange no longer has open (filled, expired, canceled) is read back leg by leg."""
         import ccxt
-
-        from engine.execution.protection import parse_protective_id
 
         coid = str(row["client_order_id"])
         list_id = oco_list_client_id(coid)
