@@ -322,8 +322,9 @@ class CcxtBroker(OrderCleanup, Reconciliation, ProtectiveWire, OcoWire, UsdmWall
                 raise_alert(self.store, "warning", "broker.poll_failed", f"poll {o['client_order_id']}: {exc}", {})
                 continue
             if found is None:
-                if o["type"] in PROTECTIVE_TYPES and (o["status"] != "new" or is_oco_leg(o)):
-                    # gone from the exchange (or an OCO leg that never got there): re-placed below, a list as a list
+                if o["status"] == "new" and is_oco_leg(o):  # never got there: re-placed below as a list
+                    added += int(self.drop_unsent_leg(o))
+                elif o["type"] in PROTECTIVE_TYPES and o["status"] != "new":  # gone from the exchange: re-placed
                     set_order_status(self.store, o["client_order_id"], "canceled", self.exchange.milliseconds(),
                                      reason="protective order not on the exchange")
                     added += 1
