@@ -4,8 +4,8 @@ same for the spot quote currency).
 
 The wallet moves only by realised P&L, commissions, funding and transfers. Per instance the sub-ledger knows its
 realised P&L and fees (replayed from its USD-M fills on the exchange venue); funding comes from the exchange's own
-income history (GET /fapi/v1/income FUNDING_FEE since the baseline), as the engine's per-instance funding booking is
-an estimate. One account nets every instance into one position per symbol, and the exchange realises P&L on that
+income history (GET /fapi/v1/income FUNDING_FEE since the baseline; read at the first check and again only when a
+check does not add up, as it weighs 30), as the engine's per-instance funding booking is an estimate. One account nets every instance into one position per symbol, and the exchange realises P&L on that
 net position: instances long and short the same perp realise nothing each while the exchange realises on the net.
 Cash is conserved either way, so the difference is exactly, price-free,
 
@@ -80,6 +80,7 @@ class MarginShares:
         self.store = store
         self.venue = venue
         self._pending: float | None = None
+        self._funding: tuple[int, float] | None = None  # (baseline, funding since it) last read from the exchange
 
     def check(self, asset: str, wallet: float, exchange_cost: float, funding_since: Callable[[int], float],
               now: int, tolerance: float) -> dict[str, Any]:
@@ -94,9 +95,15 @@ class MarginShares:
             base = {"asset": asset, "external": wallet - sum(shares.values()) - netting, "since": now,
                     "account": wallet, "why": "first reconciliation"}
             audit(self.store, "engine", EXTERNAL_ACTION, base, user="engine")
-        funding = funding_since(int(base["since"])) if now > int(base["since"]) else 0.0
+        since = int(base["since"])
+        cached = self._funding is not None and self._funding[0] == since
+        funding = self._funding[1] if cached and self._funding is not None else self._read(funding_since, since, now)
         explained = float(base["external"]) + sum(shares.values()) + netting + funding
         diff = wallet - explained
+        if abs(diff) > tolerance and cached:  # a funding time may have passed: read the income again (weight 30)
+            funding = self._read(funding_since, since, now)
+            explained = float(base["external"]) + sum(shares.values()) + netting + funding
+            diff = wallet - explained
         out: dict[str, Any] = {"asset": asset, "wallet": wallet, "external": float(base["external"]),
                                "instances": {k: round(v, 8) for k, v in sorted(shares.items())},
                                "netting": round(netting, 8), "funding": round(funding, 8), "diff": diff}
@@ -117,6 +124,13 @@ class MarginShares:
               user="engine")
         out["mismatch"] = diff
         return out
+
+
+    def _read(self, funding_since: Callable[[int], float], since: int, now: int) -> float:
+        """The account's funding since the baseline, from the exchange (kept until a check does not add up)."""
+        value = funding_since(since) if now > since else 0.0
+        self._funding = (since, value)
+        return value
 
 
 class UsdmWallet:
