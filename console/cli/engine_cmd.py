@@ -62,7 +62,10 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2)
         from engine.runtime.preflight import check_startup
 
-        check_startup(settings)  # unknown strategy or bad params: one line, exit 2, nothing started
+        if not (live and confirm_live and not detach):  # unknown strategy or bad params: one line, exit 2
+            check_startup(settings)
+        # a scripted live start in the foreground (systemd's restart after a crash) checks its strategies right after
+        # re-arming protection on the exchange instead (engine/runtime/service.py): still one line and exit 2
         if live:
             _confirm_live(settings, confirm_live)
         from engine.runtime.lockfile import read_pid, server_holder

@@ -9,6 +9,7 @@ function takes an open SQLAlchemy connection and returns frozen dataclasses or p
 from __future__ import annotations
 
 import json
+import math
 import pickle
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Mapping, Sequence
@@ -31,6 +32,15 @@ OPEN_ORDERS_SQL = "status IN (" + ",".join(f"'{s}'" for s in OPEN_STATUSES) + ")
 OPEN_POSITIONS_SQL = "ABS(qty) > 1e-12"  # a position below this is dust left by float sums, not exposure
 STOP_COMMANDS_SQL = "command IN ('halt','emergency_stop')"
 FLATTENING_SQL = "command IN ('flatten','emergency_stop')"
+
+
+def _json_obj(text: Any) -> dict:
+    """A JSON-object column as a dict ({} when empty, malformed or not an object)."""
+    try:
+        value = json.loads(text or "{}")
+    except (TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _rows(conn: Connection, sql: str, **params: Any) -> list[dict[str, Any]]:
@@ -236,10 +246,17 @@ def leaderboard_view(conn: Connection) -> list[dict[str, Any]]:
 
 
 def backtest_runs_view(conn: Connection, limit: int = 200) -> list[dict[str, Any]]:
-    """Backtest and walk-forward runs, newest first, with Sharpe, DSR, trial count and report path."""
-    return _rows(conn, "SELECT r.id, r.created_at, r.kind, r.strategy, r.timeframe, r.symbols, r.sharpe, r.dsr, "
-                       "r.n_trials, r.lookahead_ok, r.report_path, r.dataset_hash, (SELECT COUNT(*) FROM trials t "
-                       "WHERE t.run_id = r.id) AS trial_rows FROM backtest_runs r ORDER BY r.id DESC LIMIT :n", n=limit)
+    """Backtest and walk-forward runs, newest first, with Sharpe, DSR, PBO (walk-forward, any search), trial count,
+    search and report path."""
+    rows = _rows(conn, "SELECT r.id, r.created_at, r.kind, r.strategy, r.timeframe, r.symbols, r.sharpe, r.dsr, "
+                       "r.n_trials, r.lookahead_ok, r.report_path, r.dataset_hash, r.metrics, r.params, "
+                       "(SELECT COUNT(*) FROM trials t WHERE t.run_id = r.id) AS trial_rows FROM backtest_runs r "
+                       "ORDER BY r.id DESC LIMIT :n", n=limit)
+    for r in rows:  # PBO and search live in the run's JSON (a walk-forward of any search has a PBO)
+        pbo = _json_obj(r.pop("metrics")).get("pbo")
+        r["pbo"] = float(pbo) if isinstance(pbo, (int, float)) and math.isfinite(pbo) else None
+        r["search"] = _json_obj(r.pop("params")).get("search")
+    return rows
 
 
 def trials_view(conn: Connection, run_id: int, limit: int = 500) -> list[dict[str, Any]]:

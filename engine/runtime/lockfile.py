@@ -12,6 +12,7 @@ its process dies (even by SIGKILL), so a stale lock file never blocks a restart.
 from __future__ import annotations
 
 import fcntl
+import glob
 import hashlib
 import os
 from pathlib import Path
@@ -148,3 +149,23 @@ def server_holder(settings: Settings, name: str | None = None) -> str | None:
 def read_pid(settings: Settings, name: str | None = None) -> int | None:
     """The pid of a running engine (`name`, default the configured one) holding its lock, or None."""
     return read_pid_at(lock_path(settings, name))
+
+
+def live_engine_pids(settings: Settings) -> dict[str, int]:
+    """Every engine of this desk that holds its lock on this host, by name -> pid (its lock files are found beside
+    the SQLite database, or in run_dir for a server store), so a front end that cannot write the store can still
+    signal each of them."""
+    main = lock_path(settings, MAIN)
+    suffix = ".engine.lock" if main.name.endswith(".engine.lock") else ".lock"
+    prefix = main.name[:-len(suffix)]
+    found: dict[str, int] = {}
+    if not main.parent.is_dir():
+        return found
+    for path in sorted(main.parent.glob(f"{glob.escape(prefix)}*{suffix}")):
+        middle = path.name[len(prefix):-len(suffix)]
+        if middle and not middle.startswith("."):
+            continue  # another file that happens to share the prefix
+        pid = read_pid_at(path)
+        if pid is not None:
+            found[middle[1:] or MAIN] = pid
+    return found

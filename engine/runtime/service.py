@@ -103,7 +103,10 @@ class EngineService(JobHandlers):
             signal.signal(signal.SIGUSR1, lambda *_: signal_halt(lambda: self.store, lambda: self._cancel_all(None)))
         from engine.store import open_store
 
+        from engine import start_timeline
+
         self.store = open_store(self.settings.store_url())
+        start_timeline.mark("store")
         self._write_status(started=True)
         self.guard = StorageGuard(self.store.path,
                                   on_cancel=lambda: storage_fault_cancel(self.broker, lambda: self._cancel_all(None)),
@@ -123,6 +126,7 @@ class EngineService(JobHandlers):
         if any(interrupted.values()):
             audit(self.store, "engine", "commands.recovered", interrupted, user="engine")
         self.poller.start()  # commands work from here on; broker actions wait for `ready`
+        start_timeline.mark("control threads")
         self._build_trading()
         self._recover()
         self.ready.set()
@@ -141,13 +145,8 @@ class EngineService(JobHandlers):
         self._start_scheduler()
 
     def _build_trading(self) -> None:
-        """Brokers by stage behind one router: paper always, the exchange only when started with --live."""
-        from engine.execution.paper_broker import PaperBroker
-        from engine.monitoring.monitors import Monitors
-        from engine.execution.router import StageRouter
-        from engine.trading.lifecycle import get_instance, sync_instances
-        from engine.trading.trader import Trader
-
+        """Brokers by stage behind one router: paper always, the exchange only when started with --live. A live
+        engine connects and re-arms protection first, before importing and building anything else."""
         exchange_broker = None
         if self.mode == "live":
             from engine.execution.live_start import LiveStartError, connect_exchange_broker
@@ -158,6 +157,13 @@ class EngineService(JobHandlers):
                 raise_alert(self.store, "critical", "engine.live_start", f"live start refused: {exc}", {})
                 raise
             self._rearm(exchange_broker)
+            self._after_rearm(exchange_broker)
+        from engine.execution.paper_broker import PaperBroker
+        from engine.execution.router import StageRouter
+        from engine.monitoring.monitors import Monitors
+        from engine.trading.lifecycle import get_instance, sync_instances
+        from engine.trading.trader import Trader
+
         self.source = self._make_source()
         bt = self.settings.backtest
         paper = PaperBroker(self.store, self.source, fee_maker=bt.fee_maker, fee_taker=bt.fee_taker,
@@ -193,8 +199,32 @@ class EngineService(JobHandlers):
             raise_alert(self.store, "warning", "protect.rearm_failed", f"re-arming protection at start failed: "
                         f"{type(exc).__name__}: {exc}"[:500], {})
             return
-        audit(self.store, "engine", "protection.rearmed", done, user="engine")
-        log.info("protection at start: %s", done)
+        from engine import start_timeline
+
+        start_timeline.mark("rearmed")
+        timeline = start_timeline.summary()
+        audit(self.store, "engine", "protection.rearmed", {**done, "timeline": timeline}, user="engine")
+        log.info("protection at start, %.2f s after the process started: %s; start-up [wall s, cpu s]: %s",
+                 timeline["rearmed"][0], done, timeline)
+
+    def _after_rearm(self, exchange_broker: Any) -> None:
+        """What a live start defers until protection is back on the exchange: every market from the exchange when
+        the re-arm used the desk's cached ones, and the strategy check (imports every strategy module) that
+        `engine.runtime.main` skips for a live start. Either failing still stops the engine (exit 2, one line)."""
+        from engine.execution.live_start import LiveStartError, load_all_markets
+        from engine.runtime.preflight import check_startup
+
+        if getattr(exchange_broker.exchange, "markets_from_cache", False):
+            try:
+                load_all_markets(exchange_broker.exchange, self.settings)
+            except LiveStartError as exc:
+                raise_alert(self.store, "critical", "engine.live_start", f"live start refused: {exc}", {})
+                raise
+        check_startup(self.settings)
+        from engine import start_timeline
+
+        start_timeline.mark("markets + strategy check")
+        audit(self.store, "engine", "engine.start_timeline", start_timeline.summary(), user="engine")
 
     def _say_live_instances(self) -> None:
         """A live engine names the instances that trade on the exchange, or says that none does."""
