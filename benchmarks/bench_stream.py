@@ -214,9 +214,10 @@ def _isolated(handle, tmp: Path, args: argparse.Namespace) -> dict[str, dict[str
         proc = _child(kind, handle, db)
         try:
             time.sleep(3.0 if kind == "engine" else 1.0)  # start-up and subscription
-            base, cpu = _count(db, sql), _cpu_s(proc.pid)
+            base, cpu, own = _count(db, sql), _cpu_s(proc.pid), _cpu_s(os.getpid())
             r = _measure(handle, wanted, lambda: _count(db, sql), args.frames, None, first_id, base)
             r["cpu_us_per_trade"] = (_cpu_s(proc.pid) - cpu) / max(r["stored"], 1) * 1e6
+            r["twin_cpu_us_per_trade"] = (_cpu_s(os.getpid()) - own) / max(r["stored"], 1) * 1e6  # twin + blaster
             results[f"{kind} capacity (own process)"] = r
             base, cpu = _count(db, sql), _cpu_s(proc.pid)
             r = _measure(handle, wanted, lambda: _count(db, sql), paced, args.rate, first_id + 10**11, base)

@@ -294,6 +294,9 @@ def register(app: typer.Typer) -> None:
                                                                    "n_trials", "pbo"]))
         by = ", ".join(f"{k} {v:,}" for k, v in m["n_trials_by_strategy"].items())
         console.print(f"N = {m['n_trials']:,} trials ({by}) in family {m['trial_family']}", highlight=False)
+        if wf.pbo.get("method"):
+            console.print(f"PBO {m['pbo']:.3f}: {wf.pbo['method']} ({wf.pbo['n_combinations']:,} splits)"
+                          if wf.pbo.get("n_combinations") else f"PBO not computed: {wf.pbo['method']}", highlight=False)
         if wf.studies:
             console.print(f"optuna studies: {wf.studies[0].rsplit('/', 1)[0]}/w* ({len(wf.studies)} windows)",
                           highlight=False)

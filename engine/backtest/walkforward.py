@@ -27,7 +27,7 @@ from engine.backtest.metrics import compute_metrics, periods_per_year
 from engine.backtest.robust import SELECTIONS
 from engine.backtest.sizing import Sizer, fixed_fraction
 from engine.backtest.stats import CONVENTIONS, deflated_sharpe, pbo_from_block_sums, sample_moments
-from engine.backtest.sweep_reduce import SharedPanel, cscv_layout, pbo_block_sums, summarise
+from engine.backtest.sweep_reduce import SharedPanel, cscv_layout, pbo_block_sums, pbo_by_window, summarise
 from engine.backtest.windows import (  # re-exported: the window model lives in its own leaf module
     Window, evaluate_params, make_windows, window_market,
 )
@@ -272,9 +272,8 @@ def run_walkforward(strategy_cls: type, panel: Mapping[str, pd.DataFrame], confi
     stitched_trades = pd.concat(trade_parts, ignore_index=True)
     metrics = compute_metrics(oos_equity, stitched_trades, ppy)
     n_eval = sum(len(v) for v in by_w.values())
-    if search == "tpe":  # CSCV needs the same configurations in every window; per-window studies search different ones
-        pbo = {"pbo": float("nan"), "n_combinations": 0,
-               "note": "not computed for --search tpe (each window searches its own configurations)"}
+    if search == "tpe":  # each window's study searched its own configurations: one CSCV per window, pooled
+        pbo = pbo_by_window([[ret[1] for ret in r.returns] for r in found], pbo_splits)
     elif len(params) >= 2 and layout.rows >= 2 * pbo_splits:
         s1, s2 = pbo_block_sums(by_key, [w.number for w in windows], len(params))
         pbo = pbo_from_block_sums(s1, s2, np.diff(layout.bounds))

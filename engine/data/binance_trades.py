@@ -1,12 +1,17 @@
-"""A ccxt.pro Binance client whose public-trade parse is a direct path for the one hot message shape.
+"""A ccxt.pro Binance client with a direct path for the one hot message shape: the public spot trade event.
 
-Why: at tens of thousands of trades per second the engine's stream ingest is bound by ccxt.pro's generic trade
-parse (`parse_ws_trade` -> `parse_trade` -> `safe_market` -> `safe_trade`, ~60% of the stream thread's CPU, measured
-with py-spy in benchmarks/bench_stream.py). For Binance's public spot `trade` event, whose every field is known, the
-unified trade is built directly: the same keys and values as ccxt's own parse (tests/data/test_binance_trade_parse.py
-compares both on random and edge-case events); the cost is the exact decimal product rounded once to a float, as
-ccxt's `Precise` string product followed by `float()` is; `datetime` is ccxt's own `iso8601`, cached per second. Any other event (user-data executions, futures trades, unknown fields,
-unexpected types) goes to ccxt's parse unchanged. Everything else about the client is ccxt.pro's.
+Why: at tens of thousands of trades per second the engine's stream ingest is bound by ccxt.pro's generic handling
+of each trade message (py-spy in benchmarks/bench_stream.py): `handle_message` builds a table of ~35 bound methods
+per message to route it, `handle_trade` resolves the market by id and url type, and `parse_ws_trade` ->
+`parse_trade` -> `safe_market` -> `safe_trade` build the unified trade generically. For Binance's public spot
+`trade` event, whose every field is known, the message is routed straight to the trade handler, its market comes
+from a per-(id, url type) cache of ccxt's own `safe_market` answer (reset whenever the markets are reloaded), and
+the unified trade is built directly: the same keys and values as ccxt's own parse
+(tests/data/test_binance_trade_parse.py compares both on random and edge-case events); the cost is the exact decimal
+product rounded once to a float, as ccxt's `Precise` string product followed by `float()` is; `datetime` is ccxt's
+own `iso8601`, cached per second. Any other event (user-data executions, futures trades, unknown fields, unexpected
+types) goes to ccxt's parse unchanged. The trade then goes into ccxt's own trade cache and resolves ccxt's own
+futures exactly as `handle_trade` does. Everything else about the client is ccxt.pro's.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ _PUBLIC_TRADE_FIELDS = frozenset({"e", "E", "s", "t", "p", "q", "T", "m", "M", "
 def binance_stream_class() -> type:
     """ccxt.pro.binance with the direct public-trade parse (built once, on first use: importing ccxt.pro is slow)."""
     import ccxt.pro
+    from ccxt.async_support.base.ws.cache import ArrayCache
 
     base = ccxt.pro.binance
     multiply = _EXACT.multiply
@@ -35,6 +41,41 @@ def binance_stream_class() -> type:
         """ccxt.pro.binance; `parse_ws_trade` takes a direct path for public spot trade events."""
 
         _second_prefix: tuple[int, str] = (-1, "")
+        _trade_markets: tuple[Any, dict[tuple[str, bool], Any]] = (None, {})
+
+        def handle_message(self, client: Any, message: Any) -> None:
+            """Public spot trade events straight to the trade handler; everything else through ccxt's routing."""
+            if type(message) is dict and message.get("e") == "trade" and _PUBLIC_TRADE_FIELDS.issuperset(message):
+                self.handle_trade(client, message)
+            else:
+                super().handle_message(client, message)
+
+        def handle_trade(self, client: Any, message: dict[str, Any]) -> None:
+            """ccxt's trade handling, with the market of a public trade taken from a cache of ccxt's own answer."""
+            if message.get("e") != "trade" or not isinstance(message.get("s"), str) or \
+                    not isinstance(self.trades, dict):
+                return super().handle_trade(client, message)
+            market = self._trade_market(message["s"], self.is_spot_url(client))
+            symbol = market["symbol"]
+            trade = self.parse_ws_trade(message, market)
+            trades = self.trades.get(symbol)
+            if trades is None:
+                trades = ArrayCache(self.safe_integer(self.options, "tradesLimit", 1000))
+            trades.append(trade)
+            self.trades[symbol] = trades
+            client.resolve(trades, "trade::" + symbol)
+
+        def _trade_market(self, market_id: str, spot: bool) -> Any:
+            """ccxt's `safe_market` for a trade's market id and url type, cached until the markets change."""
+            markets, cache = self._trade_markets
+            if markets is not self.markets_by_id:
+                markets, cache = self.markets_by_id, {}
+                self._trade_markets = (markets, cache)
+            found = cache.get((market_id, spot))
+            if found is None:
+                found = cache[(market_id, spot)] = self.safe_market(market_id, None, None,
+                                                                     "spot" if spot else "contract")
+            return found
 
         def parse_ws_trade(self, trade: dict[str, Any], market: dict[str, Any] | None = None) -> dict[str, Any]:
             """The unified trade for a public spot trade event, equal to ccxt's; ccxt's parse for anything else."""

@@ -29,6 +29,7 @@ from typing import Any, Callable, Mapping
 from engine.execution.broker import check_capital_cap, check_order_allowed
 from engine.execution.ccxt_cleanup import OrderCleanup
 from engine.execution.ccxt_oco import OcoWire, is_oco_leg
+from engine.execution.margin_share import UsdmWallet
 from engine.execution.ccxt_recon import EXTERNAL_INSTANCE, Reconciliation  # noqa: F401 - re-exported
 from engine.execution.ccxt_wire import PROTECTIVE_TYPES, ProtectiveWire
 from engine.execution.orders import (EPS, Fill, OrderBlocked, OrderRequest, get_order, insert_order, open_orders,
@@ -41,7 +42,7 @@ _STATUS = {"open": "open", "closed": "filled", "canceled": "canceled", "cancelle
            "rejected": "rejected"}
 
 
-class CcxtBroker(OrderCleanup, Reconciliation, ProtectiveWire, OcoWire):
+class CcxtBroker(OrderCleanup, Reconciliation, ProtectiveWire, OcoWire, UsdmWallet):
     """A live broker over one ccxt exchange instance (injected, so tests pass one with a replaying `fetch`)."""
 
     mode = "live"
@@ -212,7 +213,7 @@ class CcxtBroker(OrderCleanup, Reconciliation, ProtectiveWire, OcoWire):
             avg = float(order.get("average") or order.get("price") or 0.0)
             prev_cost = (row["avg_price"] or 0.0) * row["filled_qty"]
             price = (avg * filled - prev_cost) / delta if avg else float(order.get("price") or 0.0)
-            fee_total = self._fee_quote(order, avg)
+            fee_total = self._fee_quote(order, avg) or self._usdm_fee_or_alert(order)
             fee = max(0.0, fee_total * delta / filled) if filled else 0.0
             fee_base = max(0.0, self._fee_base(order) * delta / filled) if filled else 0.0
             trade_ids = [str(t.get("id")) for t in (order.get("trades") or []) if t.get("id") is not None]
@@ -231,6 +232,16 @@ class CcxtBroker(OrderCleanup, Reconciliation, ProtectiveWire, OcoWire):
         else:
             set_order_status(self.store, coid, "partial", ts)
         return added
+
+    def _usdm_fee_or_alert(self, order: Mapping[str, Any]) -> float:
+        """A USD-M order's commission from its trades (its answer has none); 0 with an alert when unreadable (the
+        USD-M wallet check then names the difference)."""
+        try:
+            return float(self._usdm_fee(dict(order)) or 0.0)
+        except Exception as exc:  # noqa: BLE001 - the fill itself must still be recorded
+            raise_alert(self.store, "warning", "broker.fee_unknown", f"commission of {order.get('clientOrderId')} "
+                        f"unreadable: {type(exc).__name__}: {exc}"[:500], {"client_order_id": order.get("clientOrderId")})
+            return 0.0
 
     def _fee_base(self, order: Mapping[str, Any]) -> float:
         """Commission paid in the base asset of a spot market (the holding is that much smaller than `filled`)."""
@@ -311,8 +322,9 @@ class CcxtBroker(OrderCleanup, Reconciliation, ProtectiveWire, OcoWire):
                 raise_alert(self.store, "warning", "broker.poll_failed", f"poll {o['client_order_id']}: {exc}", {})
                 continue
             if found is None:
-                if o["type"] in PROTECTIVE_TYPES and (o["status"] != "new" or is_oco_leg(o)):
-                    # gone from the exchange (or an OCO leg that never got there): re-placed below, a list as a list
+                if o["status"] == "new" and is_oco_leg(o):  # never got there: re-placed below as a list
+                    added += int(self.drop_unsent_leg(o))
+                elif o["type"] in PROTECTIVE_TYPES and o["status"] != "new":  # gone from the exchange: re-placed
                     set_order_status(self.store, o["client_order_id"], "canceled", self.exchange.milliseconds(),
                                      reason="protective order not on the exchange")
                     added += 1

@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 from engine.execution.broker import check_order_allowed
 from engine.execution.orders import OrderRequest, get_order, insert_order, set_order_status
+from engine.execution.protective_ids import parse_protective_id
 from engine.store.ops import raise_alert
 
 OCO_REASON = "protect oco"  # orders.reason prefix of an OCO leg (still a protective order: `protect ...`)
@@ -92,12 +93,22 @@ class OcoWire:
             if order is not None:
                 self.sync_order(order, coid)
 
+    def drop_unsent_leg(self, row: Mapping[str, Any]) -> bool:
+        """An OCO leg recorded but not on the exchange: canceled (the check places a new list), never resent as a
+        single order. Under the submit lock, so a list whose request is still in flight is not dropped."""
+        with self._lock:
+            coid = str(row["client_order_id"])
+            current = get_order(self.store, coid)
+            if current is None or current["status"] != "new" or self._lookup(row["symbol"], coid) is not None:
+                return False
+            set_order_status(self.store, coid, "canceled", self.exchange.milliseconds(),
+                             reason="OCO leg never reached the exchange")
+            return True
+
     def cancel_oco(self, row: Mapping[str, Any]) -> bool:
         """Cancel the whole list a leg belongs to (DELETE /api/v3/orderList); both legs' rows follow. A list the
         exchange no longer has open (filled, expired, canceled) is read back leg by leg."""
         import ccxt
-
-        from engine.execution.protection import parse_protective_id
 
         coid = str(row["client_order_id"])
         list_id = oco_list_client_id(coid)

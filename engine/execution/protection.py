@@ -20,20 +20,19 @@ one is set) resting on the exchange itself, so a dead engine still leaves the po
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from engine.clock import now_ms
 from engine.execution.ccxt_oco import is_oco_leg
-from engine.execution.orders import (CLIENT_ID_PREFIX, EPS, OrderBlocked, OrderRequest, instance_tag, open_orders,
-                                     positions_on_venue)
+from engine.execution.orders import EPS, OrderBlocked, OrderRequest, instance_tag, open_orders, positions_on_venue
+from engine.execution.protective_ids import (MARKERS, oco_client_ids, parse_protective_id,  # noqa: F401 - re-exported
+                                             protective_client_id)
 from engine.store.db import Store
 from engine.store.ops import raise_alert
 
 log = logging.getLogger("quantdesk.protection")
-MARKERS = {"stop": "ps", "take": "pt", "close": "px"}  # protective stop, take-profit, close of a crossed stop
 PROTECT_REASON = "protect"  # orders.reason prefix (engine.execution.flatten.PROTECTIVE_PREFIX cancels them last)
 NOT_PROTECTED = frozenset({"_external"})  # holdings adopted from the account are not ours to protect
 
@@ -63,31 +62,6 @@ def protective_levels(side: str, entry: float, stop_frac: float,
     stop = entry * (1.0 - sign * stop_frac)
     take = entry * (1.0 + sign * take_frac) if take_frac else None
     return stop, take
-
-
-def protective_client_id(instance_id: str, symbol: str, kind: str, nonce: int) -> str:
-    """`qd-<tag>-ps<digest>` (stop), `-pt` (take-profit) or `-px` (crossed-stop close): <= 32 exchange-safe chars."""
-    digest = hashlib.sha1(f"{instance_id}|{symbol}|{kind}|{nonce}".encode()).hexdigest()[:18]
-    return f"{CLIENT_ID_PREFIX}{instance_tag(instance_id)}-{MARKERS[kind]}{digest}"
-
-
-def oco_client_ids(instance_id: str, symbol: str, nonce: int) -> tuple[str, str]:
-    """(stop leg, take-profit leg) client ids of one OCO list: one digest, so either leg names the list
-    (`-pl<digest>`, engine.execution.ccxt_oco.oco_list_client_id)."""
-    digest = hashlib.sha1(f"{instance_id}|{symbol}|oco|{nonce}".encode()).hexdigest()[:18]
-    head = f"{CLIENT_ID_PREFIX}{instance_tag(instance_id)}-"
-    return f"{head}{MARKERS['stop']}{digest}", f"{head}{MARKERS['take']}{digest}"
-
-
-def parse_protective_id(coid: str) -> tuple[str, str] | None:
-    """(instance tag, kind) of one of our protective client ids, None for any other id."""
-    parts = coid.split("-")
-    if len(parts) != 3 or parts[0] + "-" != CLIENT_ID_PREFIX:
-        return None
-    for kind, marker in MARKERS.items():
-        if kind != "close" and parts[2].startswith(marker) and len(parts[2]) == len(marker) + 18:
-            return parts[1], kind
-    return None
 
 
 def config_spec_of(risk: Any) -> Callable[..., ProtectionSpec]:

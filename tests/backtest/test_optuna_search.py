@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import optuna
 import pandas as pd
@@ -134,6 +135,8 @@ def test_cli_optimize_with_tpe_and_a_bad_start_point(tmp_path, monkeypatch) -> N
     assert ok.exit_code == 0, ok.output
     assert "tpe" in ok.output and "optuna studies: walkforward/sma_cross/" in ok.output
     assert (tmp_path / "state.optuna.db").exists() and (tmp_path / "wf.html").exists()
+    assert re.search(r"PBO \d\.\d{3}: per-window CSCV over each window's trials, 2 windows pooled", ok.output)
+    assert "per-window CSCV" in (tmp_path / "wf.html").read_text()
     bad = run("--sampler", "tpe", "--trials", "3", "--start", "fast=500")
     assert bad.exit_code == 2 and "outside its search space int in [2, 50]" in bad.output
     assert "Traceback" not in bad.output

@@ -99,6 +99,43 @@ def test_every_public_spot_trade_takes_the_direct_path() -> None:
 def test_a_client_configured_for_string_numbers_keeps_ccxts_parse() -> None:
     plain, fast = _clients()
     plain.number = fast.number = str
-    event = {"e": "trade", "E": 5, "s": "BTCUSDT", "t": 9, "p": "60000.10", "q": "0.01000", "T": 1, "m": True, "M": True}
+    event = {"e": "trade", "E": 5, "s": "BTCUSDT", "t": 9, "p": "60000.10", "q": "0.01000", "T": 1, "m": True,
+             "M": True}
     assert fast.parse_ws_trade(dict(event), fast.market("BTC/USDT")) == plain.parse_ws_trade(
         dict(event), plain.market("BTC/USDT"))
+
+
+def test_trade_messages_land_in_ccxts_trade_cache_exactly_as_through_ccxts_routing() -> None:
+    """Whole messages through handle_message on a spot and a futures websocket url (real ccxt Client objects, not
+    connected): the trade caches and the resolved futures' results equal ccxt's, and a market reload is seen."""
+    import asyncio
+
+    from ccxt.async_support.base.ws.client import Client
+
+    async def run() -> None:
+        plain, fast = _clients()
+        rng = random.Random(11)
+        events = [_trade(rng) for _ in range(400)]
+        events[50:50] = [{"e": "aggTrade", "E": 1, "s": "BTCUSDT", "a": 7, "p": "1.5", "q": "2", "f": 1, "l": 2,
+                          "T": 1_700_000_000_000, "m": False, "M": True}, {"result": None, "id": 3}]
+        for url in ("wss://stream.binance.com:9443/ws/0", "wss://fstream.binance.com/ws/0"):
+            clients = {}
+            for ex in (plain, fast):
+                clients[ex] = Client(url, ex.handle_message, None, None, None, {"asyncio_loop": ex.asyncio_loop})
+            for i, event in enumerate(events):
+                if i == 200:
+                    for ex in (plain, fast):
+                        ex.set_markets([SPOT, PERP])  # a reload replaces the market objects
+                symbol = "BTC/USDT" if url.startswith("wss://stream.") else "BTC/USDT:USDT"
+                futures = {ex: clients[ex].future(f"trade::{symbol}") for ex in (plain, fast)}
+                for ex in (plain, fast):
+                    ex.handle_message(clients[ex], dict(event))
+                if "e" in event:
+                    assert futures[plain].done(), (url, event)
+                    assert list(futures[fast].result()) == list(futures[plain].result())
+        assert {k: list(v) for k, v in fast.trades.items()} == {k: list(v) for k, v in plain.trades.items()}
+        assert set(fast.trades) == {"BTC/USDT", "BTC/USDT:USDT"}
+        await plain.close()
+        await fast.close()
+
+    asyncio.run(run())

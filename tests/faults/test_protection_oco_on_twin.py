@@ -123,3 +123,19 @@ def test_flatten_pulls_the_oco_and_leaves_no_order_list(store, twin):
     assert report.flat, report.summary()
     assert _lists(twin) == [] and twin.exchange().fetch_open_orders(SPOT) == []
     assert open_orders(store, "ls", "exchange") == []
+
+
+def test_an_oco_lost_to_5xx_is_placed_again_as_a_list_never_as_single_orders(store, twin):
+    broker = _broker(store, twin)
+    twin.set_faults(http_5xx=2, path_prefix="/api/v3/orderList")  # the OCO request fails twice (both tries)
+    _buy(broker, "qd-ls-t1", 0.02)
+    lost = [o for o in open_orders(store, "ls", "exchange") if is_oco_leg(o)]
+    assert sorted(o["status"] for o in lost) == ["new", "new"] and _lists(twin) == []
+    assert broker.process() == 2  # both legs dropped (not resent one by one), then a new list placed
+    (lst,) = _lists(twin)
+    assert sorted(_legs(twin)) == ["LIMIT_MAKER", "STOP_LOSS_LIMIT"]
+    for o in lost:
+        row = get_order(store, o["client_order_id"])
+        assert row["status"] == "canceled" and "never reached the exchange" in row["reason"]
+    assert not ({o["clientOrderId"] for o in twin.exchange().fetch_open_orders(SPOT)}
+                & {o["client_order_id"] for o in lost})
