@@ -90,6 +90,16 @@ class EngineLock:
         os.fsync(fd)
         self._fd = fd
 
+    def check(self) -> bool:
+        """On a server store, verify the advisory lock's session and re-take the lock when the server ended it (True
+        then); raises EngineLockedError when another engine holds it now. A lock file cannot be lost: False."""
+        if self._server is None:
+            return False
+        try:
+            return self._server.check()
+        except ServerLockHeld as exc:
+            raise EngineLockedError(f"the desk's lock was lost and {exc} now; this engine must stop") from exc
+
     def release(self) -> None:
         """Drop the lock (the file stays: unlinking it would let a racing engine lock a different inode)."""
         if self._server is not None:
@@ -126,6 +136,14 @@ def read_pid_at(path: Path) -> int | None:
         return None
     finally:
         os.close(fd)
+
+
+def server_holder(settings: Settings, name: str | None = None) -> str | None:
+    """On a PostgreSQL store, who holds engine `name`'s advisory lock (any host, any run dir), else None."""
+    url = settings.store_url()
+    if not is_postgres_url(url):
+        return None
+    return ServerLock(url, server_lock_name(settings.engine.name if name is None else name)).holder()
 
 
 def read_pid(settings: Settings, name: str | None = None) -> int | None:

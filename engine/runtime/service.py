@@ -22,12 +22,13 @@ from engine.clock import now_ms
 from engine.config import Settings
 from engine.monitoring.alerts.service import AlertService, engine_notice
 from engine.runtime.job_handlers import JobHandlers
-from engine.runtime.lockfile import boot_id, engine_lock
+from engine.runtime.lockfile import EngineLockedError, boot_id, engine_lock
 from engine.runtime.logs import log_path, setup_logging  # noqa: F401 - log_path is part of this module's API
 from engine.runtime.scheduler import job_intervals
-from engine.runtime.storage_guard import StorageGuard, signal_halt, storage_fault_cancel
+from engine.runtime.storage_guard import LockLost, StorageGuard, signal_halt, storage_fault_cancel
 from engine.store.ops import audit, raise_alert
 from engine.store.schema import engine_status
+from engine.store.urls import redact
 
 log = logging.getLogger("quantdesk.engine")
 VERSION = "0.1.0"
@@ -109,7 +110,8 @@ class EngineService(JobHandlers):
         self._write_status(started=True)
         self.guard = StorageGuard(self.store.path,
                                   on_cancel=lambda: storage_fault_cancel(self.broker, lambda: self._cancel_all(None)),
-                                  on_alert=self._storage_alert)
+                                  on_alert=self._storage_alert,
+                                  label=redact(self.store.url) if self.store.path is None else None)
         self.guard.arm()
         audit(self.store, "engine", "engine.start", {"pid": os.getpid(), "mode": self.mode}, user="engine")
         self.alerting.start(self.store)  # sender threads: outbox delivery, ack escalation, daily summary
@@ -370,6 +372,16 @@ class EngineService(JobHandlers):
                 values["info"] = json.dumps(info, default=str)
             conn.execute(update(engine_status).where(mine, engine_status.c.pid == os.getpid()).values(**values))
 
+    def _beat(self, update: dict[str, Any] | None) -> None:
+        """One heartbeat: the desk lock still ours (a server store's lock session may have been ended: re-taken, or
+        LockLost when another engine has it), then the status row written."""
+        try:
+            if self.lock.check():
+                log.warning("the database server ended the desk lock's session; lock taken again")
+        except EngineLockedError as exc:
+            raise LockLost(str(exc)) from exc
+        self._write_status(info_update=update)
+
     def _heartbeat_loop(self) -> None:
         from engine.runtime.heap import HeapTrimmer
 
@@ -378,7 +390,7 @@ class EngineService(JobHandlers):
             try:
                 status = getattr(self, "_stream_status", None)
                 update = status.due() if status else None
-                self.guard.check(lambda: self._write_status(info_update=update))  # a persistent storage fault
+                self.guard.check(lambda: self._beat(update))  # a persistent storage fault or a lost desk lock
                 # halts and exits from here
                 trimmer.maybe_trim()
             except Exception:  # noqa: BLE001 - a busy database must not kill the heartbeat

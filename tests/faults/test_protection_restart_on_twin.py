@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from tests.support.backends import raw
 from engine.execution.protection import parse_protective_id
 from tests.support.live_desk import engine_env, live_config, promote_live_small, start_live_engine
 from tests.support.twin import start_twin
@@ -20,7 +21,7 @@ SYMBOL = "BTC/USDT"
 
 
 def _ls_held(store) -> float:
-    with store.raw() as conn:
+    with raw(store) as conn:
         return float(conn.execute("SELECT COALESCE(SUM(qty), 0) FROM positions WHERE instance_id='ls' AND "
                                   "symbol=?", (SYMBOL,)).fetchone()[0])
 
@@ -43,10 +44,10 @@ def _rearm_timeline(store, nth: int) -> dict | None:
 
 
 @pytest.mark.slow
-def test_kill9_leaves_the_stop_on_the_exchange_and_restart_rearms_a_deleted_one_within_10s(tmp_path):
+def test_kill9_leaves_the_stop_on_the_exchange_and_restart_rearms_a_deleted_one_within_10s(tmp_path, state_url):
     twin = start_twin(tmp_path / "venue.db", speed=60.0)
     cfg = live_config(tmp_path, twin.base_url, extra="")
-    state = tmp_path / "state.db"
+    state = state_url
     store = promote_live_small(state, cfg)
     env = engine_env(twin.api_key, twin.api_secret)
     ex = twin.exchange()

@@ -44,12 +44,12 @@ def _one_line_no_traceback(out: subprocess.CompletedProcess, logs: bool = False)
 
 
 @pytest.mark.parametrize("front", ["cli", "engine"])
-def test_exchange_unreachable_is_one_line_with_what_to_do(tmp_path, front):
+def test_exchange_unreachable_is_one_line_with_what_to_do(tmp_path, front, state_url):
     if front == "cli":
-        argv = [sys.executable, "-c", "from console.cli import main; main()", "--state", str(tmp_path / "s.db"),
+        argv = [sys.executable, "-c", "from console.cli import main; main()", "--state", state_url,
                 "engine", "--live", "--confirm-live"]
     else:
-        argv = [sys.executable, "-m", "engine.runtime.main", "--state", str(tmp_path / "s.db"), "--live-confirmed"]
+        argv = [sys.executable, "-m", "engine.runtime.main", "--state", state_url, "--live-confirmed"]
     out = subprocess.run(argv, capture_output=True, text=True, env=_env(tmp_path, **KEYS), timeout=90,
                          cwd=tmp_path)
     line = _one_line_no_traceback(out, logs=front == "engine")
