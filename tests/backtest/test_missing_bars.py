@@ -26,10 +26,6 @@ def _bars(index: pd.DatetimeIndex, start: float, seed: int) -> pd.DataFrame:
                          "volume": rng.uniform(1, 5, len(index))}, index=index)
 
 
-@pytest.mark.xfail(strict=True, reason="kernel bug, fix handed to the kernel's owner (issue 17, helper bt17): "
-                   "engine/backtest/kernel.py step 3 sizes signal fills on `eq += qty[s2] * fill_px[t, s2]`, NaN for a "
-                   "held symbol without a bar at t; mark it at close[t - 1, s2] (forward-filled) instead, and the "
-                   "same in tests/backtest/reference_loop.py. Remove this mark with that fix.")
 def test_a_missing_bar_of_a_held_symbol_does_not_make_equity_nan_when_another_symbol_trades() -> None:
     idx = pd.date_range("2026-01-01", periods=60, freq="1min", tz="UTC")
     a = _bars(idx, 100.0, 1)
