@@ -20,16 +20,19 @@ import platform
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-import numpy as np
-import pandas as pd
 from sqlalchemy import func, insert, select, update
 
 from engine.clock import now_ms
+from engine.config import Settings
 from engine.store.db import Store
 from engine.store.ops import audit, raise_alert
 from engine.store.schema import models
+
+if TYPE_CHECKING:  # numpy and pandas load with a model, not with `quantdesk model list`
+    import numpy as np
+    import pandas as pd
 
 ARTEFACT_FORMAT = "quantdesk-meta-model/1"
 ROLES = ("champion", "challenger", "retired", "rejected")
@@ -88,6 +91,9 @@ class LoadedModel:
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
         """Calibrated probability of the positive meta-label per row; refuses missing or reordered columns."""
+        import numpy as np
+        import pandas as pd
+
         if not isinstance(features, pd.DataFrame):
             raise TypeError(f"features: expected a DataFrame with columns {self.features}, got {type(features).__name__}")
         cols = list(features.columns)
@@ -103,10 +109,18 @@ class LoadedModel:
 def library_versions() -> dict[str, str]:
     """Versions of the libraries an artefact depends on, stored with it."""
     import joblib
+    import numpy as np
+    import pandas as pd
     import sklearn
 
     return {"python": platform.python_version(), "sklearn": sklearn.__version__, "numpy": np.__version__,
             "pandas": pd.__version__, "joblib": joblib.__version__}
+
+
+def models_dir(settings: Settings) -> Path:
+    """Where artefacts live: ml.models_dir, relative paths taken beside state.db."""
+    path = Path(settings.ml.models_dir).expanduser()
+    return path if path.is_absolute() else Path(settings.store.path).expanduser().resolve().parent / path
 
 
 def sha256_file(path: Path) -> str:

@@ -14,7 +14,6 @@ otherwise its own recorded out-of-sample score stands.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -24,14 +23,9 @@ from engine.clock import now_ms, timeframe_ms
 from engine.config import Settings
 from engine.store.db import Store, open_store
 from engine.store.ops import audit, raise_alert
+from engine.ml.registry import models_dir
 
 MIN_BARS_FRACTION = 0.9  # a window with fewer stored bars than this share of the expected count gets pulled
-
-
-def models_dir(settings: Settings) -> Path:
-    """Where artefacts live: ml.models_dir, relative paths taken beside state.db."""
-    path = Path(settings.ml.models_dir).expanduser()
-    return path if path.is_absolute() else Path(settings.store.path).expanduser().resolve().parent / path
 
 
 def _instance(settings: Settings, strategy_name: str) -> tuple[str, tuple[str, ...], dict]:
