@@ -48,7 +48,7 @@ test: $(STAMP) $(AOT_SO) $(FAST_SO) pyc
 bench: $(STAMP) $(AOT_SO) $(FAST_SO)
 	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e '.[dev,bench]'
 	benchmarks/peers/setup.sh
-	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	$(BIN)/python benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis engine/backtest/_kernel_aot*.so engine/backtest/.aot-build-* engine/features/_fast_aot*.so engine/features/.aot-build-*

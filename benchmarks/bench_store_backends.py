@@ -57,7 +57,18 @@ def store_rows(rows_n: int, repeat: int) -> list[tuple[str, float, float, str]]:
             pg = open_store(pg_url)
             w_lite = timed(lambda: upsert_candles(lite, "b", "BTC/USDT", "1m", rows))
             w_pg = timed(lambda: upsert_candles(pg, "b", "BTC/USDT", "1m", rows))
-            out.append((f"ingest {rows_n:,} candles (upsert_candles)", w_lite, w_pg, ""))
+            import engine.store.candles as candles_mod
+
+            copy_min, candles_mod.PG_COPY_MIN_ROWS = candles_mod.PG_COPY_MIN_ROWS, 1 << 62
+            try:  # the multi-row statement path every backend shares, into a fresh database, for comparison
+                pg_stmt = open_store(server.fresh_database())
+                w_stmt = timed(lambda: upsert_candles(pg_stmt, "b", "BTC/USDT", "1m", rows))
+                pg_stmt.dispose()
+            finally:
+                candles_mod.PG_COPY_MIN_ROWS = copy_min
+            out.append((f"ingest {rows_n:,} candles (upsert_candles)", w_lite, w_pg,
+                        f"PostgreSQL binary COPY + one merge; its multi-row statement path: {w_stmt:.2f}s "
+                        f"({w_stmt / w_pg:.1f}x slower)"))
             l_lite = best(lambda: load_candles(lite, "b", "BTC/USDT", "1m"), repeat)
             l_pg = best(lambda: load_candles(pg, "b", "BTC/USDT", "1m"), repeat)
             out.append((f"load {rows_n:,} candles (load_candles)", l_lite, l_pg, ""))
@@ -127,12 +138,16 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--trials", type=int, default=400)
+    parser.add_argument("--no-sweep", action="store_true", help="only the store part")
     args = parser.parse_args()
     print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
     print("\n| measurement | SQLite s | PostgreSQL s | note |\n|---|---|---|---|")
     for name, a, b, note in store_rows(args.rows, args.repeat):
         print(f"| {name} | {a:.2f} | {b:.2f} | {note} |")
+    if args.no_sweep:
+        print(f"\nload average at end {os.getloadavg()[0]:.1f}")
+        return
     print(f"\n| walk-forward sweep, {args.trials} trials x 4 windows, 2y x 3 symbols of 1h bars | seconds |\n|---|---|")
     for name, secs in sweep_rows(args.trials):
         print(f"| {name} | {secs:.1f} |")

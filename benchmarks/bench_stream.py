@@ -30,7 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.data.ccxt_source import CcxtSource  # noqa: E402
+from engine.data.ccxt_source import CcxtSource, build_ccxt_exchange  # noqa: E402
+from engine.config_sections import ExchangeConfig  # noqa: E402
 from engine.data.streams import MarketStreams  # noqa: E402
 from engine.store import open_store  # noqa: E402
 from tests.support.twin import start_twin  # noqa: E402
@@ -149,7 +150,8 @@ def consume(kind: str, base_url: str, key: str, secret: str, db: Path) -> None:
 
     store = open_store(f"sqlite:///{db}")
     rest = CcxtSource(twin_exchange(base_url, key, secret, rateLimit=1))
-    streams = MarketStreams(store, lambda **kw: twin_exchange(base_url, key, secret, pro=True, **kw), rest,
+    # the websocket client exactly as the engine builds it (engine/runtime/streaming.py)
+    streams = MarketStreams(store, lambda: build_ccxt_exchange("binance", base_url=base_url, pro=True), rest,
                             ["BTC/USDT"], [], books=False, funding=False)
     streams.start()
     signal.sigwait([signal.SIGTERM])
@@ -167,6 +169,41 @@ def _child(kind: str, handle, db: Path) -> subprocess.Popen:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM])
 
 
+def _reconnect(handle, store, rest, ws, drops: int) -> dict[str, float]:
+    """Drop every websocket `drops` times (trades + 1m candles streaming, the engine's default backoff); seconds
+    from each drop until both streams reconnected and their REST backfill ran."""
+    defaults = ExchangeConfig()
+    streams = MarketStreams(store, ws, rest, ["BTC/USDT"], ["1m"], books=False, funding=False,
+                            backoff_max_s=defaults.reconnect_max_s, stale_s=defaults.stream_stale_s)
+    streams.start()
+    ohlcv, trades = streams.stats["ohlcv:BTC/USDT:1m"], streams.stats["trades:BTC/USDT"]
+    deadline = time.time() + 60
+    while (ohlcv.backfills < 1 or trades.backfills < 1) and time.time() < deadline:
+        time.sleep(0.05)
+    times = []
+    for _ in range(drops):
+        b0, t0b = ohlcv.backfills, trades.backfills
+        t0 = time.perf_counter()
+        handle.set_faults(drop_ws=True)
+        while (ohlcv.backfills <= b0 or trades.backfills <= t0b) and time.perf_counter() - t0 < 60:
+            time.sleep(0.01)
+        times.append(time.perf_counter() - t0)
+        time.sleep(1.0)
+    streams.stop()
+    print("reconnect times (s):", " ".join(f"{t:.2f}" for t in times))
+    times.sort()
+    return {"drops": drops, "median_s": times[len(times) // 2], "p90_s": times[int(0.9 * (len(times) - 1))],
+            "max_s": times[-1]}
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, all threads) a consumer process has used: the load-independent cost per trade."""
+    import psutil
+
+    t = psutil.Process(pid).cpu_times()
+    return t.user + t.system
+
+
 def _isolated(handle, tmp: Path, args: argparse.Namespace) -> dict[str, dict[str, float]]:
     """Throughput with each consumer in its own process (the twin stays in this one)."""
     results: dict[str, dict[str, float]] = {}
@@ -177,12 +214,15 @@ def _isolated(handle, tmp: Path, args: argparse.Namespace) -> dict[str, dict[str
         proc = _child(kind, handle, db)
         try:
             time.sleep(3.0 if kind == "engine" else 1.0)  # start-up and subscription
-            base = _count(db, sql)
-            results[f"{kind} capacity (own process)"] = _measure(handle, wanted, lambda: _count(db, sql), args.frames,
-                                                                 None, first_id, base)
-            base = _count(db, sql)
-            results[f"{kind} paced (own process)"] = _measure(handle, wanted, lambda: _count(db, sql), paced,
-                                                              args.rate, first_id + 10**11, base)
+            base, cpu, own = _count(db, sql), _cpu_s(proc.pid), _cpu_s(os.getpid())
+            r = _measure(handle, wanted, lambda: _count(db, sql), args.frames, None, first_id, base)
+            r["cpu_us_per_trade"] = (_cpu_s(proc.pid) - cpu) / max(r["stored"], 1) * 1e6
+            r["twin_cpu_us_per_trade"] = (_cpu_s(os.getpid()) - own) / max(r["stored"], 1) * 1e6  # twin + blaster
+            results[f"{kind} capacity (own process)"] = r
+            base, cpu = _count(db, sql), _cpu_s(proc.pid)
+            r = _measure(handle, wanted, lambda: _count(db, sql), paced, args.rate, first_id + 10**11, base)
+            r["cpu_us_per_trade"] = (_cpu_s(proc.pid) - cpu) / max(r["stored"], 1) * 1e6
+            results[f"{kind} paced (own process)"] = r
         finally:
             proc.terminate()
             proc.wait(30)
@@ -198,6 +238,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=100_000)
     parser.add_argument("--rate", type=float, default=20_000.0)
     parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--drops", type=int, default=10, help="websocket drops in the reconnect measurement")
+    parser.add_argument("--only-reconnect", action="store_true", help="skip the throughput runs")
     args = parser.parse_args()
     if args.consume:
         consume(args.consume, args.url, os.environ["BENCH_TWIN_KEY"], os.environ["BENCH_TWIN_SECRET"], args.db)
@@ -213,16 +255,24 @@ def main() -> None:
                 print(name, {k: round(v, 3) for k, v in r.items()})
             ec, pc = results["engine capacity (own process)"]["per_s"], results["peer capacity (own process)"]["per_s"]
             print(f"capacity ratio engine/peer: {ec / pc:.2f}")
+            cpu = results["engine capacity (own process)"]["cpu_us_per_trade"]
+            print(f"engine pipeline CPU per trade: {cpu:.1f} us -> {1e6 / cpu:,.0f} trades/s on one free core")
             print(f"load average after: {os.getloadavg()}")
             return
         state = tmp / "state.db"
         store = open_store(f"sqlite:///{state}")
         rest = CcxtSource(handle.exchange(rateLimit=1))
-        streams = MarketStreams(store, handle.pro_exchange, rest, ["BTC/USDT"], [], books=False, funding=False)
+        ws = lambda: build_ccxt_exchange("binance", base_url=handle.base_url, pro=True)  # noqa: E731 - as the engine
+        streams = MarketStreams(store, ws, rest, ["BTC/USDT"], [], books=False, funding=False)
         streams.start()
         sql = "SELECT COUNT(*) FROM trades WHERE exchange='binance' AND symbol='BTC/USDT'"
         wanted = lambda: handle.twin.hub.wanted("spot", "btcusdt@trade")  # noqa: E731
         time.sleep(1.0)
+        if args.only_reconnect:
+            streams.stop()
+            results["reconnect"] = _reconnect(handle, store, rest, ws, args.drops)
+            print("reconnect", results["reconnect"], f"load average after: {os.getloadavg()}")
+            return
         base = _count(state, sql)
         results["engine capacity"] = _measure(handle, wanted, lambda: _count(state, sql), args.frames, None,
                                               10**12, base)
@@ -240,25 +290,7 @@ def main() -> None:
         results["peer paced"] = _measure(handle, peer.subscribed.is_set, lambda: _count(tmp / "peer.db", psql),
                                          paced, args.rate, 4 * 10**12, base)
         peer.stop()
-        # reconnect-to-backfilled
-        streams = MarketStreams(store, handle.pro_exchange, rest, ["BTC/USDT"], ["1m"], books=False, funding=False,
-                                backoff_s=0.1, backoff_max_s=1.0)
-        streams.start()
-        ohlcv, trades = streams.stats["ohlcv:BTC/USDT:1m"], streams.stats["trades:BTC/USDT"]
-        deadline = time.time() + 60
-        while (ohlcv.backfills < 1 or trades.backfills < 1) and time.time() < deadline:
-            time.sleep(0.05)
-        times = []
-        for _ in range(3):
-            b0, t0b = ohlcv.backfills, trades.backfills
-            t0 = time.perf_counter()
-            handle.set_faults(drop_ws=True)
-            while (ohlcv.backfills <= b0 or trades.backfills <= t0b) and time.perf_counter() - t0 < 60:
-                time.sleep(0.01)
-            times.append(time.perf_counter() - t0)
-            time.sleep(1.0)
-        streams.stop()
-        results["reconnect"] = {"median_s": sorted(times)[1], "max_s": max(times)}
+        results["reconnect"] = _reconnect(handle, store, rest, ws, args.drops)
         store.dispose()
     finally:
         handle.stop()

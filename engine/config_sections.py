@@ -173,6 +173,10 @@ class ExchangeConfig:
     stream: bool = True  # websocket streams (ccxt.pro) with REST backfill; false = REST polling only
     reconnect_max_s: float = ranged(30.0, gt=0, le=3600)  # cap of the exponential reconnect backoff
     stream_stale_s: float = ranged(30.0, gt=0, le=86_400)  # no message for this long: the stream counts as down
+    # a live restart re-arms protection with the desk's markets cached beside state.db when younger than this, then
+    # reloads every market (engine/execution/markets_cache.py); 0 = always load them first
+    markets_cache_hours: float = ranged(24.0, ge=0, le=168)
+    ws_compress: bool = False  # offer permessage-deflate on websockets: less bandwidth, more CPU per frame both ends
 
 
 @dataclass(frozen=True)

@@ -33,10 +33,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Parametrise `backend_url` over the selected store backends (sqlite, postgresql)."""
-    if "backend_url" in metafunc.fixturenames:
+    """Parametrise `store_backend` (and so `backend_url`, `state_url` and the runtime/fault tests' `store`) over the
+    selected store backends (sqlite, postgresql)."""
+    if "store_backend" in metafunc.fixturenames:
         chosen = metafunc.config.getoption("--store-backend") or ["sqlite", "postgresql"]
-        metafunc.parametrize("backend_url", chosen, indirect=True)
+        metafunc.parametrize("store_backend", chosen, indirect=True)
+
+
+@pytest.fixture
+def store_backend(request: pytest.FixtureRequest) -> str:
+    """The store backend this test instance runs on: "sqlite" or "postgresql" (parametrised above)."""
+    return str(request.param)
 
 
 @pytest.fixture(scope="session")
@@ -56,11 +63,29 @@ def postgres_server():  # noqa: ANN201 - tests.support.postgres.PostgresServer
 
 
 @pytest.fixture
-def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def backend_url(request: pytest.FixtureRequest, store_backend: str, tmp_path: Path):  # noqa: ANN201 - Iterator[str]
     """A fresh, empty store URL on the parametrised backend: a temp SQLite file or a new PostgreSQL database."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'state.db'}"
-    return request.getfixturevalue("postgres_server").fresh_database()
+    if store_backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state.db'}"
+        return
+    server = request.getfixturevalue("postgres_server")
+    url = server.fresh_database()
+    yield url
+    server.drop(url)
+
+
+@pytest.fixture
+def state_url(request: pytest.FixtureRequest, store_backend: str, tmp_path: Path):  # noqa: ANN201 - Iterator[str]
+    """The store target (`--state`, open_store) on the parametrised backend, as a user would write it: the path of a
+    not-yet-created state.db in the test's folder, or a new PostgreSQL database already holding the migrated schema
+    (cloned from a template). The database is dropped afterwards, ending connections the test left open."""
+    if store_backend == "sqlite":
+        yield str(tmp_path / "state.db")
+        return
+    server = request.getfixturevalue("postgres_server")
+    url = server.migrated_database()
+    yield url
+    server.drop(url)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -92,31 +92,33 @@ def _run(ctx: typer.Context, call: Any, as_json: bool = False, halting: bool = F
         known = one_line_error(exc)
         if not halting or known is None or known[0] != "store error":
             raise
-        pid = _signal_halt(ctx)
-        if pid is None:
+        pids = _signal_halt(ctx)
+        if not pids:
             raise
         report_error(known[0], known[2])
-        typer.echo(f"halt: HALT signalled to engine pid {pid} (SIGUSR1): it halts in memory at once, cancels its "
-                   "orders and persists HALTED when the store allows")
+        named = ", ".join(f"engine pid {pid} ({name})" for name, pid in pids.items())
+        typer.echo(f"halt: HALT signalled to {named} (SIGUSR1): each halts in memory at once, cancels its orders "
+                   "and persists the desk's HALTED when the store allows")
         return
     _show(result, as_json, client)
 
 
-def _signal_halt(ctx: typer.Context) -> int | None:
-    """Send SIGUSR1 (in-memory HALT) to the engine holding this store's lock; its pid, or None when none is live."""
+def _signal_halt(ctx: typer.Context) -> dict[str, int]:
+    """Send SIGUSR1 (in-memory HALT, persisted desk-wide) to every engine of the desk holding its lock on this host;
+    the engines reached, by name -> pid (empty when none is live)."""
     import os
     import signal
 
-    from engine.runtime.lockfile import read_pid
+    from engine.runtime.lockfile import live_engine_pids
 
-    pid = read_pid(settings_of(ctx))
-    if pid is None:
-        return None
-    try:
-        os.kill(pid, signal.SIGUSR1)
-    except OSError:
-        return None
-    return pid
+    reached: dict[str, int] = {}
+    for name, pid in live_engine_pids(settings_of(ctx)).items():
+        try:
+            os.kill(pid, signal.SIGUSR1)
+        except OSError:
+            continue
+        reached[name] = pid
+    return reached
 
 
 def register(app: typer.Typer) -> None:

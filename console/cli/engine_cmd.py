@@ -62,15 +62,21 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2)
         from engine.runtime.preflight import check_startup
 
-        check_startup(settings)  # unknown strategy or bad params: one line, exit 2, nothing started
+        if not (live and confirm_live and not detach):  # unknown strategy or bad params: one line, exit 2
+            check_startup(settings)
+        # a scripted live start in the foreground (systemd's restart after a crash) checks its strategies right after
+        # re-arming protection on the exchange instead (engine/runtime/service.py): still one line and exit 2
         if live:
             _confirm_live(settings, confirm_live)
-        from engine.runtime.lockfile import read_pid
+        from engine.runtime.lockfile import read_pid, server_holder
+        from engine.store.urls import redact
 
         holder = read_pid(settings)
-        if holder is not None:
+        where = f"pid {holder}" if holder is not None else server_holder(settings)  # another host or run dir
+        if where is not None:
             named = "an engine" if settings.engine.name == "main" else f"engine {settings.engine.name!r}"
-            typer.secho(f"{named} (pid {holder}) is already running on {settings.store_url()}", fg="red", err=True)
+            typer.secho(f"{named} ({where}) is already running on {redact(settings.store_url())}", fg="red",
+                        err=True)
             raise typer.Exit(1)
         if detach:
             from engine.runtime.launch import engine_output_file, start_detached

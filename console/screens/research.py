@@ -1,4 +1,5 @@
-"""Research: backtest runs and their trials with Sharpe and deflated Sharpe (DSR); open a run's tearsheet."""
+"""Research: backtest runs and their trials with Sharpe, deflated Sharpe (DSR) and, for walk-forward runs, the
+probability of backtest overfitting (PBO); open a run's tearsheet."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from console.widgets.nav import hint
 from console.widgets.report_text import report_summary
 
 RUN_COLUMNS = [("id", "Run"), ("created", "Created", 16), ("kind", "Kind"), ("strategy", "Strategy"), ("tf", "TF"),
-               ("sharpe", "Sharpe ann."), ("dsr", "DSR"), ("trials", "Trials"), ("lookahead", "Lookahead"),
+               ("sharpe", "Sharpe ann."), ("dsr", "DSR"), ("pbo", "PBO"), ("trials", "Trials"), ("lookahead", "Lookahead"),
                ("report", "Tearsheet")]
 TRIAL_COLUMNS = [("id", "Trial"), ("phase", "Phase"), ("window", "Win"), ("sharpe", "Sharpe ann."),
                  ("sharpe_bar", "per bar"), ("n", "Obs"), ("skew", "Skew"), ("kurt", "Kurt"), ("params", "Params")]
@@ -30,7 +31,7 @@ def run_rows(rows: list[dict[str, Any]]) -> Rows:
     """Format backtest runs keyed by id."""
     return {r["id"]: (
         str(r["id"]), fmt.stamp(r["created_at"]), r["kind"], r["strategy"], r["timeframe"], fmt.num(r["sharpe"], 2),
-        fmt.num(r["dsr"], 3), str(r["n_trials"] if r["n_trials"] is not None else r["trial_rows"]),
+        fmt.num(r["dsr"], 3), fmt.num(r.get("pbo"), 2), str(r["n_trials"] if r["n_trials"] is not None else r["trial_rows"]),
         {1: "ok", 0: "FAIL"}.get(r["lookahead_ok"], "—"), "yes" if r["report_path"] else "—") for r in rows}
 
 

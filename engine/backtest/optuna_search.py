@@ -110,6 +110,24 @@ def _key(params: Mapping[str, Any]) -> str:
     return repr(sorted(params.items()))
 
 
+@dataclass(frozen=True)
+class TpeSettings:
+    """How a window's TPE study searches: its objective, start-up trials, joint modelling and pruning."""
+
+    objective: str = "robust"  # robust (engine.backtest.robust) or sharpe (plain in-sample Sharpe)
+    n_startup: int | None = None  # random trials before TPE models the space; None: startup_trials(budget)
+    multivariate: bool = True
+    prune: bool = False  # off by default: a trial is one kernel pass, pruning saves no time and loses candidates
+
+    def __post_init__(self) -> None:
+        if self.objective not in ("robust", "sharpe"):
+            raise ValueError(f"tpe objective: must be robust or sharpe, got {self.objective!r}")
+
+    def startup(self, n_trials: int) -> int:
+        """The number of start-up trials for a budget."""
+        return self.n_startup if self.n_startup is not None else startup_trials(n_trials)
+
+
 def startup_trials(n_trials: int) -> int:
     """Random trials before TPE models the space (and before the pruner acts): a third of the budget, 5 to 20."""
     return max(5, min(20, n_trials // 3))
@@ -117,7 +135,8 @@ def startup_trials(n_trials: int) -> int:
 
 def search_window(strategy_cls: type, panel: Mapping[str, Any], window: Any, config: Any, sizer: Any,
                   barriers: Any, n_trials: int, seed: int, fixed: Mapping[str, Any], ppy: float, name: str,
-                  previous: list[Any], start_params: Mapping[str, Any] | None) -> WindowSearch:
+                  previous: list[Any], start_params: Mapping[str, Any] | None,
+                  settings: TpeSettings | None = None) -> WindowSearch:
     """Run one window's TPE study in memory until it holds n_trials run (COMPLETE or PRUNED) trials; previous trials
     are resumed."""
     import warnings
@@ -126,16 +145,19 @@ def search_window(strategy_cls: type, panel: Mapping[str, Any], window: Any, con
     from optuna.trial import TrialState
 
     from engine.backtest.robust import N_FOLDS, fold_sharpes, robust_score, running_means
+    from engine.backtest.sweep_reduce import sharpe_per_bar
     from engine.backtest.windows import evaluate_params, window_market
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = {k: v for k, v in strategy_cls.param_space().items() if k not in fixed}
-    n_startup = startup_trials(n_trials)
+    settings = settings or TpeSettings()
+    n_startup = settings.startup(n_trials)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         sampler = optuna.samplers.TPESampler(seed=seed * 1009 + window.number, n_startup_trials=n_startup,
-                                             multivariate=True, group=True)
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=n_startup, n_warmup_steps=1)
+                                             multivariate=settings.multivariate, group=settings.multivariate)
+    pruner = (optuna.pruners.MedianPruner(n_startup_trials=n_startup, n_warmup_steps=1) if settings.prune
+              else optuna.pruners.NopPruner())
     study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner, study_name=name)
     if previous:
         study.add_trials(previous)
@@ -176,7 +198,7 @@ def search_window(strategy_cls: type, panel: Mapping[str, Any], window: Any, con
         trial.set_user_attr("oos_bars", int(len(oos_r)))
         folds = fold_sharpes(is_r, N_FOLDS)
         pruned = False
-        for step, value in enumerate(running_means(folds)[:-1]):  # the last fold completes the trial
+        for step, value in enumerate(running_means(folds)[:-1] if settings.prune else ()):  # last fold completes it
             trial.report(float(value) * scale, step)
             if trial.should_prune():
                 pruned = True
@@ -185,7 +207,8 @@ def search_window(strategy_cls: type, panel: Mapping[str, Any], window: Any, con
         if pruned:
             study.tell(trial, state=TrialState.PRUNED)
         else:
-            study.tell(trial, robust_score(folds) * scale)
+            value = robust_score(folds) if settings.objective == "robust" else sharpe_per_bar(is_r)
+            study.tell(trial, value * scale)
     out.new_trials = study.trials[n_before:]
     if not out.params:
         raise ValueError(f"{strategy_cls.name}: optuna found no valid parameter set in param_space "
@@ -196,7 +219,7 @@ def search_window(strategy_cls: type, panel: Mapping[str, Any], window: Any, con
 def run_tpe(strategy_cls: type, panel: Mapping[str, Any], windows: list, config: Any, *, n_trials: int, seed: int,
             fixed: Mapping[str, Any], sizer: Any, barriers: Any, ppy: float, prefix: str, store: Any,
             start_params: Mapping[str, Any] | None, n_jobs: int, backend: str,
-            progress: Any = None) -> list[WindowSearch]:
+            progress: Any = None, settings: TpeSettings | None = None) -> list[WindowSearch]:
     """TPE studies for every window (in parallel across windows on the backend), persisted to the store's RDB."""
     import optuna
     from optuna.trial import TrialState
@@ -217,7 +240,7 @@ def run_tpe(strategy_cls: type, panel: Mapping[str, Any], windows: list, config:
         except KeyError:
             previous.append([])
     tasks = [(strategy_cls, panel, w, config, sizer, barriers, n_trials, seed, dict(fixed), ppy, name, prev,
-              start_params) for w, name, prev in zip(windows, names, previous)]
+              start_params, settings) for w, name, prev in zip(windows, names, previous)]
     total = n_trials * len(windows)
     results: list[WindowSearch] = []
     if progress:

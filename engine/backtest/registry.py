@@ -164,8 +164,8 @@ def record_trials(store: Store, dataset_hash: str, strategy: str, rows: Iterable
                         None if identity is None else identity.family, la))
     if not payload:
         return 0
-    insert = _q(store, "INSERT INTO trials (created_at, dataset_hash, strategy, params, phase, window, sharpe, n_obs, "
-                       "skew, kurtosis, metrics, run_id, trial_key, family, lookahead_ok) "
+    insert = _q(store, "INSERT INTO trials (created_at, dataset_hash, strategy, params, phase, \"window\", sharpe, "
+                       "n_obs, skew, kurtosis, metrics, run_id, trial_key, family, lookahead_ok) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (trial_key) DO NOTHING")
     new = 0
     with store.begin() as conn:
@@ -242,8 +242,9 @@ def record_run(store: Store, *, kind: str, strategy: str, params: Mapping[str, A
            "dataset_hash, metrics, sharpe, dsr, n_trials, lookahead_ok, lookahead, report_path) "
            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
     with store.begin() as conn:
-        cur = conn.exec_driver_sql(sql if store.is_sqlite else sql.replace("?", "%s"), values)
-        return int(cur.lastrowid)
+        if store.is_sqlite:
+            return int(conn.exec_driver_sql(sql, values).lastrowid)
+        return int(conn.exec_driver_sql(sql.replace("?", "%s") + " RETURNING id", values).scalar_one())  # no lastrowid
 
 
 def set_report_path(store: Store, run_id: int, path: str) -> None:

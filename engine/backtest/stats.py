@@ -178,10 +178,9 @@ def pbo_cscv(returns_matrix: np.ndarray, n_splits: int = 16) -> dict:
     return pbo_from_block_sums(s1, s2, np.diff(bounds))
 
 
-def pbo_from_block_sums(s1: np.ndarray, s2: np.ndarray, counts: np.ndarray) -> dict:
-    """PBO by CSCV from per-block sums (s1) and sums of squares (s2) of the returns, each (n_splits x N), and the rows
-    per block: what `pbo_cscv` computes from the full matrix, for callers that reduced the returns where they ran
-    (a walk-forward sweep on dask workers sends back 2 x n_splits numbers per configuration, not its returns)."""
+def cscv_logits(s1: np.ndarray, s2: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """CSCV from per-block sums (s1) and sums of squares (s2), each (n_splits x N), and the rows per block: for every
+    half/half split, the logit of the in-sample best configuration's relative out-of-sample rank, and its OOS Sharpe."""
     s1, s2 = np.asarray(s1, dtype="float64"), np.asarray(s2, dtype="float64")
     n_splits, n_cfg = s1.shape
     if n_cfg < 2:
@@ -208,7 +207,30 @@ def pbo_from_block_sums(s1: np.ndarray, s2: np.ndarray, counts: np.ndarray) -> d
     # relative rank of the IS-best config out of sample, in (0, 1)
     rank = (oos_sr < oos_best[:, None]).sum(axis=1) + 0.5 * ((oos_sr == oos_best[:, None]).sum(axis=1) + 1)
     w = rank / (n_cfg + 1)
-    logits = np.log(w / (1.0 - w))
-    return {"pbo": float(np.mean(logits <= 0.0)), "n_combinations": int(len(combos)), "n_splits": int(n_splits),
+    return np.log(w / (1.0 - w)), oos_best
+
+
+def pbo_from_block_sums(s1: np.ndarray, s2: np.ndarray, counts: np.ndarray) -> dict:
+    """PBO by CSCV from per-block sums (s1) and sums of squares (s2) of the returns, each (n_splits x N), and the rows
+    per block: what `pbo_cscv` computes from the full matrix, for callers that reduced the returns where they ran
+    (a walk-forward sweep on dask workers sends back 2 x n_splits numbers per configuration, not its returns)."""
+    logits, oos_best = cscv_logits(s1, s2, counts)
+    n_splits, n_cfg = np.shape(s1)
+    return {"pbo": float(np.mean(logits <= 0.0)), "n_combinations": int(len(logits)), "n_splits": int(n_splits),
             "n_configurations": int(n_cfg), "median_logit": float(np.median(logits)),
             "is_best_oos_sharpe_mean": float(oos_best.mean())}
+
+
+def pbo_pooled(parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> dict:
+    """PBO over several independent CSCV problems (e.g. one per walk-forward window, each with its own candidate
+    configurations): every part's split logits pooled, PBO = the share of all splits with logit <= 0."""
+    if not parts:
+        raise ValueError("pbo_pooled: needs at least one (s1, s2, counts) part")
+    runs = [cscv_logits(*p) for p in parts]
+    logits = np.concatenate([lg for lg, _ in runs])
+    oos_best = np.concatenate([ob for _, ob in runs])
+    return {"pbo": float(np.mean(logits <= 0.0)), "n_combinations": int(len(logits)),
+            "n_splits": int(np.shape(parts[0][0])[0]),
+            "n_configurations": int(sum(np.shape(p[0])[1] for p in parts)),
+            "median_logit": float(np.median(logits)), "is_best_oos_sharpe_mean": float(oos_best.mean()),
+            "by_part": [float(np.mean(lg <= 0.0)) for lg, _ in runs]}

@@ -118,3 +118,27 @@ def pbo_block_sums(summaries: Mapping[tuple[int, int], TrialSummary], window_num
             s1[:, i] += b[0]
             s2[:, i] += b[1]
     return s1, s2
+
+
+def pbo_by_window(oos_by_window: Sequence[Sequence[np.ndarray]], n_splits: int) -> dict:
+    """PBO of a search whose windows evaluate different configurations (optuna: one study per window).
+
+    CSCV needs the same configurations on every row, which a stitched out-of-sample axis has only when every window
+    evaluates the same parameter sets (random or grid search). Here each window is its own CSCV problem: its trials'
+    out-of-sample returns are cut into `n_splits` blocks, and the logits of all windows' splits are pooled (PBO =
+    the share of splits in which the best configuration on half the blocks ranks at or below the median on the other
+    half). Windows with fewer than 2 trials or fewer than 2 x n_splits OOS bars are left out; none left: NaN."""
+    from engine.backtest.stats import pbo_pooled
+
+    parts = []
+    for trials in oos_by_window:
+        rows = min((len(r) for r in trials), default=0)
+        if len(trials) < 2 or rows < 2 * n_splits:
+            continue
+        bounds = np.linspace(0, rows, int(n_splits) + 1).astype(int)
+        sums = [block_sums(np.asarray(r)[:rows], 0, bounds) for r in trials]
+        parts.append((np.stack([b[0] for b in sums], axis=1), np.stack([b[1] for b in sums], axis=1),
+                      np.diff(bounds)))
+    if not parts:
+        return {"pbo": float("nan"), "n_combinations": 0, "method": "per-window CSCV (too few trials or bars)"}
+    return {**pbo_pooled(parts), "method": f"per-window CSCV over each window's trials, {len(parts)} windows pooled"}

@@ -224,8 +224,10 @@ def walkforward_html(wf: Any, provenance: Mapping[str, Any] | None = None) -> st
         for r in wf.table.itertuples())
     pbo = wf.pbo
     pbo_text = (f"<p><b>Probability of backtest overfitting (CSCV): {fmt('pbo', pbo.get('pbo', float('nan')))}"
-                f"</b> over {pbo.get('n_combinations', 0):,} combinatorial splits of {len(wf.params)} parameter sets"
-                "; above 0.5 the in-sample winner is more likely than not to underperform out of sample.</p>")
+                f"</b> over {pbo.get('n_combinations', 0):,} combinatorial splits of "
+                f"{pbo.get('n_configurations', len(wf.params)):,} parameter sets"
+                + (f" ({html.escape(str(pbo['method']))})" if pbo.get("method") else "")
+                + "; above 0.5 the in-sample winner is more likely than not to underperform out of sample.</p>")
     if pbo.get("note"):
         pbo_text = f"<p><b>Probability of backtest overfitting (CSCV):</b> {html.escape(str(pbo['note']))}.</p>"
     sub = (f"{wf.search} search &middot; {len(wf.trials)} in-sample trials over {len(wf.table)} windows "

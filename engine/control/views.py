@@ -9,6 +9,7 @@ function takes an open SQLAlchemy connection and returns frozen dataclasses or p
 from __future__ import annotations
 
 import json
+import math
 import pickle
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Mapping, Sequence
@@ -17,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from engine.clock import now_ms, timeframe_ms
+from engine.control.equity_view import DAY_MS, PeakTracker, day_open_equity, desk_equity  # noqa: F401 - re-exported
 from engine.control.liveness import engine_alive, pid_running, with_liveness
 from engine.control.snapshots import DeskData, StateUnavailable, StatusSnapshot
 from engine.execution.orders import OPEN_STATUSES, OrderStatus
@@ -26,11 +28,19 @@ __all__ = ["DAY_MS", "DeskData", "DeskPart", "DESK_PARTS", "PeakTracker", "State
            "jobs_view", "leaderboard_view", "models_view", "pid_running", "status_view", "trials_view",
            "with_liveness"]
 
-DAY_MS = 86_400_000
 OPEN_ORDERS_SQL = "status IN (" + ",".join(f"'{s}'" for s in OPEN_STATUSES) + ")"  # one predicate everywhere
 OPEN_POSITIONS_SQL = "ABS(qty) > 1e-12"  # a position below this is dust left by float sums, not exposure
 STOP_COMMANDS_SQL = "command IN ('halt','emergency_stop')"
 FLATTENING_SQL = "command IN ('flatten','emergency_stop')"
+
+
+def _json_obj(text: Any) -> dict:
+    """A JSON-object column as a dict ({} when empty, malformed or not an object)."""
+    try:
+        value = json.loads(text or "{}")
+    except (TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _rows(conn: Connection, sql: str, **params: Any) -> list[dict[str, Any]]:
@@ -43,33 +53,6 @@ def _one(conn: Connection, sql: str, **params: Any) -> dict[str, Any] | None:
 
 
 # --- status -------------------------------------------------------------------------------------------------------
-class PeakTracker:
-    """The portfolio equity peak, read incrementally (only snapshots newer than the last read are scanned)."""
-
-    def __init__(self) -> None:
-        self.seen_ts = -1
-        self.peak = float("-inf")
-
-    def update(self, conn: Connection) -> float | None:
-        """Fold in the snapshots written since the last call; the peak so far (None when there are none)."""
-        got = _one(conn, "SELECT MAX(equity) AS peak, MAX(ts) AS ts FROM equity_snapshots "
-                         "WHERE scope='portfolio' AND ts > :t", t=self.seen_ts)
-        if got and got["ts"] is not None:
-            self.seen_ts, self.peak = int(got["ts"]), max(self.peak, float(got["peak"]))
-        return self.peak if self.seen_ts >= 0 else None
-
-
-def day_open_equity(conn: Connection, last_ts: int) -> float | None:
-    """Portfolio equity at the start of the market day of `last_ts` (the last close before it, else its first)."""
-    day_start = last_ts - last_ts % DAY_MS
-    row = _one(conn, "SELECT equity FROM equity_snapshots WHERE scope='portfolio' AND ts <= :d "
-                     "ORDER BY ts DESC LIMIT 1", d=day_start)
-    if row is None:
-        row = _one(conn, "SELECT equity FROM equity_snapshots WHERE scope='portfolio' AND ts >= :d "
-                         "ORDER BY ts LIMIT 1", d=day_start)
-    return float(row["equity"]) if row else None
-
-
 def status_view(conn: Connection, now: int | None = None, heartbeat_timeout_ms: int = 5_000,
                 peak: PeakTracker | None = None) -> StatusSnapshot:
     """Trading state, engine liveness, equity, day P&L (market day), drawdown, exposure and counts.
@@ -79,16 +62,13 @@ def status_view(conn: Connection, now: int | None = None, heartbeat_timeout_ms: 
     now = now_ms() if now is None else now
     ts = _one(conn, "SELECT state, reason, changed_at, changed_by FROM trading_state WHERE scope='global'")
     eng = _one(conn, "SELECT pid, host, mode, started_at, heartbeat_at, info FROM engine_status ORDER BY id LIMIT 1")
-    last = _one(conn, "SELECT ts, equity, gross_exposure, net_exposure FROM equity_snapshots "
-                      "WHERE scope='portfolio' ORDER BY ts DESC LIMIT 1")
-    top = (peak or PeakTracker()).update(conn)
+    desk = desk_equity(conn, peak)  # the sum over the desk's engines (engine/control/equity_view.py)
     counts = _one(conn, f"SELECT (SELECT COUNT(*) FROM positions WHERE {OPEN_POSITIONS_SQL}) AS pos, "
                         f"(SELECT COUNT(*) FROM orders WHERE {OPEN_ORDERS_SQL}) AS ord, "
                         "(SELECT COUNT(*) FROM alerts WHERE acked = 0) AS al, "
                         f"(SELECT COUNT(*) FROM commands WHERE status = 'pending' AND {STOP_COMMANDS_SQL}) AS stops, "
                         f"(SELECT COUNT(*) FROM commands WHERE status = 'running' AND {FLATTENING_SQL}) AS flat") or {}
-    equity = float(last["equity"]) if last else None
-    day_open = day_open_equity(conn, int(last["ts"])) if last else None
+    equity = desk.equity if desk else None
     heartbeat = int(eng["heartbeat_at"]) if eng else None
     stopped = bool(json.loads(eng["info"] or "{}").get("stopped", False)) if eng else False
     pid = int(eng["pid"]) if eng else None
@@ -99,10 +79,8 @@ def status_view(conn: Connection, now: int | None = None, heartbeat_timeout_ms: 
         mode=eng["mode"] if eng else "unknown", engine_pid=pid, heartbeat_at=heartbeat,
         engine_alive=engine_alive(pid, host, heartbeat, stopped, now, heartbeat_timeout_ms),
         engine_stopped=stopped, engine_host=host, started_at=int(eng["started_at"]) if eng else None,
-        equity=equity, day_pnl=(equity - day_open) if (equity is not None and day_open is not None) else None,
-        drawdown=max(0.0, 1.0 - equity / top) if (equity is not None and top) else None,
-        gross_exposure=float(last["gross_exposure"]) if last else None,
-        net_exposure=float(last["net_exposure"]) if last else None,
+        equity=equity, day_pnl=desk.day_pnl if desk else None, drawdown=desk.drawdown if desk else None,
+        gross_exposure=desk.gross_exposure if desk else None, net_exposure=desk.net_exposure if desk else None,
         positions=int(counts.get("pos") or 0), open_orders=int(counts.get("ord") or 0),
         unacked_alerts=int(counts.get("al") or 0), now=now, pending_stops=int(counts.get("stops") or 0),
         flattening=int(counts.get("flat") or 0), engines=_engines(conn, now, heartbeat_timeout_ms))
@@ -268,17 +246,24 @@ def leaderboard_view(conn: Connection) -> list[dict[str, Any]]:
 
 
 def backtest_runs_view(conn: Connection, limit: int = 200) -> list[dict[str, Any]]:
-    """Backtest and walk-forward runs, newest first, with Sharpe, DSR, trial count and report path."""
-    return _rows(conn, "SELECT r.id, r.created_at, r.kind, r.strategy, r.timeframe, r.symbols, r.sharpe, r.dsr, "
-                       "r.n_trials, r.lookahead_ok, r.report_path, r.dataset_hash, (SELECT COUNT(*) FROM trials t "
-                       "WHERE t.run_id = r.id) AS trial_rows FROM backtest_runs r ORDER BY r.id DESC LIMIT :n", n=limit)
+    """Backtest and walk-forward runs, newest first, with Sharpe, DSR, PBO (walk-forward, any search), trial count,
+    search and report path."""
+    rows = _rows(conn, "SELECT r.id, r.created_at, r.kind, r.strategy, r.timeframe, r.symbols, r.sharpe, r.dsr, "
+                       "r.n_trials, r.lookahead_ok, r.report_path, r.dataset_hash, r.metrics, r.params, "
+                       "(SELECT COUNT(*) FROM trials t WHERE t.run_id = r.id) AS trial_rows FROM backtest_runs r "
+                       "ORDER BY r.id DESC LIMIT :n", n=limit)
+    for r in rows:  # PBO and search live in the run's JSON (a walk-forward of any search has a PBO)
+        pbo = _json_obj(r.pop("metrics")).get("pbo")
+        r["pbo"] = float(pbo) if isinstance(pbo, (int, float)) and math.isfinite(pbo) else None
+        r["search"] = _json_obj(r.pop("params")).get("search")
+    return rows
 
 
 def trials_view(conn: Connection, run_id: int, limit: int = 500) -> list[dict[str, Any]]:
     """Trials of one run (or of its dataset when the run has none linked), best Sharpe first."""
-    rows = _rows(conn, "SELECT id, strategy, phase, window, sharpe, n_obs, skew, kurtosis, params FROM trials "
+    rows = _rows(conn, "SELECT id, strategy, phase, \"window\", sharpe, n_obs, skew, kurtosis, params FROM trials "
                        "WHERE run_id=:r ORDER BY sharpe DESC LIMIT :n", r=run_id, n=limit)
-    return rows or _rows(conn, "SELECT t.id, t.strategy, t.phase, t.window, t.sharpe, t.n_obs, t.skew, t.kurtosis, "
+    return rows or _rows(conn, "SELECT t.id, t.strategy, t.phase, t.\"window\", t.sharpe, t.n_obs, t.skew, t.kurtosis, "
                                "t.params FROM trials t JOIN backtest_runs r ON r.dataset_hash = t.dataset_hash "
                                "AND r.strategy = t.strategy WHERE r.id=:r ORDER BY t.sharpe DESC LIMIT :n",
                          r=run_id, n=limit)
@@ -382,7 +367,7 @@ def outbox_view(conn: Connection) -> list[dict[str, Any]]:
 
 def audit_view(conn: Connection, limit: int = 200) -> list[dict[str, Any]]:
     """The audit log, newest first."""
-    return _rows(conn, "SELECT id, ts, source, user, action, details FROM audit_log ORDER BY id DESC LIMIT :n",
+    return _rows(conn, "SELECT id, ts, source, \"user\", action, details FROM audit_log ORDER BY id DESC LIMIT :n",
                  n=limit)
 
 

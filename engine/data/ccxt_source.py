@@ -194,11 +194,14 @@ class CcxtSource:
 
 
 def build_ccxt_exchange(exchange_id: str, options: Mapping[str, Any] | None = None, *, base_url: str = "",
-                        pro: bool = False, credentials: Mapping[str, str] | None = None) -> Any:
+                        pro: bool = False, credentials: Mapping[str, str] | None = None,
+                        ws_compress: bool = False) -> Any:
     """Build the real ccxt class (or its ccxt.pro websocket class) for an id; raises naming an unknown id.
 
     base_url (e.g. the exchange twin's) rewrites every REST and websocket URL; credentials (apiKey, secret) only for
-    private streams and orders.
+    private streams and orders. ws_compress offers permessage-deflate on websockets (ccxt's default; off here: it
+    costs CPU on every frame at both ends, and market-data frames are small). Binance's websocket client is
+    ccxt.pro's with a direct parse for public trade events (engine/data/binance_trades.py).
     """
     import ccxt
 
@@ -218,7 +221,13 @@ def build_ccxt_exchange(exchange_id: str, options: Mapping[str, Any] | None = No
 
         if exchange_id not in ccxt.pro.exchanges:
             raise ValueError(f"exchange.id: {exchange_id!r} has no websocket client in ccxt.pro")
-        exchange = getattr(ccxt.pro, exchange_id)(config)
+        if exchange_id == "binance":
+            from engine.data.binance_trades import binance_stream_class
+
+            exchange = binance_stream_class()(config)
+        else:
+            exchange = getattr(ccxt.pro, exchange_id)(config)
+        exchange.options.setdefault("ws", {})["compress"] = 15 if ws_compress else 0
     else:
         exchange = getattr(ccxt, exchange_id)(config)
     if base_url:

@@ -104,6 +104,7 @@ class MarketStreams:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._exchange: Any = None
+        self._epochs = 0  # websocket connections seen (each ccxt client object is one connection)
 
     # ----- lifecycle --------------------------------------------------------------------------------------------
     def start(self) -> "MarketStreams":
@@ -163,9 +164,19 @@ class MarketStreams:
         st = self.stats[f"{kind}:{symbol}" + (f":{tf}" if tf else "")]
         watch, handle = self._handlers(kind, symbol, tf)
         attempt, had_gap = 0, True  # a stream starts at subscription: what closed before is backfilled over REST
+        seen: dict[str, int] = {}  # websocket url -> the connection this stream last read from
         while not self._stop.is_set():
             try:
                 data = await watch()
+                if self._connection_replaced(seen) and not had_gap:
+                    # the socket dropped while this stream had no watch pending (its handler was busy), so ccxt
+                    # failed nothing for it and reconnected on this watch: still a gap, and cached bars are stale
+                    had_gap = True
+                    st.reconnects += 1
+                    log.warning("stream %s: its websocket reconnected under it; backfilling the gap", st.name)
+                    if kind == "ohlcv":
+                        (getattr(self._exchange, "ohlcvs", None) or {}).get(symbol, {}).pop(tf, None)
+                        data = []  # the cache held the bar that was forming at the drop: never store it as closed
                 if had_gap:
                     had_gap = not await self._backfill(kind, symbol, tf, st)  # a failed backfill is retried
                 attempt = 0
@@ -190,6 +201,20 @@ class MarketStreams:
                                f"{st.last_error}", {"stream": st.name, "exchange": self.exchange_id,
                                                     "merge_key": f"{self.exchange_id}:{st.name}"})
                 await asyncio.sleep(delay)
+
+    def _connection_replaced(self, seen: dict[str, int]) -> bool:
+        """Whether a websocket connection this stream read from before has been replaced by a new one since (ccxt
+        drops a client closed by the server and opens a new one on the next watch); updates `seen`."""
+        replaced = False
+        for url, client in list((getattr(self._exchange, "clients", None) or {}).items()):
+            epoch = getattr(client, "_quantdesk_epoch", None)
+            if epoch is None:
+                self._epochs += 1
+                epoch = self._epochs
+                client._quantdesk_epoch = epoch
+            replaced = replaced or seen.get(url, epoch) != epoch
+            seen[url] = epoch
+        return replaced
 
     def _handlers(self, kind: str, symbol: str, tf: str | None) -> tuple[Callable[[], Awaitable[Any]],
                                                                       Callable[[Any], None]]:

@@ -28,6 +28,8 @@ from typing import Any, Callable, Mapping
 
 from engine.execution.broker import check_capital_cap, check_order_allowed
 from engine.execution.ccxt_cleanup import OrderCleanup
+from engine.execution.ccxt_oco import OcoWire, is_oco_leg
+from engine.execution.margin_share import UsdmWallet
 from engine.execution.ccxt_recon import EXTERNAL_INSTANCE, Reconciliation  # noqa: F401 - re-exported
 from engine.execution.ccxt_wire import PROTECTIVE_TYPES, ProtectiveWire
 from engine.execution.orders import (EPS, Fill, OrderBlocked, OrderRequest, get_order, insert_order, open_orders,
@@ -40,7 +42,7 @@ _STATUS = {"open": "open", "closed": "filled", "canceled": "canceled", "cancelle
            "rejected": "rejected"}
 
 
-class CcxtBroker(OrderCleanup, Reconciliation, ProtectiveWire):
+class CcxtBroker(OrderCleanup, Reconciliation, ProtectiveWire, OcoWire, UsdmWallet):
     """A live broker over one ccxt exchange instance (injected, so tests pass one with a replaying `fetch`)."""
 
     mode = "live"
@@ -59,7 +61,6 @@ class CcxtBroker(OrderCleanup, Reconciliation, ProtectiveWire):
         self.symbols = list(symbols or [])
         self._sleep = sleep
         self._lock = threading.RLock()
-        self._funding_ts: dict[tuple[str, str], int] = {}
         self.protector: Any = None  # engine.execution.protection.Protector once the engine attaches one
         self.stale_after_ms = int(stale_after_s * 1000)  # an unsent trade decision older than this is not sent
 
@@ -211,7 +212,7 @@ class CcxtBroker(OrderCleanup, Reconciliation, ProtectiveWire):
             avg = float(order.get("average") or order.get("price") or 0.0)
             prev_cost = (row["avg_price"] or 0.0) * row["filled_qty"]
             price = (avg * filled - prev_cost) / delta if avg else float(order.get("price") or 0.0)
-            fee_total = self._fee_quote(order, avg)
+            fee_total = self._fee_quote(order, avg) or self._usdm_fee_or_alert(order)
             fee = max(0.0, fee_total * delta / filled) if filled else 0.0
             fee_base = max(0.0, self._fee_base(order) * delta / filled) if filled else 0.0
             trade_ids = [str(t.get("id")) for t in (order.get("trades") or []) if t.get("id") is not None]
@@ -230,6 +231,16 @@ class CcxtBroker(OrderCleanup, Reconciliation, ProtectiveWire):
         else:
             set_order_status(self.store, coid, "partial", ts)
         return added
+
+    def _usdm_fee_or_alert(self, order: Mapping[str, Any]) -> float:
+        """A USD-M order's commission from its trades (its answer has none); 0 with an alert when unreadable (the
+        USD-M wallet check then names the difference)."""
+        try:
+            return float(self._usdm_fee(dict(order)) or 0.0)
+        except Exception as exc:  # noqa: BLE001 - the fill itself must still be recorded
+            raise_alert(self.store, "warning", "broker.fee_unknown", f"commission of {order.get('clientOrderId')} "
+                        f"unreadable: {type(exc).__name__}: {exc}"[:500], {"client_order_id": order.get("clientOrderId")})
+            return 0.0
 
     def _fee_base(self, order: Mapping[str, Any]) -> float:
         """Commission paid in the base asset of a spot market (the holding is that much smaller than `filled`)."""
@@ -266,6 +277,8 @@ class CcxtBroker(OrderCleanup, Reconciliation, ProtectiveWire):
                 raise ValueError(f"client_order_id: {client_order_id!r} is a {row['venue']} order, not an exchange one")
             if row["status"] in ("filled", "canceled", "rejected"):
                 return row["status"] == "canceled"
+            if is_oco_leg(row):  # one leg of a spot OCO: the whole list comes off (engine/execution/ccxt_oco.py)
+                return self.cancel_oco(row)
             try:
                 extra = {"trigger": True} if self._algo(row["symbol"], client_order_id) else {}
                 order = self._call(f"cancel_order {client_order_id}", lambda: self.exchange.cancel_order(
@@ -308,7 +321,9 @@ class CcxtBroker(OrderCleanup, Reconciliation, ProtectiveWire):
                 raise_alert(self.store, "warning", "broker.poll_failed", f"poll {o['client_order_id']}: {exc}", {})
                 continue
             if found is None:
-                if o["type"] in PROTECTIVE_TYPES and o["status"] != "new":  # gone from the exchange: re-placed below
+                if o["status"] == "new" and is_oco_leg(o):  # never got there: re-placed below as a list
+                    added += int(self.drop_unsent_leg(o))
+                elif o["type"] in PROTECTIVE_TYPES and o["status"] != "new":  # gone from the exchange: re-placed
                     set_order_status(self.store, o["client_order_id"], "canceled", self.exchange.milliseconds(),
                                      reason="protective order not on the exchange")
                     added += 1
@@ -352,12 +367,14 @@ class CcxtBroker(OrderCleanup, Reconciliation, ProtectiveWire):
             return {**self._reconcile_locked(), "orphans": orphans}
 
     def apply_funding(self) -> int:
-        """Book perpetual funding into the sub-ledgers of the instances holding perps on this account."""
-        from engine.execution.funding import book_funding
+        """Book the funding the exchange settled into the sub-ledgers of the instances that held the perps
+        (engine/execution/funding.py book_exchange_funding)."""
+        from engine.execution.funding import book_exchange_funding
 
-        return book_funding(self.store, self.venue, lambda s: self._call(f"fetch_funding_rate {s}",
-                                                                         lambda: self.exchange.fetch_funding_rate(s)),
-                            self.mark_price, self._funding_ts)
+        if not any(":" in s for s in self.symbols):
+            return 0
+        return book_exchange_funding(self.store, self.venue, lambda since: self._call(
+            "fetch_funding_history", lambda: self.exchange.fetch_funding_history(None, since, 1000)))
 
     def mark_price(self, symbol: str) -> float:
         """Mid of the exchange's top of book (last price when the book is empty)."""

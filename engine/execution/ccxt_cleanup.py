@@ -4,6 +4,7 @@ protective stops of a position an instance still holds, which are adopted; forei
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from engine.execution.orders import get_order, open_orders
@@ -60,6 +61,8 @@ class OrderCleanup:
         """Open exchange orders that state.db has no row for. Ours (client id prefix `qd-`: sent, then the row was
         lost with a restored state.db) are canceled, since nothing here would manage them; foreign ones (placed by
         hand or another bot on the same account) are left alone and named in an alert."""
+        import ccxt
+
         from engine.execution.orders import CLIENT_ID_PREFIX
 
         canceled, foreign, adopted = [], [], []
@@ -73,8 +76,9 @@ class OrderCleanup:
                 adopted.append(coid)
             elif coid.startswith(CLIENT_ID_PREFIX):
                 extra = {"trigger": True} if (o.get("info") or {}).get("algoId") is not None else {}
-                self._call(f"cancel orphan {coid}",
-                           lambda o=o, s=symbol, e=extra: self.exchange.cancel_order(o["id"], s, dict(e)))
+                with contextlib.suppress(ccxt.OrderNotFound):  # an OCO's other leg: canceling one canceled both
+                    self._call(f"cancel orphan {coid}",
+                               lambda o=o, s=symbol, e=extra: self.exchange.cancel_order(o["id"], s, dict(e)))
                 canceled.append(coid)
             else:
                 foreign.append(coid or str(o.get("id")))
@@ -110,14 +114,18 @@ class OrderCleanup:
         from engine.execution.orders import OrderRequest, insert_order, set_order_status
         from engine.execution.protection import PROTECT_REASON, parse_protective_id
 
+        from engine.execution.ccxt_oco import OCO_REASON
+
         parsed = parse_protective_id(str(order["clientOrderId"]))
         assert parsed is not None
         kind = parsed[1]
-        trigger = float(order.get("triggerPrice") or order.get("stopPrice") or 0.0)
+        # a stop's level is its trigger; an OCO's LIMIT_MAKER take-profit leg has only its limit price
+        trigger = float(order.get("triggerPrice") or order.get("stopPrice") or order.get("price") or 0.0)
+        in_list = str((order.get("info") or {}).get("orderListId", -1)) not in ("-1", "None", "")
         req = OrderRequest(instance_id=instance_id, symbol=symbol, side=str(order["side"]),
                        qty=float(order["amount"]), client_order_id=str(order["clientOrderId"]), type=kind,
                        price=trigger, reduce_only=True, intent="protect",
-                       reason=f"{PROTECT_REASON} {kind} (adopted at start)")
+                       reason=f"{OCO_REASON if in_list else PROTECT_REASON} {kind} (adopted at start)")
         ts = self.exchange.milliseconds()
         insert_order(self.store, req, ts, status="new", venue=self.venue)
         set_order_status(self.store, req.client_order_id, "open", ts, exchange_order_id=str(order.get("id") or ""))

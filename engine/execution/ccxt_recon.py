@@ -27,6 +27,7 @@ class Reconciliation:
     _lock: Any
     _last_balance: dict[str, Any] | None = None  # the spot balance read by the last reconciliation
     _quote_shares: Any = None
+    _last_positions: list[dict[str, Any]] | None = None  # the USD-M positions read by the last reconciliation
 
     # --- reconciliation -------------------------------------------------------------------------------------------
     def _holdings(self, symbols: list[str]) -> dict[str, float]:
@@ -41,7 +42,8 @@ class Reconciliation:
                 base = self.exchange.markets[s]["base"]
                 out[s] = float((bal.get(base) or {}).get("total") or 0.0)
         if swaps:
-            for p in self._call("fetch_positions", lambda: self.exchange.fetch_positions(swaps)):
+            self._last_positions = self._call("fetch_positions", lambda: self.exchange.fetch_positions(swaps))
+            for p in self._last_positions:
                 sign = -1 if p.get("side") == "short" else 1
                 out[p["symbol"]] = out.get(p["symbol"], 0.0) + sign * float(p.get("contracts") or 0.0)
         return out
@@ -59,6 +61,7 @@ class Reconciliation:
             self._call("load_markets", self.exchange.load_markets)
         synced = self.process()
         self._last_balance = None
+        self._last_positions = None
         # paper instances' virtual positions are not on the account: only exchange-venue sub-ledgers are compared
         mine = positions_on_venue(self.store, self.venue)
         symbols = sorted(set(self.symbols) | {p["symbol"] for p in positions_on_venue(self.store, self.venue, False)})
@@ -79,7 +82,7 @@ class Reconciliation:
             raise_alert(self.store, "critical", "recon.mismatch", f"{a['symbol']}: exchange holds {a['exchange']} "
                         f"but state.db had {a['state_db']}; adopted {a['adopted']} into {EXTERNAL_INSTANCE}", a)
         return {"orders_synced": synced, "adopted": adopted, "symbols": symbols, "quote": self._check_quote(symbols),
-                "protection": self._protect()}
+                "margin": self._check_margin([s for s in symbols if ":" in s]), "protection": self._protect()}
 
     def _check_quote(self, symbols: list[str]) -> list[dict[str, Any]]:
         """Each spot quote currency's account total against the instances' cash shares (engine/execution/

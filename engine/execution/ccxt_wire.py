@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from engine.execution.ccxt_oco import is_oco_leg
 from engine.execution.orders import OrderRequest, get_order, insert_order, open_orders, set_order_status
 
 PROTECTIVE_TYPES = ("stop", "take")  # orders.type of exchange-side protective orders (engine/execution/protection.py)
@@ -51,6 +52,11 @@ class ProtectiveWire:
 
         for o in open_orders(self.store, req.instance_id, self.venue):
             if o["symbol"] != req.symbol or not is_protective(o) or o["client_order_id"] == req.client_order_id:
+                continue
+            if (get_order(self.store, o["client_order_id"]) or {}).get("status") not in ("open", "partial", "new"):
+                continue  # the other leg of an OCO list canceled just before
+            if is_oco_leg(o):  # an OCO list cannot shrink: it comes off; the check after the sell re-places it
+                self.cancel(o["client_order_id"])
                 continue
             smaller = self._shrunk(o, o["qty"] - req.qty)
             if smaller is None:

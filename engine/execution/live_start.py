@@ -42,9 +42,64 @@ def live_symbols(settings: Any) -> list[str]:
     return list(out)
 
 
-def connect_exchange(settings: Any, environ: Mapping[str, str]) -> Any:
-    """A ccxt exchange with keys from the environment, markets loaded and the account readable; LiveStartError."""
+def _markets_cache(settings: Any) -> tuple[Any, str]:
+    """(cache file or None, endpoint key) of this desk's markets cache (engine/execution/markets_cache.py)."""
+    from engine.execution.markets_cache import cache_path
+    from engine.store.db import sqlite_path
+
+    base_url = base_url_of(settings)
+    exchange_id = _exchange_id(settings)
+    return cache_path(sqlite_path(settings.store_url()), exchange_id, base_url), f"{exchange_id}@{base_url or 'live'}"
+
+
+def _guarded(exchange_id: str, what: str, fn: Any) -> Any:
+    """Run one start-up exchange call; ccxt errors become a one-line LiveStartError naming `what` failed."""
     import ccxt
+
+    try:
+        return fn()
+    except LiveStartError:
+        raise
+    except ccxt.AuthenticationError as exc:
+        raise LiveStartError(f"{exchange_id} refused the API keys ({_short(exc)}); check {API_KEY_ENV} / "
+                             f"{API_SECRET_ENV} and the key's permissions") from None
+    except ccxt.NetworkError as exc:
+        raise LiveStartError(f"cannot {what} on {exchange_id}: {type(exc).__name__} ({_short(exc)}); check the "
+                             "network and the exchange's status page, then start again") from None
+    except ccxt.ExchangeError as exc:
+        raise LiveStartError(f"{exchange_id} refused to {what}: {type(exc).__name__} ({_short(exc)})") from None
+
+
+def load_all_markets(exchange: Any, settings: Any, save: bool = True) -> None:
+    """Every market from the exchange (reload), every desk symbol listed, the desk's markets cached (`save`);
+    LiveStartError."""
+    from engine.execution import markets_cache
+
+    exchange_id = _exchange_id(settings)
+
+    def load() -> None:
+        exchange.load_markets(True)
+        missing = [s for s in live_symbols(settings) if s not in exchange.markets]
+        if missing:
+            raise LiveStartError(f"symbols not listed on {exchange_id}: {', '.join(missing)}; fix [data] symbols "
+                                 "and [strategies.*] symbols")
+
+    _guarded(exchange_id, "load markets", load)
+    exchange.markets_from_cache = False
+    if save:
+        path, endpoint = _markets_cache(settings)
+        markets_cache.save(path, exchange.markets, live_symbols(settings), endpoint)
+
+
+def connect_exchange(settings: Any, environ: Mapping[str, str], *, markets_cache: bool = False) -> Any:
+    """A ccxt exchange with keys from the environment, markets loaded and the account readable; LiveStartError.
+
+    `markets_cache` (the live engine's own connection): with a fresh cache only the desk's own markets are set
+    (`exchange.markets_from_cache` is True): enough to re-arm protection at once; the caller then runs
+    `load_all_markets` before anything else trades. Other callers (the LIVE prompt, the watchdog) load every market
+    and leave the cache alone."""
+    from engine.execution import markets_cache as markets_cache_mod
+    from engine.start_timeline import mark
 
     try:
         check_env_keys(environ)
@@ -56,25 +111,19 @@ def connect_exchange(settings: Any, environ: Mapping[str, str]) -> Any:
     except ValueError as exc:
         hint = "use an id from ccxt.exchanges" if "unknown ccxt exchange" in str(exc) else "fix [exchange] base_url"
         raise LiveStartError(f"{exc}; {hint}") from None
-    what = "load markets"
-    try:
-        exchange.load_markets()
-        missing = [s for s in live_symbols(settings) if s not in exchange.markets]
-        if missing:
-            raise LiveStartError(f"symbols not listed on {exchange_id}: {', '.join(missing)}; fix [data] symbols "
-                                 "and [strategies.*] symbols")
-        what = "read the account"
-        exchange.fetch_balance()
-    except LiveStartError:
-        raise
-    except ccxt.AuthenticationError as exc:
-        raise LiveStartError(f"{exchange_id} refused the API keys ({_short(exc)}); check {API_KEY_ENV} / "
-                             f"{API_SECRET_ENV} and the key's permissions") from None
-    except ccxt.NetworkError as exc:
-        raise LiveStartError(f"cannot {what} on {exchange_id}: {type(exc).__name__} ({_short(exc)}); check the "
-                             "network and the exchange's status page, then start again") from None
-    except ccxt.ExchangeError as exc:
-        raise LiveStartError(f"{exchange_id} refused to {what}: {type(exc).__name__} ({_short(exc)})") from None
+    mark("ccxt import")
+    path, endpoint = _markets_cache(settings) if markets_cache else (None, "")
+    max_age_s = float(getattr(settings.exchange, "markets_cache_hours", 0.0)) * 3600
+    cached = markets_cache_mod.load(path, live_symbols(settings), max_age_s, endpoint)
+    if cached is not None:
+        exchange.set_markets(cached)
+        exchange.markets_from_cache = True
+        mark("markets (cached)")
+    else:
+        load_all_markets(exchange, settings, save=markets_cache)
+        mark("markets")
+    _guarded(exchange_id, "read the account", exchange.fetch_balance)
+    mark("balance")
     return exchange
 
 
@@ -88,7 +137,7 @@ def connect_exchange_broker(store: Store, settings: Any, environ: Mapping[str, s
     cannot be."""
     from engine.execution.protection import Protector, config_spec_of
 
-    exchange = connect_exchange(settings, environ)
+    exchange = connect_exchange(settings, environ, markets_cache=True)
     broker = CcxtBroker(store, exchange, max_retries=settings.execution.max_retries, symbols=live_symbols(settings),
                         stale_after_s=settings.execution.order_timeout_s)
     # protective stops on the exchange; the engine swaps in each strategy's own stop spec where it declares one

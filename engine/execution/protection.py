@@ -5,8 +5,10 @@ one is set) resting on the exchange itself, so a dead engine still leaves the po
   stop spec when it declares one, else `[risk] protective_stop_pct` / `protective_take_profit_pct`.
 - Orders: USD-M STOP_MARKET / TAKE_PROFIT_MARKET with reduceOnly and the instance's quantity (not closePosition: one
   account holds several instances' sub-ledgers, and closePosition would close every instance's share); spot a
-  STOP_LOSS_LIMIT sell whose limit sits `protective_limit_offset_pct` past the trigger. A spot take-profit is not
-  placed: both would lock the same base balance (Binance only allows that as an OCO list).
+  STOP_LOSS_LIMIT sell whose limit sits `protective_limit_offset_pct` past the trigger. A spot position with a
+  take-profit gets both as ONE OCO order list (STOP_LOSS_LIMIT + LIMIT_MAKER on the same coins; when one executes
+  the exchange expires the other; engine/execution/ccxt_oco.py); it is resized or re-armed as a list (spot: the old
+  list comes off first, as it locks the coins) and a flatten pulls it like any protective order.
 - Client ids `qd-<instance tag>-ps<digest>` (stop) / `-pt` (take-profit): the instance and the protective marker are
   readable on the exchange, so a restart with a lost order row adopts them instead of cancelling them.
 - `Protector.ensure()` runs after every order, every broker poll that recorded fills, every reconciliation and at
@@ -18,19 +20,19 @@ one is set) resting on the exchange itself, so a dead engine still leaves the po
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from engine.clock import now_ms
-from engine.execution.orders import (CLIENT_ID_PREFIX, EPS, OrderBlocked, OrderRequest, instance_tag, open_orders,
-                                     positions_on_venue)
+from engine.execution.ccxt_oco import is_oco_leg
+from engine.execution.orders import EPS, OrderBlocked, OrderRequest, instance_tag, open_orders, positions_on_venue
+from engine.execution.protective_ids import (MARKERS, oco_client_ids, parse_protective_id,  # noqa: F401 - re-exported
+                                             protective_client_id)
 from engine.store.db import Store
 from engine.store.ops import raise_alert
 
 log = logging.getLogger("quantdesk.protection")
-MARKERS = {"stop": "ps", "take": "pt", "close": "px"}  # protective stop, take-profit, close of a crossed stop
 PROTECT_REASON = "protect"  # orders.reason prefix (engine.execution.flatten.PROTECTIVE_PREFIX cancels them last)
 NOT_PROTECTED = frozenset({"_external"})  # holdings adopted from the account are not ours to protect
 
@@ -60,23 +62,6 @@ def protective_levels(side: str, entry: float, stop_frac: float,
     stop = entry * (1.0 - sign * stop_frac)
     take = entry * (1.0 + sign * take_frac) if take_frac else None
     return stop, take
-
-
-def protective_client_id(instance_id: str, symbol: str, kind: str, nonce: int) -> str:
-    """`qd-<tag>-ps<digest>` (stop), `-pt` (take-profit) or `-px` (crossed-stop close): <= 32 exchange-safe chars."""
-    digest = hashlib.sha1(f"{instance_id}|{symbol}|{kind}|{nonce}".encode()).hexdigest()[:18]
-    return f"{CLIENT_ID_PREFIX}{instance_tag(instance_id)}-{MARKERS[kind]}{digest}"
-
-
-def parse_protective_id(coid: str) -> tuple[str, str] | None:
-    """(instance tag, kind) of one of our protective client ids, None for any other id."""
-    parts = coid.split("-")
-    if len(parts) != 3 or parts[0] + "-" != CLIENT_ID_PREFIX:
-        return None
-    for kind, marker in MARKERS.items():
-        if kind != "close" and parts[2].startswith(marker) and len(parts[2]) == len(marker) + 18:
-            return parts[1], kind
-    return None
 
 
 def config_spec_of(risk: Any) -> Callable[..., ProtectionSpec]:
@@ -127,7 +112,7 @@ class Protector:
         qty = float(ex.amount_to_precision(symbol, abs(pos["qty"])))
         close_side = "sell" if side == "long" else "buy"
         out = [{"kind": "stop", "side": close_side, "qty": qty, "price": float(ex.price_to_precision(symbol, stop))}]
-        if take is not None and not self._market(symbol).get("spot"):
+        if take is not None:
             out.append({"kind": "take", "side": close_side, "qty": qty,
                         "price": float(ex.price_to_precision(symbol, take))})
         return out
@@ -176,18 +161,19 @@ class Protector:
         if desired and not self._protectable(pos, desired[0]["qty"], desired[0]["price"]):  # type: ignore[arg-type]
             desired = []
         wanted = {d["kind"]: d for d in desired}
+        spot = bool(self._market(key[1]).get("spot"))
+        if spot and pos is not None and ("take" in wanted or any(is_oco_leg(o) for o in resting)):
+            self._ensure_oco(pos, wanted, resting, done)
+            return
         stale = []
         for o in resting:
-            d = wanted.get(o["type"])
-            if d is not None and o["side"] == d["side"] and abs(o["qty"] - d["qty"]) <= EPS * max(1.0, d["qty"]) \
-                    and abs((o["price"] or 0.0) - d["price"]) <= 1e-9 * d["price"]:
+            if self._matches(o, wanted.get(o["type"])):
                 wanted.pop(o["type"])
                 done["kept"].append(o["client_order_id"])
             else:
                 stale.append(o)
         # USD-M: the new order goes on before the old comes off (never a moment unprotected); spot must pull the old
         # first, as it locks the base asset the new one needs
-        spot = bool(self._market(key[1]).get("spot"))
         replacing: dict[str, dict[str, Any]] = {}
         if spot and hasattr(self.broker, "replace_protective"):  # spot: swap old for new in one request
             for o in list(stale):
@@ -205,6 +191,35 @@ class Protector:
         if not spot:  # USD-M: the new order went on before the old comes off (never a moment unprotected)
             self._cancel(stale, done)
 
+    def _ensure_oco(self, pos: dict[str, Any], wanted: dict[str, dict[str, Any]], resting: list[dict[str, Any]],
+                    done: dict[str, list[str]]) -> None:
+        """Spot with a take-profit: the stop and take-profit rest as one OCO list. Both legs as wanted: kept. A lone
+        stop as wanted while the take-profit would fill at once: kept (no churn). Anything else: what rests comes
+        off (it locks the coins) and a new list (or the stop alone) goes on."""
+        same = {o["type"]: o for o in resting if self._matches(o, wanted.get(o["type"]))}
+        if len(resting) == len(same) == len(wanted) == 2 and all(is_oco_leg(o) for o in resting):
+            done["kept"].extend(o["client_order_id"] for o in resting)
+            return
+        if list(same) == ["stop"] and len(resting) == 1 and not is_oco_leg(resting[0]) and "take" in wanted:
+            mark = self.broker.mark_price(pos["symbol"])
+            if self._take_fills_now(pos, wanted["take"], mark):
+                done["kept"].append(resting[0]["client_order_id"])
+                return
+        self._cancel(resting, done)
+        if wanted:
+            self._place(pos, wanted, done)
+
+    @staticmethod
+    def _matches(order: dict[str, Any], d: dict[str, Any] | None) -> bool:
+        """A resting protective order is the one wanted: side, quantity and level."""
+        return d is not None and order["side"] == d["side"] and abs(order["qty"] - d["qty"]) <= EPS * max(
+            1.0, d["qty"]) and abs((order["price"] or 0.0) - d["price"]) <= 1e-9 * d["price"]
+
+    @staticmethod
+    def _take_fills_now(pos: dict[str, Any], take: dict[str, Any], mark: float) -> bool:
+        """The market is already at or beyond the take-profit level (placing it would fill or be refused)."""
+        return mark >= take["price"] if pos["qty"] > 0 else mark <= take["price"]
+
     def _cancel(self, orders: list[dict[str, Any]], done: dict[str, list[str]]) -> None:
         for o in orders:
             if self.broker.cancel(o["client_order_id"]):
@@ -218,8 +233,13 @@ class Protector:
         if stop is not None and (mark <= stop["price"] if long else mark >= stop["price"]):
             self._close_crossed(pos, stop, mark, done)
             return
+        take = wanted.get("take")
+        if stop is not None and take is not None and self._market(pos["symbol"]).get("spot") \
+                and not self._take_fills_now(pos, take, mark):
+            self._place_oco(pos, stop, take, done)
+            return
         for kind, d in wanted.items():
-            if kind == "take" and (mark >= d["price"] if long else mark <= d["price"]):
+            if kind == "take" and self._take_fills_now(pos, d, mark):
                 continue  # would trigger at once; the stop protects, the strategy or the next check takes profit
             coid = protective_client_id(pos["instance_id"], pos["symbol"], kind, now_ms())
             req = OrderRequest(instance_id=pos["instance_id"], symbol=pos["symbol"], side=d["side"], qty=d["qty"],
@@ -233,6 +253,22 @@ class Protector:
                 done["errors"].append(f"{coid} {row.get('status')}: {row.get('reason')}"[:300])
             else:
                 done["placed"].append(coid)
+
+    def _place_oco(self, pos: dict[str, Any], stop: dict[str, Any], take: dict[str, Any],
+                   done: dict[str, list[str]]) -> None:
+        """Spot stop + take-profit as one OCO list (engine/execution/ccxt_oco.py)."""
+        from engine.execution.ccxt_oco import OCO_REASON
+
+        ids = oco_client_ids(pos["instance_id"], pos["symbol"], now_ms())
+        reqs = [OrderRequest(instance_id=pos["instance_id"], symbol=pos["symbol"], side=d["side"], qty=d["qty"],
+                             client_order_id=coid, type=kind, price=d["price"], reduce_only=True, intent="protect",
+                             reason=f"{OCO_REASON} {kind} {d['qty']:.8g} {pos['symbol']} @ {d['price']:.8g}")
+                for coid, kind, d in zip(ids, ("stop", "take"), (stop, take))]
+        for row in self.broker.submit_oco(*reqs):
+            if row.get("status") in ("rejected", "canceled"):
+                done["errors"].append(f"{row.get('client_order_id')} {row.get('status')}: {row.get('reason')}"[:300])
+            else:
+                done["placed"].append(str(row.get("client_order_id")))
 
     def _close_crossed(self, pos: dict[str, Any], stop: dict[str, Any], mark: float,
                        done: dict[str, list[str]]) -> None:

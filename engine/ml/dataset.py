@@ -168,14 +168,24 @@ def usable_features(X: pd.DataFrame, min_coverage: float = MIN_FEATURE_COVERAGE)
     """
     keep: list[str] = []
     dropped: dict[str, str] = {}
-    clean = X.replace([np.inf, -np.inf], np.nan)
+    numeric = all(dt.kind in "fiub" for dt in X.dtypes)
+    clean = None if numeric else X.replace([np.inf, -np.inf], np.nan)
     for col in X.columns:
-        known = clean[col].dropna()
+        if numeric:  # the usual all-float frame: the same test on the column's array, without pandas copies
+            values = X[col].to_numpy(dtype=float)
+            known = values[np.isfinite(values)]
+            constant = not len(known) or bool(known.min() == known.max())
+            first = known[0] if len(known) else None
+        else:
+            series = clean[col].dropna()
+            known, constant = series, series.nunique() <= 1
+            first = series.iloc[0] if len(series) else None
         coverage = len(known) / len(X) if len(X) else 0.0
         if coverage < min_coverage:
             dropped[col] = f"missing on {1 - coverage:.0%} of events"
-        elif known.nunique() <= 1:
-            dropped[col] = f"constant ({known.iloc[0]:.6g})" if len(known) else "constant"
+        elif constant:
+            shown = f"{first:.6g}" if isinstance(first, (int, float, np.number)) else str(first)
+            dropped[col] = f"constant ({shown})" if first is not None else "constant"
         else:
             keep.append(col)
     return keep, dropped
@@ -230,7 +240,7 @@ def build_dataset(strategy: Any, panel: Mapping[str, pd.DataFrame], spec: Barrie
     X = X.reindex(columns=list(features))
     w = events["weight"].to_numpy()
     return MetaDataset(X=X, y=events["label"].to_numpy(dtype=int), weight=w / w.mean(),
-                       t1=pd.Series(events["t1"].to_numpy(), index=events.index), events=events,
+                       t1=pd.Series(events["t1"].array, index=events.index), events=events,
                        features=list(features), data_hash=dataset_hash(panel), spec=spec,
                        dropped_features=dropped)
 

@@ -98,7 +98,7 @@ def schedule(first_ms: int, last_ms: int, t0: np.ndarray, t1: np.ndarray, spec: 
 
 
 def _rows(ds: MetaDataset) -> tuple[np.ndarray, np.ndarray]:
-    return ds.X.index.as_unit("ms").asi8, pd.DatetimeIndex(ds.t1.to_numpy()).as_unit("ms").asi8
+    return ds.X.index.as_unit("ms").asi8, pd.DatetimeIndex(ds.t1).as_unit("ms").asi8
 
 
 def calibration_table(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict[str, float]]:

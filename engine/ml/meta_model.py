@@ -211,7 +211,8 @@ def _train(ds: MetaDataset, panel: Mapping[str, pd.DataFrame] | None, cv_folds: 
     gap = embargo if embargo is not None else default_embargo(ds)
     sel = select_model(Xtr, ytr, wtr, t1tr, gap, gap, n_splits=3, random_state=random_state, n_jobs=fit_jobs)
     best = sel.family
-    model = PastCalibratedModel(sel.family, sel.calibration, random_state).fit(Xtr, ytr, wtr, t1tr)
+    model = PastCalibratedModel(sel.family, sel.calibration, random_state).fit(Xtr, ytr, wtr, t1tr,
+                                                                              n_jobs=fit_jobs)
     times["fit"] = time.perf_counter() - t
     prob = model.predict_proba(ds.X.iloc[test])[:, 1]
     yte = ds.y[test]
@@ -243,7 +244,8 @@ def _train(ds: MetaDataset, panel: Mapping[str, pd.DataFrame] | None, cv_folds: 
                 oos["bt_sharpe_overlay"] = backtest_sharpe(overlay, panel)
     if refit_full:
         t = time.perf_counter()
-        model = PastCalibratedModel(sel.family, sel.calibration, random_state).fit(ds.X, ds.y, ds.weight, ds.t1)
+        model = PastCalibratedModel(sel.family, sel.calibration, random_state).fit(ds.X, ds.y, ds.weight, ds.t1,
+                                                                                  n_jobs=fit_jobs)
         times["refit"] = time.perf_counter() - t
     report = TrainReport(best, cv_auc, oos, len(train), len(test), times)
     report.selection = {"family": sel.family, "calibration": sel.calibration, "scores": sel.scores,

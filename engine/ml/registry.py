@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any, Sequence
 from sqlalchemy import func, insert, select, update
 
 from engine.clock import now_ms
-from engine.config import Settings
 from engine.store.db import Store
 from engine.store.ops import audit, raise_alert
 from engine.store.schema import models
@@ -115,12 +114,6 @@ def library_versions() -> dict[str, str]:
 
     return {"python": platform.python_version(), "sklearn": sklearn.__version__, "numpy": np.__version__,
             "pandas": pd.__version__, "joblib": joblib.__version__}
-
-
-def models_dir(settings: Settings) -> Path:
-    """Where artefacts live: ml.models_dir, relative paths taken beside state.db."""
-    path = Path(settings.ml.models_dir).expanduser()
-    return path if path.is_absolute() else Path(settings.store.path).expanduser().resolve().parent / path
 
 
 def sha256_file(path: Path) -> str:

@@ -9,6 +9,7 @@ Per fill we store live vs twin price and fee, slippage (bps, signed so positive 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import insert, select
@@ -39,35 +40,29 @@ def twin_price(settings: Settings, bar: Any, side: str, qty: float = 0.0, sigma:
     return base * (1 + move if side == "buy" else 1 - move)
 
 
-def protective_twin(settings: Settings, reason: str, level: float, side: str, qty: float, bar: Any,
-                    sigma: float) -> tuple[float, float]:
+def protective_twin(settings: Settings, reason: str, level: float, side: str, qty: float, sigma: float,
+                    vol_ref: float) -> tuple[float, float]:
     """(twin price, twin fee) of a protective exit: the kernel fills a take-profit at its level as a maker and a stop
-    at its level (or the gapped open: the paper fill's price) moved against us by half spread + impact, as a taker."""
+    at its trigger price (the level, or the gapped open) moved against us by half spread + impact, as a taker, with
+    the kernel's sigma and previous-bar volume (engine.backtest.fill_price)."""
     from engine.backtest.costs import cost_params
+    from engine.backtest.fill_price import taker_price
 
     _fee_taker, fee_maker, half_spread, impact_coef = cost_params(settings.backtest)
     if reason == TAKE:
         return level, qty * level * fee_maker
-    impact = impact_coef * sigma * (qty / bar.volume) ** 0.5 if bar.volume > 0 and sigma > 0 and qty > 0 else 0.0
-    move = half_spread + impact
-    px = level * (1 + move if side == "buy" else 1 - move)
+    px = taker_price(level, 1.0 if side == "buy" else -1.0, qty, half_spread, impact_coef, sigma, vol_ref)
     return px, qty * px * settings.backtest.fee_taker
+
+
+_TRIGGER = re.compile(r" at bar \d+: ([0-9.eE+-]+) w=")
 
 
 def bar_sigma(store: Store, exchange: str, symbol: str, timeframe: str, bar_ts: int) -> float:
     """EWM std of simple returns known before the bar (the backtest kernel's sigma), from stored candles."""
-    import pandas as pd
+    from engine.backtest.fill_price import stored_sigma
 
-    from engine.backtest.costs import SIGMA_SPAN
-
-    with store.connect() as conn:
-        closes = [r[0] for r in conn.execute(select(candles.c.close).where(
-            candles.c.exchange == exchange, candles.c.symbol == symbol, candles.c.timeframe == timeframe,
-            candles.c.ts < bar_ts).order_by(candles.c.ts.desc()).limit(4 * SIGMA_SPAN))][::-1]
-    if len(closes) < 3:
-        return 0.0
-    sig = pd.Series(closes).pct_change().ewm(span=SIGMA_SPAN, min_periods=2).std().iloc[-1]
-    return float(sig) if sig == sig else 0.0
+    return stored_sigma(store, exchange, symbol, timeframe, bar_ts)
 
 
 def pair_fills(store: Store, settings: Settings, exchange: str) -> int:
@@ -99,7 +94,12 @@ def pair_fills(store: Store, settings: Settings, exchange: str) -> int:
         sigma = bar_sigma(store, exchange, first["symbol"], first["timeframe"], bar_ts)
         protective = str(first["reason"] or "").split(" ")[0]
         if protective in (STOP, TAKE):  # a strategy stop / take-profit: the kernel fills the same level (or gap open)
-            twin_px, twin_fee = protective_twin(settings, protective, live_px, first["side"], qty, bar, sigma)
+            from engine.backtest.fill_price import impact_inputs
+
+            trigger = _TRIGGER.search(str(first["reason"]))
+            sigma, vol_ref = impact_inputs(store, exchange, first["symbol"], first["timeframe"], bar_ts)
+            twin_px, twin_fee = protective_twin(settings, protective, float(trigger.group(1)) if trigger else live_px,
+                                                first["side"], qty, sigma, vol_ref)
         else:
             twin_px = twin_price(settings, bar, first["side"], qty, sigma)
             twin_fee = qty * twin_px * settings.backtest.fee_taker

@@ -91,7 +91,7 @@ def harden_desk(settings: Settings) -> None:
     """Start-of-engine hardening: private umask, private folders, stale model temp files removed (logged)."""
     harden_process()
     changed = private_desk_dirs(settings)
-    from engine.ml.registry import models_dir
+    from engine.ml.paths import models_dir
 
     gone = clean_stale_tmp(models_dir(settings))
     if changed or gone:

@@ -126,16 +126,26 @@ class JobHandlers:
                 log.critical("storage fault: alert channel failed: %s", exc)
         raise_alert(self.store, "critical", "store.fault", line, {})
 
-    def _retention(self) -> dict[str, int]:
+    def _retention(self) -> dict[str, Any]:
         from engine.store.retention import apply_retention
 
+        if not self._desk_duty("retention", self.settings.retention.interval_hours):
+            return {"skipped": "another engine of the desk ran it"}
         return apply_retention(self.store, self.settings.retention, now_ms())
 
     def _backup(self) -> dict[str, Any]:
         from engine.store.backup import scheduled_backup
 
         cfg = self.settings.store
+        if not self._desk_duty("backup", cfg.backup_interval_hours):
+            return {"skipped": "another engine of the desk ran it"}
         return dict(scheduled_backup(self.store.url, cfg.backup_dir, cfg.backup_keep))
+
+    def _desk_duty(self, name: str, every_hours: float) -> bool:
+        """True when this engine runs desk-wide duty `name` this time (one engine per desk and interval)."""
+        from engine.store.duties import claim_duty
+
+        return claim_duty(self.store, name, self.name, int(every_hours * 3_600_000), now_ms())
 
     def _reconcile(self) -> Any:
         return self.broker.reconcile()

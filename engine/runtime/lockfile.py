@@ -12,6 +12,7 @@ its process dies (even by SIGKILL), so a stale lock file never blocks a restart.
 from __future__ import annotations
 
 import fcntl
+import glob
 import hashlib
 import os
 from pathlib import Path
@@ -89,6 +90,16 @@ class EngineLock:
         os.fsync(fd)
         self._fd = fd
 
+    def check(self) -> bool:
+        """On a server store, verify the advisory lock's session and re-take the lock when the server ended it (True
+        then); raises EngineLockedError when another engine holds it now. A lock file cannot be lost: False."""
+        if self._server is None:
+            return False
+        try:
+            return self._server.check()
+        except ServerLockHeld as exc:
+            raise EngineLockedError(f"the desk's lock was lost and {exc} now; this engine must stop") from exc
+
     def release(self) -> None:
         """Drop the lock (the file stays: unlinking it would let a racing engine lock a different inode)."""
         if self._server is not None:
@@ -127,6 +138,34 @@ def read_pid_at(path: Path) -> int | None:
         os.close(fd)
 
 
+def server_holder(settings: Settings, name: str | None = None) -> str | None:
+    """On a PostgreSQL store, who holds engine `name`'s advisory lock (any host, any run dir), else None."""
+    url = settings.store_url()
+    if not is_postgres_url(url):
+        return None
+    return ServerLock(url, server_lock_name(settings.engine.name if name is None else name)).holder()
+
+
 def read_pid(settings: Settings, name: str | None = None) -> int | None:
     """The pid of a running engine (`name`, default the configured one) holding its lock, or None."""
     return read_pid_at(lock_path(settings, name))
+
+
+def live_engine_pids(settings: Settings) -> dict[str, int]:
+    """Every engine of this desk that holds its lock on this host, by name -> pid (its lock files are found beside
+    the SQLite database, or in run_dir for a server store), so a front end that cannot write the store can still
+    signal each of them."""
+    main = lock_path(settings, MAIN)
+    suffix = ".engine.lock" if main.name.endswith(".engine.lock") else ".lock"
+    prefix = main.name[:-len(suffix)]
+    found: dict[str, int] = {}
+    if not main.parent.is_dir():
+        return found
+    for path in sorted(main.parent.glob(f"{glob.escape(prefix)}*{suffix}")):
+        middle = path.name[len(prefix):-len(suffix)]
+        if middle and not middle.startswith("."):
+            continue  # another file that happens to share the prefix
+        pid = read_pid_at(path)
+        if pid is not None:
+            found[middle[1:] or MAIN] = pid
+    return found

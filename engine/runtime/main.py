@@ -46,19 +46,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default=None, help="this engine's name on the desk (default: [engine] name, main)")
     args = parser.parse_args(argv)
     prefer_low_latency()
+    from engine import start_timeline
+
+    start_timeline.mark("imports")
     from engine.store.db import StoreError
 
     try:
         settings = settings_with(load_settings(args.config), store=state_target(args.state))
         if args.name is not None:
             settings = with_engine_name(settings, args.name)
-        check_startup(settings)
+        if not args.live_confirmed:  # a live engine checks its strategies right after re-arming protection
+            check_startup(settings)
     except ConfigError as exc:
         _report("config error", exc)
         return 2
+    start_timeline.mark("settings")
     from engine.execution.live_start import LiveStartError
     from engine.runtime.lockfile import EngineLockedError
     from engine.runtime.service import EngineService
+
+    start_timeline.mark("engine imports")
 
     try:
         return EngineService(settings, live=args.live_confirmed, log_to_stderr=not args.detached).run()

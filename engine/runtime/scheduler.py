@@ -24,11 +24,12 @@ JOB_FUNC = "engine.runtime.jobs:run_job"
 def make_scheduler(store: Store, misfire_grace_s: int, workers: int = 4, table: str = JOBSTORE_TABLE) -> Any:
     """A paused-start BackgroundScheduler whose job store is a table in state.db (one table per engine name)."""
     from apscheduler.executors.pool import ThreadPoolExecutor
-    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
     from apscheduler.schedulers.background import BackgroundScheduler
 
+    from engine.runtime.jobstore import ResilientJobStore
+
     return BackgroundScheduler(
-        jobstores={"default": SQLAlchemyJobStore(engine=store.engine, tablename=table)},
+        jobstores={"default": ResilientJobStore(engine=store.engine, tablename=table)},
         executors={"default": ThreadPoolExecutor(workers)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": int(misfire_grace_s)},
         timezone=timezone.utc)

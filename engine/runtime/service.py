@@ -22,12 +22,13 @@ from engine.clock import now_ms
 from engine.config import Settings
 from engine.monitoring.alerts.service import AlertService, engine_notice
 from engine.runtime.job_handlers import JobHandlers
-from engine.runtime.lockfile import boot_id, engine_lock
+from engine.runtime.lockfile import EngineLockedError, boot_id, engine_lock
 from engine.runtime.logs import log_path, setup_logging  # noqa: F401 - log_path is part of this module's API
 from engine.runtime.scheduler import job_intervals
-from engine.runtime.storage_guard import StorageGuard, signal_halt, storage_fault_cancel
+from engine.runtime.storage_guard import LockLost, StorageGuard, signal_halt, storage_fault_cancel
 from engine.store.ops import audit, raise_alert
 from engine.store.schema import engine_status
+from engine.store.urls import redact
 
 log = logging.getLogger("quantdesk.engine")
 VERSION = "0.1.0"
@@ -102,11 +103,15 @@ class EngineService(JobHandlers):
             signal.signal(signal.SIGUSR1, lambda *_: signal_halt(lambda: self.store, lambda: self._cancel_all(None)))
         from engine.store import open_store
 
+        from engine import start_timeline
+
         self.store = open_store(self.settings.store_url())
+        start_timeline.mark("store")
         self._write_status(started=True)
         self.guard = StorageGuard(self.store.path,
                                   on_cancel=lambda: storage_fault_cancel(self.broker, lambda: self._cancel_all(None)),
-                                  on_alert=self._storage_alert)
+                                  on_alert=self._storage_alert,
+                                  label=redact(self.store.url) if self.store.path is None else None)
         self.guard.arm()
         audit(self.store, "engine", "engine.start", {"pid": os.getpid(), "mode": self.mode}, user="engine")
         self.alerting.start(self.store)  # sender threads: outbox delivery, ack escalation, daily summary
@@ -121,6 +126,7 @@ class EngineService(JobHandlers):
         if any(interrupted.values()):
             audit(self.store, "engine", "commands.recovered", interrupted, user="engine")
         self.poller.start()  # commands work from here on; broker actions wait for `ready`
+        start_timeline.mark("control threads")
         self._build_trading()
         self._recover()
         self.ready.set()
@@ -139,13 +145,8 @@ class EngineService(JobHandlers):
         self._start_scheduler()
 
     def _build_trading(self) -> None:
-        """Brokers by stage behind one router: paper always, the exchange only when started with --live."""
-        from engine.execution.paper_broker import PaperBroker
-        from engine.monitoring.monitors import Monitors
-        from engine.execution.router import StageRouter
-        from engine.trading.lifecycle import get_instance, sync_instances
-        from engine.trading.trader import Trader
-
+        """Brokers by stage behind one router: paper always, the exchange only when started with --live. A live
+        engine connects and re-arms protection first, before importing and building anything else."""
         exchange_broker = None
         if self.mode == "live":
             from engine.execution.live_start import LiveStartError, connect_exchange_broker
@@ -156,6 +157,13 @@ class EngineService(JobHandlers):
                 raise_alert(self.store, "critical", "engine.live_start", f"live start refused: {exc}", {})
                 raise
             self._rearm(exchange_broker)
+            self._after_rearm(exchange_broker)
+        from engine.execution.paper_broker import PaperBroker
+        from engine.execution.router import StageRouter
+        from engine.monitoring.monitors import Monitors
+        from engine.trading.lifecycle import get_instance, sync_instances
+        from engine.trading.trader import Trader
+
         self.source = self._make_source()
         bt = self.settings.backtest
         paper = PaperBroker(self.store, self.source, fee_maker=bt.fee_maker, fee_taker=bt.fee_taker,
@@ -191,8 +199,32 @@ class EngineService(JobHandlers):
             raise_alert(self.store, "warning", "protect.rearm_failed", f"re-arming protection at start failed: "
                         f"{type(exc).__name__}: {exc}"[:500], {})
             return
-        audit(self.store, "engine", "protection.rearmed", done, user="engine")
-        log.info("protection at start: %s", done)
+        from engine import start_timeline
+
+        start_timeline.mark("rearmed")
+        timeline = start_timeline.summary()
+        audit(self.store, "engine", "protection.rearmed", {**done, "timeline": timeline}, user="engine")
+        log.info("protection at start, %.2f s after the process started: %s; start-up [wall s, cpu s]: %s",
+                 timeline["rearmed"][0], done, timeline)
+
+    def _after_rearm(self, exchange_broker: Any) -> None:
+        """What a live start defers until protection is back on the exchange: every market from the exchange when
+        the re-arm used the desk's cached ones, and the strategy check (imports every strategy module) that
+        `engine.runtime.main` skips for a live start. Either failing still stops the engine (exit 2, one line)."""
+        from engine.execution.live_start import LiveStartError, load_all_markets
+        from engine.runtime.preflight import check_startup
+
+        if getattr(exchange_broker.exchange, "markets_from_cache", False):
+            try:
+                load_all_markets(exchange_broker.exchange, self.settings)
+            except LiveStartError as exc:
+                raise_alert(self.store, "critical", "engine.live_start", f"live start refused: {exc}", {})
+                raise
+        check_startup(self.settings)
+        from engine import start_timeline
+
+        start_timeline.mark("markets + strategy check")
+        audit(self.store, "engine", "engine.start_timeline", start_timeline.summary(), user="engine")
 
     def _say_live_instances(self) -> None:
         """A live engine names the instances that trade on the exchange, or says that none does."""
@@ -293,6 +325,8 @@ class EngineService(JobHandlers):
                 self.store.dispose()
             return
         log.info("engine stopping")
+        self.stop_event.set()  # the heartbeat stops (a start that failed never set it)
+        self.guard.disarm()  # closing the store below removes its -wal file: not a storage fault
         if getattr(self, "streams", None) is not None:
             self.streams.stop()
         if self.scheduler is not None:
@@ -338,6 +372,16 @@ class EngineService(JobHandlers):
                 values["info"] = json.dumps(info, default=str)
             conn.execute(update(engine_status).where(mine, engine_status.c.pid == os.getpid()).values(**values))
 
+    def _beat(self, update: dict[str, Any] | None) -> None:
+        """One heartbeat: the desk lock still ours (a server store's lock session may have been ended: re-taken, or
+        LockLost when another engine has it), then the status row written."""
+        try:
+            if self.lock.check():
+                log.warning("the database server ended the desk lock's session; lock taken again")
+        except EngineLockedError as exc:
+            raise LockLost(str(exc)) from exc
+        self._write_status(info_update=update)
+
     def _heartbeat_loop(self) -> None:
         from engine.runtime.heap import HeapTrimmer
 
@@ -346,7 +390,7 @@ class EngineService(JobHandlers):
             try:
                 status = getattr(self, "_stream_status", None)
                 update = status.due() if status else None
-                self.guard.check(lambda: self._write_status(info_update=update))  # a persistent storage fault
+                self.guard.check(lambda: self._beat(update))  # a persistent storage fault or a lost desk lock
                 # halts and exits from here
                 trimmer.maybe_trim()
             except Exception:  # noqa: BLE001 - a busy database must not kill the heartbeat

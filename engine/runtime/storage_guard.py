@@ -29,12 +29,18 @@ EXIT_STORAGE_FAULT = 74  # EX_IOERR: the engine stopped because its store failed
 FAULT_STREAK = 2  # consecutive failed heartbeat probes that make a storage fault persistent
 
 
+class LockLost(RuntimeError):
+    """The engine's desk lock is gone and another engine holds it (a server store's advisory lock whose session the
+    server ended): this engine must stop at once."""
+
+
 class StorageGuard:
     """Watches the store's files and write errors; trips once, on a persistent fault."""
 
     def __init__(self, db_path: Path | None, on_cancel: Callable[[], Any], on_alert: Callable[[str], Any],
-                 exit_fn: Callable[[int], Any] = os._exit) -> None:
+                 exit_fn: Callable[[int], Any] = os._exit, label: str | None = None) -> None:
         self.db_path = db_path
+        self.label = label or (str(db_path) if db_path is not None else "state store")
         self.on_cancel = on_cancel
         self.on_alert = on_alert
         self.exit_fn = exit_fn
@@ -42,6 +48,7 @@ class StorageGuard:
         self.cause = ""
         self._streak = 0
         self._files: dict[Path, tuple[int, int] | None] = {}
+        self.disarmed = False
 
     def arm(self) -> None:
         """Remember the identity (device, inode) of state.db and its -wal file once the store is open."""
@@ -63,9 +70,15 @@ class StorageGuard:
                 return f"{path.name} was replaced under the running engine"
         return None
 
+    def disarm(self) -> None:
+        """Stop watching: the engine is shutting down and closes the store itself (closing SQLite removes the -wal
+        file, which a heartbeat check still running would take for a storage fault)."""
+        self.disarmed = True
+        self._files.clear()
+
     def check(self, write: Callable[[], Any]) -> bool:
         """Run one heartbeat write and the file check; trip on a persistent fault. True when the write worked."""
-        if self.tripped.is_set():
+        if self.tripped.is_set() or self.disarmed:
             return False
         problem = self.file_problem()
         if problem is not None:
@@ -73,6 +86,9 @@ class StorageGuard:
             return False
         try:
             write()
+        except LockLost as exc:  # another engine holds the desk now: never two engines trading one desk
+            self.trip(str(exc))
+            return False
         except Exception as exc:
             if not is_database_error(exc):
                 raise
@@ -100,7 +116,7 @@ class StorageGuard:
         t0 = time.monotonic()
         self.cause = cause
         latch_halt(f"storage fault: {cause}")
-        where = self.db_path or "state store"
+        where = self.label
         line = (f"CRITICAL storage fault on {where}: {cause}. Trading HALTED in memory; canceling resting orders; "
                 f"the engine exits without writing (run `quantdesk doctor`)")
         _stderr(line)

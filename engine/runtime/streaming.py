@@ -38,7 +38,8 @@ def start_streams(settings: Settings, store: Store, source: Any) -> Any:
     def alert(severity: str, rule: str, message: str, values: Any) -> None:
         raise_alert(store, severity, rule, message, values, source="engine")
 
-    streams = MarketStreams(store, lambda: build_ccxt_exchange(exchange_id, base_url=base_url, pro=True), source,
+    streams = MarketStreams(store, lambda: build_ccxt_exchange(exchange_id, base_url=base_url, pro=True,
+                                                                ws_compress=settings.exchange.ws_compress), source,
                             list(settings.data.symbols), list(settings.data.timeframes), alert=alert,
                             backoff_max_s=settings.exchange.reconnect_max_s,
                             stale_s=settings.exchange.stream_stale_s)

@@ -105,9 +105,27 @@ def _several_engines(conn: Connection) -> None:
     conn.execute(text("CREATE UNIQUE INDEX IF NOT EXISTS ux_engine_status_name ON engine_status (name)"))
 
 
+def _alert_engine(conn: Connection) -> None:
+    """v8 (issue 18): alerts.engine, the engine whose alert it is (NULL: desk-wide), so an unacknowledged critical
+    alert's escalation halts that engine, not the whole desk. Existing alerts stay desk-wide."""
+    from sqlalchemy import inspect
+
+    if "engine" not in {c["name"] for c in inspect(conn).get_columns("alerts")}:
+        conn.execute(text("ALTER TABLE alerts ADD COLUMN engine VARCHAR(64)"))
+
+
+def _desk_duties(conn: Connection) -> None:
+    """v9 (issue 18): desk_duties, the claim rows that make backup and retention run once per desk, not once per
+    engine (engine/store/duties.py)."""
+    from engine.store.schema import desk_duties
+
+    desk_duties.create(conn, checkfirst=True)
+
+
 # Forward migrations: MIGRATIONS[i] takes the schema from version i to i+1. Never edit a released step; append one.
 MIGRATIONS: list[Callable[[Connection], None]] = [_create_all, _trial_identity, _orders_venue, _alert_delivery,
-                                                  _fills_fee_base, _instance_lineage, _several_engines]
+                                                  _fills_fee_base, _instance_lineage, _several_engines, _alert_engine,
+                                                  _desk_duties]
 SCHEMA_VERSION = len(MIGRATIONS)
 MIGRATION_LOCK_KEY = 0x51D35C  # PostgreSQL advisory-lock key that serialises quantdesk migrations on one database
 
@@ -229,7 +247,10 @@ class Store:
                     creator=lambda: pinned.connect(timeout=busy_timeout_ms / 1000))
             self._install_sqlite_pragmas(busy_timeout_ms)
         else:
-            self.engine = create_engine(url, pool_pre_ping=True)
+            # a server that stops answering must fail a connect in seconds (the storage guard counts failures), not
+            # after the OS's minutes-long TCP timeout
+            timeout = {"connect_timeout": 10} if url.startswith("postgresql") else {}  # not sqlite:// (memory)
+            self.engine = create_engine(url, pool_pre_ping=True, connect_args=timeout)
         if not create and self.path is not None and probe_version(self.path) == 0:
             self.engine.dispose()
             raise StoreError(f"{self.path}: not a quantdesk store (schema version 0); check --state / store.path")

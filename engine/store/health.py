@@ -8,6 +8,7 @@ stop) from ordinary contention (retry).
 from __future__ import annotations
 
 import sqlite3
+import sys
 from pathlib import Path
 
 # (substring of the driver's message, cause shown to the operator, whether it is a storage fault)
@@ -20,6 +21,16 @@ _CAUSES: tuple[tuple[str, str, bool], ...] = (
     ("readonly database", "the store is read-only (permissions, a read-only mount or an immutable file)", True),
     ("unable to open database file", "the file cannot be opened (permissions or a missing folder)", True),
     ("under the running engine", "the database file was removed or replaced under the running engine", True),
+    # a database server (PostgreSQL) that went away: counted like a storage fault, so only a persistent outage
+    # (FAULT_STREAK heartbeats in a row) stops the engine; one ended session reconnects at the next checkout
+    ("connection refused", "the database server refuses connections (stopped or unreachable)", True),
+    ("the database system is shutting down", "the database server is shutting down", True),
+    ("the database system is starting up", "the database server is starting up", True),
+    ("terminating connection due to administrator command", "the database server ended the session", True),
+    ("server closed the connection unexpectedly", "the database server closed the connection", True),
+    ("consuming input failed", "the database server connection was lost", True),
+    ("the connection is closed", "the database server connection was lost", True),
+    ("connection timeout expired", "the database server does not answer (connection timeout)", True),
     ("database is locked", "the database is locked by another process", False),
     ("database table is locked", "a table is locked by another connection", False),
 )
@@ -41,8 +52,11 @@ def is_storage_fault(exc: BaseException) -> bool:
 
 
 def is_database_error(exc: BaseException) -> bool:
-    """True for any driver-level database error (sqlite3 or SQLAlchemy's wrapper of one)."""
+    """True for any driver-level database error (sqlite3, psycopg, or SQLAlchemy's wrapper of one)."""
     if isinstance(exc, sqlite3.Error):
+        return True
+    psycopg = sys.modules.get("psycopg")  # loaded only by a server store; never imported here for SQLite
+    if psycopg is not None and isinstance(exc, psycopg.Error):
         return True
     try:
         from sqlalchemy.exc import DBAPIError

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 
 from engine.clock import now_ms
 from engine.store.db import Store
+from engine.store.engines import bound_engine
 from engine.store.notify import dedup_key, enqueue_event, merge_duplicate
 from engine.store.schema import alerts, audit_log
 
@@ -82,11 +83,13 @@ def _record_alert(conn: Connection, severity: str, rule: str, message: str, valu
                   source: str, merge_key: str | None) -> int:
     now = now_ms()
     vals = dict(values or {})
+    engine = bound_engine()  # an engine process's alert is that engine's; a front end's is desk-wide (NULL)
     merge_key = merge_key if merge_key is not None else vals.get("merge_key")  # a sink may pass it in values
     if merge_key is not None:
         vals["merge_key"] = merge_key
         row = conn.execute(select(alerts.c.id, alerts.c.ts, alerts.c.values_json)
                            .where(alerts.c.rule == rule, alerts.c.source == source, alerts.c.acked == 0,
+                                  alerts.c.engine.is_(None) if engine is None else alerts.c.engine == engine,
                                   func.coalesce(alerts.c.last_ts, alerts.c.ts) >= now - MERGE_WINDOW_MS)
                            .order_by(alerts.c.id.desc()).limit(50)).all()
         for alert_id, ts, values_json in row:
@@ -100,16 +103,16 @@ def _record_alert(conn: Connection, severity: str, rule: str, message: str, valu
             log.debug("[%s] %s: %s (repeat, merged into alert %s)", severity, rule, message, alert_id)
             return int(alert_id)
         vals.update(count=1, first_ts=now)
-    key = dedup_key(severity, rule, source, message)
+    key = dedup_key(severity, rule, source if engine is None else f"{source}@{engine}", message)
     if merge_key is None:
         merged = merge_duplicate(conn, key, now, _json(vals))
         if merged is not None:
             log.debug("[%s] %s: %s (repeat, merged into alert %s)", severity, rule, message, merged)
             return merged
     log.log(_LOG_LEVEL[severity], "[%s] %s: %s %s", severity, rule, message, _json(vals))
-    alert_id = int(conn.execute(insert(alerts).values(ts=now, severity=severity, rule=rule, source=source,
-                                                      message=message, values_json=_json(vals), acked=0, count=1,
-                                                      last_ts=now, dedup_key=key)).inserted_primary_key[0])
+    row = insert(alerts).values(ts=now, severity=severity, rule=rule, source=source, message=message,
+                                values_json=_json(vals), acked=0, count=1, last_ts=now, dedup_key=key, engine=engine)
+    alert_id = int(conn.execute(row).inserted_primary_key[0])
     enqueue_event(conn, "alert", severity, f"[{severity.upper()}] {rule}", message, vals, rule=rule,
                   alert_id=alert_id)
     return alert_id

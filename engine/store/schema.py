@@ -110,6 +110,9 @@ alerts = Table(
     Column("count", Integer, nullable=False, default=1, server_default="1"),
     Column("last_ts", BigInteger),
     Column("dedup_key", String(40)),
+    # the engine whose alert it is (its escalation halts that engine); NULL: a desk-wide alert (a front end, the
+    # watchdog), whose escalation halts the desk
+    Column("engine", String(64)),
     Index("ix_alerts_ts", "ts"),
     Index("ix_alerts_dedup", "dedup_key", "acked"),
 )
@@ -369,4 +372,13 @@ models = Table(
     Column("role", String(12), nullable=False),  # champion | challenger | retired | rejected
     Column("promoted_at", BigInteger),
     UniqueConstraint("strategy", "version"),
+)
+
+# desk-wide duties (backup, retention) that several engines on one desk must run once, not once each: the engine
+# whose conditional update moves `ran_at` runs it (engine/store/duties.py; migration 9)
+desk_duties = Table(
+    "desk_duties", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("engine", String(64), nullable=False),
+    Column("ran_at", BigInteger, nullable=False),
 )

@@ -38,15 +38,50 @@ class ServerLock:
                                keepalives=1, keepalives_idle=10, keepalives_interval=5, keepalives_count=3)
         got = conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()[0]
         if not got:
-            unsigned = self.key & 0xFFFF_FFFF_FFFF_FFFF  # pg_locks shows a bigint key as two unsigned oids
-            holder = conn.execute(
-                "SELECT a.pid, a.client_addr FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s::oid AND l.objid = %s::oid "
-                "AND l.objsubid = 1", (unsigned >> 32, unsigned & 0xFFFF_FFFF)).fetchone()
+            where = self._holder(conn)
             conn.close()
-            where = f"server backend {holder[0]} from {holder[1] or 'a local socket'}" if holder else "another session"
             raise ServerLockHeld(f"another engine holds this store's lock ({where})")
         self._conn = conn
+
+    def check(self) -> bool:
+        """Verify the lock's session is alive; when the server ended it (pg_terminate_backend, a restart, a failover)
+        the lock went with it: take it again on a new session. Returns True when it had to be re-taken. Raises
+        ServerLockHeld when another engine took it meanwhile (this engine must stop), and psycopg's
+        OperationalError when the server cannot be reached."""
+        import psycopg
+
+        if self._conn is None:
+            return False
+        try:
+            self._conn.execute("SELECT 1")
+            return False
+        except psycopg.Error:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
+        self.acquire()
+        return True
+
+    def holder(self) -> str | None:
+        """Who holds the lock now ("server backend PID from ADDR"), or None when it is free; takes nothing. Lets a
+        front end on any host or working folder see a running engine that its own lock file cannot show."""
+        import psycopg
+
+        conninfo = self.url.replace("postgresql+psycopg://", "postgresql://", 1)
+        with psycopg.connect(conninfo, autocommit=True, application_name="quantdesk-lock-probe") as conn:
+            if conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()[0]:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
+                return None
+            return self._holder(conn)
+
+    def _holder(self, conn: Any) -> str:
+        unsigned = self.key & 0xFFFF_FFFF_FFFF_FFFF  # pg_locks shows a bigint key as two unsigned oids
+        row = conn.execute(
+            "SELECT a.pid, a.client_addr FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s::oid AND l.objid = %s::oid "
+            "AND l.objsubid = 1", (unsigned >> 32, unsigned & 0xFFFF_FFFF)).fetchone()
+        return f"server backend {row[0]} from {row[1] or 'a local socket'}" if row else "another session"
 
     def release(self) -> None:
         """Drop the lock and close its connection."""

@@ -64,7 +64,7 @@ class LiveSizer:
         try:
             if self._registry is None:
                 from engine.ml.registry import ModelRegistry
-                from engine.ml.registry import models_dir
+                from engine.ml.paths import models_dir
 
                 self._registry = ModelRegistry(self.store, models_dir(self.settings))
             model = self._registry.champion(inst.strategy)

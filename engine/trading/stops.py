@@ -5,7 +5,9 @@ from the strategy's `stops()` at the decision bar, as the backtest kernel does. 
 closed bar since the entry (1m bars when the store has them, else the instance's own bars), and the first bar whose
 range reaches a level closes the position through `PaperBroker.fill_at` at the price `engine.strategy.stops.bar_exit`
 gives: the level, or the open when the bar gapped through it; stop before take-profit (the kernel's rule). A stop is
-taker, a take-profit maker. After an exit the symbol stays flat until the strategy's weight changes (the kernel
+taker and fills at that price moved against the position by the backtest's half spread + square-root impact
+(engine.backtest.fill_price, with the kernel's sigma and previous-bar volume of the instance's timeframe), a
+take-profit is maker at its level; the order's reason keeps the untouched trigger price. After an exit the symbol stays flat until the strategy's weight changes (the kernel
 trades only a changed target), see `blocks`.
 
 Live: protection rests on the exchange (engine.execution.protection); `protection_spec_of` gives the Protector each
@@ -59,9 +61,10 @@ _EXIT_W = re.compile(rf"^(?:{STOP}|{TAKE}) at bar .* w={_NUM}$")
 class StopWatch:
     """Arms, checks and fires the protective exits of paper positions; remembers exits until the weight changes."""
 
-    def __init__(self, store: Store, source_id: str) -> None:
+    def __init__(self, store: Store, source_id: str, costs: Any = None) -> None:
         self.store = store
         self.source_id = source_id
+        self.costs = costs  # BacktestConfig: the spread / impact a stop pays (None: none)
         self.armed: dict[tuple[str, str], Armed] = {}
         self.exited: dict[tuple[str, str], float] = {}  # (instance, symbol) -> the weight in force when it exited
         self._looked_up: set[tuple[str, str]] = set()  # keys whose last protective exit was read from state.db
@@ -154,7 +157,8 @@ class StopWatch:
             reason, bar_ts, price = hit
             fill_ts = min(now, bar_ts + timeframe_ms(self.check_timeframe(symbol, timeframe)) - 1)  # inside the bar
             w_now = float((weights or {}).get(symbol, armed.weight))
-            exit_ = self._fire(broker, instance_id, symbol, pos["qty"], reason, bar_ts, price, fill_ts, w_now)
+            exit_ = self._fire(broker, instance_id, symbol, pos["qty"], reason, bar_ts, price, fill_ts, w_now,
+                               timeframe)
             if exit_ is not None:
                 out.append(exit_)
                 del self.armed[key]
@@ -196,12 +200,26 @@ class StopWatch:
                 return hit[0], int(ts[i]), float(hit[1])
         return None
 
+    def fill_price(self, reason: str, level: float, qty: float, symbol: str, timeframe: str, fill_ts: int) -> float:
+        """The backtest's fill of a protective exit closing `qty`: a take-profit at its level (maker), a stop at its
+        trigger price moved against the close by half spread + impact on the instance's bar holding the fill."""
+        if reason != STOP or self.costs is None:
+            return level
+        from engine.backtest.costs import cost_params
+        from engine.backtest.fill_price import impact_inputs, taker_price
+
+        _ft, _fm, half_spread, impact_coef = cost_params(self.costs)
+        sigma, vol_ref = (impact_inputs(self.store, self.source_id, symbol, timeframe, floor_ts(fill_ts, timeframe))
+                          if impact_coef > 0.0 else (0.0, 0.0))
+        return taker_price(level, -qty, qty, half_spread, impact_coef, sigma, vol_ref)
+
     def _fire(self, broker: Any, instance_id: str, symbol: str, qty: float, reason: str, bar_ts: int,
-              price: float, fill_ts: int, weight: float) -> dict | None:
+              price: float, fill_ts: int, weight: float, timeframe: str) -> dict | None:
         req = OrderRequest(instance_id=instance_id, symbol=symbol, side="sell" if qty > 0 else "buy", qty=abs(qty),
                            client_order_id=client_order_id(instance_id, symbol, bar_ts, reason), reduce_only=True,
-                           reason=f"{reason} at bar {bar_ts}: {price:.10g} w={weight!r}")
+                           reason=f"{reason} at bar {bar_ts}: {price!r} w={weight!r}")
         try:
+            price = self.fill_price(reason, price, qty, symbol, timeframe, fill_ts)
             broker.fill_at(req, price, "taker" if reason == STOP else "maker", fill_ts)
         except OrderBlocked as exc:  # reduce-only passes every trading state; a cap never blocks a close
             log.warning("protective exit blocked: %s", exc)

@@ -60,7 +60,7 @@ class Trader:
         self.sizer = LiveSizer(store, settings, vpin_cdf=vpin_cdf)
         self.last_panel: dict[str, Any] = {}
         self._last_bar: dict[str, int] = {}
-        self.stop_watch = StopWatch(store, source.id)
+        self.stop_watch = StopWatch(store, source.id, settings.backtest)
         self._weights: dict[str, dict[str, float]] = {}  # instance -> the weights of its last tick
         self._latched: set[str] = set()  # exchange protective fills already turned into a stopped-out state
 

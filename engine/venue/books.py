@@ -30,6 +30,11 @@ CREATE TABLE IF NOT EXISTS fills (trade_id INTEGER PRIMARY KEY AUTOINCREMENT, or
 CREATE TABLE IF NOT EXISTS positions (symbol TEXT PRIMARY KEY, qty REAL NOT NULL DEFAULT 0,
     entry_price REAL NOT NULL DEFAULT 0, leverage INTEGER NOT NULL DEFAULT 20);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS income (tran_id INTEGER PRIMARY KEY AUTOINCREMENT, symbol TEXT NOT NULL,
+    type TEXT NOT NULL, income REAL NOT NULL, asset TEXT NOT NULL, time INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS order_lists (list_id INTEGER PRIMARY KEY AUTOINCREMENT, symbol TEXT NOT NULL,
+    market_id TEXT NOT NULL, list_client_id TEXT NOT NULL, contingency TEXT NOT NULL DEFAULT 'OCO',
+    status_type TEXT NOT NULL, order_status TEXT NOT NULL, created INTEGER NOT NULL, updated INTEGER NOT NULL);
 """
 OPEN_STATUSES = ("NEW", "PARTIALLY_FILLED")
 DEFAULT_BALANCES = {"spot": {"USDT": 100_000.0}, "futures": {"USDT": 100_000.0}}
@@ -47,6 +52,8 @@ class Books:
         self.conn.executescript(SCHEMA)
         if "algo" not in {r["name"] for r in self.conn.execute("PRAGMA table_info(orders)")}:
             self.conn.execute("ALTER TABLE orders ADD COLUMN algo INTEGER NOT NULL DEFAULT 0")  # a venue.db of before
+        if "list_id" not in {r["name"] for r in self.conn.execute("PRAGMA table_info(orders)")}:  # OCO legs
+            self.conn.execute("ALTER TABLE orders ADD COLUMN list_id INTEGER NOT NULL DEFAULT -1")
         if self.conn.execute("SELECT value FROM meta WHERE key='created'").fetchone() is None:
             with self.tx():
                 self.conn.execute("INSERT INTO meta VALUES ('created', ?)", (str(int(time.time() * 1000)),))
@@ -143,6 +150,40 @@ class Books:
         """Number of orders ever accepted."""
         return int(self.conn.execute("SELECT count(*) FROM orders").fetchone()[0])
 
+    # ----- order lists (spot OCO) -------------------------------------------------------------------------------
+    def insert_list(self, **values: Any) -> int:
+        """Insert an order list row; returns its orderListId."""
+        cols = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        return int(self.conn.execute(f"INSERT INTO order_lists ({cols}) VALUES ({marks})",
+                                     tuple(values.values())).lastrowid or 0)
+
+    def update_list(self, list_id: int, **values: Any) -> None:
+        """Update some columns of an order list."""
+        sets = ", ".join(f"{k}=?" for k in values)
+        self.conn.execute(f"UPDATE order_lists SET {sets} WHERE list_id=?", (*values.values(), list_id))
+
+    def order_list(self, list_id: int | None = None, list_client_id: str | None = None) -> dict[str, Any] | None:
+        """One order list by orderListId or listClientOrderId (the newest with that client id)."""
+        if list_id is not None:
+            row = self.conn.execute("SELECT * FROM order_lists WHERE list_id=?", (list_id,)).fetchone()
+        else:
+            row = self.conn.execute("SELECT * FROM order_lists WHERE list_client_id=? ORDER BY list_id DESC LIMIT 1",
+                                    (list_client_id,)).fetchone()
+        return dict(row) if row else None
+
+    def open_lists(self, symbol: str | None = None) -> list[dict[str, Any]]:
+        """Order lists still executing (openOrderList), oldest first."""
+        sql, args = "SELECT * FROM order_lists WHERE status_type='EXEC_STARTED'", []
+        if symbol is not None:
+            sql, args = sql + " AND symbol=?", [symbol]
+        return [dict(r) for r in self.conn.execute(sql + " ORDER BY list_id", args)]
+
+    def list_orders(self, list_id: int) -> list[dict[str, Any]]:
+        """The legs of an order list, in the order they were placed."""
+        return [dict(r) for r in self.conn.execute("SELECT * FROM orders WHERE list_id=? ORDER BY order_id",
+                                                   (list_id,))]
+
     # ----- fills and positions ----------------------------------------------------------------------------------
     def insert_fill(self, **values: Any) -> int:
         """Record one fill; returns its trade id."""
@@ -179,15 +220,22 @@ class Books:
 
 
 class _Tx:
+    """BEGIN IMMEDIATE ... COMMIT/ROLLBACK; a transaction opened inside another joins it (an OCO places its legs
+    inside the list's transaction: all or nothing)."""
+
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        self.outer = False
 
     def __enter__(self) -> sqlite3.Connection:
-        self.conn.execute("BEGIN IMMEDIATE")
+        self.outer = not self.conn.in_transaction
+        if self.outer:
+            self.conn.execute("BEGIN IMMEDIATE")
         return self.conn
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        if self.outer:
+            self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
 
 
 def status_summary(path: str | Path) -> dict[str, Any]:

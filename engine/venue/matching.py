@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
-from engine.venue import shapes
+from engine.venue import oco, shapes
 from engine.venue.books import OPEN_STATUSES, Books
 from engine.venue.errors import VenueError, bad_param
 from engine.venue.faults import Faults
@@ -49,9 +49,11 @@ class Matcher:
         self.emit = emit
 
     # ----- entry ------------------------------------------------------------------------------------------------
-    def place(self, listing: Listing, p: dict[str, str], algo: bool = False) -> dict[str, Any]:
+    def place(self, listing: Listing, p: dict[str, str], algo: bool = False, list_id: int = -1,
+              lock: bool = True) -> dict[str, Any]:
         """Validate and accept an order (POST order; USD-M conditional types only through the Algo Order API,
-        `algo=True`); market and marketable parts fill at once."""
+        `algo=True`); market and marketable parts fill at once. An OCO leg carries its `list_id`; the second leg
+        of a list shares the first one's lock (`lock=False`: both would sell the same coins)."""
         wallet = listing.market
         side = (p.get("side") or "").upper()
         otype = (p.get("type") or "").upper()
@@ -98,12 +100,12 @@ class Matcher:
         now = self.feed.now()
         triggered = 0 if otype in CONDITIONAL_TYPES else 1
         with self.books.tx():
-            locked = self._lock(listing, side, otype, qty, price or ref) if wallet == SPOT else 0.0
+            locked = self._lock(listing, side, otype, qty, price or ref) if wallet == SPOT and lock else 0.0
             oid = self.books.insert_order(
                 wallet=wallet, symbol=listing.symbol, market_id=listing.id, client_id=client_id, side=side,
                 type=otype, tif=p.get("timeInForce") or ("GTC" if price else None), price=price, stop_price=stop,
                 qty=qty, status="NEW", reduce_only=int(reduce_only), triggered=triggered, locked=locked,
-                created=now, updated=now, algo=int(algo))
+                created=now, updated=now, algo=int(algo), list_id=list_id)
             order = self.books.order(wallet, order_id=oid)
             assert order is not None
             self.emit(wallet, shapes.order_event(listing, order, None, "NEW", now))
@@ -186,7 +188,7 @@ class Matcher:
             order = self._fill(listing, order, price, take, maker=False)
             left -= take
         if order["type"] in MARKET_TYPES and order["status"] in OPEN_STATUSES:
-            order = self._finish(listing, order, "EXPIRED")
+            order = self.finish(listing, order, "EXPIRED")
         return order
 
     def _fill(self, listing: Listing, order: dict[str, Any], price: float, qty: float, maker: bool) -> dict[str, Any]:
@@ -221,6 +223,8 @@ class Matcher:
                                           side=order["side"], price=price, qty=qty, quote_qty=quote, commission=fee,
                                           commission_asset=fee_asset, maker=int(maker), realized_pnl=pnl, time=now)
         order = self.books.order(listing.market, order_id=order["order_id"]) or order
+        if order.get("list_id", -1) >= 0:
+            oco.sync_list(self, listing, order["list_id"])
         fill = {"trade_id": trade_id, "price": price, "qty": qty, "commission": fee, "commission_asset": fee_asset,
                 "maker": maker, "realized_pnl": pnl, "time": now}
         self.emit(listing.market, shapes.order_event(listing, order, fill, "TRADE", now))
@@ -246,8 +250,12 @@ class Matcher:
         self.books.set_position(listing.symbol, new_q, entry)
         return pnl
 
-    def _finish(self, listing: Listing, order: dict[str, Any], status: str) -> dict[str, Any]:
-        """Close an order (CANCELED/EXPIRED), release what it still locks, and report it."""
+    def finish(self, listing: Listing, order: dict[str, Any], status: str) -> dict[str, Any]:
+        """Close an order (CANCELED/EXPIRED), release what it still locks, and report it. An order already final
+        (e.g. the other leg of an OCO list canceled just before) is returned as it is."""
+        order = self.books.order(listing.market, order_id=order["order_id"]) or order
+        if order["status"] not in OPEN_STATUSES:
+            return order
         now = self.feed.now()
         released = listing.market == SPOT and order["locked"] > 0
         if released:
@@ -256,6 +264,8 @@ class Matcher:
         self.books.update_order(order["order_id"], status=status, locked=0.0, updated=now)
         order = self.books.order(listing.market, order_id=order["order_id"]) or order
         self.emit(listing.market, shapes.order_event(listing, order, None, status, now))
+        if order.get("list_id", -1) >= 0 and status == "CANCELED":  # canceling one leg cancels the whole list
+            oco.cancel_siblings(self, listing, order)
         if released:
             self.emit(listing.market, shapes.account_event(self.books, listing, now))
         return order
@@ -269,7 +279,7 @@ class Matcher:
         if order is None or order["symbol"] != listing.symbol or order["status"] not in OPEN_STATUSES:
             raise VenueError(-2011, "Unknown order sent.")
         with self.books.tx():
-            return self._finish(listing, order, "CANCELED")
+            return self.finish(listing, order, "CANCELED")
 
     def cancel_all(self, listing: Listing, algo: bool = False) -> list[dict[str, Any]]:
         """Cancel every open order of a symbol (DELETE openOrders / allOpenOrders), or with `algo` every untriggered
@@ -277,7 +287,7 @@ class Matcher:
         out = []
         with self.books.tx():
             for order in self.books.open_orders(listing.market, listing.symbol, algo=algo):
-                out.append(self._finish(listing, order, "CANCELED"))
+                out.append(self.finish(listing, order, "CANCELED"))
         return out
 
     # ----- the tape ---------------------------------------------------------------------------------------------
@@ -289,12 +299,18 @@ class Matcher:
         lo, hi = min(prices), max(prices)
         with self.books.tx():
             for order in orders:
+                if order.get("list_id", -1) >= 0:  # the other leg of its list may have expired it just now
+                    order = self.books.order(listing.market, order_id=order["order_id"]) or order
+                    if order["status"] not in OPEN_STATUSES:
+                        continue
                 buy = order["side"] == "BUY"
                 if not order["triggered"]:
                     if not _triggers(order["type"], buy, order["stop_price"], lo, hi):
                         continue
                     self.books.update_order(order["order_id"], triggered=1)
                     order = {**order, "triggered": 1}
+                    if order.get("list_id", -1) >= 0:  # an OCO leg triggered: the other leg expires
+                        order = oco.leg_active(self, listing, order)
                     if order["type"] in MARKET_TYPES or self._marketable(listing, order["side"], order["price"]):
                         self._take(listing, order)
                         continue
@@ -306,6 +322,8 @@ class Matcher:
                 if self.faults.partial_fill:
                     take = _round_step(take * self.faults.partial_fill, listing.inst.amount_step)
                 if take > 0:
+                    if order.get("list_id", -1) >= 0:  # an OCO leg fills: the other leg expires
+                        order = oco.leg_active(self, listing, order)
                     self._fill(listing, order, order["price"], take, maker=True)
 
     # ----- futures account --------------------------------------------------------------------------------------

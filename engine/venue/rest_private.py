@@ -246,6 +246,10 @@ def routes() -> dict[tuple[str, str], tuple[Handler, str, int, str]]:
     from engine.venue import rest_algo
 
     t.update(rest_algo.routes())
+    from engine.venue import funding, oco
+
+    t.update(oco.routes())
+    t.update(funding.routes())
     t[("POST", "/fapi/v1/leverage")] = (leverage, FUTURES, 1, SIGNED)
     t[("GET", "/fapi/v1/leverageBracket")] = (leverage_brackets, FUTURES, 1, SIGNED)
     t[("GET", "/fapi/v1/positionSide/dual")] = (dual_side, FUTURES, 30, SIGNED)

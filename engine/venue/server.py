@@ -18,7 +18,7 @@ from aiohttp import web
 
 from engine.data.simulator import SimulatedExchange
 from engine.data.simulator.markets import DEFAULT_SYMBOLS
-from engine.venue import rest_private, rest_public
+from engine.venue import funding, rest_private, rest_public
 from engine.venue.books import Books
 from engine.venue.errors import VenueError
 from engine.venue.faults import Faults, FaultsError
@@ -85,6 +85,8 @@ class Twin:
             trades = self.feed.new_trades(listing)
             if trades[0].size:
                 self.matcher.on_trades(listing, trades[1].tolist(), trades[2].tolist())
+            if market == FUTURES and mark_due:  # funding settles into the USD-M wallet at its times
+                funding.settle(self, listing)
             if stale:
                 continue
             for name, agg in (("trade", False), ("aggTrade", True)):

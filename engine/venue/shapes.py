@@ -32,7 +32,8 @@ def order_json(listing: Listing, order: dict[str, Any], fills: list[dict[str, An
     stop = fmt(order["stop_price"] or 0.0, pd)
     if listing.market == SPOT:
         body: dict[str, Any] = {
-            "symbol": listing.id, "orderId": order["order_id"], "orderListId": -1, "clientOrderId": order["client_id"],
+            "symbol": listing.id, "orderId": order["order_id"], "orderListId": order.get("list_id", -1),
+            "clientOrderId": order["client_id"],
             "transactTime": order["updated"], "time": order["created"], "updateTime": order["updated"],
             "price": price, "origQty": fmt(order["qty"], ad), "executedQty": fmt(order["executed"], ad),
             "cummulativeQuoteQty": fmt(order["cum_quote"], 8), "status": order["status"],

@@ -95,8 +95,9 @@ def build_state(path: Path, *, positions: int = 4, orders: int = 3, alerts: int 
             cur.execute("INSERT INTO backtest_runs (created_at, kind, strategy, params, symbols, timeframe, start_ts, "
                         "end_ts, dataset_hash, metrics, sharpe, dsr, n_trials, lookahead_ok, report_path) VALUES "
                         "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                        (FIXED_NOW - 7_200_000, "walkforward", "quantum_momentum", "{}", json.dumps(list(SYMBOLS)),
-                         "1h", FIXED_NOW - 90 * 86_400_000, FIXED_NOW - 86_400_000, "abc123", "{}", 1.42, 0.91, 3, 1,
+                        (FIXED_NOW - 7_200_000, "walkforward", "quantum_momentum", json.dumps({"search": "tpe"}),
+                         json.dumps(list(SYMBOLS)), "1h", FIXED_NOW - 90 * 86_400_000, FIXED_NOW - 86_400_000,
+                         "abc123", json.dumps({"pbo": 0.42}), 1.42, 0.91, 3, 1,
                          str(path.parent / "reports" / "run1.md")))
             for n in range(3):
                 cur.execute("INSERT INTO trials (created_at, dataset_hash, strategy, params, phase, window, sharpe, "

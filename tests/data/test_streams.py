@@ -76,3 +76,52 @@ def test_streams_store_candles_and_trades_reconnect_and_backfill_without_gaps(tm
     assert [[int(ts.value // 1_000_000), *row] for ts, row in zip(stored.index, stored.to_numpy().tolist())] == fresh
     merged = [a for a in list_alerts(store) if a.rule == "stream.disconnected"]
     assert len(alerts) >= 1 and merged == []  # alerts went to the injected sink, not the store
+
+
+def test_a_drop_while_the_candle_stream_is_busy_storing_is_still_backfilled(tmp_path, store):
+    """A websocket that drops while a stream's handler is busy (no watch pending, so ccxt rejects nothing for it)
+    and reconnects on the next watch is still a gap: the stream backfills it over REST and stores no stale bar."""
+    import threading
+
+    busy, entered, release = threading.Event(), threading.Event(), threading.Event()
+
+    class SlowStore(MarketStreams):
+        """The candle handler blocks while `busy` is set: a slow state.db write under load."""
+
+        def _on_candles(self, symbol, tf, rows):
+            if busy.is_set():
+                entered.set()
+                release.wait(30)
+            super()._on_candles(symbol, tf, rows)
+
+    handle = start_twin(tmp_path / "venue.db", speed=120)
+    sim = handle.twin.sim
+    rest = CcxtSource(handle.exchange(rateLimit=1), clock=sim.milliseconds, sleep=lambda s: None)
+    streams = SlowStore(store, handle.pro_exchange, rest, ["BTC/USDT"], ["1m"], books=False, funding=False,
+                        backoff_s=0.05, backoff_max_s=0.2, stale_s=5.0)
+    ohlcv = streams.stats["ohlcv:BTC/USDT:1m"]
+    try:
+        now = sim.milliseconds()
+        assert ingest_candles(store, rest, "BTC/USDT", "1m", now - now % MIN - 5 * MIN).ok
+        streams.start()
+        wait_for(lambda: ohlcv.backfills >= 1 and ohlcv.messages >= 3, 30, "candle stream running")
+        busy.set()
+        wait_for(entered.is_set, 20, "the candle handler busy")
+        backfills = ohlcv.backfills
+        handle.set_faults(drop_ws=True)
+        wait_for(lambda: streams.stats["trades:BTC/USDT"].reconnects >= 1, 20, "the connection dropped")
+        dropped_at = sim.milliseconds()
+        wait_for(lambda: sim.milliseconds() > dropped_at + 3 * MIN, 20, "three bars close during the gap")
+        busy.clear()
+        release.set()
+        wait_for(lambda: ohlcv.backfills > backfills, 30, "the gap backfilled over REST after the silent reconnect")
+        wait_for(lambda: repo.candle_bounds(store, "binance", "BTC/USDT", "1m")[2] >= dropped_at + 4 * MIN, 30,
+                 "streamed bars after the gap")
+    finally:
+        streams.stop()
+        handle.stop()
+    stored = load_candles(store, "binance", "BTC/USDT", "1m")
+    first_ts, last_ts = int(stored.index[0].value // 1_000_000), int(stored.index[-1].value // 1_000_000)
+    assert repo.candle_gaps(store, "binance", "BTC/USDT", MIN, "1m", since=first_ts, until=last_ts + MIN) == []
+    fresh = sim.fetch_ohlcv("BTC/USDT", "1m", since=first_ts, limit=len(stored))
+    assert [[int(ts.value // 1_000_000), *row] for ts, row in zip(stored.index, stored.to_numpy().tolist())] == fresh

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from tests.support.backends import raw
 from engine.execution.protection import parse_protective_id
 from tests.support.live_desk import (assert_books_equal_twin, engine_env, live_config, promote_live_small,
                                      start_live_engine, stop_engine, twin_orders)
@@ -19,13 +20,13 @@ SYMBOL = "BTC/USDT"
 
 
 def _held(store, instance="ls") -> float:
-    with store.raw() as conn:
+    with raw(store) as conn:
         return float(conn.execute("SELECT COALESCE(SUM(qty), 0) FROM positions WHERE instance_id=? AND symbol=?",
                                   (instance, SYMBOL)).fetchone()[0])
 
 
 def _last_candle(store) -> int:
-    with store.raw() as conn:
+    with raw(store) as conn:
         return int(conn.execute("SELECT COALESCE(MAX(ts), 0) FROM candles WHERE symbol=?", (SYMBOL,)).fetchone()[0])
 
 
@@ -34,12 +35,12 @@ def _stops(ex) -> list[dict]:
             if (parse_protective_id(str(o["clientOrderId"])) or ("", ""))[:2] == ("ls", "stop")]
 
 
-def _desk(tmp_path, extra=""):
+def _desk(tmp_path, state_url, extra=""):
     from engine.control.client import ControlClient
 
     twin = start_twin(tmp_path / "venue.db", speed=60.0)
     cfg = live_config(tmp_path, twin.base_url, extra=extra)
-    state = tmp_path / "state.db"
+    state = state_url
     store = promote_live_small(state, cfg)
     env = engine_env(twin.api_key, twin.api_secret)
     client = ControlClient(store, source="cli", user="tester", timeout_s=60.0, heartbeat_timeout_s=3.0)
@@ -47,8 +48,8 @@ def _desk(tmp_path, extra=""):
 
 
 @pytest.mark.slow
-def test_a_stop_that_fires_while_the_engine_is_dead_is_booked_to_its_instance(tmp_path):
-    twin, cfg, state, store, env, client = _desk(tmp_path)
+def test_a_stop_that_fires_while_the_engine_is_dead_is_booked_to_its_instance(tmp_path, state_url):
+    twin, cfg, state, store, env, client = _desk(tmp_path, state_url)
     ex = twin.exchange()
     ex.load_markets()
     proc = start_live_engine(tmp_path, cfg, state, env)
@@ -64,7 +65,7 @@ def test_a_stop_that_fires_while_the_engine_is_dead_is_booked_to_its_instance(tm
             proc = start_live_engine(tmp_path, cfg, state, env)
         (stop,) = _stops(ex)
         before = {o["clientOrderId"] for o in twin_orders(ex, SYMBOL)}
-        with store.raw() as conn:
+        with raw(store) as conn:
             recon_before = conn.execute("SELECT COUNT(*) FROM orders WHERE client_order_id LIKE 'qd-recon-%'"
                                         ).fetchone()[0]
         trigger = float(stop["triggerPrice"] or stop["stopPrice"])
@@ -75,12 +76,12 @@ def test_a_stop_that_fires_while_the_engine_is_dead_is_booked_to_its_instance(tm
         proc = start_live_engine(tmp_path, cfg, state, env)
         wait_for(client.engine_alive, 60, "heartbeat after the restart")
         def booked():
-            with store.raw() as conn:
+            with raw(store) as conn:
                 return conn.execute("SELECT status, filled_qty, instance_id FROM orders WHERE client_order_id=? AND "
                                     "status='filled'", (stop["clientOrderId"],)).fetchone()
 
         row = wait_for(booked, 30, "the stop's fill booked")
-        with store.raw() as conn:
+        with raw(store) as conn:
             fills = conn.execute("SELECT instance_id, SUM(qty) FROM fills WHERE client_order_id=? GROUP BY "
                                  "instance_id", (stop["clientOrderId"],)).fetchall()
             recon_after = conn.execute("SELECT COUNT(*) FROM orders WHERE client_order_id LIKE 'qd-recon-%'"
@@ -101,10 +102,10 @@ def test_a_stop_that_fires_while_the_engine_is_dead_is_booked_to_its_instance(tm
 
 
 @pytest.mark.slow
-def test_websocket_drops_and_injected_rejects_while_trading_live(tmp_path):
+def test_websocket_drops_and_injected_rejects_while_trading_live(tmp_path, state_url):
     from engine.store.ops import list_alerts
 
-    twin, cfg, state, store, env, client = _desk(tmp_path)
+    twin, cfg, state, store, env, client = _desk(tmp_path, state_url)
     ex = twin.exchange()
     ex.load_markets()
     proc = start_live_engine(tmp_path, cfg, state, env)
@@ -123,7 +124,7 @@ def test_websocket_drops_and_injected_rejects_while_trading_live(tmp_path):
                  "an order rejected by the exchange")
         twin.set_faults(reject_orders=False)
         assert proc.poll() is None and client.engine_alive()
-        with store.raw() as conn:
+        with raw(store) as conn:
             rejected = conn.execute("SELECT COUNT(*), COALESCE(SUM(filled_qty), 0) FROM orders WHERE "
                                     "status='rejected' AND venue='exchange'").fetchone()
         assert rejected[0] >= 1 and rejected[1] == 0  # rejected, never filled, never resent
@@ -133,7 +134,7 @@ def test_websocket_drops_and_injected_rejects_while_trading_live(tmp_path):
         assert any(a.rule == "protect.failed" for a in list_alerts(store, limit=1000))
         stop_engine(proc)
         on_twin = assert_books_equal_twin(store, twin)
-        with store.raw() as conn:
+        with raw(store) as conn:
             rejected_ids = {r[0] for r in conn.execute("SELECT client_order_id FROM orders WHERE status='rejected'")}
         assert not rejected_ids & {o["clientOrderId"] for o in on_twin}  # a rejected id was never accepted later
     finally:

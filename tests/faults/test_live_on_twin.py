@@ -9,16 +9,17 @@ import sys
 
 import pytest
 
+from tests.support.backends import raw
 from tests.support.live_desk import REPO, engine_env, live_config, promote_live_small, start_live_engine
 from tests.support.twin import start_twin
 from tests.support.waiting import wait_for
 
 
 @pytest.mark.slow
-def test_mixed_desk_sends_only_live_small_orders_to_the_twin_and_flattens(tmp_path):
+def test_mixed_desk_sends_only_live_small_orders_to_the_twin_and_flattens(tmp_path, state_url):
     twin = start_twin(tmp_path / "venue.db", speed=60.0)
     cfg = live_config(tmp_path, twin.base_url)
-    state = tmp_path / "state.db"
+    state = state_url
     store = promote_live_small(state, cfg)
     proc = start_live_engine(tmp_path, cfg, state, engine_env(twin.api_key, twin.api_secret))
     try:
@@ -28,12 +29,12 @@ def test_mixed_desk_sends_only_live_small_orders_to_the_twin_and_flattens(tmp_pa
         wait_for(client.engine_alive, 60, "live engine heartbeat")
 
         def both_traded():
-            with store.raw() as conn:
+            with raw(store) as conn:
                 got = dict(conn.execute("SELECT venue, COUNT(*) FROM orders GROUP BY venue").fetchall())
             return got.get("paper", 0) > 0 and got.get("exchange", 0) > 0
 
         wait_for(both_traded, 120, "orders from the paper and the live-small instance")
-        with store.raw() as conn:
+        with raw(store) as conn:
             by_inst = dict(conn.execute("SELECT instance_id, GROUP_CONCAT(DISTINCT venue) FROM orders "
                                         "GROUP BY instance_id").fetchall())
         assert by_inst == {"pp": "paper", "ls": "exchange"}
@@ -48,7 +49,7 @@ def test_mixed_desk_sends_only_live_small_orders_to_the_twin_and_flattens(tmp_pa
         dust = max(ex.markets["BTC/USDT"]["limits"]["amount"]["min"] or 0.0,
                    ex.markets["BTC/USDT"]["precision"]["amount"])
         assert bal["total"].get("BTC", 0.0) < dust  # flat: only commission crumbs below the minimum amount
-        with store.raw() as conn:
+        with raw(store) as conn:
             assert conn.execute("SELECT COUNT(*) FROM orders WHERE status IN ('new','open','partial')").fetchone() \
                 == (0,)
         assert twin.api_secret not in (tmp_path / "engine.stderr").read_text()
@@ -63,7 +64,7 @@ def test_mixed_desk_sends_only_live_small_orders_to_the_twin_and_flattens(tmp_pa
 
 
 @pytest.mark.slow
-def test_kill9_of_a_live_engine_loses_and_doubles_nothing_on_the_exchange(tmp_path):
+def test_kill9_of_a_live_engine_loses_and_doubles_nothing_on_the_exchange(tmp_path, state_url):
     """kill -9 at 20 random moments while the live-small instance trades on the twin (half of them right after the
     start: during recovery, re-arming or the first ticks), restart each time: no client id twice on the exchange,
     every exchange fill in state.db exactly once, every open position protected on the exchange within 10 s of the
@@ -79,7 +80,7 @@ def test_kill9_of_a_live_engine_loses_and_doubles_nothing_on_the_exchange(tmp_pa
     rng = random.Random(13)
     twin = start_twin(tmp_path / "venue.db", speed=60.0)
     cfg = live_config(tmp_path, twin.base_url)
-    state = tmp_path / "state.db"
+    state = state_url
     store = promote_live_small(state, cfg)
     env = engine_env(twin.api_key, twin.api_secret)
     client = ControlClient(store, source="cli", user="tester", timeout_s=30.0, heartbeat_timeout_s=3.0)
@@ -88,11 +89,11 @@ def test_kill9_of_a_live_engine_loses_and_doubles_nothing_on_the_exchange(tmp_pa
     dust = max(ex.markets["BTC/USDT"]["limits"]["amount"]["min"] or 0.0, ex.markets["BTC/USDT"]["precision"]["amount"])
 
     def exchange_orders() -> int:
-        with store.raw() as conn:
+        with raw(store) as conn:
             return conn.execute("SELECT COUNT(*) FROM orders WHERE venue='exchange'").fetchone()[0]
 
     def ls_held() -> float:
-        with store.raw() as conn:
+        with raw(store) as conn:
             return float(conn.execute("SELECT COALESCE(SUM(qty), 0) FROM positions WHERE instance_id='ls'"
                                       ).fetchone()[0])
 
@@ -143,7 +144,7 @@ def test_kill9_of_a_live_engine_loses_and_doubles_nothing_on_the_exchange(tmp_pa
 
 
 @pytest.mark.slow
-def test_a_live_engine_rides_out_5xx_bursts_and_429_storms_with_its_state(tmp_path):
+def test_a_live_engine_rides_out_5xx_bursts_and_429_storms_with_its_state(tmp_path, state_url):
     """The exchange answers 503 and then 429 + Retry-After for a while, and fills only partially: the live engine keeps
     running (heartbeat), alerts instead of dying, sends no client id twice, and its books equal the exchange's."""
     from engine.control.client import ControlClient
@@ -152,7 +153,7 @@ def test_a_live_engine_rides_out_5xx_bursts_and_429_storms_with_its_state(tmp_pa
 
     twin = start_twin(tmp_path / "venue.db", speed=60.0)
     cfg = live_config(tmp_path, twin.base_url)
-    state = tmp_path / "state.db"
+    state = state_url
     store = promote_live_small(state, cfg)
     proc = start_live_engine(tmp_path, cfg, state, engine_env(twin.api_key, twin.api_secret))
     client = ControlClient(store, source="cli", user="tester", timeout_s=60.0, heartbeat_timeout_s=3.0)
@@ -160,7 +161,7 @@ def test_a_live_engine_rides_out_5xx_bursts_and_429_storms_with_its_state(tmp_pa
         wait_for(client.engine_alive, 60, "live engine heartbeat")
 
         def exchange_orders() -> int:
-            with store.raw() as conn:
+            with raw(store) as conn:
                 return conn.execute("SELECT COUNT(*) FROM orders WHERE venue='exchange'").fetchone()[0]
 
         wait_for(exchange_orders, 120, "the first exchange order")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.backends import raw
 from engine.execution.ccxt_broker import CcxtBroker
 from engine.execution.orders import OrderRequest, get_order, open_orders, position_qty
 from engine.execution.protection import (ProtectionSpec, Protector, parse_protective_id, protective_client_id,
@@ -182,7 +183,7 @@ def test_a_perp_stop_that_fires_is_booked_to_its_instance(store, tmp_path):
 
         wait_for(fired, 60, "the stop to fire on the twin", interval=0.5)
         assert position_qty(store, "ls", PERP) == pytest.approx(0.0, abs=1e-12)
-        with store.raw() as conn:
+        with raw(store) as conn:
             fills = conn.execute("SELECT instance_id, qty FROM fills WHERE client_order_id = ?",
                                  (stop_id,)).fetchall()
         assert fills == [("ls", pytest.approx(0.01))]

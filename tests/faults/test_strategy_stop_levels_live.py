@@ -26,8 +26,13 @@ def _broker(store, twin, stops_of, watch):  # noqa: ANN001, ANN202
     return broker
 
 
+def _protective(twin, kind: str) -> list[dict]:  # noqa: ANN001
+    return [o for o in twin.exchange().fetch_open_orders(SPOT)
+            if (parse_protective_id(str(o["clientOrderId"])) or ("", ""))[1] == kind]
+
+
 def _stop_trigger(twin) -> float:  # noqa: ANN001
-    (o,) = [o for o in twin.exchange().fetch_open_orders(SPOT) if parse_protective_id(str(o["clientOrderId"]))]
+    (o,) = _protective(twin, "stop")
     return float(o["triggerPrice"] or o["stopPrice"])
 
 
@@ -49,6 +54,13 @@ def test_live_stop_rests_at_the_strategy_level(store, twin, spec, armed, expecte
     broker = _broker(store, twin, lambda _inst: spec, watch)
     entry = _buy(broker, "qd-ls-s1")
     assert _stop_trigger(twin) == pytest.approx(entry * (1.0 - expected_frac), rel=1e-4)
+    takes = _protective(twin, "take")  # spot: the strategy's take-profit rests with the stop as one OCO list
+    if spec is not None and spec.take_profit:
+        (take,) = takes
+        assert take["info"]["type"] == "LIMIT_MAKER" and str(take["info"]["orderListId"]) != "-1"
+        assert float(take["price"]) == pytest.approx(entry * (1.0 + spec.take_profit), rel=1e-4)
+    else:
+        assert takes == []
 
 
 def test_spec_of_falls_back_to_the_config_where_the_strategy_sets_no_stop(store) -> None:  # noqa: ANN001

@@ -102,8 +102,51 @@ def test_parallel_selection_with_shared_binning_scores_exactly_like_one_pipeline
     X["c"] = np.where(np.arange(len(X)) % 7 == 0, np.inf, X["b"] * 2)  # +-inf is cleaned before binning
     w = np.random.default_rng(2).uniform(0.5, 1.5, len(y))
     embargo = pd.Timedelta(hours=48)
-    want = _scores_one_pipeline_per_fit(X, y, w, t1, embargo)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):  # the reference fits on one OpenMP thread, like every selection fit
+        want = _scores_one_pipeline_per_fit(X, y, w, t1, embargo)
     for n_jobs in (1, 2):
         sel = select_model(X, y, w, t1, embargo, embargo, n_jobs=n_jobs)
         assert sel.scores == want
         assert sel.folds == 3
+
+
+def test_a_forest_fitted_on_two_threads_is_the_forest_fitted_on_one_and_is_stored_single_threaded() -> None:
+    """The retrain's final fit builds the forest's trees on 2 threads: same trees (same probabilities, bit for bit)
+    as one thread, and the model it stores predicts on one thread as before."""
+    X, y, t1 = _events()
+    w = np.random.default_rng(3).uniform(0.5, 1.5, len(y))
+    one = PastCalibratedModel("random_forest", "sigmoid").fit(X, y, w, t1)
+    two = PastCalibratedModel("random_forest", "sigmoid").fit(X, y, w, t1, n_jobs=2)
+    assert np.array_equal(one.predict_proba(X), two.predict_proba(X))
+    assert two.estimator_.named_steps["model"].n_jobs == 1
+
+
+def test_selection_fits_run_gradient_boosting_on_one_openmp_thread_each() -> None:
+    """OpenMP's thread count is per thread: without a cap, each selection thread's HistGradientBoosting (and the
+    caller's, on the sequential path) would spin up every core. Every fit runs capped at one OpenMP thread."""
+    import threading
+
+    from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
+
+    from engine.ml import selection
+
+    seen: list[tuple[str, int]] = []
+    real = selection._fold_scores
+
+    def probe(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - records, then runs the real fit
+        seen.append((threading.current_thread().name, _openmp_effective_n_threads()))
+        return real(*args, **kwargs)
+
+    X, y, t1 = _events()
+    w = np.ones(len(y))
+    selection._fold_scores = probe
+    try:
+        for n_jobs in (2, 1):
+            sel = select_model(X, y, w, t1, pd.Timedelta(hours=48), n_jobs=n_jobs)
+            assert sel.folds == 3
+    finally:
+        selection._fold_scores = real
+    assert len(seen) == 12 and all(n == 1 for _name, n in seen), seen
+    assert all(name.startswith("select") for name, _n in seen[:6]), seen

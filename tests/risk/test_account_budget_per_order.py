@@ -63,3 +63,30 @@ def test_a_day_past_the_loss_budget_refuses_new_exposure(store):
     assert why is not None and "daily loss 4.00%" in why
     _equity(store, 9_900.0, 1_767_225_720_000)
     assert budget_breach(store, "BTC/USDT", 0.001, 50_000.0, trig, now=1_767_225_730_000) is None
+
+
+def test_held_positions_are_valued_at_the_current_mark_not_their_entry(store):
+    """A position entered at a quarter of today's price is four times the exposure its entry price says: an order
+    that fits the budget at entry prices is refused at marks (failed before: held symbols were valued at entry)."""
+    inst = {"pp": StrategyInstanceConfig(strategy="quantum_momentum", capital=10_000.0, stage="paper",
+                                         symbols=("BTC/USDT", "ETH/USDT"))}
+    lifecycle.sync_instances(store, dataclasses.replace(Settings(), strategies=inst))
+    sim = SimulatedExchange(seed=3, symbols=["BTC/USDT", "ETH/USDT"], speed=1.0, clock=lambda: 1_767_225_600.0)
+    r = StageRouter(store, PaperBroker(store, sim, latency_ms=0.0), None, lambda i: "paper")
+    r.budget = order_budget_check(store, Settings().triggers, r.mark_price)
+    _equity(store, 10_000.0, sim.milliseconds())
+    eth = r.mark_price("ETH/USDT")
+    qty = round(0.35 * 10_000.0 / eth, 4)  # 0.35 x equity at today's mark
+    with store.begin() as conn:  # held since the price was a quarter of today's
+        conn.exec_driver_sql("INSERT INTO positions (instance_id, symbol, qty, avg_price, realized_pnl, fees, "
+                             "funding, updated_at) VALUES ('pp', 'ETH/USDT', ?, ?, 0, 0, 0, 0)", (qty, eth / 4))
+    btc = r.mark_price("BTC/USDT")
+    order = round(0.45 * 10_000.0 / btc, 4)  # ETH 0.35 + BTC 0.45 = 0.80 gross at marks, under 1.75
+    trig = dataclasses.replace(Settings().triggers, gross_exposure_reduce=0.7)
+    assert budget_breach(store, "BTC/USDT", order, btc, trig) is None  # no marks: at entry 0.09 + 0.45 = 0.54
+    assert "(valued at entry, no mark for ETH/USDT)" in budget_breach(store, "BTC/USDT", order * 2, btc, trig)
+    why = budget_breach(store, "BTC/USDT", order, btc, trig, mark=r.mark_price)  # at the sim's marks: 0.80
+    assert why is not None and why.startswith("gross exposure would be 0.80 x equity") and "entry" not in why
+    r.budget = order_budget_check(store, trig, r.mark_price)
+    with pytest.raises(OrderBlocked, match="gross exposure would be 0.80"):
+        r.submit(OrderRequest(instance_id="pp", symbol="BTC/USDT", side="buy", qty=order, client_order_id="qd-pp-m"))

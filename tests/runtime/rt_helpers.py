@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import pytest
 
+from tests.support.backends import is_postgres, raw, store_ready  # noqa: F401 - part of this helper module
 from tests.support.waiting import wait_for  # noqa: F401 - part of this helper module
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,7 +39,7 @@ paper_latency_ms = {latency_ms}
     return path
 
 
-def start_engine(folder: Path, config: Path, state: Path, env: dict[str, str] | None = None,
+def start_engine(folder: Path, config: Path, state: Path | str, env: dict[str, str] | None = None,
                  extra_args: list[str] | None = None) -> subprocess.Popen:
     """Start `python -m engine.runtime.main` as a real subprocess, logging to folder/engine.stderr."""
     err = open(folder / "engine.stderr", "ab")  # noqa: SIM115 - closed with the process
@@ -49,8 +50,8 @@ def start_engine(folder: Path, config: Path, state: Path, env: dict[str, str] | 
 
 
 def scalar(store: Any, sql: str, *args: Any) -> Any:
-    """One value from a SQL query on the store."""
-    with store.raw() as conn:
+    """One value from a SQL query (sqlite3-style `?` placeholders) on the store, on either backend."""
+    with raw(store) as conn:
         row = conn.execute(sql, args).fetchone()
     return row[0] if row else None
 
@@ -70,6 +71,6 @@ def stop_engine(proc: subprocess.Popen, timeout: float = 20.0) -> int:
 
 
 def rows(store: Any, sql: str, *args: Any) -> list[tuple]:
-    """All rows of a SQL query on the store, as tuples."""
-    with store.raw() as conn:
+    """All rows of a SQL query (sqlite3-style `?` placeholders) on the store, on either backend, as tuples."""
+    with raw(store) as conn:
         return [tuple(r) for r in conn.execute(sql, args).fetchall()]

@@ -7,13 +7,16 @@ import os
 import sqlite3
 from pathlib import Path
 
+from tests.support.backends import sqlite_only
 from tests.support.faults import running
 from rt_helpers import start_engine, stop_engine, wait_for, write_config
 
 from tests.store.cli_run import quantdesk
 
 
-def test_backup_while_the_engine_runs_and_the_scheduled_job(tmp_path: Path) -> None:
+def test_backup_while_the_engine_runs_and_the_scheduled_job(tmp_path: Path, store_backend: str) -> None:
+    sqlite_only(store_backend, "`quantdesk backup` and the scheduled backup copy a SQLite file; a PostgreSQL desk is "
+                               "backed up with pg_dump (docs/deploy.md)")
     cfg = write_config(tmp_path)
     state = tmp_path / "state.db"
     env = {**os.environ, "QUANTDESK__STORE__BACKUP_INTERVAL_HOURS": "0.0005", "QUANTDESK__STORE__BACKUP_KEEP": "2"}

@@ -11,6 +11,7 @@ from sklearn.linear_model import LogisticRegression
 from sqlalchemy import insert
 from typer.testing import CliRunner
 
+from tests.support.backends import raw
 from engine.config import LifecycleConfig
 from engine.control.catalogue import CATALOGUE, CommandError, command
 from engine.control.client import ControlClient, submit_command
@@ -28,7 +29,7 @@ def _raw_row(store, name: str, args: str, status: str = "pending") -> int:  # no
 
 
 def _row(store, cmd_id: int) -> tuple[str, dict]:  # noqa: ANN001
-    with store.raw() as conn:
+    with raw(store) as conn:
         status, result = conn.execute("SELECT status, result FROM commands WHERE id=?", (cmd_id,)).fetchone()
     return status, json.loads(result or "{}")
 
@@ -101,12 +102,12 @@ def _fitted(seed: int) -> LogisticRegression:
     return LogisticRegression().fit(x, (x[:, 0] + 0.1 * rng.normal(size=200) > 0).astype(int))
 
 
-def test_cli_model_promote_and_rollback_go_through_the_control_api(tmp_path: Path) -> None:
+def test_cli_model_promote_and_rollback_go_through_the_control_api(tmp_path: Path, state_url: str) -> None:
     from console.cli import _register_all, app
     from engine.ml.registry import ModelRegistry
     from engine.store import open_store
 
-    state = tmp_path / "state.db"
+    state = state_url
     store = open_store(state)
     registry = ModelRegistry(store, tmp_path / "models")
     for seed in (1, 2):
@@ -120,7 +121,7 @@ def test_cli_model_promote_and_rollback_go_through_the_control_api(tmp_path: Pat
     assert bad.exit_code == 1 and "champion unchanged: v2" in bad.output
     assert run("rollback", "quantum_momentum").exit_code == 0
     assert registry.champion("quantum_momentum").version == 1
-    with store.raw() as conn:
+    with raw(store) as conn:
         rows = conn.execute("SELECT command, source, status FROM commands ORDER BY id").fetchall()
     assert rows == [("promote_model", "cli", "done"), ("promote_model", "cli", "failed"),
                     ("rollback_model", "cli", "done")]

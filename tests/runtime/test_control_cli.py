@@ -8,6 +8,7 @@ import json
 from typer.testing import CliRunner
 
 from console.cli import _register_all, app
+from tests.support.backends import raw
 from engine.config import Settings
 from engine.trading.lifecycle import sync_instances
 from engine.store.db import open_store
@@ -24,8 +25,8 @@ def _run(state, *args):
     return CliRunner().invoke(app, ["--state", str(state), *args])
 
 
-def test_cli_controls_work_without_an_engine(tmp_path):
-    state = tmp_path / "state.db"
+def test_cli_controls_work_without_an_engine(state_url):
+    state = state_url
     store = open_store(state)
     sync_instances(store, dataclasses.replace(Settings()))
     alert_id = raise_alert(store, "warning", "test.rule", "something happened", {"x": 1})
@@ -47,6 +48,6 @@ def test_cli_controls_work_without_an_engine(tmp_path):
     assert f"#{alert_id}" in _run(state, "alerts").output
     assert _run(state, "alerts", "ack", str(alert_id)).exit_code == 0
     assert _run(state, "alerts", "ack", str(alert_id)).exit_code == 1  # already acknowledged
-    with store.raw() as conn:
+    with raw(store) as conn:
         actions = {r[0] for r in conn.execute("SELECT action FROM audit_log WHERE source = 'cli'").fetchall()}
     assert {"command.halt", "command.resume", "trading_state.changed", "strategy.pause", "alert.ack"} <= actions

@@ -25,15 +25,15 @@ HOOKS = EngineHooks(cancel_all=lambda _i: 0, flatten=lambda: {"canceled": 0, "cl
                     retrain=lambda s: s, stop=lambda: None)
 
 
-def test_a_ring_wakes_the_poller_and_the_client_hears_the_claim(tmp_path):
-    store = open_store(tmp_path / "state.db")
+def test_a_ring_wakes_the_poller_and_the_client_hears_the_claim(state_url):
+    store = open_store(state_url)
     proc = CommandProcessor(store, HOOKS, poll_ms=30_000, lifecycle_cfg=LifecycleConfig())
     proc.start()
     try:
         assert proc.doorbell is not None and proc.doorbell.bound
         # the first poll runs at start; after it the poller sleeps on its doorbell (a ring sent earlier still wakes it)
         wait_for(lambda: proc.polls >= 1, 10, "the poller's first poll")
-        client = ControlClient(tmp_path / "state.db", source="cli", user="ops", timeout_s=10.0,
+        client = ControlClient(state_url, source="cli", user="ops", timeout_s=10.0,
                                heartbeat_timeout_s=3600)
         client.engine_alive = lambda: True  # no engine heartbeat in this test: the poller above is the engine
         stages: list[tuple[str, float]] = []

@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 
+from tests.support.backends import raw
 from engine.config import Settings, StrategyInstanceConfig, settings_with
 from engine.execution.orders import Fill, OrderRequest, insert_order, record_fill
 from engine.monitoring import drift
@@ -42,7 +43,7 @@ def test_each_fill_is_paired_with_the_twin_on_the_same_bar(store):
     _trade(store, "c1", "buy", 100.30, 0.1003, created)
     assert drift.pair_fills(store, settings, "sim") == 1
     assert drift.pair_fills(store, settings, "sim") == 0  # paired once
-    with store.raw() as conn:
+    with raw(store) as conn:
         (row,) = conn.execute("SELECT live_price, twin_price, live_fee, twin_fee, slippage_bps, drift_bps, leg "
                               "FROM twin_trades").fetchall()
     sigma = drift.bar_sigma(store, "sim", "BTC/USDT", "1m", T0 + 120 * MIN)

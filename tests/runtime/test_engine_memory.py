@@ -32,12 +32,12 @@ def _run(code: str, cwd: Path) -> str:
     return out.stdout.strip()
 
 
-def test_a_tick_sized_candle_read_does_not_load_numba(tmp_path: Path) -> None:
+def test_a_tick_sized_candle_read_does_not_load_numba(tmp_path: Path, state_url: str) -> None:
     code = (
         "import sys\n"
         "from engine.store import open_store\n"
         "from engine.store.candles import load_candles, upsert_candles\n"
-        f"store = open_store({str(tmp_path / 'state.db')!r})\n"
+        f"store = open_store({state_url!r})\n"
         "rows = [[1_700_000_000_000 + i * 60_000, 1.0, 2.0, 0.5, 1.5, 10.0] for i in range(500)]\n"
         "upsert_candles(store, 'sim', 'BTC/USDT', '1m', rows)\n"
         "f = load_candles(store, 'sim', 'BTC/USDT', '1m', 1_700_000_000_000, 1_700_000_000_000 + 400 * 60_000)\n"

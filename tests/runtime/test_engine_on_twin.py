@@ -6,12 +6,10 @@ from __future__ import annotations
 import json
 import socket
 import sys
-from pathlib import Path
 
 import pytest
-from rt_helpers import rows, start_engine, stop_engine, wait_for, write_config
+from rt_helpers import rows, start_engine, stop_engine, store_ready, wait_for, write_config
 
-from engine.store import open_store
 from tests.support.twin import twin_exchange
 from tests.venue.test_venue_cli import KEY, SECRET, start_serve, stop
 
@@ -31,7 +29,7 @@ def _streams(store) -> dict:
 
 
 @pytest.mark.slow
-def test_paper_engine_streams_from_the_twin_survives_its_restart_and_backfills(tmp_path):
+def test_paper_engine_streams_from_the_twin_survives_its_restart_and_backfills(tmp_path, state_url):
     port = _free_port()
     venue_db = tmp_path / "venue.db"
     twin, url, _ = start_serve(venue_db, "--port", str(port))
@@ -47,12 +45,11 @@ base_url = "{url}"
 reconnect_max_s = 2.0
 stream_stale_s = 10.0
 """)
-    state = tmp_path / "state.db"
+    state = state_url
     engine = start_engine(tmp_path, config, state)
     store = None
     try:
-        wait_for(state.exists, 60, "state.db")
-        store = open_store(f"sqlite:///{state}")
+        store = wait_for(lambda: store_ready(state), 60, "the engine's store")
         wait_for(lambda: _streams(store).get("trades:BTC/USDT", {}).get("messages", 0) > 0, 120,
                  "streamed trades in the engine's stream stats")
         wait_for(lambda: rows(store, "SELECT COUNT(*) FROM trades WHERE exchange='binance'")[0][0] > 0, 30,

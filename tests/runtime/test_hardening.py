@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import pwd
 import socket
-import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -70,8 +69,8 @@ def test_doorbell_ignores_rings_from_another_user(tmp_path: Path) -> None:
         bell.close()
 
 
-def test_audit_user_is_the_os_user_not_the_environment(tmp_path: Path) -> None:
-    state = tmp_path / "state.db"
+def test_audit_user_is_the_os_user_not_the_environment(tmp_path: Path, state_url: str) -> None:
+    state = state_url
     open_store(state).dispose()
     env_user = {"USER": "mallory", "LOGNAME": "mallory", "LNAME": "mallory", "USERNAME": "mallory"}
     saved = {k: os.environ.get(k) for k in env_user}
@@ -85,6 +84,8 @@ def test_audit_user_is_the_os_user_not_the_environment(tmp_path: Path) -> None:
             else:
                 os.environ[k] = v
     assert out.returncode == 0, out.stderr
-    with sqlite3.connect(state) as conn:
-        users = {r[0] for r in conn.execute("SELECT user FROM audit_log WHERE source = 'cli'")}
+    store = open_store(state)
+    with store.connect() as conn:
+        users = {r[0] for r in conn.exec_driver_sql("SELECT \"user\" FROM audit_log WHERE source = 'cli'")}
+    store.dispose()
     assert users == {pwd.getpwuid(os.geteuid()).pw_name}

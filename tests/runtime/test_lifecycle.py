@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 from sqlalchemy import insert
 
+from tests.support.backends import raw
 from engine.clock import now_ms
 from engine.config import LifecycleConfig, Settings, StrategyInstanceConfig
 from engine.execution.orders import Fill, OrderRequest, insert_order, record_fill
@@ -95,8 +96,8 @@ def test_promote_through_the_control_api_with_no_engine_is_audited(seeded, repor
     assert not refused.ok and "gate not met" in refused.message
     ok = client.promote("good", confirm=True)
     assert ok.ok and ok.data["to_stage"] == "live-small"
-    with seeded.raw() as conn:
-        actions = [r[0] for r in conn.execute("SELECT action FROM audit_log WHERE user='op'").fetchall()]
+    with raw(seeded) as conn:
+        actions = [r[0] for r in conn.execute("SELECT action FROM audit_log WHERE \"user\"='op'").fetchall()]
     assert "strategy.promote" in actions and actions.count("command.promote") == 2
     assert client.pause_strategy("good").ok and lifecycle.get_instance(seeded, "good").status == "paused"
     assert client.demote("good", "test").ok and lifecycle.get_instance(seeded, "good").stage == "paper"
@@ -121,12 +122,13 @@ def test_leaderboard_ranks_by_deflated_sharpe(seeded):
     assert 0 <= good.hit_rate <= 1 and good.rank == 1
 
 
-def test_console_and_cli_clients_check_the_configured_gates(seeded, state_path) -> None:  # noqa: ANN001
+def test_console_and_cli_clients_check_the_configured_gates(seeded, state_url) -> None:  # noqa: ANN001
     """Both front ends build their client from settings, so a relaxed gate is the same gate in the console."""
     from console.app import QuantdeskApp
     from engine.config import settings_with
+    from engine.config_rules import state_target
 
-    settings = settings_with(_settings(), store={"path": str(state_path)},
+    settings = settings_with(_settings(), store=state_target(state_url),
                              lifecycle={"min_paper_days": 1.0, "min_paper_trades": 5, "min_dsr": 0.0})
     console_client = QuantdeskApp(settings)._default_control()
     assert console_client.lifecycle == ControlClient.from_settings(settings, "cli").lifecycle == settings.lifecycle

@@ -19,8 +19,8 @@ def _fitted(seed: int) -> LogisticRegression:
     return LogisticRegression().fit(x, (x[:, 0] + 0.1 * rng.normal(size=200) > 0).astype(int))
 
 
-def test_rollback_restores_the_previous_champion_and_is_audited(tmp_path: Path) -> None:
-    store = open_store(tmp_path / "state.db")
+def test_rollback_restores_the_previous_champion_and_is_audited(tmp_path: Path, state_url: str) -> None:
+    store = open_store(state_url)
     registry = ModelRegistry(store, tmp_path / "models")
     for seed in (1, 2):
         rec = registry.save("quantum_momentum", _fitted(seed), ["f1", "f2"], 0, 1, "hash", {"auc": 0.6}, 0.6, 2.0)
@@ -34,7 +34,7 @@ def test_rollback_restores_the_previous_champion_and_is_audited(tmp_path: Path) 
     assert registry.champion("quantum_momentum").version == 1
     with store.connect() as conn:
         roles = dict(conn.exec_driver_sql("SELECT version, role FROM models").fetchall())
-        audit = conn.exec_driver_sql("SELECT source, user, details FROM audit_log WHERE action = "
+        audit = conn.exec_driver_sql("SELECT source, \"user\", details FROM audit_log WHERE action = "
                                      "'command.rollback_model'").fetchall()
     assert roles == {1: "champion", 2: "rejected"}
     assert [(a[0], a[1], json.loads(a[2])["strategy"]) for a in audit] == [("console", "alice", "quantum_momentum")]

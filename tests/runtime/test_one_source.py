@@ -7,13 +7,13 @@ time); the sizer once got its VPIN readings by mutation inside the first monitor
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from sqlalchemy import insert, select
 
 from engine.clock import now_ms
 from engine.config import Settings, settings_with
+from engine.config_rules import state_target
 from engine.data.simulator import SimulatedExchange
 from engine.runtime.service import EngineService
 from engine.store import open_store
@@ -23,7 +23,7 @@ DAY = 86_400_000
 
 
 @pytest.fixture
-def built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201 - (service, constructions list)
+def built(state_url: str, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201 - (service, constructions list)
     made: list[SimulatedExchange] = []
     original = SimulatedExchange.__init__
 
@@ -32,7 +32,7 @@ def built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201 - (s
         original(self, *args, **kwargs)
 
     monkeypatch.setattr(SimulatedExchange, "__init__", counting)
-    settings = settings_with(Settings(), store={"path": str(tmp_path / "state.db")},
+    settings = settings_with(Settings(), store=state_target(state_url),
                              simulator={"speed": 60.0, "history_days": 2},
                              ml={"train_window_days": 1, "train_at_start": False})
     store = open_store(settings.store_url())

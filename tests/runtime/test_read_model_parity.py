@@ -11,7 +11,6 @@ import json
 import os
 import socket
 import time
-from pathlib import Path
 
 from sqlalchemy import insert
 from typer.testing import CliRunner
@@ -30,7 +29,7 @@ DAY = 86_400_000
 _registered: list[bool] = []
 
 
-def _cli_status(state: Path) -> dict:
+def _cli_status(state: str) -> dict:
     if not _registered:
         _register_all()
         _registered.append(True)
@@ -39,7 +38,7 @@ def _cli_status(state: Path) -> dict:
     return json.loads(res.output)
 
 
-def _fill_store(state: Path) -> list[int]:
+def _fill_store(state: str) -> list[int]:
     """Engine-shaped data over three market days from a speed-60 simulator; returns the snapshot stamps."""
     store = open_store(state)
     settings = dataclasses.replace(Settings())
@@ -68,8 +67,8 @@ def _fill_store(state: Path) -> list[int]:
     return stamps
 
 
-def test_cli_status_and_console_header_read_identical_numbers(tmp_path: Path) -> None:
-    state = tmp_path / "state.db"
+def test_cli_status_and_console_header_read_identical_numbers(state_url: str) -> None:
+    state = state_url
     stamps = _fill_store(state)
     assert stamps[-1] // DAY - stamps[0] // DAY >= 2  # several market days ...
     assert stamps[-1] // DAY != now_ms() // DAY  # ... none of them today's wall-clock day
@@ -90,8 +89,8 @@ def test_cli_status_and_console_header_read_identical_numbers(tmp_path: Path) ->
                                                                                     "paper")
 
 
-def test_day_pnl_is_measured_from_the_market_day_open(tmp_path: Path) -> None:
-    state = tmp_path / "state.db"
+def test_day_pnl_is_measured_from_the_market_day_open(state_url: str) -> None:
+    state = state_url
     stamps = _fill_store(state)
     store = open_store(state)
     with store.connect() as conn:
@@ -108,8 +107,8 @@ def test_day_pnl_is_measured_from_the_market_day_open(tmp_path: Path) -> None:
         reader.close()
 
 
-def test_a_dead_engine_pid_is_not_alive_for_either_front_end(tmp_path: Path) -> None:
-    state = tmp_path / "state.db"
+def test_a_dead_engine_pid_is_not_alive_for_either_front_end(state_url: str) -> None:
+    state = state_url
     _fill_store(state)
     store = open_store(state)
     with store.begin() as conn:  # a fresh heartbeat from a process that no longer exists (kill -9 just now)

@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from tests.support.backends import raw
 from engine.config import LifecycleConfig, Settings, settings_with
 from engine.runtime import jobs
 from engine.control.commands import CommandProcessor, EngineHooks
@@ -40,7 +41,7 @@ def test_failing_job_becomes_an_alert_and_the_scheduler_keeps_running(store):
         assert job.coalesce is True and job.max_instances == 1 and job.misfire_grace_time == 7
     finally:
         sched.shutdown(wait=True)
-    with store.raw() as conn:
+    with raw(store) as conn:
         runs = conn.execute("SELECT job_id, ok, error FROM job_runs").fetchall()
         stored = conn.execute(f"SELECT id FROM {JOBSTORE_TABLE}").fetchall()
     assert {r[0] for r in stored} == {"ok", "boom"}  # persisted in state.db
@@ -72,7 +73,7 @@ def test_command_poller_runs_each_command_once_and_writes_results(store):
     flat_id = submit_command(store, "flatten", {}, "console", "alice")
     bad_id = submit_command(store, "resume", {"confirm": False}, "cli", "bob")
     assert proc.poll_once() == 3 and proc.poll_once() == 0
-    with store.raw() as conn:
+    with raw(store) as conn:
         rows = {r[0]: (r[1], json.loads(r[2])) for r in conn.execute("SELECT id, status, result FROM commands")}
     assert rows[halt_id][0] == "done" and rows[halt_id][1]["data"]["canceled"] == 3 and canceled == [None]
     assert rows[flat_id][0] == "done" and rows[flat_id][1]["data"]["closed"] == 2
@@ -87,9 +88,9 @@ def test_halt_without_engine_persists_and_flatten_waits_for_the_engine(store):
     assert client.status().trading_state == "HALTED"
     flat = client.flatten()
     assert flat.ok and flat.data["queued"] and "next start" in flat.message
-    with store.raw() as conn:
+    with raw(store) as conn:
         pending = conn.execute("SELECT command FROM commands WHERE status='pending'").fetchall()
-        audit = conn.execute("SELECT source, user, action FROM audit_log").fetchall()
+        audit = conn.execute("SELECT source, \"user\", action FROM audit_log").fetchall()
     assert pending == [("flatten",)]
     assert ("console", "alice", "command.halt") in audit and ("console", "alice", "command.flatten") in audit
     with pytest.raises(ValueError, match="source"):
@@ -123,7 +124,7 @@ def test_command_poller_thread_stops_on_request(store):
 
 
 def _status(store, cmd_id):  # noqa: ANN001, ANN202
-    with store.raw() as conn:
+    with raw(store) as conn:
         return conn.execute("SELECT status FROM commands WHERE id=?", (cmd_id,)).fetchone()[0]
 
 
@@ -166,7 +167,7 @@ def test_job_runs_are_pruned_to_the_newest_rows(store):
     for _ in range(30):
         jobs.run_job("tiny")
     assert prune_job_runs(store, keep=10) == 20
-    with store.raw() as conn:
+    with raw(store) as conn:
         assert conn.execute("SELECT COUNT(*), MIN(id) FROM job_runs").fetchone() == (10, 21)
 
 
@@ -182,6 +183,6 @@ def test_commands_interrupted_by_a_dead_engine_are_requeued_or_failed(store):
     hooks = EngineHooks(cancel_all=lambda i: 0, flatten=lambda: {}, retrain=lambda s: "", stop=lambda: None)
     proc = CommandProcessor(store, hooks, poll_ms=10, lifecycle_cfg=LifecycleConfig())
     assert proc.recover_interrupted() == {"requeued": 1, "failed": 1}
-    with store.raw() as conn:
+    with raw(store) as conn:
         status = dict(conn.execute("SELECT id, status FROM commands").fetchall())
     assert status == {halt_id: "pending", promote_id: "failed"}

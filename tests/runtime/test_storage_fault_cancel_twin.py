@@ -10,11 +10,14 @@ from engine.execution.ccxt_broker import CcxtBroker
 from engine.execution.orders import OrderRequest
 from engine.runtime.storage_guard import storage_fault_cancel
 from engine.store.db import open_store
+from tests.support.backends import sqlite_only
 from tests.support.twin import twin  # noqa: F401 - fixture
 
 
-def test_live_resting_orders_are_canceled_on_the_exchange_when_the_store_is_gone(tmp_path: Path,
-                                                                                   twin) -> None:  # noqa: F811
+def test_live_resting_orders_are_canceled_on_the_exchange_when_the_store_is_gone(tmp_path: Path, twin,  # noqa: F811
+                                                                                   store_backend: str) -> None:
+    sqlite_only(store_backend, "the store is removed as a file; the cancel path never reads the store, and a server "
+                               "store that went away is tested in test_server_store_faults.py")
     store = open_store(tmp_path / "state.db")
     broker = CcxtBroker(store, twin.exchange(), symbols=["BTC/USDT"], sleep=lambda s: None)
     bid = broker.mark_price("BTC/USDT")

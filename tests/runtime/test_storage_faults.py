@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from tests.support.backends import sqlite_only
 from tests.support.faults import FAULTS, run_fault, running
 from rt_helpers import start_engine, stop_engine, wait_for, write_config
 
@@ -16,7 +17,9 @@ from tests.store.cli_run import quantdesk
 
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))
-def test_storage_fault_halts_and_exits_without_damage(tmp_path: Path, fault: str) -> None:
+def test_storage_fault_halts_and_exits_without_damage(tmp_path: Path, fault: str, store_backend: str) -> None:
+    sqlite_only(store_backend, "the -wal file, the database file and its size limit belong to a SQLite store; a "
+                               "server store's faults are in test_server_store_faults.py")
     out = run_fault(tmp_path, fault)
     assert out.exit_code == EXIT_STORAGE_FAULT, out.stderr[-3000:]
     assert out.halt_s is not None and out.halt_s < 5.0
@@ -25,7 +28,9 @@ def test_storage_fault_halts_and_exits_without_damage(tmp_path: Path, fault: str
     assert out.data_lost == {}, out.data_lost
 
 
-def test_halt_reaches_a_live_engine_while_the_store_is_locked(tmp_path: Path) -> None:
+def test_halt_reaches_a_live_engine_while_the_store_is_locked(tmp_path: Path, store_backend: str) -> None:
+    sqlite_only(store_backend, "a whole-database write lock (BEGIN IMMEDIATE) exists on SQLite only; PostgreSQL "
+                               "locks rows, and its halt path is tested in test_engine_e2e.py")
     cfg = write_config(tmp_path)
     state = tmp_path / "state.db"
     proc = start_engine(tmp_path, cfg, state)

@@ -1,14 +1,11 @@
-"""A real paper-trading engine process on each store backend (a SQLite file, a PostgreSQL database on 127.0.0.1):
-it trades, is halted from the CLI with no console, is killed with SIGKILL at several moments and restarted, and
-nothing is lost: no fill vanishes, no client order id repeats, positions equal the sum of fills, and HALTED survives
-every restart. The same assertions on both backends show the trading-state and command semantics are identical."""
+"""A desk moved from SQLite to PostgreSQL with `quantdesk store copy`, and one engine per PostgreSQL desk whatever the
+host or run dir. (The engine killed with SIGKILL on each backend is tests/runtime/test_fault_kill9.py, which runs on
+SQLite and PostgreSQL like the rest of tests/runtime.)"""
 
 from __future__ import annotations
 
-import random
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,8 +18,6 @@ from engine.store.schema import fills, orders
 from tests.runtime.rt_helpers import start_engine, stop_engine, write_config
 from tests.support.waiting import wait_for
 
-N_KILLS = 5
-HALT_AT = 3  # kills from this one on happen while HALTED
 
 
 def _count(store, table, *where) -> int:  # noqa: ANN001
@@ -30,56 +25,9 @@ def _count(store, table, *where) -> int:  # noqa: ANN001
         return int(conn.execute(select(func.count()).select_from(table).where(*where)).scalar() or 0)
 
 
-def _fill_ids(store) -> set[str]:  # noqa: ANN001
-    with store.connect() as conn:
-        return {r[0] for r in conn.execute(select(fills.c.fill_id))}
-
-
 def _cli(folder: Path, url: str, config: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", "from console.cli import main; main()", "--state", url, "--config",
                            str(config), *args], cwd=folder, capture_output=True, text=True, timeout=120)
-
-
-@pytest.mark.slow
-def test_engine_trades_halts_and_survives_kill9_on_each_backend(backend_url: str, tmp_path: Path, report) -> None:
-    rng = random.Random(20261205)
-    cfg = write_config(tmp_path, speed=60.0, extra="rebalance_band = 0.0\nmin_order_notional = 1.0",
-                       latency_ms=150.0)
-    proc = start_engine(tmp_path, cfg, backend_url)
-    try:
-        store = wait_for(lambda: _try_open(backend_url), 60, "the engine to create the store")
-        client = ControlClient(store, source="cli", user="backend-test", heartbeat_timeout_s=3.0)
-        wait_for(lambda: _count(store, fills), 120, "the first fill")
-        for i in range(N_KILLS):
-            if i == HALT_AT:
-                wait_for(client.engine_alive, 30, "engine alive before the halt")
-                out = _cli(tmp_path, backend_url, cfg, "halt")
-                assert out.returncode == 0 and "HALTED" in out.stdout, out.stdout + out.stderr
-                orders_at_halt = _count(store, orders)
-            time.sleep(rng.uniform(0.5, 2.5))
-            before = _fill_ids(store)
-            proc.kill()
-            proc.wait(10)
-            assert before <= _fill_ids(store), f"kill {i}: fills vanished"
-            assert check_positions_match_fills(store) == [], f"kill {i}: positions != sum of fills"
-            proc = start_engine(tmp_path, cfg, backend_url)
-            wait_for(client.engine_alive, 60, f"engine alive after kill {i}")
-            if i >= HALT_AT:
-                assert client.status().trading_state == "HALTED", f"kill {i}: HALTED was not preserved"
-        assert _count(store, orders) == orders_at_halt, "orders were created while HALTED"
-        status = _cli(tmp_path, backend_url, cfg, "status")
-        assert status.returncode == 0 and "HALTED" in status.stdout, status.stdout + status.stderr
-        assert stop_engine(proc) == 0
-        n_orders = _count(store, orders)
-        with store.connect() as conn:
-            distinct = conn.execute(select(func.count(func.distinct(orders.c.client_order_id)))).scalar()
-        assert distinct == n_orders, "a client order id repeats"
-        assert _count(store, orders, orders.c.status == "new") == 0, "an order was left unsent"
-        assert check_positions_match_fills(store) == []
-        report(f"engine on {backend_url.split(':', 1)[0]}", {"kills": N_KILLS, "orders": n_orders,
-                                                             "fills": _count(store, fills)})
-    finally:
-        stop_engine(proc)
 
 
 def _try_open(url: str):  # noqa: ANN202

@@ -198,3 +198,30 @@ def test_a_command_wakes_a_30s_poller_at_once_on_each_backend(st, backend_url: s
         assert get_state(st).state == TradingState.HALTED
     finally:
         proc.stop()
+
+
+@pytest.mark.parametrize("copy_min_rows", [1, 10**9], ids=["copy", "statements"])
+def test_bulk_upsert_paths_store_and_count_the_same(st, monkeypatch, copy_min_rows: int) -> None:  # noqa: ANN001
+    """PostgreSQL's binary-COPY upsert and the multi-row statement path give the same rows and change counts for
+    unsorted input with repeated timestamps, overlaps and changes (on SQLite both ids run the statement path)."""
+    import numpy as np
+
+    monkeypatch.setattr("engine.store.candles.PG_COPY_MIN_ROWS", copy_min_rows)
+    rng = np.random.default_rng(5)
+    n = 3_000
+    ts = 1_650_000_000_000 + np.arange(n, dtype=np.int64) * MIN
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 1e-3, n)))
+    rows = np.column_stack([ts.astype(float), close, close * 1.001, close * 0.999, close, rng.uniform(0, 5, n)])
+    shuffled = rows[rng.permutation(n)]
+    repeated = np.vstack([shuffled, rows[:10] * [1, 2, 2, 2, 2, 1]])  # the later duplicate of a timestamp wins
+    assert upsert_candles(st, "x", "C/D", "1m", repeated) == n
+    assert upsert_candles(st, "x", "C/D", "1m", rows[:1_000]) == 10  # the 10 doubled rows go back
+    assert upsert_candles(st, "x", "C/D", "1m", rows) == 0
+    later = np.column_stack([(ts + n * MIN).astype(float), rows[:, 1:]])
+    changed = rows[-500:].copy()
+    changed[:7, 4] += 1.0
+    assert upsert_candles(st, "x", "C/D", "1m", np.vstack([changed, later])) == 7 + n
+    got = load_candles(st, "x", "C/D", "1m")
+    assert len(got) == 2 * n and got.index.is_monotonic_increasing
+    assert got["close"].iloc[n - 500:n - 493].tolist() == (rows[-500:-493, 4] + 1.0).tolist()
+    assert got["volume"].iloc[:10].tolist() == rows[:10, 5].tolist()

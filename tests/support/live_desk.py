@@ -15,6 +15,8 @@ from typing import Any
 
 from sqlalchemy import insert
 
+from tests.support.backends import raw
+
 REPO = Path(__file__).resolve().parents[2]
 LOWERED_GATES = """
 [lifecycle]
@@ -66,7 +68,7 @@ stage = "live"
     return path
 
 
-def promote_live_small(state: Path, config: Path) -> Any:
+def promote_live_small(state: Path | str, config: Path) -> Any:
     """Seed state.db from the config and promote `ls` to live-small through the real gate report (gates lowered)."""
     from engine.clock import now_ms
     from engine.config import load_settings, settings_with
@@ -74,7 +76,9 @@ def promote_live_small(state: Path, config: Path) -> Any:
     from engine.store.schema import equity_snapshots, twin_trades
     from engine.trading import lifecycle
 
-    settings = settings_with(load_settings(config), store={"path": str(state), "url": ""})
+    from engine.config_rules import state_target
+
+    settings = settings_with(load_settings(config), store=state_target(str(state)))
     store = open_store(state)
     lifecycle.sync_instances(store, settings)  # config says live: seeded at paper
     t0 = now_ms() + 1
@@ -98,7 +102,7 @@ def engine_env(key: str, secret: str) -> dict[str, str]:
     return env
 
 
-def start_live_engine(folder: Path, config: Path, state: Path, env: dict[str, str]) -> subprocess.Popen:
+def start_live_engine(folder: Path, config: Path, state: Path | str, env: dict[str, str]) -> subprocess.Popen:
     """`python -m engine.runtime.main --live-confirmed` as a real process, logging to folder/engine.stderr."""
     err = open(folder / "engine.stderr", "ab")  # noqa: SIM115 - closed with the process
     return subprocess.Popen([sys.executable, "-m", "engine.runtime.main", "--state", str(state), "--config",
@@ -131,7 +135,7 @@ def assert_books_equal_twin(store: Any, twin: Any, symbol: str = "BTC/USDT") -> 
     on_twin = twin_orders(ex, symbol)
     ids = [o["clientOrderId"] for o in on_twin]
     assert len(ids) == len(set(ids)), "a client order id reached the exchange twice"
-    with store.raw() as conn:
+    with raw(store) as conn:
         local = dict(conn.execute("SELECT client_order_id, filled_qty FROM orders WHERE venue='exchange' "
                                   "AND client_order_id NOT LIKE 'qd-recon-%'").fetchall())
         held = conn.execute("SELECT COALESCE(SUM(qty), 0) FROM positions WHERE instance_id IN (SELECT DISTINCT "

@@ -56,6 +56,8 @@ class PostgresServer:
     port: int
     user: str
     bindir: Path
+    options: str = ""
+    _template: str = ""
 
     def url(self, database: str = "postgres") -> str:
         """SQLAlchemy URL (psycopg 3 driver) for `database` on this server over TCP on 127.0.0.1."""
@@ -66,10 +68,60 @@ class PostgresServer:
         import psycopg
 
         name = "qd_" + uuid.uuid4().hex[:12]
-        with psycopg.connect(f"host=127.0.0.1 port={self.port} user={self.user} dbname=postgres",
-                             autocommit=True) as conn:
+        with psycopg.connect(self._dsn(), autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
+
+    def migrated_database(self) -> str:
+        """A new database holding today's migrated schema and nothing else, cloned from a template migrated once per
+        server (CREATE DATABASE ... TEMPLATE copies files: ~10x cheaper than migrating each test's database)."""
+        import psycopg
+
+        if not self._template:
+            from engine.store import open_store
+
+            url = self.fresh_database()
+            open_store(url).dispose()
+            self._template = url.rsplit("/", 1)[1]
+        name = "qd_" + uuid.uuid4().hex[:12]
+        with psycopg.connect(self._dsn(), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self._template}"')
+        return self.url(name)
+
+    def drop(self, url: str) -> None:
+        """Drop a test's database, ending whatever connections the test left open (keeps the server's connection
+        count and disk bounded over a session of hundreds of tests)."""
+        import psycopg
+
+        name = url.rsplit("/", 1)[1]
+        with psycopg.connect(self._dsn(), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def terminate(self, url: str) -> int:
+        """pg_terminate_backend on every session connected to the URL's database (a killed connection, as a server
+        restart or a network cut does to a client); returns how many were ended."""
+        import psycopg
+
+        name = url.rsplit("/", 1)[1]
+        with psycopg.connect(self._dsn(), autocommit=True) as conn:
+            rows = conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
+                                "AND pid <> pg_backend_pid()", (name,)).fetchall()
+        return sum(1 for (ok,) in rows if ok)
+
+    def _dsn(self) -> str:
+        return f"host=127.0.0.1 port={self.port} user={self.user} dbname=postgres"
+
+    def pause(self) -> None:
+        """Stop the server (fast shutdown, as `systemctl stop postgresql` does) and keep its data: every client
+        session ends and new connections are refused until `resume`."""
+        subprocess.run(_as_server_user([str(self.bindir / "pg_ctl"), "-D", str(self.root / "data"), "-m", "fast",
+                                        "-w", "stop"]), capture_output=True, timeout=60, check=True)
+
+    def resume(self) -> None:
+        """Start the paused server again on the same port and data."""
+        subprocess.run(_as_server_user([str(self.bindir / "pg_ctl"), "-D", str(self.root / "data"), "-o",
+                                        self.options, "-l", str(self.root / "server.log"), "-w", "-t", "60",
+                                        "start"]), capture_output=True, timeout=90, check=True)
 
     def stop(self) -> None:
         """Fast shutdown, then remove the cluster directory."""
@@ -104,4 +156,4 @@ def start_server() -> PostgresServer:
         log = (root / "server.log").read_text(errors="replace")[-600:] if (root / "server.log").exists() else ""
         shutil.rmtree(root, ignore_errors=True)
         raise PostgresUnavailable(f"pg_ctl start failed: {start.stderr.strip()[-300:]} {log}")
-    return PostgresServer(root=root, port=port, user=user, bindir=bindir)
+    return PostgresServer(root=root, port=port, user=user, bindir=bindir, options=opts)

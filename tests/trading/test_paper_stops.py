@@ -35,7 +35,8 @@ MIN = 60_000
 T0 = 1_790_000_000_000 - 1_790_000_000_000 % MIN
 SYM = "AAA/USDT"
 N = 60
-NO_COSTS = BacktestConfig(fee_taker=0.0, fee_maker=0.0, half_spread_bps=0.0, impact_coef=0.0)
+NO_COSTS = {"fee_taker": 0.0, "fee_maker": 0.0, "half_spread_bps": 0.0, "impact_coef": 0.0}
+SPREAD = {**NO_COSTS, "half_spread_bps": 5.0}  # the book quotes open -/+ 5 bps, as the kernel charges a taker
 # decision bar -> weight from then on (fills at the next bar's open)
 SCHEDULE = {3: 0.5, 20: -1.0, 35: 1.0}
 
@@ -89,13 +90,14 @@ class Scheduled(Strategy):
 
 
 class ReplaySource:
-    """A MarketSource over fixed bars: a settable clock; the book quotes the current bar's open, no spread."""
+    """A MarketSource over fixed bars: a settable clock; the book quotes the current bar's open -/+ a half spread."""
 
     id = "replay"
 
-    def __init__(self, bars: pd.DataFrame) -> None:
+    def __init__(self, bars: pd.DataFrame, half_spread: float = 0.0) -> None:
         self.bars = bars
         self.now = T0
+        self.half_spread = half_spread
 
     def milliseconds(self) -> int:
         """Source time."""
@@ -106,30 +108,31 @@ class ReplaySource:
         return {"symbol": symbol, "precision": {"amount": 1e-8}, "limits": {"amount": {"min": 0.0}}}
 
     def fetch_order_book(self, symbol: str, limit: int | None = None) -> dict[str, Any]:
-        """Bid and ask at the current bar's open, deep."""
+        """Bid and ask at the current bar's open -/+ the half spread, deep."""
         i = min((self.now - T0) // MIN, N - 1)
         p = float(self.bars["open"].iloc[i])
-        return {"bids": [[p, 1e9]], "asks": [[p, 1e9]], "timestamp": self.now}
+        return {"bids": [[p * (1.0 - self.half_spread), 1e9]], "asks": [[p * (1.0 + self.half_spread), 1e9]],
+                "timestamp": self.now}
 
     def fetch_trades(self, symbol: str, since: int | None = None, limit: int | None = None) -> list:
         """No tape: nothing rests in this test."""
         return []
 
 
-def _paper_run(tmp_path: Path, bars: pd.DataFrame, scale: str,
-               down: tuple[int, int] | None = None) -> list[tuple[int, str, float, str]]:
+def _paper_run(tmp_path: Path, bars: pd.DataFrame, scale: str, down: tuple[int, int] | None = None,
+               costs: dict = NO_COSTS) -> list[tuple[int, str, float, str]]:
     """Drive a paper desk bar by bar; `down=(a, b)`: the engine is down for bars a..b-1 and restarts at b."""
     settings = settings_with(dataclasses.replace(Settings(), strategies={
         "t1": StrategyInstanceConfig(strategy="quantum_momentum", capital=100_000.0, symbols=(SYM,), timeframe="1m")}),
         store={"path": str(tmp_path / "state.db")}, risk={"sizing": "fixed"},
-        backtest={"fee_taker": 0.0, "fee_maker": 0.0, "half_spread_bps": 0.0, "impact_coef": 0.0})
+        backtest=costs)
     store = open_store(settings.store_url())
     try:
         sync_instances(store, settings)
         rows = [[int(ts.value // 1_000_000), *map(float, r)] for ts, r in
                 zip(bars.index, bars[["open", "high", "low", "close", "volume"]].to_numpy())]
         upsert_candles(store, "replay", SYM, "1m", rows)
-        source = ReplaySource(bars)
+        source = ReplaySource(bars, costs["half_spread_bps"] / 10_000.0)
 
         def start_engine() -> Trader:
             broker = PaperBroker(store, source, fee_maker=0.0, fee_taker=0.0, latency_ms=0.0)
@@ -151,11 +154,12 @@ def _paper_run(tmp_path: Path, bars: pd.DataFrame, scale: str,
                 "SELECT f.ts, f.side, f.price, o.reason FROM fills f JOIN orders o "
                 "ON o.client_order_id = f.client_order_id WHERE f.instance_id = 't1' ORDER BY f.ts, f.id").all()
         alerts = _alerts(store)
-        # the drift monitor pairs every paper fill (stops included) with the backtest twin's: no drift here
+        # the drift monitor pairs every paper fill (stops included) with the backtest twin's: no drift here (the
+        # fill price is an average over fills, qty * price / qty: 1e-12 bps of rounding)
         assert pair_fills(store, settings, "replay") == len(fills)
         with store.connect() as conn:
             drift = conn.exec_driver_sql("SELECT leg, drift_bps FROM twin_trades").all()
-        assert len(drift) == len(fills) and all(d == 0.0 for _, d in drift), drift
+        assert len(drift) == len(fills) and all(abs(d) < 1e-9 for _, d in drift), drift  # bps; float noise only
     finally:
         store.dispose()
     assert not alerts, alerts
@@ -171,8 +175,9 @@ def _alerts(store: Any) -> list:
         return conn.exec_driver_sql("SELECT rule, message FROM alerts WHERE rule = 'strategy.error'").all()
 
 
-def _backtest_run(bars: pd.DataFrame, scale: str) -> list[tuple[int, str, float, str]]:
-    res = run_backtest(Scheduled(scale=scale), {SYM: bars}, NO_COSTS, sizer=fixed_fraction(1.0), lookahead=False)
+def _backtest_run(bars: pd.DataFrame, scale: str, costs: dict = NO_COSTS) -> list[tuple[int, str, float, str]]:
+    res = run_backtest(Scheduled(scale=scale), {SYM: bars}, BacktestConfig(**costs), sizer=fixed_fraction(1.0),
+                       lookahead=False)
     out = []
     held = 0.0
     for r in res.fills.itertuples():
@@ -184,20 +189,30 @@ def _backtest_run(bars: pd.DataFrame, scale: str) -> list[tuple[int, str, float,
     return out
 
 
+@pytest.mark.parametrize("costs", [NO_COSTS, SPREAD], ids=["no-costs", "spread"])
 @pytest.mark.parametrize("scale", ["fixed", "atr"])
-def test_paper_and_backtest_fill_the_same_stop_at_the_same_price_on_the_same_bar(tmp_path: Path, scale: str) -> None:
+def test_paper_and_backtest_fill_the_same_stop_at_the_same_price_on_the_same_bar(tmp_path: Path, scale: str,
+                                                                                  costs: dict) -> None:
+    """Same bars, same fills: a stop pays the backtest's half spread in paper too (a take-profit rests: none)."""
     bars = _bars()
-    backtest = _backtest_run(bars, scale)
-    paper = _paper_run(tmp_path, bars, scale)
-    assert paper == backtest
+    backtest = _backtest_run(bars, scale, costs)
+    paper = _paper_run(tmp_path, bars, scale, costs=costs)
+    if costs is NO_COSTS:
+        assert paper == backtest
+    else:  # the paper broker's market fill is a book walk's VWAP (sum p q / sum q): equal to 1 ulp
+        assert [(b, s, r) for b, s, _, r in paper] == [(b, s, r) for b, s, _, r in backtest]
+        assert [p for *_, p, _ in paper] == pytest.approx([p for *_, p, _ in backtest], rel=1e-14, abs=0.0)
     reasons = [r[3] for r in backtest]
     assert reasons.count("stop_loss") >= 1 and "signal" in reasons
     if scale == "fixed":  # the designed path: an intrabar stop, a gap through a short's stop, a take-profit
+        hs = costs["half_spread_bps"] / 10_000.0
         entry = {b: p for b, _, p, r in backtest if r == "signal"}
         assert sorted(entry) == [4, 21, 36]
-        assert [(b, r, p) for b, _, p, r in backtest if r != "signal"] == [
-            (10, "stop_loss", entry[4] * (1.0 - 0.01)), (26, "stop_loss", 101.5),
-            (45, "take_profit", entry[36] * (1.0 + 0.02))]
+        assert entry[4] == pytest.approx(float(bars["open"].iloc[4]) * (1.0 + hs), rel=1e-12)
+        exits = [(b, r, p) for b, _, p, r in paper if r != "signal"]
+        assert [(b, r) for b, r, _ in exits] == [(10, "stop_loss"), (26, "stop_loss"), (45, "take_profit")]
+        assert [p for *_, p in exits] == pytest.approx([entry[4] * (1.0 - 0.01) * (1.0 - hs), 101.5 * (1.0 + hs),
+                                                        entry[36] * (1.0 + 0.02)], rel=1e-14, abs=0.0)
 
 
 @pytest.mark.parametrize("down", [(8, 15), (12, 15)])
@@ -208,3 +223,37 @@ def test_a_restart_keeps_the_stops_and_the_stopped_out_state(tmp_path: Path, dow
     unchanged. Either way the fills equal the backtest's."""
     bars = _bars()
     assert _paper_run(tmp_path, bars, "atr", down=down) == _backtest_run(bars, "atr")
+
+
+def test_a_paper_stop_pays_the_kernels_spread_and_impact(tmp_path: Path) -> None:
+    """With square-root impact on, the paper stop's price (StopWatch.fill_price on the stored bars) is the kernel's
+    stop fill: the trigger price moved by half spread + impact_coef * sigma * sqrt(qty / previous bar's volume)."""
+    from engine.trading.stops import StopWatch
+
+    bars = _bars()
+    bars["volume"] = np.random.default_rng(3).uniform(50.0, 1500.0, N)  # the previous bar's volume matters
+    costs = {**NO_COSTS, "half_spread_bps": 5.0, "impact_coef": 0.8}
+    res = run_backtest(Scheduled(scale="fixed"), {SYM: bars}, BacktestConfig(**costs), sizer=fixed_fraction(1.0),
+                       lookahead=False)
+    fills = list(res.fills.itertuples())
+    stops = [f for f in fills if f.reason == "stop_loss"]
+    assert [int(f.bar) for f in stops] == [10, 26]
+    store = open_store(tmp_path / "state.db")
+    try:
+        upsert_candles(store, "replay", SYM, "1m", [[int(ts.value // 1_000_000), *map(float, r)] for ts, r in
+                                                   zip(bars.index, bars[["open", "high", "low", "close", "volume"]]
+                                                       .to_numpy())])
+        watch = StopWatch(store, "replay", BacktestConfig(**costs))
+        for stop in stops:
+            entry = [f for f in fills if f.bar < stop.bar and f.reason == "signal"][-1]
+            side = 1.0 if entry.qty > 0 else -1.0
+            level = entry.price * (1.0 - side * 0.01)
+            o = float(bars["open"].iloc[int(stop.bar)])
+            trigger = min(o, level) if side > 0 else max(o, level)  # the level, or the open on a gap
+            fill_ts = T0 + int(stop.bar) * MIN + 59_999
+            paper = watch.fill_price("stop_loss", trigger, -float(stop.qty), SYM, "1m", fill_ts)
+            assert paper == pytest.approx(float(stop.price), rel=1e-13, abs=0.0)
+            assert abs(paper / trigger - 1.0) > 5e-4 + 1e-6  # impact was charged on top of the spread
+        assert watch.fill_price("take_profit", 101.0, 5.0, SYM, "1m", T0 + 30 * MIN) == 101.0  # maker: the level
+    finally:
+        store.dispose()

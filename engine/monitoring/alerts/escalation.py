@@ -1,5 +1,9 @@
 """Acknowledgement and escalation: a critical alert nobody acknowledges tightens the desk on a schedule.
 
+Whose state tightens: a desk-wide alert's (raised by a front end or the watchdog) moves the desk's `global` scope;
+an engine's alert on a desk with several engines moves that engine's scope (`engine:<name>`) only, so one engine's
+reconciliation alert does not halt the others. On a desk where only main ever ran, every alert moves the desk.
+
 Step 1, `alerts.ack_timeout_s` after the alert: ACTIVE -> REDUCING. Step 2, `alerts.halt_after_s` after step 1:
 -> HALTED. Each step is one transaction: the escalation row (the primary key makes a step happen once, whichever
 process gets there first), the trading-state change (audited and notified by set_state), an `alert.escalated` audit
@@ -17,11 +21,12 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from engine.config import AlertsConfig
-from engine.risk.trading_state import TradingState, read_state, set_state
+from engine.risk.trading_state import GLOBAL, TradingState, read_state, set_state
 from engine.store.db import Store
+from engine.store.engines import MAIN, engine_scope
 from engine.store.notify import enqueue_event
 from engine.store.ops import audit
-from engine.store.schema import alert_escalations, alerts
+from engine.store.schema import alert_escalations, alerts, engine_status
 
 log = logging.getLogger("quantdesk.alerts")
 _RANK = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
@@ -45,7 +50,7 @@ def check_escalations(store: Store, cfg: AlertsConfig, now: int) -> list[Escalat
     ack_ms, halt_ms = int(cfg.ack_timeout_s * 1000), int(cfg.halt_after_s * 1000)
     with store.connect() as conn:
         rows = conn.execute(
-            select(alerts.c.id, alerts.c.ts, alerts.c.rule, alerts.c.message, alert_escalations.c.step,
+            select(alerts.c.id, alerts.c.ts, alerts.c.rule, alerts.c.message, alerts.c.engine, alert_escalations.c.step,
                    alert_escalations.c.ts.label("step_ts"))
             .outerjoin(alert_escalations, alert_escalations.c.alert_id == alerts.c.id)
             .where(alerts.c.severity == "critical", alerts.c.acked == 0,
@@ -81,31 +86,42 @@ def _escalate(store: Store, r: dict, step: int, cfg: AlertsConfig, now: int) -> 
                                                                   alert_escalations.c.step == step - 1)
                                   .values(step=step, ts=now, state=target.value)).rowcount:
                 return None
-            previous = read_state(conn).state
+            scope = escalation_scope(conn, r["engine"])
+            previous = read_state(conn, scope).state
             waited_s = (now - r["ts"]) / 1000
             reason = (f"escalation: critical alert #{r['id']} ({r['rule']}) not acknowledged for {waited_s:.0f}s "
                       f"-> {target.value}")
             if _RANK[target] > _RANK[previous]:
-                set_state(conn, target, reason, source="engine", user="escalation",
+                set_state(conn, target, reason, source="engine", user="escalation", scope=scope,
                           values={"rule": "alerts.escalation", "alert_id": r["id"], "alert_rule": r["rule"],
                                   "step": step})
-            _record(conn, r, step, target, previous, waited_s, cfg)
+            _record(conn, r, step, target, previous, waited_s, cfg, scope)
     except IntegrityError:
         return None  # another sender took step 1 at the same moment
     log.warning("escalated: alert #%s step %s -> %s", r["id"], step, target.value)
     return Escalation(r["id"], step, target, previous)
 
 
+def escalation_scope(conn: Connection, engine: str | None) -> str:
+    """The trading-state scope an alert's escalation moves: the engine's own when the alert is an engine's and the
+    desk has (had) other engines than main, else the desk's `global`."""
+    if engine is None:
+        return GLOBAL
+    others = conn.execute(select(engine_status.c.name).where(engine_status.c.name != MAIN).limit(1)).first()
+    return engine_scope(engine) if others is not None else GLOBAL
+
+
 def _record(conn: Connection, r: dict, step: int, target: TradingState, previous: TradingState, waited_s: float,
-            cfg: AlertsConfig) -> None:
+            cfg: AlertsConfig, scope: str) -> None:
     """Audit the step and queue its own notification (it says what happens next and how to stop it)."""
     details = {"alert_id": r["id"], "rule": r["rule"], "step": step, "from": previous.value, "to": target.value,
-               "waited_s": round(waited_s, 1)}
+               "waited_s": round(waited_s, 1), "scope": scope}
+    whose = "desk" if scope == GLOBAL else scope.replace(":", " ", 1)
     audit(conn, "engine", "alert.escalated", details, user="escalation")
     nxt = (f"; HALTED in {cfg.halt_after_s:g}s unless acknowledged" if step == 1 and cfg.halt_after_s > 0 else "")
     changed = "" if _RANK[target] > _RANK[previous] else f" (already {previous.value})"
     enqueue_event(conn, "escalation", "critical",
-                  f"[CRITICAL] escalation: desk -> {target.value}{changed}",
+                  f"[CRITICAL] escalation: {whose} -> {target.value}{changed}",
                   f"critical alert #{r['id']} ({r['rule']}: {r['message'][:200]}) was not acknowledged within "
                   f"{waited_s:.0f}s: trading state -> {target.value}{changed}{nxt}.\n"
                   f"Acknowledge: quantdesk alerts ack {r['id']}", details, rule="alerts.escalation")

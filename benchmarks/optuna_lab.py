@@ -1,0 +1,210 @@
+"""Lab: why does TPE lose to random search? Optimiser efficiency and out-of-sample Sharpe, per variant, per seed.
+
+Run:  .venv/bin/python benchmarks/optuna_lab.py --seeds 10-14 --trials 30 --variants base,noprune,...
+
+For each strategy, seed and TPE variant it runs the same walk-forward windows as `run_walkforward` (3 rolling
+windows over 365 simulated days) with the lower-level pieces, so both selection rules can be applied to the SAME set
+of evaluated trials:
+  (a) optimiser efficiency: the best in-sample objective found in each window (mean over windows, annualised), for
+      both objectives (robust score and plain Sharpe), over the selectable trials;
+  (b) the Sharpe of the stitched out-of-sample returns of the configuration chosen in each window, choosing by the
+      in-sample Sharpe and by the robust score.
+Random search = `sample_params` (the same N sets in every window), as `quantdesk optimize --search random` does.
+Prints one line per (strategy, sampler, seed) and medians over the seeds. Settings are tuned on seeds other than the
+ones docs/benchmarks.md reports (bench_optuna.py reports seeds 0-4).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import pickle
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+VARIANTS = {  # name -> TpeSettings keyword arguments
+    "base": {},  # the previous session's method: robust objective, multivariate, start-up budget/3, MedianPruner
+    "noprune": {"prune": False},
+    "noprune_sharpe": {"prune": False, "objective": "sharpe"},
+    "noprune_uni": {"prune": False, "multivariate": False},
+    "noprune_s10": {"prune": False, "n_startup": 10},
+    "noprune_s5": {"prune": False, "n_startup": 5},
+    "sharpe_prune": {"objective": "sharpe"},
+}
+
+
+def panel_for(strategy: str, days: int, cache: Path):  # noqa: ANN201
+    """(strategy class, panel, timeframe) from the simulator, cached on disk so every lab run sees the same bars."""
+    path = cache / f"{strategy}-{days}.pkl"
+    if path.exists():
+        return pickle.loads(path.read_bytes())
+    from benchmarks.bench_optuna import load
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = load(strategy, days, Path(tmp))
+    out = (data.strategy_cls.name, data.panel, data.spec.timeframe)
+    path.write_bytes(pickle.dumps(out))
+    return out
+
+
+def stitched_sharpe(parts: list[np.ndarray], ppy: float) -> float:
+    """Annualised Sharpe of the concatenated out-of-sample returns (ddof=1)."""
+    r = np.concatenate(parts)
+    sd = r.std(ddof=1)
+    return float(r.mean() / sd * math.sqrt(ppy)) if sd > 0 else 0.0
+
+
+def smoothed(values: np.ndarray, params: list[dict], space: dict) -> np.ndarray:
+    """Each trial's objective averaged with its k-1 nearest evaluated neighbours (unit-scaled parameter space)."""
+    x = np.array([[0.0 if s.kind == "choice" else (float(p[k]) - s.low) / max(s.high - s.low, 1e-12)
+                   for k, s in space.items()] for p in params])
+    k = max(3, len(params) // 10)
+    d = ((x[:, None, :] - x[None, :, :]) ** 2).sum(axis=2)
+    near = np.argsort(d, axis=1)[:, :k]
+    return values[near].mean(axis=1)
+
+
+def score(per_window: list, ppy: float, space: dict) -> dict:
+    """Best IS objective found (both objectives) and OOS Sharpe of each selection rule, from evaluated trials."""
+    from engine.backtest.robust import fold_sharpes, robust_score
+    from engine.backtest.sweep_reduce import sharpe_per_bar
+
+    scale = math.sqrt(ppy)
+    best: dict = {"robust": [], "sharpe": [], "smooth_sharpe": [], "smooth_robust": []}
+    oos: dict = {k: [] for k in best}
+    for is_list, oos_list, ok, params in per_window:
+        sr = np.array([sharpe_per_bar(r) for r in is_list])
+        rb = np.array([robust_score(fold_sharpes(r)) for r in is_list])
+        for name, vals in (("robust", rb), ("sharpe", sr), ("smooth_sharpe", smoothed(sr, params, space)),
+                           ("smooth_robust", smoothed(rb, params, space))):
+            masked = np.where(ok, vals, -np.inf)
+            i = int(np.argmax(masked))
+            best[name].append(masked[i] * scale)
+            oos[name].append(oos_list[i])
+    return {"is_best_robust": float(np.mean(best["robust"])), "is_best_sharpe": float(np.mean(best["sharpe"])),
+            **{f"oos_by_{k}": stitched_sharpe(v, ppy) for k, v in oos.items()}}
+
+
+def run_one(strategy: str, sampler: str, seed: int, trials: int, days: int, cache: Path) -> tuple:
+    """One (strategy, sampler, seed) walk-forward; returns its key and scores."""
+    from engine.backtest.costs import panel_index
+    from engine.backtest.metrics import periods_per_year
+    from engine.backtest.optuna_search import TpeSettings, search_window
+    from engine.backtest.walkforward import sample_params
+    from engine.backtest.windows import evaluate_params, make_windows, window_market
+    from engine.clock import timeframe_ms
+    from engine.config import BacktestConfig
+    from engine.strategy.registry import strategy_class
+
+    name, panel, tf = panel_for(strategy, days, cache)
+    cls = strategy_class(name)
+    config = BacktestConfig()
+    ppy = periods_per_year(timeframe_ms(tf))
+    windows = make_windows(len(panel_index(panel)), 3, 0.5, False)
+    per_window = []
+    if sampler == "random":
+        params = sample_params(cls, trials, "random", seed)
+        for w in windows:
+            prepared = window_market(panel, w, config)
+            rets = [evaluate_params(cls, p, prepared, w, config, None, None) for p in params]
+            per_window.append(([r[0] for r in rets], [r[1] for r in rets], np.ones(len(rets), dtype=bool), params))
+    else:
+        settings = TpeSettings(**VARIANTS[sampler])
+        for w in windows:
+            res = search_window(cls, panel, w, config, None, None, trials, seed, {}, ppy, f"lab/{w.number}", [],
+                                None, settings)
+            per_window.append(([r[0] for r in res.returns], [r[1] for r in res.returns],
+                               ~np.array(res.pruned, dtype=bool), res.params))
+    return (strategy, sampler, seed), score(per_window, ppy, cls.param_space())
+
+
+def correlation(strategy: str, n: int, days: int, cache: Path) -> list[str]:
+    """Does in-sample skill carry out of sample here? Per window, over n random configurations: Spearman rank
+    correlation of IS Sharpe (and robust score) with OOS Sharpe, and the mean OOS Sharpe of all vs the top decile."""
+    from scipy.stats import spearmanr
+
+    from engine.backtest.costs import panel_index
+    from engine.backtest.metrics import periods_per_year
+    from engine.backtest.robust import fold_sharpes, robust_score
+    from engine.backtest.sweep_reduce import sharpe_per_bar
+    from engine.backtest.walkforward import sample_params
+    from engine.backtest.windows import evaluate_params, make_windows, window_market
+    from engine.clock import timeframe_ms
+    from engine.config import BacktestConfig
+    from engine.strategy.registry import strategy_class
+
+    name, panel, tf = panel_for(strategy, days, cache)
+    cls, config = strategy_class(name), BacktestConfig()
+    scale = math.sqrt(periods_per_year(timeframe_ms(tf)))
+    params = sample_params(cls, n, "random", 99)
+    lines = []
+    for w in make_windows(len(panel_index(panel)), 3, 0.5, False):
+        prepared = window_market(panel, w, config)
+        rets = [evaluate_params(cls, p, prepared, w, config, None, None) for p in params]
+        sr = np.array([sharpe_per_bar(r[0]) for r in rets]) * scale
+        rb = np.array([robust_score(fold_sharpes(r[0])) for r in rets]) * scale
+        oo = np.array([sharpe_per_bar(r[1]) for r in rets]) * scale
+        top = max(1, n // 10)
+        lines.append(f"| {strategy} | {w.number} | {spearmanr(sr, oo)[0]:.2f} | {spearmanr(rb, oo)[0]:.2f} | "
+                     f"{oo.mean():.2f} | {oo[np.argsort(-sr)[:top]].mean():.2f} | "
+                     f"{oo[np.argsort(-rb)[:top]].mean():.2f} |")
+    return lines
+
+
+def main() -> None:
+    """Run every (strategy, sampler, seed) in parallel and print per-seed rows and medians."""
+    from joblib import Parallel, delayed
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--strategies", default="quantum_momentum,macro_trend")
+    ap.add_argument("--variants", default="base,noprune")
+    ap.add_argument("--seeds", default="10-14")
+    ap.add_argument("--trials", type=int, default=30)
+    ap.add_argument("--days", type=int, default=365)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "op16-lab"))
+    ap.add_argument("--correlation", type=int, default=0, help="instead: IS/OOS rank correlation over N random sets")
+    args = ap.parse_args()
+    lo, _, hi = args.seeds.partition("-")
+    seeds = list(range(int(lo), int(hi or lo) + 1))
+    cache = Path(args.cache)
+    cache.mkdir(exist_ok=True)
+    strategies = args.strategies.split(",")
+    for s in strategies:
+        panel_for(s, args.days, cache)
+    if args.correlation:
+        print("| strategy | window | Spearman(IS Sharpe, OOS) | Spearman(robust, OOS) | mean OOS Sharpe, all | "
+              "top decile by IS Sharpe | top decile by robust |\n|---|---:|---:|---:|---:|---:|---:|")
+        for s in strategies:
+            print("\n".join(correlation(s, args.correlation, args.days, cache)), flush=True)
+        return
+    samplers = ["random", *args.variants.split(",")]
+    print(f"load before: {os.getloadavg()[0]:.1f}; trials {args.trials}/window, seeds {seeds}", flush=True)
+    jobs = [(s, m, seed) for s in strategies for m in samplers for seed in seeds]
+    out = dict(Parallel(n_jobs=args.jobs)(delayed(run_one)(s, m, seed, args.trials, args.days, cache)
+                                          for s, m, seed in jobs))
+    keys = ("is_best_robust", "is_best_sharpe", "oos_by_robust", "oos_by_sharpe", "oos_by_smooth_robust",
+            "oos_by_smooth_sharpe")
+    print("| strategy | sampler | " + " | ".join(f"median {k}" for k in keys) + " | per seed oos_by_robust "
+          "| per seed oos_by_sharpe |")
+    print("|---|---|" + "---:|" * len(keys) + "---|---|")
+    for s in strategies:
+        for m in samplers:
+            rows = [out[(s, m, seed)] for seed in seeds]
+            med = [statistics.median(r[k] for r in rows) for k in keys]
+            print(f"| {s} | {m} | " + " | ".join(f"{v:.2f}" for v in med) + " | "
+                  + ", ".join(f"{r['oos_by_robust']:.2f}" for r in rows) + " | "
+                  + ", ".join(f"{r['oos_by_sharpe']:.2f}" for r in rows) + " |", flush=True)
+    print(f"load after: {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
