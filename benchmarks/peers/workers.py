@@ -74,9 +74,9 @@ def worker_ours(n: int, k: int, repeats: int, option: str) -> dict:
         def signals(self, panel):  # noqa: ANN001, ANN202
             index = panel_index(panel)
             close = panel_field(panel, "close", index).to_numpy(dtype="float64")
+            fast_ma, slow_ma = fast.rolling_means(close, (self.config.fast, self.config.slow))
             with np.errstate(invalid="ignore"):
-                side = (fast.rolling_mean(close, self.config.fast)
-                        > fast.rolling_mean(close, self.config.slow)).view(np.int8)
+                side = (fast_ma > slow_ma).view(np.int8)
             return pd.DataFrame(side, index=index, columns=list(panel), copy=False)
 
     cfg = BacktestConfig(fee_taker=0.0, fee_maker=0.0, half_spread_bps=0.0, impact_coef=0.0,

@@ -121,7 +121,9 @@ mod = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(mod)
 from engine.features.fast import source_hash
 assert mod.source_hash() == source_hash(), "hash"
-assert mod.rolling_sum(np.array([[1.0], [2.0], [4.0]]), 2, 2, True)[2, 0] == 3.0, "rolling_sum"
+out = np.zeros(3)
+mod.rolling_lane(np.array([1.0, 2.0, 4.0]), 2, 2, True, out, 0, 3, (0, 0, 0, 0.0, 0.0, 0.0, 1.0))
+assert out[2] == 3.0, "rolling_lane"
 assert "numba" not in sys.modules, "the extension imported numba"
 """
 

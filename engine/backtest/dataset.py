@@ -36,9 +36,13 @@ class DatasetSpec:
             raise ValueError(f"since: start {self.since_ms} must be before the end {self.until_ms}")
 
 
-def ensure_history(store: Store, source: Any, spec: DatasetSpec, progress: Progress | None = None) -> dict:
-    """Ingest missing candles (and, where the source has them, funding and feeds) for the spec; returns counts."""
-    from engine.data.ingest import ingest_candles, ingest_feed, ingest_funding
+def ensure_history(store: Store, source: Any, spec: DatasetSpec, progress: Progress | None = None,
+                   feeds: bool = True) -> dict:
+    """Ingest missing candles (and, where the source has them, funding and feeds) for the spec; returns counts.
+
+    Feeds are market-wide: a caller ensuring several symbols one by one passes feeds=False and calls
+    `ensure_feeds` once."""
+    from engine.data.ingest import ingest_candles, ingest_funding
     from engine.data.symbols import perp_symbol
 
     written: dict[str, int] = {}
@@ -53,14 +57,24 @@ def ensure_history(store: Store, source: Any, spec: DatasetSpec, progress: Progr
                 progress(f"funding {perp}", 0, 1)
             rep = ingest_funding(store, source, perp, spec.since_ms, spec.until_ms)
             written[f"funding {perp}"] = rep.inserted
-    if hasattr(source, "feed_source"):
-        from engine.data.simulator import FEEDS
+    if feeds:
+        written.update(ensure_feeds(store, source, spec.since_ms, spec.until_ms, progress))
+    return written
 
-        for feed in FEEDS:
-            if progress:
-                progress(f"feed {feed}", 0, 1)
-            rep = ingest_feed(store, source.feed_source(feed), spec.since_ms - 60 * 86_400_000, spec.until_ms)
-            written[f"feed {feed}"] = rep.inserted
+
+def ensure_feeds(store: Store, source: Any, since_ms: int, until_ms: int, progress: Progress | None = None) -> dict:
+    """Ingest the source's missing feed values (simulator feeds; none elsewhere) from 60 days before since_ms."""
+    if not hasattr(source, "feed_source"):
+        return {}
+    from engine.data.ingest import ingest_feed
+    from engine.data.simulator import FEEDS
+
+    written: dict[str, int] = {}
+    for feed in FEEDS:
+        if progress:
+            progress(f"feed {feed}", 0, 1)
+        rep = ingest_feed(store, source.feed_source(feed), since_ms - 60 * 86_400_000, until_ms)
+        written[f"feed {feed}"] = rep.inserted
     return written
 
 

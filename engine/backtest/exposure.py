@@ -46,7 +46,7 @@ def clean_weights(raw: Any, index: pd.DatetimeIndex, symbols: tuple[str, ...], s
         r, c = np.argwhere(bad)[0]
         raise ValueError(f"strategy {name}: weight {float(values[r, c])!r} at {index[r]} / {symbols[c]} is outside "
                          f"[-1, 1] ({where})")
-    return pd.DataFrame(np.ascontiguousarray(values), index=index, columns=list(symbols), copy=False)
+    return pd.DataFrame(np.ascontiguousarray(values), index=index, columns=frame.columns, copy=False)
 
 
 def strategy_exposure(strategy: Any, panel: Mapping[str, pd.DataFrame], index: pd.DatetimeIndex,
@@ -61,7 +61,7 @@ def strategy_exposure(strategy: Any, panel: Mapping[str, pd.DataFrame], index: p
             raise ValueError(f"{exc} ({method_location(strategy, 'signals')})") from None
         return sig, sig
     w = clean_weights(strategy.weights(panel), index, symbols, strategy)
-    return w, pd.DataFrame(np.sign(w.to_numpy()), index=index, columns=list(symbols), copy=False)
+    return w, pd.DataFrame(np.sign(w.to_numpy()), index=index, columns=w.columns, copy=False)
 
 
 def strategy_stops(strategy: Any) -> Stops | None:

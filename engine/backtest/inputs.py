@@ -63,7 +63,7 @@ def clean_signals(raw: Any, index: pd.DatetimeIndex, symbols: tuple[str, ...], s
             values = np.where(nan, 0.0, values)
         del nan
         _bad_signal(values, index, symbols, strategy_name)
-    return pd.DataFrame(values, index=index, columns=list(symbols), copy=False)
+    return pd.DataFrame(values, index=index, columns=sig.columns, copy=False)  # aligned: the symbols, in order
 
 
 def _bad_signal(values: np.ndarray, index: pd.DatetimeIndex, symbols: tuple[str, ...], strategy_name: str) -> None:

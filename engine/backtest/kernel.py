@@ -323,7 +323,10 @@ def simulate_kernel(targets, changed, fill_px, open_, high, low, close, sigma, v
                     s2 = 0
                     while s2 < k:
                         if qty[s2] != 0.0:
-                            eq += qty[s2] * fill_px[t, s2]
+                            p2 = fill_px[t, s2]
+                            if p2 != p2:  # no bar for s2 at t: its last close (close is forward-filled)
+                                p2 = close[t - 1, s2]
+                            eq += qty[s2] * p2
                         s2 += 1
                 px = fill_px[t, s]
                 if px != px or tgt != tgt:

@@ -47,7 +47,8 @@ def compute_metrics(equity: pd.Series, trades: pd.DataFrame | None, periods_per_
     if periods_per_year <= 0:
         raise ValueError(f"periods_per_year: must be > 0, got {periods_per_year}")
     values = np.ascontiguousarray(equity.to_numpy(dtype="float64"))
-    if not np.isfinite(np.sum(values)) and not np.isfinite(values).all():  # one reduction in the common case
+    value_sum = float(np.sum(values))  # also the average equity below: np.mean is this sum over the count
+    if not np.isfinite(value_sum) and not np.isfinite(values).all():  # one reduction in the common case
         raise ValueError("equity: contains NaN or infinite values")
     n = len(values) - 1
     years = n / periods_per_year
@@ -79,7 +80,7 @@ def compute_metrics(equity: pd.Series, trades: pd.DataFrame | None, periods_per_
         out["exposure"] = float(np.mean(gross > 0)) if len(gross) else 0.0
         out["avg_gross_leverage"] = float(np.mean(gross / values)) if len(gross) else 0.0
     if traded_notional is not None:
-        avg_eq = float(values.mean())
+        avg_eq = value_sum / len(values)
         out["turnover"] = float(traded_notional / avg_eq / years) if years > 0 and avg_eq > 0 else 0.0
     return out
 
@@ -87,12 +88,19 @@ def compute_metrics(equity: pd.Series, trades: pd.DataFrame | None, periods_per_
 def trade_metrics(trades: pd.DataFrame | None) -> dict:
     """Trade count, hit rate, profit factor, average trade PnL and holding time."""
     if trades is None or len(trades) == 0:
-        return {"trades": 0, "hit_rate": 0.0, "profit_factor": 0.0, "avg_trade_pnl": 0.0, "avg_bars_held": 0.0}
+        return trade_stats(np.zeros(0), np.zeros(0))
     pnl = trades["pnl"].to_numpy(dtype="float64")
+    return trade_stats(pnl, trades["bars"].to_numpy(dtype="float64") if "bars" in trades else np.zeros(len(pnl)))
+
+
+def trade_stats(pnl: np.ndarray, bars_held: np.ndarray) -> dict:
+    """trade_metrics from the trades' PnL and bars held as arrays (the backtest's records, no frame to build)."""
+    if len(pnl) == 0:
+        return {"trades": 0, "hit_rate": 0.0, "profit_factor": 0.0, "avg_trade_pnl": 0.0, "avg_bars_held": 0.0}
     wins = pnl[pnl > 0].sum()
     losses = -pnl[pnl < 0].sum()
     pf = float(wins / losses) if losses > 0 else (math.inf if wins > 0 else 0.0)
-    held = trades["bars"].to_numpy(dtype="float64") if "bars" in trades else np.zeros(len(pnl))
+    held = np.asarray(bars_held, dtype="float64")
     return {"trades": int(len(pnl)), "hit_rate": float(np.mean(pnl > 0)), "profit_factor": pf,
             "avg_trade_pnl": float(pnl.mean()), "avg_bars_held": float(held.mean())}
 

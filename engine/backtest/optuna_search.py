@@ -117,7 +117,11 @@ class TpeSettings:
     objective: str = "robust"  # robust (engine.backtest.robust) or sharpe (plain in-sample Sharpe)
     n_startup: int | None = None  # random trials before TPE models the space; None: startup_trials(budget)
     multivariate: bool = True
-    prune: bool = True
+    prune: bool = False  # off by default: a trial is one kernel pass, pruning saves no time and loses candidates
+
+    def __post_init__(self) -> None:
+        if self.objective not in ("robust", "sharpe"):
+            raise ValueError(f"tpe objective: must be robust or sharpe, got {self.objective!r}")
 
     def startup(self, n_trials: int) -> int:
         """The number of start-up trials for a budget."""
@@ -215,7 +219,7 @@ def search_window(strategy_cls: type, panel: Mapping[str, Any], window: Any, con
 def run_tpe(strategy_cls: type, panel: Mapping[str, Any], windows: list, config: Any, *, n_trials: int, seed: int,
             fixed: Mapping[str, Any], sizer: Any, barriers: Any, ppy: float, prefix: str, store: Any,
             start_params: Mapping[str, Any] | None, n_jobs: int, backend: str,
-            progress: Any = None) -> list[WindowSearch]:
+            progress: Any = None, settings: TpeSettings | None = None) -> list[WindowSearch]:
     """TPE studies for every window (in parallel across windows on the backend), persisted to the store's RDB."""
     import optuna
     from optuna.trial import TrialState
@@ -236,7 +240,7 @@ def run_tpe(strategy_cls: type, panel: Mapping[str, Any], windows: list, config:
         except KeyError:
             previous.append([])
     tasks = [(strategy_cls, panel, w, config, sizer, barriers, n_trials, seed, dict(fixed), ppy, name, prev,
-              start_params) for w, name, prev in zip(windows, names, previous)]
+              start_params, settings) for w, name, prev in zip(windows, names, previous)]
     total = n_trials * len(windows)
     results: list[WindowSearch] = []
     if progress:

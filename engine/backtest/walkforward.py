@@ -186,11 +186,13 @@ def run_walkforward(strategy_cls: type, panel: Mapping[str, pd.DataFrame], confi
                     n_jobs: int = 2, backend: str = "loky", timeframe: str | None = None,
                     progress: Progress | None = None, pbo_splits: int = 8,
                     trial_family: str | None = None,
-                    start_params: Mapping[str, Any] | None = None, selection: str | None = None) -> WalkForwardResult:
+                    start_params: Mapping[str, Any] | None = None, selection: str | None = None,
+                    tpe: Any = None) -> WalkForwardResult:
     """Optimise on each in-sample window, evaluate out of sample, record every trial, and score DSR and PBO.
 
-    `selection` picks each window's configuration: "sharpe" (highest in-sample Sharpe) or "robust" (highest fold-mean
-    Sharpe minus one standard error, engine.backtest.robust); by default robust for tpe (its objective), sharpe else.
+    `selection` picks each window's configuration: "sharpe" (highest in-sample Sharpe, the default for every search)
+    or "robust" (highest fold-mean Sharpe minus one standard error, engine.backtest.robust). `tpe` is an
+    optuna_search.TpeSettings (default: the robust score as TPE's objective, multivariate, no pruning).
 
     `search="tpe"` runs one optuna study per window (n_trials run trials each, COMPLETE or PRUNED, stored beside the
     store so a re-run resumes); `start_params` is a point inside the param space that TPE evaluates first in each
@@ -204,7 +206,7 @@ def run_walkforward(strategy_cls: type, panel: Mapping[str, pd.DataFrame], confi
         raise ValueError(f"backend: must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if search not in SEARCHES:
         raise ValueError(f"search: must be one of {', '.join(SEARCHES)}, got {search!r}")
-    selection = selection or ("robust" if search == "tpe" else "sharpe")
+    selection = selection or "sharpe"
     if selection not in SELECTIONS:
         raise ValueError(f"selection: must be one of {', '.join(SELECTIONS)}, got {selection!r}")
     t0 = time.perf_counter()
@@ -219,14 +221,17 @@ def run_walkforward(strategy_cls: type, panel: Mapping[str, pd.DataFrame], confi
     studies: list[str] = []
     layout = cscv_layout(windows, pbo_splits)
     if search == "tpe":
-        from engine.backtest.optuna_search import run_tpe, study_prefix
+        from dataclasses import asdict
 
+        from engine.backtest.optuna_search import TpeSettings, run_tpe, study_prefix
+
+        tpe = tpe or TpeSettings()
         prefix = study_prefix(name, d_hash, {"costs": identity.costs, "code": identity.code,
-                                             "fixed": dict(fixed_params or {})})
+                                             "fixed": dict(fixed_params or {}), "tpe": asdict(tpe)})
         found = _with_backend(backend, n_jobs, strategy_cls, lambda: run_tpe(
             strategy_cls, panel, windows, config, n_trials=n_trials, seed=seed, fixed=dict(fixed_params or {}),
             sizer=sizer, barriers=barriers, ppy=ppy, prefix=prefix, store=store, start_params=start_params,
-            n_jobs=n_jobs, backend=backend, progress=progress))
+            n_jobs=n_jobs, backend=backend, progress=progress, settings=tpe))
         by_w = {r.window: r.params for r in found}
         selectable = {r.window: ~np.array(r.pruned, dtype=bool) for r in found}
         by_key = {(r.window, i): summarise(r.window, i, r.params[i], *ret, layout)
@@ -309,7 +314,8 @@ def run_walkforward(strategy_cls: type, panel: Mapping[str, pd.DataFrame], confi
         result.run_id = record_run(
             store, kind="walkforward", strategy=name,
             params={"n_trials": n_trials, "n_windows": n_windows, "anchored": anchored, "search": search,
-                    "selection": selection, "seed": seed, "best": [r["best_params"] for r in rows], "studies": studies},
+                    "selection": selection, "seed": seed, "tpe": vars(tpe) if search == "tpe" else None,
+                    "best": [r["best_params"] for r in rows], "studies": studies},
             symbols=symbols, timeframe=timeframe or f"{tf_ms // 60_000}m",
             start_ts=int(index[0].value // 1_000_000), end_ts=int(index[-1].value // 1_000_000),
             dataset_hash=d_hash, metrics=metrics, lookahead=None)

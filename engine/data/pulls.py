@@ -15,12 +15,24 @@ INCREMENTAL_BARS = 5  # a regular pull looks back this many bars; ingest only wr
 
 def pull_candles(store: Store, source: Any, symbol: str, timeframe: str, settings: Settings,
                  warmup_bars: int | None = None) -> dict[str, Any]:
-    """Ingest the closed bars missing for one series; with warmup_bars, that much history (the strategies' need)."""
+    """Ingest the closed bars missing for one series; with warmup_bars, that much history (the strategies' need).
+
+    A regular pull resumes after the newest stored bar (at most the backfill window back), not only the last
+    INCREMENTAL_BARS: pulls further apart than that (a stalled engine, a simulator at a speed-up) would otherwise
+    leave holes in the stored series, and a panel of symbols with holes in different places made the weekly
+    re-optimisation's backtest fail ("equity contains NaN")."""
     from engine.data.ingest import ingest_candles
+    from engine.store.market_repo import candle_span
 
     step = timeframe_ms(timeframe)
-    bars = min(warmup_bars, settings.data.backfill_days * 86_400_000 // step) if warmup_bars else INCREMENTAL_BARS
-    since = source.milliseconds() - bars * step
+    now = source.milliseconds()
+    window = settings.data.backfill_days * 86_400_000 // step
+    bars = min(warmup_bars, window) if warmup_bars else INCREMENTAL_BARS
+    since = now - bars * step
+    if not warmup_bars:
+        _first, last = candle_span(store, source.id, symbol, timeframe)
+        if last is not None:
+            since = min(since, max(last + step, now - max(window, INCREMENTAL_BARS) * step))
     report = ingest_candles(store, source, symbol, timeframe, max(0, since))
     return report.as_dict()
 

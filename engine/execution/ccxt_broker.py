@@ -61,7 +61,6 @@ class CcxtBroker(OrderCleanup, Reconciliation, ProtectiveWire, OcoWire, UsdmWall
         self.symbols = list(symbols or [])
         self._sleep = sleep
         self._lock = threading.RLock()
-        self._funding_ts: dict[tuple[str, str], int] = {}
         self.protector: Any = None  # engine.execution.protection.Protector once the engine attaches one
         self.stale_after_ms = int(stale_after_s * 1000)  # an unsent trade decision older than this is not sent
 
@@ -369,12 +368,14 @@ class CcxtBroker(OrderCleanup, Reconciliation, ProtectiveWire, OcoWire, UsdmWall
             return {**self._reconcile_locked(), "orphans": orphans}
 
     def apply_funding(self) -> int:
-        """Book perpetual funding into the sub-ledgers of the instances holding perps on this account."""
-        from engine.execution.funding import book_funding
+        """Book the funding the exchange settled into the sub-ledgers of the instances that held the perps
+        (engine/execution/funding.py book_exchange_funding)."""
+        from engine.execution.funding import book_exchange_funding
 
-        return book_funding(self.store, self.venue, lambda s: self._call(f"fetch_funding_rate {s}",
-                                                                         lambda: self.exchange.fetch_funding_rate(s)),
-                            self.mark_price, self._funding_ts)
+        if not any(":" in s for s in self.symbols):
+            return 0
+        return book_exchange_funding(self.store, self.venue, lambda since: self._call(
+            "fetch_funding_history", lambda: self.exchange.fetch_funding_history(None, since, 1000)))
 
     def mark_price(self, symbol: str) -> float:
         """Mid of the exchange's top of book (last price when the book is empty)."""

@@ -34,15 +34,16 @@ from engine.store.schema import audit_log, fills, orders
 EXTERNAL_ACTION = "recon.margin_external"
 
 
-def margin_shares(store: Store, venue: str) -> tuple[dict[str, float], float]:
-    """({instance: realised P&L - fees of its USD-M fills on `venue`}, sum of qty x avg price of what they hold).
-
-    Replayed from the venue's fills (average cost, as the exchange and the sub-ledger both account), not read from
-    the positions table: a position row also carries what the instance realised on paper before its promotion."""
+def replay_usdm(store: Store, venue: str, until: int | None = None) -> dict[tuple[str, str], list[float]]:
+    """{(instance, USD-M symbol): [qty, avg price, realised, fees]} replayed from the fills on `venue` (average cost,
+    as the exchange and the sub-ledger both account), up to fill time `until` when given. Not read from the positions
+    table: a position row also carries what the instance realised on paper before its promotion."""
     stmt = (select(fills.c.instance_id, fills.c.symbol, fills.c.side, fills.c.qty, fills.c.price, fills.c.fee)
             .select_from(fills.join(orders, orders.c.client_order_id == fills.c.client_order_id))
             .where(orders.c.venue == venue, fills.c.symbol.like("%:%")).order_by(fills.c.id))
-    book: dict[tuple[str, str], list[float]] = {}  # (instance, symbol) -> [qty, avg, realised, fees]
+    if until is not None:
+        stmt = stmt.where(fills.c.ts <= until)
+    book: dict[tuple[str, str], list[float]] = {}
     with store.connect() as conn:
         for inst, symbol, side, qty, price, fee in conn.execute(stmt):
             q, avg, realised, fees = book.setdefault((inst, symbol), [0.0, 0.0, 0.0, 0.0])
@@ -56,8 +57,14 @@ def margin_shares(store: Store, venue: str) -> tuple[dict[str, float], float]:
                 elif (q + d > 0) != (q > 0):
                     avg = px
             book[(inst, symbol)] = [q + d, avg, realised, fees + float(fee or 0.0)]
+    return book
+
+
+def margin_shares(store: Store, venue: str) -> tuple[dict[str, float], float]:
+    """({instance: realised P&L - fees of its USD-M fills on `venue`}, sum of qty x avg price of what they hold)."""
+    book = replay_usdm(store, venue)
     shares: dict[str, float] = {}
-    for (inst, _symbol), (q, avg, realised, fees) in book.items():
+    for (inst, _symbol), (_q, _avg, realised, fees) in book.items():
         shares[inst] = shares.get(inst, 0.0) + realised - fees
     return shares, sum(q * avg for q, avg, _r, _f in book.values())
 

@@ -9,7 +9,7 @@ numba. When the extension is missing or was built from other sources, the same f
 (`QUANTDESK_FAST=jit` forces that), with the same results.
 
     from engine.features import fast
-    fast_ma, slow_ma = fast.rolling_mean(close, 20), fast.rolling_mean(close, 100)
+    fast_ma, slow_ma = fast.rolling_means(close, (20, 100))   # two windows in one pass
     entries = fast.crossed_above(fast_ma, slow_ma)
 """
 
@@ -20,13 +20,13 @@ import importlib
 import os
 from pathlib import Path
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Any, Sequence, TypeVar
 
 import numpy as np
 import pandas as pd
 
 AOT_MODULE = "engine.features._fast_aot"
-SOURCES = ("fast_kernels.py",)  # what the extension is compiled from
+SOURCES = ("fast_kernels.py", "fast.py")  # what the extension is compiled from (fast.py: its signatures)
 _HERE = Path(__file__).resolve().parent
 _UNSET: Any = object()
 _aot: Any = _UNSET
@@ -115,14 +115,63 @@ def rolling_sum(x: T, window: int, min_periods: int | None = None) -> T:
     """Trailing sum over `window` rows; NaN until `min_periods` (default: window) values are in it."""
     w, minp = _window(window, min_periods)
     a, wrap = _as_2d(x, "rolling_sum")
-    return _wrap(_kernels().rolling_sum(a, w, minp, False), wrap)
+    return _wrap(_sums(a, [w], [minp], False)[0], wrap)
 
 
 def rolling_mean(x: T, window: int, min_periods: int | None = None) -> T:
     """Trailing mean over `window` rows (pandas `rolling(window, min_periods).mean()`)."""
     w, minp = _window(window, min_periods)
     a, wrap = _as_2d(x, "rolling_mean")
-    return _wrap(_kernels().rolling_sum(a, w, minp, True), wrap)
+    return _wrap(_sums(a, [w], [minp], True)[0], wrap)
+
+
+def rolling_means(x: T, windows: Sequence[int], min_periods: int | None = None) -> list[T]:
+    """Trailing means for several windows in one pass, each equal to `rolling_mean(x, window, min_periods)`.
+
+    Two windows cost about what one does (their running sums are computed side by side), e.g.
+    `fast_ma, slow_ma = fast.rolling_means(close, (20, 100))`. `min_periods` defaults to each window."""
+    if isinstance(windows, (int, np.integer)) or not len(windows):
+        raise ValueError(f"windows: expected a non-empty sequence of positive integers, got {windows!r}")
+    pairs = [_window(w, min_periods) for w in windows]
+    a, wrap = _as_2d(x, "rolling_means")
+    out = _sums(a, [w for w, _ in pairs], [m for _, m in pairs], True)
+    return [_wrap(out[j], wrap) for j in range(len(pairs))]
+
+
+_START = (0, 0, 0, 0.0, 0.0, 0.0, 0.0)  # a lane's running state before its first row (prev is set per column)
+
+
+def _sums(a: np.ndarray, windows: list[int], minps: list[int], mean: bool) -> np.ndarray:
+    """Rolling sums / means of every column for each window: a (windows x rows x columns) array.
+
+    Each (window, column) is a lane. Lanes over plain columns (no NaN, no negative value: prices) are run two at a
+    time once their windows are full (`rolling_pair`), the others one at a time (`rolling_lane`); values are the
+    same either way, the pair only overlaps two chains of dependent additions."""
+    kern = _kernels()
+    n, k = a.shape
+    out = np.empty((len(windows), n, k))
+    if n == 0:
+        return out
+    plain = kern.plain_columns(a) if len(windows) * k > 1 else np.zeros(k, dtype=np.bool_)  # one lane: no pair
+    lanes: list[tuple[int, int]] = []
+    for w, (window, minp) in enumerate(zip(windows, minps)):
+        for c in range(k):
+            if plain[c] and window < n:
+                lanes.append((w, c))
+            else:
+                kern.rolling_lane(a[:, c], window, minp, mean, out[w, :, c], 0, n, _START[:6] + (float(a[0, c]),))
+    if len(lanes) % 2:  # the odd lane out runs alone
+        w, c = lanes.pop()
+        kern.rolling_lane(a[:, c], windows[w], minps[w], mean, out[w, :, c], 0, n, _START[:6] + (float(a[0, c]),))
+    # one column: every lane is contiguous, and the extension's copy compiled for contiguous arrays is faster
+    pair = getattr(kern, "rolling_pair_c", kern.rolling_pair) if k == 1 else kern.rolling_pair
+    for (w1, c1), (w2, c2) in zip(lanes[::2], lanes[1::2]):
+        x1, x2, o1, o2 = a[:, c1], a[:, c2], out[w1, :, c1], out[w2, :, c2]
+        head = max(windows[w1], windows[w2])  # rows before both windows are full: one lane at a time
+        s1 = kern.rolling_lane(x1, windows[w1], minps[w1], mean, o1, 0, head, _START[:6] + (float(x1[0]),))
+        s2 = kern.rolling_lane(x2, windows[w2], minps[w2], mean, o2, 0, head, _START[:6] + (float(x2[0]),))
+        pair(x1, windows[w1], x2, windows[w2], mean, o1, o2, head, s1, s2)
+    return out
 
 
 def rolling_var(x: T, window: int, min_periods: int | None = None, ddof: int = 1) -> T:
@@ -219,9 +268,13 @@ def aot_exports() -> dict[str, Any]:
     from engine.features import fast_kernels as k
 
     f8, i8, b1 = types.float64, types.int64, types.boolean
-    c2 = types.float64[:, ::1]
+    c1, c2, a1 = types.float64[::1], types.float64[:, ::1], types.float64[:]  # a1: a strided column view
+    state = types.Tuple((i8, i8, i8, f8, f8, f8, f8))  # a rolling lane's running state
     return {
-        "rolling_sum": (k.rolling_sum, c2(c2, i8, i8, b1)),
+        "plain_columns": (k.plain_columns, types.boolean[::1](c2)),
+        "rolling_lane": (k.rolling_lane, state(a1, i8, i8, b1, a1, i8, i8, state)),
+        "rolling_pair": (k.rolling_pair, types.void(a1, i8, a1, i8, b1, a1, a1, i8, state, state)),
+        "rolling_pair_c": (k.rolling_pair, types.void(c1, i8, c1, i8, b1, c1, c1, i8, state, state)),
         "rolling_var": (k.rolling_var, c2(c2, i8, i8, i8)),
         "ewm_mean": (k.ewm_mean, c2(c2, f8, i8)),
         "crossed": (k.crossed, types.boolean[:, ::1](c2, c2, b1)),

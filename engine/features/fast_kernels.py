@@ -22,63 +22,101 @@ from numba import njit
 INV_COND_TOL = np.finfo(np.float64).eps * 1e3  # an update keeping < ~3 significant digits triggers a recompute
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _kahan(v, total, comp):  # noqa: ANN001, ANN202 - numba internals
+    """Add v to a compensated sum: (new total, new compensation), pandas' order of operations."""
+    y = v - comp
+    t = total + y
+    return t, t - total - y
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _window_value(total, nobs, minp, same, prev, neg, mean):  # noqa: ANN001, ANN202 - numba internals
+    """A window's sum or mean from its running state, with pandas' exact-repeat and sign corrections."""
+    if mean:
+        if nobs >= minp and nobs > 0:
+            r = total / nobs
+            if same >= nobs:
+                return prev
+            if neg == 0 and r < 0:
+                return 0.0
+            if neg == nobs and r > 0:
+                return 0.0
+            return r
+        return np.nan
+    if nobs == 0 and minp == 0:
+        return 0.0
+    if nobs >= minp:
+        return prev * nobs if same >= nobs else total
+    return np.nan
+
+
 @njit(cache=True, nogil=True)
-def rolling_sum(a, window, minp, mean):  # noqa: ANN001, ANN201 - numba signatures are declared in engine.backtest.aot
-    """Trailing rolling sum (mean=False) or mean (mean=True) of each column over `window` rows (>= 1)."""
+def plain_columns(a):  # noqa: ANN001, ANN201 - numba signatures are declared in engine.features.fast
+    """Per column: no NaN and no value with its sign bit set (prices), i.e. rolling_pair may take it."""
     n, k = a.shape
-    out = np.empty((n, k))
+    plain = np.ones(k, dtype=np.bool_)
     for c in range(k):
-        nobs = 0
-        neg = 0
-        total = 0.0
-        comp_add = 0.0
-        comp_rem = 0.0
-        same = 0
-        prev = a[0, c] if n > 0 else np.nan
         for i in range(n):
-            if i >= window:  # the value leaving the window
-                v = a[i - window, c]
-                if v == v:
-                    nobs -= 1
-                    y = -v - comp_rem
-                    t = total + y
-                    comp_rem = t - total - y
-                    total = t
-                    if np.signbit(v):
-                        neg -= 1
             v = a[i, c]
+            if v != v or np.signbit(v):
+                plain[c] = False
+                break
+    return plain
+
+
+@njit(cache=True, nogil=True)
+def rolling_lane(x, window, minp, mean, out, start, stop, st):  # noqa: ANN001, ANN201
+    """Rows [start, stop) of the rolling sum / mean of series x (NaN is no data) into out; returns the running state
+    (nobs, neg, same, total, comp_add, comp_rem, prev) to continue from."""
+    nobs, neg, same, total, comp_add, comp_rem, prev = st
+    for i in range(start, stop):
+        if i >= window:  # the value leaving the window
+            v = x[i - window]
             if v == v:
-                nobs += 1
-                y = v - comp_add
-                t = total + y
-                comp_add = t - total - y
-                total = t
-                if np.signbit(v):
-                    neg += 1
-                if v == prev:
-                    same += 1
-                else:
-                    same = 1
-                prev = v
-            if mean:
-                if nobs >= minp and nobs > 0:
-                    r = total / nobs
-                    if same >= nobs:
-                        r = prev
-                    elif neg == 0 and r < 0:
-                        r = 0.0
-                    elif neg == nobs and r > 0:
-                        r = 0.0
-                    out[i, c] = r
-                else:
-                    out[i, c] = np.nan
-            elif nobs == 0 and minp == 0:
-                out[i, c] = 0.0
-            elif nobs >= minp:
-                out[i, c] = prev * nobs if same >= nobs else total
-            else:
-                out[i, c] = np.nan
-    return out
+                nobs -= 1
+                total, comp_rem = _kahan(-v, total, comp_rem)
+                neg -= np.signbit(v)
+        v = x[i]
+        if v == v:
+            nobs += 1
+            total, comp_add = _kahan(v, total, comp_add)
+            neg += np.signbit(v)
+            same = same + 1 if v == prev else 1
+            prev = v
+        out[i] = _window_value(total, nobs, minp, same, prev, neg, mean)
+    return nobs, neg, same, total, comp_add, comp_rem, prev
+
+
+@njit(cache=True, nogil=True)
+def rolling_pair(x1, w1, x2, w2, mean, o1, o2, start, s1, s2):  # noqa: ANN001, ANN201
+    """Rows start.. of two lanes (series x1, window w1 into o1; x2, w2 into o2) side by side, for plain series (plain_columns) once both windows are full (start >= both windows), continuing from
+    their rolling_lane states. The Kahan updates make each lane a chain of dependent additions; run together the CPU
+    overlaps their latencies, so two lanes cost little more than one. These are rolling_lane's operations with its
+    NaN tests true, nobs = window and no negative value in a window (only the `r < 0` correction can apply): each
+    lane's values are bit-identical to a lone lane's."""
+    _, _, same1, t1, add1, rem1, prev1 = s1
+    _, _, same2, t2, add2, rem2, prev2 = s2
+    f1, f2 = float(w1), float(w2)
+    for i in range(start, x1.shape[0]):
+        t1, rem1 = _kahan(-x1[i - w1], t1, rem1)
+        v = x1[i]
+        t1, add1 = _kahan(v, t1, add1)
+        same1 = same1 + 1 if v == prev1 else 1
+        prev1 = v
+        t2, rem2 = _kahan(-x2[i - w2], t2, rem2)
+        v = x2[i]
+        t2, add2 = _kahan(v, t2, add2)
+        same2 = same2 + 1 if v == prev2 else 1
+        prev2 = v
+        if mean:
+            r1 = t1 / f1
+            r2 = t2 / f2
+            o1[i] = prev1 if same1 >= w1 else (0.0 if r1 < 0 else r1)
+            o2[i] = prev2 if same2 >= w2 else (0.0 if r2 < 0 else r2)
+        else:
+            o1[i] = prev1 * w1 if same1 >= w1 else t1
+            o2[i] = prev2 * w2 if same2 >= w2 else t2
 
 
 @njit(cache=True, nogil=True)

@@ -136,16 +136,17 @@ def history_panel(store: Store, source: Any, symbols: Sequence[str], timeframe: 
 
     pulled: dict = {}
     if pull:
-        from engine.backtest.dataset import DatasetSpec, ensure_history
+        from engine.backtest.dataset import DatasetSpec, ensure_feeds, ensure_history
 
         for sym in symbols:
             try:
                 got = ensure_history(store, source, DatasetSpec(getattr(source, "id", "sim"), (sym,), timeframe,
-                                                                since, until))
+                                                                since, until), feeds=False)
             except KeyError as exc:  # the source has no such series (a CSV folder without this timeframe)
                 pulled[f"candles {sym}"] = f"not at the source: {exc}"
                 continue
             pulled.update({k: v for k, v in got.items() if v})
+        pulled.update({k: v for k, v in ensure_feeds(store, source, since, until).items() if v})  # once, not per symbol
     panel = load_panel(store, source.id, list(symbols), timeframe, since, until - 1)
     panel = {s: f for s, f in panel.items() if len(f) > 1}
     for sym in [s for s in symbols if s not in panel]:

@@ -325,6 +325,8 @@ class EngineService(JobHandlers):
                 self.store.dispose()
             return
         log.info("engine stopping")
+        self.stop_event.set()  # the heartbeat stops (a start that failed never set it)
+        self.guard.disarm()  # closing the store below removes its -wal file: not a storage fault
         if getattr(self, "streams", None) is not None:
             self.streams.stop()
         if self.scheduler is not None:

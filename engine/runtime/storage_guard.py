@@ -48,6 +48,7 @@ class StorageGuard:
         self.cause = ""
         self._streak = 0
         self._files: dict[Path, tuple[int, int] | None] = {}
+        self.disarmed = False
 
     def arm(self) -> None:
         """Remember the identity (device, inode) of state.db and its -wal file once the store is open."""
@@ -69,9 +70,15 @@ class StorageGuard:
                 return f"{path.name} was replaced under the running engine"
         return None
 
+    def disarm(self) -> None:
+        """Stop watching: the engine is shutting down and closes the store itself (closing SQLite removes the -wal
+        file, which a heartbeat check still running would take for a storage fault)."""
+        self.disarmed = True
+        self._files.clear()
+
     def check(self, write: Callable[[], Any]) -> bool:
         """Run one heartbeat write and the file check; trip on a persistent fault. True when the write worked."""
-        if self.tripped.is_set():
+        if self.tripped.is_set() or self.disarmed:
             return False
         problem = self.file_problem()
         if problem is not None:

@@ -1,7 +1,8 @@
 """USD-M funding on the twin: settled into the futures wallet at every funding time, and the income history.
 
-- Settlement (Binance: 00:00, 08:00, 16:00 UTC): each open position pays `qty x mark x rate` (a positive rate: longs
-  pay shorts) from the USDT wallet, recorded as a FUNDING_FEE income. The first look at a symbol only remembers the
+- Settlement (Binance: 00:00, 08:00, 16:00 UTC): each position held at the funding time pays `qty x mark x rate` (a
+  positive rate: longs pay shorts) from the USDT wallet (the twin settles on its next tick, with the position of the
+  funding time), recorded as a FUNDING_FEE income. The first look at a symbol only remembers the
   latest funding time (a twin started mid-period charges nothing retroactively); later ticks settle every funding time
   since, once (venue.db meta `funding_settled:<symbol>`).
 - GET /fapi/v1/income (symbol, incomeType, startTime, endTime, limit <= 1000, default 100): FUNDING_FEE rows, plus
@@ -39,15 +40,22 @@ def settle(twin: "Twin", listing: Listing) -> int:
     paid = 0
     with books.tx():
         for row in settled:
-            pos = books.position(listing.symbol)
-            if pos["qty"]:
-                fee = float(pos["qty"]) * twin.feed.last_price(listing) * float(row["fundingRate"])
+            qty = _qty_at(twin, listing, int(row["timestamp"]))  # the position at the funding time, as Binance
+            if abs(qty) > 1e-12:
+                fee = qty * twin.feed.last_price(listing) * float(row["fundingRate"])
                 books.move(FUTURES, "USDT", free=-fee)
                 books.conn.execute("INSERT INTO income (symbol, type, income, asset, time) VALUES (?, ?, ?, ?, ?)",
                                    (listing.symbol, "FUNDING_FEE", -fee, "USDT", int(row["timestamp"])))
                 paid += 1
             books.set_meta(key, str(int(row["timestamp"])))
     return paid
+
+
+def _qty_at(twin: "Twin", listing: Listing, ts: int) -> float:
+    """The USD-M position of a symbol at time `ts` (its fills up to then; the twin ticks after the funding time)."""
+    row = twin.books.conn.execute("SELECT COALESCE(SUM(CASE side WHEN 'BUY' THEN qty ELSE -qty END), 0) FROM fills "
+                                  "WHERE wallet=? AND symbol=? AND time <= ?", (FUTURES, listing.symbol, ts)).fetchone()
+    return round(float(row[0]), 10)
 
 
 def income(twin: "Twin", market: str, params: dict[str, str]) -> list[dict[str, Any]]:

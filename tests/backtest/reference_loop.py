@@ -113,8 +113,8 @@ def reference_simulate(targets, fill_px, open_, high, low, close, sigma, vol_ref
         if t > 0:
             eq = cash
             for s in range(k):
-                if qty[s] != 0.0:
-                    eq += qty[s] * fill_px[t][s]
+                if qty[s] != 0.0:  # a held symbol with no bar at t is marked at its last (forward-filled) close
+                    eq += qty[s] * (fill_px[t][s] if fill_px[t][s] == fill_px[t][s] else close[t - 1][s])
             for s in range(k):
                 tgt = targets[t - 1][s]
                 px = fill_px[t][s]

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from engine.backtest import aot, kernels
 from engine.backtest.engine import changed_bars
-from tests.backtest.kernel_impls import aot_extension, implementation
+from tests.backtest.kernel_impls import IMPLEMENTATIONS, aot_extension, implementation
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -148,6 +148,45 @@ def test_arguments_outside_the_signatures_go_to_jit(monkeypatch: pytest.MonkeyPa
 def test_curve_stats_aot_equals_jit(values: list[float]) -> None:
     arr = np.array(values)
     assert implementation("aot").curve_stats(arr) == implementation("jit").curve_stats(arr)
+
+
+def _curve_stats_per_bar(values: np.ndarray) -> tuple:
+    """The statistics as first written: each return divided out twice, the drawdown divided at every bar."""
+    n = len(values) - 1
+    total = 0.0
+    for i in range(n):
+        total += values[i + 1] / values[i] - 1.0
+    mean = total / n
+    m2 = m3 = m4 = down2 = 0.0
+    peak, max_dd, run, longest = values[0], 0.0, 0, 0
+    for i in range(n):
+        r = values[i + 1] / values[i] - 1.0
+        d = r - mean
+        m2 += d * d
+        m3 += d * d * d
+        m4 += d * d * (d * d)
+        down2 += min(r, 0.0) * min(r, 0.0)
+        v = values[i + 1]
+        peak = max(peak, v)
+        max_dd = min(max_dd, v / peak - 1.0)
+        run = run + 1 if v < peak else 0
+        longest = max(longest, run)
+    return mean, m2 / n, m3 / n, m4 / n, down2 / n, max_dd, longest
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+def test_curve_stats_equal_the_per_bar_reference(impl: str) -> None:
+    """One division per return and per peak gives exactly the per-bar divisions' statistics: random curves with
+    flat stretches, repeated peaks, a curve that only falls and one that only rises."""
+    rng = np.random.default_rng(11)
+    curves = [np.array([1.0, 2.0]), np.array([3.0, 2.0, 1.0]), np.array([1.0, 1.0, 2.0, 2.0, 1.5, 2.0, 2.5]),
+              np.repeat([1.0, 1.2, 0.9, 1.2, 1.3, 1.3, 0.7], 4)]
+    for seed in range(12):
+        steps = rng.normal(0, 0.01, 3000) * (rng.random(3000) < 0.4)
+        curves.append(1e5 * np.cumprod(1.0 + steps))
+    mod = implementation(impl)
+    for values in curves:
+        assert tuple(mod.curve_stats(values)) == _curve_stats_per_bar(values)
 
 
 _CHILD = """

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
-from engine.backtest.optuna_search import open_storage
+from engine.backtest.optuna_search import TpeSettings, open_storage
 from engine.backtest.registry import count_trials
 from engine.backtest.robust import N_FOLDS
 from engine.backtest.walkforward import run_walkforward
@@ -157,11 +157,11 @@ def test_tpe_windows_on_a_dask_local_cluster_match_sequential(make_panel) -> Non
 
 
 def test_pruned_trials_are_trials_in_the_registry_and_never_selected(store, make_panel) -> None:  # noqa: ANN001
-    """The MedianPruner stops trials on their in-sample fold Sharpes (reported as intermediate values); every pruned
+    """With pruning on (`--prune`), the MedianPruner stops trials on their in-sample fold Sharpes (reported as intermediate values); every pruned
     trial is still counted in the registry (DSR's N = COMPLETE + PRUNED), and no window selects a pruned trial."""
     panel = make_panel(1200, ("BTC/USDT",))
     wf = run_walkforward(SmaCross, panel, BacktestConfig(), n_trials=24, n_windows=1, search="tpe", seed=3,
-                         store=store, backend="sequential")
+                         store=store, backend="sequential", selection="robust", tpe=TpeSettings(prune=True))
     storage = open_storage(store)
     try:
         studies = [optuna.load_study(study_name=n, storage=storage) for n in wf.studies]

@@ -35,7 +35,7 @@ def test_mixed_desk_sends_only_live_small_orders_to_the_twin_and_flattens(tmp_pa
 
         wait_for(both_traded, 120, "orders from the paper and the live-small instance")
         with raw(store) as conn:
-            pairs = conn.execute("SELECT DISTINCT instance_id, venue FROM orders").fetchall()
+            pairs = conn.execute("SELECT DISTINCT instance_id, venue FROM orders").fetchall()  # SQLite + PostgreSQL
         by_inst: dict[str, set[str]] = {}
         for inst, venue in pairs:
             by_inst.setdefault(inst, set()).add(venue)

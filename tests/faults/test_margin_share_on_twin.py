@@ -5,6 +5,8 @@ which settles funding into the wallet (speed 3600: a funding time every 8 s)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.support.backends import raw
@@ -46,11 +48,34 @@ def test_each_instance_usdm_share_is_reconciled_against_the_wallet(store, tmp_pa
         m = _margin(broker)
         assert set(m["instances"]) == {"a", "b"} and m["instances"]["a"] != 0 and m["netting"] != 0
         assert abs(m["diff"]) <= 0.01 and "pending" not in m, m
+        assert broker.apply_funding() == 0  # the first run books payments from now on
         # funding settles into the wallet; the check reads it from the exchange's income history
-        wait_for(lambda: broker.exchange.fapiPrivateGetIncome({"incomeType": "FUNDING_FEE"}), 30,
-                 "a funding payment on the twin", interval=0.5)
+        incomes = wait_for(lambda: broker.exchange.fapiPrivateGetIncome({"incomeType": "FUNDING_FEE"}), 30,
+                           "a funding payment on the twin", interval=0.5)
         m = _margin(broker)
         assert m["funding"] != 0 and abs(m["diff"]) <= 0.01 and "pending" not in m, m
+        # each instance books its part of what the exchange settled: a long 0.05 pays, b short 0.03 receives
+        wait_for(broker.apply_funding, 30, "a funding payment after the first run's mark", interval=0.5)
+        with store.raw() as conn:
+            funding = dict(conn.execute("SELECT instance_id, funding FROM positions WHERE symbol=?", (PERP,)))
+        with store.raw() as conn:
+            (base,) = conn.execute("SELECT details FROM audit_log WHERE action='funding.exchange' ORDER BY id "
+                                   "LIMIT 1").fetchone()
+        since = json.loads(base)["time"]  # the first run's mark: payments after it are the sub-ledgers'
+        paid = -sum(float(r["income"]) for r in broker.exchange.fapiPrivateGetIncome({"incomeType": "FUNDING_FEE"})
+                    if int(r["time"]) > since)
+        assert funding["a"] + funding["b"] == pytest.approx(paid, rel=1e-9) and incomes and paid
+        assert funding["a"] / funding["b"] == pytest.approx(0.05 / -0.03, rel=1e-9)
+        again = CcxtBroker(store, twin.exchange(), max_retries=1, symbols=[PERP], sleep=lambda s: None)
+        again.exchange.load_markets()
+        again.apply_funding()  # a restart books only payments after the last one booked: each exactly once
+        with store.raw() as conn:
+            rows = [json.loads(d) for (d,) in conn.execute(
+                "SELECT details FROM audit_log WHERE action='funding.exchange' ORDER BY id")]
+        booked_ids = [r["tran_id"] for r in rows if "tran_id" in r]
+        settled = {str(r["tranId"]) for r in broker.exchange.fapiPrivateGetIncome({"incomeType": "FUNDING_FEE"})
+                   if int(r["time"]) > rows[0]["time"]}
+        assert len(booked_ids) == len(set(booked_ids)) and set(booked_ids) <= settled and booked_ids
         assert not [a for a in list_alerts(store) if a.rule == "recon.margin_mismatch"]
 
         async def withdraw() -> None:  # money leaves the futures wallet behind the desk's back
@@ -63,7 +88,8 @@ def test_each_instance_usdm_share_is_reconciled_against_the_wallet(store, tmp_pa
         second = _margin(broker)
         assert second["mismatch"] == pytest.approx(-25.0, abs=0.01)
         (alert,) = [a for a in list_alerts(store) if a.rule == "recon.margin_mismatch"]
-        assert alert.severity == "critical" and "-25" in alert.message
+        assert alert.severity == "critical" and "adopted as external" in alert.message
+        assert alert.values["diff"] == pytest.approx(-25.0, abs=0.01)
         assert abs(_margin(broker)["diff"]) <= 0.01  # adopted as external: reported once
     finally:
         twin.stop()

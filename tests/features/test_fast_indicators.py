@@ -68,6 +68,49 @@ def test_rolling_windows_equal_pandas(impl: str, prices: pd.DataFrame, window: i
     assert_close(z, (prices - roll.mean()) / roll.std())
 
 
+@pytest.fixture(scope="module")
+def plain_prices() -> np.ndarray:
+    """Four positive price columns without NaN (the columns rolling sums run two lanes at a time), with a constant
+    stretch and a column of small values whose windows cancel (the sign correction)."""
+    rng = np.random.default_rng(7)
+    a = np.exp(np.cumsum(rng.normal(0, 0.01, (5000, 4)), axis=0)) * 30_000.0
+    a[100:180, 1] = 123.25
+    a[:, 3] = np.abs(rng.normal(0, 1e-12, 5000)) + np.where(np.arange(5000) % 500 < 3, 1e6, 0.0)
+    return a
+
+
+@pytest.mark.parametrize("windows,min_periods", [((20, 100), None), ((5, 72, 300), 2), ((1, 20), None),
+                                                 ((50, 6000), 10)])
+def test_rolling_means_equal_pandas_bit_for_bit(impl: str, plain_prices: np.ndarray, windows: tuple,
+                                                min_periods: int | None) -> None:
+    """Several windows in one pass (lanes run in pairs, an odd one alone, a window longer than the data) give
+    exactly pandas' values, as one window at a time does; on plain columns and on columns with NaN gaps."""
+    gappy = plain_prices.copy()
+    gappy[::37, 0] = np.nan
+    gappy[:, 2] = -gappy[:, 2]  # negative values: the one-lane path
+    for data in (plain_prices, gappy, plain_prices[:, :1], plain_prices[:, 0]):
+        frame = pd.DataFrame(data)
+        means = fast.rolling_means(data, windows, min_periods)
+        assert len(means) == len(windows)
+        for window, got in zip(windows, means):
+            want = frame.rolling(window, min_periods=min_periods).mean().to_numpy().reshape(np.shape(data))
+            assert np.array_equal(got, want, equal_nan=True), (window, np.shape(data))
+            assert np.array_equal(fast.rolling_mean(data, window, min_periods), want, equal_nan=True)
+            total = frame.rolling(window, min_periods=min_periods).sum().to_numpy().reshape(np.shape(data))
+            assert np.array_equal(fast.rolling_sum(data, window, min_periods), total, equal_nan=True)
+
+
+def test_rolling_means_keep_the_input_kind(plain_prices: np.ndarray) -> None:
+    """A DataFrame in gives DataFrames with its index and columns; a bad window list is one clear error."""
+    frame = pd.DataFrame(plain_prices, columns=list("ABCD"), index=pd.RangeIndex(5000, 10000))
+    fast_ma, slow_ma = fast.rolling_means(frame, [3, 9])
+    assert isinstance(slow_ma, pd.DataFrame) and slow_ma.columns.equals(frame.columns)
+    assert slow_ma.index.equals(frame.index)
+    for bad, text in [(5, "sequence"), ([], "sequence"), ([3, 0], "window")]:
+        with pytest.raises(ValueError, match=text):
+            fast.rolling_means(frame, bad)  # type: ignore[arg-type]
+
+
 def test_log_return_std_and_one_dimensional_input(impl: str, prices: pd.DataFrame) -> None:
     """Small values (log returns) and a 1-D array / Series in: same shape out."""
     r = np.log(prices["ETH"]).diff()
