@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from tests.support.backends import raw
 from engine.execution.ccxt_broker import CcxtBroker
 from engine.execution.orders import OrderRequest
 from engine.store.ops import list_alerts
@@ -40,7 +41,7 @@ def test_each_instance_usdm_share_is_reconciled_against_the_wallet(store, tmp_pa
         _trade(broker, "a", "qd-a-2", "sell", 0.05)  # the exchange realises on the net position, a on its own
         _trade(broker, "b", "qd-b-2", "buy", 0.01)
         # commissions: USD-M order answers carry none; the fills take them from the order's trades
-        with store.raw() as conn:
+        with raw(store) as conn:
             booked = conn.execute("SELECT SUM(fee) FROM fills").fetchone()[0]
         charged = -sum(float(r["income"]) for r in broker.exchange.fapiPrivateGetIncome({"incomeType": "COMMISSION"}))
         assert booked == pytest.approx(charged, rel=1e-9) and charged > 0

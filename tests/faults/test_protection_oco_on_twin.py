@@ -5,7 +5,9 @@ real ccxt over HTTP to the twin's POST /api/v3/orderList/oco."""
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import text
 
+from tests.support.backends import raw
 from engine.execution.ccxt_broker import CcxtBroker
 from engine.execution.ccxt_oco import is_oco_leg
 from engine.execution.flatten import flatten_until_flat
@@ -83,7 +85,7 @@ def test_the_take_profit_leg_filling_expires_the_stop_and_is_booked_to_its_insta
     assert take["status"] == "filled" and take["instance_id"] == "ls"
     assert take["avg_price"] == pytest.approx(float(legs["LIMIT_MAKER"]["price"]))
     assert stop["status"] == "canceled"  # the exchange expired it: never a second sell
-    with store.raw() as conn:
+    with raw(store) as conn:
         (n,) = conn.execute("SELECT count(*) FROM fills WHERE client_order_id=? AND instance_id='ls'",
                             (take_coid,)).fetchone()
     assert n >= 1
@@ -107,7 +109,7 @@ def test_a_restart_rearms_a_missing_oco_and_adopts_one_state_db_lost(store, twin
     legs = _legs(twin)
     with store.begin() as conn:
         for o in legs.values():
-            conn.exec_driver_sql("DELETE FROM orders WHERE client_order_id = ?", (o["clientOrderId"],))
+            conn.execute(text("DELETE FROM orders WHERE client_order_id = :c"), {"c": o["clientOrderId"]})
     third = _broker(store, twin)
     summary = third.recover()
     assert sorted(summary["orphans"]["adopted"]) == sorted(o["clientOrderId"] for o in legs.values())
