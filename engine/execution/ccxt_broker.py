@@ -231,7 +231,8 @@ class CcxtBroker(OrderCleanup, Reconciliation, ProtectiveWire, OcoWire, UsdmWall
                                                       instance_id=row["instance_id"], symbol=row["symbol"],
                                                       side=row["side"], qty=delta, price=price, fee=fee,
                                                       liquidity="maker" if row["type"] == "limit" else "taker",
-                                                      ts=ts, fee_base=fee_base), final_status=final))
+                                                      ts=ts, fee_base=fee_base), final_status=final,
+                                                 expected_filled=row["filled_qty"]))
         if status != "open" or filled <= EPS:
             current = get_order(self.store, coid) or row
             target = status if status != "open" else ("partial" if current["filled_qty"] > EPS else "open")
