@@ -9,7 +9,6 @@ import json
 
 import pytest
 
-from tests.support.backends import raw
 from engine.execution.ccxt_broker import CcxtBroker
 from engine.execution.orders import OrderRequest
 from engine.store.ops import list_alerts
