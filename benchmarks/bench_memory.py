@@ -3,11 +3,16 @@ embedded simulator at a speed-up, RSS sampled from /proc every few seconds.
 
 Goal (issue 17): under 300 MB RSS after an hour of wall time with the simulator fast enough to cover a simulated
 week (speed 168), and flat after that. Prints RSS at start (first heartbeat), at 10 minutes, at the end, the peak,
-and the slope over the second half of the run (MB per wall hour and per simulated day).
+the median and peak RSS of every simulated week, the slope over the second half of the run and the slope after the
+first simulated week (MB per simulated day: the "flat after the first week" goal; RSS swings +-20 MB between
+malloc trims, so several weeks are needed to see a slope below 1 MB/day).
 
     .venv/bin/python benchmarks/bench_memory.py                       # default (make bench): a simulated week
                                                                       # in 10 minutes (speed 1008)
     .venv/bin/python benchmarks/bench_memory.py --minutes 60 --speed 168   # the long variant: 1 h, a week
+    .venv/bin/python benchmarks/bench_memory.py --minutes 45 --speed 1008  # several simulated weeks (slope after
+                                                                           # the first week)
+    .venv/bin/python benchmarks/bench_memory.py --tracemalloc trace.txt   # what grows (engine_tracemalloc.py)
 """
 
 from __future__ import annotations
@@ -61,15 +66,30 @@ def slope_mb_per_hour(samples: list[tuple[float, float]]) -> float:
     return cov / var * 3600 if var else 0.0
 
 
-def run(minutes: float, speed: float, every_s: float, folder: Path, extra_cfg: str) -> dict:
+def weekly(samples: list[tuple[float, float]], speed: float) -> list[dict]:
+    """Median and peak RSS of each simulated week of the run (a last partial week only if it is half a week)."""
+    week_s = 7 * 86400 / speed
+    out = []
+    for w in range(int(samples[-1][0] // week_s) + 1):
+        rss = sorted(r for t, r in samples if w * week_s <= t < (w + 1) * week_s)
+        if rss and (w + 1) * week_s <= samples[-1][0] + week_s / 2:
+            out.append({"week": w + 1, "median_mb": rss[len(rss) // 2], "peak_mb": rss[-1], "samples": len(rss)})
+    return out
+
+
+def run(minutes: float, speed: float, every_s: float, folder: Path, extra_cfg: str, trace: str = "") -> dict:
     """Start the engine, sample RSS until `minutes` of wall time passed, stop it; returns the measurements."""
     cfg = folder / "quantdesk.toml"
     cfg.write_text(f"[simulator]\nspeed = {speed}\n{extra_cfg}")
     state = folder / "state.db"
     log = open(folder / "engine.log", "wb")  # noqa: SIM115
     t0 = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "engine.runtime.main", "--state", str(state), "--config",
-                             str(cfg)], cwd=folder, stdout=log, stderr=log, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    entry = [str(REPO / "benchmarks" / "engine_tracemalloc.py")] if trace else ["-m", "engine.runtime.main"]
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    if trace:
+        env["QD_TRACEMALLOC_OUT"] = str(Path(trace).resolve())
+    proc = subprocess.Popen([sys.executable, *entry, "--state", str(state), "--config", str(cfg)], cwd=folder,
+                            stdout=log, stderr=log, env=env)
     samples: list[tuple[float, float]] = []
     kids: list[tuple[float, float]] = []
     try:
@@ -95,7 +115,10 @@ def run(minutes: float, speed: float, every_s: float, folder: Path, extra_cfg: s
 
     half = [s for s in samples if s[0] >= samples[-1][0] / 2]
     slope = slope_mb_per_hour(half)
+    after_week = [s for s in samples if s[0] * speed / 86400 >= 7]
+    slope_week = slope_mb_per_hour(after_week) * 24 / speed if len(after_week) >= 10 else float("nan")
     return {"minutes": minutes, "speed": speed, "simulated_days": samples[-1][0] * speed / 86400,
+            "weeks": weekly(samples, speed), "slope_mb_per_sim_day_after_week_1": slope_week,
             "rss_start_mb": at(30), "rss_10min_mb": at(600), "rss_end_mb": samples[-1][1],
             "rss_peak_mb": max(r for _, r in samples), "children_peak_mb": max(r for _, r in kids),
             "slope_mb_per_wall_hour_2nd_half": slope,
@@ -118,10 +141,11 @@ def main() -> None:
     ap.add_argument("--config-extra", default="", help="extra TOML appended to the engine config")
     ap.add_argument("--keep", action="store_true", help="keep the temp folder (engine.log, state.db)")
     ap.add_argument("--json", default="", help="write all samples to this JSON file")
+    ap.add_argument("--tracemalloc", default="", help="run the engine under tracemalloc, growth report to this file")
     args = ap.parse_args()
     load = _load()
     folder = Path(tempfile.mkdtemp(prefix="qd-mem-"))
-    res = run(args.minutes, args.speed, args.every, folder, args.config_extra)
+    res = run(args.minutes, args.speed, args.every, folder, args.config_extra, args.tracemalloc)
     res["load_before"] = load
     res["load_after"] = _load()
     if args.json:
@@ -133,6 +157,11 @@ def main() -> None:
           f"at {res['children_peak_mb']:.0f} MB and exited)")
     print(f"  slope over the second half: {res['slope_mb_per_wall_hour_2nd_half']:+.1f} MB per wall hour, "
           f"{res['slope_mb_per_sim_day_2nd_half']:+.2f} MB per simulated day")
+    for w in res["weeks"]:
+        print(f"  simulated week {w['week']}: median {w['median_mb']:.0f} MB, peak {w['peak_mb']:.0f} MB "
+              f"({w['samples']} samples)")
+    print(f"  slope after the first simulated week: {res['slope_mb_per_sim_day_after_week_1']:+.2f} MB per simulated "
+          f"day")
     print(f"  goal < 300 MB at the end: {'met' if res['rss_end_mb'] < 300 else 'NOT met'}  (folder {folder})")
     if not args.keep:
         import shutil

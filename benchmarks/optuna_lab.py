@@ -108,7 +108,7 @@ def run_one(strategy: str, sampler: str, seed: int, trials: int, days: int, cach
     cls = strategy_class(name)
     config = BacktestConfig()
     ppy = periods_per_year(timeframe_ms(tf))
-    windows = make_windows(len(panel_index(panel)), 3, 0.5, False)
+    windows = make_windows(len(panel_index(panel)), 3, 0.5, os.environ.get("LAB_ANCHORED") == "1")
     per_window = []
     if sampler == "random":
         params = sample_params(cls, trials, "random", seed)
@@ -126,6 +126,39 @@ def run_one(strategy: str, sampler: str, seed: int, trials: int, days: int, cach
     return (strategy, sampler, seed), score(per_window, ppy, cls.param_space())
 
 
+def correlation(strategy: str, n: int, days: int, cache: Path) -> list[str]:
+    """Does in-sample skill carry out of sample here? Per window, over n random configurations: Spearman rank
+    correlation of IS Sharpe (and robust score) with OOS Sharpe, and the mean OOS Sharpe of all vs the top decile."""
+    from scipy.stats import spearmanr
+
+    from engine.backtest.costs import panel_index
+    from engine.backtest.metrics import periods_per_year
+    from engine.backtest.robust import fold_sharpes, robust_score
+    from engine.backtest.sweep_reduce import sharpe_per_bar
+    from engine.backtest.walkforward import sample_params
+    from engine.backtest.windows import evaluate_params, make_windows, window_market
+    from engine.clock import timeframe_ms
+    from engine.config import BacktestConfig
+    from engine.strategy.registry import strategy_class
+
+    name, panel, tf = panel_for(strategy, days, cache)
+    cls, config = strategy_class(name), BacktestConfig()
+    scale = math.sqrt(periods_per_year(timeframe_ms(tf)))
+    params = sample_params(cls, n, "random", 99)
+    lines = []
+    for w in make_windows(len(panel_index(panel)), 3, 0.5, os.environ.get("LAB_ANCHORED") == "1"):
+        prepared = window_market(panel, w, config)
+        rets = [evaluate_params(cls, p, prepared, w, config, None, None) for p in params]
+        sr = np.array([sharpe_per_bar(r[0]) for r in rets]) * scale
+        rb = np.array([robust_score(fold_sharpes(r[0])) for r in rets]) * scale
+        oo = np.array([sharpe_per_bar(r[1]) for r in rets]) * scale
+        top = max(1, n // 10)
+        lines.append(f"| {strategy} | {w.number} | {spearmanr(sr, oo)[0]:.2f} | {spearmanr(rb, oo)[0]:.2f} | "
+                     f"{oo.mean():.2f} | {oo[np.argsort(-sr)[:top]].mean():.2f} | "
+                     f"{oo[np.argsort(-rb)[:top]].mean():.2f} |")
+    return lines
+
+
 def main() -> None:
     """Run every (strategy, sampler, seed) in parallel and print per-seed rows and medians."""
     from joblib import Parallel, delayed
@@ -138,7 +171,11 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "op16-lab"))
+    ap.add_argument("--correlation", type=int, default=0, help="instead: IS/OOS rank correlation over N random sets")
+    ap.add_argument("--anchored", action="store_true", help="anchored windows (in-sample from bar 0) instead of rolling")
     args = ap.parse_args()
+    if args.anchored:
+        os.environ["LAB_ANCHORED"] = "1"  # read in the workers too (loky passes the environment)
     lo, _, hi = args.seeds.partition("-")
     seeds = list(range(int(lo), int(hi or lo) + 1))
     cache = Path(args.cache)
@@ -146,6 +183,12 @@ def main() -> None:
     strategies = args.strategies.split(",")
     for s in strategies:
         panel_for(s, args.days, cache)
+    if args.correlation:
+        print("| strategy | window | Spearman(IS Sharpe, OOS) | Spearman(robust, OOS) | mean OOS Sharpe, all | "
+              "top decile by IS Sharpe | top decile by robust |\n|---|---:|---:|---:|---:|---:|---:|")
+        for s in strategies:
+            print("\n".join(correlation(s, args.correlation, args.days, cache)), flush=True)
+        return
     samplers = ["random", *args.variants.split(",")]
     print(f"load before: {os.getloadavg()[0]:.1f}; trials {args.trials}/window, seeds {seeds}", flush=True)
     jobs = [(s, m, seed) for s in strategies for m in samplers for seed in seeds]

@@ -202,7 +202,7 @@ class QuantdeskApp(App):
         self.run_worker(lambda: self._command_thread(label, call), thread=True, group="control",
                         exit_on_error=False, name=f"command-{label}")
 
-    def _command_thread(self, label: str, call: Callable[[Any], Any]) -> None:
+    def _command_thread(self, label: str, call: Callable[[Any], Any], stop: int = 0) -> None:
         try:
             client = self.control
             result = call(client)
@@ -210,16 +210,17 @@ class QuantdeskApp(App):
         except Exception as exc:  # noqa: BLE001 - any failure is reported to the operator, never a crash
             ok, text = False, f"{type(exc).__name__}: {exc}"
         if not self.stop_event.is_set():
-            self.post_message(CommandCompleted(label, ok, text))
+            self.post_message(CommandCompleted(label, ok, text, stop))
 
     def on_command_completed(self, message: CommandCompleted) -> None:
         """Tell the operator what the engine answered; refresh the screen."""
         self.completed = [*self.completed[-49:], message]
         if message.command == "emergency stop":
             # the command row exists now: status reads say what the engine did
-            self.stop_flow.move(StopPhase.DONE if message.ok else StopPhase.FAILED)
-            for bar in self.screen.query(StopConfirmBar):
-                bar.close()
+            moved = self.stop_flow.advance(message.stop, StopPhase.DONE if message.ok else StopPhase.FAILED)
+            if moved and self.stop_flow.phase is not StopPhase.CONFIRMING:  # never close a newer confirmation
+                for bar in self.screen.query(StopConfirmBar):
+                    bar.close()
         self.notify(f"{message.command}: {message.message}", severity="information" if message.ok else "error",
                     timeout=6 if message.ok else 15)
         self._push_status()
@@ -233,13 +234,16 @@ class QuantdeskApp(App):
         return action == "emergency_stop" or not self.screen.query(StopConfirmBar)
 
     def action_emergency_stop(self) -> None:
-        """Open the one-key confirmation over any screen or modal; a second press while it is open does nothing."""
+        """Open the one-key confirmation over any screen or modal; a second press while it is open does nothing.
+        While a stop still waits for the engine the key asks again: y sends a second stop (the first goes on)."""
         screen = self.screen
         if screen.query(StopConfirmBar):
-            screen.query_one(StopConfirmBar).focus()
+            bar = screen.query_one(StopConfirmBar)
+            if bar.sent and self.stop_flow.ask():  # its "STOP SENT" panel asks again: y sends a second stop
+                bar.ask()
+            bar.focus()
             return
-        if not self.stop_flow.move(StopPhase.CONFIRMING):
-            self.notify("the previous emergency stop is still waiting for the engine", severity="warning")
+        if not self.stop_flow.ask():
             return
         bar = StopConfirmBar(self._stop_answered, restore_focus=self.focused)
         screen.mount(bar)
@@ -247,15 +251,20 @@ class QuantdeskApp(App):
 
     def _stop_answered(self, confirmed: bool) -> None:
         """y sends HALT + FLATTEN at once (the overlay closes after); n/escape send nothing."""
-        if not self.stop_flow.move(StopPhase.SENT if confirmed else StopPhase.IDLE):
-            return
+        stop = self.stop_flow.answer(confirmed)
         if not confirmed:
-            self.notify("emergency stop cancelled; nothing was sent")
+            waiting = "; the earlier stop is still waiting for the engine" if self.stop_flow.unconfirmed else ""
+            self.notify(f"emergency stop cancelled; nothing was sent{waiting}")
+            self._push_status()
+            return
+        if stop is None:
             return
 
         def run() -> None:
             self._command_thread("emergency stop",
-                                 lambda c: c.emergency_stop(STOP_REASON, progress=self._stop_progress))
+                                 lambda c: c.emergency_stop(STOP_REASON,
+                                                            progress=lambda stage: self._stop_progress(stage, stop)),
+                                 stop)
 
         lane = self.stop_lane
         if lane is not None and lane.alive:
@@ -273,10 +282,10 @@ class QuantdeskApp(App):
         """True from the stop key until the engine has taken the stop (bounded by STOP_HOLD_S)."""
         return self.stop_flow.in_flight()
 
-    def _stop_progress(self, stage: str) -> None:
+    def _stop_progress(self, stage: str, stop: int = 0) -> None:
         """Called on the stop's thread as the control client advances; the UI hears it as StopProgress."""
         if not self.stop_event.is_set():
-            self.post_message(StopProgress(stage))
+            self.post_message(StopProgress(stage, stop))
 
     def on_stop_progress(self, message: StopProgress) -> None:
         """'persisted': the overlay says HALTED is stored and the header reads HALTING. 'claimed': the engine has
@@ -285,9 +294,13 @@ class QuantdeskApp(App):
         The engine runs a stop's HALT before its FLATTEN on one thread, and HALTED was committed by this console
         before the command was queued, so 'claimed' is the same fact the status poll reports as pending_stops == 0.
         """
+        target = {"persisted": StopPhase.PERSISTED, "claimed": StopPhase.CLAIMED}.get(message.stage)
+        if target is None or not self.stop_flow.advance(message.stop, target):
+            return
+        if self.stop_flow.phase is StopPhase.CONFIRMING:  # a second confirmation is open over this stop: leave it
+            self._push_status()
+            return
         if message.stage == "persisted":
-            if not self.stop_flow.move(StopPhase.PERSISTED):
-                return
             for bar in self.screen.query(StopConfirmBar):
                 bar.show_persisted()
             if self.last_status is not None and self.last_status.state != "HALTED":
@@ -295,8 +308,6 @@ class QuantdeskApp(App):
                 # takes the stop (see _shown), instead of the stale ACTIVE of the last status read.
                 self.last_status = dataclasses.replace(self.last_status, state="HALTED")
                 self._push_status()
-            return
-        if message.stage != "claimed" or not self.stop_flow.move(StopPhase.CLAIMED):
             return
         if self.last_status is not None:
             self.last_status = dataclasses.replace(self.last_status, state="HALTED", pending_stops=0,

@@ -71,6 +71,7 @@ class CommandCompleted(Message):
     command: str
     ok: bool
     message: str
+    stop: int = 0  # an emergency stop's number (StopFlow.stop_id); 0 for other commands
 
 
 @dataclass
@@ -78,6 +79,7 @@ class StopProgress(Message):
     """The emergency stop advanced: 'persisted' (HALTED is in state.db) or 'claimed' (the engine has taken it)."""
 
     stage: str
+    stop: int = 0  # which stop (StopFlow.stop_id): a superseded stop's progress moves nothing
 
 
 @dataclass

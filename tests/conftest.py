@@ -25,6 +25,13 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ[_REPORT_ENV] = tempfile.mkdtemp(prefix="quantdesk-report-")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Longest first: the tests marked slow (real engines, the exchange twin, PostgreSQL, fault runs; 30 s to minutes
+    each) start before the short ones, so the workers do not sit idle at the end waiting for one long test that was
+    handed out last. Stable: within each group the collection order stays (every xdist worker sorts alike)."""
+    items.sort(key=lambda item: (item.get_closest_marker("slow") is None, "postgresql" not in item.nodeid))
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Parametrise `store_backend` (and so `backend_url`, `state_url` and the runtime/fault tests' `store`) over the
     selected store backends (sqlite, postgresql)."""

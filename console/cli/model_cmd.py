@@ -149,7 +149,7 @@ def list_models(ctx: typer.Context, strategy: Optional[str] = typer.Argument(Non
     from rich.table import Table
 
     from engine.ml.registry import ModelRegistry
-    from engine.ml.retrain import models_dir
+    from engine.ml.paths import models_dir
     from engine.store import open_readonly
     from engine.store.db import StoreError
 

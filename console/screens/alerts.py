@@ -22,8 +22,10 @@ from console.widgets.keyed_table import KeyedTable
 from console.widgets.modals import InfoModal
 from console.widgets.nav import hint
 
-ALERT_COLUMNS = [("id", "Id"), ("time", "Time", 16), ("sev", "Severity"), ("rule", "Rule"), ("source", "Source"),
-                 ("ack", "Ack"), ("repeats", "×"), ("message", "Message")]
+# What an operator reads first comes first: at 80 columns the message starts at column 50 and the columns after it
+# (repeat count, source, id) are what scrolls off; the whole alert, its id and who acknowledged it are on enter.
+ALERT_COLUMNS = [("time", "Time", 16), ("sev", "Severity"), ("ack", "Ack", 6), ("rule", "Rule"), ("message", "Message"),
+                 ("repeats", "×"), ("source", "Source"), ("id", "Id")]
 AUDIT_COLUMNS = [("id", "Id"), ("time", "Time", 16), ("source", "Source"), ("user", "User"), ("action", "Action"),
                  ("details", "Details")]
 FILTERS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -32,9 +34,9 @@ FILTERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 def alert_rows(rows: list[dict[str, Any]]) -> Rows:
     """Format alerts keyed by id, newest first, with the repeat count of their rule + message."""
-    return {r["id"]: (str(r["id"]), fmt.stamp(r["ts"]), fmt.severity(r["severity"]), r["rule"], r["source"],
+    return {r["id"]: (fmt.stamp(r["ts"]), fmt.severity(r["severity"]),
                       Text(f"✓ {r['acked_by'] or ''}", style="dim") if r["acked"] else Text("NEW", style="bold"),
-                      fmt.repeats(r.get("repeats")), r["message"])
+                      r["rule"], r["message"], fmt.repeats(r.get("repeats")), r["source"], str(r["id"]))
             for r in rows}  # the read model's order: most recently raised first
 
 

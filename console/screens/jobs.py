@@ -17,8 +17,8 @@ COLUMNS = [("job", "Job"), ("trigger", "Trigger"), ("next", "Next run"), ("last"
            ("result", "Last result"), ("runs", "Runs"), ("errors", "Errors"), ("error", "Last error")]
 
 
-def job_rows(rows: list[dict[str, Any]]) -> Rows:
-    """Format jobs keyed by job id."""
+def job_rows(rows: list[dict[str, Any]], now: int) -> Rows:
+    """Format jobs keyed by job id; the next run relative to `now` (the console's clock, epoch ms)."""
     out: Rows = {}
     for r in rows:
         nxt = r.get("next_run")
@@ -27,7 +27,7 @@ def job_rows(rows: list[dict[str, Any]]) -> Rows:
         result = Text("ok", style="green") if ok == 1 else Text("ERROR", style="bold red") if ok == 0 else \
             Text("running" if started else "—", style="dim")
         out[r["job_id"]] = (
-            r["job_id"], r.get("trigger") or "—", fmt.stamp(nxt * 1000) if nxt else "paused/none",
+            r["job_id"], r.get("trigger") or "—", fmt.due(nxt * 1000, now) if nxt else "paused/none",
             fmt.stamp(started), fmt.age(finished - started) if (started and finished) else "—",
             result if ok != 1 else Text(str(r.get("result") or "ok")[:40], style="green"),
             str(r.get("runs") or 0), str(r.get("errors") or 0), (r.get("error") or "")[:60])
@@ -48,7 +48,7 @@ class JobsScreen(PolledScreen):
 
     def poll(self) -> list[Message]:
         """Read jobs (worker thread)."""
-        return [TableRefreshed(self.MODE, "jobs", job_rows(self.qapp.reader.jobs()))]
+        return [TableRefreshed(self.MODE, "jobs", job_rows(self.qapp.reader.jobs(), self.qapp.clock()))]
 
     def on_table_refreshed(self, message: TableRefreshed) -> None:
         """Apply the read."""

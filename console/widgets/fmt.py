@@ -109,6 +109,17 @@ def stamp(ts_ms: int | float | None) -> str:
     return dt.datetime.fromtimestamp(ts_ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
 
 
+def due(ts_ms: int | float | None, now: int) -> str:
+    """When a scheduled run is due: 'HH:MM:SS in 25s' within a day of now (a 30 s job's next run needs seconds),
+    the UTC date and time beyond; 'overdue' when it is in the past."""
+    if not ts_ms:
+        return DASH
+    ahead = ts_ms - now
+    if abs(ahead) >= 86_400_000:
+        return stamp(ts_ms)
+    return f"{clock(int(ts_ms))} " + (f"in {age(ahead)}" if ahead >= 0 else "overdue")
+
+
 def age(ms: int | float | None) -> str:
     """A duration in ms as a short human age (3s, 4m, 2h, 5d)."""
     if ms is None:

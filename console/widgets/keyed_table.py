@@ -22,7 +22,7 @@ from textual.widgets.data_table import RowDoesNotExist
 # Fixed widths by column key (times and short labels): identical layout run to run, nothing jumps as numbers change.
 WIDTH_BY_KEY = {
     "created": 8, "side": 5, "type": 8, "status": 8, "time": 8, "sev": 8, "id": 5, "source": 7, "ack": 10,
-    "user": 10, "first": 16, "last": 16, "next": 16, "took": 5, "version": 4, "role": 10, "sha": 12, "promoted": 16,
+    "user": 10, "first": 16, "last": 16, "next": 17, "took": 5, "version": 4, "role": 10, "sha": 12, "promoted": 16,
     "kind": 11, "tf": 4, "lookahead": 9, "report": 9, "phase": 13, "window": 4, "rank": 3, "stage": 10,
 }
 # Text columns that share the width left over, with their minimum width. A "greedy" one (a message, details) takes

@@ -160,6 +160,11 @@ class StopConfirmBar(Static, can_focus=True):
 
     def on_mount(self) -> None:
         """The question, with the keys of the live keymap."""
+        self.ask()
+
+    def ask(self) -> None:
+        """Show the question (again: the stop key pressed while this bar says STOP SENT asks for a second stop)."""
+        self.sent = False
         self.update("[b red]EMERGENCY STOP[/]\nHALT trading and FLATTEN: cancel every open order and close every "
                     "position with reduce-only orders. The header shows the stop once the engine has it.\n"
                     f"[b]{escape(hint(self, 'stop.yes', 'y'))}[/b] confirm    "

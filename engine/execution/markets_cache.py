@@ -23,12 +23,12 @@ from typing import Any, Iterable
 VERSION = 1
 
 
-def cache_path(state_path: Path | None, exchange_id: str, base_url: str) -> Path | None:
-    """Where the cache lives: beside a SQLite state.db (one file per exchange and endpoint); None otherwise."""
-    if state_path is None:
-        return None
+def cache_path(state_path: Path | None, exchange_id: str, base_url: str) -> Path:
+    """Where the cache lives: beside a SQLite state.db, else (a PostgreSQL desk) in the engine's working directory,
+    where its logs go too; one file per exchange and endpoint."""
+    folder = state_path.parent if state_path is not None else Path.cwd()
     tag = "twin" if base_url else "live"
-    return state_path.parent / f"markets.{exchange_id}.{tag}.json"
+    return folder / f"markets.{exchange_id}.{tag}.json"
 
 
 def load(path: Path | None, symbols: Iterable[str], max_age_s: float, endpoint: str) -> dict[str, Any] | None:

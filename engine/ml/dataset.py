@@ -184,7 +184,8 @@ def usable_features(X: pd.DataFrame, min_coverage: float = MIN_FEATURE_COVERAGE)
         if coverage < min_coverage:
             dropped[col] = f"missing on {1 - coverage:.0%} of events"
         elif constant:
-            dropped[col] = f"constant ({first:.6g})" if first is not None else "constant"
+            shown = f"{first:.6g}" if isinstance(first, (int, float, np.number)) else str(first)
+            dropped[col] = f"constant ({shown})" if first is not None else "constant"
         else:
             keep.append(col)
     return keep, dropped

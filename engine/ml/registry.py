@@ -20,16 +20,18 @@ import platform
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-import numpy as np
-import pandas as pd
 from sqlalchemy import func, insert, select, update
 
 from engine.clock import now_ms
 from engine.store.db import Store
 from engine.store.ops import audit, raise_alert
 from engine.store.schema import models
+
+if TYPE_CHECKING:  # numpy and pandas load with a model, not with `quantdesk model list`
+    import numpy as np
+    import pandas as pd
 
 ARTEFACT_FORMAT = "quantdesk-meta-model/1"
 ROLES = ("champion", "challenger", "retired", "rejected")
@@ -88,6 +90,9 @@ class LoadedModel:
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
         """Calibrated probability of the positive meta-label per row; refuses missing or reordered columns."""
+        import numpy as np
+        import pandas as pd
+
         if not isinstance(features, pd.DataFrame):
             raise TypeError(f"features: expected a DataFrame with columns {self.features}, got {type(features).__name__}")
         cols = list(features.columns)
@@ -103,6 +108,8 @@ class LoadedModel:
 def library_versions() -> dict[str, str]:
     """Versions of the libraries an artefact depends on, stored with it."""
     import joblib
+    import numpy as np
+    import pandas as pd
     import sklearn
 
     return {"python": platform.python_version(), "sklearn": sklearn.__version__, "numpy": np.__version__,

@@ -20,7 +20,6 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from scipy.special import ndtr
 from sqlalchemy import insert
 
 from engine.clock import now_ms
@@ -78,6 +77,8 @@ def probability_size(p: float) -> float:
         raise ValueError(f"meta_prob: must be a probability in [0, 1], got {p}")
     if p in (0.0, 1.0):
         return 2.0 * p - 1.0
+    from scipy.special import ndtr  # scipy.special costs ~0.1 s to import: not on the engine's start path
+
     z = (p - 0.5) / math.sqrt(p * (1.0 - p))
     return float(2.0 * ndtr(z) - 1.0)
 

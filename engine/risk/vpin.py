@@ -23,7 +23,6 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtr
 
 BUCKET_COLUMNS = ["bucket", "ts", "buy_volume", "sell_volume", "imbalance", "vpin", "cdf"]
 
@@ -90,6 +89,8 @@ def bulk_volume_classification(bars: pd.DataFrame, sigma_window: int = 50) -> pd
     z = ret / sigma
     # a flat window (sigma 0): an up-move is all buying, a down-move all selling, no move balanced
     z = z.where(sigma != 0.0, np.sign(ret) * np.inf).where(sigma.notna())
+    from scipy.special import ndtr  # imported on first use: not on the engine's start path
+
     buy_frac = ndtr(z.to_numpy())
     vol = bars["volume"].to_numpy(dtype=float)
     return pd.DataFrame({"volume": vol, "buy_volume": vol * buy_frac, "sell_volume": vol * (1 - buy_frac)},

@@ -249,7 +249,8 @@ class Store:
         else:
             # a server that stops answering must fail a connect in seconds (the storage guard counts failures), not
             # after the OS's minutes-long TCP timeout
-            self.engine = create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+            timeout = {"connect_timeout": 10} if url.startswith("postgresql") else {}  # not sqlite:// (memory)
+            self.engine = create_engine(url, pool_pre_ping=True, connect_args=timeout)
         if not create and self.path is not None and probe_version(self.path) == 0:
             self.engine.dispose()
             raise StoreError(f"{self.path}: not a quantdesk store (schema version 0); check --state / store.path")

@@ -19,7 +19,6 @@ from engine.config import LifecycleConfig, Settings
 from engine.store.db import Store
 from engine.store.ops import audit, raise_alert
 from engine.store.schema import equity_snapshots, fills, strategy_instances, twin_trades
-from engine.trading.deflation import record_dsr
 
 STAGES = ("research", "paper", "live-small", "live")
 STATUSES = ("running", "paused")  # an operator's choices; "retired" is set only by re-optimisation
@@ -210,6 +209,8 @@ def gate_report(store: Store, instance_id: str, cfg: LifecycleConfig) -> GateRep
         to_stage = STAGES[STAGES.index(inst.stage) + 1]
         if inst.stage == "research":
             return GateReport(instance_id, inst.stage, to_stage, ())
+        from engine.trading.deflation import record_dsr  # numpy: only when gates are evaluated (`status` stays lean)
+
         rec = instance_record(conn, instance_id, inst.stage_changed_at)
         deflated = record_dsr(conn, instance_id, inst.strategy, inst.params, inst.stage_changed_at, rec["returns"])
     dsr = deflated.result

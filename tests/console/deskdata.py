@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
 from pathlib import Path
 
 from engine.store import open_store, raise_alert
@@ -130,12 +131,16 @@ def build_state(path: Path, *, positions: int = 4, orders: int = 3, alerts: int 
     return store
 
 
-def add_scheduler_job(path: Path) -> None:
-    """Register one interval job in state.db through APScheduler's own SQLAlchemy job store."""
+def add_scheduler_job(path: Path, next_run_ms: int | None = None) -> None:
+    """Register one interval job in state.db through APScheduler's own SQLAlchemy job store (due at next_run_ms when
+    given, else 30 s after now)."""
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
     from apscheduler.schedulers.background import BackgroundScheduler
 
     sched = BackgroundScheduler(jobstores={"default": SQLAlchemyJobStore(url=f"sqlite:///{path}")}, timezone="UTC")
     sched.add_job("engine.clock:now_ms", "interval", seconds=30, id="ingest", replace_existing=True)
     sched.start(paused=True)
-    sched.shutdown(wait=False)
+    sched.shutdown(wait=True)
+    if next_run_ms is not None:  # a fixed due time (a frozen-clock test): the job store's own column
+        with sqlite3.connect(path) as conn:
+            conn.execute("UPDATE apscheduler_jobs SET next_run_time = ? WHERE id = 'ingest'", (next_run_ms / 1000,))

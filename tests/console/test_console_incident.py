@@ -217,3 +217,18 @@ async def test_html_tearsheet_preview_is_a_text_summary(tmp_path: Path) -> None:
             assert source not in shown
     store.dispose()
 
+
+
+@run_async
+async def test_alert_messages_are_readable_at_80_columns(tmp_path: Path) -> None:
+    """At 80x24 (the smallest supported terminal) the alerts table shows each alert's severity, whether it is new, its
+    rule and at least the start of its message, not only the columns before it."""
+    path, store = _live(tmp_path)
+    raise_alert(store, "critical", "ingest.error", NETWORK_ERROR, {"symbol": "BTC/USDT"}, source="engine")
+    app = QuantdeskApp(console_settings(path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("7")
+        alerts = _table(app, "alerts")
+        await wait_until(pilot, lambda: alerts.row_count == 6, what="alerts")
+        await shows(pilot, app, "order book pull for BTC", "fixture alert 4", "fixture alert 1", "CRITICAL", "NEW")
+    store.dispose()

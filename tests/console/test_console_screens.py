@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 
@@ -59,6 +60,20 @@ async def test_every_screen_shows_its_data(tmp_path: Path) -> None:
         await wait_until(pilot, lambda: _table(app, "alerts").row_count == 5 and _table(app, "audit").row_count == 1,
                          what="alerts and audit")
 
+
+@run_async
+async def test_jobs_screen_says_when_each_job_runs_next_to_the_second(tmp_path: Path) -> None:
+    """A 30 s interval job due 25 s from now (the console's clock) reads '12:00:25 in 25s' at 80 columns, not a
+    minute-resolution date that looks the same for every run of the hour."""
+    path = tmp_path / "state.db"
+    build_state(path).dispose()
+    add_scheduler_job(path, next_run_ms=FIXED_NOW + 25_000)
+    app = QuantdeskApp(console_settings(path), clock=lambda: FIXED_NOW)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("5")
+        await wait_until(pilot, lambda: _table(app, "jobs").row_keys == ["ingest"], what="jobs")
+        due = dt.datetime.fromtimestamp((FIXED_NOW + 25_000) / 1000, dt.timezone.utc).strftime("%H:%M:%S")
+        await shows(pilot, app, f"{due} in 25s")
 
 @run_async
 async def test_tables_update_by_row_key_touching_only_changed_cells(tmp_path: Path) -> None:

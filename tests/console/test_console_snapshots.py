@@ -15,7 +15,7 @@ import pytest
 
 from console.app import QuantdeskApp
 from console.widgets.keyed_table import KeyedTable
-from tests.console.deskdata import FIXED_NOW, build_state
+from tests.console.deskdata import FIXED_NOW, add_scheduler_job, build_state
 from tests.console.helpers import console_settings, wait_until
 
 SIZES = {"80x24": (80, 24), "140x40": (140, 40)}
@@ -27,6 +27,7 @@ FILLED = {"desk": "positions", "strategies": "leaderboard", "research": "trials"
 def _app(tmp_path: Path, state: str = "ACTIVE") -> QuantdeskApp:
     path = tmp_path / "state.db"
     build_state(path, state=state).dispose()
+    add_scheduler_job(path, next_run_ms=FIXED_NOW + 25_000)  # the Jobs screen's next run, at the frozen clock
     return QuantdeskApp(console_settings(path), clock=lambda: FIXED_NOW)
 
 

@@ -263,3 +263,40 @@ def test_stop_flow_refuses_moves_its_table_does_not_allow() -> None:
     assert flow.pending_text == STOP_FAILED and not flow.unconfirmed
     assert flow.move(StopPhase.CONFIRMING)  # the operator can stop again
     assert not flow.move(StopPhase.DONE)
+
+
+@run_async
+async def test_the_stop_key_asks_again_while_a_stop_waits_for_the_engine(desk_state) -> None:
+    """A stop that waits for the engine (HALTED stored, the engine has not answered) does not lock the stop key: it
+    opens a second confirmation; n goes back to the waiting stop (its marker stays), y sends a second stop (a second
+    command row); the first stop's late result moves nothing and the flow ends once the engine answers the second."""
+    path, store = desk_state
+    from engine.control.client import ControlClient
+
+    app = QuantdeskApp(console_settings(path),
+                       control_factory=lambda: ControlClient(path, source="console", timeout_s=20.0))
+    stops = "SELECT COUNT(*) FROM commands WHERE command='emergency_stop'"
+    async with app.run_test(size=SIZE) as pilot:
+        await _ready(pilot, app)
+        await pilot.press("ctrl+x", "y")
+        await wait_until(pilot, lambda: app.stop_flow.phase is StopPhase.PERSISTED and _scalar(store, stops) == 1,
+                         what="the first stop persisted and queued")
+        await pilot.press("escape")  # close its panel; the stop goes on waiting
+        await wait_until(pilot, lambda: not app.screen.query(StopConfirmBar), what="panel closed")
+        await pilot.press("ctrl+x")
+        assert _stop_open(app), "the stop key did nothing while a stop was waiting"
+        assert app.pending_command == STOP_PENDING  # the waiting stop is still shown
+        await pilot.press("n")
+        assert app.stop_flow.phase is StopPhase.PERSISTED and app.pending_command == STOP_PENDING
+        await pilot.press("ctrl+x")
+        assert _stop_open(app)
+        await pilot.press("y")
+        await wait_until(pilot, lambda: _scalar(store, stops) == 2, what="the second stop's command row")
+        engine = CommandProcessor(store, EngineHooks(cancel_all=lambda _i: 0, flatten=dict, retrain=str,
+                                                     stop=lambda: None), 50, app.settings.lifecycle)
+        assert engine.poll_once() == 2
+        await wait_until(pilot, lambda: len([c for c in app.completed if c.command == "emergency stop"]) == 2,
+                         what="both results")
+        await wait_until(pilot, lambda: app.stop_flow.phase is StopPhase.DONE and _header(app).shown_state == "HALTED",
+                         what="the flow ends with the engine's HALTED")
+        assert app.pending_command == "" and app.stop_flow.stop_id == 2

@@ -86,7 +86,10 @@ def test_the_prompt_and_the_watchdog_neither_read_nor_write_the_cache(tmp_path, 
     assert connect_exchange(settings, _env(twin)).markets_from_cache is False  # a cache there: still a full load
 
 
-def test_a_postgres_store_has_no_markets_cache() -> None:
-    assert markets_cache.cache_path(None, "binance", "") is None
-    markets_cache.save(None, {"BTC/USDT": {}}, ["BTC/USDT"], "binance@live")  # nothing to write, no error
+def test_a_postgres_desk_keeps_the_cache_in_the_engines_working_directory(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the engine's working directory (its logs go there too)
+    path = markets_cache.cache_path(None, "binance", "")
+    assert path == tmp_path / "markets.binance.live.json"
+    markets_cache.save(path, {"BTC/USDT": {"id": "BTCUSDT"}}, ["BTC/USDT"], "binance@live")
+    assert markets_cache.load(path, ["BTC/USDT"], 3600, "binance@live") == {"BTC/USDT": {"id": "BTCUSDT"}}
     assert markets_cache.load(None, ["BTC/USDT"], 3600, "binance@live") is None

@@ -38,7 +38,7 @@ def _load() -> str:
 def _rearm_timeline(store, nth: int) -> dict | None:
     """The start-up timeline of the engine's nth live start (audit `engine.start_timeline`: {phase: [wall s since
     the process was created, cpu s]}), None before it is there."""
-    with store.raw() as conn:
+    with raw(store) as conn:
         rows = conn.execute("SELECT details FROM audit_log WHERE action='engine.start_timeline' ORDER BY id").fetchall()
     return json.loads(rows[nth - 1][0]) if len(rows) >= nth else None
 

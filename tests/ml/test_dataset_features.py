@@ -54,6 +54,25 @@ def test_constant_and_missing_features_are_dropped_and_listed() -> None:
     assert keep == ["a"] and dropped == {"b": "missing on 67% of events"}
 
 
+def test_usable_features_on_arrays_decides_like_the_pandas_path() -> None:
+    """The all-numeric fast path (arrays, no pandas copies) keeps and drops exactly what the pandas path does (still
+    used for frames with other dtypes): +-inf counts as missing, -0.0 equals 0.0, integers and bools count."""
+    rng = np.random.default_rng(4)
+    n = 200
+    frame = pd.DataFrame({
+        "real": rng.normal(size=n), "signed_zero": np.where(np.arange(n) % 2 == 0, 0.0, -0.0),
+        "inf_mostly": np.where(np.arange(n) < 150, np.inf, 1.0), "nan_some": np.where(np.arange(n) < 30, np.nan, 2.0),
+        "nan_some_varied": np.where(np.arange(n) < 30, np.nan, rng.normal(size=n)), "ints": np.arange(n) % 3,
+        "bools": np.arange(n) % 2 == 0, "all_nan": np.nan,
+        "neg_inf_constant": np.where(np.arange(n) < 10, -np.inf, 5.0),
+    })
+    fast = usable_features(frame)
+    slow = usable_features(frame.astype(object).assign(tag=[f"t{i % 5}" for i in range(n)]))  # the pandas path
+    assert fast == (slow[0][:-1], slow[1]) and slow[0][-1] == "tag"
+    assert usable_features(pd.DataFrame({"s": ["x"] * 5}))[1] == {"s": "constant (x)"}  # was a format error
+    assert fast[0] == ["real", "nan_some_varied", "ints", "bools"]
+
+
 def test_bars_outside_a_partial_tape_get_nan_order_flow_not_half_the_volume() -> None:
     bars = _bars(1000)
     tape = pd.Series(np.nan, index=bars.index)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from rt_helpers import start_engine, stop_engine, wait_for, write_config
 from tests.store.cli_run import quantdesk
+from tests.support.backends import sqlite_only
 from tests.support.faults import running
 
 from engine.config import Settings
@@ -33,7 +34,9 @@ def _halted_in_memory(folder: Path) -> bool:
     return "HALT by signal: trading halted in memory" in (folder / "engine.stderr").read_text(errors="replace")
 
 
-def test_halt_by_signal_reaches_every_engine_of_the_desk(tmp_path: Path) -> None:
+def test_halt_by_signal_reaches_every_engine_of_the_desk(tmp_path: Path, store_backend: str) -> None:
+    sqlite_only(store_backend, "a whole-database write lock (BEGIN IMMEDIATE) exists on SQLite only; on PostgreSQL "
+                               "the halt reaches every engine through the store (test_several_engines.py)")
     state = tmp_path / "state.db"
     folders = {name: tmp_path / name for name in ("main", "beta")}
     cfgs = {name: _config(folders[name], name, f"qm_{name}") for name in folders}

@@ -48,11 +48,27 @@ class DayStore:
         self.instruments = instruments
         self._und = {u.base: i for i, u in enumerate(world.und)}
         self._lock = threading.RLock()
-        self._common = _Lru(64)
-        self._spot = _Lru(64)
-        self._bars = _Lru(600)
-        self._tapes = _Lru(24)  # ~1.5 MB per instrument-day
-        self._hourly = _Lru(20_000)
+        # Sizes per entry: a day's common fields ~117 KB, a spot path ~35 KB, an instrument's minute bars ~92 KB, a
+        # tape ~1.4 MB, an hourly day ~1.2 KB. Regenerating a day costs ~1 ms (a tape ~10 ms), so a few days per
+        # instrument are enough for paging through a day and for a live engine's today and yesterday; caps of
+        # months (64 common days, 600 bar-days) let a long-running engine grow ~0.8 MB per simulated day for
+        # ~100 days. At these caps the minute-level caches hold at most ~30 MB and fill in ~8 simulated days.
+        self._common = _Lru(8)
+        self._spot = _Lru(8 * len(world.und))
+        self._bars = _Lru(8 * max(len(instruments), 1))
+        self._tapes = _Lru(12)
+        self._hourly = _Lru(20_000)  # ~27 MB at most; a year of 6 instruments is ~2,200 entries
+
+    def cached_bytes(self) -> dict[str, int]:
+        """Bytes of numpy data held per cache (common, spot, bars, tapes, hourly): what the caps bound."""
+        def size(value: Any) -> int:
+            if isinstance(value, np.ndarray):
+                return value.nbytes
+            return sum(v.nbytes for v in vars(value).values() if isinstance(v, np.ndarray))
+        with self._lock:
+            return {name: sum(size(v) for v in lru.data.values()) for name, lru in (
+                ("common", self._common), ("spot", self._spot), ("bars", self._bars), ("tapes", self._tapes),
+                ("hourly", self._hourly))}
 
     def und_index(self, inst: Instrument) -> int:
         """Index of an instrument's underlying in the world."""
