@@ -108,7 +108,7 @@ def run_one(strategy: str, sampler: str, seed: int, trials: int, days: int, cach
     cls = strategy_class(name)
     config = BacktestConfig()
     ppy = periods_per_year(timeframe_ms(tf))
-    windows = make_windows(len(panel_index(panel)), 3, 0.5, False)
+    windows = make_windows(len(panel_index(panel)), 3, 0.5, os.environ.get("LAB_ANCHORED") == "1")
     per_window = []
     if sampler == "random":
         params = sample_params(cls, trials, "random", seed)
@@ -146,7 +146,7 @@ def correlation(strategy: str, n: int, days: int, cache: Path) -> list[str]:
     scale = math.sqrt(periods_per_year(timeframe_ms(tf)))
     params = sample_params(cls, n, "random", 99)
     lines = []
-    for w in make_windows(len(panel_index(panel)), 3, 0.5, False):
+    for w in make_windows(len(panel_index(panel)), 3, 0.5, os.environ.get("LAB_ANCHORED") == "1"):
         prepared = window_market(panel, w, config)
         rets = [evaluate_params(cls, p, prepared, w, config, None, None) for p in params]
         sr = np.array([sharpe_per_bar(r[0]) for r in rets]) * scale
@@ -172,7 +172,10 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "op16-lab"))
     ap.add_argument("--correlation", type=int, default=0, help="instead: IS/OOS rank correlation over N random sets")
+    ap.add_argument("--anchored", action="store_true", help="anchored windows (in-sample from bar 0) instead of rolling")
     args = ap.parse_args()
+    if args.anchored:
+        os.environ["LAB_ANCHORED"] = "1"  # read in the workers too (loky passes the environment)
     lo, _, hi = args.seeds.partition("-")
     seeds = list(range(int(lo), int(hi or lo) + 1))
     cache = Path(args.cache)

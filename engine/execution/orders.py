@@ -204,24 +204,37 @@ def _apply_to_position(conn: Connection, f: Fill) -> None:
                                              positions.c.symbol == f.symbol).values(**values))
 
 
-def record_fill(store: Store, f: Fill, *, final_status: str | None = None) -> bool:
-    """Atomically insert a fill, advance its order and move the position; False if the fill id already exists."""
+def record_fill(store: Store, f: Fill, *, final_status: str | None = None, expected_filled: float | None = None
+                ) -> bool:
+    """Atomically insert a fill, advance its order and move the position; False if the fill id already exists, or
+    when `expected_filled` (the order's filled quantity the fill was derived from) is no longer the order's: another
+    thread booked that quantity first, under another fill id, and the caller recomputes from the order as it is now.
+    The order row is locked for the transaction (SELECT ... FOR UPDATE on PostgreSQL; SQLite has one writer)."""
     with store.begin() as conn:
+        row = conn.execute(select(orders).where(orders.c.client_order_id == f.client_order_id)
+                           .with_for_update()).mappings().first()
+        if row is None:
+            raise OrderError(f"client_order_id: no order {f.client_order_id!r} for fill {f.fill_id!r}")
+        order = dict(row)
         if conn.execute(select(fills.c.id).where(fills.c.fill_id == f.fill_id)).first() is not None:
             return False
-        order = get_order(conn, f.client_order_id)
-        if order is None:
-            raise OrderError(f"client_order_id: no order {f.client_order_id!r} for fill {f.fill_id!r}")
-        conn.execute(insert(fills).values(fill_id=f.fill_id, client_order_id=f.client_order_id,
-                                          instance_id=f.instance_id, symbol=f.symbol, side=f.side, qty=f.qty,
-                                          price=f.price, fee=f.fee, liquidity=f.liquidity, ts=f.ts,
-                                          fee_base=f.fee_base))
+        where = [orders.c.client_order_id == f.client_order_id]
+        if expected_filled is not None:
+            if abs(order["filled_qty"] - expected_filled) > EPS:
+                return False
+            # SQLite reads outside the write lock: the update only lands on the row as read, else another writer won
+            where.append(orders.c.filled_qty == order["filled_qty"])
         filled = order["filled_qty"] + f.qty
         avg = ((order["avg_price"] or 0.0) * order["filled_qty"] + f.price * f.qty) / filled
         status = final_status or (OrderStatus.FILLED.value if filled >= order["qty"] * (1 - 1e-9)
                                    else OrderStatus.PARTIAL.value)
-        conn.execute(update(orders).where(orders.c.client_order_id == f.client_order_id).values(
-            filled_qty=filled, avg_price=avg, status=status, updated_at=f.ts))
+        if not conn.execute(update(orders).where(*where).values(filled_qty=filled, avg_price=avg, status=status,
+                                                               updated_at=f.ts)).rowcount:
+            return False
+        conn.execute(insert(fills).values(fill_id=f.fill_id, client_order_id=f.client_order_id,
+                                          instance_id=f.instance_id, symbol=f.symbol, side=f.side, qty=f.qty,
+                                          price=f.price, fee=f.fee, liquidity=f.liquidity, ts=f.ts,
+                                          fee_base=f.fee_base))
         _apply_to_position(conn, f)
     return True
 

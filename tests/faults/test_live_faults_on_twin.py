@@ -122,6 +122,10 @@ def test_websocket_drops_and_injected_rejects_while_trading_live(tmp_path, state
             ex.cancel_order(o["id"], SYMBOL)
         wait_for(lambda: [a for a in list_alerts(store, limit=500) if "fault injection" in a.message], 60,
                  "an order rejected by the exchange")
+        # the rejects last until a re-placement of the stop was refused too (the next protection check), so the
+        # check below does not depend on how soon that check comes on a loaded machine
+        wait_for(lambda: any(a.rule == "protect.failed" for a in list_alerts(store, limit=1000)), 60,
+                 "the stop's re-placement refused")
         twin.set_faults(reject_orders=False)
         assert proc.poll() is None and client.engine_alive()
         with raw(store) as conn:

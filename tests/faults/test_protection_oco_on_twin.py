@@ -12,6 +12,7 @@ from engine.execution.flatten import flatten_until_flat
 from engine.execution.orders import OrderRequest, get_order, open_orders, position_qty
 from engine.execution.protection import ProtectionSpec, Protector, parse_protective_id
 from engine.store.ops import list_alerts
+from tests.support.backends import raw
 
 SPOT = "BTC/USDT"
 
@@ -83,7 +84,7 @@ def test_the_take_profit_leg_filling_expires_the_stop_and_is_booked_to_its_insta
     assert take["status"] == "filled" and take["instance_id"] == "ls"
     assert take["avg_price"] == pytest.approx(float(legs["LIMIT_MAKER"]["price"]))
     assert stop["status"] == "canceled"  # the exchange expired it: never a second sell
-    with store.raw() as conn:
+    with raw(store) as conn:
         (n,) = conn.execute("SELECT count(*) FROM fills WHERE client_order_id=? AND instance_id='ls'",
                             (take_coid,)).fetchone()
     assert n >= 1
@@ -105,9 +106,9 @@ def test_a_restart_rearms_a_missing_oco_and_adopts_one_state_db_lost(store, twin
     assert again["orderListId"] != lst["orderListId"] and len(done["placed"]) == 2
     # state.db restored from a backup without the legs' rows: both legs are adopted, the list kept
     legs = _legs(twin)
-    with store.begin() as conn:
+    with raw(store) as conn:
         for o in legs.values():
-            conn.exec_driver_sql("DELETE FROM orders WHERE client_order_id = ?", (o["clientOrderId"],))
+            conn.execute("DELETE FROM orders WHERE client_order_id = ?", (o["clientOrderId"],))
     third = _broker(store, twin)
     summary = third.recover()
     assert sorted(summary["orphans"]["adopted"]) == sorted(o["clientOrderId"] for o in legs.values())

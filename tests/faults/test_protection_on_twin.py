@@ -5,6 +5,7 @@ protective order state.db lost is adopted at start; one deleted on the exchange 
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import text
 
 from tests.support.backends import raw
 from engine.execution.ccxt_broker import CcxtBroker
@@ -93,7 +94,7 @@ def test_a_protective_order_state_db_lost_is_adopted_not_canceled(store, twin, t
     _buy(broker, "qd-ls-t1", 0.02)
     (o,) = _protective_on_twin(twin)
     with store.begin() as conn:  # a restored backup without the protective row
-        conn.exec_driver_sql("DELETE FROM orders WHERE client_order_id = ?", (o["clientOrderId"],))
+        conn.execute(text("DELETE FROM orders WHERE client_order_id = :c"), {"c": o["clientOrderId"]})
     fresh = _broker(store, twin)
     summary = fresh.recover()
     assert summary["orphans"]["adopted"] == [o["clientOrderId"]]
@@ -113,7 +114,7 @@ def test_halt_cancel_keeps_protective_orders_and_a_crossed_stop_closes_at_market
     broker.cancel(o["clientOrderId"])
     broker.protector.spec_of = lambda _i, _s=None: ProtectionSpec(0.5)
     with store.begin() as conn:  # an entry far above the market puts the stop above the mark
-        conn.exec_driver_sql("UPDATE positions SET avg_price = avg_price * 3 WHERE instance_id = 'ls'")
+        conn.execute(text("UPDATE positions SET avg_price = avg_price * 3 WHERE instance_id = 'ls'"))
     done = broker.reconcile()["protection"]
     assert done["closed"] and not done["placed"]
     assert position_qty(store, "ls", SPOT) * broker.mark_price(SPOT) < 5.0  # closed down to dust
@@ -203,7 +204,7 @@ def test_perp_orphans_at_start_ours_adopted_or_canceled_by_the_algo_api(store, t
     ex.create_order(PERP, "STOP_MARKET", "buy", 0.01, None, {"stopPrice": float(ex.price_to_precision(
         PERP, get_order(store, "qd-ls-p1")["avg_price"] * 1.5)), "reduceOnly": True, "clientOrderId": stray})
     with store.begin() as conn:  # a restored backup without the protective rows
-        conn.exec_driver_sql("DELETE FROM orders WHERE client_order_id LIKE 'qd-ls-p_%' AND type != 'market'")
+        conn.execute(text("DELETE FROM orders WHERE client_order_id LIKE 'qd-ls-p_%' AND type != 'market'"))
     summary = _perp_broker(store, twin).recover()
     assert sorted(summary["orphans"]["adopted"]) == sorted(algo.values())
     assert summary["orphans"]["canceled"] == [stray]
