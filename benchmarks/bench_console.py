@@ -232,7 +232,8 @@ def latency(trials: int, console_cmd: str, verbose: bool = False) -> dict[str, f
             tmux.keys("R")
             time.sleep(0.5)
             tmux.keys("RESUME", "Enter")
-            wait(lambda: tmux.header().startswith(" ACTIVE "), 15, "resumed", interval=0.05)
+            # not timed: the engine applies the resume on its next poll; at load ~15 that took over 15 s once
+            wait(lambda: tmux.header().startswith(" ACTIVE "), 60, "resumed", interval=0.05)
             time.sleep(2.0)
         control.close()
     finally:

@@ -109,8 +109,8 @@ def worker_ours(n: int, k: int, repeats: int, option: str) -> dict:
 
 
 PHASES = [  # (label, file suffix, function): where our full backtest spends its CPU time
-    ("signals: the strategy (two rolling means, compare)", "workers.py", "signals"),
-    ("signals: validation and alignment (clean_signals)", "engine.py", "clean_signals"),
+    ("signals: the strategy (two rolling means in one pass, compare)", "workers.py", "signals"),
+    ("signals: validation and alignment (clean_signals)", "inputs.py", "clean_signals"),
     ("sizer (fixed fraction)", "sizing.py", "size"),
     ("market arrays (OHLC to contiguous arrays)", "costs.py", "market_arrays"),
     ("targets to an aligned array", "engine.py", "target_array"),
@@ -118,6 +118,7 @@ PHASES = [  # (label, file suffix, function): where our full backtest spends its
     ("fills and trades frames", "engine.py", "_fills_frame"),
     ("", "engine.py", "_trades_frame"),
     ("metrics (AOT curve stats, PSR, trade stats)", "metrics.py", "compute_metrics"),
+    ("", "metrics.py", "trade_stats"),
     ("result frames, deflation fields", "engine.py", "_deflate"),
 ]
 

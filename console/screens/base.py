@@ -65,8 +65,12 @@ class PolledScreen(PausedByStopConfirm, Screen):
 
     # --- status (pushed by the app) -------------------------------------------------------------------------------
     def show_status(self, status: StatusSnapshot | None, error: str | None, pending: str) -> None:
-        """Update header and banner from the app's latest status read."""
-        header = self.query_one(StatusHeader)
+        """Update header and banner from the app's latest status read (nothing on a screen being torn down: a status
+        read can land while the app exits, after the screen's widgets are gone)."""
+        headers = self.query(StatusHeader)
+        if not headers or not self.query(EngineBanner):
+            return
+        header = headers.first()
         if status is not None and (header.status is None or
                                    dataclasses.replace(header.status, now=0) != dataclasses.replace(status, now=0)):
             header.status = status  # only a real change repaints the header (the read time alone does not)

@@ -196,7 +196,15 @@ class CcxtBroker(OrderCleanup, Reconciliation, ProtectiveWire, OcoWire, UsdmWall
             return None
 
     def sync_order(self, order: Mapping[str, Any], coid: str | None = None) -> int:
-        """Bring our order row in line with a ccxt order structure; records new fills; returns fills added."""
+        """Bring our order row in line with a ccxt order structure; records new fills; returns fills added.
+
+        Under the submit lock: the poll job and a submit can hold the same filled order at once (the create answer
+        with its trade ids, the poll's fetch without), and each read of the row before the other's fill was recorded
+        would book the fill again under its own fill id (seen on the twin: one buy booked twice)."""
+        with self._lock:
+            return self._sync_order(order, coid)
+
+    def _sync_order(self, order: Mapping[str, Any], coid: str | None = None) -> int:
         coid = coid or order.get("clientOrderId")
         row = get_order(self.store, coid) if coid else None
         if row is None:

@@ -9,11 +9,11 @@ import json
 
 import pytest
 
-from tests.support.backends import raw
 from engine.execution.ccxt_broker import CcxtBroker
 from engine.execution.orders import OrderRequest
 from engine.store.ops import list_alerts
 from engine.venue.markets import FUTURES
+from tests.support.backends import raw
 from tests.support.twin import start_twin
 from tests.support.waiting import wait_for
 
@@ -56,9 +56,9 @@ def test_each_instance_usdm_share_is_reconciled_against_the_wallet(store, tmp_pa
         assert m["funding"] != 0 and abs(m["diff"]) <= 0.01 and "pending" not in m, m
         # each instance books its part of what the exchange settled: a long 0.05 pays, b short 0.03 receives
         wait_for(broker.apply_funding, 30, "a funding payment after the first run's mark", interval=0.5)
-        with store.raw() as conn:
+        with raw(store) as conn:
             funding = dict(conn.execute("SELECT instance_id, funding FROM positions WHERE symbol=?", (PERP,)))
-        with store.raw() as conn:
+        with raw(store) as conn:
             (base,) = conn.execute("SELECT details FROM audit_log WHERE action='funding.exchange' ORDER BY id "
                                    "LIMIT 1").fetchone()
         since = json.loads(base)["time"]  # the first run's mark: payments after it are the sub-ledgers'
@@ -69,7 +69,7 @@ def test_each_instance_usdm_share_is_reconciled_against_the_wallet(store, tmp_pa
         again = CcxtBroker(store, twin.exchange(), max_retries=1, symbols=[PERP], sleep=lambda s: None)
         again.exchange.load_markets()
         again.apply_funding()  # a restart books only payments after the last one booked: each exactly once
-        with store.raw() as conn:
+        with raw(store) as conn:
             rows = [json.loads(d) for (d,) in conn.execute(
                 "SELECT details FROM audit_log WHERE action='funding.exchange' ORDER BY id")]
         booked_ids = [r["tran_id"] for r in rows if "tran_id" in r]

@@ -5,15 +5,14 @@ real ccxt over HTTP to the twin's POST /api/v3/orderList/oco."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import text
 
-from tests.support.backends import raw
 from engine.execution.ccxt_broker import CcxtBroker
 from engine.execution.ccxt_oco import is_oco_leg
 from engine.execution.flatten import flatten_until_flat
 from engine.execution.orders import OrderRequest, get_order, open_orders, position_qty
 from engine.execution.protection import ProtectionSpec, Protector, parse_protective_id
 from engine.store.ops import list_alerts
+from tests.support.backends import raw
 
 SPOT = "BTC/USDT"
 
@@ -107,9 +106,9 @@ def test_a_restart_rearms_a_missing_oco_and_adopts_one_state_db_lost(store, twin
     assert again["orderListId"] != lst["orderListId"] and len(done["placed"]) == 2
     # state.db restored from a backup without the legs' rows: both legs are adopted, the list kept
     legs = _legs(twin)
-    with store.begin() as conn:
+    with raw(store) as conn:
         for o in legs.values():
-            conn.execute(text("DELETE FROM orders WHERE client_order_id = :c"), {"c": o["clientOrderId"]})
+            conn.execute("DELETE FROM orders WHERE client_order_id = ?", (o["clientOrderId"],))
     third = _broker(store, twin)
     summary = third.recover()
     assert sorted(summary["orphans"]["adopted"]) == sorted(o["clientOrderId"] for o in legs.values())

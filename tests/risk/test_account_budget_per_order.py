@@ -16,6 +16,7 @@ from engine.execution.router import StageRouter
 from engine.risk.account_budget import budget_breach, order_budget_check
 from engine.store.schema import audit_log, equity_snapshots
 from engine.trading import lifecycle
+from tests.support.backends import raw
 
 
 def _equity(store, value: float, ts: int) -> None:
@@ -77,8 +78,8 @@ def test_held_positions_are_valued_at_the_current_mark_not_their_entry(store):
     _equity(store, 10_000.0, sim.milliseconds())
     eth = r.mark_price("ETH/USDT")
     qty = round(0.35 * 10_000.0 / eth, 4)  # 0.35 x equity at today's mark
-    with store.begin() as conn:  # held since the price was a quarter of today's
-        conn.exec_driver_sql("INSERT INTO positions (instance_id, symbol, qty, avg_price, realized_pnl, fees, "
+    with raw(store) as conn:  # held since the price was a quarter of today's
+        conn.execute("INSERT INTO positions (instance_id, symbol, qty, avg_price, realized_pnl, fees, "
                              "funding, updated_at) VALUES ('pp', 'ETH/USDT', ?, ?, 0, 0, 0, 0)", (qty, eth / 4))
     btc = r.mark_price("BTC/USDT")
     order = round(0.45 * 10_000.0 / btc, 4)  # ETH 0.35 + BTC 0.45 = 0.80 gross at marks, under 1.75

@@ -39,9 +39,13 @@ def test_kill9_at_random_moments_loses_nothing(engine_dir, state_url, report):
                        latency_ms=250.0)
     state = state_url
     proc = start_engine(engine_dir, cfg, state)
-    store = wait_for(lambda: store_ready(state), 60, "the engine's store")
-    client = ControlClient(store, source="cli", user="fault-test", heartbeat_timeout_s=3.0)
-    wait_for(lambda: scalar(store, "SELECT COUNT(*) FROM fills"), 90, "first fill")
+    try:
+        store = wait_for(lambda: store_ready(state), 60, "the engine's store")
+        client = ControlClient(store, source="cli", user="fault-test", heartbeat_timeout_s=3.0)
+        wait_for(lambda: scalar(store, "SELECT COUNT(*) FROM fills"), 90, "first fill")
+    except BaseException:
+        stop_engine(proc)  # a failed start-up wait must not leave the engine running after the test
+        raise
     alive_kills, halted_checks, halt_ts = 0, 0, None  # halt_ts: max order id at HALT
     lifetimes_with_orders = 0
     t0 = time.monotonic()
