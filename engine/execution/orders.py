@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Iterable, Mapping
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, literal, select, union_all, update
 from sqlalchemy.engine import Connection
 
 from engine.store.db import Store
@@ -299,12 +299,19 @@ def positions_from_fills(rows: Iterable[Mapping[str, Any]]) -> dict[tuple[str, s
 def check_positions_match_fills(store: Store, tol: float = 1e-9) -> list[str]:
     """Names every (instance, symbol) whose stored position differs from the sum of its fills (empty = consistent).
 
-    In an engine of a several-engine desk only its own instances: another engine's fill landing between the two
-    reads would otherwise look like a mismatch (and trip the desk-wide reconciliation HALT)."""
+    In an engine of a several-engine desk only its own instances. Fills and positions are read by ONE statement, so
+    both come from one snapshot on SQLite and PostgreSQL alike: read by two, a fill booked between them (the trader,
+    the poll job) looked like a mismatch and tripped the reconciliation HALT."""
+    both = union_all(
+        scoped(select(literal("fill").label("kind"), fills.c.instance_id, fills.c.symbol, fills.c.side, fills.c.qty,
+                      fills.c.fee_base), fills.c.instance_id),
+        scoped(select(literal("position").label("kind"), positions.c.instance_id, positions.c.symbol,
+                      literal("").label("side"), positions.c.qty, literal(0.0).label("fee_base")),
+               positions.c.instance_id))
     with store.connect() as conn:
-        implied = positions_from_fills(conn.execute(scoped(select(fills), fills.c.instance_id)).mappings())
-        stored = {(r["instance_id"], r["symbol"]): r["qty"]
-                  for r in conn.execute(scoped(select(positions), positions.c.instance_id)).mappings()}
+        rows = [dict(r) for r in conn.execute(both).mappings()]
+    implied = positions_from_fills(r for r in rows if r["kind"] == "fill")
+    stored = {(r["instance_id"], r["symbol"]): r["qty"] for r in rows if r["kind"] == "position"}
     bad = []
     for key in set(implied) | set(stored):
         if abs(implied.get(key, 0.0) - stored.get(key, 0.0)) > tol * max(1.0, abs(implied.get(key, 0.0))):
