@@ -31,7 +31,7 @@ from engine.execution.ccxt_cleanup import OrderCleanup
 from engine.execution.ccxt_oco import OcoWire, is_oco_leg
 from engine.execution.margin_share import UsdmWallet
 from engine.execution.ccxt_recon import EXTERNAL_INSTANCE, Reconciliation  # noqa: F401 - re-exported
-from engine.execution.ccxt_wire import PROTECTIVE_TYPES, ProtectiveWire
+from engine.execution.ccxt_wire import PROTECTIVE_TYPES, ProtectiveWire, recorded_intent
 from engine.execution.orders import (EPS, Fill, OrderBlocked, OrderRequest, get_order, insert_order, open_orders,
                                      record_fill, set_exchange_order_id, set_order_status)
 from engine.store.db import Store
@@ -336,14 +336,14 @@ class CcxtBroker(OrderCleanup, Reconciliation, ProtectiveWire, OcoWire, UsdmWall
                     set_order_status(self.store, o["client_order_id"], "canceled", self.exchange.milliseconds(),
                                      reason="protective order not on the exchange")
                     added += 1
-                elif o["status"] == "new" and _intent_of(o) == "trade" and \
+                elif o["status"] == "new" and recorded_intent(o) == "trade" and \
                         self.exchange.milliseconds() - int(o["created_at"]) > self.stale_after_ms:
                     self._drop_stale(o)
                 elif o["status"] == "new":
                     self.submit(OrderRequest(instance_id=o["instance_id"], symbol=o["symbol"], side=o["side"],
                                              qty=o["qty"], client_order_id=o["client_order_id"], type=o["type"],
                                              price=o["price"], reduce_only=bool(o["reduce_only"]),
-                                             intent=_intent_of(o)))
+                                             intent=recorded_intent(o)))
                 continue
             added += self.sync_order(found, o["client_order_id"])
         if added:
@@ -392,13 +392,3 @@ class CcxtBroker(OrderCleanup, Reconciliation, ProtectiveWire, OcoWire, UsdmWall
             return (book["bids"][0][0] + book["asks"][0][0]) / 2
         ticker = self._call(f"fetch_ticker {symbol}", lambda: self.exchange.fetch_ticker(symbol))
         return float(ticker["last"])
-
-
-def _intent_of(row: Mapping[str, Any]) -> str:
-    """The intent an unsent order row was recorded with (its reason says flatten / protective)."""
-    reason = str(row.get("reason") or "")
-    if reason == "operator flatten":
-        return "flatten"
-    if row.get("type") in PROTECTIVE_TYPES or reason.startswith("stop crossed"):
-        return "protect"
-    return "trade"

@@ -119,3 +119,13 @@ class ProtectiveWire:
             if order is not None:
                 self.sync_order(order, req.client_order_id)
             return get_order(self.store, req.client_order_id) or {}
+
+
+def recorded_intent(row: Mapping[str, Any]) -> str:
+    """The intent an unsent order row was recorded with (its reason says flatten / protective)."""
+    reason = str(row.get("reason") or "")
+    if reason == "operator flatten":
+        return "flatten"
+    if row.get("type") in PROTECTIVE_TYPES or reason.startswith("stop crossed"):
+        return "protect"
+    return "trade"

@@ -22,6 +22,7 @@ from engine.clock import now_ms
 from engine.config import Settings
 from engine.monitoring.alerts.service import AlertService, engine_notice
 from engine.runtime.job_handlers import JobHandlers
+from engine.runtime.live_steps import after_rearm, rearm_at_start, say_live_instances
 from engine.runtime.lockfile import EngineLockedError, boot_id, engine_lock
 from engine.runtime.logs import log_path, setup_logging  # noqa: F401 - log_path is part of this module's API
 from engine.runtime.scheduler import job_intervals
@@ -156,8 +157,8 @@ class EngineService(JobHandlers):
             except LiveStartError as exc:
                 raise_alert(self.store, "critical", "engine.live_start", f"live start refused: {exc}", {})
                 raise
-            self._rearm(exchange_broker)
-            self._after_rearm(exchange_broker)
+            rearm_at_start(self.store, exchange_broker)
+            after_rearm(self.store, self.settings, exchange_broker)
         from engine.execution.paper_broker import PaperBroker
         from engine.execution.router import StageRouter
         from engine.monitoring.monitors import Monitors
@@ -176,7 +177,7 @@ class EngineService(JobHandlers):
 
         self.broker.budget = order_budget_check(self.store, self.settings.triggers, self.broker.mark_price)
         if self.mode == "live":
-            self._say_live_instances()
+            say_live_instances(self.store, self._instances)
         self.monitors = Monitors(self.store, self.settings, self.source)
         # the sizer reads the monitors' VPIN readings (one shared mapping, given at start)
         self.trader = Trader(self.store, self.settings, self.broker, self.source, vpin_cdf=self.monitors.toxicity.cdf)
@@ -188,57 +189,6 @@ class EngineService(JobHandlers):
             exchange_broker.protector.spec_of = protection_spec_of(
                 self.trader.stop_watch, lambda inst_id: self.trader.stops_of(get_instance(self.store, inst_id)),
                 config_spec_of(self.settings.risk))
-
-    def _rearm(self, exchange_broker: Any) -> None:
-        """Protection first: every open exchange position gets its protective order back before anything else
-        starts (the config stop levels; strategy levels replace them on the next check). Failures only alert: the
-        start-up reconciliation right after retries."""
-        try:
-            done = exchange_broker.rearm()
-        except Exception as exc:  # noqa: BLE001 - the full recovery below tries again
-            raise_alert(self.store, "warning", "protect.rearm_failed", f"re-arming protection at start failed: "
-                        f"{type(exc).__name__}: {exc}"[:500], {})
-            return
-        from engine import start_timeline
-
-        start_timeline.mark("rearmed")
-        timeline = start_timeline.summary()
-        audit(self.store, "engine", "protection.rearmed", {**done, "timeline": timeline}, user="engine")
-        log.info("protection at start, %.2f s after the process started: %s; start-up [wall s, cpu s]: %s",
-                 timeline["rearmed"][0], done, timeline)
-
-    def _after_rearm(self, exchange_broker: Any) -> None:
-        """What a live start defers until protection is back on the exchange: every market from the exchange when
-        the re-arm used the desk's cached ones, and the strategy check (imports every strategy module) that
-        `engine.runtime.main` skips for a live start. Either failing still stops the engine (exit 2, one line)."""
-        from engine.execution.live_start import LiveStartError, load_all_markets
-        from engine.runtime.preflight import check_startup
-
-        if getattr(exchange_broker.exchange, "markets_from_cache", False):
-            try:
-                load_all_markets(exchange_broker.exchange, self.settings)
-            except LiveStartError as exc:
-                raise_alert(self.store, "critical", "engine.live_start", f"live start refused: {exc}", {})
-                raise
-        check_startup(self.settings)
-        from engine import start_timeline
-
-        start_timeline.mark("markets + strategy check")
-        audit(self.store, "engine", "engine.start_timeline", start_timeline.summary(), user="engine")
-
-    def _say_live_instances(self) -> None:
-        """A live engine names the instances that trade on the exchange, or says that none does."""
-        from engine.execution.router import EXCHANGE_STAGES
-
-        live = sorted(i.id for i in self._instances.values() if i.stage in EXCHANGE_STAGES)
-        if not live:
-            msg = ("started with --live but no instance is at stage live-small or live: nothing trades on the "
-                   "exchange (promote one with `quantdesk strategy promote ID --confirm`)")
-            raise_alert(self.store, "warning", "engine.no_live_instance", msg, {"instances": sorted(self._instances)})
-        else:
-            msg = f"live instances on the exchange: {', '.join(live)}"
-        audit(self.store, "engine", "engine.live_instances", {"live": live}, user="engine")
-        log.warning(msg)
 
     def _make_source(self) -> Any:
         """The engine's one market source, handed to the broker, trader, monitors, pulls and retraining; the

@@ -9,8 +9,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.engine import Connection
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.pool import NullPool
 
 from engine.store.schema import metadata
@@ -247,9 +246,8 @@ class Store:
                     creator=lambda: pinned.connect(timeout=busy_timeout_ms / 1000))
             self._install_sqlite_pragmas(busy_timeout_ms)
         else:
-            # a server that stops answering must fail a connect in seconds (the storage guard counts failures), not
-            # after the OS's minutes-long TCP timeout
-            timeout = {"connect_timeout": 10} if url.startswith("postgresql") else {}  # not sqlite:// (memory)
+            # a dead server must fail a connect in seconds (the storage guard counts failures), not in TCP's minutes
+            timeout = {"connect_timeout": 10} if url.startswith("postgresql") else {}  # sqlite:// (memory) takes none
             self.engine = create_engine(url, pool_pre_ping=True, connect_args=timeout)
         if not create and self.path is not None and probe_version(self.path) == 0:
             self.engine.dispose()
