@@ -43,7 +43,7 @@ run: $(STAMP) $(AOT_SO) $(FAST_SO) pyc
 
 test: $(STAMP) $(AOT_SO) $(FAST_SO) pyc
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q -n 2 --dist worksteal --durations=15
+	$(BIN)/python -m pytest -q -n 2 --durations=15
 
 bench: $(STAMP) $(AOT_SO) $(FAST_SO)
 	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e '.[dev,bench]'
