@@ -16,6 +16,15 @@ from tests.support.waiting import wait_for
 MIN = 60_000
 
 
+def _assert_stored_candles_equal_a_rest_pull(store, sim) -> None:  # noqa: ANN001
+    """The stored 1m bars have no gap and equal a fresh pull of the same range from the venue's market."""
+    stored = load_candles(store, "binance", "BTC/USDT", "1m")
+    first_ts, last_ts = int(stored.index[0].value // 1_000_000), int(stored.index[-1].value // 1_000_000)
+    assert repo.candle_gaps(store, "binance", "BTC/USDT", MIN, "1m", since=first_ts, until=last_ts + MIN) == []
+    fresh = sim.fetch_ohlcv("BTC/USDT", "1m", since=first_ts, limit=len(stored))
+    assert [[int(ts.value // 1_000_000), *row] for ts, row in zip(stored.index, stored.to_numpy().tolist())] == fresh
+
+
 def test_streams_store_candles_and_trades_reconnect_and_backfill_without_gaps(tmp_path, store):
     handle = start_twin(tmp_path / "venue.db", speed=120)  # two 1m bars per wall second
     sim = handle.twin.sim
@@ -69,11 +78,7 @@ def test_streams_store_candles_and_trades_reconnect_and_backfill_without_gaps(tm
     finally:
         streams.stop()
         handle.stop()
-    stored = load_candles(store, "binance", "BTC/USDT", "1m")
-    first_ts, last_ts = int(stored.index[0].value // 1_000_000), int(stored.index[-1].value // 1_000_000)
-    assert repo.candle_gaps(store, "binance", "BTC/USDT", MIN, "1m", since=first_ts, until=last_ts + MIN) == []
-    fresh = sim.fetch_ohlcv("BTC/USDT", "1m", since=first_ts, limit=len(stored))
-    assert [[int(ts.value // 1_000_000), *row] for ts, row in zip(stored.index, stored.to_numpy().tolist())] == fresh
+    _assert_stored_candles_equal_a_rest_pull(store, sim)
     merged = [a for a in list_alerts(store) if a.rule == "stream.disconnected"]
     assert len(alerts) >= 1 and merged == []  # alerts went to the injected sink, not the store
 
@@ -120,8 +125,4 @@ def test_a_drop_while_the_candle_stream_is_busy_storing_is_still_backfilled(tmp_
     finally:
         streams.stop()
         handle.stop()
-    stored = load_candles(store, "binance", "BTC/USDT", "1m")
-    first_ts, last_ts = int(stored.index[0].value // 1_000_000), int(stored.index[-1].value // 1_000_000)
-    assert repo.candle_gaps(store, "binance", "BTC/USDT", MIN, "1m", since=first_ts, until=last_ts + MIN) == []
-    fresh = sim.fetch_ohlcv("BTC/USDT", "1m", since=first_ts, limit=len(stored))
-    assert [[int(ts.value // 1_000_000), *row] for ts, row in zip(stored.index, stored.to_numpy().tolist())] == fresh
+    _assert_stored_candles_equal_a_rest_pull(store, sim)

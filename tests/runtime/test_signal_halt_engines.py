@@ -4,13 +4,13 @@ store is free. Before, only the configured engine (main) was signalled and the o
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from pathlib import Path
 
 from rt_helpers import start_engine, stop_engine, wait_for, write_config
 from tests.store.cli_run import quantdesk
 from tests.support.backends import sqlite_only
+from tests.support.faults import desk_halted, running
 
 from engine.config import Settings
 from engine.config_sections import StoreConfig
@@ -30,19 +30,6 @@ def _settings(state: Path) -> Settings:
     return Settings(store=StoreConfig(path=str(state)))
 
 
-def _running(state: Path, name: str, pid: int) -> bool:
-    """Engine `name` (process `pid`) reports phase running: past its start-up writes, which a locked store would fail."""
-    try:
-        conn = sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=1)
-        try:
-            row = conn.execute("SELECT pid, info FROM engine_status WHERE name = ?", (name,)).fetchone()
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return False
-    return bool(row) and row[0] == pid and json.loads(row[1] or "{}").get("phase") == "running"
-
-
 def _halted_in_memory(folder: Path) -> bool:
     return "HALT by signal: trading halted in memory" in (folder / "engine.stderr").read_text(errors="replace")
 
@@ -57,7 +44,7 @@ def test_halt_by_signal_reaches_every_engine_of_the_desk(tmp_path: Path, store_b
     try:
         for name in folders:
             procs[name] = start_engine(folders[name], cfgs[name], state)
-            wait_for(lambda: _running(state, name, procs[name].pid), 90, f"engine {name} running")
+            wait_for(lambda: running(state, procs[name].pid, name), 90, f"engine {name} running")
         assert live_engine_pids(_settings(state)) == {n: p.pid for n, p in procs.items()}
         fast = tmp_path / "fast.toml"
         fast.write_text("[store]\nbusy_timeout_ms = 200\n")
@@ -74,16 +61,7 @@ def test_halt_by_signal_reaches_every_engine_of_the_desk(tmp_path: Path, store_b
         finally:
             holder.execute("ROLLBACK")
             holder.close()
-
-        def persisted() -> bool:
-            conn = sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=5)
-            try:
-                row = conn.execute("SELECT state FROM trading_state WHERE scope = 'global'").fetchone()
-            finally:
-                conn.close()
-            return bool(row) and row[0] == "HALTED"
-
-        wait_for(persisted, 30, "the desk's HALTED persisted after the lock is gone")
+        wait_for(lambda: desk_halted(state), 30, "the desk's HALTED persisted after the lock is gone")
         assert all(p.poll() is None for p in procs.values())  # contention, not a storage fault: both stay up
     finally:
         for proc in procs.values():

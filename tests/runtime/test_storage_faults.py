@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from tests.support.backends import sqlite_only
-from tests.support.faults import FAULTS, run_fault, running
+from tests.support.faults import FAULTS, desk_halted, run_fault, running
 from rt_helpers import start_engine, stop_engine, wait_for, write_config
 
 from engine.runtime.storage_guard import EXIT_STORAGE_FAULT
@@ -47,16 +47,7 @@ def test_halt_reaches_a_live_engine_while_the_store_is_locked(tmp_path: Path, st
             holder.close()
         assert out.returncode == 0, out.stderr
         assert "locked" in out.stderr and f"engine pid {proc.pid}" in out.stdout
-
-        def persisted() -> bool:
-            conn = sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=5)
-            try:
-                row = conn.execute("SELECT state FROM trading_state WHERE scope = 'global'").fetchone()
-            finally:
-                conn.close()
-            return bool(row) and row[0] == "HALTED"
-
-        wait_for(persisted, 30, "HALTED persisted by the engine after the lock is gone")
+        wait_for(lambda: desk_halted(state), 30, "HALTED persisted by the engine after the lock is gone")
         assert proc.poll() is None  # a locked store is contention, not a storage fault: the engine stays up
     finally:
         assert stop_engine(proc) == 0

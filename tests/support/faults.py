@@ -87,12 +87,24 @@ def _integrity(db: Path) -> str:
         conn.close()
 
 
-def running(db: Path, pid: int) -> bool:
-    """The engine process `pid` reports phase running in engine_status (read without changing the store)."""
+def desk_halted(db: Path) -> bool:
+    """The desk-wide trading state stored in state.db is HALTED (read without changing the store)."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        row = conn.execute("SELECT state FROM trading_state WHERE scope = 'global'").fetchone()
+    finally:
+        conn.close()
+    return bool(row) and row[0] == "HALTED"
+
+
+def running(db: Path, pid: int, name: str | None = None) -> bool:
+    """The engine process `pid` (the desk's main engine, or the engine called `name`) reports phase running in
+    engine_status (read without changing the store)."""
     try:
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
         try:
-            row = conn.execute("SELECT pid, info FROM engine_status WHERE id = 1").fetchone()
+            row = conn.execute("SELECT pid, info FROM engine_status WHERE id = 1").fetchone() if name is None else \
+                conn.execute("SELECT pid, info FROM engine_status WHERE name = ?", (name,)).fetchone()
         finally:
             conn.close()
     except sqlite3.Error:
