@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 AOT_MODULE = "engine.backtest._kernel_aot"
-SOURCES = ("layout.py", "kernel.py", "curve.py", "aot.py")  # what the extension is compiled from
+SOURCES = ("layout.py", "kernel_fill.py", "kernel_single.py", "kernel.py", "curve.py", "aot.py")  # compiled from
 _HERE = Path(__file__).resolve().parent
 _UNSET: Any = object()
 _aot: Any = _UNSET  # the loaded, current extension module, or None; resolved on first use

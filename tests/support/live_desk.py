@@ -8,6 +8,7 @@ report with gates lowered by config and a seeded paper record). Keys reach the e
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import insert
 
+from engine.strategy.registry import DEFAULT_USER_DIR
 from tests.support.backends import raw
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,11 +28,24 @@ min_dsr = 0.0
 max_drift_bps = 1000000.0
 live_small_fraction = 0.1
 """
+# The simulated order book's depth and spread wander with the market hour the twin starts at; these tests check
+# exchange mechanics, so the market-condition triggers are set where the twin's book never reaches them.
+CALM_MARKET_TRIGGERS = """
+[triggers]
+depth_collapse_reduce = 0.02
+depth_collapse_halt = 0.01
+spread_bps_reduce = 500.0
+spread_bps_halt = 1000.0
+"""
+STEADY_LONG = Path(__file__).resolve().parent / "strategies" / "steady_long.py"
 
 
 def live_config(folder: Path, base_url: str, *, speed: float = 60.0, extra: str = "") -> Path:
     """A fast live config on the twin: one paper and one (to-be-promoted) live-small instance on BTC/USDT."""
     path = folder / "quantdesk.toml"
+    user_dir = folder / DEFAULT_USER_DIR  # the engine runs in `folder`: discovery finds the strategy there
+    user_dir.mkdir(exist_ok=True)
+    shutil.copy(STEADY_LONG, user_dir / STEADY_LONG.name)
     path.write_text(f"""
 [data]
 source = "ccxt:binance"
@@ -54,12 +69,13 @@ min_order_notional = 1.0
 reconcile_interval_s = 2.0
 flatten_round_wait_s = 0.2
 {LOWERED_GATES}
+{CALM_MARKET_TRIGGERS}
 [strategies.pp]
-strategy = "quantum_momentum"
+strategy = "steady_long"
 symbols = ["BTC/USDT"]
 capital = 20000.0
 [strategies.ls]
-strategy = "quantum_momentum"
+strategy = "steady_long"
 symbols = ["BTC/USDT"]
 capital = 20000.0
 stage = "live"
