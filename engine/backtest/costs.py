@@ -22,7 +22,8 @@ FUNDING_INTERVAL_MS = 8 * 3_600_000  # perpetual funding settles every 8 h (Bina
 
 @dataclass(frozen=True)
 class MarketArrays:
-    """Aligned (n bars x k symbols) float64 arrays that the kernel reads."""
+    """Aligned (n bars x k symbols) float64 arrays that the kernel reads; `sigma` / `vol_ref` have 0 rows when
+    impact is off, `funding` when no symbol pays funding (the kernel reads none of them then)."""
 
     index: pd.DatetimeIndex
     symbols: tuple[str, ...]
@@ -97,13 +98,13 @@ def market_arrays(panel: Mapping[str, pd.DataFrame], config: BacktestConfig) -> 
         vol_ref = np.zeros_like(volume)
         vol_ref[1:] = np.nan_to_num(volume[:-1], nan=0.0)
         sigma = _sigma(close)
-    else:
-        vol_ref = np.zeros((len(index), len(symbols)))
-        sigma = vol_ref
-    funding = funding_payments(panel, symbols, index, same)
+    else:  # 0-row placeholders: zero-filled (n x k) arrays cost ~0.5 ms per million bars each and are never read
+        vol_ref = sigma = np.zeros((0, len(symbols)))
+    has_funding = _has_funding(panel, symbols)
+    funding = funding_payments(panel, symbols, index, same) if has_funding else np.zeros((0, len(symbols)))
     return MarketArrays(index=index, symbols=symbols, open=open_, high=high, low=low, close=close,
                         fill_px=np.ascontiguousarray(fill_px), sigma=sigma, vol_ref=vol_ref, funding=funding,
-                        has_funding=_has_funding(panel, symbols))
+                        has_funding=has_funding)
 
 
 def _has_funding(panel: Mapping[str, pd.DataFrame], symbols: tuple[str, ...]) -> bool:
