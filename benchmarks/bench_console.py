@@ -230,12 +230,17 @@ def latency(trials: int, console_cmd: str, verbose: bool = False) -> dict[str, f
             wait(lambda: query(db, "SELECT COUNT(*) FROM commands WHERE status IN ('pending','running')") == 0, 30,
                  "stop finished", interval=0.2)
             tmux.keys("R")
-            time.sleep(0.5)
+            # the typed word goes in only once the modal shows: typed earlier (a slow console at load ~18), its
+            # letters reached the desk screen's own key bindings and the resume never came
+            wait(lambda: "RESUME TRADING" in tmux.run("capture-pane", "-p", "-t", "b"), 30, "resume modal",
+                 interval=0.05)
             tmux.keys("RESUME", "Enter")
             # not timed: the engine applies the resume on its next poll; at load ~15 that took over 15 s once
             wait(lambda: tmux.header().startswith(" ACTIVE "), 60, "resumed", interval=0.05)
             time.sleep(2.0)
         control.close()
+    except TimeoutError as exc:  # say what the screen showed: a timeout alone does not say which step stuck
+        raise TimeoutError(f"{exc} (the console showed:\n{tmux.run('capture-pane', '-p', '-t', 'b')})") from None
     finally:
         tmux.kill()
         pid = None

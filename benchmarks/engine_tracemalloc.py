@@ -40,6 +40,11 @@ def _report(out: Path, every: float, first_after: float) -> None:
             for stat in diff[:25]:
                 f.write(f"{stat.size_diff / 2**20:+8.2f} MB {stat.count_diff:+8d} blocks  "
                         f"now {stat.size / 2**20:7.2f} MB  {stat.traceback.format()[0].strip()}\n")
+            if tracemalloc.get_traceback_limit() > 1:  # QD_TRACEMALLOC_FRAMES > 1: who called the growing lines
+                for stat in snap.compare_to(base, "traceback")[:8]:
+                    f.write(f"-- {stat.size_diff / 2**20:+.2f} MB {stat.count_diff:+d} blocks, called from:\n")
+                    f.write("".join(f"     {line.strip()}\n" for line in stat.traceback.format(most_recent_first=True)
+                                    if not line.startswith("    ")))
 
 
 def main() -> int:

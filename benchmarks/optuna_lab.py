@@ -17,6 +17,7 @@ ones docs/benchmarks.md reports (bench_optuna.py reports seeds 0-4).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 import pickle
@@ -30,14 +31,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-VARIANTS = {  # name -> TpeSettings keyword arguments
-    "base": {},  # the previous session's method: robust objective, multivariate, start-up budget/3, MedianPruner
-    "noprune": {"prune": False},
-    "noprune_sharpe": {"prune": False, "objective": "sharpe"},
-    "noprune_uni": {"prune": False, "multivariate": False},
-    "noprune_s10": {"prune": False, "n_startup": 10},
-    "noprune_s5": {"prune": False, "n_startup": 5},
-    "sharpe_prune": {"objective": "sharpe"},
+VARIANTS = {  # name -> TpeSettings keyword arguments for a budget of n trials per window
+    "base": lambda n: {"prune": True},  # session 4's method: robust objective, multivariate, start-up n/3, pruner
+    "noprune": lambda n: {},  # session 5's default: robust objective, multivariate, start-up n/3, no pruning
+    "sharpe": lambda n: {"objective": "sharpe"},
+    "calm": lambda n: {"n_startup": n // 2},  # less greedy: half the budget random (gamma etc. are deprecated)
+    "calm_sharpe": lambda n: {"n_startup": n // 2, "objective": "sharpe"},
+    "uni": lambda n: {"multivariate": False},
 }
 
 
@@ -62,14 +62,22 @@ def stitched_sharpe(parts: list[np.ndarray], ppy: float) -> float:
     return float(r.mean() / sd * math.sqrt(ppy)) if sd > 0 else 0.0
 
 
-def smoothed(values: np.ndarray, params: list[dict], space: dict) -> np.ndarray:
-    """Each trial's objective averaged with its k-1 nearest evaluated neighbours (unit-scaled parameter space)."""
-    x = np.array([[0.0 if s.kind == "choice" else (float(p[k]) - s.low) / max(s.high - s.low, 1e-12)
-                   for k, s in space.items()] for p in params])
-    k = max(3, len(params) // 10)
-    d = ((x[:, None, :] - x[None, :, :]) ** 2).sum(axis=2)
-    near = np.argsort(d, axis=1)[:, :k]
-    return values[near].mean(axis=1)
+def rules(sr: np.ndarray, rb: np.ndarray, params: list[dict], space: dict, ok: np.ndarray) -> dict[str, int]:
+    """Every selection rule the lab compares -> the index it chooses (product rules from engine.backtest.selection)."""
+    from engine.backtest.selection import choose, plateau_scores
+
+    def arg(v: np.ndarray) -> int:
+        return int(np.argmax(np.where(ok, v, -np.inf)))
+
+    return {"sharpe": choose("sharpe", sr, rb, params, space, ok), "robust": choose("robust", sr, rb, params, space, ok),
+            "plateau": choose("plateau", sr, rb, params, space, ok),
+            "knn5": arg(plateau_scores(sr, params, space, 5, ok)),
+            "knn_robust": arg(plateau_scores(rb, params, space, None, ok)),
+            "medoid": choose("medoid", sr, rb, params, space, ok),
+            "steady": choose("steady", sr, rb, params, space, ok)}
+
+
+RULES = ("sharpe", "robust", "plateau", "knn5", "knn_robust", "medoid", "steady")
 
 
 def score(per_window: list, ppy: float, space: dict) -> dict:
@@ -78,16 +86,14 @@ def score(per_window: list, ppy: float, space: dict) -> dict:
     from engine.backtest.sweep_reduce import sharpe_per_bar
 
     scale = math.sqrt(ppy)
-    best: dict = {"robust": [], "sharpe": [], "smooth_sharpe": [], "smooth_robust": []}
-    oos: dict = {k: [] for k in best}
+    best: dict = {"robust": [], "sharpe": []}
+    oos: dict = {k: [] for k in RULES}
     for is_list, oos_list, ok, params in per_window:
         sr = np.array([sharpe_per_bar(r) for r in is_list])
         rb = np.array([robust_score(fold_sharpes(r)) for r in is_list])
-        for name, vals in (("robust", rb), ("sharpe", sr), ("smooth_sharpe", smoothed(sr, params, space)),
-                           ("smooth_robust", smoothed(rb, params, space))):
-            masked = np.where(ok, vals, -np.inf)
-            i = int(np.argmax(masked))
-            best[name].append(masked[i] * scale)
+        for name, vals in (("robust", rb), ("sharpe", sr)):
+            best[name].append(float(np.max(np.where(ok, vals, -np.inf))) * scale)
+        for name, i in rules(sr, rb, params, space, ok).items():
             oos[name].append(oos_list[i])
     return {"is_best_robust": float(np.mean(best["robust"])), "is_best_sharpe": float(np.mean(best["sharpe"])),
             **{f"oos_by_{k}": stitched_sharpe(v, ppy) for k, v in oos.items()}}
@@ -106,6 +112,9 @@ def run_one(strategy: str, sampler: str, seed: int, trials: int, days: int, cach
 
     name, panel, tf = panel_for(strategy, days, cache)
     cls = strategy_class(name)
+    if os.environ.get("LAB_NOLOG") == "1":  # the uniform priors of session 5, for comparison
+        cls = type(cls.__name__, (cls,), {"param_space": classmethod(lambda c, base=cls: {
+            k: dataclasses.replace(v, log=False) for k, v in base.param_space().items()})})
     config = BacktestConfig()
     ppy = periods_per_year(timeframe_ms(tf))
     windows = make_windows(len(panel_index(panel)), 3, 0.5, os.environ.get("LAB_ANCHORED") == "1")
@@ -117,7 +126,7 @@ def run_one(strategy: str, sampler: str, seed: int, trials: int, days: int, cach
             rets = [evaluate_params(cls, p, prepared, w, config, None, None) for p in params]
             per_window.append(([r[0] for r in rets], [r[1] for r in rets], np.ones(len(rets), dtype=bool), params))
     else:
-        settings = TpeSettings(**VARIANTS[sampler])
+        settings = TpeSettings(**VARIANTS[sampler](trials))
         for w in windows:
             res = search_window(cls, panel, w, config, None, None, trials, seed, {}, ppy, f"lab/{w.number}", [],
                                 None, settings)
@@ -173,7 +182,10 @@ def main() -> None:
     ap.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "op16-lab"))
     ap.add_argument("--correlation", type=int, default=0, help="instead: IS/OOS rank correlation over N random sets")
     ap.add_argument("--anchored", action="store_true", help="anchored windows (in-sample from bar 0) instead of rolling")
+    ap.add_argument("--no-log", action="store_true", help="uniform priors for every parameter (no log-scaled specs)")
     args = ap.parse_args()
+    if args.no_log:
+        os.environ["LAB_NOLOG"] = "1"
     if args.anchored:
         os.environ["LAB_ANCHORED"] = "1"  # read in the workers too (loky passes the environment)
     lo, _, hi = args.seeds.partition("-")
@@ -194,18 +206,17 @@ def main() -> None:
     jobs = [(s, m, seed) for s in strategies for m in samplers for seed in seeds]
     out = dict(Parallel(n_jobs=args.jobs)(delayed(run_one)(s, m, seed, args.trials, args.days, cache)
                                           for s, m, seed in jobs))
-    keys = ("is_best_robust", "is_best_sharpe", "oos_by_robust", "oos_by_sharpe", "oos_by_smooth_robust",
-            "oos_by_smooth_sharpe")
-    print("| strategy | sampler | " + " | ".join(f"median {k}" for k in keys) + " | per seed oos_by_robust "
-          "| per seed oos_by_sharpe |")
-    print("|---|---|" + "---:|" * len(keys) + "---|---|")
+    keys = ("is_best_robust", "is_best_sharpe", *(f"oos_by_{r}" for r in RULES))
+    print("| strategy | sampler | " + " | ".join(f"median {k}" for k in keys) + " |")
+    print("|---|---|" + "---:|" * len(keys))
     for s in strategies:
         for m in samplers:
             rows = [out[(s, m, seed)] for seed in seeds]
             med = [statistics.median(r[k] for r in rows) for k in keys]
-            print(f"| {s} | {m} | " + " | ".join(f"{v:.2f}" for v in med) + " | "
-                  + ", ".join(f"{r['oos_by_robust']:.2f}" for r in rows) + " | "
-                  + ", ".join(f"{r['oos_by_sharpe']:.2f}" for r in rows) + " |", flush=True)
+            print(f"| {s} | {m} | " + " | ".join(f"{v:.2f}" for v in med) + " |", flush=True)
+    print("per seed (strategy, sampler, seed, " + ", ".join(keys) + "):")
+    for (s, m, seed), r in sorted(out.items()):
+        print(f"{s} {m} {seed} " + " ".join(f"{r[k]:.3f}" for k in keys))
     print(f"load after: {os.getloadavg()[0]:.1f}")
 
 

@@ -262,8 +262,10 @@ class ReoptConfig:
     enabled: bool = True
     interval_hours: float = ranged(168.0, gt=0, le=8760)  # weekly by default, one job per configured instance
     lookback_days: float = ranged(30.0, gt=0, le=36_500)  # the latest stored bars walk-forward runs on
-    n_trials: int = ranged(20, ge=2, le=100_000)  # random-search parameter sets per window
+    n_trials: int = ranged(20, ge=2, le=100_000)  # trials per window (optuna trials with tpe, parameter sets otherwise)
     n_windows: int = ranged(3, ge=1, le=100)
+    search: str = ranged("random", choices=("tpe", "random", "grid"))  # the in-sample search (docs/benchmarks.md)
+    selection: str = ranged("sharpe", choices=("sharpe", "robust", "plateau"))  # how each window picks its winner
     pbo_splits: int = ranged(8, ge=2, le=32)  # CSCV partitions (even)
     max_pbo: float = ranged(0.5, ge=0, le=1)  # a candidate passes only below this probability of overfitting
     min_dsr_margin: float = ranged(0.0, ge=0, le=1)  # candidate DSR must exceed the champion's by more than this

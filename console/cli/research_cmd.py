@@ -215,7 +215,8 @@ def register(app: typer.Typer) -> None:
                  selection: Optional[str] = typer.Option(None, "--selection", help="how a window picks its "
                                                          "configuration: sharpe (in-sample Sharpe; default) | robust "
                                                          "(fold-mean Sharpe minus one standard error over 4 in-sample "
-                                                         "folds)"),
+                                                         "folds) | plateau (mean in-sample Sharpe of its nearest "
+                                                         "evaluated neighbours)"),
                  prune: bool = typer.Option(False, "--prune/--no-prune", help="tpe: stop trials whose running fold "
                                             "Sharpe is below the median (a trial is one kernel pass, so this saves "
                                             "no time; pruned trials count in DSR but cannot be chosen)"),

@@ -1,8 +1,9 @@
 """Build the ahead-of-time compiled backtest kernel and indicator helpers: `python -m engine.backtest.aot` (`make`).
 
-numba.pycc compiles kernel.simulate_kernel, kernel.bare_loop and curve.curve_stats, with the signatures the engine
-calls them with (C-contiguous float64 arrays, a bool change-flag array, float64 / int64 / bool scalars), into the
-extension `engine/backtest/_kernel_aot<EXT_SUFFIX>` for this machine's CPU (`target_cpu = "host"`), plus
+numba.pycc compiles kernel.simulate_kernel, kernel.bare_loop, curve.curve_stats and prepare.side_targets, with the
+signatures the engine calls them with (C-contiguous float64 arrays, a bool change-flag array, int8 sides, float64 /
+int64 / bool scalars), into the extension `engine/backtest/_kernel_aot<EXT_SUFFIX>` for this machine's CPU
+(`target_cpu = "host"`), plus
 `source_hash()`, the hash of the sources it was built from, which engine.backtest.kernels compares with the sources
 on disk before using it. The extension is built in a temporary directory beside it, checked by importing it in a
 fresh interpreter, and moved into place atomically; on failure the previous file (if any) is left as it was.
@@ -52,6 +53,7 @@ def signatures() -> dict[str, Any]:
         "simulate_kernel": types.Tuple((c1, c2, c2, i8))(c2, types.boolean[::1], *[c2] * 10, *[f8] * 7, i8, b1, i8),
         "curve_stats": types.Tuple((f8, f8, f8, f8, f8, f8, i8))(c1),
         "bare_loop": c1(c1, c1, c1, f8, f8),
+        "side_targets": types.Tuple((i8, i8))(types.int8[:, ::1], f8, c2, c2, types.boolean[::1]),
     }
 
 
@@ -78,7 +80,7 @@ def compile_extension(out_dir: Path, verbose: bool = False, target: str = "kerne
                 cc.export(name, sig)(fn.py_func)
             digest = fast.source_hash()
         else:
-            from engine.backtest import curve, kernel
+            from engine.backtest import curve, kernel, prepare
             from engine.backtest.kernels import source_hash
 
             cc = CC(NAME)
@@ -87,6 +89,7 @@ def compile_extension(out_dir: Path, verbose: bool = False, target: str = "kerne
             cc.export("simulate_kernel", sigs["simulate_kernel"])(kernel.simulate_kernel.py_func)
             cc.export("bare_loop", sigs["bare_loop"])(kernel.bare_loop.py_func)
             cc.export("curve_stats", sigs["curve_stats"])(curve.curve_stats.py_func)
+            cc.export("side_targets", sigs["side_targets"])(prepare.side_targets.py_func)
             digest = source_hash()
         cc.output_dir = str(out_dir)
         cc.target_cpu = "host"

@@ -18,11 +18,13 @@ from engine.strategy.base import panel_index  # the shared clock of a multi-symb
 SIGMA_SPAN = 100  # bars in the EWM volatility behind square-root impact
 FILL_MODELS = ("next_open", "next_close", "vwap")
 FUNDING_INTERVAL_MS = 8 * 3_600_000  # perpetual funding settles every 8 h (Binance, Bybit, OKX)
+_ROWS = 8192  # rows per block when stacking columns (8192 x 10 symbols x 8 bytes = 640 KB: within L2)
 
 
 @dataclass(frozen=True)
 class MarketArrays:
-    """Aligned (n bars x k symbols) float64 arrays that the kernel reads."""
+    """Aligned (n bars x k symbols) float64 arrays that the kernel reads; `sigma` / `vol_ref` have 0 rows when
+    impact is off, `funding` when no symbol pays funding (the kernel reads none of them then)."""
 
     index: pd.DatetimeIndex
     symbols: tuple[str, ...]
@@ -52,12 +54,15 @@ def _column(panel: Mapping[str, pd.DataFrame], symbols: tuple[str, ...], index: 
     if same and len(symbols) == 1:
         values = panel[symbols[0]][col].to_numpy(dtype="float64", na_value=np.nan)
         return np.ascontiguousarray(values).reshape(-1, 1)
+    cols = [panel[sym][col] if same else panel[sym][col].reindex(index) for sym in symbols]
+    cols = [c.to_numpy(dtype="float64", na_value=np.nan) for c in cols]
     out = np.empty((len(index), len(symbols)))
-    for j, sym in enumerate(symbols):
-        frame = panel[sym]
-        values = frame[col].to_numpy(dtype="float64", na_value=np.nan) if same else \
-            frame[col].reindex(index).to_numpy(dtype="float64", na_value=np.nan)
-        out[:, j] = values
+    # row blocks that stay in cache while every symbol's column is written into them: one strided pass per column
+    # over the whole (n x k) array touched each cache line k times from memory (~65 ms per column set at 10 x 1M)
+    for r in range(0, len(index), _ROWS):
+        block = out[r:r + _ROWS]
+        for j, values in enumerate(cols):
+            block[:, j] = values[r:r + _ROWS]
     return out
 
 
@@ -97,13 +102,13 @@ def market_arrays(panel: Mapping[str, pd.DataFrame], config: BacktestConfig) -> 
         vol_ref = np.zeros_like(volume)
         vol_ref[1:] = np.nan_to_num(volume[:-1], nan=0.0)
         sigma = _sigma(close)
-    else:
-        vol_ref = np.zeros((len(index), len(symbols)))
-        sigma = vol_ref
-    funding = funding_payments(panel, symbols, index, same)
+    else:  # 0-row placeholders: zero-filled (n x k) arrays cost ~0.5 ms per million bars each and are never read
+        vol_ref = sigma = np.zeros((0, len(symbols)))
+    has_funding = _has_funding(panel, symbols)
+    funding = funding_payments(panel, symbols, index, same) if has_funding else np.zeros((0, len(symbols)))
     return MarketArrays(index=index, symbols=symbols, open=open_, high=high, low=low, close=close,
                         fill_px=np.ascontiguousarray(fill_px), sigma=sigma, vol_ref=vol_ref, funding=funding,
-                        has_funding=_has_funding(panel, symbols))
+                        has_funding=has_funding)
 
 
 def _has_funding(panel: Mapping[str, pd.DataFrame], symbols: tuple[str, ...]) -> bool:

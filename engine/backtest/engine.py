@@ -12,10 +12,11 @@ import pandas as pd
 
 from engine.backtest import kernels, layout
 from engine.backtest.costs import MarketArrays, cost_params, market_arrays
-from engine.backtest.exposure import exposure_fn, kernel_barriers, strategy_exposure, strategy_stops
+from engine.backtest.exposure import exposure_fn, kernel_barriers, side_exposure, strategy_stops
+from engine.backtest.heap import keep_large_blocks
 from engine.backtest.lookahead import LookaheadResult, check_lookahead
 from engine.backtest.metrics import compute_metrics, infer_timeframe_ms, periods_per_year, trade_stats
-from engine.backtest.sizing import Sizer, fixed_fraction
+from engine.backtest.sizing import Sizer, fixed_fraction, fixed_fraction_of
 from engine.backtest.stats import deflated_sharpe
 from engine.config import BacktestConfig, Settings
 from engine.strategy.stops import Stops
@@ -115,6 +116,8 @@ def _fills_frame(raw: np.ndarray, index: pd.DatetimeIndex, symbols: tuple[str, .
 
 def _ordered_trades(raw: np.ndarray, symbols: tuple[str, ...]) -> np.ndarray:
     """Trade records ordered by entry time, then symbol name (stable), by integer keys."""
+    if len(symbols) == 1:  # one symbol's trades never overlap: the kernel writes them in entry order already
+        return raw
     entry_all = raw[:, layout.T_ENTRY_BAR].astype(np.int64)
     sym_all = raw[:, layout.T_SYM].astype(np.int64)
     name_rank = np.empty(len(symbols), dtype=np.int64)
@@ -179,15 +182,20 @@ def changed_bars(targets: np.ndarray) -> np.ndarray:
 
 
 def run_kernel(targets: np.ndarray, m: MarketArrays, config: BacktestConfig, barriers: Barriers | None = None,
-               per_trade: tuple[np.ndarray | None, np.ndarray | None] = (None, None)) -> tuple[np.ndarray, ...]:
+               per_trade: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
+               changes: tuple[np.ndarray, int] | None = None) -> tuple[np.ndarray, ...]:
     """Run the compiled kernel on aligned (n x k) target fractions: (equity, fill rows, trade rows, exposed bars).
 
     `per_trade`: (stop-loss, take-profit) fractions per decision bar and symbol (vol-scaled stops; None = the
-    barriers' scalar), see engine.backtest.exposure.kernel_barriers."""
+    barriers' scalar), see engine.backtest.exposure.kernel_barriers. `changes`: (changed_bars(targets), its count)
+    when already computed (engine.backtest.prepare)."""
     fee_taker, fee_maker, half_spread, impact = cost_params(config)
     if targets.shape != m.close.shape:
         raise ValueError(f"targets: shape {targets.shape} does not match the market arrays {m.close.shape}")
-    changed = changed_bars(targets)
+    changed, n_changed = changes if changes is not None else (None, 0)
+    if changed is None:
+        changed = changed_bars(targets)
+        n_changed = int(np.count_nonzero(changed))
     sl, tp, max_bars = (barriers or Barriers()).as_kernel_args()
     # signal fills <= changed bars x symbols (each fill consumes a target change); barrier exits add at most one
     # per signal-opened trade; trade records <= fills + the trades still open at the end
@@ -197,9 +205,11 @@ def run_kernel(targets: np.ndarray, m: MarketArrays, config: BacktestConfig, bar
         if arr is not None and arr.shape != targets.shape:
             raise ValueError(f"per_trade: shape {arr.shape} does not match the targets {targets.shape}")
     per_change = 2 if (sl > 0.0 or tp > 0.0 or max_bars > 0 or sl_arr is not None or tp_arr is not None) else 1
-    capacity = per_change * int(np.count_nonzero(changed)) * targets.shape[1] + 2 * len(m.symbols) + 2
+    capacity = per_change * n_changed * targets.shape[1] + 2 * len(m.symbols) + 2
     # the kernel reads sigma / vol_ref only with impact on and funding only when some rate is set: 0-row views
     # otherwise (it then skips the scan of an all-zero funding array)
+    if impact > 0.0 and m.sigma.shape != targets.shape:
+        raise ValueError("market arrays: built without square-root impact (impact_coef 0); build them with this config")
     sigma, vol_ref = (m.sigma, m.vol_ref) if impact > 0.0 else (m.sigma[:0], m.vol_ref[:0])
     funding = m.funding if m.has_funding else m.funding[:0]
     return kernels.simulate_kernel(
@@ -218,9 +228,16 @@ def simulate_targets(targets: pd.DataFrame, panel: Mapping[str, pd.DataFrame],
     config = _config_of(settings_or_config)
     m = market_arrays(panel, config)
     tgt = target_array(targets, m.index, m.symbols)
+    return _simulate(tgt, None, tuple(targets.columns), m, panel, config, barriers, timeframe_ms, stops, t0)
+
+
+def _simulate(tgt: np.ndarray, changes: tuple[np.ndarray, int] | None, columns: Any, m: MarketArrays,
+              panel: Mapping[str, pd.DataFrame], config: BacktestConfig, barriers: Barriers | None,
+              timeframe_ms: int | None, stops: Stops | None, t0: float) -> BacktestResult:
+    """simulate_targets from aligned, validated target fractions (and their change flags when computed)."""
     barriers, per_trade = kernel_barriers(stops, barriers, panel, m.index, m.symbols)
     t1 = time.perf_counter()
-    equity, fills, trades, exposed_bars = run_kernel(tgt, m, config, barriers, per_trade)
+    equity, fills, trades, exposed_bars = run_kernel(tgt, m, config, barriers, per_trade, changes)
     t2 = time.perf_counter()
     tf_ms = timeframe_ms or infer_timeframe_ms(m.index)
     equity_s = pd.Series(equity, index=m.index, name="equity", copy=False)  # the kernel's array, no copy
@@ -235,7 +252,7 @@ def simulate_targets(targets: pd.DataFrame, panel: Mapping[str, pd.DataFrame],
     metrics["funding"] = float(trades[:, layout.T_FUNDING].sum()) if len(trades) else 0.0
     t3 = time.perf_counter()
     # the targets' own column Index when it names the symbols in order (building one from strings costs ~0.5 ms)
-    columns = targets.columns if tuple(targets.columns) == m.symbols else list(m.symbols)
+    columns = columns if tuple(columns) == m.symbols else list(m.symbols)
     return BacktestResult(
         equity=equity_s, targets=pd.DataFrame(tgt, index=m.index, columns=columns, copy=False),
         fill_rows=fills, trade_rows=trades,
@@ -271,16 +288,23 @@ def run_backtest(strategy: Any, panel: Mapping[str, pd.DataFrame], settings_or_b
 
     symbols = check_panel(panel)
     index = panel_index(panel)
-    weights, signals = strategy_exposure(strategy, panel, index, symbols)
+    keep_large_blocks(len(index) * len(symbols))  # >= 32 MB arrays: reuse freed heap (engine.backtest.heap)
+    sizer = sizer or fixed_fraction()
+    # a fixed fraction of int8 signals: validation, sizing, targets and change flags in one compiled pass
+    weights, signals, prepared = side_exposure(strategy, panel, index, symbols, fixed_fraction_of(sizer, len(symbols)))
     stops = strategy_stops(strategy)
     t1 = time.perf_counter()
-    sizer = sizer or fixed_fraction()
-    targets = sizer(weights, panel)
     tf_ms = None
     if timeframe:
         from engine.clock import timeframe_ms as tfm
         tf_ms = tfm(timeframe)
-    result = simulate_targets(targets, panel, settings_or_backtest_config, barriers, timeframe_ms=tf_ms, stops=stops)
+    if prepared is None:
+        result = simulate_targets(sizer(weights, panel), panel, settings_or_backtest_config, barriers,
+                                  timeframe_ms=tf_ms, stops=stops)
+    else:
+        config = _config_of(settings_or_backtest_config)
+        result = _simulate(prepared[0], prepared[1:], weights.columns, market_arrays(panel, config), panel, config,
+                           barriers, tf_ms, stops, time.perf_counter())
     result.strategy, result.params, result.signals = name, _params_of(strategy), signals
     result.strategy_obj = strategy
     result.elapsed_s["signals"] = t1 - t0

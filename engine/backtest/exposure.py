@@ -16,6 +16,7 @@ import pandas as pd
 from engine.strategy.base import Strategy, method_location
 from engine.strategy.stops import Stops, stop_arrays
 
+from engine.backtest import kernels
 from engine.backtest.inputs import Barriers, aligned_frame, clean_signals
 
 
@@ -62,6 +63,40 @@ def strategy_exposure(strategy: Any, panel: Mapping[str, pd.DataFrame], index: p
         return sig, sig
     w = clean_weights(strategy.weights(panel), index, symbols, strategy)
     return w, pd.DataFrame(np.sign(w.to_numpy()), index=index, columns=w.columns, copy=False)
+
+
+def side_exposure(strategy: Any, panel: Mapping[str, pd.DataFrame], index: pd.DatetimeIndex,
+                  symbols: tuple[str, ...], fraction: float | None
+                  ) -> tuple[pd.DataFrame, pd.DataFrame, tuple[np.ndarray, np.ndarray, int] | None]:
+    """strategy_exposure plus, for int8 signals on the panel clock and a fixed `fraction` per signal, the kernel's
+    (targets, change flags, changed bars) from one compiled pass (engine.backtest.prepare); else None for them.
+
+    The signals frame and the targets equal what clean_signals, the fixed_fraction sizer and target_array give, bit
+    for bit; a bad signal raises clean_signals' own error."""
+    if fraction is None or uses_weights(strategy):
+        return (*strategy_exposure(strategy, panel, index, symbols), None)
+    raw = strategy.signals(panel)
+    name = str(getattr(strategy, "name", ""))
+    sides = _aligned_int8(raw, index, symbols)
+    if sides is not None:
+        signals, targets, changed, changes, bad = kernels.side_targets(sides, fraction)
+        if bad < 0:
+            sig = pd.DataFrame(signals, index=index, columns=raw.columns, copy=False)
+            return sig, sig, (targets, changed, changes)
+    try:
+        sig = clean_signals(raw, index, symbols, name)
+    except ValueError as exc:  # bad output: point the author at the method
+        raise ValueError(f"{exc} ({method_location(strategy, 'signals')})") from None
+    return sig, sig, None
+
+
+def _aligned_int8(raw: Any, index: pd.DatetimeIndex, symbols: tuple[str, ...]) -> np.ndarray | None:
+    """The (n x k) int8 values of a signal frame already on the panel clock and symbols, else None."""
+    if not isinstance(raw, pd.DataFrame) or not raw.index.equals(index) or list(raw.columns) != list(symbols):
+        return None
+    if not all(dtype == np.int8 for dtype in raw.dtypes):
+        return None
+    return raw.to_numpy()
 
 
 def strategy_stops(strategy: Any) -> Stops | None:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 AOT_MODULE = "engine.backtest._kernel_aot"
-SOURCES = ("layout.py", "kernel.py", "curve.py", "aot.py")  # what the extension is compiled from
+SOURCES = ("layout.py", "kernel_fill.py", "kernel_single.py", "kernel.py", "curve.py", "prepare.py", "aot.py")
 _HERE = Path(__file__).resolve().parent
 _UNSET: Any = object()
 _aot: Any = _UNSET  # the loaded, current extension module, or None; resolved on first use
@@ -76,10 +76,10 @@ def implementation() -> str:
     return "aot" if aot_module() is not None else "jit"
 
 
-def _jit() -> tuple[ModuleType, ModuleType]:
-    from engine.backtest import curve, kernel  # imports numba
+def _jit() -> tuple[ModuleType, ModuleType, ModuleType]:
+    from engine.backtest import curve, kernel, prepare  # imports numba
 
-    return kernel, curve
+    return kernel, curve, prepare
 
 
 def _c_float(a: Any, ndim: int) -> np.ndarray | None:
@@ -150,3 +150,14 @@ def bare_loop(targets: np.ndarray, open_: np.ndarray, close: np.ndarray, init_ca
         if all(v is not None for v in (*arrays, *reals)):
             return mod.bare_loop(*arrays, *reals)
     return _jit()[0].bare_loop(targets, open_, close, init_cash, fee)
+
+
+def side_targets(sides: np.ndarray, fraction: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
+    """engine.backtest.prepare.side_targets on (n x k) int8 sides: (signals, targets, changed, changed bars, bad)."""
+    sides = np.ascontiguousarray(sides, dtype=np.int8)
+    n, k = sides.shape
+    signals, targets, changed = np.empty((n, k)), np.empty((n, k)), np.empty(n, dtype=np.bool_)
+    mod = aot_module()
+    fn = mod.side_targets if mod is not None and sides.flags.aligned else _jit()[2].side_targets
+    changes, bad = fn(sides, float(fraction), signals, targets, changed)
+    return signals, targets, changed, int(changes), int(bad)

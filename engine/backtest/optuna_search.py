@@ -60,7 +60,7 @@ def check_in_space(strategy_cls: type, params: Mapping[str, Any]) -> None:
 def _describe(spec: Any) -> str:
     if spec.kind == "choice":
         return f"one of {list(spec.choices)}"
-    return f"{spec.kind} in [{spec.low:g}, {spec.high:g}]"
+    return f"{spec.kind} in [{spec.low:g}, {spec.high:g}]" + (" (log-scaled)" if spec.log else "")
 
 
 def storage_url(store: Any) -> tuple[str, dict]:
@@ -100,9 +100,9 @@ def _suggest(trial: Any, space: Mapping[str, Any]) -> dict:
         if spec.kind == "choice":
             out[key] = trial.suggest_categorical(key, list(spec.choices))
         elif spec.kind == "int":
-            out[key] = trial.suggest_int(key, int(spec.low), int(spec.high))
+            out[key] = trial.suggest_int(key, int(spec.low), int(spec.high), log=bool(spec.log))
         else:
-            out[key] = trial.suggest_float(key, float(spec.low), float(spec.high))
+            out[key] = trial.suggest_float(key, float(spec.low), float(spec.high), log=bool(spec.log))
     return out
 
 

@@ -15,7 +15,6 @@ import numpy as np
 from engine.backtest.stats import sample_moments
 
 N_FOLDS = 4
-SELECTIONS = ("robust", "sharpe")
 
 
 def fold_sharpes(is_r: np.ndarray, k: int = N_FOLDS) -> np.ndarray:

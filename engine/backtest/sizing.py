@@ -25,7 +25,17 @@ def fixed_fraction(fraction: float | None = None) -> Sizer:
         values = signals.to_numpy(dtype="float64", na_value=np.nan) * f
         return pd.DataFrame(values, index=signals.index, columns=signals.columns, copy=False)
 
+    size.fixed_fraction = (fraction,)  # type: ignore[attr-defined] # read by fixed_fraction_of
     return size
+
+
+def fixed_fraction_of(sizer: Sizer, k: int) -> float | None:
+    """The fraction a `fixed_fraction` sizer gives each active signal with k symbols; None for any other sizer (then
+    run_backtest calls it; with one, it computes the targets in one compiled pass, engine.backtest.prepare)."""
+    spec = getattr(sizer, "fixed_fraction", None)
+    if not isinstance(spec, tuple):
+        return None
+    return spec[0] if spec[0] is not None else 1.0 / max(k, 1)
 
 
 def _hold_within_runs(raw: np.ndarray, signals: np.ndarray) -> np.ndarray:

@@ -24,7 +24,7 @@ from engine.backtest.costs import market_arrays
 from engine.backtest.engine import Barriers, run_kernel, target_array
 from engine.backtest.exposure import kernel_barriers, strategy_exposure, strategy_stops
 from engine.backtest.metrics import compute_metrics, periods_per_year
-from engine.backtest.robust import SELECTIONS
+from engine.backtest.selection import SELECTIONS, choose
 from engine.backtest.sizing import Sizer, fixed_fraction
 from engine.backtest.stats import CONVENTIONS, deflated_sharpe, pbo_from_block_sums, sample_moments
 from engine.backtest.sweep_reduce import SharedPanel, cscv_layout, pbo_block_sums, pbo_by_window, summarise
@@ -51,10 +51,10 @@ def sample_params(strategy_cls: type, n: int, search: str = "random", seed: int 
         for key, spec in space.items():
             if spec.kind == "choice":
                 axes.append([(key, c) for c in spec.choices])
-            elif spec.kind == "int":
-                axes.append([(key, int(v)) for v in np.unique(np.linspace(spec.low, spec.high, per_axis).round())])
-            else:
-                axes.append([(key, float(v)) for v in np.linspace(spec.low, spec.high, per_axis)])
+            else:  # log-scaled specs get a geometric grid, as their draws are log-uniform
+                points = (np.geomspace if spec.log else np.linspace)(spec.low, spec.high, per_axis)
+                axes.append([(key, int(v)) for v in np.unique(points.round())] if spec.kind == "int"
+                            else [(key, float(v)) for v in points])
         grid = [dict(c) for c in itertools.product(*axes)]
         order = rng.permutation(len(grid))
         candidates = (grid[i] for i in order)
@@ -215,6 +215,7 @@ def run_walkforward(strategy_cls: type, panel: Mapping[str, pd.DataFrame], confi
     tf_ms = tf_ms_of(timeframe) if timeframe else infer_timeframe_ms(index)
     ppy = periods_per_year(tf_ms)
     windows = make_windows(len(index), n_windows, is_fraction, anchored)
+    space = {k: v for k, v in strategy_cls.param_space().items() if k not in (fixed_params or {})}
     name = str(getattr(strategy_cls, "name", strategy_cls.__name__))
     d_hash = dataset_hash(panel, str(tf_ms))
     identity = TrialIdentity(cost_model(config, sizer, barriers), code_version(strategy_cls), trial_family)
@@ -253,14 +254,14 @@ def run_walkforward(strategy_cls: type, panel: Mapping[str, pd.DataFrame], confi
     for w in windows:
         params = by_w[w.number]
         is_sr = np.array([by_key[(w.number, i)].is_sharpe for i in range(len(params))])
-        score = is_sr if selection == "sharpe" else np.array([by_key[(w.number, i)].is_robust
-                                                              for i in range(len(params))])
-        best = int(np.argmax(np.where(selectable[w.number], score, -np.inf)))
+        is_rb = np.array([by_key[(w.number, i)].is_robust for i in range(len(params))])
+        best = choose(selection, is_sr, is_rb, params, space, selectable[w.number])
         trades_w, oos_r = oos_run(strategy_cls, params[best], panel, w, config, sizer, barriers)
         oos_parts.append(oos_r)
         trade_parts.append(trades_w)
         for i in range(len(params)):
-            trial_rows.append({"window": w.number, "param_index": i, "is_sharpe": is_sr[i] * math.sqrt(ppy),
+            trial_rows.append({"window": w.number, "param_index": i, "params": params[i],
+                               "is_sharpe": is_sr[i] * math.sqrt(ppy),
                                "oos_sharpe": by_key[(w.number, i)].oos_sharpe * math.sqrt(ppy),
                                "selected": i == best})
         rows.append({"window": w.number, "is_start": index[w.is_start], "oos_start": index[w.oos_start],

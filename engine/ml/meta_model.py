@@ -209,10 +209,11 @@ def _train(ds: MetaDataset, panel: Mapping[str, pd.DataFrame] | None, cv_folds: 
     times["cv"] = time.perf_counter() - t
     t = time.perf_counter()
     gap = embargo if embargo is not None else default_embargo(ds)
-    sel = select_model(Xtr, ytr, wtr, t1tr, gap, gap, n_splits=3, random_state=random_state, n_jobs=fit_jobs)
+    sel = select_model(Xtr, ytr, wtr, t1tr, gap, gap, n_splits=3, random_state=random_state, n_jobs=fit_jobs,
+                       final=True)  # the final fit's binning runs in the model choice's pool
     best = sel.family
     model = PastCalibratedModel(sel.family, sel.calibration, random_state).fit(Xtr, ytr, wtr, t1tr,
-                                                                              n_jobs=fit_jobs)
+                                                                              n_jobs=fit_jobs, binned=sel.final_binning)
     times["fit"] = time.perf_counter() - t
     prob = model.predict_proba(ds.X.iloc[test])[:, 1]
     yte = ds.y[test]

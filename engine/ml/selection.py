@@ -27,6 +27,7 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from engine.ml.transforms import QuantileBinner, finite_or_nan
 
 FAMILIES = ("hist_gradient_boosting", "random_forest", "logistic")
+TREES = ("hist_gradient_boosting", "random_forest")  # families that bin their features (QuantileBinner)
 CALIBRATIONS = ("sigmoid", "isotonic")
 CALIB_FRAC = 0.25  # newest share of the training events that fits the calibration map
 
@@ -142,6 +143,34 @@ def apply_calibrator(calibrator: Any, raw: np.ndarray) -> np.ndarray:
     return calibrator.predict_proba(_logit(raw))[:, 1]
 
 
+@dataclass(frozen=True)
+class FinalBinning:
+    """The final fit's QuantileBinner fitted on its estimator rows, with those rows and the calibration rows binned
+    (a tree family's binning, done in the model choice's pool while the fits run)."""
+
+    n: int
+    fit_rows: np.ndarray
+    cal_rows: np.ndarray
+    binner: QuantileBinner
+    fit_X: np.ndarray
+    cal_X: np.ndarray
+
+    def fits(self, family: str, n: int, fit_rows: np.ndarray, cal_rows: np.ndarray) -> bool:
+        """Whether this binning is the one a `family` fit on these n events and rows would compute itself."""
+        return (family in TREES and n == self.n and np.array_equal(fit_rows, self.fit_rows)
+                and np.array_equal(cal_rows, self.cal_rows))
+
+
+def final_binning(X: pd.DataFrame, y: np.ndarray, t1: pd.Series) -> FinalBinning:
+    """The binning `PastCalibratedModel.fit` of a tree family would do on (X, y, t1) (its estimator and
+    calibration rows are the same for both calibration maps)."""
+    fit_rows, cal_rows = _split_fit_calib(np.asarray(y), t1, "sigmoid")
+    clean = finite_or_nan(X)
+    binner = QuantileBinner().fit(clean.iloc[fit_rows])
+    return FinalBinning(len(y), fit_rows, cal_rows, binner, binner.transform(clean.iloc[fit_rows]),
+                        binner.transform(clean.iloc[cal_rows]))
+
+
 @dataclass
 class PastCalibratedModel:
     """An estimator fitted on older events and a calibration map fitted on the newest ones (never the reverse)."""
@@ -154,11 +183,13 @@ class PastCalibratedModel:
     constant_: float | None = None  # a one-class training set predicts its base rate
 
     def fit(self, X: pd.DataFrame, y: np.ndarray, w: np.ndarray, t1: pd.Series,
-            n_jobs: int = 1) -> "PastCalibratedModel":
+            n_jobs: int = 1, binned: FinalBinning | None = None) -> "PastCalibratedModel":
         """Fit on (X, y, w) in time order: estimator on the older part, calibration on the newest part.
 
         `n_jobs` threads build a random forest's trees (each tree's seed is drawn before they are built, so the
-        forest is the same on any number); the stored model keeps n_jobs=1 for its small live predictions."""
+        forest is the same on any number); the stored model keeps n_jobs=1 for its small live predictions.
+        `binned` (`Selection.final_binning`, computed beside the model choice) saves a tree family's binning here:
+        the same binner and rows, so the same pipeline (tests/ml/test_selection.py compares the pickles)."""
         y = np.asarray(y)
         if len(np.unique(y)) < 2:
             self.constant_ = float(y.mean()) if len(y) else 0.5
@@ -168,12 +199,20 @@ class PastCalibratedModel:
         forest = self.family == "random_forest" and n_jobs > 1
         if forest:
             self.estimator_.set_params(model__n_jobs=n_jobs)
-        self.estimator_.fit(X.iloc[fit_rows], y[fit_rows], model__sample_weight=w[fit_rows])
+        pre = binned if binned is not None and binned.fits(self.family, len(y), fit_rows, cal_rows) else None
+        if pre is None:
+            self.estimator_.fit(X.iloc[fit_rows], y[fit_rows], model__sample_weight=w[fit_rows])
+        else:  # what Pipeline.fit does, with the binner already fitted on these rows
+            self.estimator_.steps = list(self.estimator_.steps)
+            self.estimator_.steps[0][1].fit(X.iloc[fit_rows])
+            self.estimator_.steps[1] = ("bin", pre.binner)
+            self.estimator_.steps[2][1].fit(pre.fit_X, y[fit_rows], sample_weight=w[fit_rows])
         if forest:
             self.estimator_.set_params(model__n_jobs=1)
         self.calibrator_ = None
         if len(cal_rows):
-            raw = self.estimator_.predict_proba(X.iloc[cal_rows])[:, 1]
+            raw = (self.estimator_.predict_proba(X.iloc[cal_rows]) if pre is None
+                   else self.estimator_.steps[2][1].predict_proba(pre.cal_X))[:, 1]
             self.calibrator_ = fit_calibrator(raw, y[cal_rows], w[cal_rows], self.calibration)
         return self
 
@@ -195,6 +234,7 @@ class Selection:
     calibration: str
     scores: dict[str, dict[str, float]]
     folds: int
+    final_binning: FinalBinning | None = field(default=None, repr=False)  # with select_model(final_binning=True)
 
 
 def _fold_scores(X: pd.DataFrame, y: np.ndarray, w: np.ndarray, t1: pd.Series, train: np.ndarray,
@@ -245,8 +285,10 @@ def _one_openmp_thread() -> Any:
 
 def _run_threaded(X: pd.DataFrame, y: np.ndarray, w: np.ndarray, t1: pd.Series,
                   folds: list[tuple[np.ndarray, np.ndarray]], tasks: list[tuple[int, str]], trees: list[str],
-                  calibrations: tuple[str, ...], random_state: int, n_jobs: int) -> list[dict]:
-    """`_fold_scores` of every (fold, family) task on `n_jobs` threads, returned in `tasks` order.
+                  calibrations: tuple[str, ...], random_state: int, n_jobs: int,
+                  final: bool = False) -> tuple[list[dict], FinalBinning | None]:
+    """`_fold_scores` of every (fold, family) task on `n_jobs` threads, returned in `tasks` order, and with `final`
+    the final fit's binning (`final_binning`), queued last to fill the threads' tail.
 
     One pool runs everything: each fold's binning first, then the fits, biggest fold first (a fold's cost grows
     with its training rows, so the small ones fill the gaps at the end), each fit waiting only for its own fold's
@@ -269,29 +311,33 @@ def _run_threaded(X: pd.DataFrame, y: np.ndarray, w: np.ndarray, t1: pd.Series,
 
         order = sorted(range(len(tasks)), key=lambda i: by_size.index(tasks[i][0]))
         futures = {i: pool.submit(one_thread, run, *tasks[i]) for i in order}
-        return [futures[i].result() for i in range(len(tasks))]
+        last = pool.submit(final_binning, X, y, t1) if final else None
+        return [futures[i].result() for i in range(len(tasks))], (last.result() if last is not None else None)
 
 
 def select_model(X: pd.DataFrame, y: np.ndarray, w: np.ndarray, t1: pd.Series, embargo: pd.Timedelta,
                  min_embargo: pd.Timedelta | None = None, families: tuple[str, ...] = FAMILIES[:2],
                  calibrations: tuple[str, ...] = CALIBRATIONS, n_splits: int = 3, random_state: int = 0,
-                 min_train: int = 100, n_jobs: int = 1) -> Selection:
+                 min_train: int = 100, n_jobs: int = 1, final: bool = False) -> Selection:
     """Score every family x calibration by walk-forward CV (Brier, lower is better) and pick the best.
 
     The fold x family fits are independent and seeded, so with `n_jobs` > 1 they run on that many threads (tree
     fitting releases the GIL) with the same result; the tree families share each fold's binned features. Every fit
     runs on one OpenMP thread (the parallelism is `n_jobs`; an uncapped HistGradientBoosting on a busy machine spins
-    its threads: 40 s instead of 1.8 s for the same selection at load 16)."""
+    its threads: 40 s instead of 1.8 s for the same selection at load 16). With `final` and threads, the pool also
+    bins the whole training set for the final fit (`Selection.final_binning`, for `PastCalibratedModel.fit`)."""
     cv = WalkForwardSplit(n_splits, t1, embargo, min_embargo)
     y = np.asarray(y)
     folds = [(train, test) for train, test in cv.split(X)
              if len(train) >= min_train and len(np.unique(y[train])) >= 2 and len(np.unique(y[test])) >= 2]
-    trees = [f for f in families if f in ("hist_gradient_boosting", "random_forest")]
+    trees = [f for f in families if f in TREES]
     tasks = [(k, fam) for k in range(len(folds)) for fam in families]
 
     shared = len(trees) > 1
+    pre = None
     if n_jobs > 1 and len(tasks) > 1:
-        results = _run_threaded(X, y, w, t1, folds, tasks, trees, calibrations, random_state, n_jobs)
+        results, pre = _run_threaded(X, y, w, t1, folds, tasks, trees, calibrations, random_state, n_jobs,
+                                     final and bool(trees))
     else:
         with _one_openmp_thread():
             bins = [_binned_fold(X, y, t1, *f) for f in folds] if shared else []
@@ -305,7 +351,7 @@ def select_model(X: pd.DataFrame, y: np.ndarray, w: np.ndarray, t1: pd.Series, e
             aucs.setdefault(f"{fam}+{cal}", []).append(res[cal][1])
     scores = {k: {"brier": float(np.mean(v)), "auc": float(np.mean(aucs[k]))} for k, v in briers.items()}
     if not scores:
-        return Selection(families[0], calibrations[0], {}, 0)
+        return Selection(families[0], calibrations[0], {}, 0, pre)
     best = min(scores, key=lambda k: scores[k]["brier"])
     fam, cal = best.split("+")
-    return Selection(fam, cal, scores, len(folds))
+    return Selection(fam, cal, scores, len(folds), pre)

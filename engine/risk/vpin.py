@@ -217,6 +217,7 @@ class VpinTracker:
 def _rolling_cdf(values: np.ndarray, cdf_window: int) -> np.ndarray:
     """Empirical CDF of each value among the last `cdf_window` values (itself included)."""
     out = np.empty(len(values))
+    finite = not np.isnan(values).any()  # then a window's valid count is its length: no NaN scan per window
     for start in range(0, len(values), 4096):  # bounded memory for the sliding comparison
         stop = min(len(values), start + 4096)
         lo = max(0, start - cdf_window + 1)
@@ -224,8 +225,9 @@ def _rolling_cdf(values: np.ndarray, cdf_window: int) -> np.ndarray:
         padded = np.concatenate([np.full(cdf_window - 1 - (start - lo), np.nan), seg])
         win = np.lib.stride_tricks.sliding_window_view(padded, cdf_window)
         cur = values[start:stop]
-        counts = np.sum(win <= cur[:, None], axis=1)
-        valid = np.sum(~np.isnan(win), axis=1)
+        counts = np.count_nonzero(win <= cur[:, None], axis=1)
+        valid = np.minimum(np.arange(start + 1, stop + 1), cdf_window) if finite else \
+            np.count_nonzero(~np.isnan(win), axis=1)
         out[start:stop] = counts / valid
     return out
 

@@ -95,7 +95,7 @@ def reoptimize_instance(store: Store, settings: Settings, instance_id: str, exch
     cls = strategy_class(champ.strategy)
     fixed = {k: v for k, v in champ.params.items() if k not in cls.param_space()}  # the operator's fixed choices
     result = run_walkforward(cls, panel, settings.backtest, n_trials=cfg.n_trials, n_windows=cfg.n_windows,
-                             fixed_params=fixed or None,
+                             fixed_params=fixed or None, search=cfg.search, selection=cfg.selection,
                              seed=int(until // step) % (2 ** 31), store=store, backend="sequential", n_jobs=1,
                              timeframe=champ.timeframe, pbo_splits=cfg.pbo_splits)
     n_trials = int(result.metrics["n_trials"])

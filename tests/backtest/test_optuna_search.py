@@ -141,7 +141,7 @@ def test_cli_optimize_with_tpe_and_a_bad_start_point(tmp_path, monkeypatch) -> N
     assert bad.exit_code == 2 and "outside its search space int in [2, 50]" in bad.output
     assert "Traceback" not in bad.output
     wrong = run("--search", "random", "--trials", "3", "--selection", "best")
-    assert wrong.exit_code == 2 and "selection: must be one of robust, sharpe" in wrong.output
+    assert wrong.exit_code == 2 and "selection: must be one of sharpe, robust, plateau" in wrong.output
 
 
 def test_tpe_windows_on_a_dask_local_cluster_match_sequential(make_panel) -> None:  # noqa: ANN001
@@ -206,5 +206,5 @@ def test_random_search_can_select_by_the_robust_score(make_panel) -> None:  # no
     robust = run_walkforward(SmaCross, panel, BacktestConfig(), selection="robust", **kw)
     assert plain.params == robust.params and len(robust.trials) == 24
     assert list(plain.trials["is_sharpe"]) == list(robust.trials["is_sharpe"])
-    with pytest.raises(ValueError, match="selection: must be one of robust, sharpe"):
+    with pytest.raises(ValueError, match="selection: must be one of sharpe, robust, plateau"):
         run_walkforward(SmaCross, panel, BacktestConfig(), selection="best", **kw)

@@ -150,3 +150,26 @@ def test_selection_fits_run_gradient_boosting_on_one_openmp_thread_each() -> Non
         selection._fold_scores = real
     assert len(seen) == 12 and all(n == 1 for _name, n in seen), seen
     assert all(name.startswith("select") for name, _n in seen[:6]), seen
+
+
+def test_the_final_fit_with_the_pools_binning_is_the_same_model_pickle_for_pickle() -> None:
+    """The retrain bins its whole training set in the model choice's pool (`final=True`) and the final fit reuses
+    it: the fitted pipeline (clean, binner, trees) and the calibration map pickle to the same bytes as a fit that
+    bins itself, for each tree family and calibration; a fit it does not match (other rows, logistic) bins itself."""
+    import pickle
+
+    X, y, t1 = _events(600)
+    w = np.random.default_rng(5).uniform(0.5, 1.5, len(y))
+    sel = select_model(X, y, w, t1, pd.Timedelta(hours=48), families=("random_forest",), n_jobs=2, final=True)
+    assert sel.final_binning is not None
+    for fam, cal in (("random_forest", "sigmoid"), ("hist_gradient_boosting", "isotonic")):
+        own = PastCalibratedModel(fam, cal).fit(X, y, w, t1, n_jobs=2)
+        reused = PastCalibratedModel(fam, cal).fit(X, y, w, t1, n_jobs=2, binned=sel.final_binning)
+        assert pickle.dumps(own) == pickle.dumps(reused), (fam, cal)
+        assert np.array_equal(own.predict_proba(X), reused.predict_proba(X))
+    assert not sel.final_binning.fits("logistic", len(y), sel.final_binning.fit_rows, sel.final_binning.cal_rows)
+    half = slice(0, len(y) // 2)
+    other = PastCalibratedModel("random_forest", "sigmoid").fit(X.iloc[half], y[half], w[half], t1.iloc[half],
+                                                                binned=sel.final_binning)
+    alone = PastCalibratedModel("random_forest", "sigmoid").fit(X.iloc[half], y[half], w[half], t1.iloc[half])
+    assert pickle.dumps(other) == pickle.dumps(alone)

@@ -143,3 +143,20 @@ def test_real_trades_match_reference(report) -> None:  # noqa: ANN001
                                                   "last_vpin": float(ours["vpin"].iloc[-1])})
     assert diff < 1e-9
     assert np.array_equal(got["vpin"].to_numpy(), ours["vpin"].to_numpy(), equal_nan=True)
+
+
+def test_rolling_cdf_equals_the_per_value_definition_bit_for_bit() -> None:
+    """The batch CDF (counted per 4096-value chunk, valid counts from the position when no value is NaN) equals the
+    definition value by value: the share of the last `cdf_window` values (itself included, NaN skipped) <= it."""
+    from engine.risk.vpin import _rolling_cdf
+
+    rng = np.random.default_rng(3)
+    for n, w, nan in ((9_000, 500, False), (5_000, 37, False), (4_200, 500, True), (300, 500, False)):
+        v = np.round(rng.random(n), 2)  # ties included
+        if nan:
+            v[rng.choice(n, 40, replace=False)] = np.nan
+        want = np.empty(n)
+        for i in range(n):
+            win = v[max(0, i - w + 1):i + 1]
+            want[i] = np.count_nonzero(win <= v[i]) / np.count_nonzero(~np.isnan(win))
+        assert np.array_equal(_rolling_cdf(v, w), want), (n, w, nan)

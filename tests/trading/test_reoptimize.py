@@ -196,3 +196,36 @@ def test_strategy_list_shows_challengers_beside_champions_with_lineage(tmp_path:
     lines = {line.split()[0]: line for line in out.output.splitlines() if line.startswith("  champ")}
     assert lines["champ"].rstrip().endswith("champion")
     assert f"challenger of champ from walk-forward run #{decision.run_id}" in lines[decision.challenger_id]
+
+
+def test_the_job_can_search_with_tpe_and_choose_by_plateau(tmp_path: Path, strategies_on_path: None) -> None:
+    """`reopt.search = "tpe"`: the walk-forward behind the decision is an optuna run (its studies stored beside
+    state.db, every optuna trial a registry trial), it has a PBO for the gate, and the challenger is what the last
+    window chose under `reopt.selection`."""
+    import optuna
+
+    from engine.backtest.optuna_search import open_storage
+    from engine.backtest.registry import count_trials
+
+    settings = _settings(tmp_path, {"gap": 2}, search="tpe", selection="plateau")
+    store = open_store(settings.store_url())
+    end = now_ms()
+    _store_rising_bars(store, end)
+    sync_instances(store, settings)
+    decision = reoptimize_instance(store, settings, "champ", "sim", end)
+    with store.connect() as conn:
+        from engine.store.schema import backtest_runs
+
+        raw, d_hash = conn.execute(select(backtest_runs.c.params, backtest_runs.c.dataset_hash).where(
+            backtest_runs.c.id == decision.run_id)).one()
+    params = json.loads(raw)
+    assert params["search"] == "tpe" and params["selection"] == "plateau" and len(params["studies"]) == 2
+    storage = open_storage(store)
+    run = [t for name in params["studies"] for t in optuna.load_study(study_name=name, storage=storage).trials
+           if t.state == optuna.trial.TrialState.COMPLETE]
+    storage.engine.dispose()
+    assert len(run) == 12 == count_trials(store, d_hash)
+    assert np.isfinite(decision.pbo)
+    assert decision.challenger_id is not None
+    assert get_instance(store, decision.challenger_id).params["gap"] == params["best"][-1]["gap"]
+    store.dispose()
