@@ -116,6 +116,8 @@ def _fills_frame(raw: np.ndarray, index: pd.DatetimeIndex, symbols: tuple[str, .
 
 def _ordered_trades(raw: np.ndarray, symbols: tuple[str, ...]) -> np.ndarray:
     """Trade records ordered by entry time, then symbol name (stable), by integer keys."""
+    if len(symbols) == 1:  # one symbol's trades never overlap: the kernel writes them in entry order already
+        return raw
     entry_all = raw[:, layout.T_ENTRY_BAR].astype(np.int64)
     sym_all = raw[:, layout.T_SYM].astype(np.int64)
     name_rank = np.empty(len(symbols), dtype=np.int64)
