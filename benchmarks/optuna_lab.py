@@ -62,35 +62,22 @@ def stitched_sharpe(parts: list[np.ndarray], ppy: float) -> float:
     return float(r.mean() / sd * math.sqrt(ppy)) if sd > 0 else 0.0
 
 
-def medoid_of_top(values: np.ndarray, x: np.ndarray, ok: np.ndarray, frac: float) -> int:
-    """The medoid (least summed unit-space distance to the others) of the top `frac` of trials by value."""
-    idx = np.flatnonzero(ok)
-    top = idx[np.argsort(-values[idx], kind="stable")[:max(2, int(round(frac * len(idx))))]]
-    d = np.sqrt(((x[top][:, None, :] - x[top][None, :, :]) ** 2).sum(axis=2)).sum(axis=1)
-    return int(top[int(np.argmin(d))])
-
-
 def rules(sr: np.ndarray, rb: np.ndarray, params: list[dict], space: dict, ok: np.ndarray) -> dict[str, int]:
     """Every selection rule the lab compares -> the index it chooses (product rules from engine.backtest.selection)."""
-    from engine.backtest.selection import choose, plateau_scores, unit_points
+    from engine.backtest.selection import choose, plateau_scores
 
     def arg(v: np.ndarray) -> int:
         return int(np.argmax(np.where(ok, v, -np.inf)))
 
-    x = unit_points(params, space)
-    idx = np.flatnonzero(ok)
-    top = idx[np.argsort(-sr[idx], kind="stable")[:max(2, len(idx) // 5)]]
-    in_top = np.zeros(len(sr), dtype=bool)
-    in_top[top] = True
     return {"sharpe": choose("sharpe", sr, rb, params, space, ok), "robust": choose("robust", sr, rb, params, space, ok),
             "plateau": choose("plateau", sr, rb, params, space, ok),
             "knn5": arg(plateau_scores(sr, params, space, 5, ok)),
             "knn_robust": arg(plateau_scores(rb, params, space, None, ok)),
-            "medoid20": medoid_of_top(sr, x, ok, 0.2),
-            "top20_robust": arg(np.where(in_top, rb, -np.inf))}
+            "medoid": choose("medoid", sr, rb, params, space, ok),
+            "steady": choose("steady", sr, rb, params, space, ok)}
 
 
-RULES = ("sharpe", "robust", "plateau", "knn5", "knn_robust", "medoid20", "top20_robust")
+RULES = ("sharpe", "robust", "plateau", "knn5", "knn_robust", "medoid", "steady")
 
 
 def score(per_window: list, ppy: float, space: dict) -> dict:

@@ -110,11 +110,12 @@ def worker_ours(n: int, k: int, repeats: int, option: str) -> dict:
 
 PHASES = [  # (label, file suffix, function): where our full backtest spends its CPU time
     ("signals: the strategy (two rolling means in one pass, compare)", "workers.py", "signals"),
-    ("signals: validation and alignment (clean_signals)", "inputs.py", "clean_signals"),
-    ("sizer (fixed fraction)", "sizing.py", "size"),
+    ("validation, sizer, targets, change flags (one AOT pass: side_targets)", "kernels.py", "side_targets"),
+    ("", "inputs.py", "clean_signals"),  # the separate steps, when the pass does not apply
+    ("", "sizing.py", "size"),
+    ("", "engine.py", "target_array"),
     ("market arrays (OHLC to contiguous arrays)", "costs.py", "market_arrays"),
-    ("targets to an aligned array", "engine.py", "target_array"),
-    ("kernel (change flags, capacity, AOT simulate)", "engine.py", "run_kernel"),
+    ("kernel (capacity, AOT simulate)", "engine.py", "run_kernel"),
     ("fills and trades frames", "engine.py", "_fills_frame"),
     ("", "engine.py", "_trades_frame"),
     ("metrics (AOT curve stats, PSR, trade stats)", "metrics.py", "compute_metrics"),

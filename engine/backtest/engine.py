@@ -13,6 +13,7 @@ import pandas as pd
 from engine.backtest import kernels, layout
 from engine.backtest.costs import MarketArrays, cost_params, market_arrays
 from engine.backtest.exposure import exposure_fn, kernel_barriers, side_exposure, strategy_stops
+from engine.backtest.heap import keep_large_blocks
 from engine.backtest.lookahead import LookaheadResult, check_lookahead
 from engine.backtest.metrics import compute_metrics, infer_timeframe_ms, periods_per_year, trade_stats
 from engine.backtest.sizing import Sizer, fixed_fraction, fixed_fraction_of
@@ -115,6 +116,8 @@ def _fills_frame(raw: np.ndarray, index: pd.DatetimeIndex, symbols: tuple[str, .
 
 def _ordered_trades(raw: np.ndarray, symbols: tuple[str, ...]) -> np.ndarray:
     """Trade records ordered by entry time, then symbol name (stable), by integer keys."""
+    if len(symbols) == 1:  # one symbol's trades never overlap: the kernel writes them in entry order already
+        return raw
     entry_all = raw[:, layout.T_ENTRY_BAR].astype(np.int64)
     sym_all = raw[:, layout.T_SYM].astype(np.int64)
     name_rank = np.empty(len(symbols), dtype=np.int64)
@@ -285,6 +288,7 @@ def run_backtest(strategy: Any, panel: Mapping[str, pd.DataFrame], settings_or_b
 
     symbols = check_panel(panel)
     index = panel_index(panel)
+    keep_large_blocks(len(index) * len(symbols))  # >= 32 MB arrays: reuse freed heap (engine.backtest.heap)
     sizer = sizer or fixed_fraction()
     # a fixed fraction of int8 signals: validation, sizing, targets and change flags in one compiled pass
     weights, signals, prepared = side_exposure(strategy, panel, index, symbols, fixed_fraction_of(sizer, len(symbols)))

@@ -19,10 +19,14 @@ from numba import njit
 from engine.backtest.kernel_fill import _fill
 from engine.backtest.layout import REASON_SIGNAL
 
+# the kernel's own _fill, inlined here: no call and no reference counting of its seven arrays per fill
+_fill_inline = njit(inline="always")(_fill.py_func)
 
-@njit(cache=True)
+
+@njit(cache=True, inline="always")
 def _stretch(equity, close, start, stop, cash, q):  # noqa: ANN001, ANN202 - numba internals
-    """Equity of bars [start, stop) holding q (cash + q * close, as the kernel marks) or flat (cash)."""
+    """Equity of bars [start, stop) holding q (cash + q * close, as the kernel marks) or flat (cash); inlined, so
+    no call (and no reference counting of the arrays) per stretch."""
     if q != 0.0:
         for u in range(start, stop):
             equity[u] = cash + q * close[u]
@@ -38,9 +42,8 @@ def single_symbol(targets, changed, fill_px, close, sigma, vol_ref, init_cash,  
     funding; returns (ran, exposed bars); ran is False (nothing written) when a fill bar has a NaN target or price."""
     n = targets.shape[0]
     m = 0
-    for t in range(1, n):  # fill bars: t with a target change decided at t - 1
-        if changed[t - 1]:
-            m += 1
+    for t in range(n - 1):  # fill bars: t + 1 for a target change decided at t (branch-free: vectorised)
+        m += changed[t]
     bars = np.empty(m, dtype=np.int64)
     j = 0
     for t in range(1, n):
@@ -57,7 +60,7 @@ def single_symbol(targets, changed, fill_px, close, sigma, vol_ref, init_cash,  
         bad |= (tgt[e] != tgt[e]) | (px[e] != px[e])
     if bad:
         return False, 0
-    close1 = close[:, 0]
+    close1 = close.ravel()  # (n x 1): a contiguous 1-D view (a copy only for a strided JIT argument)
     cash = init_cash
     prev_target = 0.0
     start = 0
@@ -80,7 +83,7 @@ def single_symbol(targets, changed, fill_px, close, sigma, vol_ref, init_cash,  
         new_q = target * eq / (p * (1.0 + fee_taker))
         dq = new_q - q
         if dq != 0.0:
-            cash = _fill(b, 0, dq, p, False, REASON_SIGNAL, qty, cash, st, fills, counts, trades,
+            cash = _fill_inline(b, 0, dq, p, False, REASON_SIGNAL, qty, cash, st, fills, counts, trades,
                          fee_taker, fee_maker, half_spread, impact_coef, sigma, vol_ref)
     q = qty[0]
     _stretch(equity, close1, start, n, cash, q)

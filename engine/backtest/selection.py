@@ -1,12 +1,16 @@
 """How walk-forward chooses a window's configuration from its evaluated trials: by in-sample Sharpe, by the robust
-score, or by the plateau score.
+score, by the plateau score, as the medoid of the best fifth, or as the steadiest of the best fifth.
 
 The argmax of a noisy in-sample Sharpe is the luckiest configuration as much as the best one (the winner's curse),
 and a search that samples more densely around the optimum (TPE) finds a luckier one. The plateau score of a trial is
 the mean in-sample Sharpe of its k nearest evaluated configurations, itself included, with distances measured in the
 unit cube of the search space as the search sees it (log-scaled parameters in log units): a configuration whose
 neighbours also do well sits on a plateau, one whose neighbours do not is likely a spike of noise. k is a tenth of
-the evaluated trials, at least 3. The same rule applies to every search, so samplers are compared like with like.
+the evaluated trials, at least 3. The medoid rule takes the best fifth of the trials by in-sample Sharpe (at least 2)
+and deploys the one with the least summed distance to the others: the centre of the good region rather than its
+luckiest point. The steady rule takes the same best fifth and deploys the one with the highest robust score (fold-mean
+Sharpe minus one standard error over 4 in-sample folds, engine.backtest.robust): among configurations that did well,
+the one that earned most evenly across the window. The same rule applies to every search, so samplers are compared like with like.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-SELECTIONS = ("sharpe", "robust", "plateau")
+SELECTIONS = ("sharpe", "robust", "plateau", "medoid", "steady")
+BEST_SHARE = 0.2  # the medoid and steady rules look at the best fifth of the trials by in-sample Sharpe
 
 
 def neighbours(n: int) -> int:
@@ -47,6 +52,26 @@ def plateau_scores(values: np.ndarray, params: Sequence[Mapping[str, Any]], spac
     return v[idx][near].mean(axis=1)
 
 
+def best_share(values: np.ndarray, eligible: np.ndarray, share: float = BEST_SHARE) -> np.ndarray:
+    """Indices of the best `share` of eligible trials by value (at least 2), best first; ties keep trial order."""
+    v = np.asarray(values, dtype="float64")
+    idx = np.flatnonzero(np.asarray(eligible, dtype=bool))
+    if len(idx) == 0:
+        raise ValueError("selection: no selectable trial in the window")
+    return idx[np.argsort(-v[idx], kind="stable")[:max(2, int(round(share * len(idx))))]]
+
+
+def medoid_of_best(values: np.ndarray, params: Sequence[Mapping[str, Any]], space: Mapping[str, Any],
+                   share: float = BEST_SHARE, eligible: np.ndarray | None = None) -> int:
+    """The medoid (least summed unit-space distance to the others) of the best `share` of eligible trials by value
+    (at least 2); a tie keeps the better value."""
+    ok = np.ones(len(values), dtype=bool) if eligible is None else eligible
+    best = best_share(values, ok, share)
+    x = unit_points(params, space)[best]
+    spread = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(axis=2)).sum(axis=1)
+    return int(best[int(np.argmin(spread))])
+
+
 def choose(selection: str, is_sharpe: np.ndarray, is_robust: np.ndarray, params: Sequence[Mapping[str, Any]],
            space: Mapping[str, Any], selectable: np.ndarray | None = None) -> int:
     """The index of the configuration a window deploys under `selection` (never an unselectable, e.g. pruned,
@@ -58,6 +83,11 @@ def choose(selection: str, is_sharpe: np.ndarray, is_robust: np.ndarray, params:
         score = np.asarray(is_sharpe, dtype="float64")
     elif selection == "robust":
         score = np.asarray(is_robust, dtype="float64")
+    elif selection == "medoid":
+        return medoid_of_best(is_sharpe, params, space, eligible=ok)
+    elif selection == "steady":
+        best = best_share(is_sharpe, ok)
+        return int(best[int(np.argmax(np.asarray(is_robust, dtype="float64")[best]))])
     else:
         score = plateau_scores(is_sharpe, params, space, eligible=ok)
     return int(np.argmax(np.where(ok, score, -np.inf)))

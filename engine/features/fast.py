@@ -114,15 +114,15 @@ def _window(window: int, min_periods: int | None) -> tuple[int, int]:
 def rolling_sum(x: T, window: int, min_periods: int | None = None) -> T:
     """Trailing sum over `window` rows; NaN until `min_periods` (default: window) values are in it."""
     w, minp = _window(window, min_periods)
-    a, wrap = _as_2d(x, "rolling_sum")
-    return _wrap(_sums(a, [w], [minp], False)[0], wrap)
+    a, wrap, plain = _scanned(x, "rolling_sum")
+    return _wrap(_sums(a, [w], [minp], False, plain)[0], wrap)
 
 
 def rolling_mean(x: T, window: int, min_periods: int | None = None) -> T:
     """Trailing mean over `window` rows (pandas `rolling(window, min_periods).mean()`)."""
     w, minp = _window(window, min_periods)
-    a, wrap = _as_2d(x, "rolling_mean")
-    return _wrap(_sums(a, [w], [minp], True)[0], wrap)
+    a, wrap, plain = _scanned(x, "rolling_mean")
+    return _wrap(_sums(a, [w], [minp], True, plain)[0], wrap)
 
 
 def rolling_means(x: T, windows: Sequence[int], min_periods: int | None = None) -> list[T]:
@@ -133,15 +133,24 @@ def rolling_means(x: T, windows: Sequence[int], min_periods: int | None = None) 
     if isinstance(windows, (int, np.integer)) or not len(windows):
         raise ValueError(f"windows: expected a non-empty sequence of positive integers, got {windows!r}")
     pairs = [_window(w, min_periods) for w in windows]
-    a, wrap = _as_2d(x, "rolling_means")
-    out = _sums(a, [w for w, _ in pairs], [m for _, m in pairs], True)
+    a, wrap, plain = _scanned(x, "rolling_means")
+    out = _sums(a, [w for w, _ in pairs], [m for _, m in pairs], True, plain)
     return [_wrap(out[j], wrap) for j in range(len(pairs))]
 
 
 _START = (0, 0, 0, 0.0, 0.0, 0.0, 0.0)  # a lane's running state before its first row (prev is set per column)
 
 
-def _sums(a: np.ndarray, windows: list[int], minps: list[int], mean: bool) -> np.ndarray:
+def _scanned(x: Any, name: str) -> tuple[np.ndarray, Any, np.ndarray]:
+    """_as_2d (+-inf as NaN) with each column's plain flag (scan_columns) from one compiled pass over the values."""
+    a, wrap = _as_2d(x, name, inf_is_nan=False)
+    plain, any_inf = _kernels().scan_columns(a)
+    if any_inf:  # infinite values are missing data, as in pandas' windows (their columns are not plain)
+        a = np.ascontiguousarray(np.where(np.isinf(a), np.nan, a))
+    return a, wrap, plain
+
+
+def _sums(a: np.ndarray, windows: list[int], minps: list[int], mean: bool, plain: np.ndarray) -> np.ndarray:
     """Rolling sums / means of every column for each window: a (windows x rows x columns) array.
 
     Each (window, column) is a lane. Lanes over plain columns (no NaN, no negative value: prices) are run two at a
@@ -152,7 +161,8 @@ def _sums(a: np.ndarray, windows: list[int], minps: list[int], mean: bool) -> np
     out = np.empty((len(windows), n, k))
     if n == 0:
         return out
-    plain = kern.plain_columns(a) if len(windows) * k > 1 else np.zeros(k, dtype=np.bool_)  # one lane: no pair
+    if len(windows) * k == 1:  # one lane: no pair
+        plain = np.zeros(k, dtype=np.bool_)
     lanes: list[tuple[int, int]] = []
     for w, (window, minp) in enumerate(zip(windows, minps)):
         for c in range(k):
@@ -271,7 +281,7 @@ def aot_exports() -> dict[str, Any]:
     c1, c2, a1 = types.float64[::1], types.float64[:, ::1], types.float64[:]  # a1: a strided column view
     state = types.Tuple((i8, i8, i8, f8, f8, f8, f8))  # a rolling lane's running state
     return {
-        "plain_columns": (k.plain_columns, types.boolean[::1](c2)),
+        "scan_columns": (k.scan_columns, types.Tuple((types.boolean[::1], b1))(c2)),
         "rolling_lane": (k.rolling_lane, state(a1, i8, i8, b1, a1, i8, i8, state)),
         "rolling_pair": (k.rolling_pair, types.void(a1, i8, a1, i8, b1, a1, a1, i8, state, state)),
         "rolling_pair_c": (k.rolling_pair, types.void(c1, i8, c1, i8, b1, c1, c1, i8, state, state)),

@@ -52,17 +52,22 @@ def _window_value(total, nobs, minp, same, prev, neg, mean):  # noqa: ANN001, AN
 
 
 @njit(cache=True, nogil=True)
-def plain_columns(a):  # noqa: ANN001, ANN201 - numba signatures are declared in engine.features.fast
-    """Per column: no NaN and no value with its sign bit set (prices), i.e. rolling_pair may take it."""
+def scan_columns(a):  # noqa: ANN001, ANN201 - numba signatures are declared in engine.features.fast
+    """(plain, any_inf): per column, no NaN, no infinity and no value with its sign bit set (prices: rolling_pair may
+    take it); and whether any value is infinite. One branch-free pass per column (the compiler vectorises it)."""
     n, k = a.shape
     plain = np.ones(k, dtype=np.bool_)
+    any_inf = False
     for c in range(k):
+        bad = False
+        inf = False
         for i in range(n):
             v = a[i, c]
-            if v != v or np.signbit(v):
-                plain[c] = False
-                break
-    return plain
+            bad |= (v != v) | np.signbit(v)
+            inf |= abs(v) == np.inf
+        plain[c] = not (bad or inf)
+        any_inf |= inf
+    return plain, any_inf
 
 
 @njit(cache=True, nogil=True)
@@ -90,7 +95,7 @@ def rolling_lane(x, window, minp, mean, out, start, stop, st):  # noqa: ANN001, 
 
 @njit(cache=True, nogil=True)
 def rolling_pair(x1, w1, x2, w2, mean, o1, o2, start, s1, s2):  # noqa: ANN001, ANN201
-    """Rows start.. of two lanes (series x1, window w1 into o1; x2, w2 into o2) side by side, for plain series (plain_columns) once both windows are full (start >= both windows), continuing from
+    """Rows start.. of two lanes (series x1, window w1 into o1; x2, w2 into o2) side by side, for plain series (scan_columns) once both windows are full (start >= both windows), continuing from
     their rolling_lane states. The Kahan updates make each lane a chain of dependent additions; run together the CPU
     overlaps their latencies, so two lanes cost little more than one. These are rolling_lane's operations with its
     NaN tests true, nobs = window and no negative value in a window (only the `r < 0` correction can apply): each

@@ -78,3 +78,4 @@ def test_optuna_suggests_log_specs_on_a_log_scale() -> None:
     assert not hasattr(trial.distributions["long_only"], "log")
     with pytest.raises(ValueError, match=r"slow: int in \[20, 800\] \(log-scaled\)"):
         check_in_space(LogSma, {"slow": 900})
+

@@ -66,3 +66,24 @@ def test_walkforward_chooses_each_windows_plateau(make_panel, search: str) -> No
         assert wf.table.set_index("window").loc[w, "best_params"] == cand[expect]
         differs.append(expect != int(np.argmax(rows["is_sharpe"].to_numpy())))
     assert any(differs)  # this seed's plateau is not simply the best in-sample Sharpe somewhere
+
+
+def test_the_medoid_rule_takes_the_centre_of_the_best_fifth() -> None:
+    """Of the best fifth by in-sample Sharpe, the medoid is the configuration closest to the others, not the top."""
+    params = _ps(10, 12, 14, 16, 700, 1, 2, 3, 4, 5, 100, 110, 120, 130, 140, 150, 160, 170, 180, 190)
+    sharpe = np.array([2.0, 2.1, 2.2, 2.0, 3.0] + [0.0] * 15)
+    assert choose("sharpe", sharpe, sharpe, params, SPACE) == 4
+    assert choose("medoid", sharpe, sharpe, params, SPACE) in (1, 2)
+    ok = np.ones(20, dtype=bool)
+    ok[[1, 2]] = False
+    assert choose("medoid", sharpe, sharpe, params, SPACE, ok) in (0, 3)  # never an unselectable trial
+
+
+def test_the_steady_rule_takes_the_most_even_earner_of_the_best_fifth() -> None:
+    """Of the best fifth by in-sample Sharpe, the steady rule deploys the highest robust score; a steadier trial
+    outside the best fifth is not considered."""
+    params = _ps(*range(10, 30))
+    sharpe = np.array([3.0, 2.9, 2.8, 2.7] + [1.0] * 16)
+    robust = np.array([0.5, 0.9, 1.2, 0.7] + [5.0] * 16)
+    assert choose("steady", sharpe, robust, params, SPACE) == 2
+    assert choose("robust", sharpe, robust, params, SPACE) == 4

@@ -167,3 +167,19 @@ def test_bad_arguments_say_what_is_wrong() -> None:
                        (lambda: fast.rolling_std(np.zeros((2, 2, 2)), 2), "1-D or 2-D")]:
         with pytest.raises(ValueError, match=text):
             call()
+
+
+def test_scan_columns_flags_plain_columns_and_infinities(impl: str) -> None:
+    """A column is plain only without NaN, +-inf, negative values and -0.0; any_inf says whether an infinity exists."""
+    rng = np.random.default_rng(5)
+    base = 100.0 * np.exp(np.cumsum(rng.normal(0, 0.01, (300, 6)), axis=0))
+    base[17, 1] = np.nan
+    base[250, 2] = -1.0
+    base[3, 3] = -0.0
+    base[299, 4] = np.inf
+    plain, any_inf = fast._kernels().scan_columns(np.ascontiguousarray(base))
+    assert plain.tolist() == [True, False, False, False, False, True] and any_inf
+    plain, any_inf = fast._kernels().scan_columns(np.ascontiguousarray(base[:, [0, 5]]))
+    assert plain.tolist() == [True, True] and not any_inf
+    base[0, 0] = -np.inf
+    assert fast._kernels().scan_columns(np.ascontiguousarray(base[:, :1]))[0].tolist() == [False]
