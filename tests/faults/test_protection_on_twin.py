@@ -170,11 +170,13 @@ def test_a_perp_stop_that_fires_is_booked_to_its_instance(store, tmp_path):
 
     twin = start_twin(tmp_path / "fast-venue.db", speed=60.0)
     try:
-        broker = _perp_broker(store, twin, stop=0.002, take=0.5)
+        # a 5% stop: the test moves the market through it below; a 0.2% one was crossed by the 60x market itself
+        # between the fill and the stop's placement at some hours (mark beyond the stop: closed at market instead)
+        broker = _perp_broker(store, twin, stop=0.05, take=0.5)
         _buy(broker, "qd-ls-p1", 0.01, side="buy", symbol=PERP)
         stop = next(o for o in _algo_on_twin(twin) if parse_protective_id(o["clientOrderId"])[1] == "stop")
         stop_id = stop["clientOrderId"]
-        # the market dips through the stop now (a random walk need not move 0.2% against us within the wait)
+        # the market dips through the stop now (a random walk need not move 5% against us within the wait)
         trigger = float(stop.get("triggerPrice") or stop.get("stopPrice"))
         twin.print_trade(PERP, round(trigger * 0.995, 1), 0.5, market="futures")
 

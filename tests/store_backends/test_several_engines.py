@@ -18,10 +18,11 @@ from engine.execution.orders import check_positions_match_fills
 from engine.store.schema import commands, equity_snapshots, fills, orders, strategy_instances
 from tests.runtime.rt_helpers import start_engine, stop_engine, write_config
 from tests.store_backends.test_engine_on_both_backends import _try_open
+from tests.support.desk_strategies import install
 from tests.support.waiting import wait_for
 
-ENGINES = {"main": "qm_main", "beta": "qm_beta"}  # engine name -> the one instance its config declares
-TRADE_WAIT_S = 240  # quantum_momentum at 60x sends an order every ~20-30 s, with quiet spells of a minute or two
+ENGINES = {"main": "cyc_main", "beta": "cyc_beta"}  # engine name -> the one instance its config declares
+TRADE_WAIT_S = 90  # bar_cycle at 60x changes side every 3 bars (3 s); the wait covers an engine start under load
 
 
 def _config(folder: Path, name: str, instance: str) -> Path:
@@ -29,7 +30,8 @@ def _config(folder: Path, name: str, instance: str) -> Path:
     folder.mkdir(exist_ok=True)
     cfg = write_config(folder, speed=60.0, extra="rebalance_band = 0.0\nmin_order_notional = 1.0", latency_ms=50.0)
     named = "" if name == "main" else f'[engine]\nname = "{name}"\n'
-    cfg.write_text(cfg.read_text() + f'{named}[strategies.{instance}]\nstrategy = "quantum_momentum"\n'
+    install(folder, "bar_cycle")
+    cfg.write_text(cfg.read_text() + f'{named}[strategies.{instance}]\nstrategy = "bar_cycle"\n'
                    'timeframe = "1m"\nsymbols = ["BTC/USDT", "ETH/USDT"]\n' + QUIET_MARKET)
     return cfg
 
@@ -115,7 +117,7 @@ def test_a_second_engine_by_another_name_runs_beside_the_first_and_a_same_name_o
             listed = {e.name: e for e in list_engines(conn, heartbeat_timeout_ms=3000)}
             owners = dict(conn.execute(select(strategy_instances.c.id, strategy_instances.c.engine)).all())
         assert listed["main"].alive and listed["beta"].alive
-        assert owners == {"qm_main": "main", "qm_beta": "beta"}
+        assert owners == {"cyc_main": "main", "cyc_beta": "beta"}
         twin = start_engine(tmp_path / "beta", desk.cfg["beta"], backend_url)
         assert twin.wait(60) == 1
         err = (tmp_path / "beta" / "engine.stderr").read_text()
@@ -140,13 +142,13 @@ def test_two_engines_one_desk_halt_one_halt_all_kill9_either(backend_url: str, t
         # --engine beta halts beta only: main keeps trading, beta sends nothing new
         out = desk.cli("halt", "--engine", "beta", "--reason", "beta only")
         assert out.returncode == 0 and "HALTED" in out.stdout, out.stdout + out.stderr
-        beta_orders, main_fills = _n_orders(store, "qm_beta"), _n_fills(store, "qm_main")
-        wait_for(lambda: _n_fills(store, "qm_main") > main_fills + 1, TRADE_WAIT_S,
+        beta_orders, main_fills = _n_orders(store, "cyc_beta"), _n_fills(store, "cyc_main")
+        wait_for(lambda: _n_fills(store, "cyc_main") > main_fills + 1, TRADE_WAIT_S,
                  "main trading on while beta is halted")
-        assert _n_orders(store, "qm_beta") == beta_orders, "beta sent orders while halted by --engine beta"
+        assert _n_orders(store, "cyc_beta") == beta_orders, "beta sent orders while halted by --engine beta"
         out = desk.cli("resume", "--engine", "beta", "--confirm")
         assert out.returncode == 0, out.stdout + out.stderr
-        wait_for(lambda: _n_orders(store, "qm_beta") > beta_orders, TRADE_WAIT_S,
+        wait_for(lambda: _n_orders(store, "cyc_beta") > beta_orders, TRADE_WAIT_S,
                  "beta trading again after its resume")
 
         # kill -9 of either leaves the other trading and its own state intact; a restart resumes its own only
@@ -164,7 +166,7 @@ def test_two_engines_one_desk_halt_one_halt_all_kill9_either(backend_url: str, t
                      f"{victim} trading its own instance after its restart")
             with store.connect() as conn:
                 mine = {e.name: e.instances for e in list_engines(conn, heartbeat_timeout_ms=3000)}
-            assert mine == {"main": ("qm_main",), "beta": ("qm_beta",)}
+            assert mine == {"main": ("cyc_main",), "beta": ("cyc_beta",)}
 
         # one `quantdesk halt` halts every engine of the desk
         out = desk.cli("halt", "--reason", "desk-wide stop")
@@ -188,8 +190,8 @@ def test_two_engines_one_desk_halt_one_halt_all_kill9_either(backend_url: str, t
         status = desk.cli("status")
         assert status.returncode == 0 and "engine main" in status.stdout and "engine beta" in status.stdout
         report(f"two engines on {backend_url.split(':', 1)[0]}", {
-            "orders_main": at_halt["qm_main"], "orders_beta": at_halt["qm_beta"],
-            "fills_main": _n_fills(store, "qm_main"), "fills_beta": _n_fills(store, "qm_beta")})
+            "orders_main": at_halt["cyc_main"], "orders_beta": at_halt["cyc_beta"],
+            "fills_main": _n_fills(store, "cyc_main"), "fills_beta": _n_fills(store, "cyc_beta")})
     finally:
         desk.stop_all()
     n_orders = _count(desk.store, orders)

@@ -8,7 +8,6 @@ report with gates lowered by config and a seeded paper record). Keys reach the e
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,8 +15,8 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from engine.strategy.registry import DEFAULT_USER_DIR
 from tests.support.backends import raw
+from tests.support.desk_strategies import install
 
 REPO = Path(__file__).resolve().parents[2]
 LOWERED_GATES = """
@@ -37,15 +36,12 @@ depth_collapse_halt = 0.01
 spread_bps_reduce = 500.0
 spread_bps_halt = 1000.0
 """
-STEADY_LONG = Path(__file__).resolve().parent / "strategies" / "steady_long.py"
 
 
 def live_config(folder: Path, base_url: str, *, speed: float = 60.0, extra: str = "") -> Path:
     """A fast live config on the twin: one paper and one (to-be-promoted) live-small instance on BTC/USDT."""
     path = folder / "quantdesk.toml"
-    user_dir = folder / DEFAULT_USER_DIR  # the engine runs in `folder`: discovery finds the strategy there
-    user_dir.mkdir(exist_ok=True)
-    shutil.copy(STEADY_LONG, user_dir / STEADY_LONG.name)
+    install(folder, "steady_long")  # the engine runs in `folder`: discovery finds the strategy there
     path.write_text(f"""
 [data]
 source = "ccxt:binance"
