@@ -38,6 +38,16 @@ def rss_mb(pid: int) -> float:
         return 0.0
 
 
+def anon_file_mb(pid: int) -> tuple[float, float]:
+    """(anonymous, file-backed) resident MB of a process (/proc/PID/status RssAnon, RssFile): heap growth shows in
+    the first, pages of mapped files (libraries, SQLite's -shm) in the second."""
+    try:
+        fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+        return int(fields["RssAnon"].split()[0]) / 1024, int(fields["RssFile"].split()[0]) / 1024
+    except (OSError, KeyError, ValueError):
+        return 0.0, 0.0
+
+
 def children(pid: int) -> list[int]:
     """Direct children of a process, started from any of its threads (a retrain child comes from a job thread)."""
     out: list[int] = []
@@ -92,14 +102,18 @@ def run(minutes: float, speed: float, every_s: float, folder: Path, extra_cfg: s
                             stdout=log, stderr=log, env=env)
     samples: list[tuple[float, float]] = []
     kids: list[tuple[float, float]] = []
+    anon: list[tuple[float, float]] = []
     try:
         end = t0 + minutes * 60
         while time.monotonic() < end and proc.poll() is None:
             t = time.monotonic() - t0
             own, child = tree_rss_mb(proc.pid)
+            a, f = anon_file_mb(proc.pid)
             samples.append((t, own))
             kids.append((t, child))
-            print(f"{t:8.0f} s  engine {own:7.1f} MB  children {child:7.1f} MB", flush=True)
+            anon.append((t, a))
+            print(f"{t:8.0f} s  engine {own:7.1f} MB (anon {a:6.1f}, file {f:5.1f})  children {child:7.1f} MB",
+                  flush=True)
             time.sleep(every_s)
     finally:
         proc.terminate()
@@ -117,8 +131,11 @@ def run(minutes: float, speed: float, every_s: float, folder: Path, extra_cfg: s
     slope = slope_mb_per_hour(half)
     after_week = [s for s in samples if s[0] * speed / 86400 >= 7]
     slope_week = slope_mb_per_hour(after_week) * 24 / speed if len(after_week) >= 10 else float("nan")
+    anon_week = [s for s in anon if s[0] * speed / 86400 >= 7]
+    anon_slope = slope_mb_per_hour(anon_week) * 24 / speed if len(anon_week) >= 10 else float("nan")
     return {"minutes": minutes, "speed": speed, "simulated_days": samples[-1][0] * speed / 86400,
             "weeks": weekly(samples, speed), "slope_mb_per_sim_day_after_week_1": slope_week,
+            "anon_slope_mb_per_sim_day_after_week_1": anon_slope, "anon": anon,
             "rss_start_mb": at(30), "rss_10min_mb": at(600), "rss_end_mb": samples[-1][1],
             "rss_peak_mb": max(r for _, r in samples), "children_peak_mb": max(r for _, r in kids),
             "slope_mb_per_wall_hour_2nd_half": slope,
@@ -161,7 +178,7 @@ def main() -> None:
         print(f"  simulated week {w['week']}: median {w['median_mb']:.0f} MB, peak {w['peak_mb']:.0f} MB "
               f"({w['samples']} samples)")
     print(f"  slope after the first simulated week: {res['slope_mb_per_sim_day_after_week_1']:+.2f} MB per simulated "
-          f"day")
+          f"day (anonymous memory alone: {res['anon_slope_mb_per_sim_day_after_week_1']:+.2f})")
     print(f"  goal < 300 MB at the end: {'met' if res['rss_end_mb'] < 300 else 'NOT met'}  (folder {folder})")
     if not args.keep:
         import shutil

@@ -73,8 +73,8 @@ class MacroTrend(Strategy):
     def param_space(cls) -> dict[str, ParamSpec]:
         """Search ranges for the walk-forward optimiser (6 dimensions: trend speed, thresholds, the two main gates)."""
         return {
-            "fast": ParamSpec(3, 48, "int", bars=True, log=True),
-            "slow": ParamSpec(20, 240, "int", bars=True, log=True),
+            "fast": ParamSpec(3, 48, "int", bars=True),
+            "slow": ParamSpec(20, 240, "int", bars=True),
             "entry": ParamSpec(0.1, 2.0, "float"),
             "exit": ParamSpec(0.0, 0.8, "float"),
             "risk_threshold": ParamSpec(0.0, 2.0, "float"),

@@ -77,9 +77,9 @@ class QuantumMomentum(Strategy):
     def param_space(cls) -> dict[str, ParamSpec]:
         """Search ranges for the walk-forward optimiser (7 dimensions: few enough to keep the trial count honest)."""
         return {
-            "fast": ParamSpec(6, 72, "int", bars=True, log=True),
-            "mid": ParamSpec(48, 240, "int", bars=True, log=True),
-            "slow": ParamSpec(168, 720, "int", bars=True, log=True),
+            "fast": ParamSpec(6, 72, "int", bars=True),
+            "mid": ParamSpec(48, 240, "int", bars=True),
+            "slow": ParamSpec(168, 720, "int", bars=True),
             "ts_weight": ParamSpec(0.0, 1.0, "float"),
             "entry": ParamSpec(0.2, 1.5, "float"),
             "exit": ParamSpec(0.0, 0.5, "float"),

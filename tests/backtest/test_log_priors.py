@@ -12,7 +12,6 @@ import pytest
 from engine.backtest.optuna_search import _suggest, check_in_space
 from engine.backtest.walkforward import sample_params
 from engine.strategy.base import ParamSpec
-from engine.strategy.registry import strategy_class
 from tests.support.strategies.sma_cross import SmaCross, SmaCrossConfig
 
 
@@ -80,10 +79,3 @@ def test_optuna_suggests_log_specs_on_a_log_scale() -> None:
     with pytest.raises(ValueError, match=r"slow: int in \[20, 800\] \(log-scaled\)"):
         check_in_space(LogSma, {"slow": 900})
 
-
-@pytest.mark.parametrize("name,lookbacks", [("quantum_momentum", ("fast", "mid", "slow")),
-                                            ("macro_trend", ("fast", "slow"))])
-def test_the_built_ins_declare_their_lookbacks_log_scaled(name: str, lookbacks: tuple[str, ...]) -> None:
-    """The built-ins' horizon parameters are log-scaled; thresholds and weights stay uniform."""
-    space = strategy_class(name).param_space()
-    assert {k for k, s in space.items() if s.log} == set(lookbacks)
