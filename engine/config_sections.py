@@ -265,7 +265,8 @@ class ReoptConfig:
     n_trials: int = ranged(20, ge=2, le=100_000)  # trials per window (optuna trials with tpe, parameter sets otherwise)
     n_windows: int = ranged(3, ge=1, le=100)
     search: str = ranged("random", choices=("tpe", "random", "grid"))  # the in-sample search (docs/benchmarks.md)
-    selection: str = ranged("sharpe", choices=("sharpe", "robust", "plateau"))  # how each window picks its winner
+    # how each window picks its winner (engine/backtest/selection.py)
+    selection: str = ranged("sharpe", choices=("sharpe", "robust", "plateau", "medoid", "steady"))
     pbo_splits: int = ranged(8, ge=2, le=32)  # CSCV partitions (even)
     max_pbo: float = ranged(0.5, ge=0, le=1)  # a candidate passes only below this probability of overfitting
     min_dsr_margin: float = ranged(0.0, ge=0, le=1)  # candidate DSR must exceed the champion's by more than this

@@ -216,7 +216,9 @@ def register(app: typer.Typer) -> None:
                                                          "configuration: sharpe (in-sample Sharpe; default) | robust "
                                                          "(fold-mean Sharpe minus one standard error over 4 in-sample "
                                                          "folds) | plateau (mean in-sample Sharpe of its nearest "
-                                                         "evaluated neighbours)"),
+                                                         "evaluated neighbours) | medoid (the most central of the "
+                                                         "best fifth) | steady (the best fifth's highest robust "
+                                                         "score)"),
                  prune: bool = typer.Option(False, "--prune/--no-prune", help="tpe: stop trials whose running fold "
                                             "Sharpe is below the median (a trial is one kernel pass, so this saves "
                                             "no time; pruned trials count in DSR but cannot be chosen)"),

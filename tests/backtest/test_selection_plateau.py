@@ -87,3 +87,17 @@ def test_the_steady_rule_takes_the_most_even_earner_of_the_best_fifth() -> None:
     robust = np.array([0.5, 0.9, 1.2, 0.7] + [5.0] * 16)
     assert choose("steady", sharpe, robust, params, SPACE) == 2
     assert choose("robust", sharpe, robust, params, SPACE) == 4
+
+
+def test_the_reopt_setting_accepts_every_rule_and_refuses_others(tmp_path) -> None:  # noqa: ANN001
+    """`[reopt] selection` offers exactly the walk-forward's rules (config is a leaf, so it keeps its own list); another
+    value is one line naming the key and the choices."""
+    from engine.backtest.selection import SELECTIONS
+    from engine.config import ConfigError, load_settings
+
+    cfg = tmp_path / "quantdesk.toml"
+    cfg.write_text("")
+    for rule in SELECTIONS:
+        assert load_settings(cfg, {}, {"reopt.selection": rule, "reopt.search": "tpe"}).reopt.selection == rule
+    with pytest.raises(ConfigError, match=r"reopt.selection: .*steady.*'best'"):
+        load_settings(cfg, {}, {"reopt.selection": "best"})
