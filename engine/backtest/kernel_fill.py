@@ -23,7 +23,7 @@ def _sign(x: float) -> float:
     return 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")  # inlined: no call and no reference counting of st / trades per trade
 def _close_trade(st, trades, n_trades, s, t, side, reason):  # noqa: ANN001, ANN202 - numba internals
     """Write the open trade of symbol s as a record and return the new trade count."""
     row = trades[n_trades]
@@ -42,7 +42,7 @@ def _close_trade(st, trades, n_trades, s, t, side, reason):  # noqa: ANN001, ANN
     return n_trades + 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _open_trade(st, s, t, px, qty_abs, fee, slip):  # noqa: ANN001, ANN202 - numba internals
     st[s, S_ENTRY_BAR] = t
     st[s, S_AVG] = px

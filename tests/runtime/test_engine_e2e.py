@@ -15,22 +15,11 @@ from rt_helpers import REPO, is_postgres, rows, scalar, start_engine, stop_engin
 from engine.control.client import ControlClient
 from engine.store import open_store
 from engine.monitoring.leaderboard import read_leaderboard
-
-
-# this test is about halt, flatten and stop, not triggers: a simulated depth or spread dip moving the desk to REDUCING
-# after the resume would stop it adding exposure and starve the "positions after resume" wait
-QUIET_TRIGGERS = """[triggers]
-depth_collapse_reduce = 0.02
-depth_collapse_halt = 0.01
-spread_bps_reduce = 5000.0
-spread_bps_halt = 9000.0
-vpin_cdf_reduce = 1.0
-vpin_cdf_halt = 1.0
-"""
+from tests.support.desk_strategies import CALM_MARKET_TRIGGERS
 
 
 def test_engine_trades_halts_flattens_and_stops(engine_dir, state_url, report):
-    cfg = write_config(engine_dir, speed=60.0, extra=QUIET_TRIGGERS)
+    cfg = write_config(engine_dir, speed=60.0, extra=CALM_MARKET_TRIGGERS)
     state = state_url
     t_start = time.monotonic()
     proc = start_engine(engine_dir, cfg, state)

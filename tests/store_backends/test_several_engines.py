@@ -18,7 +18,7 @@ from engine.execution.orders import check_positions_match_fills
 from engine.store.schema import commands, equity_snapshots, fills, orders, strategy_instances
 from tests.runtime.rt_helpers import start_engine, stop_engine, write_config
 from tests.store_backends.test_engine_on_both_backends import _try_open
-from tests.support.desk_strategies import install
+from tests.support.desk_strategies import CALM_MARKET_TRIGGERS, install
 from tests.support.waiting import wait_for
 
 ENGINES = {"main": "cyc_main", "beta": "cyc_beta"}  # engine name -> the one instance its config declares
@@ -30,24 +30,13 @@ def _config(folder: Path, name: str, instance: str) -> Path:
     folder.mkdir(exist_ok=True)
     cfg = write_config(folder, speed=60.0, extra="rebalance_band = 0.0\nmin_order_notional = 1.0", latency_ms=50.0)
     named = "" if name == "main" else f'[engine]\nname = "{name}"\n'
-    install(folder, "bar_cycle")
+    install(folder, "rhythms")
     cfg.write_text(cfg.read_text() + f'{named}[strategies.{instance}]\nstrategy = "bar_cycle"\n'
                    'timeframe = "1m"\nsymbols = ["BTC/USDT", "ETH/USDT"]\n' + QUIET_MARKET)
     return cfg
 
 
-# this test is about engines, not triggers: a simulated depth or spread dip moving an engine to REDUCING would stop it
-# adding exposure (and the waits for new orders would time out), so the market triggers are out of the simulator's reach
-QUIET_MARKET = """[data]
-symbols = ["BTC/USDT", "ETH/USDT"]
-[triggers]
-depth_collapse_reduce = 0.02
-depth_collapse_halt = 0.01
-spread_bps_reduce = 5000.0
-spread_bps_halt = 9000.0
-vpin_cdf_reduce = 1.0
-vpin_cdf_halt = 1.0
-"""
+QUIET_MARKET = '[data]\nsymbols = ["BTC/USDT", "ETH/USDT"]\n' + CALM_MARKET_TRIGGERS  # about engines, not triggers
 
 
 

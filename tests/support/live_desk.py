@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import insert
 
 from tests.support.backends import raw
-from tests.support.desk_strategies import install
+from tests.support.desk_strategies import CALM_MARKET_TRIGGERS, install
 
 REPO = Path(__file__).resolve().parents[2]
 LOWERED_GATES = """
@@ -27,21 +27,12 @@ min_dsr = 0.0
 max_drift_bps = 1000000.0
 live_small_fraction = 0.1
 """
-# The simulated order book's depth and spread wander with the market hour the twin starts at; these tests check
-# exchange mechanics, so the market-condition triggers are set where the twin's book never reaches them.
-CALM_MARKET_TRIGGERS = """
-[triggers]
-depth_collapse_reduce = 0.02
-depth_collapse_halt = 0.01
-spread_bps_reduce = 500.0
-spread_bps_halt = 1000.0
-"""
 
 
 def live_config(folder: Path, base_url: str, *, speed: float = 60.0, extra: str = "") -> Path:
     """A fast live config on the twin: one paper and one (to-be-promoted) live-small instance on BTC/USDT."""
     path = folder / "quantdesk.toml"
-    install(folder, "steady_long")  # the engine runs in `folder`: discovery finds the strategy there
+    install(folder, "rhythms")  # the engine runs in `folder`: discovery finds the strategy there
     path.write_text(f"""
 [data]
 source = "ccxt:binance"
