@@ -2,8 +2,8 @@
 
 Each pooled SQLite connection keeps up to `cache_size` pages of the file in its own heap (default 2,000 KiB). A
 running engine holds 8-9 connections to state.db; as the file grows by a simulated day of bars, orders and audit
-rows, every connection keeps caching pages it has not seen yet, so the engine's anonymous memory grew by ~0.8 MB per
-simulated day for weeks until all of them were full (~18 MB; bench_memory.py, issue 17). The engine's queries read
+rows, every connection keeps caching pages it has not seen yet, up to ~18 MB of the engine's anonymous memory
+after weeks (issue 17; capping them lowered the engine's weekly RSS, not all of its growth). The engine's queries read
 recent rows through the primary keys; a few hundred KiB per connection hold those, and the rest comes from the
 operating system's file cache (shared, not the engine's RSS). Short-lived processes (CLI, ingest, the retrain and
 re-optimisation children) keep SQLite's default.

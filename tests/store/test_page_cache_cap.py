@@ -1,5 +1,5 @@
-"""The engine's store keeps SQLite's page caches bounded as state.db grows (issue 17: a running engine's memory grew
-~0.8 MB per simulated day for weeks while each of its 8-9 pooled connections filled a 2 MB page cache)."""
+"""The engine's store keeps SQLite's page caches bounded as state.db grows (issue 17: each of a running engine's 8-9
+pooled connections filled a 2 MB page cache over weeks of a growing file)."""
 
 from __future__ import annotations
 
