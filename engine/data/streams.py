@@ -177,7 +177,8 @@ class MarketStreams:
                     if kind == "ohlcv":
                         (getattr(self._exchange, "ohlcvs", None) or {}).get(symbol, {}).pop(tf, None)
                         data = []  # the cache held the bar that was forming at the drop: never store it as closed
-                self._observe_venue_time(kind, data)
+                if kind == "ohlcv":
+                    self._observe_bar_time(data)
                 if had_gap:
                     had_gap = not await self._backfill(kind, symbol, tf, st)  # a failed backfill is retried
                 attempt = 0
@@ -203,22 +204,15 @@ class MarketStreams:
                                                     "merge_key": f"{self.exchange_id}:{st.name}"})
                 await asyncio.sleep(delay)
 
-    def _observe_venue_time(self, kind: str, data: Any) -> None:
-        """Move the market clock to the newest time a message shows (a bar's open, a trade): the venue's now is at
-        least that. Before a backfill this matters: after a gap in messages the clock only extrapolated at 1x, so
-        against a venue running ahead of the wall clock (the twin at --speed 20) the bars that closed while the
-        stream was down looked still open, were skipped by the REST backfill, and the stream's next bars left a
-        hole behind them that nothing filled."""
-        if not isinstance(data, list) or not data or not hasattr(self.rest, "observe"):
-            return
-        if kind == "ohlcv":
-            newest = max((r[0] for r in data if r and isinstance(r[0], (int, float))), default=None)
-        elif kind == "trades":
-            newest = max((t.get("timestamp") or 0 for t in data if isinstance(t, dict)), default=None) or None
-        else:
-            return
-        if newest is not None:
-            self.rest.observe(int(newest))
+    def _observe_bar_time(self, rows: Any) -> None:
+        """Move the market clock to the newest bar's open time a candle message shows (the venue's now is at least
+        that) before a reconnect's backfill: after a gap in messages the clock only extrapolated at 1x, so against a
+        venue running ahead of the wall clock (the twin at --speed 20) the bars that closed while the stream was down
+        looked still open, the REST backfill skipped them, and the stream's next bars left a hole behind them.
+        Trades move the clock in the writer, once they are stored, so the clock never runs ahead of the stored tape."""
+        stamps = [r[0] for r in rows if r and isinstance(r[0], (int, float))] if isinstance(rows, list) else []
+        if stamps and hasattr(self.rest, "observe"):
+            self.rest.observe(int(max(stamps)))
 
     def _connection_replaced(self, seen: dict[str, int]) -> bool:
         """Whether a websocket connection this stream read from before has been replaced by a new one since (ccxt
