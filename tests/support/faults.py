@@ -263,15 +263,7 @@ def run_locked_halt(folder: Path) -> tuple[str, float | None, bool]:
             holder.close()
         halt_at = tail.first("HALT by signal: trading halted", t0)
 
-        def persisted() -> bool:
-            conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-            try:
-                row = conn.execute("SELECT state FROM trading_state WHERE scope = 'global'").fetchone()
-            finally:
-                conn.close()
-            return bool(row) and row[0] == "HALTED"
-
-        wait_for(persisted, 30, "HALTED persisted")
+        wait_for(lambda: desk_halted(db), 30, "HALTED persisted")
         outcome = f"halt exit {out.returncode}; HALT by signal, HALTED persisted after the lock"
         return outcome, None if halt_at is None else halt_at - t0, True
     finally:
