@@ -10,7 +10,12 @@ of evaluated trials:
   (b) the Sharpe of the stitched out-of-sample returns of the configuration chosen in each window, choosing by the
       in-sample Sharpe and by the robust score.
 Random search = `sample_params` (the same N sets in every window), as `quantdesk optimize --search random` does.
-Prints one line per (strategy, sampler, seed) and medians over the seeds. Settings are tuned on seeds other than the
+Prints one line per (strategy, sampler, seed) and medians over the seeds.
+
+Markets: by default every run uses ONE simulated market (the simulator's default seed 7, 365 days to "now", cached),
+and `--seeds` varies only the samplers' seed. `--market-seeds 0-4` instead gives each seed its own simulated market
+(simulator seed = that number, bars from MARKET_SINCE to MARKET_UNTIL, fixed dates so a re-run sees the same bars)
+and searches it with sampler seed = market seed for TPE and random alike; medians are then over markets. Settings are tuned on seeds other than the
 ones docs/benchmarks.md reports (bench_optuna.py reports seeds 0-4).
 """
 
@@ -41,15 +46,35 @@ VARIANTS = {  # name -> TpeSettings keyword arguments for a budget of n trials p
 }
 
 
-def panel_for(strategy: str, days: int, cache: Path):  # noqa: ANN201
-    """(strategy class, panel, timeframe) from the simulator, cached on disk so every lab run sees the same bars."""
-    path = cache / f"{strategy}-{days}.pkl"
+MARKET_SINCE, MARKET_UNTIL = "2025-12-05", "2026-12-05"  # --market-seeds: 365 days ending 2026-12-05 00:00 UTC
+
+
+def load_market(strategy: str, market: int, tmp: Path):  # noqa: ANN201
+    """Simulator bars of market seed `market` for the strategy's default timeframe, fixed dates (temp store)."""
+    from engine.backtest.research import load_research
+    from engine.config import load_settings, settings_with
+    from engine.store import open_store
+
+    settings = settings_with(load_settings(environ={}), store={"path": str(tmp / "state.db")},
+                             simulator={"seed": market})
+    store = open_store(settings.store_url())
+    try:
+        return load_research(settings, store, strategy, {}, None, None, MARKET_SINCE, MARKET_UNTIL, "sim", pull=True)
+    finally:
+        store.dispose()
+
+
+def panel_for(strategy: str, days: int, cache: Path, market: int | None = None):  # noqa: ANN201
+    """(strategy class, panel, timeframe) from the simulator, cached on disk so every lab run sees the same bars.
+
+    market None: the simulator's default seed, `days` to now (sessions 5/6); else that simulator seed, fixed dates."""
+    path = cache / (f"{strategy}-{days}.pkl" if market is None else f"{strategy}-market{market}.pkl")
     if path.exists():
         return pickle.loads(path.read_bytes())
     from benchmarks.bench_optuna import load
 
     with tempfile.TemporaryDirectory() as tmp:
-        data = load(strategy, days, Path(tmp))
+        data = load(strategy, days, Path(tmp)) if market is None else load_market(strategy, market, Path(tmp))
     out = (data.strategy_cls.name, data.panel, data.spec.timeframe)
     path.write_bytes(pickle.dumps(out))
     return out
@@ -99,8 +124,9 @@ def score(per_window: list, ppy: float, space: dict) -> dict:
             **{f"oos_by_{k}": stitched_sharpe(v, ppy) for k, v in oos.items()}}
 
 
-def run_one(strategy: str, sampler: str, seed: int, trials: int, days: int, cache: Path) -> tuple:
-    """One (strategy, sampler, seed) walk-forward; returns its key and scores."""
+def run_one(strategy: str, sampler: str, seed: int, trials: int, days: int, cache: Path,
+            market: int | None = None) -> tuple:
+    """One (strategy, sampler, seed) walk-forward on market `market` (None: the default one); its key and scores."""
     from engine.backtest.costs import panel_index
     from engine.backtest.metrics import periods_per_year
     from engine.backtest.optuna_search import TpeSettings, search_window
@@ -110,7 +136,7 @@ def run_one(strategy: str, sampler: str, seed: int, trials: int, days: int, cach
     from engine.config import BacktestConfig
     from engine.strategy.registry import strategy_class
 
-    name, panel, tf = panel_for(strategy, days, cache)
+    name, panel, tf = panel_for(strategy, days, cache, market)
     cls = strategy_class(name)
     if os.environ.get("LAB_NOLOG") == "1":  # the uniform priors of session 5, for comparison
         cls = type(cls.__name__, (cls,), {"param_space": classmethod(lambda c, base=cls: {
@@ -135,7 +161,7 @@ def run_one(strategy: str, sampler: str, seed: int, trials: int, days: int, cach
     return (strategy, sampler, seed), score(per_window, ppy, cls.param_space())
 
 
-def correlation(strategy: str, n: int, days: int, cache: Path) -> list[str]:
+def correlation(strategy: str, n: int, days: int, cache: Path, market: int | None = None) -> list[str]:
     """Does in-sample skill carry out of sample here? Per window, over n random configurations: Spearman rank
     correlation of IS Sharpe (and robust score) with OOS Sharpe, and the mean OOS Sharpe of all vs the top decile."""
     from scipy.stats import spearmanr
@@ -150,7 +176,7 @@ def correlation(strategy: str, n: int, days: int, cache: Path) -> list[str]:
     from engine.config import BacktestConfig
     from engine.strategy.registry import strategy_class
 
-    name, panel, tf = panel_for(strategy, days, cache)
+    name, panel, tf = panel_for(strategy, days, cache, market)
     cls, config = strategy_class(name), BacktestConfig()
     scale = math.sqrt(periods_per_year(timeframe_ms(tf)))
     params = sample_params(cls, n, "random", 99)
@@ -162,7 +188,8 @@ def correlation(strategy: str, n: int, days: int, cache: Path) -> list[str]:
         rb = np.array([robust_score(fold_sharpes(r[0])) for r in rets]) * scale
         oo = np.array([sharpe_per_bar(r[1]) for r in rets]) * scale
         top = max(1, n // 10)
-        lines.append(f"| {strategy} | {w.number} | {spearmanr(sr, oo)[0]:.2f} | {spearmanr(rb, oo)[0]:.2f} | "
+        label = strategy if market is None else f"{strategy} m{market}"
+        lines.append(f"| {label} | {w.number} | {spearmanr(sr, oo)[0]:.2f} | {spearmanr(rb, oo)[0]:.2f} | "
                      f"{oo.mean():.2f} | {oo[np.argsort(-sr)[:top]].mean():.2f} | "
                      f"{oo[np.argsort(-rb)[:top]].mean():.2f} |")
     return lines
@@ -176,6 +203,8 @@ def main() -> None:
     ap.add_argument("--strategies", default="quantum_momentum,macro_trend")
     ap.add_argument("--variants", default="base,noprune")
     ap.add_argument("--seeds", default="10-14")
+    ap.add_argument("--market-seeds", default="", help="e.g. 0-4: one simulated market per seed (simulator seed), "
+                    "searched with sampler seed = market seed; replaces --seeds")
     ap.add_argument("--trials", type=int, default=30)
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("--jobs", type=int, default=2)
@@ -188,24 +217,28 @@ def main() -> None:
         os.environ["LAB_NOLOG"] = "1"
     if args.anchored:
         os.environ["LAB_ANCHORED"] = "1"  # read in the workers too (loky passes the environment)
-    lo, _, hi = args.seeds.partition("-")
+    markets = bool(args.market_seeds)
+    lo, _, hi = (args.market_seeds or args.seeds).partition("-")
     seeds = list(range(int(lo), int(hi or lo) + 1))
     cache = Path(args.cache)
     cache.mkdir(exist_ok=True)
     strategies = args.strategies.split(",")
     for s in strategies:
-        panel_for(s, args.days, cache)
+        for m in seeds if markets else [None]:
+            panel_for(s, args.days, cache, m)
     if args.correlation:
         print("| strategy | window | Spearman(IS Sharpe, OOS) | Spearman(robust, OOS) | mean OOS Sharpe, all | "
               "top decile by IS Sharpe | top decile by robust |\n|---|---:|---:|---:|---:|---:|---:|")
         for s in strategies:
-            print("\n".join(correlation(s, args.correlation, args.days, cache)), flush=True)
+            for m in seeds if markets else [None]:
+                print("\n".join(correlation(s, args.correlation, args.days, cache, m)), flush=True)
         return
     samplers = ["random", *args.variants.split(",")]
-    print(f"load before: {os.getloadavg()[0]:.1f}; trials {args.trials}/window, seeds {seeds}", flush=True)
+    what = "market seeds (sampler seed = market seed)" if markets else "sampler seeds, one market"
+    print(f"load before: {os.getloadavg()[0]:.1f}; trials {args.trials}/window, {what} {seeds}", flush=True)
     jobs = [(s, m, seed) for s in strategies for m in samplers for seed in seeds]
-    out = dict(Parallel(n_jobs=args.jobs)(delayed(run_one)(s, m, seed, args.trials, args.days, cache)
-                                          for s, m, seed in jobs))
+    out = dict(Parallel(n_jobs=args.jobs)(delayed(run_one)(s, m, seed, args.trials, args.days, cache,
+                                                           seed if markets else None) for s, m, seed in jobs))
     keys = ("is_best_robust", "is_best_sharpe", *(f"oos_by_{r}" for r in RULES))
     print("| strategy | sampler | " + " | ".join(f"median {k}" for k in keys) + " |")
     print("|---|---|" + "---:|" * len(keys))
