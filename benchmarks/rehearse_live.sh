@@ -28,7 +28,12 @@ for _ in $(seq 100); do [ -s "$WORK/twin.out" ] && break; sleep 0.2; done
 URL="$(head -1 "$WORK/twin.out")"
 case "$URL" in http://127.0.0.1:*) echo "twin at $URL";; *) fail "twin did not start: $(cat "$WORK/twin.err")";; esac
 
-# 2. config: data and broker on the twin, one paper and one to-be-live-small instance, gates lowered for the rehearsal
+# 2. config: data and broker on the twin, one paper and one to-be-live-small instance, gates lowered for the rehearsal.
+# Both trade Bar Cycle, a user strategy in ./user_strategies (long 3 bars, flat 3, whatever the market does): the
+# rehearsal checks routing, recovery and flatten, and a market strategy is flat or short (held flat on spot, where
+# the exchange cannot sell what the account does not hold) for long stretches at some hours of the simulated market.
+mkdir -p "$WORK/user_strategies"
+cp "$REPO/tests/support/strategies/rhythms.py" "$WORK/user_strategies/rhythms.py"
 cat > "$WORK/quantdesk.toml" <<EOF
 [data]
 source = "ccxt:binance"
@@ -56,11 +61,11 @@ min_dsr = 0.0
 max_drift_bps = 1000000.0
 live_small_fraction = 0.1
 [strategies.pp]
-strategy = "quantum_momentum"
+strategy = "bar_cycle"
 symbols = ["BTC/USDT"]
 capital = 20000.0
 [strategies.ls]
-strategy = "quantum_momentum"
+strategy = "bar_cycle"
 symbols = ["BTC/USDT"]
 capital = 20000.0
 stage = "live"   # config may say so; it is seeded at paper all the same

@@ -52,6 +52,10 @@ class Broker(Protocol):
         """Compare what this broker's venue holds with state.db (paper: nothing to compare)."""
         ...
 
+    def can_short(self, instance_id: str, symbol: str) -> bool:
+        """Whether the instance may hold a negative position in `symbol` here (a spot market on an exchange: no)."""
+        ...
+
     def apply_funding(self) -> int:
         """Book funding payments of perpetual positions on this venue; returns how many."""
         ...

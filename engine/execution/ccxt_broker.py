@@ -102,6 +102,10 @@ class CcxtBroker(OrderCleanup, Reconciliation, ProtectiveWire, OcoWire, UsdmWall
         """The gross notional an instance may hold on the exchange (its stage's capital: live-small a fraction)."""
         self.capital_caps[instance_id] = float(capital)
 
+    def can_short(self, instance_id: str, symbol: str) -> bool:
+        """Perpetuals and futures (`BASE/QUOTE:SETTLE`) only: a spot sale needs the coin, and nothing is borrowed."""
+        return ":" in symbol
+
     def min_amount(self, symbol: str) -> float:
         """The smallest quantity the exchange accepts (amount limit or precision step): less is dust, not a position."""
         market = (getattr(self.exchange, "markets", None) or {}).get(symbol) or {}

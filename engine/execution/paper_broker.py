@@ -87,6 +87,10 @@ class PaperBroker:
         """The gross notional an instance may hold through this broker (its stage's capital)."""
         self.capital_caps[instance_id] = float(capital)
 
+    def can_short(self, instance_id: str, symbol: str) -> bool:
+        """Paper keeps the backtest's semantics: every symbol can be held short (as on margin)."""
+        return True
+
     # --- orders ---------------------------------------------------------------------------------------------------
     def submit(self, req: OrderRequest) -> dict[str, Any]:
         """Gate, record and (for market orders) execute an order; a known client id returns the stored order."""

@@ -145,6 +145,13 @@ class StageRouter:
         """Valuation from the exchange when trading live (the account's own marks), else the paper source."""
         return (self.exchange or self.paper).mark_price(symbol)
 
+    def can_short(self, instance_id: str, symbol: str) -> bool:
+        """The answer of the instance's broker; True where it places no orders (the order is refused anyway)."""
+        try:
+            return self.broker_for(instance_id).can_short(instance_id, symbol)
+        except OrderBlocked:
+            return True
+
     def min_amount(self, symbol: str) -> float:
         """The exchange's minimum when trading live, else the paper broker's."""
         return (self.exchange or self.paper).min_amount(symbol)

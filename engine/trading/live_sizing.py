@@ -10,6 +10,7 @@ has an answer in `sizing_decisions`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -115,10 +116,14 @@ class LiveSizer:
 
     def size(self, inst: Instance, symbol: str, weight: float, mark: float, capital: float, bar_ts: int,
              market: Mapping[str, Any], book: Mapping[str, Any] | None, probs: Mapping[str, float], model: Any,
-             marks: Mapping[str, float]) -> float:
-        """Signed target quantity for one symbol (recorded in sizing_decisions with its inputs)."""
+             marks: Mapping[str, float], no_short: str | None = None) -> float:
+        """Signed target quantity for one symbol (recorded in sizing_decisions with its inputs); `no_short` says why
+        a short weight is held flat (the venue cannot hold it), recorded as the binding cap `no_short`."""
         from engine.risk.sizing import record_decision, size_position
 
+        strategy_weight = weight
+        if no_short is not None:
+            weight = 0.0
         side = 0 if weight == 0 else int(math.copysign(1, weight))
         spread = depth = None
         if book is not None:
@@ -147,6 +152,9 @@ class LiveSizer:
             decision.inputs["overlay"] = f"meta-model {inst.strategy} v{model.version} ({gate.reason})"
         else:
             decision.inputs["overlay"] = "none: no champion model, sized without the overlay"
-        decision.inputs["strategy_weight"] = weight
+        decision.inputs["strategy_weight"] = strategy_weight
+        if no_short is not None:
+            decision.inputs["no_short"] = no_short
+            decision = dataclasses.replace(decision, cap_applied="no_short")
         record_decision(self.store, inst.id, decision)
         return decision.signed_qty

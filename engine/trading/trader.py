@@ -63,6 +63,7 @@ class Trader:
         self.stop_watch = StopWatch(store, source.id, settings.backtest)
         self._weights: dict[str, dict[str, float]] = {}  # instance -> the weights of its last tick
         self._latched: set[str] = set()  # exchange protective fills already turned into a stopped-out state
+        self._told_no_short: set[tuple[str, str]] = set()  # (instance, symbol) whose held-flat short was alerted
 
     def strategy(self, inst: Instance) -> Any:
         """The cached strategy object of an instance."""
@@ -112,6 +113,15 @@ class Trader:
             self.stop_watch.exited[(instance_id, symbol)] = weight
             log.info("%s %s: closed by its exchange-side %s; flat until the weight changes", instance_id, symbol,
                      last[1])
+
+    def _tell_no_short(self, instance_id: str, symbol: str, message: str) -> None:
+        """One alert per instance and symbol per process: its short signals are held flat on this venue."""
+        from engine.store.ops import raise_alert
+
+        if (instance_id, symbol) not in self._told_no_short:
+            self._told_no_short.add((instance_id, symbol))
+            raise_alert(self.store, "info", "trading.no_short", f"{instance_id}: {message}",
+                        {"instance_id": instance_id, "symbol": symbol})
 
     def last_closed_bar(self, inst: Instance) -> int:
         """Open time of the most recent bar that has closed in source time."""
@@ -181,6 +191,11 @@ class Trader:
         for symbol, w in weights.items():
             if self.stop_watch.blocks(inst.id, symbol, w):
                 w = 0.0  # stopped out: flat until the strategy's weight changes (as the backtest kernel)
+            no_short = None
+            if w < 0 and not self.broker.can_short(inst.id, symbol):  # e.g. spot on the exchange: nothing to sell
+                no_short = (f"{symbol}: the strategy's short ({w:.4g}) is held flat; {inst.id}'s venue cannot hold a "
+                            "short here (spot: no borrowing; trade the perpetual to go short)")
+                self._tell_no_short(inst.id, symbol, no_short)
             mark = marks[symbol]
             market = self.source.market(symbol)
             try:
@@ -188,7 +203,7 @@ class Trader:
             except Exception:  # noqa: BLE001 - sizing without depth/spread is still sizing
                 book = None
             target = self.sizer.size(inst, symbol, max(-1.0, min(1.0, w)), mark, capital, bar_ts, market, book,
-                                     probs, model, marks)
+                                     probs, model, marks, no_short=no_short)
             targets[symbol] = target
             delta = round_to_lot(target - held.get(symbol, 0.0), MarketRules.from_market(market).lot_size)
             flip_or_exit = target == 0 or target * held.get(symbol, 0.0) <= 0

@@ -123,3 +123,12 @@ def test_a_promotion_to_live_small_is_not_a_drawdown(store):
     after = valuation(store, lambda s: 1.0, cfg)
     assert after["portfolio"]["equity"] == pytest.approx(before) == pytest.approx(20_000.0)
     assert after["b"]["equity"] == pytest.approx(1_000.0)  # the instance's own record runs on its stage's capital
+
+
+def test_only_the_exchange_venue_refuses_shorts_on_spot(store, desk):
+    """Spot on an exchange cannot go below zero (no borrowing): a live instance's short signal there must be held
+    flat, not sent to be rejected bar after bar. Paper keeps the backtest's semantics; perps can be shorted."""
+    router, _ = desk
+    assert not router.can_short("ls", "BTC/USDT") and router.can_short("ls", "BTC/USDT:USDT")
+    assert router.can_short("pp", "BTC/USDT") and router.paper.can_short("pp", "BTC/USDT")
+    assert router.can_short("rs", "BTC/USDT")  # research places no orders at all: nothing to refuse here

@@ -26,6 +26,7 @@ from engine.risk.trading_state import TradingState, set_state
 from engine.store import open_store
 from engine.store.candles import upsert_candles
 from engine.store.db import Store
+from engine.store.ops import list_alerts
 from engine.trading.lifecycle import get_instance, sync_instances
 from engine.trading.trader import Trader
 
@@ -66,6 +67,7 @@ class InstantBroker:
 
     def __init__(self, store: Store, source: FakeSource) -> None:
         self.store, self.source, self.sent = store, source, []
+        self.no_short: set[str] = set()  # symbols this venue cannot hold short (a spot market on an exchange)
 
     def submit(self, req: OrderRequest) -> dict[str, Any]:
         """Refuse what the trading state blocks; otherwise store the order and fill it in full."""
@@ -102,6 +104,10 @@ class InstantBroker:
 
     def set_capital_cap(self, instance_id: str, capital: float) -> None:
         """No caps in this broker."""
+
+    def can_short(self, instance_id: str, symbol: str) -> bool:
+        """Every symbol but those the test marks as spot-on-an-exchange."""
+        return symbol not in self.no_short
 
     def reconcile(self) -> dict[str, Any]:
         """Nothing to reconcile."""
@@ -261,3 +267,32 @@ def test_a_stop_that_fired_on_the_exchange_is_not_re_entered_on_the_same_signal(
     _next_bar(source, store)
     trader.tick(inst, 100_000.0)
     assert len(broker.sent) == sent + 1 and load_positions(store, "t1")[0]["qty"] > 0
+
+
+def test_a_short_signal_where_the_venue_cannot_short_is_held_flat_without_an_order(desk) -> None:  # noqa: ANN001
+    """A live instance on a spot market got -1 from its strategy: the exchange refused every sell (no BTC to sell)
+    and the trader sent it again on every bar, one alert each (seen in benchmarks/rehearse_live.sh). The trader now
+    asks the broker whether the instance can hold a short there, closes a long, and otherwise holds flat."""
+    trader, source, broker, strat, store, inst = desk
+    broker.no_short = {"AAA/USDT"}
+    strat.w["AAA/USDT"] = 1.0
+    _next_bar(source, store)
+    trader.tick(inst, 100_000.0)
+    assert broker.sent[-1].side == "buy"  # long is allowed
+    strat.w["AAA/USDT"] = -1.0
+    _next_bar(source, store)
+    res = trader.tick(inst, 100_000.0)
+    assert res.targets["AAA/USDT"] == 0.0 and broker.sent[-1].side == "sell" and broker.sent[-1].reduce_only
+    assert all(abs(p["qty"]) < 1e-12 for p in load_positions(store, "t1") if p["symbol"] == "AAA/USDT")
+    bar = _next_bar(source, store)
+    assert trader.tick(inst, 100_000.0).orders == []  # and no order on the next bars
+    with store.connect() as conn:
+        cap, inputs = conn.exec_driver_sql("SELECT cap_applied, inputs FROM sizing_decisions WHERE symbol='AAA/USDT' "
+                                           "AND ts=? ORDER BY id DESC LIMIT 1", (bar,)).one()
+    assert cap == "no_short" and '"strategy_weight": -1.0' in inputs and "cannot hold a short" in inputs
+    (told,) = [a for a in list_alerts(store) if a.rule == "trading.no_short"]  # once, not on every bar
+    assert "t1: AAA/USDT" in told.message and "perpetual" in told.message
+    strat.w["BBB/USDT"] = -1.0  # a symbol the venue can short is sold short as before
+    _next_bar(source, store)
+    trader.tick(inst, 100_000.0)
+    assert broker.sent[-1].symbol == "BBB/USDT" and broker.sent[-1].side == "sell" and not broker.sent[-1].reduce_only
