@@ -264,7 +264,7 @@ class ReoptConfig:
     lookback_days: float = ranged(30.0, gt=0, le=36_500)  # the latest stored bars walk-forward runs on
     n_trials: int = ranged(20, ge=2, le=100_000)  # trials per window (optuna trials with tpe, parameter sets otherwise)
     n_windows: int = ranged(3, ge=1, le=100)
-    search: str = ranged("random", choices=("tpe", "random", "grid"))  # the in-sample search (docs/benchmarks.md)
+    search: str = ranged("tpe", choices=("tpe", "random", "grid"))  # the in-sample search (docs/benchmarks.md)
     # how each window picks its winner (engine/backtest/selection.py)
     selection: str = ranged("sharpe", choices=("sharpe", "robust", "plateau", "medoid", "steady"))
     pbo_splits: int = ranged(8, ge=2, le=32)  # CSCV partitions (even)

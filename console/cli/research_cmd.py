@@ -208,10 +208,10 @@ def register(app: typer.Typer) -> None:
                  windows: int = typer.Option(4, "--windows", "-w", help="walk-forward windows"),
                  is_fraction: float = typer.Option(0.5, "--is-fraction", help="share of bars in the first IS span"),
                  anchored: bool = typer.Option(False, "--anchored/--rolling", help="anchored or rolling windows"),
-                 search: str = typer.Option("random", "--search", "--sampler", help="random (default) | grid | "
-                                            "tpe (optuna: multivariate TPE steered by a robust in-sample score, one "
-                                            "study per window, stored beside state.db); all report PBO. TPE vs "
-                                            "random: docs/benchmarks.md"),
+                 search: str = typer.Option("tpe", "--search", "--sampler", help="tpe (default; optuna: "
+                                            "multivariate TPE steered by a robust in-sample score, one study per "
+                                            "window, stored beside state.db) | random | grid; all report PBO. TPE "
+                                            "vs random: docs/benchmarks.md"),
                  selection: Optional[str] = typer.Option(None, "--selection", help="how a window picks its "
                                                          "configuration: sharpe (in-sample Sharpe; default) | robust "
                                                          "(fold-mean Sharpe minus one standard error over 4 in-sample "

@@ -28,7 +28,7 @@ Trial registry (engine.backtest.registry)
 Lookahead (engine.backtest.lookahead): check_lookahead(signal_fn, panel, full_signals=None, cuts=...) -> result
 Walk-forward (engine.backtest.walkforward)
     run_walkforward(strategy_cls, panel, config, n_trials=50, n_windows=4, is_fraction=0.5, anchored=False,
-                    search="random"|"grid", store=None, n_jobs=2, backend="loky"|"threading"|"sequential"|"dask",
+                    search="tpe"|"random"|"grid", store=None, n_jobs=2, backend="loky"|"threading"|"sequential"|"dask",
                     progress=None, ...) -> WalkForwardResult
 Reports (engine.backtest.tearsheet): write_tearsheet(result, path), write_walkforward_tearsheet(wf, path)
 Research datasets (engine.backtest.research / dataset): load_research(...), ensure_history(...), load_dataset(...)

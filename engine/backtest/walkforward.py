@@ -1,10 +1,11 @@
 """Walk-forward optimisation: rolling or anchored windows, an optuna TPE, random or grid parameter search in-sample,
 evaluation out-of-sample, trials in parallel through joblib (loky locally, `dask` on a dask.distributed cluster).
 
-With `search="tpe"` each window is its own optuna study (engine.backtest.optuna_search); with random or grid search
-the same N parameter sets are evaluated in every window. Each evaluation runs the strategy over the window's
-in-sample + out-of-sample span in one pass; the in-sample part alone picks the winner (signals are point-in-time, which
-the lookahead check verifies), and the out-of-sample part of every set feeds the PBO (CSCV) matrix. Every in-sample
+With `search="tpe"` (the default) each window is its own optuna study (engine.backtest.optuna_search); with random
+or grid search the same N parameter sets are evaluated in every window. Each evaluation runs the strategy over the
+window's in-sample + out-of-sample span in one pass; the in-sample part alone picks the winner (signals are
+point-in-time, which the lookahead check verifies), and the out-of-sample part of every set feeds the PBO (CSCV)
+matrix. Every in-sample
 evaluation is a trial in the registry, so the DSR of the stitched out-of-sample curve is deflated by all of them.
 """
 
@@ -141,7 +142,7 @@ class WalkForwardResult:
     backend: str = "loky"
     windows: list[Window] = field(default_factory=list)
     oos_trades: pd.DataFrame | None = None  # trades entered in each out-of-sample segment, stitched
-    search: str = "random"
+    search: str = "tpe"
     studies: list[str] = field(default_factory=list)  # optuna study names (search="tpe"), one per window
 
 
@@ -181,7 +182,7 @@ def _run_parallel(tasks: list[tuple], n_jobs: int, backend: str, progress: Progr
 
 def run_walkforward(strategy_cls: type, panel: Mapping[str, pd.DataFrame], config: BacktestConfig, *,
                     n_trials: int = 50, n_windows: int = 4, is_fraction: float = 0.5, anchored: bool = False,
-                    search: str = "random", seed: int = 0, fixed_params: Mapping[str, Any] | None = None,
+                    search: str = "tpe", seed: int = 0, fixed_params: Mapping[str, Any] | None = None,
                     sizer: Sizer | None = None, barriers: Barriers | None = None, store: Any = None,
                     n_jobs: int = 2, backend: str = "loky", timeframe: str | None = None,
                     progress: Progress | None = None, pbo_splits: int = 8,
@@ -194,9 +195,9 @@ def run_walkforward(strategy_cls: type, panel: Mapping[str, pd.DataFrame], confi
     or "robust" (highest fold-mean Sharpe minus one standard error, engine.backtest.robust). `tpe` is an
     optuna_search.TpeSettings (default: the robust score as TPE's objective, multivariate, no pruning).
 
-    `search="tpe"` runs one optuna study per window (n_trials run trials each, COMPLETE or PRUNED, stored beside the
-    store so a re-run resumes); `start_params` is a point inside the param space that TPE evaluates first in each
-    window."""
+    `search="tpe"` (the default) runs one optuna study per window (n_trials run trials each, COMPLETE or PRUNED,
+    stored beside the store so a re-run resumes); `start_params` is a point inside the param space that TPE evaluates
+    first in each window. "random" and "grid" evaluate the same n_trials parameter sets in every window."""
     from engine.backtest.registry import (TrialIdentity, code_version, cost_model, dataset_hash, record_run,
                                           record_trials, trial_counts, trial_row, trial_sharpe_variance)
     from engine.backtest.metrics import infer_timeframe_ms

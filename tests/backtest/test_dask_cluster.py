@@ -67,11 +67,13 @@ def test_sweep_on_a_separate_process_cluster_equals_the_local_run(dask_cluster: 
     monkeypatch.setenv("QUANTDESK_STRATEGY_PATH", str(STRATEGIES))
     panel = make_panel(1200)
     cfg = BacktestConfig()
-    for name in ("macro_trend", "sma_cross"):  # a shipped strategy and a user's strategy from a folder
+    # a shipped strategy with the default search (TPE) and a user's strategy from a folder with random search
+    for name, search in (("macro_trend", "tpe"), ("sma_cross", "random")):
         cls = strategy_class(name)
-        local = run_walkforward(cls, panel, cfg, n_trials=4, n_windows=2, backend="sequential", seed=11)
+        kw = {"n_trials": 4, "n_windows": 2, "search": search, "seed": 11}
+        local = run_walkforward(cls, panel, cfg, backend="sequential", **kw)
         with Client(dask_cluster, timeout="30s"):
-            remote = run_walkforward(cls, panel, cfg, n_trials=4, n_windows=2, backend="dask", n_jobs=2, seed=11)
+            remote = run_walkforward(cls, panel, cfg, backend="dask", n_jobs=2, **kw)
         assert remote.backend == "dask"
         pd_equal = local.table.drop(columns=["elapsed_s"], errors="ignore").equals(
             remote.table.drop(columns=["elapsed_s"], errors="ignore"))

@@ -1,5 +1,6 @@
-"""TPE's defaults in walk-forward: the robust score steers the sampler, nothing is pruned, and a window chooses by
-in-sample Sharpe, the same rule random search uses (so the two are compared like with like)."""
+"""TPE's defaults in walk-forward: TPE is the default search (of run_walkforward and `quantdesk optimize`), the robust
+score steers the sampler, nothing is pruned, and a window chooses by in-sample Sharpe, the same rule random search uses
+(so the two are compared like with like)."""
 
 from __future__ import annotations
 
@@ -20,17 +21,18 @@ from tests.support.strategies.sma_cross import SmaCross
 
 
 def test_default_tpe_prunes_nothing_and_chooses_by_in_sample_sharpe(store, make_panel) -> None:  # noqa: ANN001
-    """Every evaluated trial is a candidate (no PRUNED trial), each window's choice is its highest in-sample Sharpe,
-    and the run records the settings it used."""
+    """With no search named, walk-forward runs TPE; every evaluated trial is a candidate (no PRUNED trial), each
+    window's choice is its highest in-sample Sharpe, and the run records the settings it used."""
     panel = make_panel(1500, ("BTC/USDT", "ETH/USDT"))
-    wf = run_walkforward(SmaCross, panel, BacktestConfig(), n_trials=14, n_windows=2, search="tpe", seed=2,
-                         store=store, backend="sequential")
+    wf = run_walkforward(SmaCross, panel, BacktestConfig(), n_trials=14, n_windows=2, seed=2, store=store,
+                         backend="sequential")
+    assert wf.search == "tpe" and len(wf.studies) == 2
     for _, rows in wf.trials.groupby("window"):
         assert rows.loc[rows["selected"], "is_sharpe"].item() == rows["is_sharpe"].max()
     with store.connect() as conn:
         params = json.loads(conn.exec_driver_sql("SELECT params FROM backtest_runs WHERE id = ?",
                                                  (wf.run_id,)).scalar_one())
-    assert params["selection"] == "sharpe"
+    assert params["search"] == "tpe" and params["selection"] == "sharpe"
     assert params["tpe"] == {"objective": "robust", "n_startup": None, "multivariate": True, "prune": False}
     assert wf.metrics["n_trials"] == 28
 
@@ -51,3 +53,47 @@ def test_the_study_optimises_the_configured_objective(make_panel, objective: str
                                                         rel=1e-12)
     with pytest.raises(ValueError, match="tpe objective: must be robust or sharpe"):
         TpeSettings(objective="sortino")
+
+
+def test_optimize_without_search_runs_tpe(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    """`quantdesk optimize NAME` with no --search runs TPE: its run's params say tpe, the optuna studies are stored
+    beside state.db, and the trial registry's count equals the COMPLETE + PRUNED optuna trials of those studies."""
+    import os
+    from pathlib import Path
+
+    import optuna
+    from typer.testing import CliRunner
+
+    import console.cli as cli
+    from engine.backtest.optuna_search import open_storage
+    from engine.backtest.registry import count_trials
+    from engine.store import open_store
+
+    if "backtest" not in {getattr(c.callback, "__name__", "") for c in cli.app.registered_commands}:
+        cli._register_all()
+    monkeypatch.chdir(tmp_path)
+    for key in [k for k in os.environ if k.startswith("QUANTDESK")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("QUANTDESK_STRATEGY_PATH", str(Path(__file__).resolve().parents[1] / "support" / "strategies"))
+    out = CliRunner().invoke(cli.app, ["--state", str(tmp_path / "state.db"), "optimize", "sma_cross", "--symbols",
+                                       "BTC/USDT", "--timeframe", "1h", "--since", "60d", "--windows", "2",
+                                       "--trials", "6", "--backend", "sequential"])
+    assert out.exit_code == 0, out.output
+    assert "(tpe, sequential" in out.output and "optuna studies: walkforward/sma_cross/" in out.output
+    assert (tmp_path / "state.optuna.db").exists()
+    store = open_store(tmp_path / "state.db")
+    try:
+        with store.connect() as conn:
+            raw, d_hash = conn.exec_driver_sql("SELECT params, dataset_hash FROM backtest_runs ORDER BY id DESC "
+                                               "LIMIT 1").one()
+        params = json.loads(raw)
+        assert params["search"] == "tpe" and len(params["studies"]) == 2
+        storage = open_storage(store)
+        try:
+            run = [t for name in params["studies"] for t in optuna.load_study(study_name=name, storage=storage).trials
+                   if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+        finally:
+            storage.engine.dispose()
+        assert 0 < len(run) == count_trials(store, d_hash)
+    finally:
+        store.dispose()

@@ -36,13 +36,15 @@ def test_sample_params_are_valid_and_distinct() -> None:
 
 
 def test_walkforward_records_every_trial_and_backends_agree(store, make_panel, report) -> None:  # noqa: ANN001
-    """loky and sequential give the same table; all N x W in-sample trials land in the registry."""
+    """Random search's sweep: loky and sequential give the same table; all N x W in-sample trials land in the
+    registry. (TPE, the default search, has its own backend tests in test_optuna_search.py.)"""
     panel = make_panel(4000, ("BTC/USDT", "ETH/USDT"))
     cfg = BacktestConfig()
-    seq = run_walkforward(SmaCross, panel, cfg, n_trials=12, n_windows=3, backend="sequential", seed=3)
+    seq = run_walkforward(SmaCross, panel, cfg, n_trials=12, n_windows=3, search="random", backend="sequential",
+                          seed=3)
     done = []
-    par = run_walkforward(SmaCross, panel, cfg, n_trials=12, n_windows=3, backend="loky", n_jobs=2, seed=3,
-                          store=store, progress=lambda d, t: done.append((d, t)))
+    par = run_walkforward(SmaCross, panel, cfg, n_trials=12, n_windows=3, search="random", backend="loky", n_jobs=2,
+                          seed=3, store=store, progress=lambda d, t: done.append((d, t)))
     pd.testing.assert_frame_equal(seq.table, par.table)
     assert seq.oos_equity.equals(par.oos_equity)
     assert done[-1] == (36, 36)
@@ -56,14 +58,15 @@ def test_walkforward_records_every_trial_and_backends_agree(store, make_panel, r
 
 
 def test_dask_backend_on_a_local_cluster_matches(make_panel) -> None:  # noqa: ANN001
-    """`backend='dask'` runs the same sweep on a dask.distributed LocalCluster and gets the same result."""
+    """`backend='dask'` runs the same random-search sweep on a dask.distributed LocalCluster and gets the same
+    result (TPE on dask: test_optuna_search.py)."""
     distributed = pytest.importorskip("distributed")
     panel = make_panel(3000)
     cfg = BacktestConfig()
-    seq = run_walkforward(SmaCross, panel, cfg, n_trials=6, n_windows=2, backend="sequential", seed=5)
+    seq = run_walkforward(SmaCross, panel, cfg, n_trials=6, n_windows=2, search="random", backend="sequential", seed=5)
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
                                   dashboard_address=None) as cluster, distributed.Client(cluster):
-        dsk = run_walkforward(SmaCross, panel, cfg, n_trials=6, n_windows=2, backend="dask", seed=5)
+        dsk = run_walkforward(SmaCross, panel, cfg, n_trials=6, n_windows=2, search="random", backend="dask", seed=5)
     pd.testing.assert_frame_equal(seq.table, dsk.table)
     assert dsk.backend == "dask"
 
