@@ -158,14 +158,15 @@ def _is_flat(store: Store, brokers: list[Broker], instance_id: str | None) -> bo
 
 def settle_venue(store: Store, brokers: Iterable[Broker], instance_id: str, venue_now: str | None, *,
                  max_rounds: int = 5, round_wait_s: float = 0.5) -> str:
-    """Before an instance trades on a new venue (a promotion from paper, a demotion from live-small), close what it
-    still holds on the old one, so its sub-ledger never mixes paper and account positions; returns what was done
-    ('' when it held nothing elsewhere)."""
+    """Before an instance trades on a new venue (a promotion from paper, a demotion from live-small) or nowhere (a
+    retired challenger, venue_now None), cancel its resting orders and close what it still holds on the old one, so
+    its sub-ledger never mixes paper and account positions and no order of it fills later; returns what was done
+    ('' when it had nothing elsewhere)."""
     for old in brokers:
-        if old.venue == venue_now or not [p for p in positions_on_venue(store, old.venue)
-                                          if p["instance_id"] == instance_id]:
+        held = [p for p in positions_on_venue(store, old.venue) if p["instance_id"] == instance_id]
+        if old.venue == venue_now or not (held or open_orders(store, instance_id, venue=old.venue)):
             continue
         rep = flatten_until_flat(store, [old], instance_id=instance_id, max_rounds=max_rounds,
                                  round_wait_s=round_wait_s)
-        return f"closed {instance_id}'s {old.venue} positions before trading on {venue_now}: flat={rep.flat}"
+        return f"closed {instance_id}'s {old.venue} orders and positions before trading on {venue_now}: flat={rep.flat}"
     return ""

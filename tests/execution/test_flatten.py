@@ -78,5 +78,19 @@ def test_a_promoted_instance_first_closes_its_paper_positions(store, paper):
     _hold(store, "q", "BTC/USDT", 0.1, paper.mark_price("BTC/USDT"))
     assert settle_venue(store, [paper], "p", "paper", round_wait_s=0.0) == ""  # still on paper: nothing to do
     done = settle_venue(store, [paper], "p", "exchange", round_wait_s=0.0)
-    assert "closed p's paper positions" in done and "flat=True" in done
+    assert "closed p's paper orders and positions" in done and "flat=True" in done
     assert [(r["instance_id"], r["qty"]) for r in load_positions(store)] == [("q", 0.1)]  # only p was closed
+
+
+def test_an_instance_leaving_a_venue_with_only_a_resting_order_has_it_canceled(store, paper):
+    """A retired challenger (or a promoted instance) whose first order still rested on paper, with no position yet:
+    settle_venue skipped it (it looked only at positions), so the order stayed open and filled later into the
+    sub-ledger of an instance that no longer trades there."""
+    from engine.execution.flatten import settle_venue
+
+    mid = paper.mark_price("BTC/USDT")
+    _rest(paper, "c", "qd-c-first", "buy", mid * 0.9)
+    _rest(paper, "d", "qd-d-other", "buy", mid * 0.9)
+    done = settle_venue(store, [paper], "c", None, round_wait_s=0.0)
+    assert "flat=True" in done and [o["client_order_id"] for o in open_orders(store)] == ["qd-d-other"]
+    assert load_positions(store) == []
