@@ -8,34 +8,20 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-import console.cli as cli
 from engine.backtest.engine import run_backtest
 from tests.support.strategies.sma_cross import SmaCross
 from tests.support.strategies.peeking_oracle import PeekingOracle
 from engine.backtest.tearsheet import backtest_html, walkforward_html
 from engine.backtest.walkforward import run_walkforward
 from engine.config import BacktestConfig
-
-
-@pytest.fixture(scope="module")
-def app():  # noqa: ANN201
-    """The CLI app with every command group registered once per process."""
-    names = {getattr(c.callback, "__name__", "") for c in cli.app.registered_commands}
-    if "backtest" not in names:
-        cli._register_all()
-    return cli.app
+from tests.support.cli import cli_in
 
 
 @pytest.fixture
-def run(app, tmp_path, monkeypatch):  # noqa: ANN001, ANN201
+def run(tmp_path, monkeypatch):  # noqa: ANN001, ANN201
     """Invoke `quantdesk --state <tmp>/state.db ...` from an empty working directory."""
-    monkeypatch.chdir(tmp_path)
-    for key in [k for k in __import__("os").environ if k.startswith("QUANTDESK")]:
-        monkeypatch.delenv(key)
-    runner = CliRunner()
-    return lambda *args: runner.invoke(app, ["--state", str(tmp_path / "state.db"), *args])
+    return cli_in(tmp_path, monkeypatch)
 
 
 def _assert_self_contained(text: str) -> None:

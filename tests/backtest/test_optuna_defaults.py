@@ -58,26 +58,16 @@ def test_the_study_optimises_the_configured_objective(make_panel, objective: str
 def test_optimize_without_search_runs_tpe(tmp_path, monkeypatch) -> None:  # noqa: ANN001
     """`quantdesk optimize NAME` with no --search runs TPE: its run's params say tpe, the optuna studies are stored
     beside state.db, and the trial registry's count equals the COMPLETE + PRUNED optuna trials of those studies."""
-    import os
-    from pathlib import Path
-
     import optuna
-    from typer.testing import CliRunner
 
-    import console.cli as cli
     from engine.backtest.optuna_search import open_storage
     from engine.backtest.registry import count_trials
     from engine.store import open_store
+    from tests.support.cli import TEST_STRATEGIES, cli_in
 
-    if "backtest" not in {getattr(c.callback, "__name__", "") for c in cli.app.registered_commands}:
-        cli._register_all()
-    monkeypatch.chdir(tmp_path)
-    for key in [k for k in os.environ if k.startswith("QUANTDESK")]:
-        monkeypatch.delenv(key)
-    monkeypatch.setenv("QUANTDESK_STRATEGY_PATH", str(Path(__file__).resolve().parents[1] / "support" / "strategies"))
-    out = CliRunner().invoke(cli.app, ["--state", str(tmp_path / "state.db"), "optimize", "sma_cross", "--symbols",
-                                       "BTC/USDT", "--timeframe", "1h", "--since", "60d", "--windows", "2",
-                                       "--trials", "6", "--backend", "sequential"])
+    quantdesk = cli_in(tmp_path, monkeypatch, TEST_STRATEGIES)
+    out = quantdesk("optimize", "sma_cross", "--symbols", "BTC/USDT", "--timeframe", "1h", "--since", "60d",
+                    "--windows", "2", "--trials", "6", "--backend", "sequential")
     assert out.exit_code == 0, out.output
     assert "(tpe, sequential" in out.output and "optuna studies: walkforward/sma_cross/" in out.output
     assert (tmp_path / "state.optuna.db").exists()

@@ -111,25 +111,13 @@ def test_start_point_is_the_first_trial_of_every_window(make_panel) -> None:  # 
 def test_cli_optimize_with_tpe_and_a_bad_start_point(tmp_path, monkeypatch) -> None:  # noqa: ANN001
     """`quantdesk optimize NAME --search tpe` runs with its progress bar and names the stored studies; a starting
     point outside the space is one clear line and exit 2."""
-    import os
+    from tests.support.cli import TEST_STRATEGIES, cli_in
 
-    from typer.testing import CliRunner
-
-    import console.cli as cli
-
-    if "backtest" not in {getattr(c.callback, "__name__", "") for c in cli.app.registered_commands}:
-        cli._register_all()
-    monkeypatch.chdir(tmp_path)
-    for key in [k for k in os.environ if k.startswith("QUANTDESK")]:
-        monkeypatch.delenv(key)
-    from pathlib import Path
-
-    monkeypatch.setenv("QUANTDESK_STRATEGY_PATH", str(Path(__file__).resolve().parents[1] / "support" / "strategies"))
+    cli = cli_in(tmp_path, monkeypatch, TEST_STRATEGIES)
 
     def run(*args: str):  # noqa: ANN202
-        return CliRunner().invoke(cli.app, ["--state", str(tmp_path / "state.db"), "optimize", "sma_cross",
-                                            "--symbols", "BTC/USDT", "--timeframe", "1h", "--since", "60d",
-                                            "--windows", "2", "--backend", "sequential", *args])
+        return cli("optimize", "sma_cross", "--symbols", "BTC/USDT", "--timeframe", "1h", "--since", "60d",
+                   "--windows", "2", "--backend", "sequential", *args)
 
     ok = run("--search", "tpe", "--trials", "6", "--out", str(tmp_path / "wf.html"))
     assert ok.exit_code == 0, ok.output

@@ -9,16 +9,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
-
-import console.cli as cli
 from engine.backtest.research import load_research
 from engine.config import Settings
 from engine.store.candles import upsert_candles
+from tests.support.cli import TEST_STRATEGIES, cli_in
 
 MIN = 60_000
 T0 = 1_704_067_200_000
-STRATS = str(Path(__file__).resolve().parents[1] / "support" / "strategies")
 
 
 def _bars(n: int, step: int, seed: int = 0) -> np.ndarray:
@@ -31,15 +28,7 @@ def _bars(n: int, step: int, seed: int = 0) -> np.ndarray:
 
 @pytest.fixture
 def run(tmp_path, monkeypatch):  # noqa: ANN001, ANN201
-    names = {getattr(c.callback, "__name__", "") for c in cli.app.registered_commands}
-    if "backtest" not in names:
-        cli._register_all()
-    monkeypatch.chdir(tmp_path)
-    for key in [k for k in __import__("os").environ if k.startswith("QUANTDESK")]:
-        monkeypatch.delenv(key)
-    monkeypatch.setenv("QUANTDESK_STRATEGY_PATH", STRATS)
-    runner = CliRunner()
-    return lambda *args: runner.invoke(cli.app, ["--state", str(tmp_path / "state.db"), *args])
+    return cli_in(tmp_path, monkeypatch, TEST_STRATEGIES)
 
 
 def test_backtest_after_a_csv_import_uses_the_stored_series(run, tmp_path) -> None:  # noqa: ANN001
@@ -61,7 +50,7 @@ def test_backtest_after_a_csv_import_uses_the_stored_series(run, tmp_path) -> No
 
 
 def test_several_exchanges_holding_a_symbol_need_exchange(store, monkeypatch) -> None:  # noqa: ANN001
-    monkeypatch.setenv("QUANTDESK_STRATEGY_PATH", STRATS)
+    monkeypatch.setenv("QUANTDESK_STRATEGY_PATH", str(TEST_STRATEGIES))
     rows = _bars(400, 3_600_000)
     upsert_candles(store, "csv", "BTC/USD", "1h", rows)
     upsert_candles(store, "kraken", "BTC/USD", "1h", rows)
@@ -75,7 +64,7 @@ def test_several_exchanges_holding_a_symbol_need_exchange(store, monkeypatch) ->
                                                       ("4h", "1d", 240 * MIN)])
 def test_resampling_on_load_equals_pandas_resample(store, monkeypatch, base, target, step) -> None:  # noqa: ANN001
     """Built bars equal pandas' resample of the same stored bars (complete buckets), with the rule stated."""
-    monkeypatch.setenv("QUANTDESK_STRATEGY_PATH", STRATS)
+    monkeypatch.setenv("QUANTDESK_STRATEGY_PATH", str(TEST_STRATEGIES))
     n = {"1m": 60 * 200 + 17, "1h": 4 * 400 + 3, "4h": 6 * 400 + 5}[base]
     rows = _bars(n, step)
     rows = rows[7:]  # start mid-bucket: the ragged first bucket must be dropped, not half-built

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import console.cli as cli
+from tests.support.cli import clean_cli_env, quantdesk_app
 
 MIN = 60_000
 T0 = 1_704_067_200_000
@@ -18,17 +18,13 @@ T0 = 1_704_067_200_000
 @pytest.fixture(scope="module")
 def app():
     """The CLI app with every command group registered once."""
-    if not any(getattr(g, "name", None) == "data" for g in cli.app.registered_groups):
-        cli._register_all()
-    return cli.app
+    return quantdesk_app()
 
 
 @pytest.fixture
 def run(app, tmp_path, monkeypatch):
-    """Invoke `quantdesk --state <tmp>/state.db ...` from an empty working directory."""
-    monkeypatch.chdir(tmp_path)
-    for key in [k for k in __import__("os").environ if k.startswith("QUANTDESK")]:
-        monkeypatch.delenv(key)
+    """Invoke `quantdesk --state <tmp>/state.db ...` (or another --state) from an empty working directory."""
+    clean_cli_env(tmp_path, monkeypatch)
     runner = CliRunner()
 
     def _run(*args: str, state: Path | None = None):

@@ -10,28 +10,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-import console.cli as cli
+from tests.support.cli import cli_in
 
 HOUR = 3_600_000
 T0 = 1_704_067_200_000  # 2024-01-01 UTC
 
 
-@pytest.fixture(scope="module")
-def app():  # noqa: ANN201
-    if not any(getattr(g, "name", None) == "data" for g in cli.app.registered_groups):
-        cli._register_all()
-    return cli.app
-
-
 @pytest.fixture
-def run(app, tmp_path, monkeypatch):  # noqa: ANN001, ANN201
-    monkeypatch.chdir(tmp_path)
-    for key in [k for k in __import__("os").environ if k.startswith("QUANTDESK")]:
-        monkeypatch.delenv(key)
-    runner = CliRunner()
-    return lambda *args: runner.invoke(app, ["--state", str(tmp_path / "state.db"), *args])
+def run(tmp_path, monkeypatch):  # noqa: ANN001, ANN201
+    return cli_in(tmp_path, monkeypatch)
 
 
 def bars(n: int, step: int = HOUR, seed: int = 0) -> pd.DataFrame:

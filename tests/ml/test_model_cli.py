@@ -8,21 +8,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-import console.cli as cli
+from tests.support.cli import cli_in
 
 
 @pytest.fixture
 def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
     """Invoke `quantdesk --state <tmp>/state.db ...` from an empty working directory."""
-    if "model" not in {g.name for g in cli.app.registered_groups}:
-        cli._register_all()
-    monkeypatch.chdir(tmp_path)
-    for key in [k for k in __import__("os").environ if k.startswith("QUANTDESK")]:
-        monkeypatch.delenv(key)
-    runner = CliRunner()
-    return lambda *args: runner.invoke(cli.app, ["--state", str(tmp_path / "state.db"), *args])
+    return cli_in(tmp_path, monkeypatch)
 
 
 def _csv(folder: Path, days: int = 110) -> Path:
