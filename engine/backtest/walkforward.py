@@ -5,8 +5,8 @@ With `search="tpe"` (the default) each window is its own optuna study (engine.ba
 or grid search the same N parameter sets are evaluated in every window. Each evaluation runs the strategy over the
 window's in-sample + out-of-sample span in one pass; the in-sample part alone picks the winner (signals are
 point-in-time, which the lookahead check verifies), and the out-of-sample part of every set feeds the PBO (CSCV)
-matrix. Every in-sample
-evaluation is a trial in the registry, so the DSR of the stitched out-of-sample curve is deflated by all of them.
+matrix. Every in-sample evaluation is a trial in the registry, so the DSR of the stitched out-of-sample curve is
+deflated by all of them.
 """
 
 from __future__ import annotations
