@@ -326,6 +326,9 @@ def run_walkforward(strategy_cls: type, panel: Mapping[str, pd.DataFrame], confi
 
 def _with_backend(backend: str, n_jobs: int, strategy_cls: type, run: Callable[[], Any]) -> Any:
     """Call `run`; on the dask backend, inside a dask.distributed client (the current one, or a local cluster)."""
+    if backend in ("sequential", "threading"):
+        return run()
+    _ship_user_strategies_by_value(strategy_cls)  # loky and dask workers unpickle the class in another process
     if backend != "dask":
         return run()
     from distributed import Client, LocalCluster, get_client
@@ -337,7 +340,6 @@ def _with_backend(backend: str, n_jobs: int, strategy_cls: type, run: Callable[[
         cluster = LocalCluster(n_workers=max(n_jobs, 1), threads_per_worker=1, processes=True,
                                dashboard_address=None)
         own = (Client(cluster), cluster)
-    _ship_user_strategies_by_value(strategy_cls)
     try:
         return run()
     finally:
@@ -347,8 +349,9 @@ def _with_backend(backend: str, n_jobs: int, strategy_cls: type, run: Callable[[
 
 
 def _ship_user_strategies_by_value(strategy_cls: type) -> None:
-    """A user's strategy loaded from a folder (QUANTDESK_STRATEGY_PATH) is not importable by name on remote dask
-    workers: pickle its module by value so the workers receive the code itself."""
+    """A user's strategy loaded from a folder (./user_strategies, QUANTDESK_STRATEGY_PATH) is not importable by name
+    in a worker process (loky's or dask's): pickle its module by value so the workers receive the code itself (both
+    serialise tasks with cloudpickle)."""
     import sys
 
     import cloudpickle

@@ -55,3 +55,15 @@ def test_check_fails_a_strategy_that_peeks(tmp_path: Path) -> None:
     out = _q(tmp_path, "strategy", "check", "peeking_oracle", env={"QUANTDESK_STRATEGY_PATH": str(SUPPORT)})
     assert out.returncode == 1
     assert "FAIL  no lookahead" in out.stdout and "PASS  shape" in out.stdout
+
+
+def test_a_new_users_strategy_optimises_on_the_default_parallel_backend(tmp_path: Path) -> None:
+    """`quantdesk optimize` of a strategy in ./user_strategies, on the default loky backend: its module is loaded from
+    a file under a name no worker process can import, so the workers failed to unpickle the class and the command
+    ended in a BrokenProcessPool traceback (TPE and random alike). The module now travels by value."""
+    assert _q(tmp_path, "strategy", "new", "mystrat").returncode == 0
+    for search in ("tpe", "random"):
+        out = _q(tmp_path, "--state", str(tmp_path / "state.db"), "optimize", "mystrat", "--since", "30d",
+                 "--windows", "2", "--trials", "4", "--jobs", "2", "--search", search)
+        assert out.returncode == 0 and "Traceback" not in out.stderr, out.stdout[-1500:] + out.stderr[-1500:]
+        assert f"walk-forward mystrat ({search}, loky" in out.stdout and "tearsheet:" in out.stdout
