@@ -241,9 +241,14 @@ def register(app: typer.Typer) -> None:
         from engine.backtest.optuna_search import TpeSettings
         from engine.backtest.research import parse_params, report_path
         from engine.backtest.tearsheet import write_walkforward_tearsheet
-        from engine.backtest.walkforward import run_walkforward
+        from engine.backtest.walkforward import check_choices, run_walkforward
 
         console = Console()
+        try:  # before history is loaded or pulled
+            check_choices(search, backend, selection)
+        except ValueError as exc:
+            typer.secho(f"error: {exc}", fg="red", err=True)
+            raise typer.Exit(2) from exc
         if since is None and source is not None:
             since = "730d"
         settings, store, data = _load(ctx, console, strategy, param, symbols, timeframe, since, until, source, pull,

@@ -180,6 +180,19 @@ def _run_parallel(tasks: list[tuple], n_jobs: int, backend: str, progress: Progr
     return results
 
 
+def check_choices(search: str, backend: str, selection: str | None) -> str:
+    """The search, backend and selection rule checked before any work (one ValueError naming the choices); returns
+    the selection rule (sharpe when None)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if search not in SEARCHES:
+        raise ValueError(f"search: must be one of {', '.join(SEARCHES)}, got {search!r}")
+    selection = selection or "sharpe"
+    if selection not in SELECTIONS:
+        raise ValueError(f"selection: must be one of {', '.join(SELECTIONS)}, got {selection!r}")
+    return selection
+
+
 def run_walkforward(strategy_cls: type, panel: Mapping[str, pd.DataFrame], config: BacktestConfig, *,
                     n_trials: int = 50, n_windows: int = 4, is_fraction: float = 0.5, anchored: bool = False,
                     search: str = "tpe", seed: int = 0, fixed_params: Mapping[str, Any] | None = None,
@@ -203,13 +216,7 @@ def run_walkforward(strategy_cls: type, panel: Mapping[str, pd.DataFrame], confi
     from engine.backtest.metrics import infer_timeframe_ms
     from engine.clock import timeframe_ms as tf_ms_of
 
-    if backend not in BACKENDS:
-        raise ValueError(f"backend: must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    if search not in SEARCHES:
-        raise ValueError(f"search: must be one of {', '.join(SEARCHES)}, got {search!r}")
-    selection = selection or "sharpe"
-    if selection not in SELECTIONS:
-        raise ValueError(f"selection: must be one of {', '.join(SELECTIONS)}, got {selection!r}")
+    selection = check_choices(search, backend, selection)
     t0 = time.perf_counter()
     symbols = check_panel(panel)
     index = panel_index(panel)

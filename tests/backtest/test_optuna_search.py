@@ -130,6 +130,9 @@ def test_cli_optimize_with_tpe_and_a_bad_start_point(tmp_path, monkeypatch) -> N
     assert "Traceback" not in bad.output
     wrong = run("--search", "random", "--trials", "3", "--selection", "best")
     assert wrong.exit_code == 2 and "selection: must be one of sharpe, robust, plateau" in wrong.output
+    bogus = run("--search", "bogus", "--trials", "3")  # refused before any history is loaded or a bar is drawn
+    assert bogus.exit_code == 2 and "search: must be one of tpe, random, grid, got 'bogus'" in bogus.output
+    assert "walk-forward" not in bogus.output and "Traceback" not in bogus.output
 
 
 def test_tpe_windows_on_a_dask_local_cluster_match_sequential(make_panel) -> None:  # noqa: ANN001
