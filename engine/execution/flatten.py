@@ -163,8 +163,10 @@ def settle_venue(store: Store, brokers: Iterable[Broker], instance_id: str, venu
     its sub-ledger never mixes paper and account positions and no order of it fills later; returns what was done
     ('' when it had nothing elsewhere)."""
     for old in brokers:
-        held = [p for p in positions_on_venue(store, old.venue) if p["instance_id"] == instance_id]
-        if old.venue == venue_now or not (held or open_orders(store, instance_id, venue=old.venue)):
+        if old.venue == venue_now:
+            continue
+        holds = any(p["instance_id"] == instance_id for p in positions_on_venue(store, old.venue))
+        if not holds and not open_orders(store, instance_id, venue=old.venue):
             continue
         rep = flatten_until_flat(store, [old], instance_id=instance_id, max_rounds=max_rounds,
                                  round_wait_s=round_wait_s)
